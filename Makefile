@@ -10,7 +10,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup run test proto proto-check lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(BUF)
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,11 +19,28 @@ $(STAMP): requirements.lock pyproject.toml
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	touch $(STAMP)
 
+# buf comes from npm, pinned in package-lock.json. Without npm, setup still succeeds: the buf
+# lint test then skips locally (and fails in CI, where buf is required).
+$(BUF): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then \
+	  npm ci --no-audit --no-fund --loglevel=error && touch $(BUF); \
+	else echo "npm not found: buf not installed; install Node.js/npm and rerun make setup"; fi
+
 run: setup
 	$(VENV)/bin/lgsp up
 
 test: setup
 	$(PY) -m pytest -q
+
+proto: setup
+	$(PY) tools/protogen.py
+
+proto-check: setup
+	$(PY) tools/protogen.py --check
+
+lint: setup
+	$(BUF) lint
+	$(PY) tools/buf_breaking.py
 
 bench: setup
 	$(PY) -m bench
