@@ -1,0 +1,45 @@
+"""`python -m console`: serve the operator console (and its OTLP receiver) with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+# The console receives everyone's spans; tracing itself would feed it its own exports.
+os.environ["OTEL_SDK_DISABLED"] = "true"
+
+import uvicorn
+
+from console.app import create_app
+from lgsp.config import ConfigError, load_settings
+
+
+class _QuietOtlp(logging.Filter):
+    """Drop access-log lines of OTLP exports: every process posts one every few seconds."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "/v1/traces" not in record.getMessage()
+
+
+def main() -> int:
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"console: configuration error:\n{exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    logging.getLogger("uvicorn.access").addFilter(_QuietOtlp())
+    print(f"operator console on {settings.console_url}", flush=True)
+    uvicorn.run(
+        app,
+        host=settings.platform.host,
+        port=settings.console.port,
+        log_level=settings.platform.log_level.lower(),
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

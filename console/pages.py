@@ -1,0 +1,222 @@
+"""Server-rendered HTML. Every piece of data goes through `e()`: span names, attributes and
+service names come from whoever can reach the OTLP endpoint and are untrusted."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from console.health import Probe
+from console.store import SpanRecord, TraceSummary
+
+KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
+
+CSS = """
+body{font-family:system-ui,sans-serif;margin:0;color:#1d232a;background:#f6f7f9}
+header{background:#12355b;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.5rem;
+ align-items:baseline}
+header a{color:#fff;text-decoration:none}header b{font-size:1.1rem;margin-right:1rem}
+main{padding:1rem 1.2rem}h1{font-size:1.3rem}h2{font-size:1.1rem;margin-top:1.6rem}
+table{border-collapse:collapse;background:#fff;min-width:50%}
+th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6ea;text-align:left;
+ vertical-align:top;font-size:.9rem}
+th{background:#eef1f4}.num{text-align:right;font-variant-numeric:tabular-nums}
+.up{color:#137333}.down{color:#a50e0e}.degraded,.unknown{color:#b06000}.muted{color:#6b7480}
+.err{color:#a50e0e;font-weight:600}code{font-size:.85rem}
+.wf{background:#fff;border:1px solid #e3e6ea;min-width:900px}
+.wf-row{display:grid;grid-template-columns:32rem 1fr;border-bottom:1px solid #f0f2f4}
+.wf-row:hover{background:#f3f7fc}.wf-name{padding:.2rem .4rem;overflow:hidden;
+ white-space:nowrap;text-overflow:ellipsis;font-size:.85rem}
+.wf-track{position:relative;height:1.5rem}
+.wf-bar{position:absolute;top:.35rem;height:.8rem;background:#4a90d9;border-radius:2px;
+ min-width:2px}.wf-bar.error{background:#d93025}
+.wf-label{position:absolute;top:.2rem;font-size:.75rem;color:#333;white-space:nowrap;
+ padding-left:.3rem}
+details{font-size:.8rem;margin:.1rem 0 .3rem 1rem}pre{white-space:pre-wrap;margin:.2rem 0}
+"""
+
+
+def e(value: object) -> str:
+    """HTML-escape anything (quotes included: values also land in attributes)."""
+    return html.escape(str(value), quote=True)
+
+
+def layout(title: str, body: str, *, refresh: int | None = None) -> str:
+    meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        f"<title>{e(title)} · LGSP console</title>{meta}<style>{CSS}</style></head><body>"
+        '<header><b>LGSP operator console</b><a href="/">Overview</a>'
+        '<a href="/traces">Traces</a></header>'
+        f"<main>{body}</main></body></html>"
+    )
+
+
+def fmt_duration(ns: int) -> str:
+    if ns >= 1_000_000_000:
+        return f"{ns / 1e9:.2f} s"
+    if ns >= 1_000_000:
+        return f"{ns / 1e6:.1f} ms"
+    return f"{ns / 1e3:.0f} µs"
+
+
+def fmt_time(ns: int) -> str:
+    secs = ns / 1e9
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs)) + f".{int(ns % 1e9 / 1e6):03d}"
+
+
+def overview(
+    rows: Sequence[tuple[str, str, str, list[Probe]]],
+    lag: dict[tuple[str, str, int], int] | str,
+    span_count: int,
+    settings_summary: dict[str, str],
+) -> str:
+    """rows: (component, description, installed note, probes)."""
+    out = ["<h1>Health</h1><table><tr><th>component</th><th>what</th><th>endpoint</th>"
+           "<th>state</th></tr>"]
+    for name, what, note, probes in rows:
+        if not probes:
+            out.append(f"<tr><td>{e(name)}</td><td>{e(what)}</td><td>-</td>"
+                       f"<td class=muted>{e(note)}</td></tr>")
+            continue
+        for i, p in enumerate(probes):
+            label = f"{p.endpoint.protocol}://{p.endpoint.address}"
+            first = f"<td>{e(name)}</td><td>{e(what)}</td>" if i == 0 else "<td></td><td></td>"
+            state = p.detail if p.state != "up" else f"up ({p.detail})"
+            css = p.state if p.state in {"up", "down", "degraded"} else "unknown"
+            out.append(f"<tr>{first}<td><code>{e(label)}</code></td>"
+                       f"<td class={css}>{e(state)}{e(note)}</td></tr>")
+    out.append("</table>")
+
+    out.append("<h2>Event lag per consumer group</h2>")
+    if isinstance(lag, str):
+        out.append(f"<p class=muted>{e(lag)}</p>")
+    elif not lag:
+        out.append("<p class=muted>no consumer groups yet</p>")
+    else:
+        totals: dict[tuple[str, str], int] = {}
+        for (group, topic, _partition), behind in lag.items():
+            totals[(group, topic)] = totals.get((group, topic), 0) + behind
+        out.append("<table><tr><th>consumer group</th><th>topic</th>"
+                   "<th class=num>records behind</th><th>per partition</th></tr>")
+        for (group, topic), total in sorted(totals.items()):
+            parts = ", ".join(
+                f"{p}: {n}" for (g, t, p), n in sorted(lag.items()) if (g, t) == (group, topic)
+            )
+            css = "num err" if total else "num"
+            out.append(f"<tr><td>{e(group)}</td><td>{e(topic)}</td>"
+                       f"<td class='{css}'>{total}</td><td class=muted>{e(parts)}</td></tr>")
+        out.append("</table>")
+
+    out.append("<h2>Platform</h2><table>")
+    for key, value in settings_summary.items():
+        out.append(f"<tr><th>{e(key)}</th><td><code>{e(value)}</code></td></tr>")
+    out.append(f"<tr><th>spans stored</th><td>{span_count}</td></tr></table>")
+    return layout("Overview", "".join(out), refresh=10)
+
+
+def traces_list(traces: Sequence[TraceSummary], service: str | None, errors_only: bool) -> str:
+    title = "Recent traces" + (f" of {service}" if service else "")
+    out = [f"<h1>{e(title)}</h1><form method=get><label>service "
+           f"<input name=service value=\"{e(service or '')}\"></label> "
+           f"<label><input type=checkbox name=errors value=1"
+           f"{' checked' if errors_only else ''}> errors only</label> "
+           "<button>filter</button></form><br>"]
+    if not traces:
+        out.append("<p class=muted>No traces received yet. Processes export spans to "
+                   "<code>/v1/traces</code> (OTLP/HTTP) on this console's port.</p>")
+        return layout(title, "".join(out))
+    out.append("<table><tr><th>started</th><th>root span</th><th>service</th>"
+               "<th class=num>duration</th><th class=num>spans</th><th>services</th>"
+               "<th></th></tr>")
+    for t in traces:
+        root = e(t.root_name) if t.has_root else f"{e(t.root_name)} <span class=muted>" \
+            "(root not received)</span>"
+        flag = "<span class=err>error</span>" if t.error else ""
+        out.append(
+            f"<tr><td>{e(fmt_time(t.start_ns))}</td>"
+            f"<td><a href=\"/traces/{e(t.trace_id)}\">{root}</a></td><td>{e(t.service)}</td>"
+            f"<td class=num>{e(fmt_duration(t.duration_ns))}</td>"
+            f"<td class=num>{t.span_count}</td><td>{e(', '.join(t.services))}</td>"
+            f"<td>{flag}</td></tr>"
+        )
+    out.append("</table>")
+    return layout(title, "".join(out))
+
+
+def tree_order(spans: Sequence[SpanRecord]) -> list[tuple[int, SpanRecord]]:
+    """(depth, span) in depth-first order; spans whose parent is missing become roots."""
+    ids = {s.span_id for s in spans}
+    children: dict[str, list[SpanRecord]] = {}
+    roots: list[SpanRecord] = []
+    for s in spans:
+        if s.parent_span_id and s.parent_span_id in ids and s.parent_span_id != s.span_id:
+            children.setdefault(s.parent_span_id, []).append(s)
+        else:
+            roots.append(s)
+    out: list[tuple[int, SpanRecord]] = []
+    seen: set[str] = set()
+    stack = [(0, s) for s in sorted(roots, key=lambda s: s.start_ns, reverse=True)]
+    while stack:
+        depth, span = stack.pop()
+        if span.span_id in seen:  # duplicate ids or cycles from a broken exporter
+            continue
+        seen.add(span.span_id)
+        out.append((depth, span))
+        kids = sorted(children.get(span.span_id, []), key=lambda s: s.start_ns, reverse=True)
+        stack.extend((depth + 1, k) for k in kids)
+    # Anything unreachable (a parent cycle) is still shown.
+    out.extend((0, s) for s in spans if s.span_id not in seen)
+    return out
+
+
+def waterfall(trace_id: str, spans: Sequence[SpanRecord]) -> str:
+    start = min(s.start_ns for s in spans)
+    end = max(s.end_ns for s in spans)
+    total = max(end - start, 1)
+    errors = sum(1 for s in spans if s.status_code == 2)
+    services = sorted({s.service for s in spans})
+    out = [
+        f"<h1>Trace <code>{e(trace_id)}</code></h1>",
+        f"<p>{e(fmt_time(start))} · {e(fmt_duration(end - start))} · {len(spans)} spans · "
+        f"services: {e(', '.join(services))}"
+        + (f" · <span class=err>{errors} error(s)</span>" if errors else "") + "</p>",
+        '<div class=wf>',
+    ]
+    for depth, s in tree_order(spans):
+        left = (s.start_ns - start) / total * 100
+        width = s.duration_ns / total * 100
+        kind = KINDS.get(s.kind, "")
+        css = "wf-bar error" if s.status_code == 2 else "wf-bar"
+        label_left = min(left + width, 85.0)
+        details = {
+            "span_id": s.span_id,
+            "parent_span_id": s.parent_span_id or None,
+            "kind": kind or s.kind,
+            "status": {0: "unset", 1: "ok", 2: "error"}.get(s.status_code, s.status_code),
+            "status_message": s.status_message or None,
+            "attributes": s.attributes,
+            "events": s.events or None,
+        }
+        shown = {k: v for k, v in details.items() if v is not None}
+        out.append(
+            "<div class=wf-row>"
+            f"<div class=wf-name style=\"padding-left:{0.4 + depth * 1.1:.1f}rem\" "
+            f"title=\"{e(s.name)}\">"
+            f"<span class=muted>{e(s.service)}</span> {e(s.name)}"
+            + (f" <span class=muted>({e(kind)})</span>" if kind else "")
+            + "</div><div class=wf-track>"
+            f"<div class=\"{css}\" style=\"left:{left:.3f}%;width:{width:.3f}%\"></div>"
+            f"<span class=wf-label style=\"left:{label_left:.3f}%\">"
+            f"{e(fmt_duration(s.duration_ns))}</span></div></div>"
+            f"<details><summary>details</summary><pre>{e(_pretty(shown))}</pre></details>"
+        )
+    out.append("</div>")
+    return layout(f"Trace {trace_id}", "".join(out))
+
+
+def _pretty(data: Any) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False, default=str)

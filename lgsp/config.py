@@ -1,0 +1,613 @@
+"""Platform configuration: one frozen Settings object for every process.
+
+Sources, lowest to highest precedence: built-in defaults, one TOML file (``--config PATH``,
+else ``LGSP_CONFIG``, else ``./lgsp.toml`` if it exists), environment variables
+``LGSP_<SECTION>_<KEY>`` (``LGSP_BUS_URL``, ``LGSP_DOCUMENTS_GRPC_PORT``…). Anything unknown
+or malformed stops start-up with a ConfigError naming the key and where it came from: a typo
+in a production config must never silently fall back to a default.
+
+Section names contain no underscore, so ``LGSP_DOCUMENTS_DATABASE_URL`` splits unambiguously
+into section ``documents`` and key ``database_url``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import os
+import tomllib
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ENV_PREFIX = "LGSP_"
+CONFIG_ENV = "LGSP_CONFIG"
+# LGSP_* variables that are not settings; everything else under the prefix must be known.
+RESERVED_ENV = frozenset({
+    CONFIG_ENV,
+    "LGSP_LOG_FORMAT",  # read by lgsp.logs; process_env sets it from platform.log_format
+    "LGSP_FAULTS",  # fault injection for crash tests (lgsp.db)
+})
+RESERVED_ENV_PREFIXES = ("LGSP_TEST_",)  # test fixtures' own knobs
+DEFAULT_CONFIG_FILE = "lgsp.toml"
+
+SERVICE_NAMES = ("gateway", "identity", "documents", "dossiers", "search", "mail")
+# Package name under national/ -> port key in [national].
+NATIONAL_MOCKS = {
+    "population": "population_port",
+    "business_registry": "business_registry_port",
+    "document_axis": "document_axis_port",
+    "public_service_portal": "public_service_portal_port",
+    "payment": "payment_port",
+}
+MASK = "********"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names every offending key and source."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+# --- field helpers: the metadata drives validation, masking and docs ---------------------
+
+
+def _port(default: int) -> Any:
+    return field(default=default, metadata={"port": True})
+
+
+def _url(default: str, *schemes: str) -> Any:
+    """A URL whose scheme must be one of `schemes`; "" means "not set / derived"."""
+    return field(default=default, metadata={"schemes": schemes})
+
+
+def _choice(default: str, *choices: str) -> Any:
+    return field(default=default, metadata={"choices": choices})
+
+
+def _num(default: float, lo: float | None = None, hi: float | None = None) -> Any:
+    return field(default=default, metadata={"min": lo, "max": hi})
+
+
+def _secret(default: str = "") -> Any:
+    return field(default=default, metadata={"secret": True})
+
+
+DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
+HTTP_SCHEMES = ("http", "https")
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    data_dir: str = "./data"
+    host: str = "127.0.0.1"
+    log_level: str = _choice("INFO", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    # auto: JSON when a process's log stream is not a terminal (lgsp.logs decides).
+    log_format: str = _choice("auto", "auto", "text", "json")
+
+
+@dataclass(frozen=True)
+class BusSettings:
+    # "" = sqlite:///<data_dir>/bus.db; kafka://host:port[,host:port…] for the scale-out stack.
+    url: str = _url("", "sqlite", "kafka")
+    partitions: int = _num(4, 1, 1024)  # the embedded bus's default
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    enabled: bool = True
+    # "" = the operator console's OTLP/HTTP receiver (http://<host>:<console.port>).
+    otlp_endpoint: str = _url("", *HTTP_SCHEMES)
+    sampling_ratio: float = _num(1.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class ConsoleSettings:
+    port: int = _port(8100)
+    retention_spans: int = _num(200_000, 100)
+    retention_hours: float = _num(24.0, 0.01)
+    max_otlp_bytes: int = _num(8 * 1024 * 1024, 1024)
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    grpc_port: int = _port(0)
+    # "" = sqlite:///<data_dir>/<service>.db
+    database_url: str = _url("", *DB_SCHEMES)
+
+
+@dataclass(frozen=True)
+class GatewaySettings(ServiceSettings):
+    grpc_port: int = _port(50050)
+
+
+@dataclass(frozen=True)
+class IdentitySettings(ServiceSettings):
+    grpc_port: int = _port(50051)
+    http_port: int = _port(8180)  # built-in OpenID Connect provider
+    provider: str = _choice("builtin", "builtin", "keycloak")
+    keycloak_url: str = _url("", *HTTP_SCHEMES)
+    keycloak_realm: str = "lgsp"
+    keycloak_client_id: str = "lgsp"
+    keycloak_client_secret: str = _secret()
+
+
+@dataclass(frozen=True)
+class DocumentsSettings(ServiceSettings):
+    grpc_port: int = _port(50052)
+
+
+@dataclass(frozen=True)
+class DossiersSettings(ServiceSettings):
+    grpc_port: int = _port(50053)
+
+
+@dataclass(frozen=True)
+class SearchSettings(ServiceSettings):
+    grpc_port: int = _port(50054)
+    backend: str = _choice("tantivy", "tantivy", "elasticsearch")
+    # "" = <data_dir>/search-index (tantivy only)
+    index_dir: str = ""
+    url: str = _url("", *HTTP_SCHEMES)  # Elasticsearch / OpenSearch-API endpoint
+    username: str = ""
+    password: str = _secret()
+
+
+@dataclass(frozen=True)
+class MailSettings(ServiceSettings):
+    grpc_port: int = _port(50055)
+    smtp_port: int = _port(2525)
+    relay_host: str = ""  # "" = keep mail in the built-in mailbox store
+    relay_port: int = _port(25)
+
+
+@dataclass(frozen=True)
+class AttachmentsSettings:
+    backend: str = _choice("disk", "disk", "s3")
+    dir: str = ""  # "" = <data_dir>/attachments
+    s3_endpoint: str = _url("", *HTTP_SCHEMES)
+    s3_bucket: str = "lgsp-attachments"
+    s3_region: str = "us-east-1"
+    s3_access_key: str = _secret()
+    s3_secret_key: str = _secret()
+
+
+@dataclass(frozen=True)
+class NationalSettings:
+    population_port: int = _port(8201)
+    business_registry_port: int = _port(8202)
+    document_axis_port: int = _port(8203)
+    public_service_portal_port: int = _port(8204)
+    payment_port: int = _port(8205)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One listening socket of one component, for the runner's table and console health."""
+
+    component: str
+    protocol: str  # "grpc", "http", "smtp", "otlp/http"
+    host: str
+    port: int
+    what: str = ""
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    platform: PlatformSettings = field(default_factory=PlatformSettings)
+    bus: BusSettings = field(default_factory=BusSettings)
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    gateway: GatewaySettings = field(default_factory=GatewaySettings)
+    identity: IdentitySettings = field(default_factory=IdentitySettings)
+    documents: DocumentsSettings = field(default_factory=DocumentsSettings)
+    dossiers: DossiersSettings = field(default_factory=DossiersSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    attachments: AttachmentsSettings = field(default_factory=AttachmentsSettings)
+    national: NationalSettings = field(default_factory=NationalSettings)
+    # Absolute path of the TOML file these settings came from (not itself a setting).
+    config_file: str | None = field(default=None, compare=False)
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.platform.data_dir)
+
+    def service(self, name: str) -> ServiceSettings:
+        """The section of service `name` (gateway, identity, documents, …)."""
+        if name not in SERVICE_NAMES:
+            raise KeyError(name)
+        section = getattr(self, name)
+        assert isinstance(section, ServiceSettings)
+        return section
+
+    @property
+    def console_url(self) -> str:
+        return f"http://{_url_host(self.platform.host)}:{self.console.port}/"
+
+    def endpoints(self, component: str | None = None) -> list[Endpoint]:
+        """Where each known component listens (all of them, or only `component`'s)."""
+        host = self.platform.host
+        eps = [
+            Endpoint("console", "http", host, self.console.port, "operator console + OTLP"),
+        ]
+        for name in SERVICE_NAMES:
+            eps.append(Endpoint(name, "grpc", host, self.service(name).grpc_port))
+        eps.append(Endpoint("identity", "http", host, self.identity.http_port, "OpenID Connect"))
+        eps.append(Endpoint("mail", "smtp", host, self.mail.smtp_port, "SMTP"))
+        for mock, key in NATIONAL_MOCKS.items():
+            eps.append(Endpoint(mock, "http", host, getattr(self.national, key)))
+        if component is not None:
+            eps = [e for e in eps if e.component == component]
+        return eps
+
+    def dump(self, mask_secrets: bool = True) -> str:
+        """The effective settings as TOML (loadable again with load_settings)."""
+        out: list[str] = []
+        for section_name, section in _sections(self):
+            out.append(f"[{section_name}]")
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                if mask_secrets:
+                    value = _masked(f, value)
+                out.append(f"{f.name} = {_toml_value(value)}")
+            out.append("")
+        return "\n".join(out)
+
+    def to_env(self) -> dict[str, str]:
+        """Every setting as LGSP_<SECTION>_<KEY>, so a child process sees exactly these."""
+        env: dict[str, str] = {}
+        for section_name, section in _sections(self):
+            for f in dataclasses.fields(section):
+                value = getattr(section, f.name)
+                text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+                env[f"{ENV_PREFIX}{section_name.upper()}_{f.name.upper()}"] = text
+        return env
+
+    def process_env(self, component: str, *, telemetry: bool = True) -> dict[str, str]:
+        """Environment additions for the child process running `component`.
+
+        The OTEL_* variables are the SDK's standard ones, so lgsp.telemetry (or any OTLP
+        exporter) picks them up without reading Settings.
+        """
+        env = self.to_env()
+        if self.config_file:
+            env[CONFIG_ENV] = self.config_file
+        env["OTEL_SERVICE_NAME"] = component
+        if self.platform.log_format != "auto":
+            env["LGSP_LOG_FORMAT"] = self.platform.log_format
+        if telemetry and self.telemetry.enabled:
+            env["OTEL_SDK_DISABLED"] = "false"
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = self.telemetry.otlp_endpoint
+            env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+            env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
+            env["OTEL_TRACES_SAMPLER_ARG"] = repr(self.telemetry.sampling_ratio)
+        else:
+            env["OTEL_SDK_DISABLED"] = "true"
+        return env
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_settings(path: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults < TOML file < LGSP_* environment variables, validated; raises ConfigError."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+    raw: dict[str, dict[str, tuple[Any, str]]] = {}  # section -> key -> (value, source)
+    config_file = _find_config_file(path, env, problems)
+    if config_file is not None:
+        _read_file(config_file, raw, problems)
+    _read_env(env, raw, problems)
+
+    sections: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name == "config_file":
+            continue
+        cls = _section_class(f.name)
+        values: dict[str, Any] = {}
+        hints = typing.get_type_hints(cls)
+        known = {sf.name: sf for sf in dataclasses.fields(cls)}
+        for key, (value, source) in raw.get(f.name, {}).items():
+            try:
+                from_env = source.startswith("env ")
+                values[key] = _coerce(value, hints[key], known[key], from_env=from_env)
+            except ValueError as exc:
+                problems.append(f"{source}: {exc}")
+        sections[f.name] = cls(**values)
+    if problems:
+        raise ConfigError(problems)
+
+    settings = _derive(Settings(**sections, config_file=config_file))
+    _cross_check(settings, raw, problems)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _find_config_file(
+    path: str | None, env: Mapping[str, str], problems: list[str]
+) -> str | None:
+    if path is not None:
+        origin = "--config"
+    elif env.get(CONFIG_ENV):
+        path, origin = env[CONFIG_ENV], f"env {CONFIG_ENV}"
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        path, origin = DEFAULT_CONFIG_FILE, "default"
+    else:
+        return None
+    p = Path(path).expanduser()
+    if not p.is_file():
+        problems.append(f"{origin}: configuration file {path!r} does not exist")
+        raise ConfigError(problems)
+    return str(p.resolve())
+
+
+def _read_file(path: str, raw: dict[str, dict[str, tuple[Any, str]]], problems: list[str]) -> None:
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read TOML: {exc}"]) from exc
+    sections = _section_names()
+    for section, table in data.items():
+        if section not in sections:
+            problems.append(f"{path}:{section}: unknown section{_hint(section, sections)}")
+            continue
+        if not isinstance(table, dict):
+            problems.append(f"{path}:{section}: expected a table [{section}]")
+            continue
+        keys = [f.name for f in dataclasses.fields(_section_class(section))]
+        for key, value in table.items():
+            if key not in keys:
+                problems.append(
+                    f"{path}:{section}.{key}: unknown key in [{section}]{_hint(key, keys)}"
+                    f" (known: {', '.join(keys)})"
+                )
+                continue
+            raw.setdefault(section, {})[key] = (value, f"{path}:{section}.{key}")
+
+
+def _read_env(
+    env: Mapping[str, str], raw: dict[str, dict[str, tuple[Any, str]]], problems: list[str]
+) -> None:
+    known = _known_env_names()
+    for name, value in env.items():
+        if (
+            not name.startswith(ENV_PREFIX)
+            or name in RESERVED_ENV
+            or name.startswith(RESERVED_ENV_PREFIXES)
+        ):
+            continue
+        if name not in known:
+            problems.append(f"env {name}: unknown LGSP setting{_hint(name, list(known))}")
+            continue
+        section, key = known[name]
+        raw.setdefault(section, {})[key] = (value, f"env {name}")
+
+
+def _known_env_names() -> dict[str, tuple[str, str]]:
+    return {
+        f"{ENV_PREFIX}{s.upper()}_{f.name.upper()}": (s, f.name)
+        for s in _section_names()
+        for f in dataclasses.fields(_section_class(s))
+    }
+
+
+def _coerce(value: Any, typ: Any, f: dataclasses.Field[Any], *, from_env: bool) -> Any:
+    """Check/convert one value; ValueError's message says what was expected."""
+    meta = f.metadata
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if from_env and value.strip().lower() in {"1", "true", "yes", "on"}:
+            return True
+        if from_env and value.strip().lower() in {"0", "false", "no", "off"}:
+            return False
+        raise ValueError(f"expected true or false, got {value!r}")
+    if typ is int:
+        if from_env:
+            try:
+                value = int(value.strip())
+            except ValueError:
+                pass
+        if not isinstance(value, int) or isinstance(value, bool):
+            what = "a TCP port number (1-65535)" if meta.get("port") else "an integer"
+            raise ValueError(f"expected {what}, got {value!r}")
+        if meta.get("port") and not 1 <= value <= 65535:
+            raise ValueError(f"expected a TCP port number (1-65535), got {value}")
+        _check_range(value, meta)
+        return value
+    if typ is float:
+        if from_env:
+            try:
+                value = float(value.strip())
+            except ValueError:
+                pass
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ValueError(f"expected a number, got {value!r}")
+        _check_range(value, meta)
+        return float(value)
+    # str
+    if not isinstance(value, str):
+        raise ValueError(f"expected a string, got {value!r}")
+    if "choices" in meta:
+        choices: tuple[str, ...] = meta["choices"]
+        match = [c for c in choices if c.lower() == value.strip().lower()]
+        if not match:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {value!r}")
+        return match[0]
+    if "schemes" in meta and value:
+        _check_url(value, meta["schemes"])
+    return value
+
+
+def _check_range(value: float, meta: Mapping[str, Any]) -> None:
+    lo, hi = meta.get("min"), meta.get("max")
+    if lo is not None and value < lo:
+        raise ValueError(f"expected a value >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ValueError(f"expected a value <= {hi}, got {value}")
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> None:
+    expected = f"a URL with scheme {' or '.join(s + '://' for s in schemes)}"
+    try:
+        parts = urlsplit(value)
+        if parts.scheme != "kafka":
+            _ = parts.port  # raises ValueError on a port out of range
+    except ValueError as exc:
+        raise ValueError(f"expected {expected}, got {value!r} ({exc})") from None
+    if parts.scheme not in schemes:
+        raise ValueError(f"unsupported URL scheme in {value!r}: expected {expected}")
+    if parts.scheme == "sqlite":
+        if not parts.path.strip("/"):
+            raise ValueError(f"expected sqlite:///PATH, got {value!r}")
+        return
+    if parts.scheme == "kafka":
+        # kafka://host:port[,host:port…]: comma-separated bootstrap servers.
+        for server in parts.netloc.split(","):
+            host, sep, p = server.rpartition(":")
+            if not sep or not host or not p.isdigit() or not 1 <= int(p) <= 65535:
+                raise ValueError(f"expected kafka://HOST:PORT[,HOST:PORT…], got {value!r}")
+        return
+    if not parts.hostname:
+        raise ValueError(f"expected {expected} with a host, got {value!r}")
+
+
+def _derive(s: Settings) -> Settings:
+    """Fill the defaults that depend on other settings (data_dir, host, console port)."""
+    data_dir = Path(s.platform.data_dir).expanduser().resolve()
+    platform = dataclasses.replace(s.platform, data_dir=str(data_dir))
+    changes: dict[str, Any] = {"platform": platform}
+    if not s.bus.url:
+        changes["bus"] = dataclasses.replace(s.bus, url=f"sqlite:///{data_dir / 'bus.db'}")
+    if not s.telemetry.otlp_endpoint:
+        changes["telemetry"] = dataclasses.replace(
+            s.telemetry,
+            otlp_endpoint=f"http://{_url_host(s.platform.host)}:{s.console.port}",
+        )
+    for name in SERVICE_NAMES:
+        svc = s.service(name)
+        if not svc.database_url:
+            changes[name] = dataclasses.replace(
+                svc, database_url=f"sqlite:///{data_dir / (name + '.db')}"
+            )
+    search = changes.get("search", s.search)
+    if not search.index_dir:
+        changes["search"] = dataclasses.replace(search, index_dir=str(data_dir / "search-index"))
+    if not s.attachments.dir:
+        changes["attachments"] = dataclasses.replace(
+            s.attachments, dir=str(data_dir / "attachments")
+        )
+    return dataclasses.replace(s, **changes)
+
+
+def _cross_check(
+    s: Settings, raw: dict[str, dict[str, tuple[Any, str]]], problems: list[str]
+) -> None:
+    def src(section: str, key: str) -> str:
+        given = raw.get(section, {}).get(key)
+        return given[1] if given else f"{section}.{key} (default)"
+
+    if s.search.backend == "elasticsearch" and not s.search.url:
+        problems.append(f"{src('search', 'url')}: search.backend = elasticsearch needs a url")
+    if s.identity.provider == "keycloak" and not s.identity.keycloak_url:
+        problems.append(
+            f"{src('identity', 'keycloak_url')}: identity.provider = keycloak needs keycloak_url"
+        )
+    if s.attachments.backend == "s3" and not s.attachments.s3_endpoint:
+        problems.append(
+            f"{src('attachments', 's3_endpoint')}: attachments.backend = s3 needs s3_endpoint"
+        )
+    # Two components on one port would make the second one crash-loop at start-up.
+    seen: dict[int, str] = {}
+    for section_name, section in _sections(s):
+        for f in dataclasses.fields(section):
+            if not f.metadata.get("port") or f.name == "relay_port":
+                continue
+            port, key = getattr(section, f.name), f"{section_name}.{f.name}"
+            if port in seen:
+                problems.append(
+                    f"{src(section_name, f.name)}: port {port} is already used by {seen[port]}"
+                )
+            else:
+                seen[port] = key
+
+
+# --- small helpers -------------------------------------------------------------------------
+
+
+def _section_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(Settings) if f.name != "config_file"]
+
+
+_SECTION_CLASSES: dict[str, type] = {}
+
+
+def _section_class(name: str) -> type:
+    if not _SECTION_CLASSES:
+        hints = typing.get_type_hints(Settings)
+        _SECTION_CLASSES.update({n: hints[n] for n in _section_names()})
+    return _SECTION_CLASSES[name]
+
+
+def _sections(s: Settings) -> list[tuple[str, Any]]:
+    return [(name, getattr(s, name)) for name in _section_names()]
+
+
+def _hint(word: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(word, candidates, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+def _url_host(host: str) -> str:
+    """A listen address as it goes in a URL to reach it (0.0.0.0 is not reachable)."""
+    if host in {"0.0.0.0", ""}:
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _masked(f: dataclasses.Field[Any], value: Any) -> Any:
+    if f.metadata.get("secret"):
+        return MASK if value else ""
+    if isinstance(value, str) and "schemes" in f.metadata and "@" in value:
+        return mask_url(value)
+    return value
+
+
+def mask_url(url: str) -> str:
+    """The URL with any password replaced, for logs and `config show`."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{hostport}"))
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    # A JSON string is a valid TOML basic string once non-ASCII is left as is.
+    return json.dumps(str(value), ensure_ascii=False)

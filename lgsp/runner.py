@@ -1,0 +1,441 @@
+"""The supervisor behind `lgsp up` / `lgsp run`: discover components, run them as children.
+
+Components are discovered, not listed: a service is a package services/<name>/ with a
+``__main__.py``, a national mock is national/<name>/__main__.py, the console is
+console/__main__.py. Discovery goes through the import system (``find_spec``), so it finds
+exactly what ``python -m services.<name>`` will run, including a package earlier on
+PYTHONPATH (which is how the tests substitute fake components).
+
+Each child runs in its own session (process group): a terminal Ctrl-C reaches only the
+supervisor, which then stops the children in order and can also kill their grandchildren
+by group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib.util
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from lgsp.config import NATIONAL_MOCKS, SERVICE_NAMES, Settings
+
+# Start order: the console first (it receives everyone's traces), then the national mocks
+# the gateway connects to, then the services, then anything else found.
+KIND_ORDER = {"console": 0, "national": 1, "service": 2}
+DESCRIPTIONS = {
+    "console": "operator console",
+    "gateway": "LGSP gateway",
+    "identity": "identity / SSO",
+    "documents": "documents",
+    "dossiers": "dossiers (one-stop)",
+    "search": "document search",
+    "mail": "official mail",
+    "population": "mock: national population DB",
+    "business_registry": "mock: national business registry",
+    "document_axis": "mock: national document axis",
+    "public_service_portal": "mock: public service portal",
+    "payment": "mock: national payment platform",
+}
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    kind: str  # "service" | "national" | "console"
+    module: str  # run as `python -m <module>`
+    root: Path  # the sys.path entry the package was found under
+
+    @property
+    def description(self) -> str:
+        return DESCRIPTIONS.get(self.name, "national mock" if self.kind == "national" else
+                                self.kind)
+
+
+def discover() -> list[Component]:
+    """Every runnable component, in start order."""
+    found: list[Component] = []
+    for package, kind in (("national", "national"), ("services", "service")):
+        for location in _package_locations(package):
+            for main in sorted(location.glob("*/__main__.py")):
+                name = main.parent.name
+                if name.startswith(("_", ".")) or any(c.name == name for c in found):
+                    continue
+                found.append(Component(name, kind, f"{package}.{name}", location.parent))
+    for location in _package_locations("console"):
+        if (location / "__main__.py").is_file():
+            found.append(Component("console", "console", "console", location.parent))
+            break
+    service_rank = {n: i for i, n in enumerate(SERVICE_NAMES)}
+    national_rank = {n: i for i, n in enumerate(NATIONAL_MOCKS)}
+
+    def order(c: Component) -> tuple[int, int, str]:
+        rank = service_rank if c.kind == "service" else national_rank
+        return (KIND_ORDER[c.kind], rank.get(c.name, 99), c.name)
+
+    return sorted(found, key=order)
+
+
+def _package_locations(package: str) -> list[Path]:
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return []
+    if spec is None or spec.submodule_search_locations is None:
+        return []
+    return [Path(p) for p in spec.submodule_search_locations]
+
+
+def select(components: Sequence[Component], only: Sequence[str] | None) -> list[Component]:
+    """The components named in `only` (all when empty); ValueError names unknown ones."""
+    if not only:
+        return list(components)
+    by_name = {c.name: c for c in components}
+    unknown = [n for n in only if n not in by_name]
+    if unknown:
+        raise ValueError(
+            f"unknown component(s): {', '.join(unknown)} "
+            f"(available: {', '.join(by_name) or 'none'})"
+        )
+    return [c for c in components if c.name in set(only)]
+
+
+def component_env(
+    settings: Settings, component: Component, base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The full environment of a component's process: ours + settings + OTEL_* + PYTHONPATH."""
+    env = dict(os.environ if base is None else base)
+    # The console must not trace itself into itself.
+    env.update(settings.process_env(component.name, telemetry=component.kind != "console"))
+    env["PYTHONUNBUFFERED"] = "1"  # lines reach the prefixed log as they are written
+    paths = [str(component.root)]
+    lgsp_root = str(Path(__file__).resolve().parent.parent)
+    if lgsp_root not in paths:
+        paths.append(lgsp_root)
+    if env.get("PYTHONPATH"):
+        paths.append(env["PYTHONPATH"])
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    return env
+
+
+def component_argv(component: Component) -> list[str]:
+    return [sys.executable, "-m", component.module]
+
+
+def exec_component(settings: Settings, component: Component) -> None:
+    """`lgsp run NAME`: replace this process with the component (signals go straight to it)."""
+    Path(settings.platform.data_dir).mkdir(parents=True, exist_ok=True)
+    argv = component_argv(component)
+    os.execve(argv[0], argv, component_env(settings, component))
+
+
+# --- supervision ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Restart policy: delays initial, initial*factor, … up to maximum.
+
+    A child that stayed up for `reset_after` seconds is considered healthy again; after
+    `give_up_after` consecutive crashes that each came sooner than that, it stays down.
+    """
+
+    initial: float = 0.5
+    factor: float = 2.0
+    maximum: float = 30.0
+    reset_after: float = 30.0
+    give_up_after: int = 6
+
+    def delay(self, crashes: int) -> float:
+        return float(min(self.maximum, self.initial * self.factor ** max(0, crashes - 1)))
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    argv: Sequence[str]
+    env: Mapping[str, str] | None = None
+    cwd: str | None = None
+
+
+COLORS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94, 31)
+
+
+@dataclass
+class _Child:
+    spec: ProcessSpec
+    prefix: str
+    proc: asyncio.subprocess.Process | None = None
+    starts: int = 0
+    rapid_crashes: int = 0
+    gave_up: bool = False
+    exited_cleanly: bool = False
+    pump: asyncio.Task[None] | None = None
+    pids: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    """Runs children, restarts crashed ones with backoff, stops all on SIGINT/SIGTERM."""
+
+    def __init__(
+        self,
+        specs: Sequence[ProcessSpec],
+        *,
+        out: TextIO | None = None,
+        color: bool | None = None,
+        backoff: Backoff | None = None,
+        grace: float = 10.0,
+        on_started: Callable[[], None] | None = None,
+    ) -> None:
+        self.out = out or sys.stdout
+        self.color = self.out.isatty() if color is None else color
+        self.backoff = backoff or Backoff()
+        self.grace = grace
+        self.on_started = on_started
+        width = max([len(s.name) for s in specs] + [4])
+        self.children = [
+            _Child(s, self._paint(s.name.ljust(width), COLORS[i % len(COLORS)]))
+            for i, s in enumerate(specs)
+        ]
+        self._own_prefix = self._paint("lgsp".ljust(width), 1)
+        self._stopping = asyncio.Event()
+        self._forced = False
+
+    def _paint(self, text: str, code: int) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
+
+    def log(self, message: str) -> None:
+        self._write(self._own_prefix, message)
+
+    def _write(self, prefix: str, line: str) -> None:
+        self.out.write(f"{prefix} | {line}\n")
+        self.out.flush()
+
+    def stop(self) -> None:
+        """Begin a clean shutdown (a second call kills immediately)."""
+        if self._stopping.is_set():
+            self._forced = True
+            for child in self.children:
+                self._signal(child, signal.SIGKILL)
+        self._stopping.set()
+
+    async def run(self) -> int:
+        """Supervise until stopped; 0 after a clean stop, 1 if every child gave up."""
+        loop = asyncio.get_running_loop()
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self.stop)
+                installed.append(sig)
+        try:
+            tasks = [asyncio.create_task(self._keep_running(c)) for c in self.children]
+            if self.on_started is not None:
+                self.on_started()
+            stop_wait: asyncio.Future[Any] = asyncio.create_task(self._stopping.wait())
+            all_done: asyncio.Future[Any] = asyncio.gather(*tasks)
+            await asyncio.wait({stop_wait, all_done}, return_when=asyncio.FIRST_COMPLETED)
+            asked_to_stop = not all_done.done()
+            self._stopping.set()
+            await self._shutdown(tasks)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for child in self.children:
+                await self._drain(child)
+            stop_wait.cancel()
+            if asked_to_stop:
+                self.log("stopped")
+                return 0
+            # Every child ended on its own: fine only if none of them crashed out.
+            failed = [c.spec.name for c in self.children if c.gave_up]
+            if failed:
+                self.log(f"nothing left running; gave up on: {', '.join(failed)}")
+                return 1
+            self.log("every process exited cleanly")
+            return 0
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    async def _keep_running(self, child: _Child) -> None:
+        while not self._stopping.is_set():
+            started = time.monotonic()
+            try:
+                await self._start(child)
+            except OSError as exc:
+                self._write(child.prefix, f"cannot start: {exc}")
+                code: int | None = 127
+            else:
+                assert child.proc is not None
+                code = await child.proc.wait()
+                await self._drain(child)
+            if self._stopping.is_set():
+                return
+            uptime = time.monotonic() - started
+            if code == 0:
+                self._write(child.prefix, "exited cleanly (0); not restarting")
+                child.exited_cleanly = True
+                return
+            child.rapid_crashes = 1 if uptime >= self.backoff.reset_after else (
+                child.rapid_crashes + 1
+            )
+            if child.rapid_crashes >= self.backoff.give_up_after:
+                self._write(
+                    child.prefix,
+                    f"crashed {child.rapid_crashes} times in a row (last exit {_describe(code)});"
+                    " giving up on it",
+                )
+                child.gave_up = True
+                return
+            delay = self.backoff.delay(child.rapid_crashes)
+            self._write(
+                child.prefix,
+                f"exited with {_describe(code)} after {uptime:.1f}s; restarting in {delay:.1f}s",
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _start(self, child: _Child) -> None:
+        spec = child.spec
+        child.proc = await asyncio.create_subprocess_exec(
+            *spec.argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            env=dict(spec.env) if spec.env is not None else None,
+            cwd=spec.cwd,
+            start_new_session=True,
+        )
+        child.starts += 1
+        child.pids.append(child.proc.pid)
+        if self._stopping.is_set():  # the stop came while we were spawning it
+            self._signal(child, signal.SIGTERM)
+        assert child.proc.stdout is not None
+        child.pump = asyncio.create_task(self._pump(child, child.proc.stdout))
+
+    async def _drain(self, child: _Child) -> None:
+        """Let the last lines of an exited child through before saying it exited."""
+        if child.pump is not None:
+            # A grandchild may still hold the pipe open; do not wait for it forever.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(child.pump), 2.0)
+
+    async def _pump(self, child: _Child, stream: asyncio.StreamReader) -> None:
+        """Copy the child's output line by line, prefixed (long lines are split, not lost)."""
+        buffer = b""
+        while chunk := await stream.read(65536):
+            buffer += chunk
+            *lines, buffer = buffer.split(b"\n")
+            for line in lines:
+                self._write(child.prefix, line.decode("utf-8", "replace").rstrip("\r"))
+            if len(buffer) > 65536:
+                self._write(child.prefix, buffer.decode("utf-8", "replace"))
+                buffer = b""
+        if buffer:
+            self._write(child.prefix, buffer.decode("utf-8", "replace"))
+
+    def _signal(self, child: _Child, sig: signal.Signals) -> None:
+        proc = child.proc
+        if proc is None or proc.returncode is not None:
+            return
+        # The whole group: a component's own helpers (a broker, a worker) go with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        """SIGTERM every child, give them `grace` seconds, SIGKILL the rest.
+
+        Waiting on the supervising tasks (not on a snapshot of processes) also covers a child
+        that was being spawned when the stop came: _start terminates it at once.
+        """
+        running = [c for c in self.children if c.proc and c.proc.returncode is None]
+        if running:
+            self.log(f"stopping {len(running)} process(es)…")
+        for child in reversed(running):  # services before the console that watches them
+            self._signal(child, signal.SIGTERM)
+        _, pending = await asyncio.wait(tasks, timeout=0 if self._forced else self.grace)
+        if pending:
+            for child in self.children:
+                if child.proc and child.proc.returncode is None:
+                    self._write(child.prefix, f"still running after {self.grace:g}s; killing")
+                    self._signal(child, signal.SIGKILL)
+            await asyncio.wait(pending)
+        # Grandchildren left in a group whose leader exited on SIGTERM.
+        for child in self.children:
+            self._signal_group_leftovers(child)
+
+    def _signal_group_leftovers(self, child: _Child) -> None:
+        if child.proc is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(child.proc.pid, signal.SIGKILL)
+
+
+def _describe(code: int | None) -> str:
+    if code is not None and code < 0:
+        try:
+            return f"signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"signal {-code}"
+    return f"code {code}"
+
+
+# --- `lgsp up` -----------------------------------------------------------------------------
+
+
+def listen_table(settings: Settings, components: Sequence[Component]) -> str:
+    """Name, what it is, where it listens: printed once everything has been started."""
+    rows: list[tuple[str, str, str]] = []
+    for c in components:
+        eps = settings.endpoints(c.name)
+        where = ", ".join(f"{e.protocol}://{e.address}" for e in eps) or "-"
+        rows.append((c.name, c.description, where))
+    headers = ("NAME", "WHAT", "LISTENS ON")
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
+    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+             for row in [headers, *rows]]
+    return "\n".join(lines)
+
+
+def up(
+    settings: Settings,
+    only: Sequence[str] | None = None,
+    *,
+    out: TextIO | None = None,
+    backoff: Backoff | None = None,
+    grace: float = 10.0,
+) -> int:
+    """Start every discovered component (or `only` these), supervise until Ctrl-C/SIGTERM."""
+    out = out or sys.stdout
+    components = select(discover(), only)
+    if not components:
+        out.write("lgsp: nothing to run (no services/, national/ or console/ packages found)\n")
+        return 1
+    data_dir = Path(settings.platform.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    specs = []
+    for c in components:
+        env = component_env(settings, c)
+        if settings.platform.log_format == "auto" and out.isatty():
+            # Children write to our pipe, but a person reads it: ask for text logs.
+            env["LGSP_LOG_FORMAT"] = "text"
+        specs.append(ProcessSpec(c.name, component_argv(c), env))
+    supervisor = Supervisor(specs, out=out, backoff=backoff, grace=grace)
+
+    def started() -> None:
+        supervisor.log(f"data directory: {data_dir}")
+        if settings.config_file:
+            supervisor.log(f"configuration: {settings.config_file}")
+        for line in listen_table(settings, components).splitlines():
+            supervisor.log(line)
+        if any(c.kind == "console" for c in components):
+            supervisor.log(f"operator console: {settings.console_url}")
+        supervisor.log("press Ctrl-C to stop")
+
+    supervisor.on_started = started
+    return asyncio.run(supervisor.run())

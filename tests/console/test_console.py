@@ -1,0 +1,246 @@
+"""The operator console: OTLP receiver, trace pages, health probes, /healthz."""
+
+from __future__ import annotations
+
+import gzip
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import httpx
+import pytest
+import uvicorn
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Status, StatusCode
+
+from console.app import create_app
+from console.health import probe
+from console.store import SpanRecord, SpanStore
+from lgsp.config import Endpoint, Settings, load_settings
+from tests.fixtures import free_port
+
+HOSTILE = '<script>alert("x")</script>'
+
+
+@pytest.fixture(scope="module")
+def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """A real console on a free loopback port (uvicorn on a thread), for the module."""
+    data = tmp_path_factory.mktemp("console-data")
+    settings = load_settings(env={
+        "LGSP_PLATFORM_DATA_DIR": str(data),
+        "LGSP_CONSOLE_PORT": str(free_port()),
+        "LGSP_CONSOLE_MAX_OTLP_BYTES": "65536",
+    })
+    server = uvicorn.Server(uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=settings.console.port, log_level="warning",
+    ))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{settings.console.port}"
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert time.monotonic() < deadline, "console did not start"
+        time.sleep(0.02)
+    yield base, settings
+    server.should_exit = True
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+def export_trace(base: str, service: str, root_name: str) -> str:
+    """Send one two-span trace with the real SDK exporter; returns its trace id (hex)."""
+    exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("tests")
+    with tracer.start_as_current_span(root_name, attributes={"note": '"><img src=x>'}) as root:
+        with tracer.start_as_current_span("child-step") as child:
+            child.set_status(Status(StatusCode.ERROR, "boom <b>"))
+        trace_id = format(root.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    return trace_id
+
+
+def test_healthz(console: tuple[str, Settings]) -> None:
+    base, _ = console
+    resp = httpx.get(f"{base}/healthz")
+    assert resp.status_code == 200 and resp.json() == {"status": "ok"}
+
+
+def test_exported_trace_appears_in_list_and_waterfall(console: tuple[str, Settings]) -> None:
+    base, _ = console
+    trace_id = export_trace(base, "documents", "IssueDocument")
+    listing = httpx.get(f"{base}/traces").text
+    assert f'href="/traces/{trace_id}"' in listing
+    assert "IssueDocument" in listing and ">error<" in listing
+    page = httpx.get(f"{base}/traces/{trace_id}")
+    assert page.status_code == 200
+    assert page.text.count("class=wf-row") == 2
+    assert "IssueDocument" in page.text and "child-step" in page.text
+    assert "wf-bar error" in page.text  # the failed child is drawn as an error
+    filtered = httpx.get(f"{base}/traces", params={"service": "nosuch"}).text
+    assert trace_id not in filtered
+
+
+def test_hostile_span_names_and_attributes_are_escaped(console: tuple[str, Settings]) -> None:
+    base, _ = console
+    trace_id = export_trace(base, "<i>svc</i>", HOSTILE)
+    for url in (f"{base}/traces", f"{base}/traces/{trace_id}"):
+        text = httpx.get(url).text
+        assert "<script>" not in text and "<img" not in text and "<i>svc" not in text
+        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
+    assert "&quot;&gt;&lt;img src=x&gt;" in httpx.get(f"{base}/traces/{trace_id}").text
+
+
+def test_otlp_json_is_accepted(console: tuple[str, Settings]) -> None:
+    base, _ = console
+    trace_id = "5b8efff798038103d269b633813fc60c"
+    body = {"resourceSpans": [{
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mail"}}]},
+        "scopeSpans": [{"spans": [{
+            "traceId": trace_id, "spanId": "eee19b7ec3c1b174", "name": "DeliverMail",
+            "kind": 2, "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000000250000000",
+        }]}],
+    }]}
+    resp = httpx.post(f"{base}/v1/traces", json=body)
+    assert resp.status_code == 200, resp.text
+    page = httpx.get(f"{base}/traces/{trace_id}").text
+    assert "DeliverMail" in page and "250.0 ms" in page
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status"),
+    [
+        (b"\xff\xff\xff garbage", {"content-type": "application/x-protobuf"}, 400),
+        (b"{not json", {"content-type": "application/json"}, 400),
+        (b"x", {"content-type": "text/plain"}, 400),
+        (b"\x00" * 70000, {"content-type": "application/x-protobuf"}, 413),
+        (gzip.compress(b"\x00" * 200000), {"content-type": "application/x-protobuf",
+                                           "content-encoding": "gzip"}, 413),
+        (b"not gzip", {"content-type": "application/x-protobuf", "content-encoding": "gzip"},
+         400),
+    ],
+)
+def test_bad_or_oversized_bodies_are_refused_not_fatal(
+    console: tuple[str, Settings], body: bytes, headers: dict[str, str], status: int
+) -> None:
+    base, _ = console
+    assert httpx.post(f"{base}/v1/traces", content=body, headers=headers).status_code == status
+    assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_oversized_chunked_body_without_length_is_refused(console: tuple[str, Settings]) -> None:
+    base, _ = console
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(20):
+            yield b"\x00" * 8192
+
+    resp = httpx.post(f"{base}/v1/traces", content=chunks(),
+                      headers={"content-type": "application/x-protobuf"})
+    assert resp.status_code == 413
+
+
+def test_unknown_trace_is_404(console: tuple[str, Settings]) -> None:
+    base, _ = console
+    assert httpx.get(f"{base}/traces/{'0' * 32}").status_code == 404
+    assert httpx.get(f"{base}/traces/..%2Fetc").status_code == 404
+
+
+def test_overview_shows_components_and_lag(console: tuple[str, Settings]) -> None:
+    base, _ = console
+    page = httpx.get(f"{base}/", timeout=20)
+    assert page.status_code == 200
+    assert "operator console" in page.text and "this console" in page.text
+    for name in ("gateway", "identity", "documents", "dossiers", "search", "mail"):
+        assert f"<td>{name}</td>" in page.text
+    assert "Event lag per consumer group" in page.text
+    assert "Traceback" not in page.text
+
+
+async def test_grpc_probe_reports_up_and_not_running() -> None:
+    port = free_port()
+    server = grpc.aio.server()
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    await server.start()
+    try:
+        up = await probe(Endpoint("documents", "grpc", "127.0.0.1", port))
+        assert (up.state, up.detail) == ("up", "SERVING")
+        await health_servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+        degraded = await probe(Endpoint("documents", "grpc", "127.0.0.1", port))
+        assert (degraded.state, degraded.detail) == ("degraded", "NOT_SERVING")
+    finally:
+        await server.stop(None)
+    down = await probe(Endpoint("documents", "grpc", "127.0.0.1", free_port()))
+    assert (down.state, down.detail) == ("down", "not running")
+
+
+async def test_http_and_smtp_probes_report_not_running() -> None:
+    for proto in ("http", "smtp"):
+        result = await probe(Endpoint("x", proto, "127.0.0.1", free_port()))
+        assert (result.state, result.detail) == ("down", "not running")
+
+
+async def test_lag_of_the_embedded_bus_is_shown(tmp_path: Path) -> None:
+    from lgsp.bus import open_bus
+    from lgsp.bus.base import TopicPartition
+
+    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
+    bus = open_bus(settings.bus.url)
+    try:
+        await bus.ensure_topic("documents.issued", 1)
+        for i in range(3):
+            await bus.publish("documents.issued", b"k", f"v{i}".encode())
+        consumer = bus.consumer("search-indexer", ["documents.issued"])
+        assert await consumer.poll(timeout=5, max_records=1)  # joins the group, gets partition 0
+        await consumer.commit({TopicPartition("documents.issued", 0): 1})
+        await consumer.close()
+    finally:
+        await bus.close()
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        page = (await client.get("/")).text
+    assert "<td>search-indexer</td><td>documents.issued</td><td class='num err'>2</td>" in page
+
+
+def test_store_keeps_only_the_newest_spans(tmp_path: Path) -> None:
+    store = SpanStore(tmp_path / "s.db", max_spans=100, max_age_s=3600)
+    now = time.time_ns()
+
+    def span(i: int) -> SpanRecord:
+        return SpanRecord(f"{i:032x}", f"{i:016x}", "", f"op{i}", "svc", 1, now + i, now + i + 5,
+                          0, "", {}, [])
+
+    for batch in range(5):
+        store.add(span(batch * 100 + i) for i in range(100))
+    assert store.count_spans() == 100
+    names = {t.root_name for t in store.recent_traces(limit=1000)}
+    assert names == {f"op{i}" for i in range(400, 500)}
+    # Too old: pruned by age.
+    old = SpanRecord("f" * 32, "f" * 16, "", "ancient", "svc", 1, 1, 2, 0, "", {}, [])
+    store.add([old])
+    store.prune()
+    assert "ancient" not in {t.root_name for t in store.recent_traces(limit=1000)}
+    store.close()
+
+
+def test_console_does_not_trace_itself() -> None:
+    import subprocess
+    import sys
+
+    code = "import console.__main__, os; print(os.environ['OTEL_SDK_DISABLED'])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, env={"PATH": "/usr/bin:/bin",
+                                          "PYTHONPATH": str(Path(__file__).parents[2])})
+    assert out.stdout.strip() == "true", out.stderr
