@@ -42,7 +42,11 @@ class Consumer(abc.ABC):
     """A member of a consumer group. Partitions are shared among the group's members."""
 
     @abc.abstractmethod
-    async def poll(self, timeout: float = 1.0, max_records: int = 500) -> list[Message]:
+    async def poll(
+        self,
+        timeout: float = 1.0,  # noqa: ASYNC109 - mirrors KafkaConsumer.poll
+        max_records: int = 500,
+    ) -> list[Message]:
         """Next records of the assigned partitions, in offset order within each partition."""
 
     @abc.abstractmethod
