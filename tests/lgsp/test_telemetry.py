@@ -1,0 +1,196 @@
+"""Telemetry: one trace across gRPC, an event and its handler; OTEL_* set-up; JSON logs."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import itertools
+import json
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
+from lgsp.grpc import build_server
+from lgsp.grpc.client import channel
+from lgsp.logs import setup_logging
+from lgsp.telemetry import context_from_headers, setup_telemetry, trace_headers
+from tests.lgsp.grpc._support import TestServicer, add_test_service, method
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def spans() -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    setup_telemetry("lgsp-test", exporter=exporter)
+    yield exporter
+    exporter.shutdown()
+
+
+@pytest.fixture
+def log_stream() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = setup_logging("documents", json=True, stream=stream)
+    yield stream
+    logging.getLogger().removeHandler(handler)
+
+
+async def test_one_trace_covers_call_event_and_handler(
+    spans: InMemorySpanExporter, log_stream: io.StringIO
+) -> None:
+    bus: asyncio.Queue[tuple[dict[str, str], bytes]] = asyncio.Queue()
+    server = build_server("documents", servicers=[(add_test_service, TestServicer(bus))])
+    await server.start()
+    tracer = trace.get_tracer("test")
+    try:
+        async with channel(server.address, service_name="gateway") as ch:
+            with tracer.start_as_current_span("clerk issues document"):
+                await method(ch, "Emit")(EchoRequest(message="123/QĐ-UBND"))
+    finally:
+        await server.stop(0)
+
+    # The consumer runs later, outside any span: only the headers carry the trace.
+    assert trace.get_current_span() is trace.INVALID_SPAN
+    headers, value = await asyncio.wait_for(bus.get(), 5)
+    with tracer.start_as_current_span(
+        "documents.issued process",
+        context=context_from_headers(headers),
+        kind=trace.SpanKind.CONSUMER,
+    ):
+        logging.getLogger("search.indexer").info("indexed %s", value.decode())
+
+    by_kind = {s.kind: s for s in spans.get_finished_spans()}
+    root = next(s for s in spans.get_finished_spans() if s.name == "clerk issues document")
+    chain = [
+        root,
+        by_kind[trace.SpanKind.CLIENT],
+        by_kind[trace.SpanKind.SERVER],
+        by_kind[trace.SpanKind.PRODUCER],
+        by_kind[trace.SpanKind.CONSUMER],
+    ]
+    assert {s.context.trace_id for s in chain} == {root.context.trace_id}
+    for parent, child in itertools.pairwise(chain):
+        assert child.parent is not None and child.parent.span_id == parent.context.span_id, (
+            child.name
+        )
+    assert root.parent is None
+
+    # The handler's log line carries the same trace.
+    lines = [json.loads(line) for line in log_stream.getvalue().splitlines()]
+    indexed = next(line for line in lines if line["logger"] == "search.indexer")
+    assert indexed["trace_id"] == format(root.context.trace_id, "032x")
+    assert indexed["span_id"] == format(by_kind[trace.SpanKind.CONSUMER].context.span_id, "016x")
+    access = next(line for line in lines if line["logger"] == "lgsp.access")
+    assert access["trace_id"] == indexed["trace_id"]
+    assert access["grpc_code"] == "OK" and access["service"] == "documents"
+
+
+def test_headers_round_trip_including_bytes(spans: InMemorySpanExporter) -> None:
+    with trace.get_tracer("test").start_as_current_span("outbox write") as span:
+        headers = trace_headers()
+    assert set(headers) >= {"traceparent"}
+    as_bytes = {k.title(): v.encode() for k, v in headers.items()}  # as a Kafka record has them
+    restored = trace.get_current_span(context_from_headers(as_bytes)).get_span_context()
+    assert restored.trace_id == span.get_span_context().trace_id
+    assert restored.span_id == span.get_span_context().span_id and restored.is_remote
+
+
+def test_setup_is_idempotent(spans: InMemorySpanExporter) -> None:
+    first = setup_telemetry("another-name")
+    assert setup_telemetry("yet-another") is first
+    assert trace.get_tracer_provider() is first
+
+
+def test_json_log_fields(log_stream: io.StringIO, spans: InMemorySpanExporter) -> None:
+    log = logging.getLogger("documents.numbering")
+    log.warning("number %s assigned", "12/QĐ-UBND", extra={"agency_code": "000.00.00.H30"})
+    with trace.get_tracer("test").start_as_current_span("issue") as span:
+        log.info("inside")
+    outside, inside = (json.loads(x) for x in log_stream.getvalue().splitlines())
+    assert outside["msg"] == "number 12/QĐ-UBND assigned"
+    assert (outside["level"], outside["service"], outside["logger"]) == (
+        "WARNING",
+        "documents",
+        "documents.numbering",
+    )
+    assert outside["agency_code"] == "000.00.00.H30" and "trace_id" not in outside
+    assert outside["ts"].endswith("+00:00")
+    assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+
+
+def test_log_format_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    for env, expect_json in (("", True), ("text", False), ("json", True)):
+        monkeypatch.setenv("LGSP_LOG_FORMAT", env)
+        stream = io.StringIO()  # not a TTY: JSON unless told otherwise
+        handler = setup_logging("mail", stream=stream)
+        try:
+            logging.getLogger("mail.smtp").error("relay refused")
+        finally:
+            root.removeHandler(handler)
+        line = stream.getvalue().strip()
+        assert line.startswith("{") is expect_json, (env, line)
+        assert "relay refused" in line
+
+
+_PROBE = """
+import json
+from opentelemetry import trace
+from lgsp.telemetry import setup_telemetry
+p = setup_telemetry("documents")
+exporters = [type(sp.span_exporter).__module__ + "." + type(sp.span_exporter).__name__
+             for sp in p._active_span_processor._span_processors]
+with trace.get_tracer("probe").start_as_current_span("s") as span:
+    sampled = span.get_span_context().trace_flags.sampled
+print(json.dumps({"service": p.resource.attributes.get("service.name"),
+                  "exporters": exporters, "sampled": sampled}), flush=True)
+import os; os._exit(0)  # skip the exit-time export to the unreachable endpoint
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "expect"),
+    [
+        ({}, {"service": "documents", "exporters": ["http"], "sampled": True}),
+        (
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_SERVICE_NAME": "docs-blue"},
+            {"service": "docs-blue", "exporters": ["grpc"], "sampled": True},
+        ),
+        (
+            {"OTEL_TRACES_EXPORTER": "none", "OTEL_TRACES_SAMPLER": "always_off"},
+            {"service": "documents", "exporters": [], "sampled": False},
+        ),
+        (
+            {"OTEL_SDK_DISABLED": "true"},
+            {"service": "documents", "exporters": [], "sampled": False},
+        ),
+    ],
+)
+def test_setup_follows_otel_environment(env: dict[str, str], expect: dict[str, object]) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # An endpoint nobody listens on: nothing is exported before the probe exits.
+    clean["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:9"
+    clean["OTEL_BSP_SCHEDULE_DELAY"] = "60000"
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        env={**clean, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["service"] == expect["service"]
+    assert got["sampled"] == expect["sampled"]
+    kinds = ["grpc" if ".proto.grpc." in e else "http" for e in got["exporters"]]
+    assert kinds == expect["exporters"], got["exporters"]
