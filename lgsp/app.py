@@ -1,0 +1,197 @@
+"""The service bootstrap: one place that wires configuration to adapters for every service.
+
+A service is a `ServiceSpec` (its servicers, its migrations, the events it consumes) handed to
+`run_service()` from its `__main__`. The platform does the rest, the same way for all:
+
+    logging and tracing → database migrated → bus opened → gRPC server (health, reflection,
+    interceptors) → outbox relay → one supervised consumer loop per subscription
+    → on SIGTERM/SIGINT: drain calls, stop consumers (committing what they handled),
+      stop the relay, close the bus and the database.
+
+`ServiceRuntime` is the same life cycle without signal handling, for tests that run several
+services in one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message as ProtoMessage
+from sqlalchemy.engine import Engine
+
+from lgsp import db
+from lgsp.auth import Authenticator
+from lgsp.bus import Bus, open_bus, run_consumer
+from lgsp.config import Settings, load_settings
+from lgsp.grpc.server import LgspServer, build_server, serve_until_signal
+from lgsp.inbox import EventProcessor, Handler, ensure_topics
+from lgsp.logs import setup_logging
+from lgsp.outbox import OutboxRelay, backoff_delay
+from lgsp.telemetry import setup_telemetry
+
+log = logging.getLogger(__name__)
+
+# A servicer factory gets the runtime (engine, bus, settings) and returns
+# (generated add_…_to_server function, servicer instance).
+ServicerFactory = Callable[["ServiceRuntime"], tuple[Callable[[Any, Any], None], Any]]
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """A consumer group reading `topics`, handing each event type to its handler."""
+
+    group: str
+    topics: Sequence[str]
+    handlers: Mapping[str | type[ProtoMessage], Handler]
+    max_attempts: int = 5
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """What makes a service different from the others; everything else is the platform's."""
+
+    name: str
+    servicers: Sequence[ServicerFactory] = ()
+    migrations_dir: Path | None = None
+    subscriptions: Sequence[Subscription] = ()
+    # The services' gRPC auth; None = anonymous calls allowed (the identity issue replaces it).
+    authenticator: Authenticator | None = None
+    public_methods: Sequence[str] = ()
+    # Extra async tasks the service runs beside its server (e.g. an SMTP listener).
+    background: Sequence[Callable[[ServiceRuntime, asyncio.Event], Awaitable[None]]] = ()
+    grace_seconds: float = 10.0
+
+
+@dataclass
+class ServiceRuntime:
+    """A running service's adapters and background tasks."""
+
+    spec: ServiceSpec
+    settings: Settings
+    port: int | None = None  # overrides the configured gRPC port (tests use 0)
+    bus: Bus | None = None  # a bus shared with other runtimes (tests); owned otherwise
+    engine: Engine = field(init=False)
+    server: LgspServer = field(init=False)
+    relay: OutboxRelay = field(init=False)
+    processors: dict[str, EventProcessor] = field(init=False, default_factory=dict)
+    _owns_bus: bool = field(init=False, default=False)
+    _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    async def start(self) -> None:
+        name = self.spec.name
+        self.engine = db.create_engine(self.settings.service(name).database_url)
+        if self.spec.migrations_dir is not None:
+            await asyncio.to_thread(db.migrate, self.engine, self.spec.migrations_dir)
+        if self.bus is None:
+            self.bus = open_bus(
+                self.settings.bus.url, client_id=name, partitions=self.settings.bus.partitions
+            )
+            self._owns_bus = True
+        self.relay = OutboxRelay(self.engine, self.bus)
+        port = self.settings.service(name).grpc_port if self.port is None else self.port
+        self.server = build_server(
+            name,
+            servicers=[factory(self) for factory in self.spec.servicers],
+            host=self.settings.platform.host,
+            port=port,
+            authenticator=self.spec.authenticator,
+            public_methods=self.spec.public_methods,
+        )
+        self._spawn("outbox relay", lambda: self.relay.run(self._stop))
+        for sub in self.spec.subscriptions:
+            self._spawn(f"consumer {sub.group}", self._consume_forever(sub))
+        for task in self.spec.background:
+            self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self, self._stop))
+        await self.server.start()
+
+    def after_commit(self) -> None:
+        """Call after a unit of work with events committed: the relay publishes at once."""
+        self.relay.wake()
+
+    async def stop_background(self) -> None:
+        """Stop consumers (they commit what they handled), the relay and the adapters."""
+        self._stop.set()
+        results = await asyncio.gather(*self._tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                log.error("background task ended with %r", result)
+        if self.bus is not None and self._owns_bus:
+            await self.bus.close()
+        self.engine.dispose()
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.server.stop(self.spec.grace_seconds if grace is None else grace)
+        await self.stop_background()
+
+    def _spawn(self, what: str, factory: Callable[[], Awaitable[None]]) -> None:
+        self._tasks.append(asyncio.create_task(self._supervise(what, factory), name=what))
+
+    async def _supervise(self, what: str, factory: Callable[[], Awaitable[None]]) -> None:
+        """Run a background loop; restart it with backoff if it crashes (the database or
+        broker went away), so a fault never leaves the service silently half-working."""
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                await factory()
+                return
+            except Exception:
+                failures += 1
+                delay = backoff_delay(failures, 0.2, 10.0)
+                log.exception("%s crashed; restarting in %.1fs", what, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+
+    def _consume_forever(self, sub: Subscription) -> Callable[[], Awaitable[None]]:
+        processor = EventProcessor(
+            self.engine,
+            sub.handlers,
+            self._bus,
+            consumer_name=sub.group,
+            source=self.spec.name,
+            max_attempts=sub.max_attempts,
+        )
+        self.processors[sub.group] = processor
+
+        async def consume() -> None:
+            await ensure_topics(self._bus, sub.topics)
+            consumer = self._bus.consumer(sub.group, sub.topics)
+            await run_consumer(consumer, processor, self._stop)
+
+        return consume
+
+    @property
+    def _bus(self) -> Bus:
+        assert self.bus is not None, "runtime not started"
+        return self.bus
+
+
+def run_service(spec: ServiceSpec, settings: Settings | None = None) -> int:
+    """Entry point of `python -m services.<name>`: run until SIGTERM/SIGINT; exit code."""
+    settings = settings or load_settings(os.environ.get("LGSP_CONFIG"))
+    setup_logging(
+        spec.name,
+        settings.platform.log_level,
+        json={"json": True, "text": False}.get(settings.platform.log_format),
+    )
+    setup_telemetry(spec.name)
+
+    async def main() -> None:
+        runtime = ServiceRuntime(spec, settings)
+        await runtime.start()
+        await serve_until_signal(
+            runtime.server, on_shutdown=[runtime.stop_background], grace=spec.grace_seconds
+        )
+
+    asyncio.run(main())
+    return 0
