@@ -39,6 +39,9 @@ proto-check: setup
 	$(PY) tools/protogen.py --check
 
 lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(BUF) lint
 	$(PY) tools/buf_breaking.py
 

@@ -1,4 +1,4 @@
-"""Run every benchmark module in bench/ (or the ones named): `python -m bench [--quick] [NAME ...]`."""
+"""Run the benchmarks in bench/ (all, or those named): `python -m bench [--quick] [NAME ...]`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,16 @@ import bench
 
 
 def main(argv: list[str] | None = None) -> int:
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+    )
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
-    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default: all): {', '.join(names)}")
+    parser.add_argument(
+        "names",
+        nargs="*",
+        metavar="NAME",
+        help=f"benchmarks to run (default: all): {', '.join(names)}",
+    )
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
     args = parser.parse_args(argv)
     unknown = [n for n in args.names if n not in names]

@@ -70,9 +70,7 @@ async def _http(ep: Endpoint, limit_s: float) -> Probe:
 
 async def _tcp(ep: Endpoint, limit_s: float) -> Probe:
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(ep.host, ep.port), limit_s
-        )
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(ep.host, ep.port), limit_s)
     except (OSError, TimeoutError):
         return Probe(ep, "down", "not running")
     try:

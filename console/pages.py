@@ -75,20 +75,26 @@ def overview(
     settings_summary: dict[str, str],
 ) -> str:
     """rows: (component, description, installed note, probes)."""
-    out = ["<h1>Health</h1><table><tr><th>component</th><th>what</th><th>endpoint</th>"
-           "<th>state</th></tr>"]
+    out = [
+        "<h1>Health</h1><table><tr><th>component</th><th>what</th><th>endpoint</th>"
+        "<th>state</th></tr>"
+    ]
     for name, what, note, probes in rows:
         if not probes:
-            out.append(f"<tr><td>{e(name)}</td><td>{e(what)}</td><td>-</td>"
-                       f"<td class=muted>{e(note)}</td></tr>")
+            out.append(
+                f"<tr><td>{e(name)}</td><td>{e(what)}</td><td>-</td>"
+                f"<td class=muted>{e(note)}</td></tr>"
+            )
             continue
         for i, p in enumerate(probes):
             label = f"{p.endpoint.protocol}://{p.endpoint.address}"
             first = f"<td>{e(name)}</td><td>{e(what)}</td>" if i == 0 else "<td></td><td></td>"
             state = p.detail if p.state != "up" else f"up ({p.detail})"
             css = p.state if p.state in {"up", "down", "degraded"} else "unknown"
-            out.append(f"<tr>{first}<td><code>{e(label)}</code></td>"
-                       f"<td class={css}>{e(state)}{e(note)}</td></tr>")
+            out.append(
+                f"<tr>{first}<td><code>{e(label)}</code></td>"
+                f"<td class={css}>{e(state)}{e(note)}</td></tr>"
+            )
     out.append("</table>")
 
     out.append("<h2>Event lag per consumer group</h2>")
@@ -100,15 +106,19 @@ def overview(
         totals: dict[tuple[str, str], int] = {}
         for (group, topic, _partition), behind in lag.items():
             totals[(group, topic)] = totals.get((group, topic), 0) + behind
-        out.append("<table><tr><th>consumer group</th><th>topic</th>"
-                   "<th class=num>records behind</th><th>per partition</th></tr>")
+        out.append(
+            "<table><tr><th>consumer group</th><th>topic</th>"
+            "<th class=num>records behind</th><th>per partition</th></tr>"
+        )
         for (group, topic), total in sorted(totals.items()):
             parts = ", ".join(
                 f"{p}: {n}" for (g, t, p), n in sorted(lag.items()) if (g, t) == (group, topic)
             )
             css = "num err" if total else "num"
-            out.append(f"<tr><td>{e(group)}</td><td>{e(topic)}</td>"
-                       f"<td class='{css}'>{total}</td><td class=muted>{e(parts)}</td></tr>")
+            out.append(
+                f"<tr><td>{e(group)}</td><td>{e(topic)}</td>"
+                f"<td class='{css}'>{total}</td><td class=muted>{e(parts)}</td></tr>"
+            )
         out.append("</table>")
 
     out.append("<h2>Platform</h2><table>")
@@ -120,25 +130,34 @@ def overview(
 
 def traces_list(traces: Sequence[TraceSummary], service: str | None, errors_only: bool) -> str:
     title = "Recent traces" + (f" of {service}" if service else "")
-    out = [f"<h1>{e(title)}</h1><form method=get><label>service "
-           f"<input name=service value=\"{e(service or '')}\"></label> "
-           f"<label><input type=checkbox name=errors value=1"
-           f"{' checked' if errors_only else ''}> errors only</label> "
-           "<button>filter</button></form><br>"]
+    out = [
+        f"<h1>{e(title)}</h1><form method=get><label>service "
+        f'<input name=service value="{e(service or "")}"></label> '
+        f"<label><input type=checkbox name=errors value=1"
+        f"{' checked' if errors_only else ''}> errors only</label> "
+        "<button>filter</button></form><br>"
+    ]
     if not traces:
-        out.append("<p class=muted>No traces received yet. Processes export spans to "
-                   "<code>/v1/traces</code> (OTLP/HTTP) on this console's port.</p>")
+        out.append(
+            "<p class=muted>No traces received yet. Processes export spans to "
+            "<code>/v1/traces</code> (OTLP/HTTP) on this console's port.</p>"
+        )
         return layout(title, "".join(out))
-    out.append("<table><tr><th>started</th><th>root span</th><th>service</th>"
-               "<th class=num>duration</th><th class=num>spans</th><th>services</th>"
-               "<th></th></tr>")
+    out.append(
+        "<table><tr><th>started</th><th>root span</th><th>service</th>"
+        "<th class=num>duration</th><th class=num>spans</th><th>services</th>"
+        "<th></th></tr>"
+    )
     for t in traces:
-        root = e(t.root_name) if t.has_root else f"{e(t.root_name)} <span class=muted>" \
-            "(root not received)</span>"
+        root = (
+            e(t.root_name)
+            if t.has_root
+            else f"{e(t.root_name)} <span class=muted>(root not received)</span>"
+        )
         flag = "<span class=err>error</span>" if t.error else ""
         out.append(
             f"<tr><td>{e(fmt_time(t.start_ns))}</td>"
-            f"<td><a href=\"/traces/{e(t.trace_id)}\">{root}</a></td><td>{e(t.service)}</td>"
+            f'<td><a href="/traces/{e(t.trace_id)}">{root}</a></td><td>{e(t.service)}</td>'
             f"<td class=num>{e(fmt_duration(t.duration_ns))}</td>"
             f"<td class=num>{t.span_count}</td><td>{e(', '.join(t.services))}</td>"
             f"<td>{flag}</td></tr>"
@@ -183,8 +202,9 @@ def waterfall(trace_id: str, spans: Sequence[SpanRecord]) -> str:
         f"<h1>Trace <code>{e(trace_id)}</code></h1>",
         f"<p>{e(fmt_time(start))} · {e(fmt_duration(end - start))} · {len(spans)} spans · "
         f"services: {e(', '.join(services))}"
-        + (f" · <span class=err>{errors} error(s)</span>" if errors else "") + "</p>",
-        '<div class=wf>',
+        + (f" · <span class=err>{errors} error(s)</span>" if errors else "")
+        + "</p>",
+        "<div class=wf>",
     ]
     for depth, s in tree_order(spans):
         left = (s.start_ns - start) / total * 100
@@ -204,13 +224,13 @@ def waterfall(trace_id: str, spans: Sequence[SpanRecord]) -> str:
         shown = {k: v for k, v in details.items() if v is not None}
         out.append(
             "<div class=wf-row>"
-            f"<div class=wf-name style=\"padding-left:{0.4 + depth * 1.1:.1f}rem\" "
-            f"title=\"{e(s.name)}\">"
+            f'<div class=wf-name style="padding-left:{0.4 + depth * 1.1:.1f}rem" '
+            f'title="{e(s.name)}">'
             f"<span class=muted>{e(s.service)}</span> {e(s.name)}"
             + (f" <span class=muted>({e(kind)})</span>" if kind else "")
             + "</div><div class=wf-track>"
-            f"<div class=\"{css}\" style=\"left:{left:.3f}%;width:{width:.3f}%\"></div>"
-            f"<span class=wf-label style=\"left:{label_left:.3f}%\">"
+            f'<div class="{css}" style="left:{left:.3f}%;width:{width:.3f}%"></div>'
+            f'<span class=wf-label style="left:{label_left:.3f}%">'
             f"{e(fmt_duration(s.duration_ns))}</span></div></div>"
             f"<details><summary>details</summary><pre>{e(_pretty(shown))}</pre></details>"
         )

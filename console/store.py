@@ -109,8 +109,15 @@ class SpanStore:
         for s in rows:
             t = summaries.setdefault(
                 s.trace_id,
-                {"start": s.start_ns, "end": s.end_ns, "n": 0, "error": 0, "root": None,
-                 "first": s, "services": set()},
+                {
+                    "start": s.start_ns,
+                    "end": s.end_ns,
+                    "n": 0,
+                    "error": 0,
+                    "root": None,
+                    "first": s,
+                    "services": set(),
+                },
             )
             t["start"] = min(t["start"], s.start_ns)
             t["end"] = max(t["end"], s.end_ns)
@@ -127,9 +134,20 @@ class SpanStore:
                 self._db.executemany(
                     "INSERT INTO spans VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                     [
-                        (s.trace_id, s.span_id, s.parent_span_id, s.name, s.service, s.kind,
-                         s.start_ns, s.end_ns, s.status_code, s.status_message,
-                         json.dumps(s.attributes, default=str), json.dumps(s.events, default=str))
+                        (
+                            s.trace_id,
+                            s.span_id,
+                            s.parent_span_id,
+                            s.name,
+                            s.service,
+                            s.kind,
+                            s.start_ns,
+                            s.end_ns,
+                            s.status_code,
+                            s.status_message,
+                            json.dumps(s.attributes, default=str),
+                            json.dumps(s.events, default=str),
+                        )
                         for s in rows
                     ],
                 )
@@ -171,9 +189,18 @@ class SpanStore:
                 first_service = excluded.first_service,
                 services = excluded.services
             """,
-            (trace_id, t["start"], t["end"], t["n"], t["error"],
-             root.name if root else None, root.service if root else None,
-             first_name, first_service, json.dumps(sorted(services))),
+            (
+                trace_id,
+                t["start"],
+                t["end"],
+                t["n"],
+                t["error"],
+                root.name if root else None,
+                root.service if root else None,
+                first_name,
+                first_service,
+                json.dumps(sorted(services)),
+            ),
         )
 
     def _over_limit(self) -> bool:
@@ -190,9 +217,7 @@ class SpanStore:
             (self.max_spans,),
         )
         self._db.execute("DELETE FROM spans WHERE end_ns < ?", (cutoff_ns,))
-        self._db.execute(
-            "DELETE FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM spans)"
-        )
+        self._db.execute("DELETE FROM traces WHERE trace_id NOT IN (SELECT trace_id FROM spans)")
         self._db.execute("COMMIT")
 
     def prune(self) -> None:
@@ -220,10 +245,15 @@ class SpanStore:
             rows = self._db.execute(sql, [*params, limit]).fetchall()
         return [
             TraceSummary(
-                trace_id=r[0], start_ns=r[1], end_ns=r[2], span_count=r[3], error=bool(r[4]),
+                trace_id=r[0],
+                start_ns=r[1],
+                end_ns=r[2],
+                span_count=r[3],
+                error=bool(r[4]),
                 root_name=r[5] if r[5] is not None else r[7],
                 service=r[6] if r[6] is not None else r[8],
-                has_root=r[5] is not None, services=json.loads(r[9]),
+                has_root=r[5] is not None,
+                services=json.loads(r[9]),
             )
             for r in rows
         ]
@@ -235,9 +265,18 @@ class SpanStore:
             ).fetchall()
         return [
             SpanRecord(
-                trace_id=r[0], span_id=r[1], parent_span_id=r[2], name=r[3], service=r[4],
-                kind=r[5], start_ns=r[6], end_ns=r[7], status_code=r[8], status_message=r[9],
-                attributes=json.loads(r[10]), events=json.loads(r[11]),
+                trace_id=r[0],
+                span_id=r[1],
+                parent_span_id=r[2],
+                name=r[3],
+                service=r[4],
+                kind=r[5],
+                start_ns=r[6],
+                end_ns=r[7],
+                status_code=r[8],
+                status_message=r[9],
+                attributes=json.loads(r[10]),
+                events=json.loads(r[11]),
             )
             for r in rows
         ]

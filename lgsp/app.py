@@ -110,7 +110,9 @@ class ServiceRuntime:
         for sub in self.spec.subscriptions:
             self._spawn(f"consumer {sub.group}", self._consume_forever(sub))
         for task in self.spec.background:
-            self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self, self._stop))
+            self._spawn(
+                getattr(task, "__name__", "task"), functools.partial(task, self, self._stop)
+            )
         await self.server.start()
 
     def after_commit(self) -> None:
@@ -122,9 +124,7 @@ class ServiceRuntime:
         self._stop.set()
         results = await asyncio.gather(*self._tasks, return_exceptions=True)
         for result in results:
-            if isinstance(result, BaseException) and not isinstance(
-                result, asyncio.CancelledError
-            ):
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("background task ended with %r", result)
         if self.bus is not None and self._owns_bus:
             await self.bus.close()

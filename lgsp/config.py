@@ -27,11 +27,13 @@ from urllib.parse import urlsplit, urlunsplit
 ENV_PREFIX = "LGSP_"
 CONFIG_ENV = "LGSP_CONFIG"
 # LGSP_* variables that are not settings; everything else under the prefix must be known.
-RESERVED_ENV = frozenset({
-    CONFIG_ENV,
-    "LGSP_LOG_FORMAT",  # read by lgsp.logs; process_env sets it from platform.log_format
-    "LGSP_FAULTS",  # fault injection for crash tests (lgsp.db)
-})
+RESERVED_ENV = frozenset(
+    {
+        CONFIG_ENV,
+        "LGSP_LOG_FORMAT",  # read by lgsp.logs; process_env sets it from platform.log_format
+        "LGSP_FAULTS",  # fault injection for crash tests (lgsp.db)
+    }
+)
 RESERVED_ENV_PREFIXES = ("LGSP_TEST_",)  # test fixtures' own knobs
 DEFAULT_CONFIG_FILE = "lgsp.toml"
 
@@ -338,9 +340,7 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None)
     return settings
 
 
-def _find_config_file(
-    path: str | None, env: Mapping[str, str], problems: list[str]
-) -> str | None:
+def _find_config_file(path: str | None, env: Mapping[str, str], problems: list[str]) -> str | None:
     if path is not None:
         origin = "--config"
     elif env.get(CONFIG_ENV):

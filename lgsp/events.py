@@ -155,9 +155,7 @@ def make_envelope(
         type=type_name(payload),
         source=source,
         subject=subject,
-        trace_context=dict(
-            telemetry.trace_headers() if trace_context is None else trace_context
-        ),
+        trace_context=dict(telemetry.trace_headers() if trace_context is None else trace_context),
         payload=payload.SerializeToString(),
     )
     env.time.FromDatetime(time or datetime.now(UTC))

@@ -223,7 +223,10 @@ class EventProcessor:
                     span.set_attribute("lgsp.event.outcome", "dead-lettered")
                     log.error(
                         "%s %s failed %d time(s), dead-lettering: %r",
-                        event.type, event.id, attempt, e,
+                        event.type,
+                        event.id,
+                        attempt,
+                        e,
                     )
                     await self._dead_letter(
                         event.record, reason="handler-failed", error=e, attempts=attempt
@@ -233,7 +236,12 @@ class EventProcessor:
                 delay = backoff_delay(attempt, self.backoff_base, self.backoff_max)
                 log.warning(
                     "%s %s failed (attempt %d/%d), retrying in %.2fs: %r",
-                    event.type, event.id, attempt, self.max_attempts, delay, e,
+                    event.type,
+                    event.id,
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                    e,
                 )
                 await asyncio.sleep(delay)
 

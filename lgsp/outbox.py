@@ -123,8 +123,9 @@ class OutboxRelay:
     def _read_batch(self, conn: sa.Connection) -> _Rows:
         t = outbox_table
         q = (
-            sa.select(t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.value,
-                      t.c.headers)
+            sa.select(
+                t.c.id, t.c.event_id, t.c.event_type, t.c.topic, t.c.key, t.c.value, t.c.headers
+            )
             .where(t.c.sent_at.is_(None))
             .order_by(t.c.id)
             .limit(self.batch_size)

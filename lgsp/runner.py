@@ -55,8 +55,9 @@ class Component:
 
     @property
     def description(self) -> str:
-        return DESCRIPTIONS.get(self.name, "national mock" if self.kind == "national" else
-                                self.kind)
+        return DESCRIPTIONS.get(
+            self.name, "national mock" if self.kind == "national" else self.kind
+        )
 
 
 def discover() -> list[Component]:
@@ -281,8 +282,8 @@ class Supervisor:
                 self._write(child.prefix, "exited cleanly (0); not restarting")
                 child.exited_cleanly = True
                 return
-            child.rapid_crashes = 1 if uptime >= self.backoff.reset_after else (
-                child.rapid_crashes + 1
+            child.rapid_crashes = (
+                1 if uptime >= self.backoff.reset_after else (child.rapid_crashes + 1)
             )
             if child.rapid_crashes >= self.backoff.give_up_after:
                 self._write(
@@ -397,8 +398,10 @@ def listen_table(settings: Settings, components: Sequence[Component]) -> str:
         rows.append((c.name, c.description, where))
     headers = ("NAME", "WHAT", "LISTENS ON")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
-    lines = ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
-             for row in [headers, *rows]]
+    lines = [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
     return "\n".join(lines)
 
 

@@ -32,14 +32,21 @@ HOSTILE = '<script>alert("x")</script>'
 def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
     """A real console on a free loopback port (uvicorn on a thread), for the module."""
     data = tmp_path_factory.mktemp("console-data")
-    settings = load_settings(env={
-        "LGSP_PLATFORM_DATA_DIR": str(data),
-        "LGSP_CONSOLE_PORT": str(free_port()),
-        "LGSP_CONSOLE_MAX_OTLP_BYTES": "65536",
-    })
-    server = uvicorn.Server(uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=settings.console.port, log_level="warning",
-    ))
+    settings = load_settings(
+        env={
+            "LGSP_PLATFORM_DATA_DIR": str(data),
+            "LGSP_CONSOLE_PORT": str(free_port()),
+            "LGSP_CONSOLE_MAX_OTLP_BYTES": "65536",
+        }
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=settings.console.port,
+            log_level="warning",
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{settings.console.port}"
@@ -101,14 +108,29 @@ def test_hostile_span_names_and_attributes_are_escaped(console: tuple[str, Setti
 def test_otlp_json_is_accepted(console: tuple[str, Settings]) -> None:
     base, _ = console
     trace_id = "5b8efff798038103d269b633813fc60c"
-    body = {"resourceSpans": [{
-        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "mail"}}]},
-        "scopeSpans": [{"spans": [{
-            "traceId": trace_id, "spanId": "eee19b7ec3c1b174", "name": "DeliverMail",
-            "kind": 2, "startTimeUnixNano": "1700000000000000000",
-            "endTimeUnixNano": "1700000000250000000",
-        }]}],
-    }]}
+    body = {
+        "resourceSpans": [
+            {
+                "resource": {
+                    "attributes": [{"key": "service.name", "value": {"stringValue": "mail"}}]
+                },
+                "scopeSpans": [
+                    {
+                        "spans": [
+                            {
+                                "traceId": trace_id,
+                                "spanId": "eee19b7ec3c1b174",
+                                "name": "DeliverMail",
+                                "kind": 2,
+                                "startTimeUnixNano": "1700000000000000000",
+                                "endTimeUnixNano": "1700000000250000000",
+                            }
+                        ]
+                    }
+                ],
+            }
+        ]
+    }
     resp = httpx.post(f"{base}/v1/traces", json=body)
     assert resp.status_code == 200, resp.text
     page = httpx.get(f"{base}/traces/{trace_id}").text
@@ -122,10 +144,12 @@ def test_otlp_json_is_accepted(console: tuple[str, Settings]) -> None:
         (b"{not json", {"content-type": "application/json"}, 400),
         (b"x", {"content-type": "text/plain"}, 400),
         (b"\x00" * 70000, {"content-type": "application/x-protobuf"}, 413),
-        (gzip.compress(b"\x00" * 200000), {"content-type": "application/x-protobuf",
-                                           "content-encoding": "gzip"}, 413),
-        (b"not gzip", {"content-type": "application/x-protobuf", "content-encoding": "gzip"},
-         400),
+        (
+            gzip.compress(b"\x00" * 200000),
+            {"content-type": "application/x-protobuf", "content-encoding": "gzip"},
+            413,
+        ),
+        (b"not gzip", {"content-type": "application/x-protobuf", "content-encoding": "gzip"}, 400),
     ],
 )
 def test_bad_or_oversized_bodies_are_refused_not_fatal(
@@ -143,8 +167,9 @@ def test_oversized_chunked_body_without_length_is_refused(console: tuple[str, Se
         for _ in range(20):
             yield b"\x00" * 8192
 
-    resp = httpx.post(f"{base}/v1/traces", content=chunks(),
-                      headers={"content-type": "application/x-protobuf"})
+    resp = httpx.post(
+        f"{base}/v1/traces", content=chunks(), headers={"content-type": "application/x-protobuf"}
+    )
     assert resp.status_code == 413
 
 
@@ -219,8 +244,9 @@ def test_store_keeps_only_the_newest_spans(tmp_path: Path) -> None:
     now = time.time_ns()
 
     def span(i: int) -> SpanRecord:
-        return SpanRecord(f"{i:032x}", f"{i:016x}", "", f"op{i}", "svc", 1, now + i, now + i + 5,
-                          0, "", {}, [])
+        return SpanRecord(
+            f"{i:032x}", f"{i:016x}", "", f"op{i}", "svc", 1, now + i, now + i + 5, 0, "", {}, []
+        )
 
     for batch in range(5):
         store.add(span(batch * 100 + i) for i in range(100))
@@ -240,7 +266,11 @@ def test_console_does_not_trace_itself() -> None:
     import sys
 
     code = "import console.__main__, os; print(os.environ['OTEL_SDK_DISABLED'])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         timeout=60, env={"PATH": "/usr/bin:/bin",
-                                          "PYTHONPATH": str(Path(__file__).parents[2])})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
+    )
     assert out.stdout.strip() == "true", out.stderr

@@ -262,13 +262,20 @@ def test_example_configuration_lists_every_key_with_its_default() -> None:
     defaults = Settings()
     expected = {
         section.name: {f.name for f in dataclasses.fields(getattr(defaults, section.name))}
-        for section in dataclasses.fields(Settings) if section.name != "config_file"
+        for section in dataclasses.fields(Settings)
+        if section.name != "config_file"
     }
     assert {s: set(keys) for s, keys in data.items()} == expected
     assert load_settings(str(example), env={}) == load_settings(env={})
 
 
 def test_non_setting_lgsp_variables_used_by_the_platform_are_allowed() -> None:
-    s = load_settings(env={"LGSP_FAULTS": "relay.after_publish", "LGSP_LOG_FORMAT": "json",
-                           "LGSP_TEST_POSTGRES": "postgresql://x/y", "LGSP_CONFIG": ""})
+    s = load_settings(
+        env={
+            "LGSP_FAULTS": "relay.after_publish",
+            "LGSP_LOG_FORMAT": "json",
+            "LGSP_TEST_POSTGRES": "postgresql://x/y",
+            "LGSP_CONFIG": "",
+        }
+    )
     assert s == load_settings(env={})

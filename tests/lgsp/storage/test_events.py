@@ -15,12 +15,19 @@ TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
 def test_round_trip_and_registry_lookup() -> None:
     when = datetime(2025, 7, 1, 8, 30, tzinfo=UTC)
     env = events.make_envelope(
-        EchoRequest(message="xin chào"), source="documents", subject="doc-1",
-        event_id="e1", time=when, trace_context={"traceparent": TRACEPARENT},
+        EchoRequest(message="xin chào"),
+        source="documents",
+        subject="doc-1",
+        event_id="e1",
+        time=when,
+        trace_context={"traceparent": TRACEPARENT},
     )
     back = events.decode(events.encode(env))
     assert (back.id, back.type, back.source, back.subject) == (
-        "e1", "lgsp.api.diagnostics.v1.EchoRequest", "documents", "doc-1"
+        "e1",
+        "lgsp.api.diagnostics.v1.EchoRequest",
+        "documents",
+        "doc-1",
     )
     assert back.time.ToDatetime(tzinfo=UTC) == when
     assert events.payload_of(back) == EchoRequest(message="xin chào")

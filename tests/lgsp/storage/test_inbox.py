@@ -257,8 +257,13 @@ async def test_database_outage_is_not_dead_lettered(engine: Engine, bus: Bus) ->
         )
 
     p = EventProcessor(
-        engine, {EchoRequest: handler}, bus, consumer_name=GROUP, max_attempts=2,
-        backoff_base=0.01, backoff_max=0.01,
+        engine,
+        {EchoRequest: handler},
+        bus,
+        consumer_name=GROUP,
+        max_attempts=2,
+        backoff_base=0.01,
+        backoff_max=0.01,
     )
     # Raising makes run_consumer stop without committing: the record comes back later.
     with pytest.raises(sa.exc.OperationalError):

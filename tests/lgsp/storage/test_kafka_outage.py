@@ -42,8 +42,13 @@ async def test_relay_survives_broker_restart_and_nothing_is_lost(
         broker.stop()  # type: ignore[attr-defined]
         ids = write_events(engine, N)
         relay = OutboxRelay(
-            engine, bus, batch_size=4, poll_interval=0.1, publish_attempts=2,
-            backoff_base=0.1, backoff_max=0.2,
+            engine,
+            bus,
+            batch_size=4,
+            poll_interval=0.1,
+            publish_attempts=2,
+            backoff_base=0.1,
+            backoff_max=0.2,
         )
         with pytest.raises(BusError):
             await relay.relay_once()
