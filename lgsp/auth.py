@@ -1,47 +1,178 @@
-"""Who is calling: the principal of the current gRPC call and the hook that establishes it.
+"""Who is calling: the principal of the current gRPC call, its roles, and the hook that
+establishes it.
 
 The gRPC auth interceptor (lgsp.grpc.interceptors) asks an `Authenticator` for the
 principal of each call and makes it available to the handler through `current_principal()`.
-Real token checks (OIDC access tokens, client credentials) plug in as another
-Authenticator; until then `AllowAnonymous` lets every call through as anonymous.
+`lgsp.authn.JwtAuthenticator` verifies OpenID Connect access tokens (built-in provider or
+Keycloak); `authenticator_from_settings()` picks the issuer from configuration.
+`AllowAnonymous` lets every call through as anonymous (tests, tools).
+
+Roles are held per agency ("agency_roles" claim). A grant on agency A covers agency X when A
+is X or an ancestor of X in the agency tree:
+
+    require_role("leader", request.agency_code, tree=agency_tree)   # PermissionDenied if not
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+if TYPE_CHECKING:
+    from lgsp.config import Settings
 
 __all__ = [
     "ANONYMOUS",
+    "AgencyTree",
     "AllowAnonymous",
     "Authenticator",
     "Principal",
+    "StaticAgencyTree",
+    "authenticator_from_settings",
     "current_principal",
     "principal_scope",
+    "require_role",
 ]
+
+_NO_GRANTS: Mapping[str, frozenset[str]] = MappingProxyType({})
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
+
+
+class AgencyTree(Protocol):
+    """The agency hierarchy, as far as authorization needs it."""
+
+    def ancestors(self, code: str) -> Sequence[str]:
+        """`code`'s parent, grandparent, … up to the root (empty for a root or unknown code)."""
+        ...
+
+
+class StaticAgencyTree:
+    """An agency tree held in memory: `parent_of[code]` is the parent code (None for a root)."""
+
+    def __init__(self, parent_of: Mapping[str, str | None]) -> None:
+        self._parent_of = dict(parent_of)
+        self._chains: dict[str, tuple[str, ...]] = {}
+
+    def __contains__(self, code: object) -> bool:
+        return code in self._parent_of
+
+    def __len__(self) -> int:
+        return len(self._parent_of)
+
+    def ancestors(self, code: str) -> Sequence[str]:
+        chain = self._chains.get(code)
+        if chain is None:
+            found: list[str] = []
+            seen = {code}
+            parent = self._parent_of.get(code)
+            while parent and parent not in seen:  # `seen` guards against a cycle in bad data
+                found.append(parent)
+                seen.add(parent)
+                parent = self._parent_of.get(parent)
+            chain = self._chains[code] = tuple(found)
+        return chain
 
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated user (official), a client system, or nobody."""
+    """An authenticated user (official), a client system, or nobody.
+
+    `roles` is the flat set (realm roles); `grants` maps an agency code to the roles held in
+    that agency. A principal built without grants but with an agency_code holds its roles in
+    that agency (what a token without the "agency_roles" claim means).
+    """
 
     subject: str
     kind: Literal["user", "client", "anonymous"]
     agency_code: str | None = None
     roles: frozenset[str] = field(default_factory=frozenset)
     token: str | None = field(default=None, repr=False)  # never printed in logs
+    grants: Mapping[str, frozenset[str]] = field(default_factory=lambda: _NO_GRANTS, hash=False)
+    username: str | None = None
+    client_id: str | None = None  # the OAuth client the token was issued to (azp)
+    claims: Mapping[str, Any] = field(default_factory=lambda: _NO_CLAIMS, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        grants = self.grants
+        if not grants and self.agency_code and self.roles:
+            grants = {self.agency_code: self.roles}
+        # Read-only views, so a handler cannot change what later checks see.
+        if not isinstance(grants, MappingProxyType):
+            grants = MappingProxyType({code: frozenset(r) for code, r in grants.items()})
+        object.__setattr__(self, "grants", grants)
+        if not isinstance(self.claims, MappingProxyType):
+            object.__setattr__(self, "claims", MappingProxyType(dict(self.claims)))
 
     @property
     def is_anonymous(self) -> bool:
         return self.kind == "anonymous"
 
-    def has_role(self, role: str) -> bool:
-        return role in self.roles
+    @property
+    def is_client(self) -> bool:
+        return self.kind == "client"
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        """The OAuth scopes of the token ("scope" claim)."""
+        scope = self.claims.get("scope")
+        return frozenset(scope.split()) if isinstance(scope, str) else frozenset()
+
+    def has_role(
+        self, role: str, agency_code: str | None = None, *, tree: AgencyTree | None = None
+    ) -> bool:
+        """Whether the principal holds `role`; with `agency_code`, in that agency or one of
+        its ancestors (looked up in `tree`; without a tree only the agency itself counts)."""
+        if agency_code is None:
+            return role in self.roles or any(role in held for held in self.grants.values())
+        held = self.grants.get(agency_code)
+        if held is not None and role in held:
+            return True
+        if tree is None or not self.grants:
+            return False
+        for ancestor in tree.ancestors(agency_code):
+            held = self.grants.get(ancestor)
+            if held is not None and role in held:
+                return True
+        return False
+
+    def has_any_role(
+        self,
+        roles: Iterable[str],
+        agency_code: str | None = None,
+        *,
+        tree: AgencyTree | None = None,
+    ) -> bool:
+        return any(self.has_role(r, agency_code, tree=tree) for r in roles)
 
 
 ANONYMOUS = Principal(subject="", kind="anonymous")
+
+
+def require_role(
+    role: str | Iterable[str],
+    agency_code: str | None = None,
+    *,
+    tree: AgencyTree | None = None,
+    principal: Principal | None = None,
+) -> Principal:
+    """The current caller if it holds `role` (or any of several) in `agency_code` or a parent
+    agency; raises Unauthenticated for an anonymous caller, PermissionDenied otherwise."""
+    # Imported here: lgsp.grpc imports this module, so a top-level import would be circular.
+    from lgsp.grpc.errors import PermissionDenied, Unauthenticated
+
+    p = current_principal() if principal is None else principal
+    roles = (role,) if isinstance(role, str) else tuple(role)
+    if p.is_anonymous:
+        raise Unauthenticated("authentication required")
+    if p.has_any_role(roles, agency_code, tree=tree):
+        return p
+    wanted = " or ".join(roles)
+    where = f" in agency {agency_code} or a parent agency" if agency_code else ""
+    raise PermissionDenied(f"role {wanted} required{where}")
 
 
 class Authenticator(Protocol):
@@ -57,10 +188,47 @@ class Authenticator(Protocol):
 
 
 class AllowAnonymous:
-    """Accepts every call as anonymous (the default until token checks exist)."""
+    """Accepts every call as anonymous (tests and tools; services use token checks)."""
 
     async def authenticate(self, metadata: Mapping[str, str], method: str) -> Principal:
         return ANONYMOUS
+
+
+def authenticator_from_settings(
+    settings: Settings,
+    *,
+    audience: str = "lgsp",
+    sensitive_methods: Iterable[str] = (),
+) -> Authenticator:
+    """The token checks configured by `[identity]`: the built-in provider's issuer
+    (http://<host>:<identity.http_port>/realms/lgsp) or Keycloak's ({keycloak_url}/realms/
+    {keycloak_realm}). With identity.keycloak_client_secret set, `sensitive_methods` are
+    also checked by token introspection as client identity.keycloak_client_id."""
+    from lgsp.authn import HttpIntrospector, JwtAuthenticator, issuer_from_settings
+
+    issuer = issuer_from_settings(settings)
+    ident = settings.identity
+    introspector = None
+    sensitive = tuple(sensitive_methods)
+    if sensitive and not ident.keycloak_client_secret:
+        # Still safe to start (signatures are checked), but revocation goes unseen.
+        logging.getLogger("lgsp.auth").warning(
+            "identity.keycloak_client_secret is not set: sensitive methods are checked "
+            "without token introspection"
+        )
+        sensitive = ()
+    if ident.keycloak_client_secret:
+        introspector = HttpIntrospector(
+            f"{issuer}/protocol/openid-connect/token/introspect",
+            client_id=ident.keycloak_client_id,
+            client_secret=ident.keycloak_client_secret,
+        )
+    return JwtAuthenticator(
+        issuer,
+        audience=audience,
+        introspection=introspector,
+        sensitive_methods=sensitive,
+    )
 
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(

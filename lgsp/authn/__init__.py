@@ -1,0 +1,33 @@
+"""Token checks for LGSP services: access-token verification (JWT against the issuer's JWKS),
+token introspection for sensitive calls, the agency tree for role checks, and the
+client-credentials tokens a service presents when it calls another.
+
+    authenticator = JwtAuthenticator("http://127.0.0.1:8180/realms/lgsp")
+    server = build_server("documents", servicers=[...], authenticator=authenticator)
+
+`lgsp.auth.authenticator_from_settings(settings)` builds the configured one.
+"""
+
+from lgsp.authn.agency_tree import RemoteAgencyTree, tree_from_response
+from lgsp.authn.client import ClientCredentials
+from lgsp.authn.introspection import HttpIntrospector, Introspector
+from lgsp.authn.jwt import (
+    ALLOWED_ALGORITHMS,
+    JwksCache,
+    JwtAuthenticator,
+    issuer_from_settings,
+    principal_from_claims,
+)
+
+__all__ = [
+    "ALLOWED_ALGORITHMS",
+    "ClientCredentials",
+    "HttpIntrospector",
+    "Introspector",
+    "JwksCache",
+    "JwtAuthenticator",
+    "RemoteAgencyTree",
+    "issuer_from_settings",
+    "principal_from_claims",
+    "tree_from_response",
+]
