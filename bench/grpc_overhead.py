@@ -11,7 +11,10 @@ sequence, so p50/p99 show the per-call cost without queueing. Rows:
 - platform both ends: build_server() + lgsp.grpc.client.channel() (adds the CLIENT span and
   context injection a calling service pays).
 Spans go to an exporter that drops them after the batch processor's work, so export
-queueing is counted but nothing is sent.
+queueing is counted but nothing is sent. Access-log lines go through the handler
+setup_logging installs for an OS file (the background writer) to /dev/null; each throughput
+round flushes it before the clock stops, so a row pays for formatting and writing its own
+lines. The summary line counts SERVER spans and access-log lines against the calls made.
 
     python -m bench.grpc_overhead [--quick] [--callers N] [--calls N]
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import time
@@ -30,12 +34,13 @@ import grpc
 import grpc.aio
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import SpanKind
 
 from lgsp.api.diagnostics.v1 import diagnostics_pb2, diagnostics_pb2_grpc
 from lgsp.grpc import build_server
 from lgsp.grpc.client import channel as platform_channel
 from lgsp.grpc.diagnostics import DiagnosticsServicer
-from lgsp.logs import setup_logging
+from lgsp.logs import JsonFormatter, flush_logs, setup_logging
 from lgsp.telemetry import flush_telemetry, setup_telemetry
 
 P50_GOAL_MS = 0.3
@@ -47,19 +52,36 @@ class DroppingExporter(SpanExporter):
 
     def __init__(self) -> None:
         self.spans = 0
+        self.server_spans = 0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         self.spans += len(spans)
+        self.server_spans += sum(1 for s in spans if s.kind is SpanKind.SERVER)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         pass
 
 
+class CountingJsonFormatter(JsonFormatter):
+    """The platform's JSON formatter, counting access-log lines (proves logging was on)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(service)
+        self.access_lines = 0
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        if record.name == "lgsp.access":
+            self.access_lines += 1
+        return line
+
+
 @dataclass
 class Result:
     name: str
     stub: diagnostics_pb2_grpc.DiagnosticsServiceStub
+    calls: int = 0
     calls_per_s: float = 0.0
     cpu_us: float = float("inf")
     samples: list[float] = field(default_factory=list)
@@ -83,9 +105,12 @@ async def _throughput(r: Result, calls: int, callers: int) -> None:
         for _ in range(per_caller):
             await r.stub.Echo(REQUEST)
 
+    flush_logs()  # nothing left over from the previous row
     started, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(caller() for _ in range(callers)))
+    flush_logs()  # this row's access log is formatted and written within its time
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    r.calls += per_caller * callers
     r.calls_per_s = max(r.calls_per_s, per_caller * callers / elapsed)
     r.cpu_us = min(r.cpu_us, cpu / (per_caller * callers) * 1e6)
 
@@ -95,9 +120,10 @@ async def _latency(r: Result, calls: int) -> None:
         t0 = time.perf_counter()
         await r.stub.Echo(REQUEST)
         r.samples.append(time.perf_counter() - t0)
+    r.calls += calls
 
 
-async def _bench(args: argparse.Namespace) -> int:
+async def _bench(args: argparse.Namespace, formatter: CountingJsonFormatter) -> int:
     exporter = DroppingExporter()
     setup_telemetry("bench-grpc", exporter=exporter, processor="batch")
 
@@ -135,12 +161,19 @@ async def _bench(args: argparse.Namespace) -> int:
         await platform.stop(0)
         await bare.stop(0)
         flush_telemetry()
+        flush_logs()
 
     base = results[0]
     print(
         f"{args.callers} concurrent callers × {args.calls} calls (best of {args.rounds} "
         f"interleaved rounds); latency: 1 caller × {args.latency_calls} calls; "
-        f"64 B payload; {exporter.spans} spans exported",
+        f"64 B payload",
+        flush=True,
+    )
+    platform_calls = results[1].calls + results[2].calls
+    print(
+        f"platform rows: {platform_calls} calls, {exporter.server_spans} SERVER spans exported "
+        f"({exporter.spans} spans in all), {formatter.access_lines} access-log lines written",
         flush=True,
     )
     print(
@@ -172,11 +205,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.calls = args.calls or (2_000 if args.quick else 10_000)
     args.warmup = 400 if args.quick else 2_000
-    args.rounds = 1 if args.quick else 3
+    args.rounds = 1 if args.quick else 5
     args.latency_calls = 500 if args.quick else 3_000
     with open(os.devnull, "w") as devnull:
-        setup_logging("bench-grpc", json=True, stream=devnull)  # access log formatted, unseen
-        return asyncio.run(_bench(args))
+        # The access log goes through the platform's handler (background writer on an OS
+        # file), formatted as JSON and written, unseen.
+        handler = setup_logging("bench-grpc", json=True, stream=devnull)
+        formatter = CountingJsonFormatter("bench-grpc")
+        handler.setFormatter(formatter)
+        try:
+            return asyncio.run(_bench(args, formatter))
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
 
 
 if __name__ == "__main__":

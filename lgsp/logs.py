@@ -21,7 +21,6 @@ import logging
 import os
 import sys
 import threading
-import time
 import weakref
 from datetime import UTC, datetime
 from typing import Any, TextIO
@@ -130,7 +129,7 @@ class BackgroundHandler(logging.Handler):
         self.interval = interval
         self.max_pending = max_pending
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # the writer may log while writing
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -190,7 +189,7 @@ class BackgroundHandler(logging.Handler):
 
     def _after_fork(self) -> None:
         self._pending.clear()  # the parent writes its own records
-        self._write_lock = threading.Lock()
+        self._write_lock = threading.RLock()  # the writer may log while writing
         self._wake = threading.Event()
         if not self._closed:
             self._start_thread()

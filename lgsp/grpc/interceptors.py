@@ -171,6 +171,30 @@ _SERVER_ERRORS = frozenset(
 
 _UNTRACED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
+# What propagate.extract() returns for metadata without trace context: a server span is a
+# root unless the caller sent one, whatever context the server task inherited.
+_NO_PARENT = otel_context.Context()
+_fields_of: tuple[object, frozenset[str]] = (None, frozenset())
+
+
+def _parent_context(metadata: Any) -> otel_context.Context:
+    """The caller's context from W3C (or OTEL_PROPAGATORS) metadata, as propagate.extract.
+
+    Most calls carry no trace context (probes, internal callers without a span): the
+    propagators run only when a metadata key is one of their fields.
+    """
+    global _fields_of
+    if not metadata:
+        return _NO_PARENT
+    propagator = propagate.get_global_textmap()
+    if _fields_of[0] is not propagator:
+        _fields_of = (propagator, frozenset(propagator.fields))
+    fields = _fields_of[1]
+    carrier = {key: value for key, value in metadata if key in fields}
+    if not carrier:
+        return _NO_PARENT
+    return propagator.extract(carrier, context=_NO_PARENT)
+
 
 class TracingInterceptor(_WrappingInterceptor):
     """A SERVER span per call, child of the caller's span from W3C `traceparent` metadata."""
@@ -196,7 +220,7 @@ class TracingInterceptor(_WrappingInterceptor):
         tracer, span_name, attributes = self._start(method)
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            parent = propagate.extract(dict(context.invocation_metadata() or ()))
+            parent = _parent_context(context.invocation_metadata())
             span = tracer.start_span(
                 span_name, context=parent, kind=SpanKind.SERVER, attributes=attributes
             )
@@ -222,7 +246,7 @@ class TracingInterceptor(_WrappingInterceptor):
         tracer, span_name, attributes = self._start(method)
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-            parent = propagate.extract(dict(context.invocation_metadata() or ()))
+            parent = _parent_context(context.invocation_metadata())
             span = tracer.start_span(
                 span_name, context=parent, kind=SpanKind.SERVER, attributes=attributes
             )

@@ -31,6 +31,7 @@ from lgsp.grpc.interceptors import (
     TracingInterceptor,
     wrap_handler,
 )
+from lgsp.logs import flush_logs
 from lgsp.telemetry import flush_telemetry
 
 __all__ = [
@@ -248,7 +249,8 @@ async def serve_until_signal(
     to notice) the server stops accepting calls and in-flight calls get up to `grace` s to
     finish; then each `on_shutdown` callback runs in order (consumers commit their offsets
     and close, outbox relays stop, pools close), each one even if an earlier one failed;
-    last, pending spans are flushed (exporters stay open: the process may go on).
+    last, pending spans and log records are flushed (exporters stay open: the process may
+    go on).
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -274,6 +276,7 @@ async def serve_until_signal(
         if drain_delay > 0:
             await asyncio.sleep(drain_delay)
         await server.stop(grace)
+        flush_logs()  # the access log of the drained calls comes before the callbacks' output
         for callback in on_shutdown:
             try:
                 await callback()
@@ -284,3 +287,4 @@ async def serve_until_signal(
         for sig in signals:
             loop.remove_signal_handler(sig)
         flush_telemetry()  # the spans of the last calls; safe when telemetry is not set up
+        flush_logs()  # records queued for the background log writer are never lost

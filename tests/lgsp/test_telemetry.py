@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
 from lgsp.grpc import build_server
 from lgsp.grpc.client import channel
-from lgsp.logs import setup_logging
+from lgsp.logs import BackgroundHandler, flush_logs, setup_logging
 from lgsp.telemetry import context_from_headers, setup_telemetry, trace_headers
 from tests.lgsp.grpc._support import TestServicer, add_test_service, method
 
@@ -194,3 +194,25 @@ def test_setup_follows_otel_environment(env: dict[str, str], expect: dict[str, o
     assert got["sampled"] == expect["sampled"]
     kinds = ["grpc" if ".proto.grpc." in e else "http" for e in got["exporters"]]
     assert kinds == expect["exporters"], got["exporters"]
+
+
+def test_background_log_writer_keeps_the_trace_of_the_logging_code(
+    tmp_path: Path, spans: InMemorySpanExporter
+) -> None:
+    path = tmp_path / "service.log"
+    with path.open("w", encoding="utf-8") as out:
+        handler = setup_logging("documents", json=True, stream=out)  # an OS file: background
+        try:
+            assert isinstance(handler, BackgroundHandler)
+            handler.interval = 3600  # from now on only flushes write
+            with trace.get_tracer("test").start_as_current_span("issue") as span:
+                logging.getLogger("documents.numbering").info("number %s", ["12/QĐ-UBND"])
+            flush_logs()  # formatted outside the span, on the writer
+            (line,) = (json.loads(x) for x in path.read_text(encoding="utf-8").splitlines())
+        finally:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+    assert line["msg"] == "number ['12/QĐ-UBND']"
+    assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    assert line["span_id"] == format(span.get_span_context().span_id, "016x")
+    assert "_lgsp_span_context" not in line

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -11,9 +13,12 @@ from pathlib import Path
 import grpc
 import grpc.aio
 import pytest
+from opentelemetry.trace import SpanKind
 
 from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
+from lgsp.grpc import serve_until_signal
 from lgsp.grpc.client import channel
+from lgsp.logs import BackgroundHandler, JsonFormatter
 from tests.fixtures import missing_server
 from tests.lgsp.grpc._support import method
 
@@ -93,3 +98,34 @@ async def test_buf_curl_calls_echo_through_reflection(make_server) -> None:
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
     assert json.loads(out) == {"message": "xin chào", "service": "test"}
+
+
+async def test_serve_until_signal_flushes_the_queued_access_log(
+    make_server, tmp_path: Path, spans
+) -> None:
+    """Records waiting for the background log writer are written before serve returns."""
+    server, _ = await make_server()
+    out = (tmp_path / "access.log").open("w", encoding="utf-8")
+    handler = BackgroundHandler(out, interval=3600)  # only a flush can write them
+    handler.setFormatter(JsonFormatter("shutdown-test"))
+    access = logging.getLogger("lgsp.access")
+    level = access.level
+    access.setLevel(logging.INFO)
+    access.addHandler(handler)
+    try:
+        serving = asyncio.create_task(serve_until_signal(server, signals=(signal.SIGUSR1,)))
+        async with channel(server.address) as ch:
+            await method(ch, "Sleep")(EchoRequest(message="0"))
+        assert (tmp_path / "access.log").read_text() == ""  # still queued
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.wait_for(serving, 10)
+        lines = [json.loads(x) for x in (tmp_path / "access.log").read_text().splitlines()]
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+        handler.close()
+        out.close()
+    (line,) = [x for x in lines if x.get("grpc_method", "").endswith("/Sleep")]
+    (span,) = [s for s in spans.get_finished_spans() if s.kind is SpanKind.SERVER]
+    assert line["grpc_code"] == "OK" and line["logger"] == "lgsp.access"
+    assert line["trace_id"] == format(span.context.trace_id, "032x")
