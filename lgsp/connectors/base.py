@@ -1,0 +1,46 @@
+"""What every national client shares: construction from Settings, closing, the call."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Self
+
+import httpx
+
+from lgsp.config import NATIONAL_MOCKS, Settings
+from lgsp.connectors.http import ClientOptions, ResilientClient, base_url
+
+DEFAULT_API_KEY = "lgsp-dev-key"  # the mocks' default; real keys come from NATIONAL_API_KEY
+
+
+class NationalClient:
+    system: str = ""  # package name of the mock / key in NATIONAL_MOCKS
+
+    def __init__(
+        self,
+        base: str,
+        api_key: str | None = None,
+        options: ClientOptions | None = None,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get("NATIONAL_API_KEY")
+        self.http = ResilientClient(
+            self.system, base, key or DEFAULT_API_KEY, options, transport=transport
+        )
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, api_key: str | None = None, options: ClientOptions | None = None
+    ) -> Self:
+        port = getattr(settings.national, NATIONAL_MOCKS[cls.system])
+        return cls(base_url(settings.platform.host, port), api_key, options)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()

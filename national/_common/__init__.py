@@ -1,0 +1,1 @@
+"""Shared pieces of the national mocks: app scaffolding, faults, storage, generated data."""

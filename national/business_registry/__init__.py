@@ -1,0 +1,1 @@
+"""Mock of the national business registration database (CSDL quốc gia về đăng ký doanh nghiệp)."""

@@ -1,0 +1,1 @@
+"""Mock of the national payment platform (Nền tảng thanh toán trực tuyến, PayGov)."""

@@ -1,0 +1,1 @@
+"""Mock of the national public service portal (Cổng Dịch vụ công quốc gia)."""

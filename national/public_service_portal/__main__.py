@@ -1,0 +1,5 @@
+from national._common.app import main
+from national.public_service_portal.app import create_app
+
+if __name__ == "__main__":
+    main("public_service_portal", create_app)
