@@ -185,6 +185,8 @@ class AttachmentsSettings:
 
 @dataclass(frozen=True)
 class NationalSettings:
+    # Key the connectors send to the national systems (the mocks accept this one by default).
+    api_key: str = _secret("lgsp-dev-key")
     population_port: int = _port(8201)
     business_registry_port: int = _port(8202)
     document_axis_port: int = _port(8203)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any, Self
 
 import httpx
 
-from lgsp.config import NATIONAL_MOCKS, Settings
+from lgsp.config import NATIONAL_MOCKS, NationalSettings, Settings
 from lgsp.connectors.http import ClientOptions, ResilientClient, base_url
 
-DEFAULT_API_KEY = "lgsp-dev-key"  # the mocks' default; real keys come from NATIONAL_API_KEY
+DEFAULT_API_KEY = NationalSettings().api_key  # the mocks' default; set [national] api_key
 
 
 class NationalClient:
@@ -24,9 +23,8 @@ class NationalClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get("NATIONAL_API_KEY")
         self.http = ResilientClient(
-            self.system, base, key or DEFAULT_API_KEY, options, transport=transport
+            self.system, base, api_key or DEFAULT_API_KEY, options, transport=transport
         )
 
     @classmethod
@@ -34,7 +32,8 @@ class NationalClient:
         cls, settings: Settings, api_key: str | None = None, options: ClientOptions | None = None
     ) -> Self:
         port = getattr(settings.national, NATIONAL_MOCKS[cls.system])
-        return cls(base_url(settings.platform.host, port), api_key, options)
+        key = api_key if api_key is not None else settings.national.api_key
+        return cls(base_url(settings.platform.host, port), key, options)
 
     async def aclose(self) -> None:
         await self.http.aclose()

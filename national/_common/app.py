@@ -33,12 +33,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from lgsp.config import NationalSettings
 from lgsp.logs import setup_logging
 from lgsp.telemetry import context_from_headers, setup_telemetry
 from national._common.errors import ApiError, error_response
 from national._common.faults import Faults, FaultState, retry_after_header
 
-DEFAULT_API_KEY = "lgsp-dev-key"
+DEFAULT_API_KEY = NationalSettings().api_key
 API_KEY_HEADER = "x-api-key"
 MAX_JSON_BYTES = 1024 * 1024
 log = logging.getLogger("national")
@@ -285,7 +286,7 @@ def parse_config(name: str, argv: Sequence[str] | None = None) -> MockConfig:
     parser.add_argument("--port", type=int)
     parser.add_argument("--data-dir", help="directory of the mock's SQLite file")
     parser.add_argument("--seed", type=int, default=2025, help="seed of the generated data")
-    parser.add_argument("--api-key", default=os.environ.get("NATIONAL_API_KEY", DEFAULT_API_KEY))
+    parser.add_argument("--api-key", help="key callers must send (default: [national] api_key)")
     parser.add_argument("--faults", help='JSON, e.g. {"latency_ms": 200, "error_rate": 0.3}')
     parser.add_argument("--latency-ms", type=int)
     parser.add_argument("--error-rate", type=float)
@@ -324,7 +325,7 @@ def parse_config(name: str, argv: Sequence[str] | None = None) -> MockConfig:
         port=args.port
         if args.port is not None
         else getattr(settings.national, NATIONAL_MOCKS[name]),
-        api_key=args.api_key,
+        api_key=args.api_key or settings.national.api_key,
         data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir / "national",
         seed=args.seed,
         faults=fault_config,
