@@ -1,3 +1,3 @@
 """Fixture plugins live in tests/fixtures/, one module per kind of server they start."""
 
-pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres"]
+pytest_plugins = ["tests.fixtures.kafka", "tests.fixtures.postgres", "tests.fixtures.s3"]
