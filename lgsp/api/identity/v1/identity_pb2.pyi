@@ -72,10 +72,14 @@ class _RoleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Role.ValueType],
     """Watches health, lag and traces in the operator console; reads no business data."""
     ROLE_AUDITOR: _Role.ValueType  # 8
     """Reads audit logs and the gateway message log; changes nothing."""
+    ROLE_CITIZEN: _Role.ValueType  # 9
+    """Công dân: a citizen signed in to follow their own dossiers; sees nothing else."""
 
 class Role(_Role, metaclass=_RoleEnumTypeWrapper):
     """Role is what an official may do inside one agency. A user holds roles per agency (see
-    RoleGrant); tokens carry them as "<ROLE_NAME>@<agency code>".
+    RoleGrant). Access tokens carry them by lowercase name: ROLE_CLERK is "clerk",
+    ROLE_PLATFORM_ADMIN is "admin", ROLE_ONE_STOP_OFFICER is "one_stop_officer" and so on, flat in
+    realm_access.roles and per agency in the "agency_roles" claim (see docs/identity.md).
     """
 
 ROLE_UNSPECIFIED: Role.ValueType  # 0
@@ -96,6 +100,8 @@ ROLE_OPERATOR: Role.ValueType  # 7
 """Watches health, lag and traces in the operator console; reads no business data."""
 ROLE_AUDITOR: Role.ValueType  # 8
 """Reads audit logs and the gateway message log; changes nothing."""
+ROLE_CITIZEN: Role.ValueType  # 9
+"""Công dân: a citizen signed in to follow their own dossiers; sees nothing else."""
 Global___Role: _TypeAlias = Role  # noqa: Y015
 
 class _AgencyLevel:

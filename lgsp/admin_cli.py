@@ -1,0 +1,192 @@
+"""`lgsp admin`: manage the built-in identity provider's directory from the command line.
+
+Works on the identity database directly (migrated first), as the system actor; every change is
+audited and emits its event like a change made through AdminService. Examples:
+
+    lgsp admin seed-demo
+    lgsp admin create-agency 000.00.31.H30 "Sở Khoa học và Công nghệ" --level department \\
+        --parent 000.00.00.H30 --short-name SKHCN --mail-domain skhcn.hatinh.gov.vn
+    lgsp admin create-user lethihoa.stp --name "Lê Thị Hoa" --agency 000.00.12.H30
+    lgsp admin grant-role lethihoa.stp clerk --agency 000.00.12.H30
+    lgsp admin reset-password lethihoa.stp
+    lgsp admin create-client qlvb-thachha --name "Quản lý văn bản xã Thạch Hà" \\
+        --agency 000.00.63.H30 --role clerk
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from lgsp.cli import Subparsers, config_option, settings_from_args
+
+LEVELS = ("province", "department", "commune", "unit", "district", "central")
+
+
+def _directory(args: argparse.Namespace) -> Any:
+    from lgsp import db
+    from services.identity.bootstrap import MIGRATIONS, public_base_url, wire
+
+    settings = settings_from_args(args)
+    engine = db.create_engine(settings.identity.database_url)
+    db.migrate(engine, MIGRATIONS)
+    return wire(engine, public_base_url(settings)), settings
+
+
+def _user_id(identity: Any, username: str, realm: str) -> str:
+    from lgsp.grpc.errors import NotFound
+
+    d = identity.directory
+    with d.read() as s:
+        row = d.find_user(s, realm, username)
+    if row is None:
+        raise NotFound(f"user {username} not found in realm {realm}")
+    return str(row["id"])
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lgsp.api.identity.v1 import identity_pb2 as pb
+    from lgsp.grpc.errors import ServiceError
+    from services.identity.domain.model import AgencyLevel
+    from services.identity.service_layer.directory import SYSTEM
+
+    identity, settings = _directory(args)
+    d = identity.directory
+    try:
+        if args.admin_command == "seed-demo":
+            from services.identity.seed import seed_demo
+
+            created = seed_demo(d, settings.platform.data_dir)
+            print(
+                f"demo province: {created}; passwords and client secrets in "
+                f"{settings.platform.data_dir}/identity-demo.json"
+            )
+        elif args.admin_command == "create-agency":
+            agency = d.create_agency(
+                SYSTEM,
+                pb.Agency(
+                    code=args.code,
+                    name=args.name,
+                    short_name=args.short_name,
+                    level=int(AgencyLevel[args.level.upper()]),  # type: ignore[arg-type]
+                    parent_code=args.parent or "",
+                    mail_domain=args.mail_domain,
+                    place_name=args.place_name,
+                ),
+            )
+            print(f"agency {agency.code} created")
+        elif args.admin_command == "create-user":
+            user, otp = d.create_user(
+                SYSTEM,
+                pb.User(
+                    username=args.username,
+                    display_name=args.name,
+                    agency_code=args.agency,
+                    email=args.email,
+                    position=args.position,
+                ),
+                password=args.password or "",
+            )
+            print(f"user {user.username} created, id {user.id}")
+            if otp:
+                print(f"one-time password (change at first sign-in): {otp}")
+        elif args.admin_command == "create-client":
+            client, secret, _ = d.create_client(
+                SYSTEM,
+                pb.ClientSystem(
+                    client_id=args.client_id,
+                    display_name=args.name or args.client_id,
+                    owner_agency_code=args.agency,
+                ),
+                secret=None if args.public else "",
+                redirect_uris=args.redirect_uri or [],
+                service_accounts=not args.public,
+                roles=args.role or [],
+            )
+            print(f"client {client.client_id} created")
+            if secret:
+                print(f"client secret (shown once): {secret}")
+        elif args.admin_command == "reset-password":
+            uid = _user_id(identity, args.username, args.realm)
+            otp = d.reset_password(
+                SYSTEM, uid, args.password or "", temporary=not args.password, realm=args.realm
+            )
+            print(f"password of {args.username} reset")
+            if otp:
+                print(f"one-time password (change at first sign-in): {otp}")
+        elif args.admin_command == "grant-role":
+            uid = _user_id(identity, args.username, "lgsp")
+            d.grant_role(SYSTEM, uid, args.role, args.agency, args.include_sub)
+            print(f"{args.username} is {args.role} in {args.agency}")
+        elif args.admin_command == "enable-totp":
+            uid = _user_id(identity, args.username, args.realm)
+            secret = d.set_totp(SYSTEM, uid, True)
+            import pyotp
+
+            uri = pyotp.TOTP(secret).provisioning_uri(name=args.username, issuer_name="LGSP")
+            print(f"TOTP enabled for {args.username}; add to an authenticator app: {uri}")
+        elif args.admin_command == "rotate-keys":
+            print(f"new signing key {identity.tokens.keys.rotate()}")
+    except ServiceError as exc:
+        print(f"lgsp admin: {exc.message}", file=sys.stderr)
+        return 1
+    finally:
+        d.engine.dispose()
+    return 0
+
+
+def register(sub: Subparsers) -> None:
+    common = config_option()
+    p = sub.add_parser(
+        "admin",
+        parents=[common],
+        help="manage identity: agencies, users, roles, clients, demo data",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmds = p.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
+    cmds.add_parser("seed-demo", parents=[common], help="create the demo province (idempotent)")
+
+    a = cmds.add_parser("create-agency", parents=[common], help="add an agency to the tree")
+    a.add_argument("code", help="identifier code (mã định danh), e.g. 000.00.31.H30")
+    a.add_argument("name")
+    a.add_argument("--level", choices=LEVELS, required=True)
+    a.add_argument("--parent", help="parent agency code (omit for a root)")
+    a.add_argument("--short-name", default="")
+    a.add_argument("--mail-domain", default="")
+    a.add_argument("--place-name", default="")
+
+    u = cmds.add_parser("create-user", parents=[common], help="create an official's account")
+    u.add_argument("username")
+    u.add_argument("--name", required=True, help="full name, e.g. 'Lê Thị Hoa'")
+    u.add_argument("--agency", required=True)
+    u.add_argument("--email", default="")
+    u.add_argument("--position", default="")
+    u.add_argument("--password", help="initial password (default: a one-time one is printed)")
+
+    c = cmds.add_parser("create-client", parents=[common], help="register a client system")
+    c.add_argument("client_id")
+    c.add_argument("--name", default="")
+    c.add_argument("--agency", default="", help="owner agency code")
+    c.add_argument("--role", action="append", help="role of its service account (repeatable)")
+    c.add_argument("--public", action="store_true", help="browser client: no secret, PKCE")
+    c.add_argument("--redirect-uri", action="append", help="allowed redirect URI (repeatable)")
+
+    r = cmds.add_parser("reset-password", parents=[common], help="set or generate a password")
+    r.add_argument("username")
+    r.add_argument("--password", help="new password (default: a one-time one is printed)")
+    r.add_argument("--realm", default="lgsp", choices=("lgsp", "master"))
+
+    g = cmds.add_parser("grant-role", parents=[common], help="grant a role in an agency")
+    g.add_argument("username")
+    g.add_argument("role", help="admin, clerk, specialist, leader, one_stop_officer, …")
+    g.add_argument("--agency", required=True)
+    g.add_argument("--include-sub", action="store_true", help="also in agencies below it")
+
+    tp = cmds.add_parser("enable-totp", parents=[common], help="require a TOTP second factor")
+    tp.add_argument("username")
+    tp.add_argument("--realm", default="lgsp", choices=("lgsp", "master"))
+
+    cmds.add_parser("rotate-keys", parents=[common], help="start signing with a new key")
+    p.set_defaults(handler=_run)

@@ -1,0 +1,187 @@
+"""Wiring: configuration → directory, token service, HTTP app, gRPC servicers, ServiceSpec.
+
+`build_spec()` is what `python -m services.identity` runs; tests call it with their own
+options. The OIDC HTTP app runs under uvicorn as a background task of the service, in the same
+process and event loop as the gRPC server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+import uvicorn
+from sqlalchemy.engine import Engine
+
+from lgsp.api.identity.v1 import admin_pb2_grpc, identity_pb2_grpc
+from lgsp.api.identity.v1 import identity_pb2 as pb
+from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.config import Settings
+from services.identity.adapters import tables as t
+from services.identity.entrypoints.grpc import (
+    AdminServicer,
+    IdentityServicer,
+    LocalTokenAuthenticator,
+)
+from services.identity.entrypoints.http import OidcApp
+from services.identity.service_layer.directory import MASTER, SYSTEM, Directory
+from services.identity.service_layer.tokens import KeyStore, Tokens
+
+log = logging.getLogger("services.identity")
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+ADMIN_PASSWORD_ENV = "IDENTITY_ADMIN_PASSWORD"  # bootstrap master-realm admin password
+ADMIN_PASSWORD_FILE = "identity-admin-password"
+
+
+def public_base_url(settings: Settings, http_port: int | None = None) -> str:
+    host = settings.platform.host
+    if host in ("0.0.0.0", "", "::"):
+        host = "127.0.0.1"
+    return f"http://{host}:{http_port or settings.identity.http_port}"
+
+
+@dataclass
+class Identity:
+    """The identity service's objects over one engine."""
+
+    directory: Directory
+    tokens: Tokens
+    app: OidcApp
+
+
+def wire(engine: Engine, base_url: str, after_commit: Any = lambda: None) -> Identity:
+    directory = Directory(engine, after_commit=after_commit)
+    keys = KeyStore(engine)
+    keys.load(force=True)  # creates the first key now, never inside a token transaction
+    tokens = Tokens(engine, directory, base_url, keys, after_commit=after_commit)
+    return Identity(directory, tokens, OidcApp(directory, tokens))
+
+
+def ensure_master(identity: Identity, data_dir: str | None) -> str | None:
+    """The master realm's admin-cli client and admin user (Keycloak's bootstrap admin).
+
+    The password comes from $IDENTITY_ADMIN_PASSWORD, else one is generated and written to
+    <data_dir>/identity-admin-password (mode 0600). Returns it when newly created."""
+    d = identity.directory
+    with d.read() as s:
+        has_client = s.execute(
+            sa.select(t.clients.c.id).where(
+                t.clients.c.realm == MASTER, t.clients.c.client_id == "admin-cli"
+            )
+        ).first()
+        admin = d.find_user(s, MASTER, "admin")
+    if not has_client:
+        d.create_client(
+            SYSTEM,
+            pb.ClientSystem(client_id="admin-cli", display_name="admin-cli"),
+            realm=MASTER,
+            secret=None,
+            service_accounts=False,
+        )
+    if admin is not None:
+        return None
+    password = os.environ.get(ADMIN_PASSWORD_ENV, "")
+    if not password:
+        from services.identity.domain.security import new_secret
+
+        password = new_secret(15) + "Aa1!"
+        if data_dir:
+            path = Path(data_dir) / ADMIN_PASSWORD_FILE
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(password + "\n")
+            log.info("master realm admin created; its password is in %s", path)
+    user, _ = d.create_user(
+        SYSTEM,
+        pb.User(username="admin", display_name="Quản trị hệ thống"),
+        password=password,
+        realm=MASTER,
+    )
+    d.grant_role(SYSTEM, user.id, "admin", "")
+    return password
+
+
+class _Uvicorn(uvicorn.Server):
+    """uvicorn without its own signal handling: the platform's serve_until_signal owns
+    SIGTERM/SIGINT and stops this server through the runtime's stop event."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def build_spec(
+    settings: Settings,
+    *,
+    http_port: int | None = None,
+    seed_demo: bool | None = None,
+    holder: dict[str, Identity] | None = None,
+) -> ServiceSpec:
+    """The identity ServiceSpec. seed_demo None: seed the demo province on first start when
+    the database is the embedded SQLite default (never on PostgreSQL unless asked)."""
+    port = http_port or settings.identity.http_port
+    base = public_base_url(settings, port)
+    made: dict[str, Identity] = {} if holder is None else holder
+    if seed_demo is None:
+        seed_demo = settings.identity.database_url.startswith("sqlite")
+
+    def identity(rt: ServiceRuntime) -> Identity:
+        if "identity" not in made:
+            made["identity"] = wire(rt.engine, base, rt.after_commit)
+        return made["identity"]
+
+    class _Auth:
+        async def authenticate(self, metadata: Any, method: str) -> Any:
+            return await LocalTokenAuthenticator(made["identity"].tokens).authenticate(
+                metadata, method
+            )
+
+    async def oidc_server(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        ident = identity(rt)
+        await asyncio.to_thread(ident.tokens.keys.load, True)
+        await asyncio.to_thread(ensure_master, ident, settings.platform.data_dir)
+        if seed_demo:
+            from services.identity.seed import seed_demo as seed
+
+            await asyncio.to_thread(seed, ident.directory, settings.platform.data_dir, True)
+        config = uvicorn.Config(
+            ident.app.build(),
+            host=settings.platform.host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        server = _Uvicorn(config)
+        task = asyncio.create_task(server.serve())
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await task
+        stopper.cancel()
+
+    return ServiceSpec(
+        "identity",
+        servicers=[
+            lambda rt: (
+                identity_pb2_grpc.add_IdentityServiceServicer_to_server,
+                IdentityServicer(identity(rt).directory, identity(rt).tokens),
+            ),
+            lambda rt: (
+                admin_pb2_grpc.add_AdminServiceServicer_to_server,
+                AdminServicer(identity(rt).directory),
+            ),
+        ],
+        migrations_dir=MIGRATIONS,
+        authenticator=_Auth(),
+        background=[oidc_server],
+    )

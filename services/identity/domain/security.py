@@ -1,0 +1,130 @@
+"""Password hashing, lockout rules, per-address throttling and TOTP: the sign-in rules.
+
+argon2id parameters are OWASP's first recommendation (m = 19 MiB, t = 2, p = 1); a stored
+hash with weaker parameters is re-hashed at the next successful sign-in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import argon2
+import pyotp
+
+__all__ = [
+    "ARGON2_MEMORY_KIB",
+    "ARGON2_PARALLELISM",
+    "ARGON2_TIME_COST",
+    "AddressThrottle",
+    "LockoutPolicy",
+    "hash_password",
+    "hash_secret",
+    "needs_rehash",
+    "new_secret",
+    "verify_password",
+    "verify_secret",
+    "verify_totp",
+]
+
+ARGON2_TIME_COST = 2
+ARGON2_MEMORY_KIB = 19 * 1024
+ARGON2_PARALLELISM = 1
+
+_hasher = argon2.PasswordHasher(
+    time_cost=ARGON2_TIME_COST,
+    memory_cost=ARGON2_MEMORY_KIB,
+    parallelism=ARGON2_PARALLELISM,
+    type=argon2.Type.ID,
+)
+# Verified against when the account does not exist, so an unknown username costs the same
+# time as a wrong password (no user enumeration by timing).
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(stored_hash: str | None, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash or _DUMMY_HASH, password) and stored_hash is not None
+    except (argon2.exceptions.VerificationError, argon2.exceptions.InvalidHashError):
+        return False
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    return _hasher.check_needs_rehash(stored_hash)
+
+
+# Client secrets and refresh tokens are 256-bit random values: a fast hash is enough (no
+# dictionary to attack), and a slow one would cap client_credentials throughput.
+def new_secret(nbytes: int = 32) -> str:
+    return secrets.token_urlsafe(nbytes)
+
+
+def hash_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def verify_secret(stored_hash: str | None, secret: str) -> bool:
+    return stored_hash is not None and hmac.compare_digest(stored_hash, hash_secret(secret))
+
+
+def verify_totp(secret: str, code: str) -> bool:
+    """A 6-digit RFC 6238 code, accepting one step of clock drift either way."""
+    return bool(code) and pyotp.TOTP(secret).verify(code.strip(), valid_window=1)
+
+
+@dataclass(frozen=True)
+class LockoutPolicy:
+    """Per-account: after `max_failures` wrong passwords in a row, lock for `lock_seconds`."""
+
+    max_failures: int = 5
+    lock_seconds: float = 15 * 60
+
+    def after_failure(self, failures: int, now: float) -> float | None:
+        """Lock-until time when this failure (already counted) reaches the limit."""
+        return now + self.lock_seconds if failures >= self.max_failures else None
+
+
+class AddressThrottle:
+    """Per-address: at most `limit` failed sign-ins per `window` seconds from one address.
+
+    Process-local (one identity process per province in the embedded mode); behind several
+    replicas each replica throttles on its own, which only loosens the limit by the replica count.
+    """
+
+    def __init__(self, limit: int = 20, window: float = 300.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def _trim(self, q: deque[float], now: float) -> None:
+        while q and q[0] <= now - self.window:
+            q.popleft()
+
+    def blocked(self, address: str, now: float | None = None) -> bool:
+        now = time.time() if now is None else now
+        with self._lock:
+            q = self._failures.get(address)
+            if not q:
+                return False
+            self._trim(q, now)
+            return len(q) >= self.limit
+
+    def failed(self, address: str, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        with self._lock:
+            q = self._failures.setdefault(address, deque())
+            self._trim(q, now)
+            q.append(now)
+            if len(self._failures) > 100_000:  # bound memory under a spray from many addresses
+                for key in [k for k, v in self._failures.items() if not v][:50_000]:
+                    del self._failures[key]

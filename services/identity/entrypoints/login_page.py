@@ -1,0 +1,68 @@
+"""The Vietnamese sign-in page and error page of the authorization-code flow."""
+
+from __future__ import annotations
+
+from html import escape
+
+_STYLE = """
+body{font-family:system-ui,"Segoe UI",Roboto,sans-serif;background:#f3f5f8;margin:0}
+main{max-width:380px;margin:8vh auto;background:#fff;padding:2rem;border-radius:8px;
+box-shadow:0 2px 12px rgba(0,0,0,.08)}
+h1{font-size:1.25rem;color:#a50e0e;margin:0 0 .25rem}p.sub{color:#555;margin:0 0 1.5rem}
+label{display:block;margin:.75rem 0 .25rem;font-weight:600}
+input[type=text],input[type=password]{width:100%;padding:.6rem;box-sizing:border-box;
+border:1px solid #ccc;border-radius:4px}
+button{margin-top:1.25rem;width:100%;padding:.7rem;background:#a50e0e;color:#fff;border:0;
+border-radius:4px;font-size:1rem}.err{background:#fdecea;color:#8a1c1c;padding:.6rem;
+border-radius:4px}
+"""
+
+
+def login_page(action: str, hidden: dict[str, str], error: str = "", username: str = "") -> str:
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden.items()
+    )
+    err = f'<p class="err" role="alert">{escape(error)}</p>' if error else ""
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Đăng nhập một lần — LGSP</title><style>{_STYLE}</style></head>
+<body><main>
+<h1>Đăng nhập hệ thống</h1>
+<p class="sub">Nền tảng tích hợp, chia sẻ dữ liệu cấp tỉnh</p>
+{err}
+<form method="post" action="{escape(action)}">
+{fields}
+<label for="username">Tên đăng nhập</label>
+<input type="text" id="username" name="username" value="{escape(username)}"
+ autocomplete="username" required autofocus>
+<label for="password">Mật khẩu</label>
+<input type="password" id="password" name="password" autocomplete="current-password" required>
+<label for="totp">Mã xác thực (nếu tài khoản bật xác thực hai lớp)</label>
+<input type="text" id="totp" name="totp" inputmode="numeric" autocomplete="one-time-code">
+<button type="submit">Đăng nhập</button>
+</form>
+</main></body></html>"""
+
+
+def error_page(message: str) -> str:
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><title>Lỗi đăng nhập — LGSP</title>
+<style>{_STYLE}</style></head><body><main>
+<h1>Không thể đăng nhập</h1><p class="err" role="alert">{escape(message)}</p>
+<p>Vui lòng quay lại ứng dụng và thử lại, hoặc liên hệ quản trị hệ thống.</p>
+</main></body></html>"""
+
+
+# What each refusal says to the official, in Vietnamese.
+MESSAGES = {
+    "Invalid user credentials": "Tên đăng nhập hoặc mật khẩu không đúng.",
+    "Account disabled": "Tài khoản đã bị vô hiệu hóa.",
+    "Account is temporarily locked": (
+        "Tài khoản tạm thời bị khóa do nhập sai nhiều lần. Vui lòng thử lại sau."
+    ),
+    "Invalid one-time code (totp)": "Mã xác thực hai lớp không đúng.",
+    "Too many failed sign-ins from this address": (
+        "Quá nhiều lần đăng nhập sai từ địa chỉ này. Vui lòng thử lại sau ít phút."
+    ),
+}

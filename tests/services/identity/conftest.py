@@ -1,0 +1,110 @@
+"""A running identity service (gRPC + OIDC HTTP) on free loopback ports, per test."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+
+from lgsp.app import ServiceRuntime
+from lgsp.config import load_settings
+from services.identity.bootstrap import Identity, build_spec
+from tests.fixtures import free_port
+
+ADMIN_PASSWORD = "Quan-Tri-Th3-Test!"
+
+
+@dataclass
+class Running:
+    runtime: ServiceRuntime
+    identity: Identity
+    base_url: str
+    grpc_address: str
+    data_dir: Path
+
+
+async def start_identity(
+    tmp_path: Path, db_url: str | None = None, seed: bool = False
+) -> tuple[ServiceRuntime, Identity, str]:
+    http_port = free_port()
+    env = {
+        "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
+        "LGSP_IDENTITY_HTTP_PORT": str(http_port),
+        "LGSP_TELEMETRY_ENABLED": "false",
+    }
+    if db_url:
+        env["LGSP_IDENTITY_DATABASE_URL"] = db_url
+    settings = load_settings(env=env)
+    holder: dict[str, Identity] = {}
+    runtime = ServiceRuntime(build_spec(settings, seed_demo=seed, holder=holder), settings, port=0)
+    await runtime.start()
+    base = f"http://127.0.0.1:{http_port}"
+    async with httpx.AsyncClient() as client:
+        for _ in range(300):
+            try:
+                if (await client.get(f"{base}/healthz")).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.05)
+        else:
+            raise RuntimeError("identity HTTP app did not come up")
+    return runtime, holder["identity"], base
+
+
+@pytest.fixture
+async def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
+    monkeypatch.setenv("IDENTITY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+    runtime, ident, base = await start_identity(tmp_path)
+    try:
+        yield Running(runtime, ident, base, runtime.server.address, tmp_path)
+    finally:
+        await runtime.stop(grace=1)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
+    """One identity service with the demo province, shared by a module's tests (each test
+    that changes an account makes its own with new_official)."""
+    import os
+
+    from services.identity.seed import seed_demo
+
+    tmp_path = tmp_path_factory.mktemp("identity")
+    os.environ["IDENTITY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    try:
+        runtime, ident, base = await start_identity(tmp_path)
+    finally:
+        os.environ.pop("IDENTITY_ADMIN_PASSWORD", None)
+    await asyncio.to_thread(seed_demo, ident.directory, None)
+    try:
+        yield Running(runtime, ident, base, runtime.server.address, tmp_path)
+    finally:
+        await runtime.stop(grace=1)
+
+
+OFFICIAL_PASSWORD = "Chuyen-Vien-2025!"
+
+
+def new_official(run: Running, roles: tuple[str, ...] = ("specialist",)) -> tuple[str, str]:
+    """A fresh account in Sở Tư pháp: (user id, username)."""
+    import uuid
+
+    from lgsp.api.identity.v1 import identity_pb2 as pb
+    from services.identity.service_layer.directory import SYSTEM
+
+    d = run.identity.directory
+    username = f"cv{uuid.uuid4().hex[:8]}.stp"
+    user, _ = d.create_user(
+        SYSTEM,
+        pb.User(username=username, display_name="Trần Thị Bích", agency_code="000.00.12.H30"),
+        password=OFFICIAL_PASSWORD,
+    )
+    for role in roles:
+        d.grant_role(SYSTEM, user.id, role, "000.00.12.H30")
+    return user.id, username
