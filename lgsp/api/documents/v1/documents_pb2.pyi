@@ -567,6 +567,8 @@ class DirectiveTask(_message.Message):
     COMPLETE_TIME_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    OVERDUE_FIELD_NUMBER: _builtins.int
+    DIRECTING_AGENCY_CODE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     document_id: _builtins.str
@@ -585,6 +587,12 @@ class DirectiveTask(_message.Message):
     """Latest progress or result report."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency."""
+    overdue: _builtins.bool
+    """Whether the deadline has passed (in the province's time zone) and the task is neither
+    done nor cancelled.
+    """
+    directing_agency_code: _builtins.str
+    """Identifier code of the agency whose document assigned the task."""
     @_builtins.property
     def cooperating_agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Codes of agencies that cooperate."""
@@ -612,10 +620,12 @@ class DirectiveTask(_message.Message):
         complete_time: _timestamp_pb2.Timestamp | None = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        overdue: _builtins.bool = ...,
+        directing_agency_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["complete_time", b"complete_time", "create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_agency_code", b"assignee_agency_code", "assignee_user_id", b"assignee_user_id", "complete_time", b"complete_time", "cooperating_agency_codes", b"cooperating_agency_codes", "create_time", b"create_time", "description", b"description", "document_id", b"document_id", "due_date", b"due_date", "etag", b"etag", "id", b"id", "progress_note", b"progress_note", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_agency_code", b"assignee_agency_code", "assignee_user_id", b"assignee_user_id", "complete_time", b"complete_time", "cooperating_agency_codes", b"cooperating_agency_codes", "create_time", b"create_time", "description", b"description", "directing_agency_code", b"directing_agency_code", "document_id", b"document_id", "due_date", b"due_date", "etag", b"etag", "id", b"id", "overdue", b"overdue", "progress_note", b"progress_note", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -660,6 +670,13 @@ class Document(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    DRAFTING_UNIT_FIELD_NUMBER: _builtins.int
+    DIGITALLY_SIGNED_FIELD_NUMBER: _builtins.int
+    WAITING_ON_USER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETE_TIME_FIELD_NUMBER: _builtins.int
+    DRAFT_VERSION_FIELD_NUMBER: _builtins.int
+    RESULT_NOTE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     direction: Global___Direction.ValueType
@@ -716,6 +733,22 @@ class Document(_message.Message):
     """Opaque version of this record. Send it back on every change; a stale value fails with
     ABORTED (optimistic concurrency).
     """
+    summary: _builtins.str
+    """Summary of the content (edXML Content), longer than the subject line."""
+    drafting_unit: _builtins.str
+    """Outgoing: abbreviation of the drafting unit (đơn vị soạn thảo), e.g. "VP"; a công văn's
+    notation ends with it: "123/UBND-VP".
+    """
+    digitally_signed: _builtins.bool
+    """Outgoing: whether the signature recorded at SignDocument is a verified digital one."""
+    waiting_on_user_id: _builtins.str
+    """User id the document now waits on (reviewer, signer, handler); empty if none."""
+    draft_version: _builtins.int
+    """Outgoing: number of the current draft version (1 for a new draft); see
+    ListDocumentVersions.
+    """
+    result_note: _builtins.str
+    """Incoming: the refusal reason or the result note of the handling."""
     @_builtins.property
     def signer(self) -> Global___Signer:
         """Who signs, and in which capacity."""
@@ -747,6 +780,10 @@ class Document(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the record last changed."""
+
+    @_builtins.property
+    def complete_time(self) -> _timestamp_pb2.Timestamp:
+        """Incoming: when the handling was completed (DONE); unset before."""
 
     def __init__(
         self,
@@ -784,10 +821,17 @@ class Document(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        summary: _builtins.str = ...,
+        drafting_unit: _builtins.str = ...,
+        digitally_signed: _builtins.bool = ...,
+        waiting_on_user_id: _builtins.str = ...,
+        complete_time: _timestamp_pb2.Timestamp | None = ...,
+        draft_version: _builtins.int = ...,
+        result_note: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_time", b"arrival_time", "create_time", b"create_time", "signer", b"signer", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_time", b"arrival_time", "complete_time", b"complete_time", "create_time", b"create_time", "signer", b"signer", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "arrival_number", b"arrival_number", "arrival_time", b"arrival_time", "attachments", b"attachments", "co_handler_user_ids", b"co_handler_user_ids", "confidentiality", b"confidentiality", "create_time", b"create_time", "created_by", b"created_by", "direction", b"direction", "directive_tasks", b"directive_tasks", "document_type_code", b"document_type_code", "due_date", b"due_date", "edxml_message_id", b"edxml_message_id", "electronic", b"electronic", "etag", b"etag", "handler_user_id", b"handler_user_id", "id", b"id", "incoming_status", b"incoming_status", "notation", b"notation", "number", b"number", "number_notation", b"number_notation", "outgoing_status", b"outgoing_status", "page_count", b"page_count", "priority", b"priority", "promulgation_date", b"promulgation_date", "promulgation_place", b"promulgation_place", "recipients", b"recipients", "related_document_id", b"related_document_id", "sender_agency_code", b"sender_agency_code", "sender_agency_name", b"sender_agency_name", "signer", b"signer", "subject", b"subject", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "arrival_number", b"arrival_number", "arrival_time", b"arrival_time", "attachments", b"attachments", "co_handler_user_ids", b"co_handler_user_ids", "complete_time", b"complete_time", "confidentiality", b"confidentiality", "create_time", b"create_time", "created_by", b"created_by", "digitally_signed", b"digitally_signed", "direction", b"direction", "directive_tasks", b"directive_tasks", "document_type_code", b"document_type_code", "draft_version", b"draft_version", "drafting_unit", b"drafting_unit", "due_date", b"due_date", "edxml_message_id", b"edxml_message_id", "electronic", b"electronic", "etag", b"etag", "handler_user_id", b"handler_user_id", "id", b"id", "incoming_status", b"incoming_status", "notation", b"notation", "number", b"number", "number_notation", b"number_notation", "outgoing_status", b"outgoing_status", "page_count", b"page_count", "priority", b"priority", "promulgation_date", b"promulgation_date", "promulgation_place", b"promulgation_place", "recipients", b"recipients", "related_document_id", b"related_document_id", "result_note", b"result_note", "sender_agency_code", b"sender_agency_code", "sender_agency_name", b"sender_agency_name", "signer", b"signer", "subject", b"subject", "summary", b"summary", "update_time", b"update_time", "waiting_on_user_id", b"waiting_on_user_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -857,6 +901,9 @@ class DocumentFigures(_message.Message):
     INCOMING_LATE_FIELD_NUMBER: _builtins.int
     ELECTRONIC_SHARE_FIELD_NUMBER: _builtins.int
     DIGITALLY_SIGNED_SHARE_FIELD_NUMBER: _builtins.int
+    AVERAGE_HANDLING_SECONDS_FIELD_NUMBER: _builtins.int
+    INCOMING_OVERDUE_FIELD_NUMBER: _builtins.int
+    TASKS_OVERDUE_FIELD_NUMBER: _builtins.int
     agency_code: _builtins.str
     """Identifier code of the agency; empty for the whole province."""
     outgoing_issued: _builtins.int
@@ -877,6 +924,16 @@ class DocumentFigures(_message.Message):
     """Share of documents (both directions) exchanged electronically, 0..1."""
     digitally_signed_share: _builtins.float
     """Share of outgoing documents digitally signed, 0..1."""
+    average_handling_seconds: _builtins.float
+    """Average time from arrival to DONE of the incoming documents completed in the period, in
+    seconds; 0 when none was completed.
+    """
+    incoming_overdue: _builtins.int
+    """Incoming documents of the period still open (not done, refused or recalled) past their
+    due date now.
+    """
+    tasks_overdue: _builtins.int
+    """Directive tasks assigned to the agency still open past their deadline now."""
     def __init__(
         self,
         *,
@@ -890,10 +947,13 @@ class DocumentFigures(_message.Message):
         incoming_late: _builtins.int = ...,
         electronic_share: _builtins.float = ...,
         digitally_signed_share: _builtins.float = ...,
+        average_handling_seconds: _builtins.float = ...,
+        incoming_overdue: _builtins.int = ...,
+        tasks_overdue: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "digitally_signed_share", b"digitally_signed_share", "electronic_share", b"electronic_share", "incoming_arrived", b"incoming_arrived", "incoming_done_on_time", b"incoming_done_on_time", "incoming_electronic", b"incoming_electronic", "incoming_late", b"incoming_late", "outgoing_digitally_signed", b"outgoing_digitally_signed", "outgoing_electronic", b"outgoing_electronic", "outgoing_issued", b"outgoing_issued"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "average_handling_seconds", b"average_handling_seconds", "digitally_signed_share", b"digitally_signed_share", "electronic_share", b"electronic_share", "incoming_arrived", b"incoming_arrived", "incoming_done_on_time", b"incoming_done_on_time", "incoming_electronic", b"incoming_electronic", "incoming_late", b"incoming_late", "incoming_overdue", b"incoming_overdue", "outgoing_digitally_signed", b"outgoing_digitally_signed", "outgoing_electronic", b"outgoing_electronic", "outgoing_issued", b"outgoing_issued", "tasks_overdue", b"tasks_overdue"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2208,6 +2268,7 @@ class ListDirectiveTasksRequest(_message.Message):
     ASSIGNEE_USER_ID_FIELD_NUMBER: _builtins.int
     STATUSES_FIELD_NUMBER: _builtins.int
     DUE_BEFORE_FIELD_NUMBER: _builtins.int
+    OVERDUE_ONLY_FIELD_NUMBER: _builtins.int
     page_size: _builtins.int
     """Maximum tasks to return; 0 means 50, values above 500 are treated as 500."""
     page_token: _builtins.str
@@ -2220,6 +2281,10 @@ class ListDirectiveTasksRequest(_message.Message):
     """Only tasks assigned to this user."""
     due_before: _builtins.str
     """Only tasks due on or before this date, "YYYY-MM-DD"."""
+    overdue_only: _builtins.bool
+    """Only tasks past their deadline and still open (OPEN or IN_PROGRESS), as of today in the
+    province's time zone.
+    """
     @_builtins.property
     def statuses(self) -> _containers.RepeatedScalarFieldContainer[Global___TaskStatus.ValueType]:
         """Only tasks in these statuses; empty for any."""
@@ -2234,10 +2299,11 @@ class ListDirectiveTasksRequest(_message.Message):
         assignee_user_id: _builtins.str = ...,
         statuses: _abc.Iterable[Global___TaskStatus.ValueType] | None = ...,
         due_before: _builtins.str = ...,
+        overdue_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_agency_code", b"assignee_agency_code", "assignee_user_id", b"assignee_user_id", "document_id", b"document_id", "due_before", b"due_before", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["assignee_agency_code", b"assignee_agency_code", "assignee_user_id", b"assignee_user_id", "document_id", b"document_id", "due_before", b"due_before", "overdue_only", b"overdue_only", "page_size", b"page_size", "page_token", b"page_token", "statuses", b"statuses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2334,3 +2400,87 @@ class GetDocumentFiguresResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDocumentFiguresResponse: _TypeAlias = GetDocumentFiguresResponse  # noqa: Y015
+
+@_typing.final
+class ListDocumentVersionsRequest(_message.Message):
+    """ListDocumentVersionsRequest names the document."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """The document's id."""
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDocumentVersionsRequest: _TypeAlias = ListDocumentVersionsRequest  # noqa: Y015
+
+@_typing.final
+class DocumentVersion(_message.Message):
+    """DocumentVersion is one kept version of a draft."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    AUTHOR_ID_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """Version number, from 1."""
+    author_id: _builtins.str
+    """User id of who wrote that version."""
+    @_builtins.property
+    def document(self) -> Global___Document:
+        """The document's content as of that version."""
+
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was written."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        document: Global___Document | None = ...,
+        author_id: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "document", b"document"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author_id", b"author_id", "create_time", b"create_time", "document", b"document", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentVersion: _TypeAlias = DocumentVersion  # noqa: Y015
+
+@_typing.final
+class ListDocumentVersionsResponse(_message.Message):
+    """ListDocumentVersionsResponse lists the versions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def versions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentVersion]:
+        """Versions, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        versions: _abc.Iterable[Global___DocumentVersion] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["versions", b"versions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDocumentVersionsResponse: _TypeAlias = ListDocumentVersionsResponse  # noqa: Y015

@@ -159,6 +159,11 @@ class DocumentServiceStub:
                 request_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GetDocumentFiguresRequest.SerializeToString,
                 response_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GetDocumentFiguresResponse.FromString,
                 _registered_method=True)
+        self.ListDocumentVersions = channel.unary_unary(
+                '/lgsp.api.documents.v1.DocumentService/ListDocumentVersions',
+                request_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsResponse.FromString,
+                _registered_method=True)
 
 
 class DocumentServiceServicer:
@@ -342,6 +347,13 @@ class DocumentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListDocumentVersions(self, request, context):
+        """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DocumentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -464,6 +476,11 @@ def add_DocumentServiceServicer_to_server(servicer, server):
                     servicer.GetDocumentFigures,
                     request_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GetDocumentFiguresRequest.FromString,
                     response_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GetDocumentFiguresResponse.SerializeToString,
+            ),
+            'ListDocumentVersions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDocumentVersions,
+                    request_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1119,6 +1136,33 @@ class DocumentService:
             '/lgsp.api.documents.v1.DocumentService/GetDocumentFigures',
             lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GetDocumentFiguresRequest.SerializeToString,
             lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GetDocumentFiguresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDocumentVersions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.documents.v1.DocumentService/ListDocumentVersions',
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsRequest.SerializeToString,
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -96,6 +96,8 @@ class DocumentServiceStub:
     """ListDirectiveTasks pages through directive tasks by assignee, document or status."""
     GetDocumentFigures: _grpc.UnaryUnaryMultiCallable[_documents_pb2.GetDocumentFiguresRequest, _documents_pb2.GetDocumentFiguresResponse]
     """GetDocumentFigures returns the figures the province reports for a period."""
+    ListDocumentVersions: _grpc.UnaryUnaryMultiCallable[_documents_pb2.ListDocumentVersionsRequest, _documents_pb2.ListDocumentVersionsResponse]
+    """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first."""
 
 @_typing.type_check_only
 class DocumentServiceAsyncStub(DocumentServiceStub):
@@ -165,6 +167,8 @@ class DocumentServiceAsyncStub(DocumentServiceStub):
     """ListDirectiveTasks pages through directive tasks by assignee, document or status."""
     GetDocumentFigures: _aio.UnaryUnaryMultiCallable[_documents_pb2.GetDocumentFiguresRequest, _documents_pb2.GetDocumentFiguresResponse]  # type: ignore[assignment]
     """GetDocumentFigures returns the figures the province reports for a period."""
+    ListDocumentVersions: _aio.UnaryUnaryMultiCallable[_documents_pb2.ListDocumentVersionsRequest, _documents_pb2.ListDocumentVersionsResponse]  # type: ignore[assignment]
+    """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first."""
 
 class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
     """DocumentService keeps an agency's official documents under Nghị định 30/2020/NĐ-CP.
@@ -375,5 +379,13 @@ class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_documents_pb2.GetDocumentFiguresResponse, _abc.Awaitable[_documents_pb2.GetDocumentFiguresResponse]]:
         """GetDocumentFigures returns the figures the province reports for a period."""
+
+    @_abc_1.abstractmethod
+    def ListDocumentVersions(
+        self,
+        request: _documents_pb2.ListDocumentVersionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_documents_pb2.ListDocumentVersionsResponse, _abc.Awaitable[_documents_pb2.ListDocumentVersionsResponse]]:
+        """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first."""
 
 def add_DocumentServiceServicer_to_server(servicer: DocumentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

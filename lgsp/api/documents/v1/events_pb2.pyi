@@ -459,3 +459,85 @@ class DirectiveTaskStatusChanged(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DirectiveTaskStatusChanged: _TypeAlias = DirectiveTaskStatusChanged  # noqa: Y015
+
+@_typing.final
+class ExchangeMessage(_message.Message):
+    """ExchangeMessage is one edXML message (a document package or a status message) travelling
+    from one agency's documents system to another's through the LGSP. It is published on the
+    topic "lgsp.exchange.v1" with the recipient's agency code as subject (record key), so each
+    recipient's messages keep their order.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MESSAGE_ID_FIELD_NUMBER: _builtins.int
+    FROM_AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    TO_AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    EDXML_FIELD_NUMBER: _builtins.int
+    message_id: _builtins.str
+    """Unique id of the message (the edXML message id); a redelivery carries the same id."""
+    from_agency_code: _builtins.str
+    """Identifier code of the sending agency."""
+    to_agency_code: _builtins.str
+    """Identifier code of the receiving agency."""
+    edxml: _builtins.bytes
+    """The edXML bytes (QCVN 102:2016)."""
+    def __init__(
+        self,
+        *,
+        message_id: _builtins.str = ...,
+        from_agency_code: _builtins.str = ...,
+        to_agency_code: _builtins.str = ...,
+        edxml: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["edxml", b"edxml", "from_agency_code", b"from_agency_code", "message_id", b"message_id", "to_agency_code", b"to_agency_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExchangeMessage: _TypeAlias = ExchangeMessage  # noqa: Y015
+
+@_typing.final
+class RecipientStatusReported(_message.Message):
+    """RecipientStatusReported: a recipient's documents system reported an edXML status on a sent
+    document (01 arrived … 06 done, 13 recalled); the sender's recipient list shows it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    RECIPIENT_AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    EDXML_STATUS_CODE_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    document_id: _builtins.str
+    """Id of the sender's outgoing document."""
+    agency_code: _builtins.str
+    """Identifier code of the sending agency (holder of the outgoing document)."""
+    recipient_agency_code: _builtins.str
+    """Identifier code of the recipient that reported."""
+    status: _documents_pb2.IncomingStatus.ValueType
+    """The status reported."""
+    edxml_status_code: _builtins.str
+    """Its edXML code, two digits."""
+    comment: _builtins.str
+    """The recipient's description (a refusal's reason…)."""
+    def __init__(
+        self,
+        *,
+        document_id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        recipient_agency_code: _builtins.str = ...,
+        status: _documents_pb2.IncomingStatus.ValueType = ...,
+        edxml_status_code: _builtins.str = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "comment", b"comment", "document_id", b"document_id", "edxml_status_code", b"edxml_status_code", "recipient_agency_code", b"recipient_agency_code", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecipientStatusReported: _TypeAlias = RecipientStatusReported  # noqa: Y015

@@ -1,0 +1,1 @@
+"""Adapters: tables and repositories (SQLAlchemy), proto mapping, the agency directory."""

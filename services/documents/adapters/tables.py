@@ -1,0 +1,107 @@
+"""The documents service's tables. Columns exist for what is queried or constrained; the full
+record is kept in `body` (the proto Document / DirectiveTask), so a new field needs no
+migration unless it must be queried."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData()
+
+TZ = sa.DateTime(timezone=True)
+
+documents = sa.Table(
+    "documents",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("direction", sa.SmallInteger, nullable=False),
+    sa.Column("agency_code", sa.String(35), nullable=False),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("type_code", sa.String(16), nullable=False),
+    # The entry in this agency's own book: the issue number (outgoing) or the arrival number
+    # (incoming). Unique per agency, book and year: the last guard against a double number.
+    sa.Column("book", sa.String(16)),
+    sa.Column("book_year", sa.Integer),
+    sa.Column("book_number", sa.Integer),
+    sa.Column("number_notation", sa.String(100), nullable=False, server_default=""),
+    sa.Column("sender_agency_code", sa.String(35), nullable=False, server_default=""),
+    sa.Column("subject", sa.Text, nullable=False),
+    sa.Column("confidentiality", sa.SmallInteger, nullable=False),
+    sa.Column("priority", sa.SmallInteger, nullable=False),
+    sa.Column("electronic", sa.Boolean, nullable=False),
+    sa.Column("digitally_signed", sa.Boolean, nullable=False),
+    sa.Column("promulgation_date", sa.Date),
+    sa.Column("arrival_time", TZ),
+    sa.Column("due_date", sa.Date),
+    sa.Column("complete_time", TZ),
+    sa.Column("handler_user_id", sa.String(64), nullable=False, server_default=""),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    # Idempotency key of the creating request (CreateDraft/RegisterIncoming request_id, or the
+    # edXML message id of an arrival).
+    sa.Column("request_key", sa.String(128)),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("updated_at", TZ, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+    sa.UniqueConstraint(
+        "agency_code", "book", "book_year", "book_number", name="uq_documents_book_entry"
+    ),
+    sa.UniqueConstraint("agency_code", "request_key", name="uq_documents_request"),
+    sa.Index("ix_documents_agency_created", "agency_code", "created_at"),
+    sa.Index("ix_documents_notation", "agency_code", "number_notation"),
+    sa.Index("ix_documents_sender", "sender_agency_code", "number_notation"),
+)
+
+document_versions = sa.Table(
+    "document_versions",
+    metadata,
+    sa.Column("document_id", sa.String(36), sa.ForeignKey("documents.id"), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True),
+    sa.Column("author_id", sa.String(64), nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
+document_history = sa.Table(
+    "document_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "document_id", sa.String(36), sa.ForeignKey("documents.id"), nullable=False, index=True
+    ),
+    sa.Column("at", TZ, nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("agency_code", sa.String(35), nullable=False),
+    sa.Column("action", sa.String(40), nullable=False),
+    sa.Column("from_status", sa.String(40), nullable=False),
+    sa.Column("to_status", sa.String(40), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+)
+
+directive_tasks = sa.Table(
+    "directive_tasks",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column(
+        "document_id", sa.String(36), sa.ForeignKey("documents.id"), nullable=False, index=True
+    ),
+    sa.Column("directing_agency_code", sa.String(35), nullable=False),
+    sa.Column("assignee_agency_code", sa.String(35), nullable=False, index=True),
+    sa.Column("assignee_user_id", sa.String(64), nullable=False, index=True),
+    sa.Column("status", sa.SmallInteger, nullable=False),
+    sa.Column("due_date", sa.Date),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("body", sa.LargeBinary, nullable=False),
+)
+
+# One counter per agency, book and year: the row is locked (FOR UPDATE / BEGIN IMMEDIATE) and
+# incremented in the transaction that uses the number, so numbers are unique and gap-free.
+number_books = sa.Table(
+    "number_books",
+    metadata,
+    sa.Column("agency_code", sa.String(35), primary_key=True),
+    sa.Column("book", sa.String(16), primary_key=True),
+    sa.Column("year", sa.Integer, primary_key=True),
+    sa.Column("last_number", sa.Integer, nullable=False),
+)

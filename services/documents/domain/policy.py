@@ -1,0 +1,138 @@
+"""Who may do what, in which agency (the roles of the officials' tokens).
+
+    clerk (văn thư)         registers incoming documents, issues numbers, sends, recalls
+    specialist (chuyên viên) drafts and handles
+    leader (lãnh đạo)       reviews, signs, assigns, directs tasks (and may draft)
+    agency_admin / admin    read documents and figures of their agency
+
+A role held in an agency also counts in the agencies below it (the agency tree). Reading:
+a document is visible to holders of any of these roles in the agency that holds it, in an
+agency it was sent to, or to anyone for a legal document once issued (legal documents are
+published). Anything else is answered as if it did not exist (NOT_FOUND), so a user of
+another agency cannot even learn that a document id exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from .document_types import document_type
+from .errors import Forbidden
+from .model import Direction, Document, OutgoingStatus
+
+CLERK = "clerk"
+SPECIALIST = "specialist"
+LEADER = "leader"
+AGENCY_ADMIN = "agency_admin"
+ADMIN = "admin"
+
+READER_ROLES = (CLERK, SPECIALIST, LEADER, AGENCY_ADMIN, ADMIN)
+
+# The role(s) each step needs in the agency that holds the document.
+ACTION_ROLES: dict[str, tuple[str, ...]] = {
+    "create_draft": (SPECIALIST, LEADER),
+    "update_draft": (SPECIALIST, LEADER),
+    "submit_for_review": (SPECIALIST, LEADER),
+    "review": (LEADER,),
+    "sign": (LEADER,),
+    "issue": (CLERK,),
+    "send": (CLERK,),
+    "recall": (CLERK, LEADER),
+    "register_incoming": (CLERK,),
+    "update_incoming": (CLERK,),
+    "accept": (CLERK,),
+    "refuse": (CLERK, LEADER),
+    "assign": (LEADER,),
+    "handle": (SPECIALIST, LEADER),  # start / complete: and only the handler (or a leader)
+    "create_task": (LEADER,),
+    "report_task": (SPECIALIST, LEADER, CLERK),
+    "figures": (LEADER, AGENCY_ADMIN, ADMIN),
+}
+
+ACTION_NAMES_VI = {
+    "create_draft": "soạn thảo văn bản",
+    "update_draft": "sửa dự thảo",
+    "submit_for_review": "trình duyệt",
+    "review": "duyệt văn bản",
+    "sign": "ký văn bản",
+    "issue": "cấp số văn bản",
+    "send": "gửi văn bản",
+    "recall": "thu hồi văn bản",
+    "register_incoming": "vào sổ văn bản đến",
+    "update_incoming": "sửa thông tin văn bản đến",
+    "accept": "tiếp nhận văn bản",
+    "refuse": "từ chối văn bản",
+    "assign": "phân công xử lý",
+    "handle": "xử lý văn bản",
+    "create_task": "giao nhiệm vụ",
+    "report_task": "báo cáo tiến độ nhiệm vụ",
+    "figures": "xem số liệu",
+}
+
+
+class AgencyTree(Protocol):
+    def ancestors(self, code: str) -> Sequence[str]: ...
+
+
+class Caller(Protocol):
+    """What the rules need to know of the caller (lgsp.auth.Principal fits)."""
+
+    @property
+    def subject(self) -> str: ...
+
+    def has_role(
+        self, role: str, agency_code: str | None = None, *, tree: AgencyTree | None = None
+    ) -> bool: ...
+
+
+def holds(caller: Caller, roles: Iterable[str], agency_code: str, tree: AgencyTree) -> bool:
+    return any(caller.has_role(r, agency_code, tree=tree) for r in roles)
+
+
+def require(caller: Caller, action: str, agency_code: str, tree: AgencyTree) -> None:
+    """Forbidden unless the caller holds a role that `action` needs in `agency_code`."""
+    roles = ACTION_ROLES[action]
+    if not holds(caller, roles, agency_code, tree):
+        raise Forbidden(
+            f"{' or '.join(roles)} role in agency {agency_code} required to "
+            f"{ACTION_NAMES_VI.get(action, action)}"
+        )
+
+
+def require_handler(caller: Caller, doc: Document, tree: AgencyTree) -> None:
+    """Start/complete: the official in charge, or a leader of the agency."""
+    if caller.has_role(LEADER, doc.agency_code, tree=tree):
+        return
+    require(caller, "handle", doc.agency_code, tree)
+    if caller.subject != doc.handler_user_id:
+        raise Forbidden("only the official in charge of the document or a leader may handle it")
+
+
+def is_public(doc: Document) -> bool:
+    kind = document_type(doc.type_code)
+    return (
+        doc.direction == Direction.OUTGOING
+        and kind is not None
+        and kind.legal
+        and not doc.confidential
+        and doc.outgoing_status in (OutgoingStatus.ISSUED, OutgoingStatus.SENT)
+    )
+
+
+def can_read(caller: Caller, doc: Document, tree: AgencyTree) -> bool:
+    if holds(caller, READER_ROLES, doc.agency_code, tree):
+        return True
+    if doc.direction == Direction.OUTGOING and doc.outgoing_status in (
+        OutgoingStatus.SENT,
+        OutgoingStatus.RECALLED,
+    ):
+        # A recipient agency reads what was sent to it (not what is still a draft).
+        for r in doc.recipients:
+            if (
+                r.agency_code
+                and r.send_time is not None
+                and holds(caller, READER_ROLES, r.agency_code, tree)
+            ):
+                return True
+    return is_public(doc)

@@ -1,0 +1,379 @@
+"""DocumentService over gRPC: proto in → use case (in a worker thread) → proto out.
+
+Domain refusals become the platform's errors here: InvalidField → INVALID_ARGUMENT naming the
+field, InvalidTransition → FAILED_PRECONDITION, Forbidden → PERMISSION_DENIED, NotVisible →
+NOT_FOUND, StaleVersion → ABORTED."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from datetime import date
+from typing import Any, TypeVar
+
+from lgsp.api.documents.v1 import documents_pb2 as pb
+from lgsp.api.documents.v1 import documents_pb2_grpc
+from lgsp.auth import current_principal
+from lgsp.grpc import errors
+from services.documents.adapters.proto import (
+    document_to_proto,
+    history_to_proto,
+    parse_date,
+    recipient_from_proto,
+    signer_from_proto,
+    task_to_proto,
+    ts,
+)
+from services.documents.adapters.repository import DocumentFilter, TaskFilter
+from services.documents.domain import errors as de
+from services.documents.domain.document_types import ADMINISTRATIVE_TYPES, LEGAL_TYPES
+from services.documents.domain.figures import Figures
+from services.documents.domain.model import (
+    Confidentiality,
+    Direction,
+    Document,
+    IncomingStatus,
+    OutgoingStatus,
+    Priority,
+    TaskStatus,
+)
+from services.documents.service_layer.documents import DocumentsApp
+
+T = TypeVar("T")
+MAX_PAGE = 500
+
+
+def to_service_error(e: de.DomainError) -> errors.ServiceError:
+    if isinstance(e, de.InvalidField):
+        return errors.InvalidArgument(e.field, e.reason)
+    if isinstance(e, de.InvalidTransition):
+        return errors.FailedPrecondition(e.message, type="STATUS", subject=e.subject)
+    if isinstance(e, de.Forbidden):
+        return errors.PermissionDenied(e.message)
+    if isinstance(e, de.NotVisible):
+        return errors.NotFound(e.message, resource_type="document")
+    if isinstance(e, de.StaleVersion):
+        return errors.Aborted(e.message)
+    return errors.FailedPrecondition(e.message)
+
+
+def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def call(self: DocumentServicer, request: Any, context: Any) -> Any:
+        try:
+            return await fn(self, request, context)
+        except de.DomainError as e:
+            raise to_service_error(e) from None
+
+    return call
+
+
+def _page(size: int, token: str) -> tuple[int, int]:
+    limit = 50 if size <= 0 else min(size, MAX_PAGE)
+    try:
+        offset = int(token) if token else 0
+    except ValueError:
+        raise de.InvalidField("page_token", "not a token this service gave") from None
+    return offset, limit
+
+
+def draft_from_proto(m: pb.Document) -> Document:
+    """Client input to a domain Document; server-owned fields are ignored by the use case."""
+    from datetime import UTC, datetime
+
+    now = datetime.now(UTC)
+    if m.priority and m.priority not in Priority._value2member_map_:
+        raise de.InvalidField("document.priority", "unknown priority")
+    if m.confidentiality and m.confidentiality not in Confidentiality._value2member_map_:
+        raise de.InvalidField("document.confidentiality", "unknown confidentiality level")
+    return Document(
+        id="",
+        direction=Direction.OUTGOING,
+        agency_code=m.agency_code.strip(),
+        type_code=m.document_type_code.strip(),
+        subject=m.subject.strip(),
+        summary=m.summary.strip(),
+        created_by="",
+        create_time=now,
+        update_time=now,
+        signer=signer_from_proto(m.signer, "document.signer"),
+        promulgation_place=m.promulgation_place.strip(),
+        due_date=parse_date(m.due_date, "document.due_date"),
+        priority=Priority(m.priority or 1),
+        confidentiality=Confidentiality(m.confidentiality or 1),
+        recipients=[recipient_from_proto(r) for r in m.recipients],
+        drafting_unit=m.drafting_unit.strip(),
+        page_count=max(m.page_count, 0),
+        number_notation=m.number_notation.strip(),
+        sender_agency_code=m.sender_agency_code.strip(),
+        sender_agency_name=m.sender_agency_name.strip(),
+        related_document_id=m.related_document_id,
+        promulgation_date=parse_date(m.promulgation_date, "document.promulgation_date"),
+    )
+
+
+def figures_to_proto(f: Figures) -> pb.DocumentFigures:
+    return pb.DocumentFigures(
+        agency_code=f.agency_code,
+        outgoing_issued=f.outgoing_issued,
+        outgoing_electronic=f.outgoing_electronic,
+        outgoing_digitally_signed=f.outgoing_digitally_signed,
+        incoming_arrived=f.incoming_arrived,
+        incoming_electronic=f.incoming_electronic,
+        incoming_done_on_time=f.incoming_done_on_time,
+        incoming_late=f.incoming_late,
+        electronic_share=f.electronic_share,
+        digitally_signed_share=f.digitally_signed_share,
+        average_handling_seconds=f.average_handling_seconds,
+        incoming_overdue=f.incoming_overdue,
+        tasks_overdue=f.tasks_overdue,
+    )
+
+
+class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
+    def __init__(self, app: DocumentsApp) -> None:
+        self.app = app
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, current_principal(), *args)
+
+    def _doc(self, doc: Document) -> pb.Document:
+        return document_to_proto(doc)
+
+    @rpc
+    async def ListDocumentTypes(self, request: Any, context: Any) -> Any:
+        kinds = sorted(ADMINISTRATIVE_TYPES + LEGAL_TYPES, key=lambda k: k.name)
+        return pb.ListDocumentTypesResponse(
+            document_types=[pb.DocumentType(code=k.code, name=k.name, legal=k.legal) for k in kinds]
+        )
+
+    @rpc
+    async def CreateDraft(self, request: Any, context: Any) -> Any:
+        doc = await self._run(
+            self.app.create_draft, draft_from_proto(request.document), request.request_id
+        )
+        return pb.CreateDraftResponse(document=self._doc(doc))
+
+    @rpc
+    async def UpdateDocument(self, request: Any, context: Any) -> Any:
+        changes = draft_from_proto(request.document)
+        doc = await self._run(
+            self.app.update_document,
+            request.document.id,
+            request.document.etag,
+            changes,
+            list(request.update_mask.paths),
+        )
+        return pb.UpdateDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def SubmitForReview(self, request: Any, context: Any) -> Any:
+        doc = await self._run(
+            self.app.submit_for_review,
+            request.document_id,
+            request.etag,
+            request.reviewer_user_id,
+            request.comment,
+        )
+        return pb.SubmitForReviewResponse(document=self._doc(doc))
+
+    @rpc
+    async def ReviewDocument(self, request: Any, context: Any) -> Any:
+        if request.decision == pb.REVIEW_DECISION_UNSPECIFIED:
+            raise de.InvalidField("decision", "APPROVE or RETURN")
+        doc = await self._run(
+            self.app.review,
+            request.document_id,
+            request.etag,
+            request.decision == pb.REVIEW_DECISION_APPROVE,
+            request.signer_user_id,
+            request.comment,
+        )
+        return pb.ReviewDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def SignDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(
+            self.app.sign,
+            request.document_id,
+            request.etag,
+            signer_from_proto(request.signer),
+            request.signed_attachment_id,
+        )
+        return pb.SignDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def IssueDocument(self, request: Any, context: Any) -> Any:
+        on = parse_date(request.promulgation_date, "promulgation_date")
+        doc = await self._run(self.app.issue, request.document_id, request.etag, on)
+        return pb.IssueDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def SendDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(
+            self.app.send, request.document_id, request.etag, list(request.agency_codes)
+        )
+        return pb.SendDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def RecallDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(self.app.recall, request.document_id, request.etag, request.reason)
+        return pb.RecallDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def RegisterIncoming(self, request: Any, context: Any) -> Any:
+        doc = draft_from_proto(request.document)
+        doc.direction = Direction.INCOMING
+        doc.electronic = False
+        doc = await self._run(self.app.register_incoming, doc, request.request_id)
+        return pb.RegisterIncomingResponse(document=self._doc(doc))
+
+    @rpc
+    async def AcceptDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(self.app.accept, request.document_id, request.etag)
+        return pb.AcceptDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def RefuseDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(self.app.refuse, request.document_id, request.etag, request.reason)
+        return pb.RefuseDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def AssignDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(
+            self.app.assign,
+            request.document_id,
+            request.etag,
+            request.handler_user_id,
+            list(request.co_handler_user_ids),
+            parse_date(request.due_date, "due_date"),
+            request.comment,
+        )
+        return pb.AssignDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def StartProcessing(self, request: Any, context: Any) -> Any:
+        doc = await self._run(self.app.start_processing, request.document_id, request.etag)
+        return pb.StartProcessingResponse(document=self._doc(doc))
+
+    @rpc
+    async def CompleteDocument(self, request: Any, context: Any) -> Any:
+        doc = await self._run(
+            self.app.complete,
+            request.document_id,
+            request.etag,
+            request.result_note,
+            request.reply_document_id,
+        )
+        return pb.CompleteDocumentResponse(document=self._doc(doc))
+
+    @rpc
+    async def GetDocument(self, request: Any, context: Any) -> Any:
+        doc, tasks = await self._run(self.app.get, request.id)
+        m = self._doc(doc)
+        today = self.app.today()
+        m.directive_tasks.extend(task_to_proto(t, today) for t in tasks)
+        return pb.GetDocumentResponse(document=m)
+
+    @rpc
+    async def ListDocuments(self, request: Any, context: Any) -> Any:
+        offset, limit = _page(request.page_size, request.page_token)
+        f = DocumentFilter(
+            agency_code=request.agency_code,
+            direction=Direction(request.direction) if request.direction else None,
+            outgoing_statuses=tuple(OutgoingStatus(s) for s in request.outgoing_statuses),
+            incoming_statuses=tuple(IncomingStatus(s) for s in request.incoming_statuses),
+            type_code=request.document_type_code,
+            user_id=request.user_id,
+            from_date=parse_date(request.from_date, "from_date"),
+            to_date=parse_date(request.to_date, "to_date"),
+            due_before=parse_date(request.due_before, "due_before"),
+            min_priority=int(request.min_priority),
+            query=request.query.strip(),
+        )
+        docs, total = await self._run(self.app.list, f, offset, limit)
+        more = offset + len(docs) < total
+        return pb.ListDocumentsResponse(
+            documents=[self._doc(d) for d in docs],
+            next_page_token=str(offset + len(docs)) if more else "",
+            total_size=total,
+        )
+
+    @rpc
+    async def ListDocumentHistory(self, request: Any, context: Any) -> Any:
+        entries = await self._run(self.app.history, request.document_id)
+        return pb.ListDocumentHistoryResponse(entries=[history_to_proto(h) for h in entries])
+
+    @rpc
+    async def ListDocumentVersions(self, request: Any, context: Any) -> Any:
+        versions = await self._run(self.app.versions, request.document_id)
+        out = []
+        for number, doc, author, at in versions:
+            v = pb.DocumentVersion(version=number, document=self._doc(doc), author_id=author)
+            v.create_time.CopyFrom(ts(at))
+            out.append(v)
+        return pb.ListDocumentVersionsResponse(versions=out)
+
+    @rpc
+    async def CreateDirectiveTask(self, request: Any, context: Any) -> Any:
+        from datetime import UTC, datetime
+
+        from services.documents.domain.model import DirectiveTask
+
+        m = request.task
+        task = DirectiveTask(
+            id="",
+            document_id=m.document_id,
+            directing_agency_code="",
+            description=m.description.strip(),
+            assignee_agency_code=m.assignee_agency_code.strip(),
+            created_by="",
+            create_time=datetime.now(UTC),
+            assignee_user_id=m.assignee_user_id.strip(),
+            cooperating_agency_codes=tuple(m.cooperating_agency_codes),
+            due_date=parse_date(m.due_date, "task.due_date"),
+        )
+        stored = await self._run(self.app.create_task, task)
+        return pb.CreateDirectiveTaskResponse(task=task_to_proto(stored, self.app.today()))
+
+    @rpc
+    async def UpdateDirectiveTaskStatus(self, request: Any, context: Any) -> Any:
+        if request.status not in TaskStatus._value2member_map_:
+            raise de.InvalidField("status", "IN_PROGRESS, DONE or CANCELLED")
+        task = await self._run(
+            self.app.update_task,
+            request.task_id,
+            request.etag,
+            TaskStatus(request.status),
+            request.progress_note.strip(),
+        )
+        return pb.UpdateDirectiveTaskStatusResponse(task=task_to_proto(task, self.app.today()))
+
+    @rpc
+    async def ListDirectiveTasks(self, request: Any, context: Any) -> Any:
+        offset, limit = _page(request.page_size, request.page_token)
+        f = TaskFilter(
+            document_id=request.document_id,
+            assignee_agency_code=request.assignee_agency_code,
+            assignee_user_id=request.assignee_user_id,
+            statuses=tuple(TaskStatus(s) for s in request.statuses),
+            due_before=parse_date(request.due_before, "due_before"),
+        )
+        tasks = await self._run(self.app.list_tasks, f, request.overdue_only, offset, limit + 1)
+        today = self.app.today()
+        return pb.ListDirectiveTasksResponse(
+            tasks=[task_to_proto(t, today) for t in tasks[:limit]],
+            next_page_token=str(offset + limit) if len(tasks) > limit else "",
+        )
+
+    @rpc
+    async def GetDocumentFigures(self, request: Any, context: Any) -> Any:
+        start = parse_date(request.from_date, "from_date") or date(self.app.today().year, 1, 1)
+        end = parse_date(request.to_date, "to_date") or self.app.today()
+        total, rows = await self._run(
+            self.app.figures, request.agency_code, request.include_sub_agencies, start, end
+        )
+        return pb.GetDocumentFiguresResponse(
+            total=figures_to_proto(total), by_agency=[figures_to_proto(r) for r in rows]
+        )

@@ -1,0 +1,71 @@
+"""How documents and status messages travel between agencies' documents systems.
+
+`Transport.send(uow, delivery)` hands an edXML message to the exchange inside the caller's
+unit of work, so the send and the message commit together (nothing is sent for a rolled-back
+step, nothing lost after a commit). `Transport.subscription(group, on_delivery)` is the
+receiving side: a platform Subscription whose handler gets each Delivery with a unit of work.
+
+The first form, `BusTransport`, is the embedded one: one ExchangeMessage event per recipient on
+the topic "lgsp.exchange.v1", keyed by the recipient's agency code, which the recipient's
+documents service consumes. When the LGSP gateway lands, a transport that hands the package to
+the gateway (and to the national document axis) takes its place behind the same interface.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from lgsp.api.documents.v1 import events_pb2
+from lgsp.app import Subscription
+from lgsp.db import UnitOfWork
+from lgsp.inbox import ReceivedEvent
+
+EXCHANGE_TOPIC = "lgsp.exchange.v1"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One edXML message (package or status) from one agency to another."""
+
+    message_id: str
+    from_agency_code: str
+    to_agency_code: str
+    edxml: bytes
+
+
+OnDelivery = Callable[[Delivery, UnitOfWork], None]
+
+
+class Transport(Protocol):
+    def send(self, uow: UnitOfWork, delivery: Delivery) -> None: ...
+
+    def subscription(self, group: str, on_delivery: OnDelivery) -> Subscription: ...
+
+
+class BusTransport:
+    """The exchange over the platform bus (embedded log or Kafka), through the outbox."""
+
+    def __init__(self, topic: str = EXCHANGE_TOPIC) -> None:
+        self.topic = topic
+
+    def send(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        uow.emit(
+            events_pb2.ExchangeMessage(
+                message_id=delivery.message_id,
+                from_agency_code=delivery.from_agency_code,
+                to_agency_code=delivery.to_agency_code,
+                edxml=delivery.edxml,
+            ),
+            subject=delivery.to_agency_code,
+            topic=self.topic,
+        )
+
+    def subscription(self, group: str, on_delivery: OnDelivery) -> Subscription:
+        def handle(event: ReceivedEvent, uow: UnitOfWork) -> None:
+            m = event.payload
+            assert isinstance(m, events_pb2.ExchangeMessage)
+            on_delivery(Delivery(m.message_id, m.from_agency_code, m.to_agency_code, m.edxml), uow)
+
+        return Subscription(group, [self.topic], {events_pb2.ExchangeMessage: handle})
