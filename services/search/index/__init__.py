@@ -1,0 +1,98 @@
+"""The search engine layer: one `SearchIndex` interface, tantivy and Elasticsearch behind it.
+
+index = open_index(backend="tantivy", index_dir="data/search-index")
+index.upsert(docs); index.commit()
+result = index.search(SearchQuery("cai cach hanh chinh"), Caller("000.00.00.H30"))
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .base import (
+    DEFAULT_FACETS,
+    FILTER_FIELDS,
+    KEYWORD_FIELDS,
+    MAX_PAGE_SIZE,
+    SORT_FIELDS,
+    Caller,
+    Facet,
+    FacetRequest,
+    FacetValue,
+    Filter,
+    Hit,
+    IndexedDocument,
+    SearchIndex,
+    SearchQuery,
+    SearchResult,
+    Sort,
+    Suggestion,
+)
+from .errors import SearchInputError
+from .text import Highlight
+
+if TYPE_CHECKING:
+    from lgsp.config import Settings
+
+__all__ = [
+    "DEFAULT_FACETS",
+    "FILTER_FIELDS",
+    "KEYWORD_FIELDS",
+    "MAX_PAGE_SIZE",
+    "SORT_FIELDS",
+    "Caller",
+    "Facet",
+    "FacetRequest",
+    "FacetValue",
+    "Filter",
+    "Highlight",
+    "Hit",
+    "IndexedDocument",
+    "SearchIndex",
+    "SearchInputError",
+    "SearchQuery",
+    "SearchResult",
+    "Sort",
+    "Suggestion",
+    "open_index",
+    "open_index_from_settings",
+]
+
+
+def open_index(
+    backend: str = "tantivy",
+    *,
+    index_dir: str | Path | None = None,
+    url: str = "",
+    username: str = "",
+    password: str = "",
+    index_name: str = "lgsp-documents",
+    cursor_key: bytes | None = None,
+) -> SearchIndex:
+    """The configured engine: tantivy in `index_dir` (None: in memory) or Elasticsearch."""
+    if backend == "tantivy":
+        from .tantivy_index import TantivyIndex
+
+        return TantivyIndex(index_dir, cursor_key=cursor_key)
+    if backend == "elasticsearch":
+        if not url:
+            raise ValueError("the elasticsearch backend needs search.url")
+        from .elastic import ElasticIndex
+
+        return ElasticIndex(
+            url, index=index_name, username=username, password=password, cursor_key=cursor_key
+        )
+    raise ValueError(f"unknown search backend {backend!r}; use tantivy or elasticsearch")
+
+
+def open_index_from_settings(settings: Settings, cursor_key: bytes | None = None) -> SearchIndex:
+    s = settings.search
+    return open_index(
+        s.backend,
+        index_dir=s.index_dir or settings.data_dir / "search-index",
+        url=s.url,
+        username=s.username,
+        password=s.password,
+        cursor_key=cursor_key,
+    )

@@ -1,0 +1,286 @@
+"""The scale-out engine: Elasticsearch (or an OpenSearch-API server) via the official client.
+
+The analyzer is standard tokenizer + lowercase + asciifolding ("Đường" -> "duong"); queries
+are bool / dis_max / match / match_phrase / term trees built from our own parser, never
+query_string with user text.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from itertools import islice
+from typing import Any
+
+from elastic_transport import HttpHeaders, Urllib3HttpNode
+from elastic_transport._node import NodeApiResponse
+from elasticsearch import Elasticsearch, NotFoundError
+from elasticsearch.helpers import streaming_bulk
+
+from .base import (
+    KEYWORD_FIELDS,
+    NORMAL,
+    Caller,
+    EngineIndex,
+    Facet,
+    FacetValue,
+    IndexedDocument,
+    Plan,
+    RawHit,
+    RawResult,
+    ValidFilter,
+    engine_fields,
+)
+from .query import And, Node, Not, Notation, Or, Phrase, Term
+from .tantivy_index import NOTATION_BOOST, STORED, TEXT_FIELDS, TIE_BREAKER
+
+DEFAULT_INDEX = "lgsp-documents"
+
+SETTINGS = {
+    "analysis": {
+        "analyzer": {
+            "vi_fold": {
+                "type": "custom",
+                "tokenizer": "standard",
+                "filter": ["lowercase", "asciifolding"],
+            }
+        }
+    }
+}
+_TEXT = {"type": "text", "analyzer": "vi_fold"}
+MAPPINGS: dict[str, Any] = {
+    "dynamic": "strict",
+    "properties": {
+        "id": {"type": "keyword"},
+        **{name: _TEXT for name, _ in TEXT_FIELDS},
+        "number_key": {"type": "keyword"},  # folded by us, so no normalizer is needed
+        **{name: {"type": "keyword"} for name in KEYWORD_FIELDS},
+        "issued_date": {"type": "keyword", "index": False},
+        "updated_time": {"type": "keyword", "index": False},
+        "public": {"type": "boolean"},
+        "issued_day": {"type": "integer"},
+        "updated_ts": {"type": "long"},
+        "version": {"type": "long"},
+        "id_hash": {"type": "long"},
+        "k_issued": {"type": "long"},
+        "k_updated": {"type": "long"},
+    },
+}
+
+
+class PlainJsonNode(Urllib3HttpNode):
+    """Sends plain application/json instead of the 9.x client's
+    `application/vnd.elasticsearch+json; compatible-with=9`, which OpenSearch-API servers
+    (osmem included) refuse with 406. Elasticsearch itself accepts both."""
+
+    def perform_request(  # type: ignore[override]
+        self,
+        method: str,
+        target: str,
+        body: bytes | None = None,
+        headers: HttpHeaders | None = None,
+        **kwargs: Any,
+    ) -> NodeApiResponse:
+        if headers:
+            headers = headers.copy()
+            for name in ("accept", "content-type"):
+                value = headers.get(name)
+                if value and "vnd.elasticsearch+" in value:
+                    headers[name] = value.split(";")[0].replace("vnd.elasticsearch+", "")
+        return super().perform_request(method, target, body, headers, **kwargs)
+
+
+class ElasticIndex(EngineIndex):
+    def __init__(
+        self,
+        url: str,
+        *,
+        index: str = DEFAULT_INDEX,
+        username: str = "",
+        password: str = "",
+        cursor_key: bytes | None = None,
+        client: Elasticsearch | None = None,
+    ) -> None:
+        # Without a configured key, cursors are valid for this process only.
+        super().__init__(cursor_key or secrets.token_bytes(32))
+        auth = (username, password) if username else None
+        self.client = client or Elasticsearch(
+            url, node_class=PlainJsonNode, basic_auth=auth, request_timeout=30
+        )
+        self.index = index
+        if not self.client.indices.exists(index=index):
+            self.client.indices.create(index=index, settings=SETTINGS, mappings=MAPPINGS)
+
+    # --- writes ---
+
+    def upsert(self, docs: Iterable[IndexedDocument]) -> int:
+        def actions() -> Iterable[dict[str, Any]]:
+            for d in docs:
+                fields = engine_fields(d)
+                yield {
+                    "_index": self.index,
+                    "_id": d.id,
+                    # external_gte: the same version again is a no-op rewrite, an older one a 409
+                    "_version": max(int(d.version), 0),
+                    "_version_type": "external_gte",
+                    "_source": {k: v for k, v in fields.items() if v is not None},
+                }
+
+        written = 0
+        for ok, item in streaming_bulk(
+            self.client, actions(), chunk_size=500, raise_on_error=False, max_retries=2
+        ):
+            if ok:
+                written += 1
+            elif item.get("index", {}).get("status") != 409:
+                raise RuntimeError(f"indexing failed: {item}")
+        return written
+
+    def delete(self, ids: Iterable[str]) -> None:
+        it = iter(ids)
+        while chunk := list(islice(it, 500)):
+            ops = [{"delete": {"_index": self.index, "_id": i}} for i in chunk]
+            self.client.bulk(operations=ops)
+
+    def commit(self) -> None:
+        self.client.indices.refresh(index=self.index)
+
+    def count(self) -> int:
+        return int(self.client.count(index=self.index)["count"])
+
+    def close(self) -> None:
+        self.client.close()
+
+    def drop(self) -> None:
+        """Delete the whole index (tests, rebuilds)."""
+        try:
+            self.client.indices.delete(index=self.index)
+        except NotFoundError:
+            pass
+
+    # --- queries ---
+
+    def _text(self, node: Node) -> dict[str, Any]:
+        if isinstance(node, Term):
+            return {
+                "dis_max": {
+                    "queries": [
+                        {"match": {f: {"query": node.token, "boost": w}}} for f, w in TEXT_FIELDS
+                    ],
+                    "tie_breaker": TIE_BREAKER,
+                }
+            }
+        if isinstance(node, Phrase):
+            text = " ".join(node.tokens)
+            return {
+                "dis_max": {
+                    "queries": [
+                        {"match_phrase": {f: {"query": text, "boost": w}}} for f, w in TEXT_FIELDS
+                    ],
+                    "tie_breaker": TIE_BREAKER,
+                }
+            }
+        if isinstance(node, Notation):
+            cited = self._text(
+                Phrase(node.tokens) if len(node.tokens) > 1 else Term(node.tokens[0])
+            )
+            exact = {"term": {"number_key": {"value": node.key, "boost": NOTATION_BOOST}}}
+            return {"bool": {"should": [exact, cited], "minimum_should_match": 1}}
+        if isinstance(node, And):
+            must = [self._text(i) for i in node.items if not isinstance(i, Not)]
+            must_not = [self._text(i.item) for i in node.items if isinstance(i, Not)]
+            return {"bool": {"must": must or [{"match_all": {}}], "must_not": must_not}}
+        if isinstance(node, Or):
+            return {
+                "bool": {"should": [self._text(i) for i in node.items], "minimum_should_match": 1}
+            }
+        assert isinstance(node, Not)
+        return {"bool": {"must": [{"match_all": {}}], "must_not": [self._text(node.item)]}}
+
+    @staticmethod
+    def _rights(caller: Caller) -> list[dict[str, Any]]:
+        who: list[dict[str, Any]] = [{"term": {"public": True}}]
+        if caller.agency_code:
+            for f in ("agency_code", "sender_agency_code", "recipient_agency_codes"):
+                who.append({"term": {f: caller.agency_code}})
+        out: list[dict[str, Any]] = [{"bool": {"should": who, "minimum_should_match": 1}}]
+        if not caller.may_read_confidential:
+            out.append({"term": {"confidentiality": NORMAL}})
+        return out
+
+    @staticmethod
+    def _filter(f: ValidFilter) -> dict[str, Any]:
+        if f.boolean is not None:
+            return {"term": {f.field: f.boolean}}
+        if f.values:
+            return {"terms": {f.field: list(f.values)}}
+        rng: dict[str, int] = {}
+        if f.lo is not None:
+            rng["gte"] = f.lo
+        if f.hi is not None:
+            rng["lte"] = f.hi
+        return {"range": {f.field: rng}}
+
+    def build_query(self, plan: Plan) -> dict[str, Any]:
+        main = self._text(plan.node) if plan.node is not None else {"match_all": {}}
+        flt = self._rights(plan.caller)
+        flt += [self._filter(f) for f in plan.filters if not f.negate]
+        must_not = [self._filter(f) for f in plan.filters if f.negate]
+        if plan.key_bound is not None and plan.sort_key is not None:
+            op = "lte" if plan.descending else "gte"
+            flt.append({"range": {plan.sort_key: {op: plan.key_bound}}})
+        return {"bool": {"must": [main], "filter": flt, "must_not": must_not}}
+
+    def _execute(self, plan: Plan) -> RawResult:
+        body: dict[str, Any] = {
+            "query": self.build_query(plan),
+            "size": plan.limit,
+            "track_total_hits": plan.count,
+            "_source": [*STORED, "id_hash", "k_issued", "k_updated"],
+        }
+        if plan.sort_key is None:
+            body["sort"] = [{"_score": "desc"}, {"id_hash": "asc"}]
+            body["from"] = plan.start
+        else:
+            body["sort"] = [{plan.sort_key: "desc" if plan.descending else "asc"}]
+        if plan.facets:
+            body["aggs"] = {
+                f.field: {"terms": {"field": f.field, "size": f.size}} for f in plan.facets
+            }
+        res = self.client.search(index=self.index, **body)
+        hits = []
+        for h in res["hits"]["hits"]:
+            src = h["_source"]
+            order = src["id_hash"] if plan.sort_key is None else src[plan.sort_key]
+            hits.append(RawHit(float(h.get("_score") or 0.0), int(order), src))
+        total = int(res["hits"]["total"]["value"]) if plan.count else 0
+        aggs = res.get("aggregations", {})
+        facets = tuple(
+            Facet(
+                f.field,
+                tuple(
+                    FacetValue(str(b["key"]), int(b["doc_count"]))
+                    for b in aggs.get(f.field, {}).get("buckets", [])
+                ),
+            )
+            for f in plan.facets
+        )
+        return RawResult(hits, total, facets)
+
+    def _suggest(
+        self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int
+    ) -> list[dict[str, Any]]:
+        if notation is not None:
+            main: dict[str, Any] = {"prefix": {"number_key": notation}}
+        elif prefix:
+            main = {"match_phrase_prefix": {"subject": " ".join([*words, prefix])}}
+        else:
+            main = {"match_phrase": {"subject": " ".join(words)}}
+        query = {"bool": {"must": [main], "filter": self._rights(caller)}}
+        res = self.client.search(
+            index=self.index,
+            query=query,
+            size=limit,
+            source_includes=["id", "subject", "number_notation"],
+        )
+        return [h["_source"] for h in res["hits"]["hits"]]
