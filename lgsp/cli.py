@@ -21,7 +21,12 @@ from lgsp.config import ConfigError, Settings, load_settings
 
 # Modules adding more subcommands (e.g. "lgsp.admin.cli"), in --help order after the
 # built-in ones below.
-COMMAND_MODULES: tuple[str, ...] = ("lgsp.admin_cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "lgsp.admin_cli",
+    "lgsp.log_cli",
+    "lgsp.gateway_cli",
+    "lgsp.search_cli",
+)
 
 EXIT_CONFIG = 2
 

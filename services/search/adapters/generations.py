@@ -1,0 +1,103 @@
+"""Index generations on disk: the serving one is named by a pointer file, switched atomically.
+
+    <root>/CURRENT              the serving generation's name (replaced with os.replace)
+    <root>/cursor.key           page-cursor key shared by all generations (cursors survive a switch)
+    <root>/reindex.lock         held by `lgsp search reindex` while it builds
+    <root>/<gen>/index/         tantivy files (Elasticsearch: index "lgsp-documents-<gen>")
+    <root>/<gen>/state.db       the indexer's state for that generation
+
+`<root>` is `search.index_dir`, default `<data_dir>/search-index`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from pathlib import Path
+
+from lgsp.config import Settings
+from services.search.adapters.state import StateStore
+from services.search.index import SearchIndex, open_index
+
+POINTER = "CURRENT"
+
+
+def root_of(settings: Settings) -> Path:
+    return Path(settings.search.index_dir or settings.data_dir / "search-index")
+
+
+class Generations:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.root = root_of(settings)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def current(self) -> str | None:
+        try:
+            name = (self.root / POINTER).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return name or None
+
+    def new_name(self) -> str:
+        # Lower case only: the name is also an Elasticsearch index name.
+        return time.strftime("g%Y%m%dt%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+    def switch(self, name: str) -> None:
+        """Make `name` the serving generation: one atomic rename, seen by the next reader."""
+        tmp = self.root / f".{POINTER}.{os.getpid()}"
+        tmp.write_text(name + "\n")
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.root / POINTER)
+
+    def ensure_current(self) -> str:
+        name = self.current()
+        if name is None:
+            name = self.new_name()
+            (self.root / name).mkdir()
+            self.switch(name)
+        return name
+
+    def cursor_key(self) -> bytes:
+        path = self.root / "cursor.key"
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
+    def open(self, name: str) -> tuple[SearchIndex, StateStore]:
+        gen = self.root / name
+        gen.mkdir(parents=True, exist_ok=True)
+        s = self.settings.search
+        index = open_index(
+            s.backend,
+            index_dir=gen / "index",
+            url=s.url,
+            username=s.username,
+            password=s.password,
+            index_name=f"lgsp-documents-{name}",
+            cursor_key=self.cursor_key(),
+        )
+        return index, StateStore(gen / "state.db")
+
+    def prune(self, keep: int = 2) -> list[str]:
+        """Remove old generations, keeping the serving one and the `keep - 1` newest others
+        (the previous one is kept for a manual roll-back: write its name into CURRENT)."""
+        current = self.current()
+        gens = sorted(
+            (p for p in self.root.iterdir() if p.is_dir() and p.name.startswith("g")),
+            key=lambda p: p.name,
+            reverse=True,
+        )
+        others = [p for p in gens if p.name != current]
+        removed = []
+        for p in others[max(0, keep - 1) :]:
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p.name)
+        return removed

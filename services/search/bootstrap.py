@@ -1,0 +1,71 @@
+"""Wiring: configuration → index generations, attachment store, indexer, gRPC servicer.
+
+`build_spec(settings)` is what `python -m services.search` runs; tests pass their own
+authenticator (and may read the `Serving` through `holder`)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from lgsp.api.search.v1 import search_pb2_grpc
+from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.config import Settings
+from services.search.adapters.generations import Generations
+from services.search.entrypoints.grpc import SearchServicer
+from services.search.index import SearchIndex
+from services.search.service_layer.indexer import AttachmentReader
+from services.search.service_layer.serving import Serving
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def attachment_reader(settings: Settings) -> AttachmentReader | None:
+    """The documents service's attachment store, read-only: the same directory on disk in the
+    embedded default (one machine), the same S3 bucket in scale-out."""
+    from services.documents.attachments import open_store
+
+    try:
+        return open_store(settings.attachments)
+    except ValueError:
+        return None
+
+
+def build_spec(
+    settings: Settings,
+    *,
+    authenticator: Authenticator | None = None,
+    attachments: AttachmentReader | None = None,
+    holder: dict[str, Any] | None = None,
+    commit_interval: float = 0.1,
+) -> ServiceSpec:
+    serving = Serving(
+        Generations(settings),
+        attachments if attachments is not None else attachment_reader(settings),
+        commit_interval=commit_interval,
+    )
+    if holder is not None:
+        holder["serving"] = serving
+
+    def index() -> SearchIndex:
+        return serving.open()
+
+    async def indexer(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        assert rt.bus is not None
+        try:
+            await serving.run(rt.bus, stop)
+        finally:
+            if stop.is_set():
+                await serving.close()
+
+    return ServiceSpec(
+        "search",
+        servicers=[
+            lambda rt: (search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(index))
+        ],
+        migrations_dir=MIGRATIONS,
+        authenticator=authenticator or authenticator_from_settings(settings),
+        background=[indexer],
+    )

@@ -1,0 +1,239 @@
+"""The indexer: documents events in, index batches out, offsets committed after the index.
+
+A projection, not an inbox consumer: the index is derived and rebuildable, so instead of the
+platform's processed-event table (committed per event, before a batched index commit could
+have made that event durable — a crash between the two would lose it) the indexer commits in
+this order, per batch: index → its state store → bus offsets. A crash anywhere redelivers the
+batch; every write is idempotent (versions are partition offsets, see projection.py).
+
+Batches: each poll returns what is waiting (up to `max_batch` records); the index is committed
+at most every `commit_interval` seconds, so a steady trickle still makes one commit per
+interval while a backlog goes through in large batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from google.protobuf.message import Message as ProtoMessage
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind
+
+from lgsp import events, telemetry
+from lgsp.bus import Bus, Consumer, Message, TopicPartition
+from services.search.adapters.extract import Limits, extract_text
+from services.search.adapters.state import StateStore
+from services.search.index import IndexedDocument, SearchIndex
+from services.search.service_layer import projection as pj
+
+log = logging.getLogger(__name__)
+_tracer = trace.get_tracer("services.search.indexer")
+
+TOPIC = "lgsp.documents.v1"
+_HANDLED = {events.type_name(t) for t in pj.HANDLED}
+
+
+class AttachmentReader(Protocol):
+    """Reads an attachment's bytes by sha256 (the documents service's store: shared disk in
+    the embedded default, the same S3 bucket in scale-out)."""
+
+    async def read(self, sha256: str) -> bytes: ...
+
+
+@dataclass
+class _Decoded:
+    record: Message
+    subject: str
+    payload: ProtoMessage
+    time_s: float  # envelope time, epoch seconds
+    text: str = ""
+    headers: dict[str, str | bytes] = field(default_factory=dict)
+
+
+@dataclass
+class Indexer:
+    index: SearchIndex
+    state: StateStore
+    attachments: AttachmentReader | None = None
+    bus: Bus | None = None  # for dead-lettering malformed records
+    limits: Limits = field(default_factory=Limits)
+    commit_interval: float = 0.1
+    max_batch: int = 1000
+    extract_timeout: float = 15.0
+    counts: Counter[str] = field(default_factory=Counter)
+    # Seconds from each event's time to its index commit, of the last batches (freshness).
+    lags: list[float] = field(default_factory=list)
+
+    # --- the loop ------------------------------------------------------------------------
+
+    async def run(
+        self,
+        consumer: Consumer,
+        stop: asyncio.Event,
+        *,
+        until_idle: Callable[[], Awaitable[bool]] | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        switch: Callable[[], bool] | None = None,
+    ) -> None:
+        """Consume until `stop` is set, or — with `until_idle` — until a poll comes back empty
+        and `await until_idle()` says the group has caught up, or `switch()` says the serving
+        generation changed (the caller then re-opens)."""
+        pending: list[Message] = []
+        last_commit = time.monotonic()
+        while not stop.is_set():
+            got = await consumer.poll(timeout=0.05 if pending else 0.2, max_records=self.max_batch)
+            pending.extend(got)
+            due = time.monotonic() - last_commit >= self.commit_interval
+            if pending and (due or len(pending) >= self.max_batch):
+                await self.apply(pending)
+                await consumer.commit(_offsets(pending))
+                if on_batch is not None:
+                    on_batch(len(pending))
+                pending = []
+                last_commit = time.monotonic()
+            if not got and not pending:
+                if until_idle is not None and await until_idle():
+                    return
+                if switch is not None and switch():
+                    return
+        if pending:
+            await self.apply(pending)
+            await consumer.commit(_offsets(pending))
+
+    # --- one batch -------------------------------------------------------------------------
+
+    async def apply(self, records: Sequence[Message]) -> None:
+        decoded = [d for r in records if (d := await self._decode(r)) is not None]
+        for d in decoded:
+            if isinstance(d.payload, pj.ev.AttachmentAdded):
+                d.text = await self._attachment_text(d.payload)
+        await asyncio.to_thread(self._write, decoded)
+
+    async def _decode(self, record: Message) -> _Decoded | None:
+        try:
+            env = events.decode(record.value)
+            if env.type not in _HANDLED:
+                self.counts["ignored"] += 1
+                return None
+            payload = events.payload_of(env)
+        except events.MalformedEvent as e:
+            log.warning("malformed record %s[%d]@%d: %s", record.topic, record.partition,
+                        record.offset, e)  # fmt: skip
+            self.counts["malformed"] += 1
+            await self._dead_letter(record, e)
+            return None
+        carrier: dict[str, str | bytes] = (
+            dict(record.headers) if "traceparent" in record.headers else dict(env.trace_context)
+        )
+        return _Decoded(
+            record, env.subject, payload, env.time.ToDatetime(tzinfo=UTC).timestamp(),
+            headers=carrier,
+        )  # fmt: skip
+
+    async def _attachment_text(self, added: pj.ev.AttachmentAdded) -> str:
+        a = added.attachment
+        if self.attachments is None or not a.sha256:
+            return ""
+        if a.size_bytes > self.limits.max_bytes:
+            log.info("attachment %s of %s: too large to extract", a.id, added.document_id)
+            return ""
+        try:
+            data = await self.attachments.read(a.sha256)
+            out = await asyncio.wait_for(
+                asyncio.to_thread(extract_text, data, a.content_type, self.limits),
+                self.extract_timeout,
+            )
+        except Exception as e:  # missing file, store down past its retries, timeout
+            log.warning("attachment %s of %s: no text (%r)", a.id, added.document_id, e)
+            self.counts["attachment-failed"] += 1
+            return ""
+        if out.reason and out.reason not in ("unsupported",):
+            log.warning("attachment %s (%s) of %s: %s", a.id, a.file_name, added.document_id,
+                        out.reason)  # fmt: skip
+            self.counts["attachment-" + out.reason.split(":")[0]] += 1
+        return out.text
+
+    def _write(self, decoded: list[_Decoded]) -> None:
+        cache: dict[str, pj.DocState | None] = {}
+        touched: dict[str, pj.DocState] = {}  # states to store
+        actions: dict[str, pj.Action] = {}  # the last index action per document
+        for d in decoded:
+            with _tracer.start_as_current_span(
+                f"{events.type_name(d.payload)} index",
+                context=telemetry.context_from_headers(d.headers),
+                kind=SpanKind.CONSUMER,
+                attributes={"messaging.destination.name": d.record.topic,
+                            "messaging.kafka.offset": d.record.offset,
+                            "lgsp.document.id": d.subject},
+            ):  # fmt: skip
+                if d.subject not in cache:
+                    cache[d.subject] = self.state.get(d.subject)
+                at = datetime.fromtimestamp(d.time_s, UTC)
+                try:
+                    new, action = pj.apply(
+                        cache[d.subject],
+                        d.payload,
+                        d.record.offset,
+                        at,
+                        d.text,
+                    )
+                except Exception:
+                    # A projection bug must not stall the index: log, count, move on.
+                    log.exception("cannot index %s of %s", type(d.payload).__name__, d.subject)
+                    self.counts["failed"] += 1
+                    continue
+                cache[d.subject] = new
+                if new is not None:
+                    touched[d.subject] = new
+                if action != "none":
+                    actions[d.subject] = action
+                self.counts["applied"] += 1
+        upserts: list[IndexedDocument] = []
+        deletes: list[str] = []
+        for doc_id, action in actions.items():
+            if action == "upsert":
+                upserts.append(touched[doc_id].indexed())
+            else:
+                deletes.append(doc_id)
+        with _tracer.start_as_current_span(
+            "search index commit", attributes={"upserts": len(upserts), "deletes": len(deletes)}
+        ):
+            if deletes:
+                self.index.delete(deletes)
+            if upserts:
+                self.index.upsert(upserts)
+            self.index.commit()
+            for st in touched.values():
+                self.state.put(st)
+            self.state.commit()
+        now = time.time()
+        self.lags = [now - d.time_s for d in decoded][-1000:]
+        self.counts["committed-batches"] += 1
+
+    async def _dead_letter(self, record: Message, error: Exception) -> None:
+        if self.bus is None:
+            return
+        headers = dict(record.headers)
+        headers["dlq_reason"] = getattr(error, "reason", "malformed").encode()
+        headers["dlq_error"] = f"{type(error).__name__}: {error}"[:4000].encode()
+        headers["dlq_consumer"] = b"search-indexer"
+        try:
+            await self.bus.publish(events.dlq_topic(record.topic), record.key, record.value,
+                                   headers)  # fmt: skip
+        except Exception:
+            log.exception("dead-letter publish failed; the record is skipped")
+
+
+def _offsets(records: Sequence[Message]) -> dict[TopicPartition, int]:
+    out: dict[TopicPartition, int] = {}
+    for r in records:
+        tp = TopicPartition(r.topic, r.partition)
+        out[tp] = max(out.get(tp, 0), r.offset + 1)
+    return out
