@@ -28,8 +28,9 @@ if _version_not_supported:
 class SearchServiceStub:
     """SearchService searches the document archive and the dossiers, filled from the documents and
     dossiers services' events. Matching folds case and Vietnamese diacritics ("cai cach" finds
-    "cải cách", "d" finds "đ"). Results are limited to what the caller may see; confidential
-    documents are never indexed.
+    "cải cách", "d" finds "đ"). Results are limited to what the caller may see, inside the
+    engine: documents the caller's agency sent or received, or public ones; confidential ones
+    only for a leader or confidential_reader of that agency.
     """
 
     def __init__(self, channel):
@@ -58,8 +59,9 @@ class SearchServiceStub:
 class SearchServiceServicer:
     """SearchService searches the document archive and the dossiers, filled from the documents and
     dossiers services' events. Matching folds case and Vietnamese diacritics ("cai cach" finds
-    "cải cách", "d" finds "đ"). Results are limited to what the caller may see; confidential
-    documents are never indexed.
+    "cải cách", "d" finds "đ"). Results are limited to what the caller may see, inside the
+    engine: documents the caller's agency sent or received, or public ones; confidential ones
+    only for a leader or confidential_reader of that agency.
     """
 
     def Search(self, request, context):
@@ -112,8 +114,9 @@ def add_SearchServiceServicer_to_server(servicer, server):
 class SearchService:
     """SearchService searches the document archive and the dossiers, filled from the documents and
     dossiers services' events. Matching folds case and Vietnamese diacritics ("cai cach" finds
-    "cải cách", "d" finds "đ"). Results are limited to what the caller may see; confidential
-    documents are never indexed.
+    "cải cách", "d" finds "đ"). Results are limited to what the caller may see, inside the
+    engine: documents the caller's agency sent or received, or public ones; confidential ones
+    only for a leader or confidential_reader of that agency.
     """
 
     @staticmethod

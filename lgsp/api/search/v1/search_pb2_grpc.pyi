@@ -29,8 +29,9 @@ GRPC_VERSION: str
 class SearchServiceStub:
     """SearchService searches the document archive and the dossiers, filled from the documents and
     dossiers services' events. Matching folds case and Vietnamese diacritics ("cai cach" finds
-    "cải cách", "d" finds "đ"). Results are limited to what the caller may see; confidential
-    documents are never indexed.
+    "cải cách", "d" finds "đ"). Results are limited to what the caller may see, inside the
+    engine: documents the caller's agency sent or received, or public ones; confidential ones
+    only for a leader or confidential_reader of that agency.
     """
 
     @_typing.overload
@@ -48,8 +49,9 @@ class SearchServiceStub:
 class SearchServiceAsyncStub(SearchServiceStub):
     """SearchService searches the document archive and the dossiers, filled from the documents and
     dossiers services' events. Matching folds case and Vietnamese diacritics ("cai cach" finds
-    "cải cách", "d" finds "đ"). Results are limited to what the caller may see; confidential
-    documents are never indexed.
+    "cải cách", "d" finds "đ"). Results are limited to what the caller may see, inside the
+    engine: documents the caller's agency sent or received, or public ones; confidential ones
+    only for a leader or confidential_reader of that agency.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -63,8 +65,9 @@ class SearchServiceAsyncStub(SearchServiceStub):
 class SearchServiceServicer(metaclass=_abc_1.ABCMeta):
     """SearchService searches the document archive and the dossiers, filled from the documents and
     dossiers services' events. Matching folds case and Vietnamese diacritics ("cai cach" finds
-    "cải cách", "d" finds "đ"). Results are limited to what the caller may see; confidential
-    documents are never indexed.
+    "cải cách", "d" finds "đ"). Results are limited to what the caller may see, inside the
+    engine: documents the caller's agency sent or received, or public ones; confidential ones
+    only for a leader or confidential_reader of that agency.
     """
 
     @_abc_1.abstractmethod
