@@ -10,6 +10,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from lgsp.api.events.v1 import envelope_pb2 as _envelope_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -144,6 +145,7 @@ class Member(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    DESCRIPTION_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Member code: the operating agency's identifier code and a subsystem name, e.g.
     "000.00.00.H30:dvc". Unique; immutable.
@@ -170,6 +172,8 @@ class Member(_message.Message):
     """Technical contact's mail address."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency."""
+    description: _builtins.str
+    """What the system does, for the registry's readers."""
     @_builtins.property
     def create_time(self) -> _timestamp_pb2.Timestamp:
         """When it was registered."""
@@ -194,10 +198,11 @@ class Member(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        description: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "certificate_sha256", b"certificate_sha256", "client_id", b"client_id", "code", b"code", "contact_email", b"contact_email", "create_time", b"create_time", "endpoint", b"endpoint", "etag", b"etag", "kind", b"kind", "name", b"name", "rate_limit_per_minute", b"rate_limit_per_minute", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "certificate_sha256", b"certificate_sha256", "client_id", b"client_id", "code", b"code", "contact_email", b"contact_email", "create_time", b"create_time", "description", b"description", "endpoint", b"endpoint", "etag", b"etag", "kind", b"kind", "name", b"name", "rate_limit_per_minute", b"rate_limit_per_minute", "status", b"status", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -350,6 +355,8 @@ class MessageLogEntry(_message.Message):
     ENTRY_HASH_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    CALLER_SUBJECT_FIELD_NUMBER: _builtins.int
+    DURATION_US_FIELD_NUMBER: _builtins.int
     sequence: _builtins.int
     """Position in the log, from 1, without gaps."""
     id: _builtins.str
@@ -382,6 +389,12 @@ class MessageLogEntry(_message.Message):
     """The gateway's signature over entry_hash."""
     key_id: _builtins.str
     """Id of the key that made the signature."""
+    caller_subject: _builtins.str
+    """Subject of the caller's token: "client:<id>" for a system, the user id for an official
+    calling from a member system's frontend.
+    """
+    duration_us: _builtins.int
+    """Duration in microseconds (duration_ms rounds it down), as hashed into entry_hash."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the gateway received the request."""
@@ -406,10 +419,12 @@ class MessageLogEntry(_message.Message):
         entry_hash: _builtins.str = ...,
         signature: _builtins.bytes = ...,
         key_id: _builtins.str = ...,
+        caller_subject: _builtins.str = ...,
+        duration_us: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_member_code", b"client_member_code", "duration_ms", b"duration_ms", "entry_hash", b"entry_hash", "id", b"id", "key_id", b"key_id", "method", b"method", "previous_hash", b"previous_hash", "request_sha256", b"request_sha256", "request_size", b"request_size", "response_sha256", b"response_sha256", "response_size", b"response_size", "sequence", b"sequence", "service_member_code", b"service_member_code", "signature", b"signature", "status_code", b"status_code", "time", b"time", "trace_id", b"trace_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["caller_subject", b"caller_subject", "client_member_code", b"client_member_code", "duration_ms", b"duration_ms", "duration_us", b"duration_us", "entry_hash", b"entry_hash", "id", b"id", "key_id", b"key_id", "method", b"method", "previous_hash", b"previous_hash", "request_sha256", b"request_sha256", "request_size", b"request_size", "response_sha256", b"response_sha256", "response_size", b"response_size", "sequence", b"sequence", "service_member_code", b"service_member_code", "signature", b"signature", "status_code", b"status_code", "time", b"time", "trace_id", b"trace_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1410,3 +1425,119 @@ class ListTopicsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListTopicsResponse: _TypeAlias = ListTopicsResponse  # noqa: Y015
+
+@_typing.final
+class PublishRequest(_message.Message):
+    """PublishRequest carries one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """Topic, e.g. "lgsp.motcua.v1"."""
+    @_builtins.property
+    def envelope(self) -> _envelope_pb2.Envelope:
+        """The event; id, type, subject and payload are required, source is set by the gateway to
+        the member code.
+        """
+
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        envelope: _envelope_pb2.Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishRequest: _TypeAlias = PublishRequest  # noqa: Y015
+
+@_typing.final
+class PublishResponse(_message.Message):
+    """PublishResponse confirms the event is durably on the topic."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The event's id."""
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishResponse: _TypeAlias = PublishResponse  # noqa: Y015
+
+@_typing.final
+class SubscribeRequest(_message.Message):
+    """SubscribeRequest names the topic and the consumer group."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    GROUP_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """Topic, e.g. "lgsp.documents.v1"."""
+    group: _builtins.str
+    """Consumer group within the member (stored as "<member code>/<group>"); members never share
+    a group with each other.
+    """
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        group: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["group", b"group", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeRequest: _TypeAlias = SubscribeRequest  # noqa: Y015
+
+@_typing.final
+class SubscribeResponse(_message.Message):
+    """SubscribeResponse is one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TOPIC_FIELD_NUMBER: _builtins.int
+    PARTITION_FIELD_NUMBER: _builtins.int
+    OFFSET_FIELD_NUMBER: _builtins.int
+    ENVELOPE_FIELD_NUMBER: _builtins.int
+    topic: _builtins.str
+    """Topic it came from."""
+    partition: _builtins.int
+    """Partition of the topic."""
+    offset: _builtins.int
+    """Offset within the partition."""
+    @_builtins.property
+    def envelope(self) -> _envelope_pb2.Envelope:
+        """The event."""
+
+    def __init__(
+        self,
+        *,
+        topic: _builtins.str = ...,
+        partition: _builtins.int = ...,
+        offset: _builtins.int = ...,
+        envelope: _envelope_pb2.Envelope | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["envelope", b"envelope", "offset", b"offset", "partition", b"partition", "topic", b"topic"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubscribeResponse: _TypeAlias = SubscribeResponse  # noqa: Y015

@@ -868,3 +868,131 @@ class SchemaRegistryService:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class EventServiceStub:
+    """EventService lets member systems publish and consume platform events through the LGSP.
+    Topics are named lgsp.<area>.v<N>; a member needs a PUBLISH or SUBSCRIBE right on the topic
+    (AccessService), and publishes only events whose type belongs to the topic's area.
+    """
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Publish = channel.unary_unary(
+                '/lgsp.api.gateway.v1.EventService/Publish',
+                request_serializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.PublishRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.PublishResponse.FromString,
+                _registered_method=True)
+        self.Subscribe = channel.unary_stream(
+                '/lgsp.api.gateway.v1.EventService/Subscribe',
+                request_serializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubscribeRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubscribeResponse.FromString,
+                _registered_method=True)
+
+
+class EventServiceServicer:
+    """EventService lets member systems publish and consume platform events through the LGSP.
+    Topics are named lgsp.<area>.v<N>; a member needs a PUBLISH or SUBSCRIBE right on the topic
+    (AccessService), and publishes only events whose type belongs to the topic's area.
+    """
+
+    def Publish(self, request, context):
+        """Publish appends one event to a topic. PERMISSION_DENIED without a PUBLISH right;
+        INVALID_ARGUMENT when the topic name or the envelope (type, payload) is not valid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Subscribe(self, request, context):
+        """Subscribe streams a topic's events for a consumer group of the member, from the group's
+        committed position (at-least-once: an event sent just before a disconnect may come again).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EventServiceServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Publish': grpc.unary_unary_rpc_method_handler(
+                    servicer.Publish,
+                    request_deserializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.PublishRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.PublishResponse.SerializeToString,
+            ),
+            'Subscribe': grpc.unary_stream_rpc_method_handler(
+                    servicer.Subscribe,
+                    request_deserializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubscribeRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubscribeResponse.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'lgsp.api.gateway.v1.EventService', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('lgsp.api.gateway.v1.EventService', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class EventService:
+    """EventService lets member systems publish and consume platform events through the LGSP.
+    Topics are named lgsp.<area>.v<N>; a member needs a PUBLISH or SUBSCRIBE right on the topic
+    (AccessService), and publishes only events whose type belongs to the topic's area.
+    """
+
+    @staticmethod
+    def Publish(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.gateway.v1.EventService/Publish',
+            lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.PublishRequest.SerializeToString,
+            lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.PublishResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Subscribe(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/lgsp.api.gateway.v1.EventService/Subscribe',
+            lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubscribeRequest.SerializeToString,
+            lgsp_dot_api_dot_gateway_dot_v1_dot_gateway__pb2.SubscribeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -323,3 +323,67 @@ class SchemaRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListTopics returns the event topics with the types they carry."""
 
 def add_SchemaRegistryServiceServicer_to_server(servicer: SchemaRegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
+
+class EventServiceStub:
+    """EventService lets member systems publish and consume platform events through the LGSP.
+    Topics are named lgsp.<area>.v<N>; a member needs a PUBLISH or SUBSCRIBE right on the topic
+    (AccessService), and publishes only events whose type belongs to the topic's area.
+    """
+
+    @_typing.overload
+    def __new__(cls, channel: _grpc.Channel) -> _Self: ...
+    @_typing.overload
+    def __new__(cls, channel: _aio.Channel) -> EventServiceAsyncStub: ...
+    Publish: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.PublishRequest, _gateway_pb2.PublishResponse]
+    """Publish appends one event to a topic. PERMISSION_DENIED without a PUBLISH right;
+    INVALID_ARGUMENT when the topic name or the envelope (type, payload) is not valid.
+    """
+    Subscribe: _grpc.UnaryStreamMultiCallable[_gateway_pb2.SubscribeRequest, _gateway_pb2.SubscribeResponse]
+    """Subscribe streams a topic's events for a consumer group of the member, from the group's
+    committed position (at-least-once: an event sent just before a disconnect may come again).
+    """
+
+@_typing.type_check_only
+class EventServiceAsyncStub(EventServiceStub):
+    """EventService lets member systems publish and consume platform events through the LGSP.
+    Topics are named lgsp.<area>.v<N>; a member needs a PUBLISH or SUBSCRIBE right on the topic
+    (AccessService), and publishes only events whose type belongs to the topic's area.
+    """
+
+    def __init__(self, channel: _aio.Channel) -> None: ...
+    Publish: _aio.UnaryUnaryMultiCallable[_gateway_pb2.PublishRequest, _gateway_pb2.PublishResponse]  # type: ignore[assignment]
+    """Publish appends one event to a topic. PERMISSION_DENIED without a PUBLISH right;
+    INVALID_ARGUMENT when the topic name or the envelope (type, payload) is not valid.
+    """
+    Subscribe: _aio.UnaryStreamMultiCallable[_gateway_pb2.SubscribeRequest, _gateway_pb2.SubscribeResponse]  # type: ignore[assignment]
+    """Subscribe streams a topic's events for a consumer group of the member, from the group's
+    committed position (at-least-once: an event sent just before a disconnect may come again).
+    """
+
+class EventServiceServicer(metaclass=_abc_1.ABCMeta):
+    """EventService lets member systems publish and consume platform events through the LGSP.
+    Topics are named lgsp.<area>.v<N>; a member needs a PUBLISH or SUBSCRIBE right on the topic
+    (AccessService), and publishes only events whose type belongs to the topic's area.
+    """
+
+    @_abc_1.abstractmethod
+    def Publish(
+        self,
+        request: _gateway_pb2.PublishRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_gateway_pb2.PublishResponse, _abc.Awaitable[_gateway_pb2.PublishResponse]]:
+        """Publish appends one event to a topic. PERMISSION_DENIED without a PUBLISH right;
+        INVALID_ARGUMENT when the topic name or the envelope (type, payload) is not valid.
+        """
+
+    @_abc_1.abstractmethod
+    def Subscribe(
+        self,
+        request: _gateway_pb2.SubscribeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_gateway_pb2.SubscribeResponse], _abc.AsyncIterator[_gateway_pb2.SubscribeResponse]]:
+        """Subscribe streams a topic's events for a consumer group of the member, from the group's
+        committed position (at-least-once: an event sent just before a disconnect may come again).
+        """
+
+def add_EventServiceServicer_to_server(servicer: EventServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

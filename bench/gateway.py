@@ -1,0 +1,349 @@
+"""What the LGSP gateway costs: the same unary call made directly to an upstream service and
+through the gateway (access check, limits, forwarding, message log on), in one run.
+
+Processes (2 cores shared): the identity service (real tokens, started once), the upstream (a
+build_server with the platform layers and token checks, answering DocumentService.GetDocument
+with a small document — a stand-in echo on a routed method, because the gateway answers the
+diagnostics Echo itself), the gateway (`python -m bench.gateway --serve-gateway`, its own
+process, SQLite message log), and this process with the callers. Both rows send the same
+member token; the upstream verifies it either way.
+
+Throughput: N concurrent callers × calls, best of interleaved rounds. Latency: one caller,
+sequential calls, p50/p99. After the gateway stops (flushing and sealing its log) the log is
+counted against the calls made through it and verified.
+
+Goal: the gateway keeps ≥ 60% of direct throughput and adds < 1 ms at p50; no entry lost.
+
+    python -m bench.gateway [--quick] [--callers N] [--calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+import httpx
+
+THROUGHPUT_GOAL = 0.60
+P50_GOAL_MS = 1.0
+MEMBER = "000.00.61.H30:motcua-thanhsen"
+CLIENT = "motcua-thanhsen"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# --- the upstream and gateway processes ------------------------------------------------------
+
+
+async def _serve_upstream(issuer: str, port_file: str) -> None:
+    from lgsp.api.documents.v1 import documents_pb2 as dpb
+    from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
+    from lgsp.authn import JwtAuthenticator
+    from lgsp.grpc import build_server
+
+    class Docs(dpbg.DocumentServiceServicer):
+        async def GetDocument(self, request: Any, context: Any) -> Any:
+            return dpb.GetDocumentResponse(document=dpb.Document(id=request.id, subject="x" * 64))
+
+    server = build_server(
+        "upstream",
+        servicers=[(dpbg.add_DocumentServiceServicer_to_server, Docs())],
+        authenticator=JwtAuthenticator(issuer),
+        max_concurrent_rpcs=None,
+    )
+    await server.start()
+    Path(port_file).write_text(str(server.port))  # noqa: ASYNC240 - once, at start-up
+    await _until_signal()
+    await server.stop(1)
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+async def _serve_gateway(issuer: str, upstream: str, data_dir: str, port_file: str) -> None:
+    from lgsp.api.gateway.v1 import gateway_pb2 as gpb
+    from lgsp.app import ServiceRuntime
+    from lgsp.authn import JwtAuthenticator
+    from lgsp.config import load_settings
+    from lgsp.gateway.app import Gateway, GatewayOptions, build_spec
+    from lgsp.gateway.proxy import Route
+
+    settings = load_settings(
+        env={"LGSP_PLATFORM_DATA_DIR": data_dir, "LGSP_TELEMETRY_ENABLED": "false"}
+    )
+    holder: dict[str, Gateway] = {}
+    opts = GatewayOptions(
+        routes={"documents": Route("documents", upstream, "documents")},
+        authenticator=JwtAuthenticator(issuer),
+        default_rate_per_minute=10_000_000,
+        max_concurrent_per_member=1024,
+    )
+    runtime = ServiceRuntime(build_spec(settings, opts, holder), settings, port=0)
+    await runtime.start()
+    gw = holder["gateway"]
+    reg = gw.registry
+    if reg.member(MEMBER) is None:
+        reg.register_member(
+            "bench",
+            gpb.Member(
+                code=MEMBER,
+                name="Một cửa phường Thành Sen",
+                agency_code="000.00.61.H30",
+                kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
+                client_id=CLIENT,
+            ),
+        )
+        reg.grant(
+            "bench",
+            gpb.AccessRight(
+                member_code=MEMBER,
+                service=gpb.ServiceTarget(service="lgsp.api.documents.v1.DocumentService"),
+            ),
+        )
+    Path(port_file).write_text(str(runtime.server.port))  # noqa: ASYNC240 - once, at start-up
+    await _until_signal()
+    await runtime.stop(2)
+    print(json.dumps({"appended": gw.msglog.appended, "written": gw.msglog.written}), flush=True)
+
+
+# --- the measuring process -------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    name: str
+    stub: Any
+    calls: int = 0
+    calls_per_s: float = 0.0
+    samples: list[float] = field(default_factory=list)
+
+    def pct(self, q: int) -> float:
+        return statistics.quantiles(self.samples, n=100)[q - 1] * 1000
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, *args], env={**os.environ, **env}, stdout=subprocess.PIPE
+    )
+
+
+async def _wait_file(path: Path, proc: subprocess.Popen[bytes], what: str) -> int:
+    for _ in range(600):
+        text = await asyncio.to_thread(lambda: path.read_text() if path.exists() else "")
+        if text:
+            return int(text)
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{what} did not start")
+
+
+async def _bench(args: argparse.Namespace, tmp: Path) -> int:
+    from lgsp.api.documents.v1 import documents_pb2 as dpb
+    from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
+
+    http_port = _free_port()
+    base = f"http://127.0.0.1:{http_port}"
+    issuer = f"{base}/realms/lgsp"
+    quiet = {"LGSP_PLATFORM_LOG_LEVEL": "WARNING", "LGSP_TELEMETRY_ENABLED": "false"}
+    identity = _spawn(
+        ["-m", "services.identity"],
+        {
+            **quiet,
+            "LGSP_PLATFORM_DATA_DIR": str(tmp / "identity"),
+            "LGSP_IDENTITY_HTTP_PORT": str(http_port),
+            "LGSP_IDENTITY_GRPC_PORT": str(_free_port()),
+            "IDENTITY_ADMIN_PASSWORD": "Quan-Tri-Th3-Bench!",
+        },
+    )
+    procs = [identity]
+    try:
+        async with httpx.AsyncClient() as http:
+            for _ in range(1200):
+                try:
+                    if (await http.get(f"{base}/healthz")).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if identity.poll() is not None:
+                    raise RuntimeError("identity service exited")
+                await asyncio.sleep(0.05)
+            from services.identity.seed import demo_secret
+
+            for _ in range(200):  # the demo province is seeded just after start-up
+                r = await http.post(
+                    f"{issuer}/protocol/openid-connect/token",
+                    data={"grant_type": "client_credentials"},
+                    auth=(CLIENT, demo_secret(CLIENT)),
+                )
+                if r.status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            r.raise_for_status()
+            token = r.json()["access_token"]
+        up_file, gw_file = tmp / "upstream.port", tmp / "gateway.port"
+        upstream = _spawn(["-m", "bench.gateway", "--serve-upstream", issuer, str(up_file)], quiet)
+        procs.append(upstream)
+        up_port = await _wait_file(up_file, upstream, "upstream")
+        gateway = _spawn(
+            [
+                "-m",
+                "bench.gateway",
+                "--serve-gateway",
+                issuer,
+                f"127.0.0.1:{up_port}",
+                str(tmp / "gateway"),
+                str(gw_file),
+            ],
+            quiet,
+        )
+        procs.append(gateway)
+        gw_port = await _wait_file(gw_file, gateway, "gateway")
+
+        md = (("authorization", f"Bearer {token}"),)
+        request = dpb.GetDocumentRequest(id="bench-0001")
+        channels = [
+            grpc.aio.insecure_channel(f"127.0.0.1:{up_port}"),
+            grpc.aio.insecure_channel(f"127.0.0.1:{gw_port}"),
+        ]
+        rows = [
+            Row("direct", dpbg.DocumentServiceStub(channels[0])),
+            Row("through gateway", dpbg.DocumentServiceStub(channels[1])),
+        ]
+
+        async def throughput(row: Row, calls: int) -> float:
+            per = calls // args.callers
+
+            async def caller() -> None:
+                for _ in range(per):
+                    await row.stub.GetDocument(request, metadata=md)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(args.callers)))
+            row.calls += per * args.callers
+            return per * args.callers / (time.perf_counter() - started)
+
+        for row in rows:
+            await throughput(row, args.warmup)
+        for _ in range(args.rounds):
+            for row in rows:
+                row.calls_per_s = max(row.calls_per_s, await throughput(row, args.calls))
+        chunk = max(1, args.latency_calls // 10)
+        for _ in range(args.latency_calls // chunk):
+            for row in rows:
+                for _ in range(chunk):
+                    t0 = time.perf_counter()
+                    await row.stub.GetDocument(request, metadata=md)
+                    row.samples.append(time.perf_counter() - t0)
+                row.calls += chunk
+        for ch in channels:
+            await ch.close()
+        gateway.send_signal(signal.SIGTERM)
+        out, _ = gateway.communicate(timeout=60)
+        counts = json.loads(out.decode().strip().splitlines()[-1])
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+    import sqlalchemy as sa
+
+    from lgsp import db
+    from lgsp.gateway import tables as t
+    from lgsp.gateway.msglog import verify_log
+
+    engine = db.create_engine(f"sqlite:///{tmp / 'gateway' / 'gateway.db'}")
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(sa.func.count()).select_from(t.message_log)).scalar()
+    verdict = verify_log(engine)
+    engine.dispose()
+
+    direct, gw = rows
+    print(
+        f"{args.callers} concurrent callers × {args.calls} calls (best of {args.rounds} "
+        f"interleaved rounds); latency: 1 caller × {args.latency_calls} calls; "
+        f"gateway, upstream and identity in their own processes; message log on (SQLite)"
+    )
+    print(f"{'':<18} {'calls/s':>10} {'ratio':>6} {'p50 ms':>8} {'+p50 ms':>8} {'p99 ms':>8}")
+    for row in rows:
+        print(
+            f"{row.name:<18} {row.calls_per_s:>10,.0f} {row.calls_per_s / direct.calls_per_s:>6.0%}"
+            f" {row.pct(50):>8.3f} {row.pct(50) - direct.pct(50):>+8.3f} {row.pct(99):>8.3f}"
+        )
+    lossless = stored == gw.calls == counts["appended"]
+    print(
+        f"message log: {stored} entries stored, {gw.calls} calls made through the gateway "
+        f"({counts['appended']} appended): {'log entries == calls made' if lossless else 'LOST'}; "
+        f"{verdict.describe()}"
+    )
+    ratio = gw.calls_per_s / direct.calls_per_s
+    added = gw.pct(50) - direct.pct(50)
+    ok = ratio >= THROUGHPUT_GOAL and added < P50_GOAL_MS and lossless and verdict.valid
+    print(
+        f"goal: throughput ≥ {THROUGHPUT_GOAL:.0%} of direct → {ratio:.0%}, p50 added "
+        f"< {P50_GOAL_MS} ms → {added:+.3f} ms, no entry lost: {'OK' if ok else 'BELOW GOAL'}",
+        flush=True,
+    )
+    return 0 if lossless and verdict.valid else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["--serve-upstream"]:
+        asyncio.run(_serve_upstream(argv[1], argv[2]))
+        return 0
+    if argv[:1] == ["--serve-gateway"]:
+        profile = os.environ.get("BENCH_GATEWAY_PROFILE")  # a path: cProfile the gateway
+        if profile:
+            import cProfile
+
+            with cProfile.Profile() as prof:
+                asyncio.run(_serve_gateway(argv[1], argv[2], argv[3], argv[4]))
+            prof.dump_stats(profile)
+            return 0
+        asyncio.run(_serve_gateway(argv[1], argv[2], argv[3], argv[4]))
+        return 0
+    parser = argparse.ArgumentParser(prog="python -m bench.gateway", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
+    parser.add_argument("--callers", type=int, default=16)
+    parser.add_argument("--calls", type=int, default=None, help="calls per throughput round")
+    args = parser.parse_args(argv)
+    args.calls = args.calls or (2_000 if args.quick else 10_000)
+    args.warmup = 400 if args.quick else 2_000
+    args.rounds = 1 if args.quick else 3
+    args.latency_calls = 500 if args.quick else 3_000
+    with tempfile.TemporaryDirectory(prefix="lgsp-bench-gateway-") as tmp:
+        return asyncio.run(_bench(args, Path(tmp)))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

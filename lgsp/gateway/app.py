@@ -1,0 +1,198 @@
+"""Wiring: configuration → registry, limiter, message log, proxy, servicers, ServiceSpec.
+
+`build_spec(settings)` is what `python -m services.gateway` runs; tests pass GatewayOptions
+(routes to their own upstreams, small limits, a test authenticator's issuer…).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
+from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.config import Settings
+from lgsp.gateway.limits import Limiter
+from lgsp.gateway.msglog import LogSigner, MessageLog
+from lgsp.gateway.proxy import GatewayAuthenticator, Proxy, Route
+from lgsp.gateway.registry import Registry
+from lgsp.gateway.schemas import SchemaRegistry
+from lgsp.gateway.servicers import (
+    AccessServicer,
+    EventServicer,
+    MemberServicer,
+    MessageLogServicer,
+    SchemaRegistryServicer,
+)
+from lgsp.gateway.tables import MIGRATIONS
+
+__all__ = ["AREAS", "Gateway", "GatewayOptions", "TlsOptions", "build_spec", "routes_from_settings"]
+
+log = logging.getLogger("lgsp.gateway")
+
+AREAS = ("identity", "documents", "dossiers", "search", "mail")
+
+
+@dataclass(frozen=True)
+class TlsOptions:
+    """A second, TLS port for member systems; with `client_ca_pem` clients must present a
+    certificate signed by it (mutual TLS) and the certificate names the member."""
+
+    port: int
+    cert_chain_pem: bytes
+    private_key_pem: bytes
+    client_ca_pem: bytes | None = None
+    host: str | None = None
+
+
+@dataclass(frozen=True)
+class GatewayOptions:
+    default_rate_per_minute: int = 60_000
+    burst_seconds: float = 1.0
+    max_concurrent_per_member: int = 64
+    seal_every: int = 1000
+    seal_interval: float = 5.0
+    log_batch_size: int = 1000
+    registry_refresh_seconds: float = 5.0
+    max_message_bytes: int = 4 * 1024 * 1024
+    routes: Mapping[str, Route] | None = None  # None: the services' ports in Settings
+    authenticator: Authenticator | None = None  # None: authenticator_from_settings
+    tls: TlsOptions | None = None
+    data_dir: str | None = None  # where the log signing key lives; None: platform.data_dir
+
+
+def _client_host(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
+
+
+def routes_from_settings(settings: Settings) -> dict[str, Route]:
+    host = _client_host(settings.platform.host)
+    return {area: Route(area, f"{host}:{settings.service(area).grpc_port}", area) for area in AREAS}
+
+
+@dataclass
+class Gateway:
+    registry: Registry
+    limiter: Limiter
+    msglog: MessageLog
+    proxy: Proxy
+    schemas: SchemaRegistry
+    runtime: ServiceRuntime
+    tls_port: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def build_spec(
+    settings: Settings,
+    options: GatewayOptions | None = None,
+    holder: dict[str, Gateway] | None = None,
+) -> ServiceSpec:
+    opts = options or GatewayOptions()
+    holder = {} if holder is None else holder
+    routes = dict(opts.routes) if opts.routes is not None else routes_from_settings(settings)
+
+    def wire(runtime: ServiceRuntime) -> Gateway:
+        gw = holder.get("gateway")
+        if gw is not None and gw.runtime is runtime:
+            return gw
+        registry = Registry(runtime.engine, after_commit=runtime.after_commit)
+        registry.reload()
+        signer = LogSigner.load_or_create(opts.data_dir or settings.platform.data_dir)
+        msglog = MessageLog(
+            runtime.engine,
+            signer,
+            batch_size=opts.log_batch_size,
+            seal_every=opts.seal_every,
+            seal_interval=opts.seal_interval,
+        )
+        msglog._open()  # before the first call: the chain continues where the table ends
+        limiter = Limiter(
+            default_per_minute=opts.default_rate_per_minute,
+            burst_seconds=opts.burst_seconds,
+            max_concurrent=opts.max_concurrent_per_member,
+        )
+        proxy = Proxy(
+            registry,
+            limiter,
+            msglog,
+            routes,
+            require_client_certificate=bool(opts.tls and opts.tls.client_ca_pem),
+            max_message_bytes=opts.max_message_bytes,
+        )
+        gw = Gateway(
+            registry, limiter, msglog, proxy, SchemaRegistry(settings.bus.partitions), runtime
+        )
+        holder["gateway"] = gw
+        return gw
+
+    def add_proxy(proxy: Proxy, server: Any) -> None:
+        server.add_generic_rpc_handlers([proxy])
+        tls = opts.tls
+        if tls is not None:
+            creds = grpc.ssl_server_credentials(
+                [(tls.private_key_pem, tls.cert_chain_pem)],
+                root_certificates=tls.client_ca_pem,
+                require_client_auth=tls.client_ca_pem is not None,
+            )
+            host = tls.host or settings.platform.host
+            port = server.add_secure_port(f"{host}:{tls.port}", creds)
+            if port == 0:
+                raise OSError(f"cannot bind the gateway's TLS port {host}:{tls.port}")
+            holder["gateway"].tls_port = port
+
+    def s_proxy(rt: ServiceRuntime) -> tuple[Any, Any]:
+        return add_proxy, wire(rt).proxy
+
+    def s_members(rt: ServiceRuntime) -> tuple[Any, Any]:
+        return pbg.add_MemberServiceServicer_to_server, MemberServicer(wire(rt).registry)
+
+    def s_access(rt: ServiceRuntime) -> tuple[Any, Any]:
+        return pbg.add_AccessServiceServicer_to_server, AccessServicer(wire(rt).registry)
+
+    def s_log(rt: ServiceRuntime) -> tuple[Any, Any]:
+        return pbg.add_MessageLogServiceServicer_to_server, MessageLogServicer(
+            rt.engine, wire(rt).msglog
+        )
+
+    def s_schemas(rt: ServiceRuntime) -> tuple[Any, Any]:
+        return pbg.add_SchemaRegistryServiceServicer_to_server, SchemaRegistryServicer(
+            wire(rt).schemas
+        )
+
+    def s_events(rt: ServiceRuntime) -> tuple[Any, Any]:
+        gw = wire(rt)
+        return pbg.add_EventServiceServicer_to_server, EventServicer(
+            gw.registry, lambda: rt.bus, gw.msglog
+        )
+
+    async def message_log(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        await wire(rt).msglog.run(stop)
+
+    async def refresh_registry(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        gw = wire(rt)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), opts.registry_refresh_seconds)
+            if not stop.is_set():
+                await asyncio.to_thread(gw.registry.reload)
+        await gw.proxy.close()
+
+    authenticator = GatewayAuthenticator(
+        opts.authenticator or authenticator_from_settings(settings)
+    )
+    return ServiceSpec(
+        name="gateway",
+        # Admin services first: the proxy's generic handler answers only what they do not.
+        servicers=[s_members, s_access, s_log, s_schemas, s_events, s_proxy],
+        migrations_dir=Path(MIGRATIONS),
+        authenticator=authenticator,
+        background=[message_log, refresh_registry],
+    )

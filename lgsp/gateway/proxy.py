@@ -1,0 +1,644 @@
+"""The pass-through: any method of the platform's services, forwarded by name as raw bytes.
+
+A grpc.GenericRpcHandler on the gateway's server answers every "/lgsp.api.<area>.v<N>.<Service>/
+<Method>" whose area has a route (identity, documents, dossiers, search, mail by default).
+For each call it:
+
+1. takes the caller from the token (checked by the platform's auth layer with
+   GatewayAuthenticator, which hands refusals to the proxy so they are logged too) — the
+   member is the token's client (azp); a user token from a member system's frontend counts
+   for that member; with mutual TLS the certificate names the member and the token must
+   belong to it;
+2. checks the member is active and holds a right on the method (AccessService);
+3. admits it under the member's rate and concurrency limits (RESOURCE_EXHAUSTED otherwise);
+4. checks the request parses as the method's input type (INVALID_ARGUMENT otherwise);
+5. forwards it with the caller's metadata (authorization, traceparent/tracestate,
+   x-request-id…; hop-by-hop headers dropped; x-lgsp-message-id and x-lgsp-client-member
+   added) and the remaining deadline; all four call shapes stream message by message;
+6. appends an entry to the message log (also for refused calls) and returns the upstream's
+   answer, status and trailers, with x-lgsp-message-id in the trailers.
+
+The call shape comes from the descriptor pool (every lgsp.api module is loaded); a method the
+pool does not know, in a routed area, is forwarded as a bidirectional stream, which carries
+any shape. Trace context passes through unchanged; a call without one joins the gateway's
+own span's trace, so the log's trace id always opens the call's trace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+import grpc.aio
+from google.protobuf import descriptor_pool
+from google.protobuf.message import DecodeError
+from google.protobuf.message import Message as ProtoMessage
+from opentelemetry import propagate, trace
+
+from lgsp import events
+from lgsp.auth import Authenticator, Principal, current_principal
+from lgsp.gateway.limits import Limiter, LimitExceeded
+from lgsp.gateway.msglog import LogUnavailable, MessageLog, format_time
+from lgsp.gateway.registry import Registry
+from lgsp.grpc.client import client_options
+from lgsp.grpc.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    ServiceError,
+    Unauthenticated,
+    Unavailable,
+    to_status,
+)
+
+__all__ = [
+    "AUTH_ERROR_CLAIM",
+    "OWN_PREFIXES",
+    "GatewayAuthenticator",
+    "Proxy",
+    "Route",
+    "certificate_sha256",
+]
+
+log = logging.getLogger("lgsp.gateway")
+
+# The gateway answers these itself (its admin services, diagnostics, health, reflection).
+OWN_PREFIXES = ("/lgsp.api.gateway.v1.", "/lgsp.api.diagnostics.v1.", "/grpc.")
+AUTH_ERROR_CLAIM = "lgsp.gateway.auth_error"
+AUTH_CODE_CLAIM = "lgsp.gateway.auth_code"
+MESSAGE_ID = "x-lgsp-message-id"
+CLIENT_MEMBER = "x-lgsp-client-member"
+RETRY_AFTER = "retry-after-ms"
+# Connection-level or re-generated headers: never forwarded.
+_HOP_BY_HOP = frozenset(
+    {
+        ":authority",
+        "te",
+        "content-type",
+        "user-agent",
+        "grpc-timeout",
+        "grpc-encoding",
+        "grpc-accept-encoding",
+        "grpc-previous-rpc-attempts",
+        MESSAGE_ID,
+        CLIENT_MEMBER,
+    }
+)
+_METHOD = re.compile(r"/lgsp\.api\.([a-z][a-z0-9_]*)\.(v[0-9]+)\.([A-Za-z_]\w*)/([A-Za-z_]\w*)")
+_EMPTY_SHA = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where calls of one area go: the upstream address and its member code in the log."""
+
+    area: str
+    target: str
+    member_code: str
+
+
+class GatewayAuthenticator:
+    """The platform auth layer's authenticator for the gateway's server.
+
+    The gateway's own services are checked as usual. For forwarded methods a refusal is not
+    raised here but handed to the proxy in the principal's claims, so the proxy can log the
+    refused call in the message log before answering UNAUTHENTICATED.
+    """
+
+    def __init__(self, inner: Authenticator) -> None:
+        self.inner = inner
+
+    async def authenticate(self, metadata: Mapping[str, str], method: str) -> Principal:
+        if method.startswith(OWN_PREFIXES):
+            return await self.inner.authenticate(metadata, method)
+        try:
+            return await self.inner.authenticate(metadata, method)
+        except ServiceError as error:
+            return Principal(
+                subject="",
+                kind="anonymous",
+                claims={AUTH_ERROR_CLAIM: error.message, AUTH_CODE_CLAIM: error.code.name},
+            )
+
+
+def certificate_sha256(context: grpc.aio.ServicerContext) -> str:
+    """Lowercase hex SHA-256 of the peer's TLS client certificate (DER), or ""."""
+    try:
+        auth = context.auth_context()
+    except Exception:
+        return ""
+    pems = auth.get("x509_pem_cert") if auth else None
+    if not pems:
+        return ""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    cert = x509.load_pem_x509_certificate(pems[0])
+    return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
+
+
+def _trace_id(metadata: Mapping[str, Any]) -> str:
+    parent = metadata.get("traceparent")
+    if isinstance(parent, str):
+        parts = parent.split("-")
+        if len(parts) >= 3 and len(parts[1]) == 32:
+            return parts[1]
+    ctx = trace.get_current_span().get_span_context()
+    return f"{ctx.trace_id:032x}" if ctx.is_valid else ""
+
+
+def _code_number(code: grpc.StatusCode) -> int:
+    return int(code.value[0])
+
+
+def _trailers(metadata: Any) -> list[tuple[str, Any]]:
+    """Upstream trailers worth returning: custom ones and the rich status details."""
+    out = []
+    for key, value in metadata or ():
+        if key.startswith("grpc-") and key != "grpc-status-details-bin":
+            continue
+        out.append((key, value))
+    return out
+
+
+class _Digest:
+    """Hash and size of a body: one message as is; a stream as length-prefixed messages."""
+
+    __slots__ = ("count", "h", "size")
+
+    def __init__(self) -> None:
+        self.h = hashlib.sha256()
+        self.size = 0
+        self.count = 0
+
+    def add(self, message: bytes, streaming: bool) -> None:
+        if streaming:
+            self.h.update(len(message).to_bytes(4, "big"))
+        self.h.update(message)
+        self.size += len(message)
+        self.count += 1
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+
+class Proxy(grpc.GenericRpcHandler):
+    def __init__(
+        self,
+        registry: Registry,
+        limiter: Limiter,
+        msglog: MessageLog,
+        routes: Mapping[str, Route],
+        *,
+        require_client_certificate: bool = False,
+        max_message_bytes: int = 4 * 1024 * 1024,
+    ) -> None:
+        self.registry = registry
+        self.limiter = limiter
+        self.msglog = msglog
+        self.routes = dict(routes)
+        self.require_client_certificate = require_client_certificate
+        self.max_message_bytes = max_message_bytes
+        self._handlers: dict[str, Any] = {}
+        self._channels: dict[str, grpc.aio.Channel] = {}
+        events._load_registry()  # the descriptor pool knows every lgsp.api method
+        self._pool = descriptor_pool.Default()
+
+    # --- handler lookup -----------------------------------------------------------------------
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Any:
+        method: str = handler_call_details.method
+        handler = self._handlers.get(method)
+        if handler is not None:
+            return handler
+        if not method.startswith("/lgsp.api.") or method.startswith(OWN_PREFIXES):
+            return None
+        handler, cacheable = self._build(method)
+        if cacheable and len(self._handlers) < 10_000:
+            self._handlers[method] = handler
+        return handler
+
+    def _build(self, method: str) -> tuple[Any, bool]:
+        m = _METHOD.fullmatch(method)
+        if m is None:
+            return _refusal(
+                method, "is not a method name /lgsp.api.<area>.vN.<Service>/<Method>"
+            ), False
+        area, version, service, name = m.groups()
+        route = self.routes.get(area)
+        if route is None:
+            known = ", ".join(sorted(self.routes))
+            return _refusal(method, f"has no route: the gateway forwards {known}"), False
+        full = f"lgsp.api.{area}.{version}.{service}.{name}"
+        try:
+            desc = self._pool.FindMethodByName(full)
+        except KeyError:
+            desc = None
+        proxy = _MethodProxy(self, method, route, desc)
+        return proxy.handler(), True
+
+    def channel(self, target: str) -> grpc.aio.Channel:
+        ch = self._channels.get(target)
+        if ch is None:
+            ch = grpc.aio.insecure_channel(
+                target, options=client_options("gateway", self.max_message_bytes)
+            )
+            self._channels[target] = ch
+        return ch
+
+    async def close(self) -> None:
+        for ch in self._channels.values():
+            await ch.close()
+        self._channels.clear()
+
+    # --- admission ----------------------------------------------------------------------------
+
+    def admit(
+        self,
+        method: str,
+        principal: Principal,
+        context: grpc.aio.ServicerContext,
+        who: list[str],
+    ) -> Callable[[], None]:
+        """The release of the member's concurrency slot, or ServiceError if refused; `who[0]`
+        is set to the member's code as soon as it is known (refused calls are logged with it)."""
+        error = principal.claims.get(AUTH_ERROR_CLAIM) if principal.is_anonymous else None
+        if principal.is_anonymous:
+            code = principal.claims.get(AUTH_CODE_CLAIM)
+            if code == "UNAVAILABLE":
+                raise Unavailable(str(error))
+            raise Unauthenticated(str(error or "authentication required"))
+        client_id = principal.client_id or ""
+        member = self.registry.member_for_client(client_id)
+        if self.require_client_certificate or member is None or member.certificate_sha256:
+            fingerprint = certificate_sha256(context)
+            if fingerprint:
+                by_cert = self.registry.member_for_certificate(fingerprint)
+                if by_cert is None:
+                    raise PermissionDenied("client certificate belongs to no registered member")
+                if member is None or by_cert.code != member.code:
+                    raise PermissionDenied(
+                        f"token of client {client_id or '(none)'} presented with the "
+                        f"certificate of member {by_cert.code}"
+                    )
+            elif self.require_client_certificate or (member and member.certificate_sha256):
+                raise PermissionDenied("a client certificate is required for this member")
+        if member is None:
+            raise PermissionDenied(
+                f"client {client_id or '(none)'} is not a registered LGSP member"
+            )
+        who[0] = member.code
+        if not member.active:
+            raise PermissionDenied(f"member {member.code} is suspended")
+        decision = self.registry.check_method(member.code, method)
+        if not decision.allowed:
+            raise PermissionDenied(f"member {member.code} may not call {method}: {decision.reason}")
+        try:
+            self.msglog.check_capacity()
+        except LogUnavailable:
+            raise Unavailable("message log unavailable, retry later", retry_after=1.0) from None
+        release = self.limiter.admit(
+            member.code,
+            member.rate_limit_per_minute,
+            decision.right_id,
+            decision.rate_limit_per_minute,
+        )
+        return release
+
+
+def _refusal(method: str, why: str) -> Any:
+    async def refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, f"method {method} {why}")
+
+    return grpc.stream_stream_rpc_method_handler(refuse)
+
+
+class _MethodProxy:
+    """Forwarding of one method (its route, shape and input type resolved once)."""
+
+    def __init__(self, gw: Proxy, method: str, route: Route, desc: Any) -> None:
+        self.gw = gw
+        self.method = method
+        self.route = route
+        if desc is None:
+            self.client_streaming = self.server_streaming = True
+            self.input: type[ProtoMessage] | None = None
+        else:
+            self.client_streaming = bool(desc.client_streaming)
+            self.server_streaming = bool(desc.server_streaming)
+            self.input = events.message_class(desc.input_type.full_name)
+
+    def handler(self) -> Any:
+        if self.client_streaming and self.server_streaming:
+            return grpc.stream_stream_rpc_method_handler(self.stream_stream)
+        if self.client_streaming:
+            return grpc.stream_unary_rpc_method_handler(self.stream_unary)
+        if self.server_streaming:
+            return grpc.unary_stream_rpc_method_handler(self.unary_stream)
+        return grpc.unary_unary_rpc_method_handler(self.unary_unary)
+
+    # --- pieces shared by the four shapes -----------------------------------------------------
+
+    def _begin(self, context: grpc.aio.ServicerContext) -> tuple[str, dict[str, Any], str]:
+        metadata = {k: v for k, v in context.invocation_metadata() or ()}
+        return str(uuid.uuid4()), metadata, _trace_id(metadata)
+
+    def _validate(self, message: bytes) -> None:
+        if self.input is not None:
+            try:
+                self.input.FromString(message)
+            except (DecodeError, ValueError):
+                raise InvalidArgument(
+                    "request", f"is not a valid {self.input.DESCRIPTOR.full_name}"
+                ) from None
+
+    def _forward_metadata(
+        self, context: grpc.aio.ServicerContext, message_id: str, member: str
+    ) -> list[tuple[str, Any]]:
+        md = [(k, v) for k, v in context.invocation_metadata() or () if k not in _HOP_BY_HOP]
+        if not any(k == "traceparent" for k, _ in md):
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            md.extend(carrier.items())
+        md.append((MESSAGE_ID, message_id))
+        md.append((CLIENT_MEMBER, member))
+        return md
+
+    def _record(
+        self,
+        message_id: str,
+        when: float,
+        started: float,
+        member: str,
+        principal: Principal,
+        code: grpc.StatusCode,
+        trace_id: str,
+        request: _Digest,
+        response: _Digest | None,
+    ) -> None:
+        self.gw.msglog.append(
+            id=message_id,
+            time=format_time(when),
+            client_member=member,
+            service_member=self.route.member_code,
+            caller=principal.subject,
+            method=self.method,
+            status_code=_code_number(code),
+            duration_us=int((time.perf_counter() - started) * 1e6),
+            trace_id=trace_id,
+            request_sha256=request.hexdigest() if request.count else _EMPTY_SHA,
+            response_sha256=response.hexdigest() if response is not None and response.count else "",
+            request_size=request.size,
+            response_size=response.size if response is not None else 0,
+        )
+
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext, error: ServiceError, message_id: str
+    ) -> None:
+        code, message, trailers = to_status(error)
+        extra: tuple[tuple[str, Any], ...] = ((MESSAGE_ID, message_id),)
+        if isinstance(error, LimitExceeded):
+            extra += ((RETRY_AFTER, str(max(1, int(error.retry_after * 1000)))),)
+        await context.abort(code, message, trailers + extra)
+
+    async def _upstream_error(
+        self, context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError, message_id: str
+    ) -> None:
+        code = error.code()
+        details = error.details() or ""
+        if code is grpc.StatusCode.UNAVAILABLE:
+            details = f"upstream {self.route.area} unavailable: {details}"
+        trailers = [*_trailers(error.trailing_metadata()), (MESSAGE_ID, message_id)]
+        await context.abort(code, details, tuple(trailers))
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float | None:
+        remaining = context.time_remaining()
+        return None if remaining is None else max(remaining, 0.0)
+
+    # --- the four shapes ----------------------------------------------------------------------
+
+    async def unary_unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        started, when = time.perf_counter(), time.time()
+        message_id, _metadata, trace_id = self._begin(context)
+        principal = current_principal()
+        req, resp = _Digest(), _Digest()
+        req.add(request, False)
+        who, code = [""], grpc.StatusCode.OK
+        release: Callable[[], None] | None = None
+        try:
+            try:
+                release = self.gw.admit(self.method, principal, context, who)
+                self._validate(request)
+            except ServiceError as error:
+                code = error.code
+                await self._refuse(context, error, message_id)
+            call = self.gw.channel(self.route.target).unary_unary(self.method)(
+                request,
+                metadata=self._forward_metadata(context, message_id, who[0]),
+                timeout=self._timeout(context),
+            )
+            try:
+                response = await call
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                await self._upstream_error(context, error, message_id)
+            resp.add(response, False)
+            context.set_trailing_metadata(
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+            )
+            return response
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            if code is grpc.StatusCode.OK:  # every refusal set its code before raising
+                code = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            if release is not None:
+                release()
+            self._record(
+                message_id,
+                when,
+                started,
+                who[0],
+                principal,
+                code,
+                trace_id,
+                req,
+                resp if code is grpc.StatusCode.OK else None,
+            )
+
+    async def unary_stream(
+        self, request: bytes, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        started, when = time.perf_counter(), time.time()
+        message_id, _metadata, trace_id = self._begin(context)
+        principal = current_principal()
+        req, resp = _Digest(), _Digest()
+        req.add(request, True)
+        who, code = [""], grpc.StatusCode.OK
+        release: Callable[[], None] | None = None
+        try:
+            try:
+                release = self.gw.admit(self.method, principal, context, who)
+                self._validate(request)
+            except ServiceError as error:
+                code = error.code
+                await self._refuse(context, error, message_id)
+            call = self.gw.channel(self.route.target).unary_stream(self.method)(
+                request,
+                metadata=self._forward_metadata(context, message_id, who[0]),
+                timeout=self._timeout(context),
+            )
+            try:
+                async for message in call:
+                    resp.add(message, True)
+                    yield message
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                await self._upstream_error(context, error, message_id)
+            context.set_trailing_metadata(
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            if code is grpc.StatusCode.OK:
+                code = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            if release is not None:
+                release()
+            self._record(
+                message_id,
+                when,
+                started,
+                who[0],
+                principal,
+                code,
+                trace_id,
+                req,
+                resp if code is grpc.StatusCode.OK else None,
+            )
+
+    async def _requests(
+        self, request_iterator: AsyncIterator[bytes], digest: _Digest, first: list[bytes]
+    ) -> AsyncIterator[bytes]:
+        for message in first:
+            yield message
+        async for message in request_iterator:
+            digest.add(message, True)
+            yield message
+
+    async def stream_unary(
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
+        started, when = time.perf_counter(), time.time()
+        message_id, _metadata, trace_id = self._begin(context)
+        principal = current_principal()
+        req, resp = _Digest(), _Digest()
+        who, code = [""], grpc.StatusCode.OK
+        release: Callable[[], None] | None = None
+        try:
+            try:
+                release = self.gw.admit(self.method, principal, context, who)
+            except ServiceError as error:
+                code = error.code
+                await self._refuse(context, error, message_id)
+            call = self.gw.channel(self.route.target).stream_unary(self.method)(
+                self._requests(request_iterator, req, []),
+                metadata=self._forward_metadata(context, message_id, who[0]),
+                timeout=self._timeout(context),
+            )
+            try:
+                response = await call
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                await self._upstream_error(context, error, message_id)
+            resp.add(response, True)
+            context.set_trailing_metadata(
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+            )
+            return response
+        except asyncio.CancelledError:
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            if code is grpc.StatusCode.OK:  # every refusal set its code before raising
+                code = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            if release is not None:
+                release()
+            self._record(
+                message_id,
+                when,
+                started,
+                who[0],
+                principal,
+                code,
+                trace_id,
+                req,
+                resp if code is grpc.StatusCode.OK else None,
+            )
+
+    async def stream_stream(
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        started, when = time.perf_counter(), time.time()
+        message_id, _metadata, trace_id = self._begin(context)
+        principal = current_principal()
+        req, resp = _Digest(), _Digest()
+        who, code = [""], grpc.StatusCode.OK
+        release: Callable[[], None] | None = None
+        try:
+            try:
+                release = self.gw.admit(self.method, principal, context, who)
+            except ServiceError as error:
+                code = error.code
+                await self._refuse(context, error, message_id)
+            call = self.gw.channel(self.route.target).stream_stream(self.method)(
+                self._requests(request_iterator, req, []),
+                metadata=self._forward_metadata(context, message_id, who[0]),
+                timeout=self._timeout(context),
+            )
+            try:
+                async for message in call:
+                    resp.add(message, True)
+                    yield message
+            except grpc.aio.AioRpcError as error:
+                code = error.code()
+                await self._upstream_error(context, error, message_id)
+            context.set_trailing_metadata(
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+            )
+        except (asyncio.CancelledError, GeneratorExit):
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception:
+            if code is grpc.StatusCode.OK:
+                code = grpc.StatusCode.INTERNAL
+            raise
+        finally:
+            if release is not None:
+                release()
+            self._record(
+                message_id,
+                when,
+                started,
+                who[0],
+                principal,
+                code,
+                trace_id,
+                req,
+                resp if code is grpc.StatusCode.OK else None,
+            )

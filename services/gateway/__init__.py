@@ -1,0 +1,1 @@
+"""The LGSP gateway process (see lgsp.gateway and docs/gateway.md)."""
