@@ -4,8 +4,10 @@ under 16 concurrent callers beside a bare grpc.aio Echo in the same process.
 The service runs in-process (ServiceRuntime: embedded bus and SQLite in a temp dir, the real
 gRPC server with token checks against a stand-in issuer). One pipeline is
 CreateDraft → SubmitForReview → ReviewDocument → SignDocument → IssueDocument → SendDocument,
-six calls by the officials whose roles they need; with the signing module present each
-document's PDF is signed (PAdES, development CA) and the signature verified at SignDocument.
+six calls by the officials whose roles they need, plus an UploadAttachment of the main PDF
+before review; SignDocument signs that PDF (PAdES, the signer's certificate from the
+development CA) and SendDocument carries it inside the edXML package, where the receiving
+agency verifies it.
 
     python -m bench.documents [--quick] [--documents N] [--pipelines N] [--calls N]
 """
@@ -17,7 +19,7 @@ import asyncio
 import statistics
 import tempfile
 import time
-import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc.aio
@@ -30,41 +32,12 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from lgsp.grpc.diagnostics import DiagnosticsServicer
+from lgsp.testing.issuer import FakeIssuer
+from lgsp.testing.pdf import minimal_pdf
 from services.documents.bootstrap import build_spec
-from tests.lgsp.auth._issuer import FakeIssuer
-from tests.services.documents.workflow_support import AGENCIES, OFFICIALS, SIGNER, draft
+from services.documents.testing import AGENCIES, OFFICIALS, SIGNER, draft, official_claims
 
 CALLERS = 16
-
-
-class PadesSignatures:
-    """A stand-in attachment store (id → signed PDF) whose signatures are verified with the
-    signing module against the development CA, as SignDocument will once attachments land."""
-
-    def __init__(self, directory: Path) -> None:
-        from services.documents.signing import DevCA
-
-        self.ca = DevCA.open_or_create(directory)
-        self.credential = self.ca.issue_official(
-            full_name="Nguyễn Văn An", agency_name="UBND tỉnh Hà Tĩnh", agency_code="000.00.00.H30"
-        )
-        self.files: dict[str, bytes] = {}
-
-    def sign(self, text: str) -> str:
-        from services.documents.signing import sign_pdf
-        from tests.services.documents.pdfs import minimal_pdf
-
-        attachment_id = str(uuid.uuid4())
-        self.files[attachment_id] = sign_pdf(
-            minimal_pdf(text), self.credential, reason="Ký ban hành"
-        )
-        return attachment_id
-
-    def verify(self, document_id: str, attachment_id: str) -> bool:
-        from services.documents.signing import verify_with_ca
-
-        pdf = self.files.get(attachment_id)
-        return pdf is not None and verify_with_ca(pdf, self.ca).valid
 
 
 def _pct(samples: list[float], q: float) -> float:
@@ -76,14 +49,9 @@ async def _bench(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-documents-"))
     issuer = FakeIssuer()
     await issuer.start()
-    signatures: PadesSignatures | None
-    try:
-        signatures = PadesSignatures(tmp / "ca")
-    except ImportError:
-        signatures = None
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp)})
     authn = JwtAuthenticator(issuer.issuer)
-    spec = build_spec(settings, agencies=AGENCIES, authenticator=authn, signatures=signatures)
+    spec = build_spec(settings, agencies=AGENCIES, authenticator=authn)
     runtime = ServiceRuntime(spec, settings, port=0)
     await runtime.start()
     bare = grpc.aio.server()
@@ -93,14 +61,8 @@ async def _bench(args: argparse.Namespace) -> int:
     ch = channel(runtime.server.address, service_name="bench", tracing=False)
     stub = documents_pb2_grpc.DocumentServiceStub(ch)
     tokens = {}
-    for user, (agency, roles) in OFFICIALS.items():
-        token = issuer.token(
-            sub=user,
-            realm_access={"roles": roles},
-            agency_code=agency,
-            agency_roles={agency: roles},
-        )
-        tokens[user] = (("authorization", f"Bearer {token}"),)
+    for user in OFFICIALS:
+        tokens[user] = (("authorization", f"Bearer {issuer.token(**official_claims(user))}"),)
     try:
 
         async def pipeline(i: int) -> pb.Document:
@@ -109,6 +71,21 @@ async def _bench(args: argparse.Namespace) -> int:
                     pb.CreateDraftRequest(document=draft()), metadata=tokens["ubnd-cv"]
                 )
             ).document
+            pdf = minimal_pdf(f"Van ban so {i}")
+
+            async def parts() -> AsyncIterator[pb.UploadAttachmentRequest]:
+                yield pb.UploadAttachmentRequest(
+                    metadata=pb.AttachmentUpload(
+                        document_id=d.id,
+                        file_name="van-ban.pdf",
+                        content_type="application/pdf",
+                        main=True,
+                        size_bytes=len(pdf),
+                    )
+                )
+                yield pb.UploadAttachmentRequest(chunk=pdf)
+
+            await stub.UploadAttachment(parts(), metadata=tokens["ubnd-cv"])
             d = (
                 await stub.SubmitForReview(
                     pb.SubmitForReviewRequest(
@@ -128,16 +105,13 @@ async def _bench(args: argparse.Namespace) -> int:
                     metadata=tokens["ubnd-ld"],
                 )
             ).document
-            attachment = ""
-            if signatures is not None:
-                attachment = await asyncio.to_thread(signatures.sign, f"Van ban {i}")
             d = (
                 await stub.SignDocument(
                     pb.SignDocumentRequest(
                         document_id=d.id,
                         etag=d.etag,
                         signer=SIGNER,
-                        signed_attachment_id=attachment,
+                        sign_main_attachment=True,
                     ),
                     metadata=tokens["ubnd-ld"],
                 )
@@ -169,17 +143,28 @@ async def _bench(args: argparse.Namespace) -> int:
         numbers = sorted(d.number for d in done)
         assert numbers == list(range(2, args.documents + 2)), "numbers must be gap-free"
         signed = sum(d.digitally_signed for d in done)
-        how_signed = (
-            "PAdES signature signed+verified per document"
-            if signatures
-            else "NO digital signature (signing module missing)"
-        )
         print(
             f"issue+send end to end: {args.documents / elapsed:7.1f} documents/s "
-            f"({args.documents} documents, {args.pipelines} concurrent pipelines, 6 calls each, "
-            f"{how_signed}; "
+            f"({args.documents} documents, {args.pipelines} concurrent pipelines, 7 calls each "
+            f"with upload, PAdES signing, edXML with the PDF; "
             f"{signed}/{len(done)} digitally signed)"
         )
+
+        # Let the receiving side (edXML parse, signature check, files) finish first, so the
+        # latency below is GetDocument's own and not the consumer's CPU.
+        stp = done[0].recipients[0].agency_code
+        want = args.documents + 1
+        while True:
+            page = await stub.ListDocuments(
+                pb.ListDocumentsRequest(
+                    agency_code=stp, direction=pb.DIRECTION_INCOMING, page_size=1
+                ),
+                metadata=tokens["stp-vt"],
+            )
+            if page.total_size >= want:
+                break
+            await asyncio.sleep(0.2)
+        print(f"received and verified by {stp}: {time.perf_counter() - started:.1f} s after start")
 
         target = done[0].id
 

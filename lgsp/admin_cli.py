@@ -189,4 +189,7 @@ def register(sub: Subparsers) -> None:
     tp.add_argument("--realm", default="lgsp", choices=("lgsp", "master"))
 
     cmds.add_parser("rotate-keys", parents=[common], help="start signing with a new key")
+    from services.documents.ca_cli import register as register_ca  # `lgsp admin ca …`
+
+    register_ca(cmds, common)
     p.set_defaults(handler=_run)

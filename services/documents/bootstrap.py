@@ -1,4 +1,5 @@
-"""Wiring: configuration → agency directory, transport, use cases, gRPC servicer, ServiceSpec.
+"""Wiring: configuration → agency directory, transport, attachment store, CA, use cases,
+gRPC servicer, ServiceSpec.
 
 `build_spec(settings)` is what `python -m services.documents` runs; tests and the benchmark
 pass their own directory (a static one) and authenticator."""
@@ -6,21 +7,52 @@ pass their own directory (a static one) and authenticator."""
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
 from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.app import ServiceRuntime, ServiceSpec
 from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.authn import ClientCredentials, issuer_from_settings
 from lgsp.config import Settings
 from services.documents.adapters.agencies import IdentityAgencyDirectory
+from services.documents.adapters.signatures import DevCASignatures
+from services.documents.attachments import AttachmentStore, open_store
 from services.documents.entrypoints.grpc import DocumentServicer
+from services.documents.service_layer.attachments import DocumentFiles
 from services.documents.service_layer.documents import DocumentsApp
-from services.documents.service_layer.ports import AgencyDirectory, SignatureVerifier
+from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import BusTransport, Transport
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXCHANGE_GROUP = "documents-exchange"
+# The documents service's own client in the identity service (demo data: services/identity/seed).
+CLIENT_ID = "documents"
+
+log = logging.getLogger("services.documents")
+
+
+def identity_credentials(settings: Settings) -> ClientCredentials | None:
+    """The client-credentials token the service presents to identity (GetAgencyTree).
+
+    The secret comes from `[documents] client_id` / `client_secret` once those settings
+    exist; until then from the demo secrets identity writes to <data_dir>/identity-demo.json
+    on first start (embedded default). None, with a warning, when neither is there."""
+    client_id = str(getattr(settings.documents, "client_id", "") or CLIENT_ID)
+    secret = str(getattr(settings.documents, "client_secret", "") or "")
+    if not secret:
+        demo = settings.data_dir / "identity-demo.json"
+        try:
+            secret = str(json.loads(demo.read_text()).get("client_secrets", {}).get(client_id, ""))
+        except (OSError, ValueError):
+            secret = ""
+    if not secret:
+        log.warning("no client secret for %s: identity calls go without a token", client_id)
+        return None
+    token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
+    return ClientCredentials(token_url, client_id, secret)
 
 
 def build_spec(
@@ -29,11 +61,16 @@ def build_spec(
     agencies: AgencyDirectory | None = None,
     authenticator: Authenticator | None = None,
     transport: Transport | None = None,
-    signatures: SignatureVerifier | None = None,
-    holder: dict[str, DocumentsApp] | None = None,
+    store: AttachmentStore | None = None,
+    signatures: DevCASignatures | None = None,
+    ca_auto_issue: bool = True,
+    holder: dict[str, Any] | None = None,
 ) -> ServiceSpec:
     """The documents ServiceSpec. Without `agencies`, the directory is loaded from the
-    identity service and refreshed in the background."""
+    identity service (with the service's client-credentials token) and refreshed in the
+    background. Attachments go to `open_store(settings.attachments)`; signatures use the
+    development CA in <data_dir>/ca (`ca_auto_issue`: a signer without a certificate gets
+    one on first use)."""
     holder = {} if holder is None else holder
     transport = transport or BusTransport()
     background: list[Any] = []
@@ -45,33 +82,57 @@ def build_spec(
             if settings.platform.host not in ("0.0.0.0", "::")
             else "127.0.0.1"
         )
+        credentials = identity_credentials(settings)
         remote = IdentityAgencyDirectory(
-            channel(f"{host}:{settings.identity.grpc_port}", service_name="documents")
+            channel(f"{host}:{settings.identity.grpc_port}", service_name="documents"),
+            metadata=credentials.metadata if credentials else None,
         )
         agencies = remote
 
         async def refresh_agencies(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-            await remote.run(stop)
+            try:
+                await remote.run(stop)
+            finally:
+                if credentials is not None:
+                    await credentials.aclose()
 
         background.append(refresh_agencies)
     directory = agencies
 
-    def app(rt: ServiceRuntime) -> DocumentsApp:
-        if "app" not in holder:
-            holder["app"] = DocumentsApp(
-                rt.engine, directory, transport, signatures=signatures, after_commit=rt.after_commit
+    def files(rt: ServiceRuntime) -> DocumentFiles:
+        if "files" not in holder:
+            app = DocumentsApp(rt.engine, directory, transport, after_commit=rt.after_commit)
+            signer = signatures or DevCASignatures(
+                settings.data_dir / "ca", auto_issue=ca_auto_issue
             )
-        return holder["app"]
+            holder["app"] = app
+            holder["files"] = DocumentFiles(
+                app,
+                store or open_store(settings.attachments),
+                verifier=signer,
+                signer=signer,
+            )
+        files: DocumentFiles = holder["files"]
+        return files
 
-    def on_delivery(delivery: Any, uow: Any) -> None:
-        holder["app"].on_delivery(delivery, uow)
+    async def close_at_stop(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        # Background tasks stop after the server drained its calls: nothing uses them now.
+        await stop.wait()
+        if "files" in holder:
+            await holder["files"].store.close()
+            holder["app"].close()
+
+    background.append(close_at_stop)
+
+    async def on_delivery(delivery: Any, uow: Any) -> None:
+        await holder["files"].receive(delivery, uow)
 
     return ServiceSpec(
         "documents",
         servicers=[
             lambda rt: (
                 documents_pb2_grpc.add_DocumentServiceServicer_to_server,
-                DocumentServicer(app(rt)),
+                DocumentServicer(files(rt)),
             )
         ],
         migrations_dir=MIGRATIONS,

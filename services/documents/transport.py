@@ -13,9 +13,10 @@ the gateway (and to the national document axis) takes its place behind the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from lgsp.api.documents.v1 import events_pb2
 from lgsp.app import Subscription
@@ -35,7 +36,9 @@ class Delivery:
     edxml: bytes
 
 
-OnDelivery = Callable[[Delivery, UnitOfWork], None]
+# Sync (runs in the consumer's worker thread) or async (awaited on the loop; it moves its
+# database work to a thread itself).
+OnDelivery = Callable[[Delivery, UnitOfWork], Awaitable[None] | None]
 
 
 class Transport(Protocol):
@@ -63,9 +66,17 @@ class BusTransport:
         )
 
     def subscription(self, group: str, on_delivery: OnDelivery) -> Subscription:
-        def handle(event: ReceivedEvent, uow: UnitOfWork) -> None:
+        def delivery(event: ReceivedEvent) -> Delivery:
             m = event.payload
             assert isinstance(m, events_pb2.ExchangeMessage)
-            on_delivery(Delivery(m.message_id, m.from_agency_code, m.to_agency_code, m.edxml), uow)
+            return Delivery(m.message_id, m.from_agency_code, m.to_agency_code, m.edxml)
 
-        return Subscription(group, [self.topic], {events_pb2.ExchangeMessage: handle})
+        def handle(event: ReceivedEvent, uow: UnitOfWork) -> None:
+            on_delivery(delivery(event), uow)
+
+        async def handle_async(event: ReceivedEvent, uow: UnitOfWork) -> None:
+            result: Any = on_delivery(delivery(event), uow)
+            await result
+
+        chosen = handle_async if inspect.iscoroutinefunction(on_delivery) else handle
+        return Subscription(group, [self.topic], {events_pb2.ExchangeMessage: chosen})

@@ -9,6 +9,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from services.documents.domain.errors import InvalidField
 from services.documents.domain.model import (
+    Attachment,
     Confidentiality,
     DeliveryStatus,
     Direction,
@@ -253,4 +254,22 @@ def history_to_proto(h: HistoryEntry) -> pb.HistoryEntry:
         comment=h.comment,
     )
     m.time.CopyFrom(ts(h.time))
+    return m
+
+
+def attachment_to_proto(a: Attachment) -> pb.Attachment:
+    m = pb.Attachment(
+        id=a.id,
+        file_name=a.file_name,
+        content_type=a.content_type,
+        size_bytes=a.size_bytes,
+        sha256=a.sha256,
+        main=a.main,
+        digitally_signed=a.digitally_signed,
+        uploaded_by=a.uploaded_by,
+        version=a.version,
+        signer_certificate_serial=a.signer_serial,
+        replaces_attachment_id=a.replaces_id,
+    )
+    m.upload_time.CopyFrom(ts(a.create_time))
     return m

@@ -19,6 +19,7 @@ from services.documents.domain.errors import StaleVersion
 from services.documents.domain.figures import IncomingFact, OutgoingFact
 from services.documents.domain.model import (
     OPEN_INCOMING,
+    Attachment,
     Direction,
     DirectiveTask,
     Document,
@@ -116,10 +117,23 @@ class Repository:
     # --- documents -------------------------------------------------------------------------
 
     def get(self, document_id: str) -> Document | None:
-        body = self.conn.execute(
-            sa.select(t.documents.c.body).where(t.documents.c.id == document_id)
-        ).scalar_one_or_none()
+        body = self.conn.execute(_GET_BODY, {"id": document_id}).scalar_one_or_none()
         return _load(body) if body is not None else None
+
+    def get_for_reading(
+        self, document_id: str
+    ) -> tuple[Document, pb.Document, list[DirectiveTask], list[Attachment]] | None:
+        """GetDocument's reads: the document (domain and stored proto), its tasks and its
+        current files, with statements built once (their construction cost more than
+        SQLite's work)."""
+        body = self.conn.execute(_GET_BODY, {"id": document_id}).scalar_one_or_none()
+        if body is None:
+            return None
+        m = pb.Document()
+        m.ParseFromString(body)
+        tasks = [_load_task(b) for b in self.conn.execute(_TASKS_OF, {"id": document_id}).scalars()]
+        files = [_attachment(r) for r in self.conn.execute(_FILES_OF, {"id": document_id})]
+        return document_from_proto(m), m, tasks, files
 
     def get_by_request(self, agency_code: str, request_key: str) -> Document | None:
         body = self.conn.execute(
@@ -229,6 +243,67 @@ class Repository:
             .limit(limit)
         ).scalars()
         return [_load(b) for b in bodies], int(total)
+
+    # --- attachments -----------------------------------------------------------------------
+
+    def add_attachment(self, a: Attachment) -> None:
+        """Store the row; a new main text makes the earlier main texts non-current."""
+        c = t.attachments.c
+        if a.main:
+            self.conn.execute(
+                sa.update(t.attachments)
+                .where(c.document_id == a.document_id, c.main.is_(True), c.current.is_(True))
+                .values(current=False)
+            )
+        self.conn.execute(
+            sa.insert(t.attachments).values(
+                id=a.id,
+                document_id=a.document_id,
+                file_name=a.file_name,
+                content_type=a.content_type,
+                size_bytes=a.size_bytes,
+                sha256=a.sha256,
+                main=a.main,
+                version=a.version,
+                current=a.current,
+                digitally_signed=a.digitally_signed,
+                signer_serial=a.signer_serial,
+                replaces_id=a.replaces_id,
+                uploaded_by=a.uploaded_by,
+                created_at=a.create_time,
+            )
+        )
+
+    def attachments(self, document_id: str, *, current_only: bool = True) -> list[Attachment]:
+        c = t.attachments.c
+        q = sa.select(*_ATTACHMENT_COLUMNS).where(c.document_id == document_id)
+        if current_only:
+            q = q.where(c.current.is_(True))
+        rows = self.conn.execute(q.order_by(c.main.desc(), c.created_at, c.id))
+        return [_attachment(r) for r in rows]
+
+    def get_attachment(self, document_id: str, attachment_id: str) -> Attachment | None:
+        c = t.attachments.c
+        row = self.conn.execute(
+            sa.select(*_ATTACHMENT_COLUMNS).where(
+                c.id == attachment_id, c.document_id == document_id
+            )
+        ).first()
+        return _attachment(row) if row is not None else None
+
+    def mark_signed(self, attachment_id: str, serial: str) -> None:
+        self.conn.execute(
+            sa.update(t.attachments)
+            .where(t.attachments.c.id == attachment_id)
+            .values(digitally_signed=True, signer_serial=serial)
+        )
+
+    def sha256_in_use(self, sha256: str) -> bool:
+        c = t.attachments.c
+        return (
+            self.conn.execute(sa.select(c.id).where(c.sha256 == sha256).limit(1)).first()
+            is not None
+        )
 
     # --- number books ----------------------------------------------------------------------
 
@@ -454,6 +529,44 @@ def _aware(value: datetime) -> datetime:
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+_ATTACHMENT_COLUMNS = (
+    t.attachments.c.id,
+    t.attachments.c.document_id,
+    t.attachments.c.file_name,
+    t.attachments.c.content_type,
+    t.attachments.c.size_bytes,
+    t.attachments.c.sha256,
+    t.attachments.c.uploaded_by,
+    t.attachments.c.created_at,
+    t.attachments.c.main,
+    t.attachments.c.version,
+    t.attachments.c.current,
+    t.attachments.c.digitally_signed,
+    t.attachments.c.signer_serial,
+    t.attachments.c.replaces_id,
+)
+
+
+_GET_BODY = sa.select(t.documents.c.body).where(t.documents.c.id == sa.bindparam("id"))
+_TASKS_OF = (
+    sa.select(t.directive_tasks.c.body)
+    .where(t.directive_tasks.c.document_id == sa.bindparam("id"))
+    .order_by(t.directive_tasks.c.created_at)
+)
+_FILES_OF = (
+    sa.select(*_ATTACHMENT_COLUMNS)
+    .where(t.attachments.c.document_id == sa.bindparam("id"), t.attachments.c.current.is_(True))
+    .order_by(t.attachments.c.main.desc(), t.attachments.c.created_at, t.attachments.c.id)
+)
+
+
+def _attachment(row: Any) -> Attachment:
+    values = list(row)
+    values[7] = _aware(values[7])
+    values[4] = int(values[4])
+    return Attachment(*values)
 
 
 def _load_task(body: bytes) -> DirectiveTask:

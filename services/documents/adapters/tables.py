@@ -105,3 +105,27 @@ number_books = sa.Table(
     sa.Column("year", sa.Integer, primary_key=True),
     sa.Column("last_number", sa.Integer, nullable=False),
 )
+
+# The files of a document. The bytes live in the attachment store under `sha256` (shared by
+# every row with the same content); a main text replaced by a later version (a new upload, or
+# the signed copy SignDocument makes) keeps its row with current = false.
+attachments = sa.Table(
+    "attachments",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("document_id", sa.String(36), sa.ForeignKey("documents.id"), nullable=False),
+    sa.Column("file_name", sa.String(255), nullable=False),
+    sa.Column("content_type", sa.String(127), nullable=False),
+    sa.Column("size_bytes", sa.BigInteger, nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("main", sa.Boolean, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("current", sa.Boolean, nullable=False),
+    sa.Column("digitally_signed", sa.Boolean, nullable=False),
+    sa.Column("signer_serial", sa.String(64), nullable=False, server_default=""),
+    sa.Column("replaces_id", sa.String(36), nullable=False, server_default=""),
+    sa.Column("uploaded_by", sa.String(64), nullable=False),
+    sa.Column("created_at", TZ, nullable=False),
+    sa.Index("ix_attachments_document", "document_id", "created_at"),
+    sa.Index("ix_attachments_sha256", "sha256"),
+)

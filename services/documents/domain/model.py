@@ -514,3 +514,58 @@ class DirectiveTask:
         if status == TaskStatus.DONE:
             self.complete_time = now
         return before
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file of a document: its main text (one current version) or an appendix. The bytes
+    are kept elsewhere under `sha256`; a replaced main text stays with current = False."""
+
+    id: str
+    document_id: str
+    file_name: str
+    content_type: str
+    size_bytes: int
+    sha256: str
+    uploaded_by: str
+    create_time: datetime
+    main: bool = False
+    version: int = 0  # main text: 1, 2, …; appendices 0
+    current: bool = True
+    digitally_signed: bool = False
+    signer_serial: str = ""
+    replaces_id: str = ""
+
+
+PDF = "application/pdf"
+
+
+def check_attach(doc: Document, main: bool) -> None:
+    """Files join an outgoing document until it is signed (the signed main text comes from
+    SignDocument), and an incoming one while it is open (the clerk's scan of a paper copy)."""
+    if doc.direction == Direction.OUTGOING:
+        if doc.outgoing_status not in (
+            OutgoingStatus.DRAFT,
+            OutgoingStatus.IN_REVIEW,
+            OutgoingStatus.AWAITING_SIGNATURE,
+        ):
+            raise InvalidTransition(
+                f"attach: the document is {doc.status_name}; files are added before signing",
+                subject=doc.id,
+            )
+    elif doc.incoming_status not in OPEN_INCOMING:
+        raise InvalidTransition(
+            f"attach: the incoming document is {doc.status_name}; it is closed", subject=doc.id
+        )
+
+
+def next_main_version(
+    doc: Document, current_main: Attachment | None, **fields: object
+) -> dict[str, object]:
+    """Fields of a new main text that replaces `current_main` (if any)."""
+    return {
+        "main": True,
+        "version": (current_main.version + 1) if current_main else 1,
+        "replaces_id": current_main.id if current_main else "",
+        **fields,
+    }

@@ -48,6 +48,8 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "create_task": (LEADER,),
     "report_task": (SPECIALIST, LEADER, CLERK),
     "figures": (LEADER, AGENCY_ADMIN, ADMIN),
+    # Upload a file to a document of the agency (drafters to drafts, clerks to scans).
+    "attach": (SPECIALIST, LEADER, CLERK),
 }
 
 ACTION_NAMES_VI = {
@@ -68,6 +70,7 @@ ACTION_NAMES_VI = {
     "create_task": "giao nhiệm vụ",
     "report_task": "báo cáo tiến độ nhiệm vụ",
     "figures": "xem số liệu",
+    "attach": "đính kèm tệp",
 }
 
 

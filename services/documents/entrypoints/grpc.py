@@ -2,21 +2,28 @@
 
 Domain refusals become the platform's errors here: InvalidField → INVALID_ARGUMENT naming the
 field, InvalidTransition → FAILED_PRECONDITION, Forbidden → PERMISSION_DENIED, NotVisible →
-NOT_FOUND, StaleVersion → ABORTED."""
+NOT_FOUND, StaleVersion → ABORTED, a file over the size limit → RESOURCE_EXHAUSTED naming
+the field.
+
+Use cases run on DocumentsApp's own worker threads (`app.run`); the file use cases
+(DocumentFiles) stay on the loop and hand their database steps to those threads."""
 
 from __future__ import annotations
 
-import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import date
 from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.auth import current_principal
 from lgsp.grpc import errors
 from services.documents.adapters.proto import (
+    attachment_to_proto,
     document_to_proto,
     history_to_proto,
     parse_date,
@@ -26,6 +33,7 @@ from services.documents.adapters.proto import (
     ts,
 )
 from services.documents.adapters.repository import DocumentFilter, TaskFilter
+from services.documents.attachments import CHUNK_SIZE, AttachmentNotFound
 from services.documents.domain import errors as de
 from services.documents.domain.document_types import ADMINISTRATIVE_TYPES, LEGAL_TYPES
 from services.documents.domain.figures import Figures
@@ -38,13 +46,33 @@ from services.documents.domain.model import (
     Priority,
     TaskStatus,
 )
-from services.documents.service_layer.documents import DocumentsApp
+from services.documents.service_layer.attachments import DocumentFiles, FileTooLarge, Upload
 
 T = TypeVar("T")
 MAX_PAGE = 500
 
 
+class TooLarge(errors.ServiceError):
+    """RESOURCE_EXHAUSTED with a BadRequest naming the field that went over the limit."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(self, field: str, description: str) -> None:
+        super().__init__(
+            f"{field}: {description}",
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=field, description=description
+                    )
+                ]
+            ),
+        )
+
+
 def to_service_error(e: de.DomainError) -> errors.ServiceError:
+    if isinstance(e, FileTooLarge):
+        return TooLarge(e.field, e.reason)
     if isinstance(e, de.InvalidField):
         return errors.InvalidArgument(e.field, e.reason)
     if isinstance(e, de.InvalidTransition):
@@ -132,11 +160,12 @@ def figures_to_proto(f: Figures) -> pb.DocumentFigures:
 
 
 class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
-    def __init__(self, app: DocumentsApp) -> None:
-        self.app = app
+    def __init__(self, files: DocumentFiles) -> None:
+        self.files = files
+        self.app = files.app
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, current_principal(), *args)
+        return await self.app.run(fn, current_principal(), *args)
 
     def _doc(self, doc: Document) -> pb.Document:
         return document_to_proto(doc)
@@ -194,12 +223,13 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
 
     @rpc
     async def SignDocument(self, request: Any, context: Any) -> Any:
-        doc = await self._run(
-            self.app.sign,
+        doc = await self.files.sign(
+            current_principal(),
             request.document_id,
             request.etag,
             signer_from_proto(request.signer),
             request.signed_attachment_id,
+            request.sign_main_attachment,
         )
         return pb.SignDocumentResponse(document=self._doc(doc))
 
@@ -211,8 +241,8 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
 
     @rpc
     async def SendDocument(self, request: Any, context: Any) -> Any:
-        doc = await self._run(
-            self.app.send, request.document_id, request.etag, list(request.agency_codes)
+        doc = await self.files.send(
+            current_principal(), request.document_id, request.etag, list(request.agency_codes)
         )
         return pb.SendDocumentResponse(document=self._doc(doc))
 
@@ -270,11 +300,59 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
 
     @rpc
     async def GetDocument(self, request: Any, context: Any) -> Any:
-        doc, tasks = await self._run(self.app.get, request.id)
-        m = self._doc(doc)
-        today = self.app.today()
-        m.directive_tasks.extend(task_to_proto(t, today) for t in tasks)
+        m, tasks, files = await self._run(self.app.get, request.id)
+        if tasks:
+            today = self.app.today()
+            m.directive_tasks.extend(task_to_proto(t, today) for t in tasks)
+        m.attachments.extend(attachment_to_proto(a) for a in files)
         return pb.GetDocumentResponse(document=m)
+
+    @rpc
+    async def UploadAttachment(self, request_iterator: Any, context: Any) -> Any:
+        stream = request_iterator.__aiter__()
+        try:
+            first = await stream.__anext__()
+        except StopAsyncIteration:
+            raise de.InvalidField("metadata", "the stream is empty") from None
+        if first.WhichOneof("part") != "metadata":
+            raise de.InvalidField("metadata", "the first message carries the metadata")
+        m = first.metadata
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in stream:
+                if message.WhichOneof("part") != "chunk":
+                    raise de.InvalidField("metadata", "only the first message carries metadata")
+                if len(message.chunk) > CHUNK_SIZE:
+                    raise de.InvalidField("chunk", f"at most {CHUNK_SIZE} bytes per message")
+                yield message.chunk
+
+        attachment = await self.files.upload(
+            current_principal(),
+            Upload(
+                document_id=m.document_id.strip(),
+                file_name=m.file_name,
+                content_type=m.content_type.strip(),
+                main=m.main,
+                size_bytes=m.size_bytes,
+                sha256=m.sha256.strip().lower(),
+            ),
+            chunks(),
+        )
+        return pb.UploadAttachmentResponse(attachment=attachment_to_proto(attachment))
+
+    async def DownloadAttachment(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        try:
+            row, chunks = await self.files.download(
+                current_principal(), request.document_id, request.attachment_id
+            )
+            yield pb.DownloadAttachmentResponse(metadata=attachment_to_proto(row))
+            async for chunk in chunks:
+                yield pb.DownloadAttachmentResponse(chunk=chunk)
+        except de.DomainError as e:
+            raise to_service_error(e) from None
+        except AttachmentNotFound:
+            # The row exists but the bytes are gone from the store: an operator's problem.
+            raise errors.Unavailable("the file's content is not available right now") from None
 
     @rpc
     async def ListDocuments(self, request: Any, context: Any) -> Any:

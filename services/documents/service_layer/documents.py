@@ -2,18 +2,24 @@
 role (domain.policy), applies a domain step, stores the document with its history, and emits
 the lgsp.documents.v1 events (and exchange messages) in the same transaction.
 
-Methods are synchronous (SQLAlchemy sync sessions); the gRPC entrypoint runs them in a worker
-thread. `caller` is the authenticated principal (lgsp.auth.Principal)."""
+Methods are synchronous (SQLAlchemy sync sessions); callers on the event loop use `await
+app.run(fn, …)`, which runs them on the service's own bounded thread pool (not asyncio's
+default one, which the bus, the relay and the attachment store share). `caller` is the
+authenticated principal (lgsp.auth.Principal)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import logging
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 from sqlalchemy.engine import Engine
@@ -21,7 +27,11 @@ from sqlalchemy.exc import IntegrityError
 
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import UnitOfWork, utcnow
-from services.documents.adapters.proto import document_to_proto, task_to_proto
+from services.documents.adapters.proto import (
+    attachment_to_proto,
+    document_to_proto,
+    task_to_proto,
+)
 from services.documents.adapters.repository import (
     DocumentFilter,
     Repository,
@@ -31,9 +41,15 @@ from services.documents.adapters.repository import (
 from services.documents.domain import policy
 from services.documents.domain.calendar import local_date
 from services.documents.domain.document_types import document_type
-from services.documents.domain.errors import InvalidField, InvalidTransition, NotVisible
+from services.documents.domain.errors import (
+    InvalidField,
+    InvalidTransition,
+    NotVisible,
+    StaleVersion,
+)
 from services.documents.domain.figures import Figures, compute_figures
 from services.documents.domain.model import (
+    Attachment,
     Direction,
     DirectiveTask,
     Document,
@@ -43,13 +59,18 @@ from services.documents.domain.model import (
     Recipient,
     Signer,
     TaskStatus,
+    check_attach,
 )
 from services.documents.domain.numbering import IssuedNumber, book_for, notation
 from services.documents.service_layer.exchange import Exchange
-from services.documents.service_layer.ports import AgencyDirectory, NoSignatures, SignatureVerifier
+from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import Transport
 
 log = logging.getLogger("services.documents")
+T = TypeVar("T")
+# Worker threads for the use cases: enough to keep both SQLite readers and PostgreSQL busy,
+# few enough that a burst queues here (cheaply) rather than in the database's busy wait.
+DEFAULT_WORKERS = 8
 
 SOURCE = "documents"
 # Fields of an outgoing draft UpdateDocument may change (update_mask paths).
@@ -98,17 +119,26 @@ class DocumentsApp:
         agencies: AgencyDirectory,
         transport: Transport,
         *,
-        signatures: SignatureVerifier | None = None,
         clock: Callable[[], datetime] = utcnow,
         after_commit: Callable[[], None] = lambda: None,
+        workers: int = DEFAULT_WORKERS,
     ) -> None:
         self.engine = engine
         self.agencies = agencies
         self.transport = transport
-        self.signatures = signatures or NoSignatures()
         self.clock = clock
         self.after_commit = after_commit
         self.exchange = Exchange(agencies, transport)
+        self.executor = ThreadPoolExecutor(workers, thread_name_prefix="documents")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` on the use-case threads, with the caller's context (principal, trace)."""
+        ctx = contextvars.copy_context()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(ctx.run, fn, *args))
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     # --- plumbing --------------------------------------------------------------------------
 
@@ -134,8 +164,6 @@ class DocumentsApp:
         if doc is None or not policy.can_read(caller, doc, self.agencies):
             raise NotVisible(f"document {document_id} not found")
         if etag and etag != str(doc.version):
-            from services.documents.domain.errors import StaleVersion
-
             raise StaleVersion("the document changed since it was read (stale etag); read it again")
         return doc
 
@@ -341,27 +369,58 @@ class DocumentsApp:
             uow.commit()
         return doc
 
+    def sign_target(
+        self, caller: Any, document_id: str, etag: str, signer: Signer
+    ) -> tuple[Document, Attachment | None]:
+        """Check that the caller may sign now (same refusals as `sign`) and return the document
+        with its current main text, before the slow part (signing the PDF) starts."""
+        with self._read() as conn:
+            repo = Repository(conn)
+            doc = self._load(repo, caller, document_id, etag)
+            policy.require(caller, "sign", doc.agency_code, self.agencies)
+            if signer.user_id and signer.user_id != caller.subject:
+                raise InvalidField("signer.user_id", "a signature is the caller's own")
+            replace(doc, recipients=list(doc.recipients)).sign(
+                signer, True, caller.subject, self.now()
+            )  # a dry run on a copy: raises the precise refusal
+            main = next((a for a in repo.attachments(doc.id) if a.main), None)
+        return doc, main
+
     def sign(
-        self, caller: Any, document_id: str, etag: str, signer: Signer, signed_attachment_id: str
+        self,
+        caller: Any,
+        document_id: str,
+        etag: str,
+        signer: Signer,
+        signed_copy: Attachment | None = None,
+        verified: tuple[str, str] | None = None,
     ) -> Document:
+        """Record the signature. `signed_copy`: the PAdES-signed PDF made for this step (it
+        becomes the next version of the main text); `verified`: (attachment id, certificate
+        serial) of an uploaded main text whose signature verified. Neither: signed on paper."""
         with self._uow() as (uow, repo):
             doc = self._load(repo, caller, document_id, etag)
             policy.require(caller, "sign", doc.agency_code, self.agencies)
             if signer.user_id and signer.user_id != caller.subject:
                 raise InvalidField("signer.user_id", "a signature is the caller's own")
-            digital = bool(signed_attachment_id) and self.signatures.verify(
-                doc.id, signed_attachment_id
-            )
-            if signed_attachment_id and not digital:
-                raise InvalidField(
-                    "signed_attachment_id",
-                    "the attachment carries no valid signature of the signer",
-                )
             before = doc.outgoing_status
-            entry = doc.sign(signer, digital, caller.subject, self.now())
-            self._store(
-                uow, repo, doc, entry, self._status_changed(doc, entry, before, caller.subject)
-            )  # type: ignore[arg-type]
+            entry = doc.sign(
+                signer, signed_copy is not None or verified is not None, caller.subject, self.now()
+            )
+            events: list[Message] = [self._status_changed(doc, entry, before, caller.subject)]
+            main = next((a for a in repo.attachments(doc.id) if a.main), None)
+            if signed_copy is not None:
+                if main is None or main.id != signed_copy.replaces_id:
+                    raise StaleVersion("the main text changed while it was being signed")
+                repo.add_attachment(signed_copy)
+                events.append(self._attachment_added(signed_copy, caller.subject))
+            if verified is not None:
+                if main is None or main.id != verified[0]:
+                    raise InvalidField(
+                        "signed_attachment_id", "must be the document's current main text"
+                    )
+                repo.mark_signed(verified[0], verified[1])
+            self._store(uow, repo, doc, entry, *events)
             uow.commit()
         return doc
 
@@ -410,10 +469,19 @@ class DocumentsApp:
         return doc
 
     def send(
-        self, caller: Any, document_id: str, etag: str, agency_codes: Sequence[str]
+        self,
+        caller: Any,
+        document_id: str,
+        etag: str,
+        agency_codes: Sequence[str],
+        files: Sequence[tuple[Attachment, bytes]] = (),
     ) -> Document:
+        """Send to the recipients; `files` are the document's current attachments with their
+        bytes (read beforehand by the caller), which travel inside the edXML package."""
         with self._uow() as (uow, repo):
             doc = self._load(repo, caller, document_id, etag)
+            if sorted(a.id for a in repo.attachments(doc.id)) != sorted(a.id for a, _ in files):
+                raise StaleVersion("the document's files changed while sending; send again")
             policy.require(caller, "send", doc.agency_code, self.agencies)
             if doc.outgoing_status not in (OutgoingStatus.ISSUED, OutgoingStatus.SENT):
                 raise InvalidTransition(
@@ -432,7 +500,7 @@ class DocumentsApp:
             sent = [doc.recipients[i] for i in indexes]
             electronic = [r for r in sent if r.agency_code]
             if electronic:
-                self.exchange.send_package(uow, doc, electronic, now)
+                self.exchange.send_package(uow, doc, electronic, now, files)
             self._store(
                 uow,
                 repo,
@@ -611,12 +679,71 @@ class DocumentsApp:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def get(self, caller: Any, document_id: str) -> tuple[Document, list[DirectiveTask]]:
+    def get(
+        self, caller: Any, document_id: str
+    ) -> tuple[Any, list[DirectiveTask], list[Attachment]]:
+        """The stored proto (as GetDocument answers it), its tasks and current files."""
+        with self._read() as conn:
+            found = Repository(conn).get_for_reading(document_id) if document_id else None
+        if found is None or not policy.can_read(caller, found[0], self.agencies):
+            raise NotVisible(f"document {document_id} not found")
+        _, message, tasks, files = found
+        return message, tasks, files
+
+    # --- attachments -----------------------------------------------------------------------
+
+    def _attachment_added(self, a: Attachment, actor: str) -> Message:
+        return ev.AttachmentAdded(
+            document_id=a.document_id, attachment=attachment_to_proto(a), actor_id=actor
+        )
+
+    def attach_target(self, caller: Any, document_id: str, main: bool) -> Document:
+        """Refuse an upload before its bytes are read: NOT_FOUND for a document the caller
+        may not read, PERMISSION_DENIED without an uploading role, FAILED_PRECONDITION when
+        the document takes no more files."""
+        with self._read() as conn:
+            doc = self._load(Repository(conn), caller, document_id)
+        policy.require(caller, "attach", doc.agency_code, self.agencies)
+        check_attach(doc, main)
+        return doc
+
+    def add_attachment(self, caller: Any, file: Attachment) -> Attachment:
+        """Link a stored file to its document: the row and AttachmentAdded in one unit of
+        work (the checks again, as the document may have moved on during the upload)."""
+        with self._uow() as (uow, repo):
+            doc = self._load(repo, caller, file.document_id)
+            policy.require(caller, "attach", doc.agency_code, self.agencies)
+            check_attach(doc, file.main)
+            if file.main:
+                current = next((a for a in repo.attachments(doc.id) if a.main), None)
+                file = replace(
+                    file,
+                    version=(current.version + 1) if current else 1,
+                    replaces_id=current.id if current else "",
+                )
+            repo.add_attachment(file)
+            uow.emit(self._attachment_added(file, caller.subject), subject=doc.id)
+            uow.commit()
+        return file
+
+    def attachment(self, caller: Any, document_id: str, attachment_id: str) -> Attachment:
         with self._read() as conn:
             repo = Repository(conn)
-            doc = self._load(repo, caller, document_id)
-            tasks = repo.tasks_of_documents([doc.id]).get(doc.id, [])
-        return doc, tasks
+            self._load(repo, caller, document_id)
+            found = repo.get_attachment(document_id, attachment_id) if attachment_id else None
+        if found is None:
+            raise NotVisible(f"attachment {attachment_id} not found")
+        return found
+
+    def files_to_send(self, caller: Any, document_id: str) -> list[Attachment]:
+        with self._read() as conn:
+            repo = Repository(conn)
+            self._load(repo, caller, document_id)
+            return repo.attachments(document_id)
+
+    def sha256_in_use(self, sha256: str) -> bool:
+        with self._read() as conn:
+            return Repository(conn).sha256_in_use(sha256)
 
     def history(self, caller: Any, document_id: str) -> list[HistoryEntry]:
         with self._read() as conn:
@@ -704,8 +831,6 @@ class DocumentsApp:
             ):
                 raise NotVisible(f"task {task_id} not found")
             if etag and etag != str(task.version):
-                from services.documents.domain.errors import StaleVersion
-
                 raise StaleVersion("the task changed since it was read (stale etag)")
             if status == TaskStatus.CANCELLED:
                 policy.require(caller, "create_task", task.directing_agency_code, self.agencies)
@@ -818,8 +943,10 @@ class DocumentsApp:
 
     # --- exchange (consumer side) ----------------------------------------------------------
 
-    def on_delivery(self, delivery: Any, uow: UnitOfWork) -> None:
-        self.exchange.receive(uow, Repository(uow.session), delivery, self.now())
+    def on_delivery(self, delivery: Any, uow: UnitOfWork, arrival: Any = None) -> None:
+        """Handle one exchange message in the consumer's unit of work; `arrival` is what
+        the async part prepared (parsed package, stored files, signature verdict)."""
+        self.exchange.receive(uow, Repository(uow.session), delivery, self.now(), arrival)
 
 
 def _attr(path: str) -> str:

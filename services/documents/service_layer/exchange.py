@@ -7,18 +7,21 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import UnitOfWork
 from lgsp.inbox import PermanentError
 from services.documents import edxml
-from services.documents.adapters.proto import document_to_proto
+from services.documents.adapters.proto import attachment_to_proto, document_to_proto
 from services.documents.adapters.repository import Repository
+from services.documents.attachments import StoredFile, safe_file_name
+from services.documents.attachments.errors import AttachmentError
 from services.documents.domain.calendar import PROVINCE_TZ
 from services.documents.domain.document_types import document_type, document_type_by_name
 from services.documents.domain.model import (
+    Attachment,
     Direction,
     Document,
     HistoryEntry,
@@ -33,6 +36,19 @@ from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import Delivery, Transport
 
 log = logging.getLogger("services.documents.exchange")
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """What the asynchronous part of receiving prepared before the unit of work: the parsed
+    message, the files already in the attachment store (main text first) and the verdict on
+    the main text's digital signature. `refusal` (Vietnamese) refuses the document with 02."""
+
+    message: edxml.Package | edxml.Status
+    files: tuple[tuple[edxml.Attachment, StoredFile], ...] = ()
+    signed: bool = False
+    signer_serial: str = ""
+    refusal: str = ""
 
 
 def event_document(doc: Document) -> ev.Document:  # type: ignore[name-defined]
@@ -72,6 +88,7 @@ class Exchange:
         now: datetime,
         business: edxml.BusinessDocType = edxml.BusinessDocType.NEW,
         reason: str = "",
+        files: Sequence[tuple[Attachment, bytes]] = (),
     ) -> edxml.Package:
         kind = document_type(doc.type_code)
         assert kind is not None and doc.promulgation_date is not None
@@ -108,6 +125,17 @@ class Exchange:
                 ),
             ),
             business=edxml.Business(doc_type=business, reason=reason),
+            # The main text first: the receiver takes the first file as the main text.
+            attachments=tuple(
+                edxml.Attachment(
+                    content_id=f"file{i + 1}",
+                    attachment_name=a.file_name,
+                    content_type=a.content_type,
+                    data=data,
+                    description="Văn bản chính" if a.main else "Phụ lục",
+                )
+                for i, (a, data) in enumerate(sorted(files, key=lambda f: not f[0].main))
+            ),
         )
 
     def _deliver(
@@ -117,9 +145,22 @@ class Exchange:
             self.transport.send(uow, Delivery(str(uuid.uuid4()), sender, code, data))
 
     def send_package(
-        self, uow: UnitOfWork, doc: Document, recipients: Sequence[Recipient], now: datetime
+        self,
+        uow: UnitOfWork,
+        doc: Document,
+        recipients: Sequence[Recipient],
+        now: datetime,
+        files: Sequence[tuple[Attachment, bytes]] = (),
     ) -> None:
-        data = edxml.build_package(self.package(doc, recipients, now))
+        pkg = self.package(doc, recipients, now, files=files)
+        try:
+            data = edxml.build_package(pkg)
+        except edxml.EdxmlError as e:  # over the package caps: cannot travel electronically
+            from services.documents.domain.errors import InvalidTransition
+
+            raise InvalidTransition(
+                f"send: the files cannot travel in one edXML package ({e.reason})", subject=doc.id
+            ) from None
         self._deliver(uow, doc.agency_code, [r.agency_code for r in recipients], data)
 
     def send_recall(
@@ -221,7 +262,14 @@ class Exchange:
 
     # --- receiving -------------------------------------------------------------------------
 
-    def receive(self, uow: UnitOfWork, repo: Repository, delivery: Delivery, now: datetime) -> None:
+    def receive(
+        self,
+        uow: UnitOfWork,
+        repo: Repository,
+        delivery: Delivery,
+        now: datetime,
+        arrival: Arrival | None = None,
+    ) -> None:
         if self.agencies.get(delivery.to_agency_code) is None:
             log.warning(
                 "exchange message %s for unknown agency %s ignored",
@@ -229,22 +277,21 @@ class Exchange:
                 delivery.to_agency_code,
             )
             return
-        try:
-            message = edxml.parse(delivery.edxml)
-        except edxml.EdxmlError as e:
-            raise PermanentError(f"edXML message {delivery.message_id} refused: {e}") from e
+        if arrival is None:
+            arrival = Arrival(parse_delivery(delivery))
+        message = arrival.message
         if isinstance(message, edxml.Status):
             self._on_status(uow, repo, delivery, message, now)
             return
         kind = message.business.doc_type
         if kind == edxml.BusinessDocType.NEW:
-            self._on_new(uow, repo, delivery, message, now)
+            self._on_new(uow, repo, delivery, message, now, arrival=arrival)
         elif kind == edxml.BusinessDocType.RECALL:
             self._on_recall(uow, repo, delivery, message, now)
         elif kind == edxml.BusinessDocType.UPDATE:
             self._on_update(uow, repo, delivery, message, now)
         else:
-            self._on_replace(uow, repo, delivery, message, now)
+            self._on_replace(uow, repo, delivery, message, now, arrival)
 
     def _incoming_from(self, delivery: Delivery, pkg: edxml.Package) -> Document:
         h = pkg.header
@@ -288,6 +335,7 @@ class Exchange:
         pkg: edxml.Package,
         now: datetime,
         related: str = "",
+        arrival: Arrival | None = None,
     ) -> Document | None:
         key = f"edxml:{delivery.message_id}"
         if repo.get_by_request(delivery.to_agency_code, key) is not None:
@@ -295,7 +343,69 @@ class Exchange:
         doc = self._incoming_from(delivery, pkg)
         if related:
             doc.related_document_id = related
-        return self.register(uow, repo, doc, "", now, key)
+        if arrival is not None and arrival.refusal:
+            self._refuse_at_the_door(uow, repo, doc, arrival.refusal, now, key)
+            return None
+        doc.digitally_signed = arrival is not None and arrival.signed
+        stored = self.register(uow, repo, doc, "", now, key)
+        for i, (file, kept) in enumerate(arrival.files if arrival else ()):
+            try:
+                name = safe_file_name(file.attachment_name)
+            except AttachmentError:
+                name = f"file{i + 1}"
+            row = Attachment(
+                id=str(uuid.uuid4()),
+                document_id=stored.id,
+                file_name=name,
+                content_type=kept.content_type,
+                size_bytes=kept.size,
+                sha256=kept.sha256,
+                uploaded_by="",
+                create_time=now,
+                main=i == 0,
+                version=1 if i == 0 else 0,
+                digitally_signed=i == 0 and stored.digitally_signed,
+                signer_serial=arrival.signer_serial if i == 0 and arrival else "",
+            )
+            repo.add_attachment(row)
+            uow.emit(
+                ev.AttachmentAdded(document_id=stored.id, attachment=attachment_to_proto(row)),
+                subject=stored.id,
+            )
+        return stored
+
+    def _refuse_at_the_door(
+        self,
+        uow: UnitOfWork,
+        repo: Repository,
+        doc: Document,
+        reason: str,
+        now: datetime,
+        key: str,
+    ) -> None:
+        """An electronic arrival that fails its checks (its digital signature, its files) is
+        refused (02) without an entry in the incoming book; the reason goes to the sender."""
+        stored = replace(
+            doc,
+            id=str(uuid.uuid4()),
+            incoming_status=IncomingStatus.ARRIVED,
+            arrival_time=now,
+            create_time=now,
+            update_time=now,
+            version=1,
+        )
+        entry = stored.refuse("", now, reason)
+        repo.add(stored, key)
+        repo.add_history(stored.id, entry)
+        uow.emit(ev.DocumentReceived(document=event_document(stored)), subject=stored.id)
+        uow.emit(self.status_event(stored, None, entry), subject=stored.id)
+        self.report_status(uow, stored, reason, now)
+        log.warning(
+            "edXML package %s from %s refused: %s",
+            doc.edxml_message_id,
+            doc.sender_agency_code,
+            reason,
+        )
 
     def _earlier(self, repo: Repository, delivery: Delivery, code: str) -> list[Document]:
         return repo.find_incoming(delivery.to_agency_code, delivery.from_agency_code, code)
@@ -376,6 +486,7 @@ class Exchange:
         delivery: Delivery,
         pkg: edxml.Package,
         now: datetime,
+        arrival: Arrival | None = None,
     ) -> None:
         codes = [
             rf.code for rf in pkg.header.response_for if rf.organ_id == delivery.from_agency_code
@@ -385,7 +496,9 @@ class Exchange:
             for code in (codes or [str(pkg.header.code)])
             for d in self._earlier(repo, delivery, code)
         ]
-        new = self._on_new(uow, repo, delivery, pkg, now, related=old[0].id if old else "")
+        new = self._on_new(
+            uow, repo, delivery, pkg, now, related=old[0].id if old else "", arrival=arrival
+        )
         if new is None:
             return
         for doc in old:
@@ -438,3 +551,11 @@ class Exchange:
             ),
             subject=doc.id,
         )
+
+
+def parse_delivery(delivery: Delivery) -> edxml.Package | edxml.Status:
+    """The edXML message of a delivery; a malformed one is a PermanentError (→ DLQ)."""
+    try:
+        return edxml.parse(delivery.edxml)
+    except edxml.EdxmlError as e:
+        raise PermanentError(f"edXML message {delivery.message_id} refused: {e}") from e

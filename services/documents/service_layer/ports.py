@@ -27,17 +27,41 @@ class AgencyDirectory(Protocol):
     def descendants(self, code: str) -> Sequence[str]: ...
 
 
+@dataclass(frozen=True)
+class SignatureCheck:
+    """The verdict on a PDF's digital (PAdES) signatures."""
+
+    valid: bool  # every signature verified against a trusted, unrevoked certificate
+    signed: bool  # the file carries at least one signature
+    reason_vi: str = ""  # why not valid, as sent back with edXML status 02
+    detail: str = ""  # English, for logs
+    signer_serial: str = ""
+    signer_name: str = ""
+
+
+@dataclass(frozen=True)
+class SigningIdentity:
+    """Who signs: the official's user id (token subject), name and agency."""
+
+    user_id: str
+    full_name: str
+    agency_code: str
+    agency_name: str
+
+
 class SignatureVerifier(Protocol):
-    """Whether an attachment of a document holds a valid digital (PAdES) signature."""
+    """Checks the PAdES signatures of a PDF (against the CA the province trusts)."""
 
-    def verify(self, document_id: str, attachment_id: str) -> bool: ...
+    def verify(self, pdf: bytes) -> SignatureCheck: ...
+
+    def owner_of(self, serial: str) -> str:
+        """User id the certificate with `serial` was issued to ("" if unknown)."""
+        ...
 
 
-class NoSignatures:
-    """Until the attachments store and PAdES checks are wired: no digital signature can be
-    recorded (SignDocument with a signed_attachment_id is refused)."""
+class DocumentSigner(Protocol):
+    """Signs a PDF with the official's certificate; returns the signed PDF and the serial."""
 
-    def verify(self, document_id: str, attachment_id: str) -> bool:
-        from services.documents.domain.errors import InvalidField
-
-        raise InvalidField("signed_attachment_id", "no such attachment on the document")
+    def sign(
+        self, pdf: bytes, who: SigningIdentity, *, reason: str, location: str
+    ) -> tuple[bytes, str]: ...

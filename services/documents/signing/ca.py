@@ -187,7 +187,9 @@ class DevCA:
         attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, full_name))
         if email:
             attrs.append(x509.NameAttribute(NameOID.EMAIL_ADDRESS, email))
-        return self._issue("official", agency_code, x509.Name(attrs), email, valid_days, not_before)
+        return self._issue(
+            "official", agency_code, x509.Name(attrs), email, valid_days, not_before, user_id
+        )
 
     def issue_agency(
         self,
@@ -217,6 +219,7 @@ class DevCA:
         email: str,
         valid_days: int,
         not_before: dt.datetime | None,
+        user_id: str = "",
     ) -> Credential:
         try:
             validate_agency_code(agency_code)
@@ -283,6 +286,7 @@ class DevCA:
                 "kind": kind,
                 "subject": cert.subject.rfc4514_string(),
                 "agency_code": agency_code,
+                "user_id": user_id,
                 "not_after": cert.not_valid_after_utc.isoformat(),
                 "revoked_at": None,
                 "reason": None,
@@ -343,6 +347,17 @@ class DevCA:
             entry["reason"] = reason
             self._save_index(index)
             self._publish_crls(index)
+
+    def refresh_crls(self) -> None:
+        """Republish the CRLs if they are near their next update (a long-running service
+        calls this before verifying, so its CRLs never expire under it)."""
+        path = self.directory / "crl" / "intermediate.crl"
+        if path.exists():
+            next_update = x509.load_der_x509_crl(path.read_bytes()).next_update_utc
+            if next_update and next_update - _now() > CRL_REFRESH_BEFORE:
+                return
+        with _locked(self.directory):
+            self._refresh_crls_if_stale()
 
     def _refresh_crls_if_stale(self) -> None:
         path = self.directory / "crl" / "intermediate.crl"

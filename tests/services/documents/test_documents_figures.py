@@ -8,10 +8,21 @@ import grpc
 import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
+from lgsp.testing.pdf import minimal_pdf
 from services.documents.domain.calendar import local_date
 from services.documents.domain.figures import IncomingFact, OutgoingFact, compute_figures
 
-from .workflow_support import SNV, STP, UBND, Env, draft, env_fixture, eventually, to_signed  # noqa: F401
+from .workflow_support import (  # noqa: F401
+    SNV,
+    STP,
+    UBND,
+    Env,
+    draft,
+    env_fixture,
+    eventually,
+    to_signed,
+    to_signed_digitally,
+)
 
 
 def test_compute_figures_from_facts() -> None:
@@ -45,48 +56,14 @@ def test_compute_figures_from_facts() -> None:
     assert f.average_handling_seconds == pytest.approx(3 * 86400)
 
 
-class SignedAttachments:
-    def verify(self, document_id: str, attachment_id: str) -> bool:
-        return attachment_id == "signed-pdf"
-
-
 async def test_figures_over_grpc(env: Env) -> None:
-    env.app.signatures = SignedAttachments()
     base = datetime.now(UTC)
     clock = {"now": base}
     env.app.clock = lambda: clock["now"]
 
     # UBND: one document signed digitally and sent electronically, one on paper signature.
-    d = (await env.as_("ubnd-cv").CreateDraft(pb.CreateDraftRequest(document=draft()))).document
-    d = (
-        await env.as_("ubnd-cv").SubmitForReview(
-            pb.SubmitForReviewRequest(document_id=d.id, etag=d.etag, reviewer_user_id="ubnd-ld")
-        )
-    ).document
-    d = (
-        await env.as_("ubnd-ld").ReviewDocument(
-            pb.ReviewDocumentRequest(
-                document_id=d.id,
-                etag=d.etag,
-                decision=pb.REVIEW_DECISION_APPROVE,
-                signer_user_id="ubnd-ld",
-            )
-        )
-    ).document
-    d = (
-        await env.as_("ubnd-ld").SignDocument(
-            pb.SignDocumentRequest(
-                document_id=d.id,
-                etag=d.etag,
-                signed_attachment_id="signed-pdf",
-                signer=pb.Signer(
-                    full_name="Nguyễn Văn An",
-                    mode=pb.SIGNING_MODE_ON_BEHALF,
-                    on_behalf_of="ỦY BAN NHÂN DÂN",
-                ),
-            )
-        )
-    ).document
+    # The digital one is a real PAdES signature made by SignDocument with the DevCA.
+    d = await to_signed_digitally(env, minimal_pdf())
     assert d.digitally_signed
     d = (
         await env.as_("ubnd-vt").IssueDocument(

@@ -95,7 +95,7 @@ def signed_documents(
         d = app.submit_for_review(who, d.id, str(d.version), who.subject, "")
         d = app.review(who, d.id, str(d.version), True, who.subject, "")
         d = app.sign(
-            who, d.id, str(d.version), Signer(full_name="Lê Văn Cường", mode=SigningMode.DIRECT), ""
+            who, d.id, str(d.version), Signer(full_name="Lê Văn Cường", mode=SigningMode.DIRECT)
         )
         docs.append(d)
     return docs

@@ -1,6 +1,8 @@
 """The documents service on a real gRPC server for the workflow tests: a stand-in token
-issuer (tests/lgsp/auth/_issuer.py), three agencies of Hà Tĩnh, officials with their roles,
-and a stub that calls as one of them."""
+issuer (lgsp.testing.issuer), three agencies of Hà Tĩnh and officials with their roles
+(services.documents.testing, shared with the benchmark), and a stub that calls as one of them.
+Attachments go to a disk store and signatures to a development CA, both in the test's temp
+directory."""
 
 from __future__ import annotations
 
@@ -18,37 +20,20 @@ from lgsp.app import ServiceRuntime
 from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.client import channel
-from services.documents.adapters.agencies import StaticAgencyDirectory
+from lgsp.testing.issuer import FakeIssuer
 from services.documents.bootstrap import build_spec
+from services.documents.service_layer.attachments import DocumentFiles
 from services.documents.service_layer.documents import DocumentsApp
-from services.documents.service_layer.ports import Agency
-from tests.lgsp.auth._issuer import FakeIssuer
-
-UBND = "000.00.00.H30"
-STP = "000.01.30.H30"
-SNV = "000.02.30.H30"
-
-AGENCIES = StaticAgencyDirectory(
-    [
-        Agency(UBND, "Ủy ban nhân dân tỉnh Hà Tĩnh", "UBND", "", "Hà Tĩnh"),
-        Agency(STP, "Sở Tư pháp tỉnh Hà Tĩnh", "STP", UBND, "Hà Tĩnh"),
-        Agency(SNV, "Sở Nội vụ tỉnh Hà Tĩnh", "SNV", UBND, "Hà Tĩnh"),
-    ]
+from services.documents.testing import (  # noqa: F401 - re-exported for the tests
+    AGENCIES,
+    OFFICIALS,
+    SIGNER,
+    SNV,
+    STP,
+    UBND,
+    draft,
+    official_claims,
 )
-
-# user → (agency, roles)
-OFFICIALS: dict[str, tuple[str, list[str]]] = {
-    "ubnd-cv": (UBND, ["specialist"]),
-    "ubnd-ld": (UBND, ["leader"]),
-    "ubnd-ld2": (UBND, ["leader"]),
-    "ubnd-vt": (UBND, ["clerk"]),
-    "ubnd-vt2": (UBND, ["clerk"]),
-    "ubnd-admin": (UBND, ["admin", "agency_admin"]),
-    "stp-vt": (STP, ["clerk"]),
-    "stp-ld": (STP, ["leader"]),
-    "stp-cv": (STP, ["specialist"]),
-    "snv-cv": (SNV, ["specialist"]),
-}
 
 
 @dataclass
@@ -57,16 +42,11 @@ class Env:
     stub: documents_pb2_grpc.DocumentServiceStub
     runtime: ServiceRuntime
     app: DocumentsApp
+    files: DocumentFiles
+    data_dir: Path
 
     def md(self, user: str) -> tuple[tuple[str, str], ...]:
-        agency, roles = OFFICIALS[user]
-        token = self.issuer.token(
-            sub=user,
-            preferred_username=user,
-            realm_access={"roles": roles},
-            agency_code=agency,
-            agency_roles={agency: roles},
-        )
+        token = self.issuer.token(**official_claims(user))
         return (("authorization", f"Bearer {token}"),)
 
     def as_(self, user: str) -> Any:
@@ -87,49 +67,25 @@ async def env_fixture(tmp_path: Path) -> AsyncIterator[Env]:
     await issuer.start()
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
     authn = JwtAuthenticator(issuer.issuer)
-    holder: dict[str, DocumentsApp] = {}
+    holder: dict[str, Any] = {}
     spec = build_spec(settings, agencies=AGENCIES, authenticator=authn, holder=holder)
     runtime = ServiceRuntime(spec, settings, port=0)
     await runtime.start()
     ch = channel(runtime.server.address, service_name="documents-test")
     try:
-        yield Env(issuer, documents_pb2_grpc.DocumentServiceStub(ch), runtime, holder["app"])
+        yield Env(
+            issuer,
+            documents_pb2_grpc.DocumentServiceStub(ch),
+            runtime,
+            holder["app"],
+            holder["files"],
+            tmp_path,
+        )
     finally:
         await ch.close()
         await runtime.stop(0)
         await authn.aclose()
         await issuer.stop()
-
-
-def draft(**overrides: Any) -> pb.Document:
-    doc = pb.Document(
-        agency_code=UBND,
-        document_type_code="QĐ",
-        subject="Về việc ban hành Kế hoạch cải cách hành chính năm 2026",
-        summary="Giao các sở, ngành triển khai kế hoạch cải cách hành chính.",
-        due_date="2026-12-31",
-        priority=pb.PRIORITY_URGENT,
-        confidentiality=pb.CONFIDENTIALITY_NORMAL,
-        recipients=[
-            pb.Recipient(agency_code=STP, name="Sở Tư pháp", kind=pb.RECIPIENT_KIND_MAIN),
-            pb.Recipient(name="Lưu: VT", kind=pb.RECIPIENT_KIND_ARCHIVE),
-        ],
-    )
-    for k, v in overrides.items():
-        if k == "recipients":
-            del doc.recipients[:]
-            doc.recipients.extend(v)
-        else:
-            setattr(doc, k, v)
-    return doc
-
-
-SIGNER = pb.Signer(
-    full_name="Nguyễn Văn An",
-    position="PHÓ CHỦ TỊCH",
-    mode=pb.SIGNING_MODE_DEPUTY,
-    on_behalf_of="CHỦ TỊCH",
-)
 
 
 async def to_signed(env: Env, doc: pb.Document | None = None) -> pb.Document:
@@ -169,3 +125,80 @@ async def eventually(check: Callable[[], Awaitable[Any]], within: float = 15.0) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("condition not reached in time")
         await asyncio.sleep(0.05)
+
+
+async def upload(
+    env: Env,
+    user: str,
+    document_id: str,
+    data: bytes,
+    *,
+    file_name: str = "du-thao.pdf",
+    content_type: str = "application/pdf",
+    main: bool = True,
+    size_bytes: int | None = None,
+    chunk: int = 64 * 1024,
+) -> pb.Attachment:
+    """UploadAttachment as `user`: the metadata message, then `data` in chunks."""
+
+    async def messages() -> AsyncIterator[pb.UploadAttachmentRequest]:
+        yield pb.UploadAttachmentRequest(
+            metadata=pb.AttachmentUpload(
+                document_id=document_id,
+                file_name=file_name,
+                content_type=content_type,
+                main=main,
+                size_bytes=len(data) if size_bytes is None else size_bytes,
+            )
+        )
+        for i in range(0, len(data), chunk):
+            yield pb.UploadAttachmentRequest(chunk=data[i : i + chunk])
+
+    response = await env.stub.UploadAttachment(messages(), metadata=env.md(user), timeout=20)
+    return response.attachment
+
+
+async def download(env: Env, user: str, document_id: str, attachment_id: str) -> tuple[Any, bytes]:
+    """DownloadAttachment as `user`: (metadata, content)."""
+    meta, data = None, b""
+    call = env.stub.DownloadAttachment(
+        pb.DownloadAttachmentRequest(document_id=document_id, attachment_id=attachment_id),
+        metadata=env.md(user),
+        timeout=20,
+    )
+    async for part in call:
+        if part.WhichOneof("part") == "metadata":
+            meta = part.metadata
+        else:
+            data += part.chunk
+    return meta, data
+
+
+async def to_signed_digitally(env: Env, pdf: bytes, doc: pb.Document | None = None) -> pb.Document:
+    """Draft with a main PDF → review → approve → SignDocument(sign_main_attachment)."""
+    d = (
+        await env.as_("ubnd-cv").CreateDraft(pb.CreateDraftRequest(document=doc or draft()))
+    ).document
+    await upload(env, "ubnd-cv", d.id, pdf)
+    d = (
+        await env.as_("ubnd-cv").SubmitForReview(
+            pb.SubmitForReviewRequest(document_id=d.id, etag=d.etag, reviewer_user_id="ubnd-ld")
+        )
+    ).document
+    d = (
+        await env.as_("ubnd-ld").ReviewDocument(
+            pb.ReviewDocumentRequest(
+                document_id=d.id,
+                etag=d.etag,
+                decision=pb.REVIEW_DECISION_APPROVE,
+                signer_user_id="ubnd-ld",
+            )
+        )
+    ).document
+    return (
+        await env.as_("ubnd-ld").SignDocument(
+            pb.SignDocumentRequest(
+                document_id=d.id, etag=d.etag, signer=SIGNER, sign_main_attachment=True
+            )
+        )
+    ).document

@@ -508,6 +508,9 @@ class Attachment(_message.Message):
     DIGITALLY_SIGNED_FIELD_NUMBER: _builtins.int
     UPLOADED_BY_FIELD_NUMBER: _builtins.int
     UPLOAD_TIME_FIELD_NUMBER: _builtins.int
+    VERSION_FIELD_NUMBER: _builtins.int
+    SIGNER_CERTIFICATE_SERIAL_FIELD_NUMBER: _builtins.int
+    REPLACES_ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     file_name: _builtins.str
@@ -524,6 +527,14 @@ class Attachment(_message.Message):
     """Whether the file carries a digital signature (PAdES) that verified on upload."""
     uploaded_by: _builtins.str
     """User id of the uploader."""
+    version: _builtins.int
+    """Version of the main text: 1 for the first upload, one more for each later main text or
+    signed copy (SignDocument stores the signed PDF as the next version). 0 for appendices.
+    """
+    signer_certificate_serial: _builtins.str
+    """Serial (lowercase hex) of the certificate whose signature verified; empty if unsigned."""
+    replaces_attachment_id: _builtins.str
+    """Id of the earlier main text this version replaces; empty if none."""
     @_builtins.property
     def upload_time(self) -> _timestamp_pb2.Timestamp:
         """When it was uploaded."""
@@ -540,10 +551,13 @@ class Attachment(_message.Message):
         digitally_signed: _builtins.bool = ...,
         uploaded_by: _builtins.str = ...,
         upload_time: _timestamp_pb2.Timestamp | None = ...,
+        version: _builtins.int = ...,
+        signer_certificate_serial: _builtins.str = ...,
+        replaces_attachment_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["upload_time", b"upload_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "digitally_signed", b"digitally_signed", "file_name", b"file_name", "id", b"id", "main", b"main", "sha256", b"sha256", "size_bytes", b"size_bytes", "upload_time", b"upload_time", "uploaded_by", b"uploaded_by"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content_type", b"content_type", "digitally_signed", b"digitally_signed", "file_name", b"file_name", "id", b"id", "main", b"main", "replaces_attachment_id", b"replaces_attachment_id", "sha256", b"sha256", "signer_certificate_serial", b"signer_certificate_serial", "size_bytes", b"size_bytes", "upload_time", b"upload_time", "uploaded_by", b"uploaded_by", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1238,6 +1252,7 @@ class SignDocumentRequest(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     SIGNER_FIELD_NUMBER: _builtins.int
     SIGNED_ATTACHMENT_ID_FIELD_NUMBER: _builtins.int
+    SIGN_MAIN_ATTACHMENT_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document's id."""
     etag: _builtins.str
@@ -1245,6 +1260,11 @@ class SignDocumentRequest(_message.Message):
     signed_attachment_id: _builtins.str
     """Id of an attachment holding the main text signed digitally (PAdES) by the signer; empty
     when the signer signed on paper.
+    """
+    sign_main_attachment: _builtins.bool
+    """Sign the document's main PDF attachment (PAdES) with the signer's certificate kept by the
+    platform's CA; the signed PDF becomes the next version of the main text. Ignored when
+    signed_attachment_id is set.
     """
     @_builtins.property
     def signer(self) -> Global___Signer:
@@ -1257,10 +1277,11 @@ class SignDocumentRequest(_message.Message):
         etag: _builtins.str = ...,
         signer: Global___Signer | None = ...,
         signed_attachment_id: _builtins.str = ...,
+        sign_main_attachment: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["signer", b"signer"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "etag", b"etag", "signed_attachment_id", b"signed_attachment_id", "signer", b"signer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document_id", b"document_id", "etag", b"etag", "sign_main_attachment", b"sign_main_attachment", "signed_attachment_id", b"signed_attachment_id", "signer", b"signer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,4 +1,5 @@
-"""A minimal valid one-page PDF, written by hand (offsets and xref computed), for tests."""
+"""A minimal valid one-page PDF, written by hand (offsets and xref computed), for tests and
+benchmarks that need a PDF to store, sign and verify."""
 
 from __future__ import annotations
 

@@ -1,0 +1,283 @@
+"""The use cases that move file bytes: upload, download, digital signing of the main text,
+sending with files, receiving files. They run on the event loop (the attachment store is
+async) and hand every database step to DocumentsApp on its worker threads, so no transaction
+stays open while bytes stream or a PDF is signed.
+
+Order of work, so nothing is half-done: bytes go to the content-addressed store first (a
+refused or broken stream leaves nothing, see attachments.store); then the row, its document
+checks and the AttachmentAdded event commit in one unit of work. If that commit fails, a
+file stored by this call and used by no row is deleted again."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from services.documents import edxml
+from services.documents.attachments import AttachmentStore, StoredFile, safe_file_name
+from services.documents.attachments.errors import AttachmentError, AttachmentTooLarge
+from services.documents.domain.errors import InvalidField, InvalidTransition
+from services.documents.domain.model import PDF, Attachment, Document, Signer
+from services.documents.service_layer.documents import DocumentsApp
+from services.documents.service_layer.exchange import Arrival, parse_delivery
+from services.documents.service_layer.ports import (
+    DocumentSigner,
+    SignatureVerifier,
+    SigningIdentity,
+)
+from services.documents.transport import Delivery
+
+log = logging.getLogger("services.documents.attachments")
+
+# Every file must be able to travel inside an edXML package (its per-file cap, 7 MiB).
+DEFAULT_MAX_FILE_BYTES = edxml.DEFAULT_LIMITS.max_attachment_bytes
+# Where store errors point in the upload request.
+_UPLOAD_FIELDS = {
+    "content": "chunk",
+    "content_type": "metadata.content_type",
+    "size_bytes": "metadata.size_bytes",
+    "sha256": "metadata.sha256",
+    "file_name": "metadata.file_name",
+}
+
+
+class FileTooLarge(InvalidField):
+    """A file over the size limit (→ RESOURCE_EXHAUSTED naming the field)."""
+
+
+@dataclass(frozen=True)
+class Upload:
+    """The metadata message of an upload stream."""
+
+    document_id: str
+    file_name: str
+    content_type: str = ""
+    main: bool = False
+    size_bytes: int = 0
+    sha256: str = ""
+
+
+class DocumentFiles:
+    def __init__(
+        self,
+        app: DocumentsApp,
+        store: AttachmentStore,
+        *,
+        verifier: SignatureVerifier | None = None,
+        signer: DocumentSigner | None = None,
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    ) -> None:
+        self.app = app
+        self.store = store
+        self.verifier = verifier
+        self.signer = signer
+        self.max_file_bytes = min(max_file_bytes, DEFAULT_MAX_FILE_BYTES)
+
+    # --- upload / download -----------------------------------------------------------------
+
+    async def upload(self, caller: Any, up: Upload, chunks: AsyncIterator[bytes]) -> Attachment:
+        if not up.document_id:
+            raise InvalidField("metadata.document_id", "the document's id is required")
+        try:
+            name = safe_file_name(up.file_name)
+        except AttachmentError as e:
+            raise InvalidField("metadata.file_name", e.reason) from None
+        if up.size_bytes < 0:
+            raise InvalidField("metadata.size_bytes", "cannot be negative")
+        if up.size_bytes > self.max_file_bytes:
+            raise FileTooLarge(
+                "metadata.size_bytes", f"a file may have at most {self.max_file_bytes} bytes"
+            )
+        await self.app.run(self.app.attach_target, caller, up.document_id, up.main)
+        try:
+            stored = await self.store.put(
+                chunks,
+                declared_type=up.content_type,
+                expected_size=up.size_bytes or None,
+                expected_sha256=up.sha256 or None,
+                max_bytes=self.max_file_bytes,
+            )
+        except AttachmentTooLarge:
+            raise FileTooLarge(
+                "chunk", f"the file is over the {self.max_file_bytes}-byte limit"
+            ) from None
+        except AttachmentError as e:
+            raise InvalidField(_UPLOAD_FIELDS.get(e.field, e.field), e.reason) from None
+        row = Attachment(
+            id=str(uuid.uuid4()),
+            document_id=up.document_id,
+            file_name=name,
+            content_type=stored.content_type,
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            uploaded_by=caller.subject,
+            create_time=self.app.now(),
+            main=up.main,
+        )
+        return await self._link(stored, self.app.add_attachment, caller, row)
+
+    async def download(
+        self, caller: Any, document_id: str, attachment_id: str
+    ) -> tuple[Attachment, AsyncIterator[bytes]]:
+        """The attachment's metadata and its bytes; NOT_FOUND for a document the caller may
+        not read or an attachment of another document."""
+        row = await self.app.run(self.app.attachment, caller, document_id, attachment_id)
+        return row, self.store.get(row.sha256)
+
+    async def _link(self, stored: StoredFile, step: Any, *args: Any) -> Any:
+        """Run the unit of work that references `stored`; if it fails, drop a file this call
+        created and nobody uses."""
+        try:
+            return await self.app.run(step, *args)
+        except BaseException:
+            if stored.created and not await self.app.run(self.app.sha256_in_use, stored.sha256):
+                await self.store.delete(stored.sha256)
+            raise
+
+    # --- signing ---------------------------------------------------------------------------
+
+    async def sign(
+        self,
+        caller: Any,
+        document_id: str,
+        etag: str,
+        signer: Signer,
+        signed_attachment_id: str = "",
+        sign_main: bool = False,
+    ) -> Document:
+        """SignDocument. With `sign_main` the current main text (a PDF) is signed with the
+        signer's certificate and the signed copy becomes its next version; with
+        `signed_attachment_id` an uploaded main text signed elsewhere is verified; neither:
+        signed on paper (not counted as digitally signed)."""
+        if signed_attachment_id:
+            return await self._sign_uploaded(
+                caller, document_id, etag, signer, signed_attachment_id
+            )
+        if not sign_main:
+            return await self.app.run(self.app.sign, caller, document_id, etag, signer)
+        if self.signer is None:
+            raise InvalidTransition("sign: digital signing is not configured on this service")
+        doc, main = await self.app.run(self.app.sign_target, caller, document_id, etag, signer)
+        if main is None or main.content_type != PDF:
+            raise InvalidField(
+                "sign_main_attachment", "the document has no main text in PDF to sign"
+            )
+        agency = self.app.agencies.get(doc.agency_code)
+        who = SigningIdentity(
+            caller.subject,
+            signer.full_name,
+            doc.agency_code,
+            agency.name if agency else doc.agency_code,
+        )
+        pdf = await self.store.read(main.sha256)
+        signed_pdf, serial = await self.app.run(
+            functools.partial(
+                self.signer.sign,
+                reason="Ký ban hành văn bản",
+                location=(agency.place_name if agency else "") or doc.promulgation_place,
+            ),
+            pdf,
+            who,
+        )
+        stored = await self.store.put_bytes(signed_pdf, declared_type=PDF)
+        copy = Attachment(
+            id=str(uuid.uuid4()),
+            document_id=doc.id,
+            file_name=_signed_name(main.file_name),
+            content_type=PDF,
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            uploaded_by=caller.subject,
+            create_time=self.app.now(),
+            main=True,
+            version=main.version + 1,
+            digitally_signed=True,
+            signer_serial=serial,
+            replaces_id=main.id,
+        )
+        result: Document = await self._link(
+            stored, self.app.sign, caller, document_id, etag, signer, copy
+        )
+        return result
+
+    async def _sign_uploaded(
+        self, caller: Any, document_id: str, etag: str, signer: Signer, attachment_id: str
+    ) -> Document:
+        if self.verifier is None:
+            raise InvalidTransition("sign: signature verification is not configured")
+        row = await self.app.run(self.app.attachment, caller, document_id, attachment_id)
+        if row.content_type != PDF:
+            raise InvalidField("signed_attachment_id", "a digital signature is checked on a PDF")
+        check = await self.app.run(self.verifier.verify, await self.store.read(row.sha256))
+        if not check.valid:
+            raise InvalidField("signed_attachment_id", check.reason_vi or check.detail)
+        if self.verifier.owner_of(check.signer_serial) != caller.subject:
+            raise InvalidField(
+                "signed_attachment_id", "the file is signed with another official's certificate"
+            )
+        result: Document = await self.app.run(
+            self.app.sign,
+            caller,
+            document_id,
+            etag,
+            signer,
+            None,
+            (row.id, check.signer_serial),
+        )
+        return result
+
+    # --- exchange --------------------------------------------------------------------------
+
+    async def send(
+        self, caller: Any, document_id: str, etag: str, agency_codes: list[str]
+    ) -> Document:
+        """SendDocument: the current files travel inside the edXML package."""
+        rows = await self.app.run(self.app.files_to_send, caller, document_id)
+        files = [(r, await self.store.read(r.sha256)) for r in rows]
+        result: Document = await self.app.run(
+            self.app.send, caller, document_id, etag, agency_codes, files
+        )
+        return result
+
+    async def receive(self, delivery: Delivery, uow: Any) -> None:
+        """The exchange consumer: parse, check the main text's signature, keep the files,
+        then register (or refuse with 02) in the consumer's unit of work."""
+        message = await self.app.run(parse_delivery, delivery)
+        arrival = Arrival(message)
+        if isinstance(message, edxml.Package) and message.attachments:
+            arrival = await self._prepare(message)
+        await self.app.run(self.app.on_delivery, delivery, uow, arrival)
+
+    async def _prepare(self, pkg: edxml.Package) -> Arrival:
+        main = pkg.attachments[0]
+        signed, serial = False, ""
+        if main.content_type == PDF or main.data.startswith(b"%PDF-"):
+            if self.verifier is None:
+                return Arrival(pkg, refusal="Hệ thống nhận không kiểm tra được chữ ký số.")
+            check = await self.app.run(self.verifier.verify, main.data)
+            if check.signed and not check.valid:
+                return Arrival(pkg, refusal=check.reason_vi)
+            signed, serial = check.valid, check.signer_serial
+        kept: list[tuple[edxml.Attachment, StoredFile]] = []
+        for i, file in enumerate(pkg.attachments):
+            try:
+                stored = await self.store.put_bytes(file.data, declared_type=file.content_type)
+            except AttachmentError as e:
+                return Arrival(
+                    pkg,
+                    refusal=f"Tệp đính kèm thứ {i + 1} ({file.attachment_name}) không hợp lệ: "
+                    f"{e.reason}.",
+                )
+            kept.append((file, stored))
+        # Files stored for a package that is then not registered (a duplicate) are shared by
+        # content with the first delivery's rows, so nothing is orphaned by a redelivery.
+        return Arrival(pkg, tuple(kept), signed=signed, signer_serial=serial)
+
+
+def _signed_name(name: str) -> str:
+    stem, dot, ext = name.rpartition(".")
+    return f"{stem}.signed.{ext}" if dot and stem else f"{name}.signed.pdf"
