@@ -130,6 +130,21 @@ class ServiceSettings:
 @dataclass(frozen=True)
 class GatewaySettings(ServiceSettings):
     grpc_port: int = _port(50050)
+    # Per member, unless the member or a right sets its own; burst = that many seconds of calls.
+    rate_per_minute: int = _num(60_000, 1)
+    burst_seconds: float = _num(1.0, 0.001, 3600)
+    max_concurrent_per_member: int = _num(64, 1, 100_000)
+    # The message log is signed every so many entries or seconds, whichever comes first.
+    seal_every_entries: int = _num(1000, 1, 1_000_000)
+    seal_every_seconds: float = _num(5.0, 0.01, 3600)
+    # Entries older than this are deleted (whole sealed batches) by `lgsp log retain`; 0 = keep.
+    log_retention_days: int = _num(0, 0, 36_500)
+    # Second, TLS port for member systems (0 = off); with tls_client_ca, mutual TLS is required
+    # and a member's certificate (its SHA-256 in the registry) names it. PEM file paths.
+    tls_port: int = _num(0, 0, 65535)
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
 
 
 @dataclass(frozen=True)
@@ -141,6 +156,12 @@ class IdentitySettings(ServiceSettings):
     keycloak_realm: str = "lgsp"
     keycloak_client_id: str = "lgsp"
     keycloak_client_secret: str = _secret()
+    # Built-in provider: the public URL its issuers start with ("" = http://{host}:{http_port}),
+    # e.g. "https://sso.hatinh.gov.vn" behind a reverse proxy.
+    issuer_base_url: str = _url("", *HTTP_SCHEMES)
+    demo_seed: bool = True  # seed the demo province on first start when the directory is empty
+    # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
+    admin_password: str = _secret()
 
 
 @dataclass(frozen=True)
@@ -534,6 +555,10 @@ def _cross_check(
     if s.attachments.backend == "s3" and not s.attachments.s3_endpoint:
         problems.append(
             f"{src('attachments', 's3_endpoint')}: attachments.backend = s3 needs s3_endpoint"
+        )
+    if s.gateway.tls_port and not (s.gateway.tls_cert and s.gateway.tls_key):
+        problems.append(
+            f"{src('gateway', 'tls_port')}: gateway.tls_port needs tls_cert and tls_key"
         )
     # Two components on one port would make the second one crash-loop at start-up.
     seen: dict[int, str] = {}

@@ -67,6 +67,7 @@ class OutboxRelay:
         publish_attempts: int = 5,
         backoff_base: float = 0.1,
         backoff_max: float = 5.0,
+        min_cycle_interval: float = 0.02,
     ) -> None:
         if batch_size < 1 or publish_attempts < 1:
             raise ValueError("batch_size and publish_attempts must be at least 1")
@@ -77,17 +78,37 @@ class OutboxRelay:
         self.publish_attempts = publish_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
+        self.min_cycle_interval = min_cycle_interval
         self._locking = engine.dialect.name != "sqlite"
         self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake_requested = False  # a wake() is on its way to the loop: skip repeats
 
     def wake(self) -> None:
-        """Publish now instead of at the next poll (call from the event loop after a commit)."""
-        self._wake.set()
+        """Publish soon instead of at the next poll; call after a commit, from the event loop
+        or from a worker thread (units of work usually run in one)."""
+        if self._wake_requested:
+            return
+        self._wake_requested = True
+        loop = self._loop
+        if loop is None or _running_loop() is loop:
+            self._wake.set()
+        else:
+            # asyncio.Event is not thread-safe: set() from a worker thread would not wake an
+            # idle loop. One call_soon_threadsafe per relay cycle, not per commit.
+            loop.call_soon_threadsafe(self._wake.set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until `stop` is set; never gives up on a broker or database that is down."""
+        """Relay until `stop` is set; never gives up on a broker or database that is down.
+
+        A cycle starts at most every `min_cycle_interval` seconds: when commits come in a
+        stream, one cycle (read, publish, mark sent) carries all that landed meanwhile instead
+        of one event each; a commit after a quiet spell is published at once."""
+        self._loop = asyncio.get_running_loop()
         failures = 0
         while not stop.is_set():
+            last_start = self._loop.time()
+            self._wake_requested = False  # commits from now on wake the next cycle
             try:
                 n = await self.relay_once()
                 failures = 0
@@ -100,25 +121,50 @@ class OutboxRelay:
                 continue
             if n >= self.batch_size:
                 continue  # more are waiting
-            self._wake.clear()
+            if not self._wake_requested:
+                self._wake.clear()
             await _wait_any(stop, self._wake, self.poll_interval)
+            self._wake.clear()
+            since = self._loop.time() - last_start
+            if since < self.min_cycle_interval:  # let the stream of commits fill one batch
+                await _wait(stop, self.min_cycle_interval - since)
 
     async def relay_once(self) -> int:
         """Publish one batch of unsent rows in order; the number published."""
-        conn = await asyncio.to_thread(self.engine.connect)
+        # Two thread hops per batch (connect + read, mark sent + close), one when idle.
+        conn, rows = await asyncio.to_thread(self._open_and_read)
+        if conn is None:
+            return 0
         try:
-            rows = await asyncio.to_thread(self._read_batch, conn)
-            if not rows:
-                return 0
             fault_point("relay.after_read")
             await self._publish(rows)
             fault_point("relay.after_publish")
-            await asyncio.to_thread(self._mark_sent, conn, [r.id for r in rows])
-            fault_point("relay.after_mark")
-            return len(rows)
-        finally:
+        except BaseException:
             # Without a commit this rolls back and releases the row locks.
             await asyncio.to_thread(conn.close)
+            raise
+        await asyncio.to_thread(self._mark_sent_and_close, conn, [r.id for r in rows])
+        fault_point("relay.after_mark")
+        return len(rows)
+
+    def _open_and_read(self) -> tuple[sa.Connection | None, _Rows]:
+        """(connection, batch), or (None, []) with the connection closed when none is unsent."""
+        conn = self.engine.connect()
+        try:
+            rows = self._read_batch(conn)
+        except BaseException:
+            conn.close()
+            raise
+        if not rows:
+            conn.close()
+            return None, rows
+        return conn, rows
+
+    def _mark_sent_and_close(self, conn: sa.Connection, ids: list[int]) -> None:
+        try:
+            self._mark_sent(conn, ids)
+        finally:
+            conn.close()
 
     def _read_batch(self, conn: sa.Connection) -> _Rows:
         t = outbox_table
@@ -207,6 +253,13 @@ def purge_sent(engine: Engine, older_than: timedelta = timedelta(days=7)) -> int
             sa.delete(outbox_table).where(outbox_table.c.sent_at < utcnow() - older_than)
         )
         return int(res.rowcount)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> None:

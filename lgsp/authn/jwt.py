@@ -447,6 +447,8 @@ def issuer_from_settings(settings: Settings) -> str:
     ident = settings.identity
     if ident.provider == "keycloak":
         return f"{ident.keycloak_url.rstrip('/')}/realms/{ident.keycloak_realm}"
+    if ident.issuer_base_url:
+        return f"{ident.issuer_base_url.rstrip('/')}/realms/lgsp"
     host = settings.platform.host
     if host in {"", "0.0.0.0"}:
         host = "127.0.0.1"

@@ -244,7 +244,7 @@ def seed_demo(
                 code=code,
                 name=name,
                 short_name=short,
-                level=int(level),
+                level=pb.AgencyLevel.ValueType(int(level)),
                 parent_code=parent or "",
                 mail_domain=f"{sub}.{DOMAIN}" if sub else (DOMAIN if parent is None else ""),
                 place_name="Hà Tĩnh",

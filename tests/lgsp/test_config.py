@@ -151,6 +151,32 @@ def test_env_values_are_converted() -> None:
     assert s.platform.log_level == "DEBUG"
 
 
+def test_gateway_keys_convert_validate_and_tls_needs_its_files() -> None:
+    s = load_settings(
+        env={
+            "LGSP_GATEWAY_RATE_PER_MINUTE": "600",
+            "LGSP_GATEWAY_BURST_SECONDS": "2.5",
+            "LGSP_GATEWAY_MAX_CONCURRENT_PER_MEMBER": "8",
+            "LGSP_GATEWAY_SEAL_EVERY_ENTRIES": "500",
+            "LGSP_GATEWAY_SEAL_EVERY_SECONDS": "2",
+            "LGSP_GATEWAY_LOG_RETENTION_DAYS": "365",
+            "LGSP_GATEWAY_TLS_PORT": "50443",
+            "LGSP_GATEWAY_TLS_CERT": "/etc/lgsp/gateway.crt",
+            "LGSP_GATEWAY_TLS_KEY": "/etc/lgsp/gateway.key",
+            "LGSP_GATEWAY_TLS_CLIENT_CA": "/etc/lgsp/members-ca.crt",
+        }
+    )
+    g = s.gateway
+    assert (g.rate_per_minute, g.burst_seconds, g.max_concurrent_per_member) == (600, 2.5, 8)
+    assert (g.seal_every_entries, g.seal_every_seconds, g.log_retention_days) == (500, 2.0, 365)
+    assert (g.tls_port, g.tls_client_ca) == (50443, "/etc/lgsp/members-ca.crt")
+    assert load_settings(env={}).gateway.tls_port == 0  # off by default
+    with pytest.raises(ConfigError, match="gateway.tls_port needs tls_cert and tls_key"):
+        load_settings(env={"LGSP_GATEWAY_TLS_PORT": "50443"})
+    with pytest.raises(ConfigError, match="LGSP_GATEWAY_MAX_CONCURRENT_PER_MEMBER"):
+        load_settings(env={"LGSP_GATEWAY_MAX_CONCURRENT_PER_MEMBER": "0"})
+
+
 def test_same_port_twice_is_an_error() -> None:
     with pytest.raises(ConfigError, match="LGSP_DOCUMENTS_GRPC_PORT: port 50051 is already used"):
         load_settings(env={"LGSP_DOCUMENTS_GRPC_PORT": "50051"})
@@ -279,3 +305,27 @@ def test_non_setting_lgsp_variables_used_by_the_platform_are_allowed() -> None:
         }
     )
     assert s == load_settings(env={})
+
+
+def test_identity_issuer_base_url_demo_seed_and_admin_password() -> None:
+    from lgsp.authn import issuer_from_settings
+
+    s = load_settings(env={})
+    assert (s.identity.issuer_base_url, s.identity.demo_seed, s.identity.admin_password) == (
+        "",
+        True,
+        "",
+    )
+    assert issuer_from_settings(s) == "http://127.0.0.1:8180/realms/lgsp"
+    s = load_settings(
+        env={
+            "LGSP_IDENTITY_ISSUER_BASE_URL": "https://sso.hatinh.gov.vn/",
+            "LGSP_IDENTITY_DEMO_SEED": "false",
+            "LGSP_IDENTITY_ADMIN_PASSWORD": "Quan-tri-2025!",
+        }
+    )
+    assert issuer_from_settings(s) == "https://sso.hatinh.gov.vn/realms/lgsp"
+    assert s.identity.demo_seed is False
+    assert "Quan-tri-2025!" not in s.dump()  # a secret
+    with pytest.raises(ConfigError, match="LGSP_IDENTITY_ISSUER_BASE_URL"):
+        load_settings(env={"LGSP_IDENTITY_ISSUER_BASE_URL": "sso.hatinh.gov.vn"})

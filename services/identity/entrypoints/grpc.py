@@ -4,55 +4,73 @@ check: proto in, directory call in a worker thread, proto out."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from typing import Any
+
+import httpx
 
 from lgsp.api.identity.v1 import admin_pb2 as apb
 from lgsp.api.identity.v1 import admin_pb2_grpc, identity_pb2_grpc
 from lgsp.api.identity.v1 import identity_pb2 as pb
 from lgsp.auth import Principal, current_principal
+from lgsp.authn import JwtAuthenticator
 from lgsp.grpc.errors import InvalidArgument, NotFound, Unauthenticated
 from services.identity.adapters import proto
 from services.identity.domain.model import ROLE_NAMES
-from services.identity.service_layer.directory import Actor, Directory
+from services.identity.service_layer.directory import REALM, Actor, Directory
 from services.identity.service_layer.tokens import OAuthError, Tokens
 
+IDENTITY_METHODS = ("/lgsp.api.identity.v1.IdentityService/", "/lgsp.api.identity.v1.AdminService/")
 
-class LocalTokenAuthenticator:
-    """Checks Bearer tokens against this provider's own keys and sessions (the issuer needs no
-    JWKS round trip); services elsewhere use lgsp.auth's JwtAuthenticator."""
+
+class LocalIntrospector:
+    """lgsp.authn's Introspector answered from this provider's own database: a revoked token,
+    an ended session or a disabled account is refused at once (no HTTP, no cache)."""
 
     def __init__(self, tokens: Tokens) -> None:
         self.tokens = tokens
 
-    async def authenticate(self, metadata: Mapping[str, str], method: str) -> Principal:
-        auth = metadata.get("authorization", "")
-        if not auth.lower().startswith("bearer "):
-            raise Unauthenticated("a Bearer access token is required")
-        token = auth[7:].strip()
+    async def is_active(self, token: str) -> bool:
         try:
-            claims = await asyncio.to_thread(self.tokens.verify, None, token)
-        except OAuthError as exc:
-            raise Unauthenticated(exc.description) from None
-        return principal_from_claims(claims, token)
+            await asyncio.to_thread(self.tokens.verify, REALM, token)
+        except OAuthError:
+            return False
+        return True
+
+    async def aclose(self) -> None:
+        return None
 
 
-def principal_from_claims(claims: Mapping[str, Any], token: str) -> Principal:
-    client = claims.get("client_id")
-    return Principal(
-        subject=f"client:{client}" if client else str(claims["sub"]),
-        kind="client" if client else "user",
-        agency_code=str(claims.get("agency_code") or "") or None,
-        roles=frozenset(claims.get("realm_access", {}).get("roles", [])),
-        token=token,
+def local_authenticator(tokens: Tokens, jwks_app: Any) -> JwtAuthenticator:
+    """The platform's JwtAuthenticator (so the Principal is built exactly as in every other
+    service, by lgsp.authn.principal_from_claims) with two local twists: the JWKS is read from
+    this process's own OIDC app in memory (ASGI transport: the service never calls itself over
+    the network, and works before its HTTP port is up), and every identity method is checked
+    against the sessions and revocations in the database (LocalIntrospector)."""
+    issuer = tokens.issuer(REALM)
+    client = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=jwks_app), base_url=tokens.base_url
     )
+    return JwtAuthenticator(
+        issuer,
+        http_client=client,
+        introspection=LocalIntrospector(tokens),
+        sensitive_methods=IDENTITY_METHODS,
+        # A JWKS read is in-process and cheap: follow a key rotation within a second.
+        min_refresh_interval_s=1.0,
+    )
+
+
+def caller_id(p: Principal) -> str:
+    """A user id, or "client:<client_id>" for a client system (the identity API's contract;
+    lgsp.authn gives a client token's `sub`, its service-account user id, as the subject)."""
+    return f"client:{p.client_id}" if p.is_client and p.client_id else p.subject
 
 
 def actor() -> Actor:
     p = current_principal()
     if p.is_anonymous:
         raise Unauthenticated("a Bearer access token is required")
-    return Actor(id=p.subject, roles=p.roles)
+    return Actor(id=caller_id(p), roles=p.roles)
 
 
 def _mask(m: Any) -> list[str]:
@@ -74,8 +92,8 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         p = current_principal()
         if p.is_anonymous or not p.token:
             raise Unauthenticated("a Bearer access token is required")
-        claims = await asyncio.to_thread(self.tokens.verify, None, p.token)
-        out = pb.WhoAmIResponse(subject=p.subject, scopes=str(claims.get("scope", "")).split())
+        claims = p.claims  # verified, and checked against revocation, by the authenticator
+        out = pb.WhoAmIResponse(subject=caller_id(p), scopes=str(claims.get("scope", "")).split())
         out.expire_time.FromSeconds(int(claims["exp"]))
         if p.kind == "client":
 

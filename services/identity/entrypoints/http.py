@@ -15,6 +15,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
+import hmac
+import secrets
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -346,8 +350,18 @@ class OidcApp:
         elif client["secret_hash"] is None:
             return back(error="invalid_request", error_description="Missing code_challenge")
         action = str(request.url.replace(query=""))
+        form_keys = await asyncio.to_thread(self.tokens.keys.form_keys)
+        nonce = request.cookies.get(LOGIN_COOKIE, "")
+        if request.method == "POST" and not form_token_ok(
+            form_keys, nonce, params.get(FORM_TOKEN_FIELD, ""), realm, hidden
+        ):
+            # A POST that did not come from a page this provider served (cross-site forgery,
+            # or a form left open too long): the credentials are not even looked at.
+            return self._login_form(
+                request, action, realm, hidden, form_keys, nonce, MESSAGES["form"], status=403
+            )
         if request.method == "GET":
-            return HTMLResponse(login_page(action, hidden))
+            return self._login_form(request, action, realm, hidden, form_keys, nonce)
         username = params.get("username", "")
         ctx = client_ctx(request)
         try:
@@ -362,9 +376,16 @@ class OidcApp:
             )
         except OAuthError as exc:
             msg = MESSAGES.get(exc.description, "Không thể đăng nhập.")
-            return HTMLResponse(
-                login_page(action, hidden, msg, username[:64]),
-                status_code=429 if exc.status == 429 else 401,
+            return self._login_form(
+                request,
+                action,
+                realm,
+                hidden,
+                form_keys,
+                nonce,
+                msg,
+                username[:64],
+                status=429 if exc.status == 429 else 401,
             )
         code, sid = await asyncio.to_thread(
             self.tokens.issue_code,
@@ -379,6 +400,36 @@ class OidcApp:
             ctx,
         )
         return back(code=code, session_state=sid, iss=self.tokens.issuer(realm))
+
+    @staticmethod
+    def _login_form(
+        request: Request,
+        action: str,
+        realm: str,
+        hidden: dict[str, str],
+        keys: list[bytes],
+        nonce: str,
+        error: str = "",
+        username: str = "",
+        status: int = 200,
+    ) -> Response:
+        """The login page with its anti-forgery token: a random value in a cookie the page's
+        own origin alone sends back (SameSite=Strict, HttpOnly), and in the form an HMAC of it
+        bound to this authorization request (signed double-submit)."""
+        nonce = nonce if 16 <= len(nonce) <= 64 else secrets.token_urlsafe(24)
+        token = form_token(keys[0], nonce, realm, hidden, time.time())
+        page = login_page(action, {**hidden, FORM_TOKEN_FIELD: token}, error, username)
+        response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+        response.set_cookie(
+            LOGIN_COOKIE,
+            nonce,
+            max_age=FORM_TOKEN_TTL,
+            path=request.url.path,
+            secure=request.url.scheme == "https",
+            httponly=True,
+            samesite="strict",
+        )
+        return response
 
     # --- admin REST -----------------------------------------------------------------------
 
@@ -680,7 +731,7 @@ class OidcApp:
 
             return JSONResponse(await asyncio.to_thread(get))
         body = await json_body(request, list)
-        names: list[str] = [r.get("name") for r in body if isinstance(r, dict)]
+        names: list[Any] = [r.get("name") for r in body if isinstance(r, dict)]
         if not names or not all(isinstance(n, str) and n for n in names):
             raise InvalidArgument("name", "each role needs a name")
 
@@ -968,6 +1019,37 @@ class OidcApp:
                 ServiceError: lambda r, e: service_error(e),
             },
         )
+
+
+LOGIN_COOKIE = "lgsp_login"
+FORM_TOKEN_FIELD = "form_token"
+FORM_TOKEN_TTL = 1800  # a login page left open longer than this must be reloaded
+_BOUND = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
+
+
+def _form_mac(key: bytes, nonce: str, issued: str, realm: str, hidden: dict[str, str]) -> str:
+    bound = "\0".join([nonce, issued, realm, *(hidden.get(k, "") for k in _BOUND)])
+    bound += "\0" + hidden.get("code_challenge", "")
+    return hmac.new(key, bound.encode(), hashlib.sha256).hexdigest()
+
+
+def form_token(key: bytes, nonce: str, realm: str, hidden: dict[str, str], now: float) -> str:
+    issued = str(int(now))
+    return f"{issued}.{_form_mac(key, nonce, issued, realm, hidden)}"
+
+
+def form_token_ok(
+    keys: list[bytes], nonce: str, token: str, realm: str, hidden: dict[str, str]
+) -> bool:
+    """The token was made by this provider, for this cookie and authorization request, and
+    within FORM_TOKEN_TTL."""
+    issued, _, mac = token.partition(".")
+    if not nonce or not issued.isdigit() or len(mac) != 64:
+        return False
+    age = time.time() - int(issued)
+    if not -60 <= age <= FORM_TOKEN_TTL:
+        return False
+    return any(hmac.compare_digest(_form_mac(k, nonce, issued, realm, hidden), mac) for k in keys)
 
 
 def bearer(request: Request) -> str:

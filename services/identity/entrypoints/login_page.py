@@ -56,6 +56,10 @@ def error_page(message: str) -> str:
 
 # What each refusal says to the official, in Vietnamese.
 MESSAGES = {
+    "form": (
+        "Phiên đăng nhập đã hết hạn hoặc yêu cầu không hợp lệ. Vui lòng đăng nhập lại trên "
+        "trang này."
+    ),
     "Invalid user credentials": "Tên đăng nhập hoặc mật khẩu không đúng.",
     "Account disabled": "Tài khoản đã bị vô hiệu hóa.",
     "Account is temporarily locked": (

@@ -13,7 +13,8 @@ import secrets
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +44,35 @@ SESSION_TTL = 10 * 3600
 CODE_TTL = 60
 CACHE_TTL = 5.0
 LGSP_AUDIENCE = "lgsp"
+
+# Statements of the token path built once: building a select/insert per request costs more
+# than executing it on SQLite (parameters are passed apart, the compiled form is cached).
+_RT_INSERT = sa.insert(t.refresh_tokens)
+_SESSION_INSERT = sa.insert(t.sessions)
+_RT_WITH_SESSION = (
+    sa.select(
+        t.refresh_tokens.c.token_hash,
+        t.refresh_tokens.c.used_at,
+        t.refresh_tokens.c.expires_at,
+        t.sessions.c.id.label("sid"),
+        t.sessions.c.realm,
+        t.sessions.c.user_id,
+        t.sessions.c.client_id,
+        t.sessions.c.scope,
+        t.sessions.c.revoked_at.label("session_revoked_at"),
+        t.sessions.c.expires_at.label("session_expires_at"),
+    )
+    .join(t.sessions, t.sessions.c.id == t.refresh_tokens.c.session_id)
+    .where(t.refresh_tokens.c.token_hash == sa.bindparam("hash"))
+)
+_RT_SPEND = (
+    sa.update(t.refresh_tokens)
+    .where(
+        t.refresh_tokens.c.token_hash == sa.bindparam("hash"),
+        t.refresh_tokens.c.used_at.is_(None),
+    )
+    .values(used_at=sa.bindparam("spent_at"))
+)
 
 
 class OAuthError(Exception):
@@ -75,6 +105,7 @@ class KeyStore:
         self._loaded_at = 0.0
         self._current: RSAKey | None = None
         self._published: list[RSAKey] = []
+        self._form_keys: list[bytes] = []
 
     def _generate(self, s: Session) -> None:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -114,7 +145,7 @@ class KeyStore:
                         .all()
                     )
             now = time.time()
-            keys = []
+            keys, form_keys = [], []
             for r in rows:
                 if r["retired_at"] is None or r["retired_at"] + MAX_ACCESS_TTL > now:
                     keys.append(
@@ -122,8 +153,12 @@ class KeyStore:
                             r["private_pem"], {"kid": r["kid"], "use": "sig", "alg": "RS256"}
                         )
                     )
+                    form_keys.append(
+                        hashlib.sha256(b"lgsp login form\0" + r["private_pem"].encode()).digest()
+                    )
             self._current = keys[0]
             self._published = keys
+            self._form_keys = form_keys
             self._loaded_at = now
 
     def rotate(self) -> str:
@@ -165,6 +200,12 @@ class KeyStore:
         )
         return base64.b64encode(der).decode()
 
+    def form_keys(self) -> list[bytes]:
+        """HMAC keys for the login form's anti-forgery token, derived from the signing keys
+        (so every replica shares them without another secret); the first one signs."""
+        self.load()
+        return self._form_keys
+
     def sign(self, claims: dict[str, Any]) -> str:
         key = self.current
         return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": key.kid}, claims, key)
@@ -194,6 +235,22 @@ class Tokens:
         was tried: its larger batches hold SQLite's write lock longer and token requests then
         stall in the busy handler.)"""
         self.after_commit()
+
+    def __post_init__(self) -> None:
+        # SQLite has one writer at a time; token requests that wait for it in SQLite's busy
+        # handler sleep in steps of milliseconds and wake late. Queuing them on a lock in this
+        # process instead hands the database over the moment it is free (PostgreSQL: no lock).
+        self._writer: AbstractContextManager[Any] = (
+            threading.RLock() if self.engine.dialect.name == "sqlite" else nullcontext()
+        )
+
+    @contextmanager
+    def _uow(self) -> Iterator[UnitOfWork]:
+        with self._writer:
+            with UnitOfWork(
+                self.engine, source=SOURCE, session_factory=self.directory.sessions
+            ) as uow:
+                yield uow
 
     def issuer(self, realm: str) -> str:
         return f"{self.base_url}/realms/{realm}"
@@ -320,13 +377,15 @@ class Tokens:
         }
         if session_id:
             refresh = security.new_secret()
+            issued = time.time()
             s.execute(
-                sa.insert(t.refresh_tokens).values(
-                    token_hash=security.hash_secret(refresh),
-                    session_id=session_id,
-                    issued_at=time.time(),
-                    expires_at=time.time() + REFRESH_TTL,
-                )
+                _RT_INSERT,
+                {
+                    "token_hash": security.hash_secret(refresh),
+                    "session_id": session_id,
+                    "issued_at": issued,
+                    "expires_at": issued + REFRESH_TTL,
+                },
             )
             out["refresh_token"] = refresh
             out["refresh_expires_in"] = REFRESH_TTL
@@ -338,17 +397,19 @@ class Tokens:
         return out
 
     def _new_session(self, s: Session, realm: str, user_id: str, client_id: str, scope: str) -> str:
-        sid = str(uuid.uuid4())
+        sid, now = str(uuid.uuid4()), time.time()
         s.execute(
-            sa.insert(t.sessions).values(
-                id=sid,
-                realm=realm,
-                user_id=user_id,
-                client_id=client_id,
-                scope=scope,
-                created_at=time.time(),
-                expires_at=time.time() + SESSION_TTL,
-            )
+            _SESSION_INSERT,
+            {
+                "id": sid,
+                "realm": realm,
+                "user_id": user_id,
+                "client_id": client_id,
+                "scope": scope,
+                "created_at": now,
+                "expires_at": now + SESSION_TTL,
+                "revoked_reason": "",
+            },
         )
         return sid
 
@@ -382,13 +443,11 @@ class Tokens:
             user_id or login_name[:120],
             "ok"
             if ok
-            else ev.LoginFailureReason.Name(reason)
-            .removeprefix(  # type: ignore[arg-type]
-                "LOGIN_FAILURE_REASON_"
-            )
+            else ev.LoginFailureReason.Name(ev.LoginFailureReason.ValueType(reason))
+            .removeprefix("LOGIN_FAILURE_REASON_")
             .lower(),
             client_id=client_id,
-            method=ev.LoginMethod.Name(method),  # type: ignore[arg-type]
+            method=ev.LoginMethod.Name(ev.LoginMethod.ValueType(method)),
             login_name=login_name[:120],
         )
         if realm != REALM:
@@ -428,7 +487,7 @@ class Tokens:
     ) -> None:
         """Record a refused sign-in; count it against the account (and lock it) if asked."""
         self.throttle.failed(ctx.remote_ip)
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             failures = 0
             if user is not None and count:
@@ -560,7 +619,7 @@ class Tokens:
         user = self.check_password(realm, username, password, totp, client_id, ctx)
         if user["password_temporary"]:
             raise OAuthError("invalid_grant", "Account is not fully set up (change the password)")
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             scope = self._scope(scope, client)
             sid = self._new_session(s, realm, user["id"], client_id, scope)
@@ -583,7 +642,7 @@ class Tokens:
     def client_credentials(
         self, realm: str, client_id: str, secret: str | None, scope: str, ctx: ClientContext
     ) -> dict[str, Any]:
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             try:
                 client = self.client(s, realm, client_id, secret)
@@ -633,7 +692,7 @@ class Tokens:
             if exc.error == "invalid_client"
             else ev.LOGIN_FAILURE_REASON_BAD_CREDENTIALS
         )
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             self._login_event(
                 uow,
                 ok=False,
@@ -654,27 +713,25 @@ class Tokens:
         if not token:
             raise OAuthError("invalid_request", "Missing parameter: refresh_token")
         reuse = False
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             client = self.client(s, realm, client_id, secret)
             now = time.time()
             rt = (
-                s.execute(
-                    sa.select(t.refresh_tokens).where(
-                        t.refresh_tokens.c.token_hash == security.hash_secret(token)
-                    )
-                )
+                s.execute(_RT_WITH_SESSION, {"hash": security.hash_secret(token)})
                 .mappings()
                 .first()
             )
             if rt is None:
                 raise OAuthError("invalid_grant", "Invalid refresh token")
-            sess = (
-                s.execute(sa.select(t.sessions).where(t.sessions.c.id == rt["session_id"]))
-                .mappings()
-                .one()
-            )
-            if sess["client_id"] != client_id or sess["realm"] != realm:
+            sess = {
+                "id": rt["sid"],
+                "user_id": rt["user_id"],
+                "scope": rt["scope"],
+                "revoked_at": rt["session_revoked_at"],
+                "expires_at": rt["session_expires_at"],
+            }
+            if rt["client_id"] != client_id or rt["realm"] != realm:
                 raise OAuthError(
                     "invalid_grant",
                     "Invalid refresh token. Token client and authorized client don't match",
@@ -713,31 +770,23 @@ class Tokens:
                 )
                 if user["status"] == Status.DISABLED:
                     raise OAuthError("invalid_grant", "Account disabled")
-                spent = s.execute(
-                    sa.update(t.refresh_tokens)
-                    .where(
-                        t.refresh_tokens.c.token_hash == rt["token_hash"],
-                        t.refresh_tokens.c.used_at.is_(None),
-                    )
-                    .values(used_at=now)
-                ).rowcount
+                spent = s.execute(_RT_SPEND, {"hash": rt["token_hash"], "spent_at": now}).rowcount  # type: ignore[attr-defined]
                 if spent != 1:  # a concurrent refresh won the race
                     raise OAuthError("invalid_grant", "Invalid refresh token")
                 out = self._response(s, realm, user, client, sess["scope"], sess["id"])
-                self._login_event(
-                    uow,
-                    ok=True,
-                    realm=realm,
-                    login_name=user["username"],
-                    user_id=user["id"],
+                # A session continuing, not a sign-in (no credential was presented): audited,
+                # not published as LoginSucceeded (see docs/identity.md, "Passwords, logins").
+                Directory.audit(
+                    s,
+                    Actor(id=user["id"], realm=realm, remote_ip=ctx.remote_ip),
+                    "refresh",
+                    user["id"],
                     client_id=client_id,
-                    method=ev.LOGIN_METHOD_REFRESH_TOKEN,
-                    ctx=ctx,
+                    session=sess["id"],
                 )
                 uow.commit()
         if reuse:
             raise OAuthError("invalid_grant", "Refresh token reused: session revoked")
-        self._login_committed()
         return out
 
     # --- authorization code + PKCE --------------------------------------------------------
@@ -756,7 +805,7 @@ class Tokens:
     ) -> tuple[str, str]:
         """After a successful sign-in on the login page: (code, session id)."""
         code = security.new_secret()
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             scope = self._scope(scope, client)
             sid = self._new_session(s, realm, user["id"], client["client_id"], scope)
@@ -802,7 +851,7 @@ class Tokens:
         if not code:
             raise OAuthError("invalid_request", "Missing parameter: code")
         replay = False
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             client = self.client(s, realm, client_id, secret)
             row = (
@@ -847,7 +896,7 @@ class Tokens:
                 raise OAuthError("invalid_grant", "PKCE code verifier not specified")
             if not secrets.compare_digest(pkce_s256(verifier), row["code_challenge"]):
                 raise OAuthError("invalid_grant", "PKCE verification failed")
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             user = (
                 s.execute(sa.select(t.users).where(t.users.c.id == row["user_id"])).mappings().one()
@@ -966,7 +1015,7 @@ class Tokens:
     def revoke(self, realm: str, client_id: str, secret: str | None, token: str) -> None:
         """RFC 7009: revoke an access token (its jti) or a refresh token (its session);
         unknown tokens are not an error."""
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             self.client(s, realm, client_id, secret)
             rt = s.execute(
@@ -999,7 +1048,7 @@ class Tokens:
             uow.commit()
 
     def logout(self, realm: str, client_id: str, secret: str | None, refresh: str) -> None:
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             s = uow.session
             self.client(s, realm, client_id, secret)
             rt = s.execute(
@@ -1017,7 +1066,7 @@ class Tokens:
             uow.commit()
 
     def end_session(self, sid: str) -> None:
-        with UnitOfWork(self.engine, source=SOURCE) as uow:
+        with self._uow() as uow:
             uow.session.execute(
                 sa.update(t.sessions)
                 .where(t.sessions.c.id == sid)

@@ -4,7 +4,6 @@ through python-keycloak, and JwtAuthenticator trusting the service's JWKS and in
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -22,7 +21,7 @@ from lgsp.keycloak_provisioning import (
     RealmSpec,
     UserSpec,
 )
-from tests.fixtures import free_port, missing_server
+from tests.fixtures import free_port
 
 ADMIN_PASSWORD = "Quan-tri-2025!"
 JUSTICE = "000.00.12.H30"
@@ -61,20 +60,16 @@ class Identity:
 
 
 @pytest.fixture
-async def identity(tmp_path, monkeypatch) -> AsyncIterator[Identity]:
-    if importlib.util.find_spec("services.identity.bootstrap") is None:
-        missing_server("services.identity not available")
-    try:
-        from lgsp.app import ServiceRuntime
-        from services.identity.bootstrap import build_spec
-    except ImportError as exc:  # being written in parallel
-        missing_server(f"services.identity not importable: {exc}")
-    monkeypatch.setenv("IDENTITY_ADMIN_PASSWORD", ADMIN_PASSWORD)
+async def identity(tmp_path) -> AsyncIterator[Identity]:
+    from lgsp.app import ServiceRuntime
+    from services.identity.bootstrap import build_spec
+
     http_port = free_port()
     settings = load_settings(
         env={
             "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
             "LGSP_IDENTITY_HTTP_PORT": str(http_port),
+            "LGSP_IDENTITY_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
     )
     runtime = ServiceRuntime(build_spec(settings, seed_demo=True), settings, port=0)

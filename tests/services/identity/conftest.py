@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,19 +30,24 @@ class Running:
 
 
 async def start_identity(
-    tmp_path: Path, db_url: str | None = None, seed: bool = False
+    tmp_path: Path, db_url: str | None = None, seed: bool = False, **extra: str
 ) -> tuple[ServiceRuntime, Identity, str]:
+    """The service on `db_url` (SQLite in tmp_path by default); `extra` adds LGSP_IDENTITY_*
+    settings by key (issuer_base_url="…")."""
     http_port = free_port()
     env = {
         "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
         "LGSP_IDENTITY_HTTP_PORT": str(http_port),
+        "LGSP_IDENTITY_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "LGSP_IDENTITY_DEMO_SEED": "true" if seed else "false",
         "LGSP_TELEMETRY_ENABLED": "false",
     }
     if db_url:
         env["LGSP_IDENTITY_DATABASE_URL"] = db_url
+    env.update({f"LGSP_IDENTITY_{k.upper()}": v for k, v in extra.items()})
     settings = load_settings(env=env)
     holder: dict[str, Identity] = {}
-    runtime = ServiceRuntime(build_spec(settings, seed_demo=seed, holder=holder), settings, port=0)
+    runtime = ServiceRuntime(build_spec(settings, holder=holder), settings, port=0)
     await runtime.start()
     base = f"http://127.0.0.1:{http_port}"
     async with httpx.AsyncClient() as client:
@@ -58,30 +64,53 @@ async def start_identity(
 
 
 @pytest.fixture
-async def identity(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Running]:
-    monkeypatch.setenv("IDENTITY_ADMIN_PASSWORD", ADMIN_PASSWORD)
-    runtime, ident, base = await start_identity(tmp_path)
+async def identity(tmp_path: Path, db_url: str) -> AsyncIterator[Running]:
+    """A fresh identity service (no demo data), on SQLite and on PostgreSQL (db_url)."""
+    runtime, ident, base = await start_identity(tmp_path, db_url)
     try:
         yield Running(runtime, ident, base, runtime.server.address, tmp_path)
     finally:
         await runtime.stop(grace=1)
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def demo(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running]:
-    """One identity service with the demo province, shared by a module's tests (each test
-    that changes an account makes its own with new_official)."""
-    import os
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def module_db_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """db_url for a module's shared service: a SQLite file, then a fresh PostgreSQL database
+    (same server and skip/fail rule as tests.fixtures.postgres)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('identity-db') / 'identity.db'}"
+        return
+    import psycopg
+    from psycopg import sql
 
-    from services.identity.seed import seed_demo
+    from tests.fixtures.postgres import _url_for
 
-    tmp_path = tmp_path_factory.mktemp("identity")
-    os.environ["IDENTITY_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    server = request.getfixturevalue("postgres_server")
+    name = f"lgsp_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        runtime, ident, base = await start_identity(tmp_path)
+        yield _url_for(name)
     finally:
-        os.environ.pop("IDENTITY_ADMIN_PASSWORD", None)
-    await asyncio.to_thread(seed_demo, ident.directory, None)
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def demo(
+    tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+) -> AsyncIterator[Running]:
+    """One identity service with the demo province, shared by a module's tests (each test
+    that changes an account makes its own with new_official); the module runs once on SQLite
+    and once on PostgreSQL."""
+    tmp_path = tmp_path_factory.mktemp("identity")
+    runtime, ident, base = await start_identity(tmp_path, module_db_url, seed=True)
     try:
         yield Running(runtime, ident, base, runtime.server.address, tmp_path)
     finally:

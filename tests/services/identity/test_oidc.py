@@ -225,10 +225,9 @@ async def test_key_rotation_keeps_old_key_published(demo: Running) -> None:
 
 
 @pytest.mark.asyncio(loop_scope="function")
-async def test_keys_survive_restart(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+async def test_keys_survive_restart(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from tests.services.identity.conftest import start_identity
 
-    monkeypatch.setenv("IDENTITY_ADMIN_PASSWORD", "Quan-Tri-Th3-Test!")
     rt, _, base = await start_identity(tmp_path)
     async with httpx.AsyncClient() as http:
         first = (await http.get(f"{base}/realms/lgsp/protocol/openid-connect/certs")).json()
@@ -248,6 +247,15 @@ def pkce() -> tuple[str, str]:
     return verifier, challenge.decode().rstrip("=")
 
 
+async def login_form(http: httpx.AsyncClient, auth_url: str, params: dict[str, str]) -> str:
+    """GET the login page (its cookie lands in `http`); the form's anti-forgery token."""
+    page = await http.get(auth_url, params=params)
+    assert page.status_code == 200 and "lgsp_login" in page.headers["set-cookie"]
+    found = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert found is not None
+    return found.group(1)
+
+
 async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
     redirect = "http://127.0.0.1:8100/callback"
     verifier, challenge = pkce()
@@ -265,10 +273,11 @@ async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
     async with httpx.AsyncClient() as http:
         page = await http.get(auth_url, params=params)
         assert page.status_code == 200 and "Đăng nhập" in page.text and "Mật khẩu" in page.text
-        bad = await http.post(auth_url, data={**params, "username": "x", "password": "y"})
+        form = {**params, "form_token": await login_form(http, auth_url, params)}
+        bad = await http.post(auth_url, data={**form, "username": "x", "password": "y"})
         assert bad.status_code == 401 and "không đúng" in bad.text
         ok = await http.post(
-            auth_url, data={**params, "username": leader_username(demo), "password": DEMO_PASSWORD}
+            auth_url, data={**form, "username": leader_username(demo), "password": DEMO_PASSWORD}
         )
         assert ok.status_code == 302
         loc = urlsplit(ok.headers["location"])
@@ -288,8 +297,9 @@ async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
         )
     assert b"PKCE" in mismatch.value.response_body
     async with httpx.AsyncClient() as http:
+        form = {**params, "form_token": await login_form(http, auth_url, params)}
         ok = await http.post(
-            auth_url, data={**params, "username": leader_username(demo), "password": DEMO_PASSWORD}
+            auth_url, data={**form, "username": leader_username(demo), "password": DEMO_PASSWORD}
         )
     code = parse_qs(urlsplit(ok.headers["location"]).query)["code"][0]
     tok = await asyncio.to_thread(
@@ -313,6 +323,54 @@ async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
     conf = oidc(demo, "documents", demo_secret("documents"))
     assert (await asyncio.to_thread(conf.introspect, tok["access_token"])) == {"active": False}
     assert counts(demo) == before
+
+
+async def test_forged_login_post_is_refused(demo: Running) -> None:
+    """A sign-in POST without the page's anti-forgery token and cookie (what a form on another
+    site can send) is refused before the credentials are looked at."""
+    auth_url = f"{demo.base_url}/realms/lgsp/protocol/openid-connect/auth"
+    _, challenge = pkce()
+    params = {
+        "client_id": "lgsp-web",
+        "redirect_uri": "http://127.0.0.1:8100/callback",
+        "response_type": "code",
+        "scope": "openid",
+        "state": "s1",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+    creds = {"username": leader_username(demo), "password": DEMO_PASSWORD}
+    logins_before = logins(demo)
+    async with httpx.AsyncClient() as victim:
+        token = await login_form(victim, auth_url, params)
+        other = {**params, "state": "attacker"}  # a token is bound to its request
+        async with httpx.AsyncClient() as attacker:
+            attacker_token = await login_form(attacker, auth_url, params)
+            forged = [
+                await victim.post(auth_url, data={**params, **creds}),  # no token
+                await victim.post(auth_url, data={**params, **creds, "form_token": "1.abc"}),
+                await victim.post(auth_url, data={**other, **creds, "form_token": token}),
+                # The attacker's own token does not go with the victim's cookie…
+                await victim.post(auth_url, data={**params, **creds, "form_token": attacker_token}),
+                # …and the victim's token is useless without the victim's cookie.
+                await attacker.post(auth_url, data={**params, **creds, "form_token": token}),
+            ]
+    for r in forged:
+        assert r.status_code == 403 and "location" not in r.headers
+        assert "Phiên đăng nhập đã hết hạn hoặc yêu cầu không hợp lệ" in r.text
+        assert 'name="form_token"' in r.text  # a fresh form to sign in from
+    assert logins(demo) == logins_before  # no sign-in was attempted
+
+
+def logins(run: Running) -> int:
+    with run.identity.directory.read() as s:
+        return int(
+            s.execute(
+                sa.select(sa.func.count())
+                .select_from(t.audit_log)
+                .where(t.audit_log.c.action == "login")
+            ).scalar_one()
+        )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,166 @@
+"""The directory and token service over their database, without the servers: once on SQLite and
+once on PostgreSQL (db_url), where concurrency and constraint errors differ."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import sqlalchemy as sa
+
+from lgsp import db
+from lgsp.api.identity.v1 import identity_pb2 as pb
+from lgsp.db import outbox_table
+from lgsp.grpc.errors import Aborted, AlreadyExists, InvalidArgument
+from services.identity.adapters import tables as t
+from services.identity.bootstrap import MIGRATIONS, Identity, wire
+from services.identity.service_layer.directory import SYSTEM
+from services.identity.service_layer.tokens import ClientContext, OAuthError
+
+PROVINCE = "000.00.00.H30"
+JUSTICE = "000.00.12.H30"
+PASSWORD = "Chuyen-Vien-2025!"
+CTX = ClientContext(remote_ip="10.0.0.7", user_agent="pytest")
+
+
+@pytest.fixture
+def ident(db_url: str) -> Iterator[Identity]:
+    engine = db.create_engine(db_url)
+    db.migrate(engine, MIGRATIONS)
+    identity = wire(engine, "http://127.0.0.1:8180")
+    d = identity.directory
+    d.create_agency(
+        SYSTEM,
+        pb.Agency(code=PROVINCE, name="Ủy ban nhân dân tỉnh", level=pb.AGENCY_LEVEL_PROVINCE),
+    )
+    d.create_agency(
+        SYSTEM,
+        pb.Agency(
+            code=JUSTICE, name="Sở Tư pháp", level=pb.AGENCY_LEVEL_DEPARTMENT, parent_code=PROVINCE
+        ),
+    )
+    yield identity
+    engine.dispose()
+
+
+def count(identity: Identity, table: sa.Table) -> int:
+    with identity.directory.read() as s:
+        return int(s.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def official(username: str) -> pb.User:
+    return pb.User(username=username, display_name="Trần Thị Bích", agency_code=JUSTICE)
+
+
+def test_agency_update_with_etags(ident: Identity) -> None:
+    d = ident.directory
+    before = d.get_agency(JUSTICE)
+    change = pb.Agency(code=JUSTICE, etag=before.etag, mail_domain="stp.hatinh.gov.vn")
+    after = d.update_agency(SYSTEM, change, ["mail_domain"])
+    assert after.etag != before.etag and after.mail_domain == "stp.hatinh.gov.vn"
+    with pytest.raises(Aborted):  # the etag read before the change is stale now
+        d.update_agency(SYSTEM, change, ["mail_domain"])
+    with pytest.raises(AlreadyExists):
+        d.create_agency(
+            SYSTEM, pb.Agency(code=JUSTICE, name="Sở Tư pháp", level=pb.AGENCY_LEVEL_DEPARTMENT)
+        )
+
+
+def test_concurrent_updates_with_one_etag_only_one_wins(ident: Identity) -> None:
+    d = ident.directory
+    etag = d.get_agency(JUSTICE).etag
+
+    def update(i: int) -> str:
+        change = pb.Agency(code=JUSTICE, etag=etag, short_name=f"STP{i}")
+        try:
+            d.update_agency(SYSTEM, change, ["short_name"])
+            return "updated"
+        except Aborted:
+            return "stale"
+
+    with ThreadPoolExecutor(6) as pool:
+        outcomes = sorted(pool.map(update, range(6)))
+    assert outcomes == ["stale"] * 5 + ["updated"]
+    assert d.get_agency(JUSTICE).etag != etag
+
+
+def test_duplicate_usernames_even_when_created_at_once(ident: Identity) -> None:
+    d = ident.directory
+    d.create_user(SYSTEM, official("tranthibich.stp"), password=PASSWORD)
+    with pytest.raises(AlreadyExists):
+        d.create_user(SYSTEM, official("TranThiBich.stp"), password=PASSWORD)
+    # Eight requests for one new name at the same moment: one account, seven ALREADY_EXISTS
+    # (on PostgreSQL the loser of the race meets the unique constraint, not the pre-check).
+    name = f"vt{uuid.uuid4().hex[:6]}.stp"
+
+    def create(_: int) -> str:
+        try:
+            d.create_user(SYSTEM, official(name))
+            return "created"
+        except AlreadyExists:
+            return "exists"
+
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = sorted(pool.map(create, range(8)))
+    assert outcomes == ["created"] + ["exists"] * 7
+    with d.read() as s:
+        users = s.execute(sa.select(t.users.c.id).where(t.users.c.username == name)).all()
+    assert len(users) == 1
+
+
+@pytest.mark.parametrize(
+    ("user", "field"),
+    [
+        (pb.User(username="", display_name="X", agency_code=JUSTICE), "user.username"),
+        (pb.User(username="a b", display_name="X", agency_code=JUSTICE), "user.username"),
+        (
+            pb.User(username="ok.name", display_name="X\x00", agency_code=JUSTICE),
+            "user.display_name",
+        ),
+    ],
+)
+def test_bad_input_leaves_nothing_stored(ident: Identity, user: pb.User, field: str) -> None:
+    before = [count(ident, tbl) for tbl in (t.users, t.audit_log, outbox_table)]
+    with pytest.raises(InvalidArgument) as err:
+        ident.directory.create_user(SYSTEM, user)
+    assert err.value.violations[0][0] == field
+    assert [count(ident, tbl) for tbl in (t.users, t.audit_log, outbox_table)] == before
+
+
+def test_token_grants_refresh_rotation_and_audit(ident: Identity) -> None:
+    d, tk = ident.directory, ident.tokens
+    user, _ = d.create_user(SYSTEM, official("lethihoa.stp"), password=PASSWORD)
+    d.grant_role(SYSTEM, user.id, "clerk", JUSTICE)
+    _, secret, _ = d.create_client(
+        SYSTEM,
+        pb.ClientSystem(client_id="qlvb-stp", display_name="QLVB", owner_agency_code=JUSTICE),
+        roles=["clerk"],
+    )
+    events_before = count(ident, outbox_table)
+    first = tk.password_grant("lgsp", "qlvb-stp", secret, "lethihoa.stp", PASSWORD, "", "", CTX)
+    claims = tk.verify("lgsp", first["access_token"])
+    assert claims["agency_roles"] == {JUSTICE: ["clerk"]} and claims["sid"]
+    second = tk.refresh("lgsp", "qlvb-stp", secret, first["refresh_token"], CTX)
+    assert second["session_state"] == first["session_state"]
+    with pytest.raises(OAuthError, match="reused"):
+        tk.refresh("lgsp", "qlvb-stp", secret, first["refresh_token"], CTX)
+    with pytest.raises(OAuthError):  # the whole session is gone
+        tk.verify("lgsp", second["access_token"])
+    cc = tk.client_credentials("lgsp", "qlvb-stp", secret, "", CTX)
+    assert tk.verify("lgsp", cc["access_token"])["client_id"] == "qlvb-stp"
+    with pytest.raises(OAuthError):
+        tk.client_credentials("lgsp", "qlvb-stp", "wrong", "", CTX)
+    with d.read() as s:
+        types = s.execute(
+            sa.select(outbox_table.c.event_type).where(outbox_table.c.id > events_before)
+        ).scalars()
+        audit = s.execute(sa.select(t.audit_log.c.action, t.audit_log.c.outcome)).all()
+    # Sign-ins are published (password, client credentials, the failure); a refresh is not.
+    assert [x.rsplit(".", 1)[1] for x in types] == [
+        "LoginSucceeded",
+        "LoginSucceeded",
+        "LoginFailed",
+    ]
+    assert ("refresh", "ok") in audit and ("refresh.reuse", "session_revoked") in audit
