@@ -167,6 +167,13 @@ class IdentitySettings(ServiceSettings):
 @dataclass(frozen=True)
 class DocumentsSettings(ServiceSettings):
     grpc_port: int = _port(50052)
+    # The service's own client at identity (for GetAgencyTree); "" secret = read the demo
+    # secrets identity writes to <data_dir>/identity-demo.json on first start.
+    client_id: str = "documents"
+    client_secret: str = _secret()
+    # Development CA: a signer without a certificate gets one on first use (embedded default);
+    # false = only certificates issued with `lgsp admin ca issue` sign.
+    ca_auto_issue: bool = True
 
 
 @dataclass(frozen=True)

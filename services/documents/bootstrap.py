@@ -28,8 +28,6 @@ from services.documents.transport import BusTransport, Transport
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXCHANGE_GROUP = "documents-exchange"
-# The documents service's own client in the identity service (demo data: services/identity/seed).
-CLIENT_ID = "documents"
 
 log = logging.getLogger("services.documents")
 
@@ -37,11 +35,11 @@ log = logging.getLogger("services.documents")
 def identity_credentials(settings: Settings) -> ClientCredentials | None:
     """The client-credentials token the service presents to identity (GetAgencyTree).
 
-    The secret comes from `[documents] client_id` / `client_secret` once those settings
-    exist; until then from the demo secrets identity writes to <data_dir>/identity-demo.json
-    on first start (embedded default). None, with a warning, when neither is there."""
-    client_id = str(getattr(settings.documents, "client_id", "") or CLIENT_ID)
-    secret = str(getattr(settings.documents, "client_secret", "") or "")
+    The secret comes from `[documents] client_secret`, else from the demo secrets identity
+    writes to <data_dir>/identity-demo.json on first start (embedded default). None, with a
+    warning, when neither is there."""
+    client_id = settings.documents.client_id
+    secret = settings.documents.client_secret
     if not secret:
         demo = settings.data_dir / "identity-demo.json"
         try:
@@ -63,7 +61,7 @@ def build_spec(
     transport: Transport | None = None,
     store: AttachmentStore | None = None,
     signatures: DevCASignatures | None = None,
-    ca_auto_issue: bool = True,
+    ca_auto_issue: bool | None = None,
     holder: dict[str, Any] | None = None,
 ) -> ServiceSpec:
     """The documents ServiceSpec. Without `agencies`, the directory is loaded from the
@@ -103,7 +101,10 @@ def build_spec(
         if "files" not in holder:
             app = DocumentsApp(rt.engine, directory, transport, after_commit=rt.after_commit)
             signer = signatures or DevCASignatures(
-                settings.data_dir / "ca", auto_issue=ca_auto_issue
+                settings.data_dir / "ca",
+                auto_issue=settings.documents.ca_auto_issue
+                if ca_auto_issue is None
+                else ca_auto_issue,
             )
             holder["app"] = app
             holder["files"] = DocumentFiles(
