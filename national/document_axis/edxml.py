@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from lgsp.agency_code import is_agency_code
+
 NS = "http://www.e-doc.vn/Schema/"
 STATUS_CODES = {"01", "02", "03", "04", "05", "06", "13"}
-AGENCY_CODE = re.compile(r"[0-9A-Za-z]{1,10}(\.[0-9A-Za-z]{1,10}){1,6}")
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 
@@ -45,7 +46,7 @@ class StatusHeader:
 
 
 def valid_agency_code(code: str) -> bool:
-    return len(code) <= 35 and AGENCY_CODE.fullmatch(code) is not None
+    return is_agency_code(code)
 
 
 def _parser() -> etree.XMLParser:

@@ -11,6 +11,8 @@ import unicodedata
 from dataclasses import dataclass
 from enum import IntEnum
 
+from lgsp.agency_code import MAX_LENGTH, agency_code_problem
+
 __all__ = [
     "AGENCY_CODE_MAX",
     "LEVEL_NAMES",
@@ -94,21 +96,16 @@ def role_name(number: int) -> str:
         raise Invalid("role", f"unknown role {number}") from None
 
 
-# Mã định danh (QCVN 102:2016 / Quyết định 20/2020/QĐ-TTg): dotted groups of digits and capital
-# letters, e.g. 000.00.00.H30 (province people's committee), 000.00.12.H30, G01.01.
-_AGENCY_CODE = re.compile(r"^[0-9A-Z]{1,10}(\.[0-9A-Z]{1,10})+$")
-AGENCY_CODE_MAX = 35
+AGENCY_CODE_MAX = MAX_LENGTH
 
 
 def check_agency_code(code: str, field: str = "code") -> str:
+    """The platform's one rule for mã định danh (lgsp.agency_code), as a domain error."""
     if not code:
         raise Invalid(field, "is required")
-    if len(code) > AGENCY_CODE_MAX:
-        raise Invalid(field, f"at most {AGENCY_CODE_MAX} characters, got {len(code)}")
-    if not _AGENCY_CODE.match(code):
-        raise Invalid(
-            field, "must be dotted groups of digits and capital letters, e.g. 000.00.00.H30"
-        )
+    problem = agency_code_problem(code)
+    if problem is not None:
+        raise Invalid(field, problem)
     return code
 
 
