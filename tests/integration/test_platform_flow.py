@@ -20,41 +20,12 @@ from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc, events_pb2
 from lgsp.app import ServiceRuntime, ServiceSpec, Subscription
 from lgsp.bus import Bus, open_bus
 from lgsp.config import load_settings
-from lgsp.db import UnitOfWork
 from lgsp.grpc.client import channel
-from lgsp.inbox import ReceivedEvent
 from lgsp.telemetry import setup_telemetry
-from tests.lgsp.storage.support import MIGRATIONS, effects, notes
+from tests.integration.sample_service import DraftingServicer, record_effect
+from tests.lgsp.storage.support import MIGRATIONS, effects
 
 DOCUMENTS_TOPIC = "lgsp.documents.v1"
-
-
-class DraftingServicer(documents_pb2_grpc.DocumentServiceServicer):
-    """A stand-in documents service: CreateDraft stores a row and emits DocumentDrafted."""
-
-    def __init__(self, runtime: ServiceRuntime) -> None:
-        self.runtime = runtime
-
-    async def CreateDraft(
-        self, request: documents_pb2.CreateDraftRequest, context: Any
-    ) -> documents_pb2.CreateDraftResponse:
-        doc = documents_pb2.Document()
-        doc.CopyFrom(request.document)
-        doc.id = str(uuid.uuid4())
-
-        def write() -> None:
-            with UnitOfWork(self.runtime.engine, source="documents") as uow:
-                uow.session.execute(sa.insert(notes).values(id=doc.id, text=doc.subject))
-                uow.emit(events_pb2.DocumentDrafted(document=doc), subject=doc.id)
-                uow.commit()
-
-        await asyncio.to_thread(write)
-        self.runtime.after_commit()
-        return documents_pb2.CreateDraftResponse(document=doc)
-
-
-def record_effect(event: ReceivedEvent, uow: UnitOfWork) -> None:
-    uow.session.execute(sa.insert(effects).values(event_id=event.id, subject=event.subject))
 
 
 @pytest.fixture
