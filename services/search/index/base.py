@@ -32,10 +32,18 @@ RELEVANCE_SLACK = 32  # extra hits either side of the window, to re-find the cur
 MAX_FILTER_VALUES = 100
 MAX_VALUE_CHARS = 200
 MAX_FACET_SIZE = 100
+# Totals are counted exactly up to this many matches; past it an engine that can stop
+# counting (Elasticsearch: track_total_hits) says "at least this many" (total_is_lower_bound).
+EXACT_TOTAL_UP_TO = 10_000
 BODY_FRAGMENT_CHARS = 240
 SUMMARY_FRAGMENT_CHARS = 320
 
 NORMAL = "normal"  # the confidentiality of an unrestricted document
+# The rights rule as one indexed keyword field: a document holds "<level>:<agency>" for its
+# issuing agency, sender and each recipient, and "<level>:*public*" if public; level is "n"
+# (normal) or "c" (any confidentiality above normal). A search is one term set over it.
+READERS = "readers"
+PUBLIC_READER = "*public*"
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -96,6 +104,24 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
+def readers(doc: IndexedDocument) -> list[str]:
+    """The readers terms of `doc` (see READERS)."""
+    level = "n:" if (doc.confidentiality or NORMAL) == NORMAL else "c:"
+    who = {doc.agency_code, doc.sender_agency_code, *doc.recipient_agency_codes} - {""}
+    if doc.public:
+        who.add(PUBLIC_READER)
+    return sorted(level + a for a in who)
+
+
+def rights_terms(caller: Caller) -> list[str]:
+    """The readers terms a caller may see: their agency (if any) and public, at the normal
+    level, and at the confidential level too when their role allows it. An empty agency code
+    matches only public documents."""
+    who = [PUBLIC_READER, *([caller.agency_code] if caller.agency_code else [])]
+    levels = ("n:", "c:") if caller.may_read_confidential else ("n:",)
+    return [level + a for level in levels for a in who]
+
+
 def engine_fields(doc: IndexedDocument) -> dict[str, Any]:
     """The flat field map both engines index: original text NFC, derived keys computed once."""
     h = id_hash(doc.id)
@@ -119,6 +145,7 @@ def engine_fields(doc: IndexedDocument) -> dict[str, Any]:
         "confidentiality": doc.confidentiality or NORMAL,
         "year": str(doc.issued_date.year) if doc.issued_date else "",
         "public": bool(doc.public),
+        READERS: readers(doc),
         "issued_date": doc.issued_date.isoformat() if doc.issued_date else "",
         "updated_time": _utc(doc.updated_time).isoformat() if doc.updated_time else "",
         "issued_day": day,
@@ -206,7 +233,7 @@ class Hit:
 @dataclass(frozen=True, slots=True)
 class SearchResult:
     hits: tuple[Hit, ...]
-    total: int  # exact: both engines count every match
+    total: int  # exact, or "at least" when total_is_lower_bound (past EXACT_TOTAL_UP_TO)
     total_is_lower_bound: bool
     facets: tuple[Facet, ...]
     next_cursor: str  # "" on the last page
@@ -245,8 +272,9 @@ class Plan:
     key_bound: int | None  # date sorts: inclusive bound on sort_key from the cursor
     start: int  # relevance: window offset
     limit: int
-    count: bool
+    count: bool  # a total is wanted: exact up to EXACT_TOTAL_UP_TO, else maybe a lower bound
     facets: tuple[FacetRequest, ...]
+    exact_total: bool = False  # count every match whatever it costs (facets())
 
 
 @dataclass(slots=True)
@@ -261,6 +289,7 @@ class RawResult:
     hits: list[RawHit]
     total: int
     facets: tuple[Facet, ...]
+    lower_bound: bool = False  # total is "at least"
 
 
 class SearchIndex(abc.ABC):
@@ -346,11 +375,11 @@ class EngineIndex(SearchIndex):
         fingerprint = _fingerprint(query, caller)
         state = self._cursors.decode(query.cursor, fingerprint) if query.cursor else None
         if sort.field == "relevance":
-            page, total, facet_out, next_state = self._relevance_page(
+            page, total, facet_out, next_state, lower_bound = self._relevance_page(
                 node, filters, caller, page_size, facets, state
             )
         else:
-            page, total, facet_out, next_state = self._sorted_page(
+            page, total, facet_out, next_state, lower_bound = self._sorted_page(
                 node, filters, caller, sort, page_size, facets, state
             )
         terms, phrases = positive_terms(node)
@@ -360,7 +389,7 @@ class EngineIndex(SearchIndex):
         return SearchResult(
             hits=hits,
             total=total,
-            total_is_lower_bound=False,
+            total_is_lower_bound=lower_bound,
             facets=facet_out,
             next_cursor=self._cursors.encode(next_state, fingerprint) if next_state else "",
             took_ms=(time.perf_counter() - started) * 1000,
@@ -374,7 +403,7 @@ class EngineIndex(SearchIndex):
         page_size: int,
         facets: tuple[FacetRequest, ...],
         state: dict[str, Any] | None,
-    ) -> tuple[list[RawHit], int, tuple[Facet, ...], dict[str, Any] | None]:
+    ) -> tuple[list[RawHit], int, tuple[Facet, ...], dict[str, Any] | None, bool]:
         if state is not None and state.get("m") != "rel":
             raise SearchInputError("cursor", "the cursor belongs to another sort order")
         depth = int(state["o"]) if state else 0
@@ -404,7 +433,7 @@ class EngineIndex(SearchIndex):
         nxt = (
             {"m": "rel", "s": page[-1].score, "t": page[-1].order, "o": new_depth} if more else None
         )
-        return page, raw.total, raw.facets, nxt
+        return page, raw.total, raw.facets, nxt, raw.lower_bound
 
     def _sorted_page(
         self,
@@ -415,7 +444,7 @@ class EngineIndex(SearchIndex):
         page_size: int,
         facets: tuple[FacetRequest, ...],
         state: dict[str, Any] | None,
-    ) -> tuple[list[RawHit], int, tuple[Facet, ...], dict[str, Any] | None]:
+    ) -> tuple[list[RawHit], int, tuple[Facet, ...], dict[str, Any] | None, bool]:
         key = SORT_KEYS[sort.field]
         mode = f"{key}:{'d' if sort.descending else 'a'}"
         if state is not None and state.get("m") != mode:
@@ -428,12 +457,12 @@ class EngineIndex(SearchIndex):
             page_size + len(seen) + 1, state is None, facets,
         )  # fmt: skip
         raw = self._execute(plan)
-        total, facet_out = raw.total, raw.facets
+        total, facet_out, lower_bound = raw.total, raw.facets, raw.lower_bound
         if state is not None:  # totals and facets ignore the cursor
             counted = self._execute(
                 Plan(node, filters, caller, key, sort.descending, None, 0, 0, True, facets)
             )
-            total, facet_out = counted.total, counted.facets
+            total, facet_out, lower_bound = counted.total, counted.facets, counted.lower_bound
         seen_set = set(seen)
         rest = [h for h in raw.hits if not (h.order == bound and h.doc["id"] in seen_set)]
         page = rest[:page_size]
@@ -444,13 +473,15 @@ class EngineIndex(SearchIndex):
             if last == bound:
                 at_last = seen + at_last
             nxt = {"m": mode, "k": last, "x": at_last[-200:]}
-        return page, total, facet_out, nxt
+        return page, total, facet_out, nxt, lower_bound
 
     def facets(self, query: SearchQuery, caller: Caller) -> tuple[tuple[Facet, ...], int]:
         node = parse(query.text)
         filters = _validate_filters(query.filters)
         facets = _validate_facets(query.facets) or DEFAULT_FACETS
-        raw = self._execute(Plan(node, filters, caller, None, True, None, 0, 0, True, facets))
+        raw = self._execute(
+            Plan(node, filters, caller, None, True, None, 0, 0, True, facets, exact_total=True)
+        )
         return raw.facets, raw.total
 
     # --- suggest ---

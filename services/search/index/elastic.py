@@ -18,8 +18,9 @@ from elasticsearch import Elasticsearch, NotFoundError
 from elasticsearch.helpers import streaming_bulk
 
 from .base import (
+    EXACT_TOTAL_UP_TO,
     KEYWORD_FIELDS,
-    NORMAL,
+    READERS,
     Caller,
     EngineIndex,
     Facet,
@@ -30,6 +31,7 @@ from .base import (
     RawResult,
     ValidFilter,
     engine_fields,
+    rights_terms,
 )
 from .query import And, Node, Not, Notation, Or, Phrase, Term
 from .tantivy_index import NOTATION_BOOST, STORED, TEXT_FIELDS, TIE_BREAKER
@@ -58,6 +60,7 @@ MAPPINGS: dict[str, Any] = {
         "issued_date": {"type": "keyword", "index": False},
         "updated_time": {"type": "keyword", "index": False},
         "public": {"type": "boolean"},
+        READERS: {"type": "keyword"},
         "issued_day": {"type": "integer"},
         "updated_ts": {"type": "long"},
         "version": {"type": "long"},
@@ -199,14 +202,8 @@ class ElasticIndex(EngineIndex):
 
     @staticmethod
     def _rights(caller: Caller) -> list[dict[str, Any]]:
-        who: list[dict[str, Any]] = [{"term": {"public": True}}]
-        if caller.agency_code:
-            for f in ("agency_code", "sender_agency_code", "recipient_agency_codes"):
-                who.append({"term": {f: caller.agency_code}})
-        out: list[dict[str, Any]] = [{"bool": {"should": who, "minimum_should_match": 1}}]
-        if not caller.may_read_confidential:
-            out.append({"term": {"confidentiality": NORMAL}})
-        return out
+        # One terms filter on the readers field (see base.READERS), cached by the engine.
+        return [{"terms": {READERS: rights_terms(caller)}}]
 
     @staticmethod
     def _filter(f: ValidFilter) -> dict[str, Any]:
@@ -235,7 +232,8 @@ class ElasticIndex(EngineIndex):
         body: dict[str, Any] = {
             "query": self.build_query(plan),
             "size": plan.limit,
-            "track_total_hits": plan.count,
+            # Lucene skips non-competitive blocks (block-max WAND) once it stops counting.
+            "track_total_hits": True if plan.exact_total else plan.count and EXACT_TOTAL_UP_TO,
             "_source": [*STORED, "id_hash", "k_issued", "k_updated"],
         }
         if plan.sort_key is None:
@@ -253,7 +251,9 @@ class ElasticIndex(EngineIndex):
             src = h["_source"]
             order = src["id_hash"] if plan.sort_key is None else src[plan.sort_key]
             hits.append(RawHit(float(h.get("_score") or 0.0), int(order), src))
-        total = int(res["hits"]["total"]["value"]) if plan.count else 0
+        counted = res["hits"].get("total") or {}
+        total = int(counted.get("value", 0)) if plan.count else 0
+        lower_bound = plan.count and counted.get("relation") == "gte"
         aggs = res.get("aggregations", {})
         facets = tuple(
             Facet(
@@ -265,7 +265,7 @@ class ElasticIndex(EngineIndex):
             )
             for f in plan.facets
         )
-        return RawResult(hits, total, facets)
+        return RawResult(hits, total, facets, lower_bound)
 
     def _suggest(
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int

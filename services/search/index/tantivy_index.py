@@ -15,7 +15,7 @@ import tantivy
 
 from .base import (
     KEYWORD_FIELDS,
-    NORMAL,
+    READERS,
     Caller,
     EngineIndex,
     Facet,
@@ -26,12 +26,20 @@ from .base import (
     RawResult,
     ValidFilter,
     engine_fields,
+    rights_terms,
 )
 from .query import And, Node, Not, Notation, Or, Phrase, Term
 
-# Searched text fields and their weight in the BM25 score: subject and number count most.
-TEXT_FIELDS = (("subject", 3.0), ("number_notation", 4.0), ("summary", 1.5), ("body_text", 1.0))
+# Every word is matched in one combined field (subject, number, summary and body: one posting
+# list per word, not four); subject and number add a boosted score on top when they match.
+ALL_TEXT = "all_text"
+BOOSTED = (("subject", 2.0), ("number_notation", 3.0))
 NOTATION_BOOST = 10.0
+# Stored only (not indexed on their own: the combined field finds their words).
+STORED_TEXT = ("summary", "body_text")
+# The fields a hit's words are counted in, and their weights, for engines that score several
+# fields (Elasticsearch: dis_max over them).
+TEXT_FIELDS = (("subject", 3.0), ("number_notation", 4.0), ("summary", 1.5), ("body_text", 1.0))
 TIE_BREAKER = 0.3
 STORED = (
     "id", "number_notation", "subject", "summary", "body_text", "doc_type", "agency_code",
@@ -45,8 +53,13 @@ ANALYZER = "vi_fold"
 def build_schema() -> tantivy.Schema:
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
-    for name, _ in TEXT_FIELDS:
+    for name, _ in BOOSTED:
         sb.add_text_field(name, stored=True, tokenizer_name=ANALYZER, index_option="position")
+    for name in STORED_TEXT:  # UTF-8 bytes, stored for hits and highlights, not indexed
+        sb.add_bytes_field(name, stored=True, indexed=False, fast=False)
+    sb.add_text_field(ALL_TEXT, stored=False, tokenizer_name=ANALYZER, index_option="position")
+    # Who may read: one term per reading agency, see rights_terms().
+    sb.add_text_field(READERS, stored=False, tokenizer_name="raw", index_option="basic")
     sb.add_text_field("number_key", stored=False, tokenizer_name="raw")
     for name in KEYWORD_FIELDS:
         sb.add_text_field(name, stored=name in STORED, tokenizer_name="raw", fast=True)
@@ -98,7 +111,15 @@ class TantivyIndex(EngineIndex):
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
-            self._index = tantivy.Index(self.schema, path=str(self._dir), reuse=True)
+            try:
+                self._index = tantivy.Index(self.schema, path=str(self._dir), reuse=True)
+            except ValueError as e:
+                if "schema does not match" not in str(e):
+                    raise
+                raise RuntimeError(
+                    f"the search index in {self._dir} was built by another version of the"
+                    " schema; move it away and rebuild it (re-index the documents)"
+                ) from e
             cursor_key = cursor_key or self._stored_key()
         else:
             self._index = tantivy.Index(self.schema)
@@ -150,6 +171,16 @@ class TantivyIndex(EngineIndex):
 
     def _document(self, d: IndexedDocument) -> tantivy.Document:
         fields = engine_fields(d)
+        # Each part a value of its own: tantivy leaves a position gap between values, so a
+        # phrase does not run from the subject into the body.
+        parts = [
+            v
+            for v in (fields[f] for f in ("subject", "number_notation", "summary", "body_text"))
+            if v
+        ]
+        fields[ALL_TEXT] = parts
+        for name in STORED_TEXT:
+            fields[name] = fields[name].encode() if fields[name] else None
         return tantivy.Document(
             **{k: v for k, v in fields.items() if v is not None and v != "" and v != []}
         )
@@ -207,17 +238,27 @@ class TantivyIndex(EngineIndex):
 
     # --- queries ---
 
+    def _scored(self, required: tantivy.Query, field_query: Any) -> tantivy.Query:
+        """`required` (all text); subject and number add their boosted score if they match."""
+        Q, Occur = tantivy.Query, tantivy.Occur
+        clauses = [(Occur.Must, required)]
+        clauses += [(Occur.Should, Q.boost_query(field_query(f), w)) for f, w in BOOSTED]
+        return Q.boolean_query(clauses)
+
+    def _phrase(self, words: tuple[str, ...]) -> tantivy.Query:
+        """The words in this order, anywhere in the text (tantivy intersects the words'
+        postings, rarest first, and reads positions only where all of them occur)."""
+        return tantivy.Query.phrase_query(self.schema, ALL_TEXT, list(words))
+
     def _text(self, node: Node) -> tantivy.Query:
         Q, s = tantivy.Query, self.schema
         if isinstance(node, Term):
-            return Q.disjunction_max_query(
-                [Q.boost_query(Q.term_query(s, f, node.token), w) for f, w in TEXT_FIELDS],
-                TIE_BREAKER,
+            return self._scored(
+                Q.term_query(s, ALL_TEXT, node.token), lambda f: Q.term_query(s, f, node.token)
             )
         if isinstance(node, Phrase):
-            return Q.disjunction_max_query(
-                [Q.boost_query(Q.phrase_query(s, f, list(node.tokens)), w) for f, w in TEXT_FIELDS],
-                TIE_BREAKER,
+            return self._scored(
+                self._phrase(node.tokens), lambda f: Q.phrase_query(s, f, list(node.tokens))
             )
         if isinstance(node, Notation):
             exact = Q.boost_query(Q.term_query(s, "number_key", node.key), NOTATION_BOOST)
@@ -228,12 +269,20 @@ class TantivyIndex(EngineIndex):
             )
             return Q.boolean_query([(tantivy.Occur.Should, exact), (tantivy.Occur.Should, cited)])
         if isinstance(node, And):
-            clauses = [
-                (tantivy.Occur.MustNot, self._text(i.item))
-                if isinstance(i, Not)
-                else (tantivy.Occur.Must, self._text(i))
-                for i in node.items
-            ]
+            # Plain words flat: one intersection of their postings in all_text, and their
+            # subject/number boosts as one optional union (not one nested boolean per word).
+            clauses = []
+            for i in node.items:
+                if isinstance(i, Not):
+                    clauses.append((tantivy.Occur.MustNot, self._match(i.item)))
+                elif isinstance(i, Term):
+                    clauses.append((tantivy.Occur.Must, Q.term_query(s, ALL_TEXT, i.token)))
+                    clauses += [
+                        (tantivy.Occur.Should, Q.boost_query(Q.term_query(s, f, i.token), w))
+                        for f, w in BOOSTED
+                    ]
+                else:
+                    clauses.append((tantivy.Occur.Must, self._text(i)))
             if all(o == tantivy.Occur.MustNot for o, _ in clauses):
                 clauses.append((tantivy.Occur.Must, Q.all_query()))
             return Q.boolean_query(clauses)
@@ -241,30 +290,24 @@ class TantivyIndex(EngineIndex):
             return Q.boolean_query([(tantivy.Occur.Should, self._text(i)) for i in node.items])
         assert isinstance(node, Not)
         return Q.boolean_query(
-            [(tantivy.Occur.Must, Q.all_query()), (tantivy.Occur.MustNot, self._text(node.item))]
+            [(tantivy.Occur.Must, Q.all_query()), (tantivy.Occur.MustNot, self._match(node.item))]
         )
 
-    def _rights(self, caller: Caller) -> list[tuple[Any, tantivy.Query]]:
-        """(agency sent, holds or received it, or it is public) and (normal or allowed)."""
+    def _match(self, node: Node) -> tantivy.Query:
+        """`node` for matching only (under NOT): the combined field, nothing to score."""
         Q, s = tantivy.Query, self.schema
-        who = [Q.term_query(s, "public", True)]
-        if caller.agency_code:  # an empty code must never match documents with no sender
-            for f in ("agency_code", "sender_agency_code", "recipient_agency_codes"):
-                who.append(Q.term_query(s, f, caller.agency_code))
-        clauses = [
-            (
-                tantivy.Occur.Must,
-                Q.const_score_query(Q.boolean_query([(tantivy.Occur.Should, q) for q in who]), 0.0),
-            )
-        ]
-        if not caller.may_read_confidential:
-            clauses.append(
-                (
-                    tantivy.Occur.Must,
-                    Q.const_score_query(Q.term_query(s, "confidentiality", NORMAL), 0.0),
-                )
-            )
-        return clauses
+        if isinstance(node, Term):
+            return Q.term_query(s, ALL_TEXT, node.token)
+        if isinstance(node, Phrase):
+            return self._phrase(node.tokens)
+        return self._text(node)
+
+    def _rights(self, caller: Caller) -> list[tuple[Any, tantivy.Query]]:
+        """One term set on the readers field: (the caller's agency or public) at the
+        confidentiality levels the caller may read."""
+        Q = tantivy.Query
+        terms = Q.term_set_query(self.schema, READERS, rights_terms(caller))
+        return [(tantivy.Occur.Must, Q.const_score_query(terms, 0.0))]
 
     def _filter(self, f: ValidFilter) -> tuple[Any, tantivy.Query]:
         Q, s = tantivy.Query, self.schema
@@ -280,40 +323,59 @@ class TantivyIndex(EngineIndex):
 
     def build_query(self, plan: Plan) -> tantivy.Query:
         Q = tantivy.Query
-        main = self._text(plan.node) if plan.node is not None else Q.all_query()
-        clauses = [(tantivy.Occur.Must, main), *self._rights(plan.caller)]
-        clauses += [self._filter(f) for f in plan.filters]
+        filters = [*self._rights(plan.caller), *(self._filter(f) for f in plan.filters)]
         if plan.key_bound is not None and plan.sort_key is not None:
             lo, hi = (None, plan.key_bound) if plan.descending else (plan.key_bound, None)
             rng = Q.range_query(self.schema, plan.sort_key, tantivy.FieldType.Integer, lo, hi)
-            clauses.append((tantivy.Occur.Must, Q.const_score_query(rng, 0.0)))
-        return Q.boolean_query(clauses)
+            filters.append((tantivy.Occur.Must, Q.const_score_query(rng, 0.0)))
+        if isinstance(plan.node, Or):
+            # (A or B) and F as (A and F) or (B and F): tantivy's union walks every posting of
+            # its branches whatever follows, while each branch's intersection skips to the
+            # filtered documents. Same matches, same scores (filters score 0); measured at
+            # 1M documents: 73 -> 41 ms for the benchmark's filtered query.
+            return Q.boolean_query(
+                [
+                    (
+                        tantivy.Occur.Should,
+                        Q.boolean_query([(tantivy.Occur.Must, self._text(b)), *filters]),
+                    )
+                    for b in plan.node.items
+                ]
+            )
+        main = self._text(plan.node) if plan.node is not None else Q.all_query()
+        return Q.boolean_query([(tantivy.Occur.Must, main), *filters])
 
     def _execute(self, plan: Plan) -> RawResult:
+        """Top hits and the total in one pass. Tantivy cannot skip blocks here anyway: the
+        rights filter makes every query an intersection, and tantivy prunes (block-max WAND)
+        only pure disjunctions of terms, so counting costs next to nothing and stays exact.
+        With facets, the aggregation scans every match: the total comes from it instead."""
         searcher = self._index.searcher()
         query = self.build_query(plan)
-        limit = max(plan.limit, 1)  # tantivy's top-k needs k >= 1
-        if plan.sort_key is None:
-            res = searcher.search(query, limit, count=plan.count, offset=plan.start)
-            addrs = [a for _, a in res.hits]
-            orders = searcher.fast_field_values("id_hash", addrs) if addrs else []
-            scored = [
-                (float(sc), int(o or 0), a) for (sc, a), o in zip(res.hits, orders, strict=True)
-            ]
-        else:
-            order = tantivy.Order.Desc if plan.descending else tantivy.Order.Asc
-            res = searcher.search(
-                query, limit, count=plan.count, order_by_field=plan.sort_key, order=order
-            )
-            scored = [(0.0, int(k), a) for k, a in res.hits]
-        hits = (
-            []
-            if plan.limit == 0
-            else [RawHit(sc, o, self._load(searcher, a)) for sc, o, a in scored]
-        )
+        count_here = plan.count and not plan.facets
+        scored: list[tuple[float, int, Any]] = []
+        total = 0
+        if plan.limit > 0 or count_here:
+            limit = max(plan.limit, 1)  # tantivy's top-k needs k >= 1
+            if plan.sort_key is None:
+                res = searcher.search(query, limit, count=count_here, offset=plan.start)
+                addrs = [a for _, a in res.hits]
+                orders = searcher.fast_field_values("id_hash", addrs) if addrs else []
+                scored = [
+                    (float(sc), int(o or 0), a) for (sc, a), o in zip(res.hits, orders, strict=True)
+                ]
+            else:
+                order = tantivy.Order.Desc if plan.descending else tantivy.Order.Asc
+                res = searcher.search(
+                    query, limit, count=count_here, order_by_field=plan.sort_key, order=order
+                )
+                scored = [(0.0, int(k), a) for k, a in res.hits]
+            if count_here:
+                total = int(res.count or 0)
+        hits = [RawHit(sc, o, self._load(searcher, a)) for sc, o, a in scored] if plan.limit else []
         facets: tuple[Facet, ...] = ()
         if plan.facets:
-            aggs = {
+            aggs: dict[str, Any] = {
                 f.field: {
                     "terms": {
                         "field": f.field,
@@ -323,6 +385,7 @@ class TantivyIndex(EngineIndex):
                 }
                 for f in plan.facets
             }
+            aggs["_total"] = {"value_count": {"field": "version"}}  # every document has one
             out = searcher.aggregate(query, aggs) if searcher.num_docs else {}
             facets = tuple(
                 Facet(
@@ -334,13 +397,18 @@ class TantivyIndex(EngineIndex):
                 )
                 for f in plan.facets
             )
-        total = int(res.count or 0) if plan.count else 0  # type: ignore[attr-defined]
+            if plan.count:
+                total = int((out.get("_total") or {}).get("value") or 0)
         return RawResult(hits, total, facets)
 
     @staticmethod
     def _load(searcher: Any, addr: Any) -> dict[str, Any]:
         d = searcher.doc(addr).to_dict()
-        return {k: (v[0] if len(v) == 1 else v) for k, v in d.items()}
+        out = {k: (v[0] if len(v) == 1 else v) for k, v in d.items()}
+        for name in STORED_TEXT:
+            if isinstance(value := out.get(name), bytes):
+                out[name] = value.decode()
+        return out
 
     def _suggest(
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int

@@ -61,9 +61,34 @@ def token_spans(text: str) -> list[tuple[int, int, str]]:
     return [(m.start(), m.end(), fold(m.group())) for m in _WORD.finditer(text)]
 
 
+def _letter_classes() -> dict[str, str]:
+    """Each folded letter -> a regex class of every character that folds to it ("a" ->
+    "[aAàáạ…]"), so highlights match the original text without folding it first."""
+    chars: dict[str, set[str]] = {}
+    for cp, base in _TABLE.items():
+        if len(base) == 1:
+            chars.setdefault(base, set()).add(chr(cp))
+    out = {}
+    for letter in "abcdefghijklmnopqrstuvwxyz":
+        group = {letter, letter.upper(), *chars.get(letter, ())}
+        out[letter] = "[" + "".join(sorted(group)) + "]"
+    return out
+
+
+_CLASSES = _letter_classes()
+# Characters whose folding is not one letter for one character (æ -> ae): such a text takes
+# the token-by-token path.
+_MULTI = re.compile("[" + "".join(chr(cp) for cp, b in _TABLE.items() if len(b) != 1) + "]")
+
+
+def _pattern(token: str) -> str:
+    return "".join(_CLASSES.get(c) or re.escape(c) for c in token)
+
+
+@functools.lru_cache(maxsize=256)
 def _matcher(terms: frozenset[str], phrases: tuple[tuple[str, ...], ...]) -> re.Pattern[str]:
-    alts = [r"[\W_]+".join(map(re.escape, p)) for p in sorted(phrases, key=len, reverse=True)]
-    alts += [re.escape(t) for t in sorted(terms, key=len, reverse=True)]
+    alts = [r"[\W_]+".join(map(_pattern, p)) for p in sorted(phrases, key=len, reverse=True)]
+    alts += [_pattern(t) for t in sorted(terms, key=len, reverse=True)]
     return _compile("|".join(alts))
 
 
@@ -110,6 +135,11 @@ class Highlight:
         return "".join(out)
 
 
+# Only this much of a field is searched for a fragment: a 2 MB attachment text costs no more
+# to highlight than its first pages.
+SCAN_CHARS = 20_000
+
+
 def highlight(
     field: str,
     text: str,
@@ -120,21 +150,66 @@ def highlight(
     """Mark the tokens of `text` equal to a term, and runs equal to a phrase; None if none.
 
     With `max_chars`, the fragment is a window of that many characters around the first
-    match, cut at word boundaries; the text keeps its diacritics.
+    match in the first `SCAN_CHARS`, cut at word boundaries; only the window is marked.
+    The text keeps its diacritics: matching is diacritic- and case-insensitive on the
+    original, no folded copy is made.
     """
     if not text or (not terms and not phrases):
         return None
     text = nfc(text)
-    folded_text = fold(text)
-    if len(folded_text) == len(text):
-        # Folding kept every character in place (always, for Vietnamese): one regex scan of
-        # the folded text gives spans in the original.
-        marked = [m.span() for m in _matcher(terms, phrases).finditer(folded_text)]
-    else:
-        marked = _marked_slow(text, terms, phrases)
+    if max_chars is not None and len(text) > SCAN_CHARS:
+        text = text[:SCAN_CHARS]
+    if _MULTI.search(text):
+        return _highlight_slow(field, text, terms, phrases, max_chars)
+    pattern = _matcher(terms, phrases)
+    if max_chars is None or len(text) <= max_chars:
+        spans = tuple(m.span() for m in pattern.finditer(text))
+        return Highlight(field, text, spans) if spans else None
+    first = pattern.search(text)
+    if first is None:
+        return None
+    lo, hi = _window(text, first.start(), max_chars)
+    # Spans inside the window only; a match cut by the window's end is cut with it.
+    spans = [
+        (max(s, lo), min(e, hi)) for s, e in (m.span() for m in pattern.finditer(text, lo, hi))
+    ]
+    return _fragment(field, text, lo, hi, spans)
+
+
+def _window(text: str, first: int, max_chars: int) -> tuple[int, int]:
+    lo = max(0, first - max_chars // 5)
+    if lo > 0:  # start at a word boundary
+        space = text.rfind(" ", 0, lo + 1)
+        lo = space + 1 if space >= 0 and first - space < max_chars // 2 else lo
+    hi = min(len(text), lo + max_chars)
+    if hi < len(text):
+        space = text.rfind(" ", lo, hi)
+        hi = space if space > first else hi
+    return lo, hi
+
+
+def _fragment(field: str, text: str, lo: int, hi: int, spans: list[tuple[int, int]]) -> Highlight:
+    prefix = "…" if lo > 0 else ""
+    suffix = "…" if hi < len(text) else ""
+    shift = len(prefix) - lo
+    return Highlight(
+        field,
+        prefix + text[lo:hi] + suffix,
+        tuple((s + shift, e + shift) for s, e in spans if s < e),
+    )
+
+
+def _highlight_slow(
+    field: str,
+    text: str,
+    terms: frozenset[str],
+    phrases: tuple[tuple[str, ...], ...],
+    max_chars: int | None,
+) -> Highlight | None:
+    """Token by token, for text where folding changes lengths (æ -> ae)."""
+    marked = _marked_slow(text, terms, phrases)
     if not marked:
         return None
-    # Merge overlapping spans (a phrase and a term over the same words).
     marked.sort()
     merged: list[tuple[int, int]] = [marked[0]]
     for start, end in marked[1:]:
@@ -144,21 +219,5 @@ def highlight(
             merged.append((start, end))
     if max_chars is None or len(text) <= max_chars:
         return Highlight(field, text, tuple(merged))
-    first = merged[0][0]
-    lo = max(0, first - max_chars // 5)
-    if lo > 0:  # start at a word boundary
-        space = text.rfind(" ", 0, lo + 1)
-        lo = space + 1 if space >= 0 and first - space < max_chars // 2 else lo
-    hi = min(len(text), lo + max_chars)
-    if hi < len(text):
-        space = text.rfind(" ", lo, hi)
-        hi = space if space > first else hi
-    inside = tuple((s - lo, min(e, hi) - lo) for s, e in merged if s >= lo and s < hi)
-    prefix = "…" if lo > 0 else ""
-    suffix = "…" if hi < len(text) else ""
-    shift = len(prefix)
-    return Highlight(
-        field,
-        prefix + text[lo:hi] + suffix,
-        tuple((s + shift, e + shift) for s, e in inside),
-    )
+    lo, hi = _window(text, merged[0][0], max_chars)
+    return _fragment(field, text, lo, hi, [(s, min(e, hi)) for s, e in merged if lo <= s < hi])

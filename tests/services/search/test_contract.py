@@ -87,6 +87,18 @@ def test_quoted_phrase_needs_the_words_in_order(ix: SearchIndex) -> None:
     assert ids(ix, '"hanh chinh cai cach"') == []
 
 
+def test_phrase_stays_inside_one_field(index: SearchIndex) -> None:
+    doc = D("split", subject="Kế hoạch cải cách", body_text="Hành chính công. Nội dung về cải "
+            "cách hành chính cấp xã.", agency_code=A, version=1)  # fmt: skip
+    other = D("apart", subject="Tờ trình", summary="Về cải cách", body_text="Hành chính xã",
+              agency_code=A, version=1)  # fmt: skip
+    index.upsert([doc, other])
+    index.commit()
+    assert ids(index, '"cai cach hanh chinh cap xa"') == ["split"]
+    assert ids(index, '"cach hanh"') == ["split"]  # not "apart": summary and body are two fields
+    assert ids(index, 'cai cach -"hanh chinh cap"') == ["apart"]
+
+
 def test_or_not_and_parentheses(ix: SearchIndex) -> None:
     assert set(ids(ix, "thue OR ngan sach")) == {"body-only"}
     assert set(ids(ix, "khen OR luu tru")) == {"qd-ttg"}  # B's QĐ is not A's to see

@@ -1,0 +1,42 @@
+"""The engine layer's helpers: the rights terms, highlight windows."""
+
+from __future__ import annotations
+
+from services.search.index import Caller, IndexedDocument
+from services.search.index import text as tx
+from services.search.index.base import readers, rights_terms
+
+
+def test_readers_and_rights_terms_meet_only_where_the_rule_allows() -> None:
+    a, b, c = "000.00.02.H30", "000.00.03.H30", "000.01.20.H30"
+    doc = IndexedDocument("d", agency_code=a, sender_agency_code=b, recipient_agency_codes=(c,))
+    secret = IndexedDocument("s", agency_code=a, confidentiality="secret", public=True)
+    public = IndexedDocument("p", agency_code=a, public=True)
+
+    def sees(caller: Caller, d: IndexedDocument) -> bool:
+        return bool(set(readers(d)) & set(rights_terms(caller)))
+
+    for code in (a, b, c):
+        assert sees(Caller(code), doc)
+    assert not sees(Caller("000.00.99.H30"), doc)
+    assert sees(Caller("000.00.99.H30"), public) and sees(Caller(""), public)
+    assert not sees(Caller(""), doc)
+    assert not sees(Caller(a), secret) and sees(Caller(a, may_read_confidential=True), secret)
+    assert not sees(Caller(""), IndexedDocument("empty"))  # no agency: nobody's by accident
+
+
+def test_highlight_window_scans_only_the_start_of_a_huge_text() -> None:
+    far = "Mở đầu. " * (tx.SCAN_CHARS // 8 + 10) + "chuyển đổi số"
+    assert tx.highlight("body_text", far, frozenset({"chuyen"}), (), 240) is None
+    assert tx.highlight("body_text", far, frozenset({"mo"}), (), 240) is not None
+    near = "Mở đầu. " * 100 + "Về chuyển đổi số, Chuyển ĐỔI số. " + "Kết thúc. " * 3000
+    h = tx.highlight("body_text", near, frozenset(), (("chuyen", "doi", "so"),), 240)
+    assert h is not None and len(h.fragment) <= 242
+    assert h.html().count("<mark>") == 2 and "<mark>Chuyển ĐỔI số</mark>" in h.html()
+
+
+def test_highlight_matches_diacritics_case_and_d_on_the_original() -> None:
+    h = tx.highlight("s", "ĐƯỜNG đường Duong duongx", frozenset({"duong"}), ())
+    assert h is not None and h.spans == ((0, 5), (6, 11), (12, 17))
+    slow = tx.highlight("s", "Æble và đường", frozenset({"duong", "aeble"}), ())
+    assert slow is not None and slow.html() == "<mark>Æble</mark> và <mark>đường</mark>"
