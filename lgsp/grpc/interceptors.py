@@ -394,6 +394,7 @@ class AccessLogInterceptor(_WrappingInterceptor):
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
             start = time.perf_counter()
+            peer = context.peer()  # before the call can be cancelled and freed (see stream)
             info = _CallInfo()
             token = _call_info.set(info)
             code = grpc.StatusCode.OK
@@ -409,7 +410,7 @@ class AccessLogInterceptor(_WrappingInterceptor):
                 if code is grpc.StatusCode.OK:
                     code = _code(context, code)
                 _reset(token)
-                self._log(level, method, code, start, context, info)
+                self._log(level, method, code, start, peer, info)
 
         return unary
 
@@ -418,6 +419,9 @@ class AccessLogInterceptor(_WrappingInterceptor):
 
         async def stream(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
             start = time.perf_counter()
+            # Read now: a stream abandoned at server shutdown is finalised after grpc freed
+            # the call, and context.peer() then crashes the process (segfault in cygrpc).
+            peer = context.peer()
             info = _CallInfo()
             token = _call_info.set(info)
             code = grpc.StatusCode.OK
@@ -434,7 +438,7 @@ class AccessLogInterceptor(_WrappingInterceptor):
                 if code is grpc.StatusCode.OK:
                     code = _code(context, code)
                 _reset(token)
-                self._log(level, method, code, start, context, info)
+                self._log(level, method, code, start, peer, info)
 
         return stream
 
@@ -448,7 +452,7 @@ class AccessLogInterceptor(_WrappingInterceptor):
         method: str,
         code: grpc.StatusCode,
         start: float,
-        context: grpc.aio.ServicerContext,
+        peer: str,
         info: _CallInfo,
     ) -> None:
         if not access_log.isEnabledFor(level):
@@ -468,7 +472,7 @@ class AccessLogInterceptor(_WrappingInterceptor):
                 "grpc_method": method,
                 "grpc_code": code.name,
                 "duration_ms": duration_ms,
-                "peer": context.peer(),
+                "peer": peer,
                 "caller": info.caller,
             },
         )
