@@ -8,13 +8,25 @@ diagnostics Echo itself), the gateway (`python -m bench.gateway --serve-gateway`
 process, SQLite message log), and this process with the callers. Both rows send the same
 member token; the upstream verifies it either way.
 
-Throughput: N concurrent callers × calls, best of interleaved rounds. Latency: one caller,
-sequential calls, p50/p99. After the gateway stops (flushing and sealing its log) the log is
-counted against the calls made through it and verified.
+Throughput: N concurrent callers × calls, best of interleaved rounds (direct, gateway,
+direct, …) after a warm-up of each; the callers run in this process, apart from the gateway,
+with the same stub code, token and request for both rows. Latency: one caller, sequential
+calls, interleaved in chunks, p50/p99. The CPU time each process spent per call during the
+throughput rounds is printed (from /proc), which is the figure noise disturbs least. After
+the gateway stops (flushing and sealing its log) the log is counted against the calls made
+through it and verified.
+
+Two topologies, both honest about different questions:
+- `shared` (default): every process may run on every core. The box is saturated, so the
+  ratio is total CPU per call direct (callers + upstream) over total CPU per call through
+  the gateway (callers + upstream + gateway): what the extra hop costs on one small box.
+- `pinned`: the gateway on a core of its own, the callers, upstream and identity on the
+  other, in both rows (the gateway's core idles in the direct row). This is the gateway as
+  deployed — its own host in front of the services — and asks whether it slows them down.
 
 Goal: the gateway keeps ≥ 60% of direct throughput and adds < 1 ms at p50; no entry lost.
 
-    python -m bench.gateway [--quick] [--callers N] [--calls N]
+    python -m bench.gateway [--quick] [--callers N] [--calls N] [--topology shared|pinned]
 """
 
 from __future__ import annotations
@@ -140,9 +152,29 @@ class Row:
     calls: int = 0
     calls_per_s: float = 0.0
     samples: list[float] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds per process, rounds
+    round_calls: int = 0
 
     def pct(self, q: int) -> float:
         return statistics.quantiles(self.samples, n=100)[q - 1] * 1000
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _pin(pid: int, cpu: int) -> None:
+    """Every thread of a process (grpc's poller, executor threads…) onto one CPU."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), {cpu})
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -166,6 +198,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
     from lgsp.api.documents.v1 import documents_pb2 as dpb
     from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
 
+    load0 = " ".join(f"{x:.1f}" for x in os.getloadavg())
     http_port = _free_port()
     base = f"http://127.0.0.1:{http_port}"
     issuer = f"{base}/realms/lgsp"
@@ -242,16 +275,32 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
                 for _ in range(per):
                     await row.stub.GetDocument(request, metadata=md)
 
+            cpu0 = {name: _cpu_seconds(pid) for name, pid in pids.items()}
             started = time.perf_counter()
             await asyncio.gather(*(caller() for _ in range(args.callers)))
+            elapsed = time.perf_counter() - started
+            for name, pid in pids.items():
+                row.cpu[name] = row.cpu.get(name, 0.0) + _cpu_seconds(pid) - cpu0[name]
             row.calls += per * args.callers
-            return per * args.callers / (time.perf_counter() - started)
+            return per * args.callers / elapsed
 
+        pids = {"client": os.getpid(), "upstream": upstream.pid, "gateway": gateway.pid}
+        if args.topology == "pinned":
+            # The gateway on a core of its own, as a gateway host in front of the services;
+            # the callers, the upstream and identity share the other core in both rows.
+            cpus = sorted(os.sched_getaffinity(0))
+            if len(cpus) < 2:
+                raise SystemExit("--topology pinned needs two CPUs")
+            for pid in (os.getpid(), upstream.pid, identity.pid):
+                _pin(pid, cpus[0])
+            _pin(gateway.pid, cpus[1])
         for row in rows:
             await throughput(row, args.warmup)
+            row.cpu.clear()
         for _ in range(args.rounds):
             for row in rows:
                 row.calls_per_s = max(row.calls_per_s, await throughput(row, args.calls))
+                row.round_calls += args.calls // args.callers * args.callers
         chunk = max(1, args.latency_calls // 10)
         for _ in range(args.latency_calls // chunk):
             for row in rows:
@@ -288,10 +337,16 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
     engine.dispose()
 
     direct, gw = rows
+    where = (
+        "the gateway pinned to one core, callers + upstream + identity to the other"
+        if args.topology == "pinned"
+        else "all processes share the cores"
+    )
     print(
         f"{args.callers} concurrent callers × {args.calls} calls (best of {args.rounds} "
         f"interleaved rounds); latency: 1 caller × {args.latency_calls} calls; "
-        f"gateway, upstream and identity in their own processes; message log on (SQLite)"
+        f"gateway, upstream and identity in their own processes ({where}); "
+        f"message log on (SQLite); load average before: {load0}"
     )
     print(f"{'':<18} {'calls/s':>10} {'ratio':>6} {'p50 ms':>8} {'+p50 ms':>8} {'p99 ms':>8}")
     for row in rows:
@@ -299,6 +354,13 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
             f"{row.name:<18} {row.calls_per_s:>10,.0f} {row.calls_per_s / direct.calls_per_s:>6.0%}"
             f" {row.pct(50):>8.3f} {row.pct(50) - direct.pct(50):>+8.3f} {row.pct(99):>8.3f}"
         )
+    print("CPU per call during the throughput rounds (µs, all rounds):")
+    for row in rows:
+        parts = ", ".join(
+            f"{name} {row.cpu[name] / row.round_calls * 1e6:.0f}"
+            for name in ("client", "upstream", "gateway")
+        )
+        print(f"  {row.name:<16} {parts}")
     lossless = stored == gw.calls == counts["appended"]
     print(
         f"message log: {stored} entries stored, {gw.calls} calls made through the gateway "
@@ -336,6 +398,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller runs, for a smoke check")
     parser.add_argument("--callers", type=int, default=16)
     parser.add_argument("--calls", type=int, default=None, help="calls per throughput round")
+    parser.add_argument(
+        "--topology",
+        choices=("shared", "pinned"),
+        default="shared",
+        help="shared: every process on every core (total CPU decides); pinned: the gateway "
+        "on a core of its own (does it slow the services down?)",
+    )
     args = parser.parse_args(argv)
     args.calls = args.calls or (2_000 if args.quick else 10_000)
     args.warmup = 400 if args.quick else 2_000

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from lgsp.app import ServiceRuntime, ServiceSpec
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.config import Settings
 from lgsp.gateway.limits import Limiter
-from lgsp.gateway.msglog import LogSigner, MessageLog
+from lgsp.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
 from lgsp.gateway.proxy import GatewayAuthenticator, Proxy, Route
 from lgsp.gateway.registry import Registry
 from lgsp.gateway.schemas import SchemaRegistry
@@ -34,7 +35,15 @@ from lgsp.gateway.servicers import (
 )
 from lgsp.gateway.tables import MIGRATIONS
 
-__all__ = ["AREAS", "Gateway", "GatewayOptions", "TlsOptions", "build_spec", "routes_from_settings"]
+__all__ = [
+    "AREAS",
+    "Gateway",
+    "GatewayOptions",
+    "TlsOptions",
+    "build_spec",
+    "options_from_settings",
+    "routes_from_settings",
+]
 
 log = logging.getLogger("lgsp.gateway")
 
@@ -60,6 +69,7 @@ class GatewayOptions:
     max_concurrent_per_member: int = 64
     seal_every: int = 1000
     seal_interval: float = 5.0
+    log_retention_days: int = 0  # 0: keep every entry
     log_batch_size: int = 1000
     registry_refresh_seconds: float = 5.0
     max_message_bytes: int = 4 * 1024 * 1024
@@ -67,6 +77,28 @@ class GatewayOptions:
     authenticator: Authenticator | None = None  # None: authenticator_from_settings
     tls: TlsOptions | None = None
     data_dir: str | None = None  # where the log signing key lives; None: platform.data_dir
+
+
+def options_from_settings(settings: Settings) -> GatewayOptions:
+    """The [gateway] section as options; TLS files are read now (a missing file fails start-up)."""
+    g = settings.gateway
+    tls = None
+    if g.tls_port:
+        tls = TlsOptions(
+            port=g.tls_port,
+            cert_chain_pem=Path(g.tls_cert).read_bytes(),
+            private_key_pem=Path(g.tls_key).read_bytes(),
+            client_ca_pem=Path(g.tls_client_ca).read_bytes() if g.tls_client_ca else None,
+        )
+    return GatewayOptions(
+        default_rate_per_minute=g.rate_per_minute,
+        burst_seconds=g.burst_seconds,
+        max_concurrent_per_member=g.max_concurrent_per_member,
+        seal_every=g.seal_every_entries,
+        seal_interval=g.seal_every_seconds,
+        log_retention_days=g.log_retention_days,
+        tls=tls,
+    )
 
 
 def _client_host(host: str) -> str:
@@ -95,7 +127,7 @@ def build_spec(
     options: GatewayOptions | None = None,
     holder: dict[str, Gateway] | None = None,
 ) -> ServiceSpec:
-    opts = options or GatewayOptions()
+    opts = options or options_from_settings(settings)
     holder = {} if holder is None else holder
     routes = dict(opts.routes) if opts.routes is not None else routes_from_settings(settings)
 
@@ -185,14 +217,35 @@ def build_spec(
                 await asyncio.to_thread(gw.registry.reload)
         await gw.proxy.close()
 
+    async def retention(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        """Delete sealed log batches older than log_retention_days, at start and daily."""
+        days = opts.log_retention_days
+        while days > 0 and not stop.is_set():
+            cutoff = format_time(datetime.now(UTC) - timedelta(days=days))
+            try:
+                deleted, checkpoint = await asyncio.to_thread(apply_retention, rt.engine, cutoff)
+                if deleted:
+                    log.info(
+                        "message log retention: %d entries older than %d days deleted "
+                        "(checkpoint seal at entry %d)",
+                        deleted,
+                        days,
+                        checkpoint,
+                    )
+            except Exception:
+                log.exception("message log retention failed; retried in a day")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 86_400)
+
     authenticator = GatewayAuthenticator(
         opts.authenticator or authenticator_from_settings(settings)
     )
     return ServiceSpec(
         name="gateway",
-        # Admin services first: the proxy's generic handler answers only what they do not.
-        servicers=[s_members, s_access, s_log, s_schemas, s_events, s_proxy],
+        # The proxy first: grpc asks the generic handlers in order on every forwarded call,
+        # and the proxy declines the gateway's own methods at once (OWN_PREFIXES).
+        servicers=[s_proxy, s_members, s_access, s_log, s_schemas, s_events],
         migrations_dir=Path(MIGRATIONS),
         authenticator=authenticator,
-        background=[message_log, refresh_registry],
+        background=[message_log, refresh_registry, retention],
     )

@@ -123,11 +123,31 @@ class LogEntry:
     entry_hash: str = ""
 
     def compute_hash(self) -> str:
-        return entry_hash({name: getattr(self, name) for name in _HASHED_FIELDS})
+        # entry_hash()'s canonical JSON, written out directly: the same bytes (a test checks
+        # it against json.dumps) at ~5 µs instead of ~15 µs per call.
+        e = _json_str
+        canonical = (
+            f'{{"caller":{e(self.caller)},"client_member":{e(self.client_member)},'
+            f'"duration_us":{int(self.duration_us)},"id":{e(self.id)},"method":{e(self.method)},'
+            f'"prev_hash":{e(self.prev_hash)},"request_sha256":{e(self.request_sha256)},'
+            f'"request_size":{int(self.request_size)},'
+            f'"response_sha256":{e(self.response_sha256)},'
+            f'"response_size":{int(self.response_size)},"seq":{int(self.seq)},'
+            f'"service_member":{e(self.service_member)},"status_code":{int(self.status_code)},'
+            f'"time":{e(self.time)},"trace_id":{e(self.trace_id)}}}'
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
     def row(self) -> dict[str, Any]:
         # Not dataclasses.asdict: its deep copy cost ~80 µs per entry on the call path.
         return {name: getattr(self, name) for name in _ROW_FIELDS}
+
+    def values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in _ROW_FIELDS)
+
+
+# json.dumps(ensure_ascii=False)'s string encoder (the C one when available).
+_json_str: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def entry_hash(fields: Mapping[str, Any]) -> str:
@@ -239,6 +259,14 @@ class MessageLog:
                         created_at=format_time(),
                     )
                 )
+
+    def _insert_sql(self) -> str | None:
+        """A positional INSERT in the driver's parameter style (None: a style without one)."""
+        mark = {"qmark": "?", "format": "%s", "pyformat": "%s"}.get(self.engine.dialect.paramstyle)
+        if mark is None:
+            return None
+        marks = ", ".join([mark] * len(_ROW_FIELDS))
+        return f"INSERT INTO message_log ({', '.join(_ROW_FIELDS)}) VALUES ({marks})"
 
     @property
     def pending(self) -> int:
@@ -365,7 +393,14 @@ class MessageLog:
     def _write(self, batch: list[LogEntry], seal_row: dict[str, Any] | None) -> None:
         with for_writing(self.engine).begin() as conn:
             if batch:
-                conn.execute(sa.insert(t.message_log), [e.row() for e in batch])
+                # The driver's executemany with tuples: ~4 µs a row, against ~20-45 µs through
+                # SQLAlchemy's per-row parameter processing (the writer thread holds the GIL
+                # the calls need).
+                sql = self._insert_sql()
+                if sql is not None:
+                    conn.exec_driver_sql(sql, [e.values() for e in batch])
+                else:
+                    conn.execute(sa.insert(t.message_log), [e.row() for e in batch])
             if seal_row is not None:
                 conn.execute(sa.insert(t.log_seals).values(**seal_row))
 

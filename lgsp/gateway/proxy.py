@@ -144,8 +144,8 @@ def certificate_sha256(context: grpc.aio.ServicerContext) -> str:
     return hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest()
 
 
-def _trace_id(metadata: Mapping[str, Any]) -> str:
-    parent = metadata.get("traceparent")
+def _trace_id(parent: Any) -> str:
+    """The caller's trace id from its traceparent, else the gateway span's."""
     if isinstance(parent, str):
         parts = parent.split("-")
         if len(parts) >= 3 and len(parts[1]) == 32:
@@ -257,6 +257,7 @@ class Proxy(grpc.GenericRpcHandler):
         for ch in self._channels.values():
             await ch.close()
         self._channels.clear()
+        self._handlers.clear()  # their multicallables belong to the closed channels
 
     # --- admission ----------------------------------------------------------------------------
 
@@ -327,6 +328,7 @@ class _MethodProxy:
         self.gw = gw
         self.method = method
         self.route = route
+        self._callable: Any = None
         if desc is None:
             self.client_streaming = self.server_streaming = True
             self.input: type[ProtoMessage] | None = None
@@ -334,6 +336,22 @@ class _MethodProxy:
             self.client_streaming = bool(desc.client_streaming)
             self.server_streaming = bool(desc.server_streaming)
             self.input = events.message_class(desc.input_type.full_name)
+
+    def upstream(self) -> Any:
+        """The method's multicallable on the route's channel, made once and registered with
+        the channel (grpc resolves the method path once, not per call)."""
+        if self._callable is None:
+            ch = self.gw.channel(self.route.target)
+            if self.client_streaming and self.server_streaming:
+                factory: Any = ch.stream_stream
+            elif self.client_streaming:
+                factory = ch.stream_unary
+            elif self.server_streaming:
+                factory = ch.unary_stream
+            else:
+                factory = ch.unary_unary
+            self._callable = factory(self.method, _registered_method=True)
+        return self._callable
 
     def handler(self) -> Any:
         if self.client_streaming and self.server_streaming:
@@ -346,9 +364,20 @@ class _MethodProxy:
 
     # --- pieces shared by the four shapes -----------------------------------------------------
 
-    def _begin(self, context: grpc.aio.ServicerContext) -> tuple[str, dict[str, Any], str]:
-        metadata = {k: v for k, v in context.invocation_metadata() or ()}
-        return str(uuid.uuid4()), metadata, _trace_id(metadata)
+    def _begin(
+        self, context: grpc.aio.ServicerContext
+    ) -> tuple[str, list[tuple[str, Any]], str, bool]:
+        """The message id, the metadata to forward, the trace id and whether the caller sent
+        trace context, in one pass over the metadata."""
+        forward: list[tuple[str, Any]] = []
+        traceparent = None
+        for key, value in context.invocation_metadata() or ():
+            if key in _HOP_BY_HOP:
+                continue
+            if key == "traceparent":
+                traceparent = value
+            forward.append((key, value))
+        return str(uuid.uuid4()), forward, _trace_id(traceparent), traceparent is not None
 
     def _validate(self, message: bytes) -> None:
         if self.input is not None:
@@ -359,11 +388,11 @@ class _MethodProxy:
                     "request", f"is not a valid {self.input.DESCRIPTOR.full_name}"
                 ) from None
 
+    @staticmethod
     def _forward_metadata(
-        self, context: grpc.aio.ServicerContext, message_id: str, member: str
+        md: list[tuple[str, Any]], traced: bool, message_id: str, member: str
     ) -> list[tuple[str, Any]]:
-        md = [(k, v) for k, v in context.invocation_metadata() or () if k not in _HOP_BY_HOP]
-        if not any(k == "traceparent" for k, _ in md):
+        if not traced:  # the call joins the gateway span's trace
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             md.extend(carrier.items())
@@ -426,7 +455,7 @@ class _MethodProxy:
 
     async def unary_unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started, when = time.perf_counter(), time.time()
-        message_id, _metadata, trace_id = self._begin(context)
+        message_id, forward, trace_id, traced = self._begin(context)
         principal = current_principal()
         req, resp = _Digest(), _Digest()
         req.add(request, False)
@@ -439,9 +468,9 @@ class _MethodProxy:
             except ServiceError as error:
                 code = error.code
                 await self._refuse(context, error, message_id)
-            call = self.gw.channel(self.route.target).unary_unary(self.method)(
+            call = self.upstream()(
                 request,
-                metadata=self._forward_metadata(context, message_id, who[0]),
+                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
                 timeout=self._timeout(context),
             )
             try:
@@ -480,7 +509,7 @@ class _MethodProxy:
         self, request: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         started, when = time.perf_counter(), time.time()
-        message_id, _metadata, trace_id = self._begin(context)
+        message_id, forward, trace_id, traced = self._begin(context)
         principal = current_principal()
         req, resp = _Digest(), _Digest()
         req.add(request, True)
@@ -493,9 +522,9 @@ class _MethodProxy:
             except ServiceError as error:
                 code = error.code
                 await self._refuse(context, error, message_id)
-            call = self.gw.channel(self.route.target).unary_stream(self.method)(
+            call = self.upstream()(
                 request,
-                metadata=self._forward_metadata(context, message_id, who[0]),
+                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
                 timeout=self._timeout(context),
             )
             try:
@@ -543,7 +572,7 @@ class _MethodProxy:
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> bytes:
         started, when = time.perf_counter(), time.time()
-        message_id, _metadata, trace_id = self._begin(context)
+        message_id, forward, trace_id, traced = self._begin(context)
         principal = current_principal()
         req, resp = _Digest(), _Digest()
         who, code = [""], grpc.StatusCode.OK
@@ -554,9 +583,9 @@ class _MethodProxy:
             except ServiceError as error:
                 code = error.code
                 await self._refuse(context, error, message_id)
-            call = self.gw.channel(self.route.target).stream_unary(self.method)(
+            call = self.upstream()(
                 self._requests(request_iterator, req, []),
-                metadata=self._forward_metadata(context, message_id, who[0]),
+                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
                 timeout=self._timeout(context),
             )
             try:
@@ -595,7 +624,7 @@ class _MethodProxy:
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         started, when = time.perf_counter(), time.time()
-        message_id, _metadata, trace_id = self._begin(context)
+        message_id, forward, trace_id, traced = self._begin(context)
         principal = current_principal()
         req, resp = _Digest(), _Digest()
         who, code = [""], grpc.StatusCode.OK
@@ -606,9 +635,9 @@ class _MethodProxy:
             except ServiceError as error:
                 code = error.code
                 await self._refuse(context, error, message_id)
-            call = self.gw.channel(self.route.target).stream_stream(self.method)(
+            call = self.upstream()(
                 self._requests(request_iterator, req, []),
-                metadata=self._forward_metadata(context, message_id, who[0]),
+                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
                 timeout=self._timeout(context),
             )
             try:

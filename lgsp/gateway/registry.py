@@ -10,8 +10,10 @@ Names:
 - member code: "<agency code>:<subsystem>", e.g. "000.00.61.H30:motcua";
 - a service right names a proto service ("lgsp.api.documents.v1.DocumentService", or a
   pattern such as "lgsp.api.documents.v1.*") and methods (none = all of them);
-- topics are "lgsp.<area>.v<N>" (patterns with "*" for subscribers); a member may be granted
-  PUBLISH only on its own area's topic, the area being its subsystem name ("-" read as "_").
+- topics are "lgsp.<area>.v<N>" (patterns with "*" for subscribers); PUBLISH is granted on
+  one exact topic (e.g. a district one-stop desk on "lgsp.dossiers.v1"), never on the
+  gateway's own "lgsp.gateway.v1", and its event types, if listed, must be of that topic's
+  package (lgsp.api.<area>.v<N>.*).
 """
 
 from __future__ import annotations
@@ -62,6 +64,10 @@ _MEMBER_FIELDS = {
 }
 
 
+# Topics only the platform itself publishes to.
+RESERVED_TOPICS = frozenset({"lgsp.gateway.v1"})
+
+
 def topic_problem(topic: str, *, pattern: bool = False) -> str | None:
     """Why `topic` is not an event topic name (lgsp.<area>.v<N>), or None."""
     regex = _TOPIC_PATTERN if pattern else _TOPIC
@@ -70,11 +76,6 @@ def topic_problem(topic: str, *, pattern: bool = False) -> str | None:
             " (or a pattern such as lgsp.*)" if pattern else ""
         )
     return None
-
-
-def member_area(code: str) -> str:
-    """The topic area a member owns: its subsystem name, "-" as "_"."""
-    return code.partition(":")[2].replace("-", "_").replace(".", "_")
 
 
 def _ts(value: datetime | None) -> Timestamp | None:
@@ -541,13 +542,18 @@ class Registry:
             if tt.access not in (pb.TOPIC_ACCESS_SUBSCRIBE, pb.TOPIC_ACCESS_PUBLISH):
                 raise InvalidArgument("right.topic.access", "SUBSCRIBE or PUBLISH is required")
             if tt.access == pb.TOPIC_ACCESS_PUBLISH:
-                area = _TOPIC.fullmatch(tt.topic).group(1)  # type: ignore[union-attr]
-                if area != member_area(right.member_code):
+                if tt.topic in RESERVED_TOPICS:
                     raise InvalidArgument(
                         "right.topic.topic",
-                        f"a member publishes only to its own area's topics "
-                        f"(lgsp.{member_area(right.member_code)}.v<N>)",
+                        f"{tt.topic} carries the gateway's own events: members do not publish",
                     )
+                package = "lgsp.api." + tt.topic.removeprefix("lgsp.") + "."
+                for n, name in enumerate(tt.event_types):
+                    if not name.startswith(package):
+                        raise InvalidArgument(
+                            f"right.topic.event_types[{n}]",
+                            f"{name} is not an event of {tt.topic} (types {package}*)",
+                        )
             values.update(topic=tt.topic, access=tt.access, event_types=sorted(set(tt.event_types)))
         expire = right.expire_time.ToDatetime(UTC) if right.HasField("expire_time") else None
         with UnitOfWork(self.engine, source=self.source) as uow:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import io
 import time
 import uuid
@@ -16,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from lgsp import events
+from lgsp import events, telemetry
 from lgsp.api.gateway.v1 import gateway_pb2 as pb
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
 from lgsp.auth import Principal, current_principal, require_role
@@ -39,6 +40,11 @@ __all__ = [
     "MessageLogServicer",
     "SchemaRegistryServicer",
 ]
+
+
+def _trace_id(traceparent: str) -> str:
+    parts = traceparent.split("-")
+    return parts[1] if len(parts) >= 3 and len(parts[1]) == 32 else ""
 
 
 def _actor() -> str:
@@ -308,9 +314,8 @@ class EventServicer(pbg.EventServiceServicer):
         started: float,
         request: bytes,
         response: bytes | None,
+        trace_id: str = "",
     ) -> None:
-        import hashlib
-
         self.msglog.append(
             id=str(uuid.uuid4()),
             time=format_time(time.time() - (time.perf_counter() - started)),
@@ -320,7 +325,7 @@ class EventServicer(pbg.EventServiceServicer):
             method=method,
             status_code=code,
             duration_us=int((time.perf_counter() - started) * 1e6),
-            trace_id="",
+            trace_id=trace_id,
             request_sha256=hashlib.sha256(request).hexdigest(),
             response_sha256=hashlib.sha256(response).hexdigest() if response is not None else "",
             request_size=len(request),
@@ -332,8 +337,15 @@ class EventServicer(pbg.EventServiceServicer):
         method = "/lgsp.api.gateway.v1.EventService/Publish"
         p, member = self._member()
         raw = request.SerializeToString()
+        env = request.envelope
+        # The event carries the publisher's trace: its own, else the call's, else the
+        # gateway span's (which the call's traceparent, if any, is the parent of).
+        if "traceparent" not in env.trace_context:
+            md = {k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)}
+            carrier = {k: md[k] for k in ("traceparent", "tracestate") if k in md}
+            env.trace_context.update(carrier or telemetry.trace_headers())
+        trace_id = _trace_id(env.trace_context.get("traceparent", ""))
         try:
-            env = request.envelope
             topic = request.topic
             for name in ("id", "type", "subject"):
                 if not getattr(env, name):
@@ -362,10 +374,10 @@ class EventServicer(pbg.EventServiceServicer):
             await bus.publish(topic, env.subject, events.encode(env), headers)
         except Exception as error:
             code = getattr(getattr(error, "code", None), "value", (13,))[0]
-            self._log(method, p, member.code, code, started, raw, None)
+            self._log(method, p, member.code, code, started, raw, None, trace_id)
             raise
         response = pb.PublishResponse(event_id=env.id)
-        self._log(method, p, member.code, 0, started, raw, response.SerializeToString())
+        self._log(method, p, member.code, 0, started, raw, response.SerializeToString(), trace_id)
         return response
 
     async def Subscribe(self, request: Any, context: Any) -> AsyncIterator[Any]:

@@ -171,7 +171,7 @@ def test_gateway_keys_convert_validate_and_tls_needs_its_files() -> None:
     assert (g.seal_every_entries, g.seal_every_seconds, g.log_retention_days) == (500, 2.0, 365)
     assert (g.tls_port, g.tls_client_ca) == (50443, "/etc/lgsp/members-ca.crt")
     assert load_settings(env={}).gateway.tls_port == 0  # off by default
-    with pytest.raises(ConfigError, match="gateway.tls_port needs tls_cert and tls_key"):
+    with pytest.raises(ConfigError, match=r"gateway\.tls_port needs tls_cert and tls_key"):
         load_settings(env={"LGSP_GATEWAY_TLS_PORT": "50443"})
     with pytest.raises(ConfigError, match="LGSP_GATEWAY_MAX_CONCURRENT_PER_MEMBER"):
         load_settings(env={"LGSP_GATEWAY_MAX_CONCURRENT_PER_MEMBER": "0"})

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lgsp import db
 from lgsp.gateway import tables as t
@@ -201,3 +203,20 @@ async def test_cli_verify_export_and_retain(tmp_path: Path, monkeypatch, capsys)
     assert main(["log", "verify", "--from", "10"]) == 0
     assert main(["log", "retain", "--older-than-days", "0"]) == 0
     assert "entries deleted" in capsys.readouterr().out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=st.text(max_size=40),
+    number=st.integers(min_value=0, max_value=2**62),
+)
+def test_fast_entry_hash_is_the_canonical_json_hash(text: str, number: int) -> None:
+    """LogEntry.compute_hash writes the canonical JSON by hand; it must be json.dumps's bytes
+    (quotes, backslashes, control characters, Vietnamese, astral characters included)."""
+    from lgsp.gateway.msglog import _HASHED_FIELDS, LogEntry, entry_hash
+
+    fields = {**_entry(1), "caller": text, "client_member": f'{text}"\\\n', "seq": number}
+    fields["duration_us"] = number
+    fields["prev_hash"] = "Hồ sơ đ\u2028\U0001f600"
+    entry = LogEntry(**{name: fields[name] for name in _HASHED_FIELDS})
+    assert entry.compute_hash() == entry_hash(fields)

@@ -19,6 +19,7 @@ from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
 from lgsp.api.gateway.v1 import gateway_pb2 as gpb
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as gpbg
 from lgsp.db import outbox_table
+from lgsp.gateway import tables as t
 from tests.services.gateway.conftest import ADMIN_USER, AUDITOR_USER, MOTCUA, Platform, bearer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -98,15 +99,13 @@ async def test_members_and_rights_need_admin_and_are_audited(platform: Platform)
             gpb.CheckAccessRequest(member_code=code, method=method), metadata=bearer(admin)
         )
         assert check.allowed and check.right_id == right.id
-        # Publishing is only for the member's own area.
+        # Publishing is granted on one exact topic, not a pattern.
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await access.GrantAccess(
                 gpb.GrantAccessRequest(
                     right=gpb.AccessRight(
                         member_code=code,
-                        topic=gpb.TopicTarget(
-                            topic="lgsp.documents.v1", access=gpb.TOPIC_ACCESS_PUBLISH
-                        ),
+                        topic=gpb.TopicTarget(topic="lgsp.*", access=gpb.TOPIC_ACCESS_PUBLISH),
                     )
                 ),
                 metadata=bearer(admin),
@@ -345,3 +344,128 @@ async def test_events_through_the_lgsp_under_topic_rights(platform: Platform) ->
                 break
         stream.cancel()
     assert got[0] == "lgsp.api.gateway.v1.MemberRegistered"
+
+
+async def test_member_publishes_a_dossier_event_a_consumer_receives_it(platform: Platform) -> None:
+    """A district one-stop desk granted PUBLISH on lgsp.dossiers.v1 files DossierSubmitted
+    through the gateway; a consumer of the topic gets it with the caller's trace context."""
+    from lgsp.api.dossiers.v1 import dossiers_pb2, events_pb2
+    from lgsp.grpc.errors import InvalidArgument
+    from tests.services.gateway.conftest import DVC
+
+    reg = platform.gateway.registry
+    topic = "lgsp.dossiers.v1"
+    # Rights: an exact topic, never the gateway's own, types only of the topic's package.
+    for bad in (
+        gpb.TopicTarget(topic="lgsp.gateway.v1", access=gpb.TOPIC_ACCESS_PUBLISH),
+        gpb.TopicTarget(topic="lgsp.dossiers.*", access=gpb.TOPIC_ACCESS_PUBLISH),
+        gpb.TopicTarget(
+            topic=topic,
+            access=gpb.TOPIC_ACCESS_PUBLISH,
+            event_types=["lgsp.api.documents.v1.DocumentIssued"],
+        ),
+    ):
+        with pytest.raises(InvalidArgument):
+            await asyncio.to_thread(
+                reg.grant, "test", gpb.AccessRight(member_code=MOTCUA, topic=bad)
+            )
+    await asyncio.to_thread(
+        reg.grant,
+        "test",
+        gpb.AccessRight(
+            member_code=MOTCUA,
+            topic=gpb.TopicTarget(
+                topic=topic,
+                access=gpb.TOPIC_ACCESS_PUBLISH,
+                event_types=["lgsp.api.dossiers.v1.DossierSubmitted"],
+            ),
+            legal_basis="QĐ 45/QĐ-UBND liên thông một cửa",
+        ),
+    )
+    bus = platform.runtime.bus
+    assert bus is not None
+    await bus.ensure_topic(topic)
+    consumer = bus.consumer("test-dossiers-consumer", [topic])
+    motcua = await platform.client_token("motcua-thanhsen")
+    dvc = await platform.client_token("dvc-hatinh")
+    submitted = events_pb2.DossierSubmitted(
+        dossier=dossiers_pb2.Dossier(
+            id="d-1", receipt_code="000.00.61.H30-250703-0042", agency_code="000.00.61.H30"
+        ),
+        actor_id="client:motcua-thanhsen",
+    )
+    traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    envelope = events.make_envelope(
+        submitted, source="ignored", subject="000.00.61.H30-250703-0042", trace_context={}
+    )
+    try:
+        async with grpc.aio.insecure_channel(platform.address) as ch:
+            ev = gpbg.EventServiceStub(ch)
+            response = await ev.Publish(
+                gpb.PublishRequest(topic=topic, envelope=envelope),
+                metadata=(*bearer(motcua), ("traceparent", traceparent)),
+            )
+            assert response.event_id == envelope.id
+            # No right: refused.
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ev.Publish(
+                    gpb.PublishRequest(topic=topic, envelope=envelope), metadata=bearer(dvc)
+                )
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+            assert f"member {DVC} may not publish to {topic}" in (err.value.details() or "")
+            # A type of another package on this topic: refused.
+            issued = events.make_envelope(
+                dpb.Document(id="x"), source="x", subject="x", trace_context={}
+            )
+            issued.type = "lgsp.api.documents.v1.DocumentIssued"
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ev.Publish(
+                    gpb.PublishRequest(topic=topic, envelope=issued), metadata=bearer(motcua)
+                )
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            # A type of the package the right does not list: refused.
+            changed = events.make_envelope(
+                events_pb2.DossierStatusChanged(dossier_id="d-1"),
+                source="x",
+                subject="d-1",
+                trace_context={},
+            )
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await ev.Publish(
+                    gpb.PublishRequest(topic=topic, envelope=changed), metadata=bearer(motcua)
+                )
+            assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        received = None
+        for _ in range(50):
+            for record in await consumer.poll(timeout=0.2, max_records=100):
+                env = events.decode(record.value)
+                if env.id == envelope.id:
+                    received = (env, record.headers)
+            if received:
+                break
+        assert received is not None, "the consumer did not receive the event"
+        env, headers = received
+        assert env.type == "lgsp.api.dossiers.v1.DossierSubmitted"
+        assert env.source == MOTCUA  # set by the gateway, whatever the publisher wrote
+        assert env.trace_context["traceparent"] == traceparent
+        assert headers["traceparent"] == traceparent.encode()
+        payload = events.payload_of(env)
+        assert isinstance(payload, events_pb2.DossierSubmitted)
+        assert payload.dossier.receipt_code == "000.00.61.H30-250703-0042"
+    finally:
+        await consumer.close()
+    await platform.gateway.msglog.flush()
+    with platform.runtime.engine.connect() as conn:
+        logged = conn.execute(
+            sa.select(
+                t.message_log.c.client_member,
+                t.message_log.c.status_code,
+                t.message_log.c.trace_id,
+            )
+            .where(t.message_log.c.method == "/lgsp.api.gateway.v1.EventService/Publish")
+            .order_by(t.message_log.c.seq.desc())
+            .limit(4)
+        ).all()
+    rows = [tuple(r) for r in reversed(logged)]
+    assert rows[0] == (MOTCUA, 0, traceparent.split("-")[1])
+    assert [r[1] for r in rows] == [0, 7, 3, 7]
