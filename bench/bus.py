@@ -329,7 +329,11 @@ def raw_kafka(bootstrap: str, n: int) -> tuple[float, float]:
     admin.create_topics([NewTopic("raw", 3, 1)])
     admin.close()
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=10, enable_idempotence=True
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=10,
+        enable_idempotence=True,
+        batch_size=256 * 1024,  # the bus's own setting, so the ratio is the bus's overhead
     )
     for i in range(1000):  # warm-up (metadata, connections, allocator), as for the bus
         producer.send("raw", key=f"k{i % 64}".encode(), value=PAYLOAD)

@@ -57,6 +57,9 @@ class KafkaBus(Bus):
         replication_factor: int = 1,
         publish_timeout: float = 30.0,
         linger_ms: int = 10,
+        # Bytes per partition batch. kafka-python's 16 KiB default holds 16 events of 1 KB and
+        # caps produce at ~14k/s here; 256 KiB measured ~25k/s against Tansu.
+        batch_size: int = 256 * 1024,
         enable_idempotence: bool = True,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
@@ -77,6 +80,7 @@ class KafkaBus(Bus):
             "client_id": client_id,
             "acks": "all",
             "linger_ms": linger_ms,
+            "batch_size": batch_size,
             "compression_type": None,
             "enable_idempotence": enable_idempotence,
             "request_timeout_ms": request_timeout_ms,
