@@ -371,7 +371,7 @@ class TantivyIndex(EngineIndex):
                 )
                 scored = [(0.0, int(k), a) for k, a in res.hits]
             if count_here:
-                total = int(res.count or 0)
+                total = int(res.count or 0)  # type: ignore[attr-defined]  # tantivy-py stubs lack it
         hits = [RawHit(sc, o, self._load(searcher, a)) for sc, o, a in scored] if plan.limit else []
         facets: tuple[Facet, ...] = ()
         if plan.facets:

@@ -163,8 +163,8 @@ def highlight(
         return _highlight_slow(field, text, terms, phrases, max_chars)
     pattern = _matcher(terms, phrases)
     if max_chars is None or len(text) <= max_chars:
-        spans = tuple(m.span() for m in pattern.finditer(text))
-        return Highlight(field, text, spans) if spans else None
+        whole = tuple(m.span() for m in pattern.finditer(text))
+        return Highlight(field, text, whole) if whole else None
     first = pattern.search(text)
     if first is None:
         return None
