@@ -2035,7 +2035,7 @@ class AttachmentUpload(_message.Message):
     size_bytes: _builtins.int
     """Expected size in bytes; the upload fails with INVALID_ARGUMENT if it differs. 0: unknown."""
     sha256: _builtins.str
-    """Expected lowercase hex SHA-256; the upload fails with DATA_LOSS if it differs. Empty:
+    """Expected lowercase hex SHA-256; the upload fails with INVALID_ARGUMENT (field metadata.sha256) if it differs. Empty:
     not checked.
     """
     def __init__(
