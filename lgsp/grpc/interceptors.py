@@ -19,6 +19,7 @@ breaks the platform's overhead budget (bench/grpc_overhead.py).
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextvars
 import logging
@@ -141,11 +142,13 @@ class _WrappingInterceptor(grpc.aio.ServerInterceptor):
         self._cache[method] = (handler, wrapped)
         return wrapped
 
+    @abc.abstractmethod
     def wrap_unary(self, behavior: Behavior, method: str) -> Behavior:
-        raise NotImplementedError
+        """`behavior` of a unary-response method with this layer around it."""
 
+    @abc.abstractmethod
     def wrap_stream(self, behavior: Behavior, method: str) -> Behavior:
-        raise NotImplementedError
+        """`behavior` of a streaming-response method with this layer around it."""
 
 
 def wrap_handler(handler: Handler, method: str, layers: Iterable[_WrappingInterceptor]) -> Handler:
