@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,10 +81,21 @@ def build_spec(
             if settings.platform.host not in ("0.0.0.0", "::")
             else "127.0.0.1"
         )
-        credentials = identity_credentials(settings)
+        # Both made at first use, inside the service's event loop; on a first start identity
+        # may not have written its demo secrets yet, so they are looked for again each time.
+        made: dict[str, ClientCredentials] = {}
+
+        async def identity_metadata() -> Sequence[tuple[str, str]]:
+            if "credentials" not in made:
+                credentials = identity_credentials(settings)
+                if credentials is None:
+                    return ()
+                made["credentials"] = credentials
+            return await made["credentials"].metadata()
+
         remote = IdentityAgencyDirectory(
-            channel(f"{host}:{settings.identity.grpc_port}", service_name="documents"),
-            metadata=credentials.metadata if credentials else None,
+            lambda: channel(f"{host}:{settings.identity.grpc_port}", service_name="documents"),
+            metadata=identity_metadata,
         )
         agencies = remote
 
@@ -91,8 +103,8 @@ def build_spec(
             try:
                 await remote.run(stop)
             finally:
-                if credentials is not None:
-                    await credentials.aclose()
+                if "credentials" in made:
+                    await made["credentials"].aclose()
 
         background.append(refresh_agencies)
     directory = agencies

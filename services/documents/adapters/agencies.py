@@ -76,17 +76,24 @@ class IdentityAgencyDirectory(StaticAgencyDirectory):
 
     def __init__(
         self,
-        channel: grpc.aio.Channel,
+        channel: grpc.aio.Channel | Callable[[], grpc.aio.Channel],
         *,
         ttl_s: float = 300.0,
         metadata: Callable[[], Awaitable[Sequence[tuple[str, str]]]] | None = None,
     ) -> None:
+        """`channel` may be a factory: a grpc.aio channel belongs to the event loop it was
+        made in, so a service built before its loop runs passes one and the channel is made
+        at the first load, inside the loop."""
         super().__init__()
-        self._stub = identity_pb2_grpc.IdentityServiceStub(channel)
+        self._channel = channel
+        self._stub: identity_pb2_grpc.IdentityServiceStub | None = None
         self._ttl = ttl_s
         self._metadata = metadata
 
     async def load(self) -> None:
+        if self._stub is None:
+            made = self._channel
+            self._stub = identity_pb2_grpc.IdentityServiceStub(made() if callable(made) else made)
         metadata = tuple(await self._metadata()) if self._metadata else ()
         response = await self._stub.GetAgencyTree(
             identity_pb2.GetAgencyTreeRequest(include_disabled=True), metadata=metadata, timeout=5
