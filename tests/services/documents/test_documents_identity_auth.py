@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -79,3 +80,33 @@ async def test_agency_tree_is_fetched_with_the_services_token(tmp_path: Path) ->
 def test_without_a_secret_there_are_no_credentials(tmp_path: Path) -> None:
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
     assert identity_credentials(settings) is None
+
+
+def test_directory_made_before_the_event_loop_loads_inside_it() -> None:
+    """services/documents/__main__ builds the spec before asyncio.run starts the loop: the
+    channel must then be made at the first load (a channel made earlier belongs to no loop
+    and every call fails with 'attached to a different loop')."""
+    from lgsp.grpc.client import channel
+    from lgsp.testing import free_port
+
+    port = free_port()
+
+    async def bearer() -> tuple[tuple[str, str], ...]:
+        return (("authorization", "Bearer t"),)
+
+    directory = IdentityAgencyDirectory(  # no event loop yet
+        lambda: channel(f"127.0.0.1:{port}"), metadata=bearer
+    )
+
+    async def serve_and_load() -> tuple[str, ...]:
+        server = grpc.aio.server()
+        identity_pb2_grpc.add_IdentityServiceServicer_to_server(Identity(), server)
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        try:
+            await directory.load()
+        finally:
+            await server.stop(0)
+        return tuple(directory.ancestors("000.00.12.H30"))
+
+    assert asyncio.run(serve_and_load()) == ("000.00.00.H30",)
