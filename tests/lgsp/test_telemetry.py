@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
 from lgsp.grpc import build_server
 from lgsp.grpc.client import channel
-from lgsp.logs import BackgroundHandler, flush_logs, setup_logging
+from lgsp.logs import BackgroundHandler, RecordMaker, flush_logs, setup_logging
 from lgsp.telemetry import context_from_headers, setup_telemetry, trace_headers
 from tests.lgsp.grpc._support import TestServicer, add_test_service, method
 
@@ -125,6 +125,31 @@ def test_json_log_fields(log_stream: io.StringIO, spans: InMemorySpanExporter) -
     assert outside["ts"].endswith("+00:00")
     assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
+
+
+def test_record_maker_makes_the_records_the_logger_would(
+    log_stream: io.StringIO, spans: InMemorySpanExporter
+) -> None:
+    log = logging.getLogger("lgsp.test.frequent")
+    maker = RecordMaker(log, "%s took %.1fms", __file__)
+    extra = {"grpc_method": "/a.v1.S/M", "caller": "alice"}
+    with trace.get_tracer("test").start_as_current_span("call") as span:
+        made = maker.make(logging.WARNING, ("/a.v1.S/M", 1.25), extra)
+        log.handle(made)
+        log.warning("%s took %.1fms", "/a.v1.S/M", 1.25, extra=extra)
+    made_line, logged_line = (json.loads(x) for x in log_stream.getvalue().splitlines())
+    assert made_line.pop("ts")[:16] == logged_line.pop("ts")[:16]
+    assert made_line == logged_line
+    assert made_line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+    logged = log.makeRecord(log.name, logging.WARNING, __file__, 0, "%s took %.1fms", (), None)
+    for key in ("levelname", "pathname", "filename", "module", "process", "thread", "threadName"):
+        assert getattr(made, key) == getattr(logged, key), key
+    assert abs(made.created - logged.created) < 5 and 0 <= made.msecs < 1000
+    assert made.relativeCreated == pytest.approx(logged.relativeCreated, abs=5000)
+    # Each record is its own: a later one does not change an earlier one.
+    later = maker.make(logging.INFO, ("/b", 2.0), {"caller": "bob"})
+    assert made.getMessage() == "/a.v1.S/M took 1.2ms" and later.getMessage() == "/b took 2.0ms"
+    assert (made.caller, later.caller, later.levelname) == ("alice", "bob", "INFO")
 
 
 def test_log_format_choice(monkeypatch: pytest.MonkeyPatch) -> None:
