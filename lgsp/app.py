@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,6 +176,17 @@ class ServiceRuntime:
         return self.bus
 
 
+def apply_telemetry_settings(
+    component: str, settings: Settings, environ: MutableMapping[str, str]
+) -> None:
+    """A service started on its own (`python -m services.<name>`) follows its telemetry
+    settings as it does under `lgsp up`: the runner passes them as OTEL_* variables, and
+    those already set (by the runner or the operator) win."""
+    for key, value in settings.process_env(component).items():
+        if key.startswith("OTEL_"):
+            environ.setdefault(key, value)
+
+
 def run_service(spec: ServiceSpec, settings: Settings | None = None) -> int:
     """Entry point of `python -m services.<name>`: run until SIGTERM/SIGINT; exit code."""
     settings = settings or load_settings(os.environ.get("LGSP_CONFIG"))
@@ -184,6 +195,7 @@ def run_service(spec: ServiceSpec, settings: Settings | None = None) -> int:
         settings.platform.log_level,
         json={"json": True, "text": False}.get(settings.platform.log_format),
     )
+    apply_telemetry_settings(spec.name, settings, os.environ)
     setup_telemetry(spec.name)
 
     async def main() -> None:

@@ -241,3 +241,22 @@ def test_background_log_writer_keeps_the_trace_of_the_logging_code(
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert line["span_id"] == format(span.get_span_context().span_id, "016x")
     assert "_lgsp_span_context" not in line
+
+
+def test_a_service_run_on_its_own_follows_its_telemetry_settings() -> None:
+    from lgsp.app import apply_telemetry_settings
+    from lgsp.config import load_settings
+
+    off = load_settings(env={"LGSP_TELEMETRY_ENABLED": "false"})
+    environ: dict[str, str] = {}
+    apply_telemetry_settings("identity", off, environ)
+    assert environ["OTEL_SDK_DISABLED"] == "true"
+    assert environ["OTEL_SERVICE_NAME"] == "identity"
+
+    on = load_settings(env={"LGSP_TELEMETRY_SAMPLING_RATIO": "0.25"})
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://collector:4318"}  # the operator's wins
+    apply_telemetry_settings("identity", on, environ)
+    assert environ["OTEL_SDK_DISABLED"] == "false"
+    assert environ["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    assert environ["OTEL_TRACES_SAMPLER_ARG"] == "0.25"
+    assert not any(key.startswith("LGSP_") for key in environ)
