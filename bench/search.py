@@ -2,9 +2,9 @@
 
 Indexes N generated documents (bench/corpus.py: Vietnamese administrative text, ~3.6 KB
 bodies) into tantivy through the SearchIndex interface (upsert batches, version checks,
-one commit at the end), then times three query kinds through `search()` — the full call a
-servicer makes: parse, rights filter inside the engine, total, stored fields, and
-highlighting (also shown without it):
+one commit at the end; `--shards`, default 2, each query searches them in parallel), then
+times three query kinds through `search()` — the full call a servicer makes: parse, rights
+filter inside the engine, total, stored fields, and highlighting (also shown without it):
   term       1–3 plain words, ANDed, ranked
   phrase     a quoted 3–6 word phrase
   filtered   '(cai cach) OR (chuyen doi so) -"du lich"' + doc_type and date-range filters
@@ -21,7 +21,7 @@ the consumer's commit interval to this).
 
 Goals on 2 cores: ≥ 5,000 docs/s indexing; p95 < 30 ms term and filtered; p95 < 100 ms phrase.
 
-    python -m bench.search [--quick] [--docs N] [--dir PATH] [--queries N]
+    python -m bench.search [--quick] [--docs N] [--dir PATH] [--queries N] [--shards N]
 """
 
 from __future__ import annotations
@@ -36,12 +36,13 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from bench.corpus import AGENCY_CODES, documents
 from services.search.index import Caller, Filter, IndexedDocument, SearchQuery
 from services.search.index import text as tx
 from services.search.index.query import parse
-from services.search.index.tantivy_index import ALL_TEXT, TantivyIndex
+from services.search.index.tantivy_index import ALL_TEXT, DEFAULT_SHARDS, TantivyIndex
 
 GOAL_RATE = 5_000
 GOAL_P95 = {"term": 30.0, "phrase": 100.0, "filtered": 30.0}
@@ -114,7 +115,7 @@ def run_tantivy(
 def word_frequencies(ix: TantivyIndex, n: int) -> None:
     """How common the benchmark's words are: share of documents holding each word (or word
     pair, for phrases) and matching each query (all documents, no rights filter)."""
-    searcher = ix._index.searcher()
+    searchers = [shard.index.searcher() for shard in ix._shards]
 
     def share(count: int) -> str:
         return f"{count / n:6.1%}"
@@ -122,11 +123,16 @@ def word_frequencies(ix: TantivyIndex, n: int) -> None:
     def matches(text: str) -> int:
         node = parse(text)
         assert node is not None
-        return int(searcher.search(ix._text(node), 1, count=True).count or 0)
+        query = ix._text(node)
+        results: list[Any] = [s.search(query, 1, count=True) for s in searchers]
+        return sum(int(r.count or 0) for r in results)  # tantivy-py's stubs lack .count
+
+    def doc_freq(word: str) -> int:
+        return sum(s.doc_freq(ALL_TEXT, word) for s in searchers)
 
     print("\nhow common the benchmark words are (share of all documents):")
     words = sorted({w for q in TERMS for w in tx.tokens(q)})
-    print("  words:  " + ", ".join(f"{w} {share(searcher.doc_freq(ALL_TEXT, w)).strip()}"
+    print("  words:  " + ", ".join(f"{w} {share(doc_freq(w)).strip()}"
                                    for w in words))  # fmt: skip
     print("  term queries (all words):  " + ", ".join(
         f"{q!r} {share(matches(q)).strip()}" for q in TERMS))  # fmt: skip
@@ -231,7 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", help="where to build the index (default: a temporary dir)")
     parser.add_argument("--queries", type=int, default=200, help="queries per kind")
     parser.add_argument(
-        "--threads", type=int, default=1, help="tantivy writer threads (1 measured best on 2 cores)"
+        "--threads",
+        type=int,
+        default=1,
+        help="tantivy writer threads per shard (1 measured best on 2 cores)",
+    )
+    parser.add_argument(
+        "--shards", type=int, default=DEFAULT_SHARDS, help="tantivy shards (searched in parallel)"
     )
     args = parser.parse_args(argv)
     n = 50_000 if args.quick else args.docs
@@ -244,11 +256,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     ok = True
     try:
         ix = TantivyIndex(
-            workdir / "tantivy", writer_heap_bytes=1_000_000_000, writer_threads=args.threads
+            workdir / "tantivy",
+            writer_heap_bytes=1_000_000_000,
+            writer_threads=args.threads,
+            shards=args.shards,
         )
         fts = Fts5(workdir / "fts5.db")
         print(
-            f"indexing {n:,} documents into {workdir}"
+            f"indexing {n:,} documents into {workdir}, tantivy in {ix.shards} shard(s)"
             f" (reference: FTS5 over the first {ref_docs:,})",
             flush=True,
         )
@@ -312,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bare = summary(run_tantivy(ix, sets, highlight=False))
         print(
             f"\nquery latency, ms, {nq} queries per kind, rights-filtered, top 20 and total"
-            " (tantivy: always exact):"
+            f" (tantivy: always exact; {ix.shards} shard(s) searched in parallel):"
         )
         print(f"{'kind':<9} {'p50':>7} {'p95':>7} {'p95 no-hl':>10} {'goal p95':>9}   "
               f"| at {ref_docs // 1000}k, no highlights: tantivy p50/p95"

@@ -187,6 +187,9 @@ class SearchSettings(ServiceSettings):
     backend: str = _choice("tantivy", "tantivy", "elasticsearch")
     # "" = <data_dir>/search-index (tantivy only)
     index_dir: str = ""
+    # tantivy: indexes a new index is split into, searched in parallel (one thread each; an
+    # existing index keeps the count it was built with — `lgsp search reindex` to change).
+    shards: int = _num(2, 1, 64)
     url: str = _url("", *HTTP_SCHEMES)  # Elasticsearch / OpenSearch-API endpoint
     username: str = ""
     password: str = _secret()

@@ -6,6 +6,7 @@ authenticator (and may read the `Serving` through `holder`)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,15 @@ from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime, ServiceSpec
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.config import Settings
+from lgsp.grpc.errors import FailedPrecondition
 from services.search.adapters.generations import Generations
 from services.search.entrypoints.grpc import SearchServicer
-from services.search.index import SearchIndex
+from services.search.index import IndexLayoutError, SearchIndex
 from services.search.service_layer.indexer import AttachmentReader
 from services.search.service_layer.serving import Serving
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+log = logging.getLogger(__name__)
 
 
 def attachment_reader(settings: Settings) -> AttachmentReader | None:
@@ -50,7 +53,15 @@ def build_spec(
         holder["serving"] = serving
 
     def index() -> SearchIndex:
-        return serving.open()
+        try:
+            return serving.open()
+        except IndexLayoutError as e:
+            # The operator's message (with paths) goes to the log; the caller learns why.
+            log.error("%s", e)
+            raise FailedPrecondition(
+                "the search index must be rebuilt by an operator (lgsp search reindex)",
+                type="SEARCH_INDEX_LAYOUT",
+            ) from e
 
     async def indexer(rt: ServiceRuntime, stop: asyncio.Event) -> None:
         assert rt.bus is not None

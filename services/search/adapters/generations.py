@@ -3,7 +3,8 @@
     <root>/CURRENT              the serving generation's name (replaced with os.replace)
     <root>/cursor.key           page-cursor key shared by all generations (cursors survive a switch)
     <root>/reindex.lock         held by `lgsp search reindex` while it builds
-    <root>/<gen>/index/         tantivy files (Elasticsearch: index "lgsp-documents-<gen>")
+    <root>/<gen>/index/         tantivy: layout.json and shard-<i>/ (search.shards, fixed when
+                                the generation is built); Elasticsearch: "lgsp-documents-<gen>"
     <root>/<gen>/state.db       the indexer's state for that generation
 
 `<root>` is `search.index_dir`, default `<data_dir>/search-index`.
@@ -83,6 +84,7 @@ class Generations:
             password=s.password,
             index_name=f"lgsp-documents-{name}",
             cursor_key=self.cursor_key(),
+            shards=s.shards,
         )
         return index, StateStore(gen / "state.db")
 

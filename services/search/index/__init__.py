@@ -29,7 +29,7 @@ from .base import (
     Sort,
     Suggestion,
 )
-from .errors import SearchInputError
+from .errors import IndexLayoutError, SearchInputError
 from .text import Highlight
 
 if TYPE_CHECKING:
@@ -48,6 +48,7 @@ __all__ = [
     "Filter",
     "Highlight",
     "Hit",
+    "IndexLayoutError",
     "IndexedDocument",
     "SearchIndex",
     "SearchInputError",
@@ -69,12 +70,16 @@ def open_index(
     password: str = "",
     index_name: str = "lgsp-documents",
     cursor_key: bytes | None = None,
+    shards: int = 2,
 ) -> SearchIndex:
-    """The configured engine: tantivy in `index_dir` (None: in memory) or Elasticsearch."""
+    """The configured engine: tantivy in `index_dir` (None: in memory) or Elasticsearch.
+
+    `shards`: tantivy only, how many indexes a new index is split into (searched in
+    parallel); an existing index keeps the count it was created with."""
     if backend == "tantivy":
         from .tantivy_index import TantivyIndex
 
-        return TantivyIndex(index_dir, cursor_key=cursor_key)
+        return TantivyIndex(index_dir, cursor_key=cursor_key, shards=shards)
     if backend == "elasticsearch":
         if not url:
             raise ValueError("the elasticsearch backend needs search.url")
@@ -95,4 +100,5 @@ def open_index_from_settings(settings: Settings, cursor_key: bytes | None = None
         username=s.username,
         password=s.password,
         cursor_key=cursor_key,
+        shards=s.shards,
     )

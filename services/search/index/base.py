@@ -418,8 +418,8 @@ class EngineIndex(SearchIndex):
             Plan(node, filters, caller, None, True, None, start, limit, True, facets)
         )
         # The engine's order is deterministic for one index state (tantivy breaks score ties
-        # by document address, Elasticsearch by id_hash), so continue right after the last
-        # hit if it is still in the window, else at the same depth (the index changed).
+        # by shard, then document address; Elasticsearch by id_hash), so continue right after
+        # the last hit if it is still in the window, else at the same depth (the index changed).
         window = raw.hits
         i = 0
         if state:

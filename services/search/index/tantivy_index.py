@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import re
 import secrets
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tantivy
 
@@ -19,6 +23,7 @@ from .base import (
     Caller,
     EngineIndex,
     Facet,
+    FacetRequest,
     FacetValue,
     IndexedDocument,
     Plan,
@@ -26,8 +31,10 @@ from .base import (
     RawResult,
     ValidFilter,
     engine_fields,
+    id_hash,
     rights_terms,
 )
+from .errors import IndexLayoutError
 from .query import And, Node, Not, Notation, Or, Phrase, Term
 
 # Every word is matched in one combined field (subject, number, summary and body: one posting
@@ -48,6 +55,14 @@ STORED = (
 INT_FIELDS = ("issued_day", "updated_ts", "version", "id_hash", "k_issued", "k_updated")
 BATCH = 1000
 ANALYZER = "vi_fold"
+# Shards: separate tantivy indexes searched in parallel (see TantivyIndex).
+DEFAULT_SHARDS = 2
+MAX_SHARDS = 64
+LAYOUT_FILE = "layout.json"
+LAYOUT_VERSION = 1
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def build_schema() -> tantivy.Schema:
@@ -92,11 +107,91 @@ def _chunks(items: Iterable[Any], n: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-class TantivyIndex(EngineIndex):
-    """tantivy in `directory` (None: in memory, for tests).
+class _Shard:
+    """One tantivy index of a sharded `TantivyIndex`: its writer (opened lazily) and the
+    versions written to it since its last commit. Only the owning index's write lock (held
+    around every write) serializes access; different shards are written in parallel."""
 
-    One writer per index directory (tantivy locks it); searches use the last committed state.
-    The cursor key is kept in the directory so cursors outlive a restart.
+    def __init__(self, index: tantivy.Index, schema: tantivy.Schema) -> None:
+        self.index = index
+        self.schema = schema
+        self.writer: Any = None
+        self.pending: dict[str, int | None] = {}  # id -> version since commit (None: deleted)
+
+    def open_writer(self, heap: int, threads: int) -> Any:
+        if self.writer is None:
+            self.writer = self.index.writer(heap_size=heap, num_threads=threads)
+        return self.writer
+
+    def versions(self, ids: list[str]) -> dict[str, int]:
+        """Version of each id as written: pending changes first, then the committed index."""
+        out: dict[str, int | None] = {}
+        lookup = []
+        for i in ids:
+            if i in self.pending:
+                out[i] = self.pending[i]
+            else:
+                lookup.append(i)
+        if lookup:
+            searcher = self.index.searcher()
+            if searcher.num_docs:
+                q = tantivy.Query.term_set_query(self.schema, "id", lookup)
+                res = searcher.search(q, len(lookup), count=False, order_by_field="id")
+                addrs = [a for _, a in res.hits]
+                versions = searcher.fast_field_values("version", addrs)
+                out.update({doc_id: v for (doc_id, _), v in zip(res.hits, versions, strict=True)})
+        return {k: v for k, v in out.items() if v is not None}
+
+    def write(self, docs: list[IndexedDocument], build: Any, heap: int, threads: int) -> int:
+        """Add or replace `docs` (all routed here, in order); an older version is skipped."""
+        if not docs:
+            return 0
+        writer = self.open_writer(heap, threads)
+        known = self.versions([d.id for d in docs])
+        written = 0
+        for d in docs:
+            current = known.get(d.id)
+            if current is not None and d.version < current:
+                continue  # an older event arrived late
+            if current is not None:
+                writer.delete_documents_by_term("id", d.id)
+            writer.add_document(build(d))
+            known[d.id] = self.pending[d.id] = d.version
+            written += 1
+        return written
+
+    def delete(self, ids: list[str], heap: int, threads: int) -> None:
+        writer = self.open_writer(heap, threads)
+        for doc_id in ids:
+            writer.delete_documents_by_term("id", doc_id)
+            self.pending[doc_id] = None
+
+    def commit(self, close: bool = False) -> None:
+        """Commits if anything was written since the last commit (a shard a batch did not
+        touch is left alone: no fsync for nothing); `close` also waits for merges."""
+        if self.writer is not None and (self.pending or close):
+            self.writer.commit()
+            if close:
+                self.writer.wait_merging_threads()
+                self.writer = None
+        self.pending.clear()
+        self.index.reload()
+
+
+class TantivyIndex(EngineIndex):
+    """tantivy in `directory` (None: in memory, for tests), split into `shards` indexes.
+
+    A document lives in shard `id_hash(id) % shards`; a search runs on every shard at once
+    (one thread each: tantivy releases the GIL while it searches) and the per-shard results
+    are merged (query-then-fetch, per-shard term statistics, as Elasticsearch does). The
+    shard count is fixed when the index is created (written in `layout.json`); an index
+    opened later keeps its own count whatever `shards` says.
+
+        <directory>/layout.json   engine, layout version, shard count, routing
+        <directory>/cursor.key    page-cursor key (one per index, unless one is passed in)
+        <directory>/shard-<i>/    one tantivy index per shard
+
+    One writer per shard directory (tantivy locks it); searches use the last committed state.
     """
 
     def __init__(
@@ -106,34 +201,112 @@ class TantivyIndex(EngineIndex):
         cursor_key: bytes | None = None,
         writer_heap_bytes: int = 256_000_000,
         writer_threads: int = 1,
+        shards: int = DEFAULT_SHARDS,
     ) -> None:
+        if not 1 <= shards <= MAX_SHARDS:
+            raise ValueError(f"shards must be between 1 and {MAX_SHARDS}, not {shards}")
         self.schema = build_schema()
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
-            try:
-                self._index = tantivy.Index(self.schema, path=str(self._dir), reuse=True)
-            except ValueError as e:
-                if "schema does not match" not in str(e):
-                    raise
-                raise RuntimeError(
-                    f"the search index in {self._dir} was built by another version of the"
-                    " schema; move it away and rebuild it (re-index the documents)"
-                ) from e
+            indexes = self._open_shards(shards)
             cursor_key = cursor_key or self._stored_key()
         else:
-            self._index = tantivy.Index(self.schema)
+            indexes = [tantivy.Index(self.schema) for _ in range(shards)]
             cursor_key = cursor_key or secrets.token_bytes(32)
         super().__init__(cursor_key)
-        self._index.register_tokenizer(ANALYZER, analyzer())
-        self._heap = writer_heap_bytes
+        for ix in indexes:
+            ix.register_tokenizer(ANALYZER, analyzer())
+            ix.reload()
+        self._shards = [_Shard(ix, self.schema) for ix in indexes]
+        # Each shard's writer gets its part of the heap (tantivy wants >= 15 MB per thread).
+        self._heap = max(writer_heap_bytes // shards, 16_000_000 * writer_threads)
         self._threads = writer_threads
-        self._writer: Any = None
-        self._lock = threading.Lock()  # one writer, several threads may call upsert/commit
-        self._pending: dict[
-            str, int | None
-        ] = {}  # id -> version written since commit (None: deleted)
-        self._index.reload()
+        self._lock = threading.Lock()  # writes: several threads may call upsert/commit
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def shards(self) -> int:
+        return len(self._shards)
+
+    def _open_shards(self, wanted: int) -> list[tantivy.Index]:
+        """The shards in the directory, created (`wanted` of them) if the directory is new.
+        An index written by the single-index engine (tantivy files in the directory itself)
+        is refused: its documents are not where the routing looks for them."""
+        assert self._dir is not None
+        path = self._dir / LAYOUT_FILE
+        if path.exists():
+            count = self._read_layout(path)
+            if count != wanted:
+                log.info(
+                    "the search index in %s has %d shards (%d asked: the count is fixed when an"
+                    " index is created; `lgsp search reindex` builds one with the new count)",
+                    self._dir, count, wanted,
+                )  # fmt: skip
+            missing = [i for i in range(count) if not (self._shard_dir(i) / "meta.json").exists()]
+            if missing:
+                raise IndexLayoutError(
+                    f"the search index in {self._dir} lacks shard(s) {missing} of {count}; its"
+                    " documents are incomplete: move it away and rebuild it (`lgsp search"
+                    " reindex`)"
+                )
+            return [self._open_shard(i) for i in range(count)]
+        if (self._dir / "meta.json").exists():
+            raise IndexLayoutError(
+                f"the search index in {self._dir} was written by the single-index engine"
+                " (before shards); this version reads sharded indexes only. Rebuild it:"
+                " `lgsp search reindex` builds a new generation and switches to it (or move"
+                " the directory away and re-index the documents)"
+            )
+        # New: the shards first, then the layout that names them (atomically), so a crash in
+        # between leaves a directory that is simply new again.
+        indexes = [self._open_shard(i) for i in range(wanted)]
+        layout = {
+            "engine": "tantivy",
+            "layout": LAYOUT_VERSION,
+            "shards": wanted,
+            "routing": "id_hash(id) % shards",
+        }
+        tmp = self._dir / f".{LAYOUT_FILE}.{os.getpid()}"
+        tmp.write_text(json.dumps(layout) + "\n")
+        os.replace(tmp, path)
+        return indexes
+
+    def _read_layout(self, path: Path) -> int:
+        try:
+            layout = json.loads(path.read_text())
+            ok = layout.get("engine") == "tantivy" and layout.get("layout") == LAYOUT_VERSION
+            count = int(layout["shards"])
+        except (ValueError, KeyError, TypeError, AttributeError) as e:
+            raise IndexLayoutError(
+                f"{path} is not a search index layout ({e}); move the directory away and"
+                " rebuild the index (`lgsp search reindex`)"
+            ) from e
+        if not ok or not 1 <= count <= MAX_SHARDS:
+            raise IndexLayoutError(
+                f"the search index in {self._dir} has a layout this version cannot read"
+                f" ({layout!r}); move it away and rebuild it (`lgsp search reindex`)"
+            )
+        return count
+
+    def _shard_dir(self, i: int) -> Path:
+        assert self._dir is not None
+        return self._dir / f"shard-{i}"
+
+    def _open_shard(self, i: int) -> tantivy.Index:
+        path = self._shard_dir(i)
+        path.mkdir(exist_ok=True)
+        try:
+            return tantivy.Index(self.schema, path=str(path), reuse=True)
+        except ValueError as e:
+            if "schema does not match" not in str(e):
+                raise
+            raise IndexLayoutError(
+                f"the search index in {self._dir} was built by another version of the"
+                " schema; move it away and rebuild it (`lgsp search reindex`, or re-index the"
+                " documents)"
+            ) from e
 
     def _stored_key(self) -> bytes:
         assert self._dir is not None
@@ -144,29 +317,41 @@ class TantivyIndex(EngineIndex):
                 fh.write(secrets.token_bytes(32))
         return path.read_bytes()
 
-    @property
-    def writer(self) -> Any:
-        if self._writer is None:
-            self._writer = self._index.writer(heap_size=self._heap, num_threads=self._threads)
-        return self._writer
+    def shard_of(self, doc_id: str) -> int:
+        return id_hash(doc_id) % len(self._shards)
+
+    def _map(self, fn: Callable[[int, _Shard], T]) -> list[T]:
+        """`fn(i, shard)` on every shard at once: the first in this thread, the others in the
+        pool (tantivy releases the GIL while it searches, commits and indexes)."""
+        shards = self._shards
+        if len(shards) == 1:
+            return [fn(0, shards[0])]
+        pool = self._pool or self._start_pool()
+        futures = [pool.submit(fn, i, s) for i, s in enumerate(shards) if i]
+        first = fn(0, shards[0])
+        return [first, *(f.result() for f in futures)]
+
+    def _start_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=len(self._shards), thread_name_prefix="tantivy-shard"
+                )
+            return self._pool
 
     # --- writes ---
 
     def upsert(self, docs: Iterable[IndexedDocument]) -> int:
+        """Each batch split by shard; the shards look their ids up and write in parallel
+        (one Python thread per shard builds documents and hands them to its writer)."""
         written = 0
+        heap, threads = self._heap, self._threads
         with self._lock:
-            writer = self.writer
             for batch in _chunks(docs, BATCH):
-                known = self._versions([d.id for d in batch])
+                parts: list[list[IndexedDocument]] = [[] for _ in self._shards]
                 for d in batch:
-                    current = known.get(d.id)
-                    if current is not None and d.version < current:
-                        continue  # an older event arrived late
-                    if current is not None:
-                        writer.delete_documents_by_term("id", d.id)
-                    writer.add_document(self._document(d))
-                    known[d.id] = self._pending[d.id] = d.version
-                    written += 1
+                    parts[self.shard_of(d.id)].append(d)
+                written += sum(self._map(partial(_write, parts, self._document, heap, threads)))
         return written
 
     def _document(self, d: IndexedDocument) -> tantivy.Document:
@@ -185,51 +370,37 @@ class TantivyIndex(EngineIndex):
             **{k: v for k, v in fields.items() if v is not None and v != "" and v != []}
         )
 
-    def _versions(self, ids: list[str]) -> dict[str, int | None]:
-        """Version of each id as written: pending changes first, then the committed index."""
-        out: dict[str, int | None] = {}
-        lookup = []
+    def _versions(self, ids: list[str]) -> dict[str, int]:
+        """Version of each id as written (pending or committed), asked of its shard."""
+        parts: list[list[str]] = [[] for _ in self._shards]
         for i in ids:
-            if i in self._pending:
-                out[i] = self._pending[i]
-            else:
-                lookup.append(i)
-        if lookup:
-            searcher = self._index.searcher()
-            if searcher.num_docs:
-                q = tantivy.Query.term_set_query(self.schema, "id", lookup)
-                res = searcher.search(q, len(lookup), count=False, order_by_field="id")
-                addrs = [a for _, a in res.hits]
-                versions = searcher.fast_field_values("version", addrs)
-                out.update({doc_id: v for (doc_id, _), v in zip(res.hits, versions, strict=True)})
-        return {k: v for k, v in out.items() if v is not None}
+            parts[self.shard_of(i)].append(i)
+        out: dict[str, int] = {}
+        for shard, part in zip(self._shards, parts, strict=True):
+            if part:
+                out.update(shard.versions(part))
+        return out
 
     def delete(self, ids: Iterable[str]) -> None:
         with self._lock:
-            writer = self.writer
             for doc_id in ids:
-                writer.delete_documents_by_term("id", doc_id)
-                self._pending[doc_id] = None
+                self._shards[self.shard_of(doc_id)].delete([doc_id], self._heap, self._threads)
 
     def commit(self) -> None:
+        """Commits every shard (in parallel). Not atomic across shards: after a crash some
+        shards may hold a batch the others lack — the indexer redelivers the batch then,
+        and rewriting a version already written is harmless."""
         with self._lock:
-            if self._writer is not None:
-                self._writer.commit()
-            self._pending.clear()
-            self._index.reload()
+            self._map(lambda i, s: s.commit())
 
     def count(self) -> int:
-        return int(self._index.searcher().num_docs)
+        return sum(int(s.index.searcher().num_docs) for s in self._shards)
 
     def close(self) -> None:
-        """Commits what was written, then lets merges finish and releases the lock."""
+        """Commits what was written, then lets merges finish and releases the locks."""
         with self._lock:
-            if self._writer is not None:
-                self._writer.commit()
-                self._writer.wait_merging_threads()
-                self._writer = None
-            self._pending.clear()
-            self._index.reload()  # the index stays searchable (read-only until the next write)
+            # The index stays searchable (read-only until the next write).
+            self._map(lambda i, s: s.commit(close=True))
 
     def disk_bytes(self) -> int:
         if self._dir is None:
@@ -346,60 +517,86 @@ class TantivyIndex(EngineIndex):
         return Q.boolean_query([(tantivy.Occur.Must, main), *filters])
 
     def _execute(self, plan: Plan) -> RawResult:
-        """Top hits and the total in one pass. Tantivy cannot skip blocks here anyway: the
-        rights filter makes every query an intersection, and tantivy prunes (block-max WAND)
-        only pure disjunctions of terms, so counting costs next to nothing and stays exact.
-        With facets, the aggregation scans every match: the total comes from it instead."""
-        searcher = self._index.searcher()
+        """Top hits and the total in one pass per shard, all shards at once, then merged.
+
+        Tantivy cannot skip blocks here anyway: the rights filter makes every query an
+        intersection, and tantivy prunes (block-max WAND) only pure disjunctions of terms, so
+        counting costs next to nothing and stays exact. With facets, the aggregation scans
+        every match: the total comes from it instead.
+
+        Each shard returns its top `start + limit` (relevance) or `limit` (sorted: the cursor
+        is a range filter, start is 0); the merged order is score (or sort key), then shard,
+        then the shard's own order — a total order that stays the same for every page of one
+        index state, so pages neither repeat nor skip a hit. Only the page's documents are
+        loaded."""
         query = self.build_query(plan)
         count_here = plan.count and not plan.facets
-        scored: list[tuple[float, int, Any]] = []
-        total = 0
-        if plan.limit > 0 or count_here:
-            limit = max(plan.limit, 1)  # tantivy's top-k needs k >= 1
-            if plan.sort_key is None:
-                res = searcher.search(query, limit, count=count_here, offset=plan.start)
-                addrs = [a for _, a in res.hits]
-                orders = searcher.fast_field_values("id_hash", addrs) if addrs else []
-                scored = [
-                    (float(sc), int(o or 0), a) for (sc, a), o in zip(res.hits, orders, strict=True)
+        want_hits = plan.limit > 0 or count_here
+        k = max(plan.start + plan.limit, 1)  # tantivy's top-k needs k >= 1
+        order = tantivy.Order.Desc if plan.descending else tantivy.Order.Asc
+        aggs = _facet_aggs(plan.facets) if plan.facets else None
+
+        def run(i: int, shard: _Shard) -> tuple[Any, list[Any], int, dict[str, Any]]:
+            searcher = shard.index.searcher()
+            hits: list[Any] = []
+            total = 0
+            if want_hits:
+                if plan.sort_key is None:
+                    res = searcher.search(query, k, count=count_here)
+                else:
+                    res = searcher.search(
+                        query, k, count=count_here, order_by_field=plan.sort_key, order=order
+                    )
+                hits = res.hits
+                if count_here:
+                    total = int(res.count or 0)  # type: ignore[attr-defined]  # stubs lack it
+            out: dict[str, Any] = {}
+            if aggs is not None and searcher.num_docs:
+                out = searcher.aggregate(query, aggs)
+            return searcher, hits, total, out
+
+        per_shard = self._map(run)
+        searchers = [p[0] for p in per_shard]
+        rows = [
+            (value, i, rank, addr)
+            for i, (_, hits, _, _) in enumerate(per_shard)
+            for rank, (value, addr) in enumerate(hits)
+        ]
+        if plan.sort_key is None or plan.descending:
+            rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+        else:
+            rows.sort(key=lambda r: (r[0], r[1], r[2]))
+        window = rows[plan.start : plan.start + plan.limit] if plan.limit else []
+        hits: list[RawHit] = []
+        if window:
+            if plan.sort_key is None:  # the tie-break cursors remember: the id hash
+                ids = self._fast_values(searchers, window, "id_hash")
+                hits = [
+                    RawHit(float(v), int(ids[(i, r)] or 0), self._load(searchers[i], a))
+                    for v, i, r, a in window
                 ]
             else:
-                order = tantivy.Order.Desc if plan.descending else tantivy.Order.Asc
-                res = searcher.search(
-                    query, limit, count=count_here, order_by_field=plan.sort_key, order=order
-                )
-                scored = [(0.0, int(k), a) for k, a in res.hits]
-            if count_here:
-                total = int(res.count or 0)  # type: ignore[attr-defined]  # tantivy-py stubs lack it
-        hits = [RawHit(sc, o, self._load(searcher, a)) for sc, o, a in scored] if plan.limit else []
+                hits = [RawHit(0.0, int(v), self._load(searchers[i], a)) for v, i, _, a in window]
+        total = sum(p[2] for p in per_shard)
         facets: tuple[Facet, ...] = ()
         if plan.facets:
-            aggs: dict[str, Any] = {
-                f.field: {
-                    "terms": {
-                        "field": f.field,
-                        "size": f.size,
-                        "segment_size": max(10 * f.size, 200),
-                    }
-                }
-                for f in plan.facets
-            }
-            aggs["_total"] = {"value_count": {"field": "version"}}  # every document has one
-            out = searcher.aggregate(query, aggs) if searcher.num_docs else {}
-            facets = tuple(
-                Facet(
-                    f.field,
-                    tuple(
-                        FacetValue(str(b["key"]), int(b["doc_count"]))
-                        for b in out.get(f.field, {}).get("buckets", [])
-                    ),
-                )
-                for f in plan.facets
-            )
+            outs = [p[3] for p in per_shard]
+            facets = tuple(_merge_buckets(f, outs) for f in plan.facets)
             if plan.count:
-                total = int((out.get("_total") or {}).get("value") or 0)
+                total = sum(int((o.get("_total") or {}).get("value") or 0) for o in outs)
         return RawResult(hits, total, facets)
+
+    @staticmethod
+    def _fast_values(
+        searchers: list[Any], rows: list[tuple[Any, int, int, Any]], field: str
+    ) -> dict[tuple[int, int], Any]:
+        """`field` of each row's document, one call per shard: (shard, rank) -> value."""
+        out: dict[tuple[int, int], Any] = {}
+        for shard in {r[1] for r in rows}:
+            mine = [r for r in rows if r[1] == shard]
+            values = searchers[shard].fast_field_values(field, [r[3] for r in mine])
+            out.update({(shard, r[2]): v for r, v in zip(mine, values, strict=True)})
+        return out
 
     @staticmethod
     def _load(searcher: Any, addr: Any) -> dict[str, Any]:
@@ -424,6 +621,47 @@ class TantivyIndex(EngineIndex):
         else:
             main = Q.term_query(s, "subject", words[0])
         query = Q.boolean_query([(tantivy.Occur.Must, main), *self._rights(caller)])
-        searcher = self._index.searcher()
-        res = searcher.search(query, limit, count=False)
-        return [self._load(searcher, a) for _, a in res.hits]
+
+        def run(i: int, shard: _Shard) -> tuple[Any, list[Any]]:
+            searcher = shard.index.searcher()
+            return searcher, searcher.search(query, limit, count=False).hits
+
+        per_shard = self._map(run)
+        rows = sorted(
+            ((sc, i, rank, a) for i, (_, hits) in enumerate(per_shard)
+             for rank, (sc, a) in enumerate(hits)),
+            key=lambda r: (-r[0], r[1], r[2]),
+        )[:limit]  # fmt: skip
+        return [self._load(per_shard[i][0], a) for _, i, _, a in rows]
+
+
+def _write(
+    parts: list[list[IndexedDocument]], build: Any, heap: int, threads: int, i: int, shard: _Shard
+) -> int:
+    return shard.write(parts[i], build, heap, threads)
+
+
+def _facet_aggs(facets: tuple[FacetRequest, ...]) -> dict[str, Any]:
+    """Each shard counts `shard_size` buckets per field (10× the size asked, at least 200;
+    also per segment): the merged counts are exact unless a field has more distinct values
+    than that among one shard's matches, as with one index and its segments."""
+    aggs: dict[str, Any] = {}
+    for f in facets:
+        shard_size = max(10 * f.size, 200)
+        aggs[f.field] = {
+            "terms": {"field": f.field, "size": shard_size, "segment_size": shard_size}
+        }
+    aggs["_total"] = {"value_count": {"field": "version"}}  # every document has one
+    return aggs
+
+
+def _merge_buckets(f: FacetRequest, outs: list[dict[str, Any]]) -> Facet:
+    """One field's buckets from every shard: counts summed per value, most first (ties by
+    value), cut to the size asked."""
+    counts: dict[str, int] = {}
+    for out in outs:
+        for b in out.get(f.field, {}).get("buckets", []):
+            key = str(b["key"])
+            counts[key] = counts.get(key, 0) + int(b["doc_count"])
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[: f.size]
+    return Facet(f.field, tuple(FacetValue(v, n) for v, n in ranked))
