@@ -190,6 +190,9 @@ class SearchSettings(ServiceSettings):
     # tantivy: indexes a new index is split into, searched in parallel (one thread each; an
     # existing index keeps the count it was built with — `lgsp search reindex` to change).
     shards: int = _num(2, 1, 64)
+    # tantivy: what of the index is locked in memory so the kernel cannot page it out
+    # (mlock; needs the memlock limit): "postings" = everything but the stored documents.
+    memory_lock: str = _choice("postings", "none", "postings", "all")
     url: str = _url("", *HTTP_SCHEMES)  # Elasticsearch / OpenSearch-API endpoint
     username: str = ""
     password: str = _secret()

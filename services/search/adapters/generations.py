@@ -72,7 +72,9 @@ class Generations:
             fh.write(secrets.token_bytes(32))
         return path.read_bytes()
 
-    def open(self, name: str) -> tuple[SearchIndex, StateStore]:
+    def open(self, name: str, *, serving: bool = True) -> tuple[SearchIndex, StateStore]:
+        """Generation `name`'s index and state; `serving=False` (a rebuild) locks nothing in
+        memory: only the serving index needs to stay resident."""
         gen = self.root / name
         gen.mkdir(parents=True, exist_ok=True)
         s = self.settings.search
@@ -85,6 +87,7 @@ class Generations:
             index_name=f"lgsp-documents-{name}",
             cursor_key=self.cursor_key(),
             shards=s.shards,
+            memory_lock=s.memory_lock if serving else "none",
         )
         return index, StateStore(gen / "state.db")
 

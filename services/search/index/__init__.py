@@ -71,15 +71,19 @@ def open_index(
     index_name: str = "lgsp-documents",
     cursor_key: bytes | None = None,
     shards: int = 2,
+    memory_lock: str = "none",
 ) -> SearchIndex:
     """The configured engine: tantivy in `index_dir` (None: in memory) or Elasticsearch.
 
-    `shards`: tantivy only, how many indexes a new index is split into (searched in
-    parallel); an existing index keeps the count it was created with."""
+    tantivy only: `shards`, how many indexes a new index is split into (searched in
+    parallel; an existing index keeps the count it was created with); `memory_lock`, what
+    of the index is locked in memory ("none", "postings", "all": see resident.py)."""
     if backend == "tantivy":
         from .tantivy_index import TantivyIndex
 
-        return TantivyIndex(index_dir, cursor_key=cursor_key, shards=shards)
+        return TantivyIndex(
+            index_dir, cursor_key=cursor_key, shards=shards, memory_lock=memory_lock
+        )
     if backend == "elasticsearch":
         if not url:
             raise ValueError("the elasticsearch backend needs search.url")
@@ -101,4 +105,5 @@ def open_index_from_settings(settings: Settings, cursor_key: bytes | None = None
         password=s.password,
         cursor_key=cursor_key,
         shards=s.shards,
+        memory_lock=s.memory_lock,
     )

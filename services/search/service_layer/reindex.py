@@ -65,7 +65,7 @@ async def rebuild(
             raise ReindexBusy(f"another reindex is running on {root}") from None
         name = generations.new_name()
         group = f"search-reindex-{name}"
-        index, state = await asyncio.to_thread(generations.open, name)
+        index, state = await asyncio.to_thread(generations.open, name, serving=False)
         state.set_meta(REPLAY_GROUP_KEY, group)
         state.commit()
         indexer = Indexer(index, state, attachments, bus, commit_interval=1.0, max_batch=2000)

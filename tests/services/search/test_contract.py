@@ -81,6 +81,19 @@ def test_words_are_anded_and_subject_outranks_body(ix: SearchIndex) -> None:
     assert ids(ix, "cai cach thue") == ["body-only"]
 
 
+def test_subject_outranks_words_repeated_in_the_body(index: SearchIndex) -> None:
+    about = D("about", "5/KH-UBND", "Kế hoạch phòng chống thiên tai năm 2026",
+              body_text="Các sở, ngành triển khai theo chức năng được giao.", agency_code=A,
+              version=1)  # fmt: skip
+    mentions = D("mentions", "6/BC-UBND", "Báo cáo kinh tế xã hội quý III",
+                 body_text="Thiên tai gây thiệt hại. Khắc phục hậu quả thiên tai kịp thời. "
+                 "Dự báo thiên tai còn phức tạp trong quý tới.", agency_code=A,
+                 version=1)  # fmt: skip
+    index.upsert([mentions, about])
+    index.commit()
+    assert ids(index, "thien tai") == ["about", "mentions"]
+
+
 def test_quoted_phrase_needs_the_words_in_order(ix: SearchIndex) -> None:
     assert "cites" in ids(ix, "cai hanh chinh")  # "cải tiến hành chính" has the words
     assert "cites" not in ids(ix, '"cai cach hanh chinh"')
@@ -97,6 +110,13 @@ def test_phrase_stays_inside_one_field(index: SearchIndex) -> None:
     assert ids(index, '"cai cach hanh chinh cap xa"') == ["split"]
     assert ids(index, '"cach hanh"') == ["split"]  # not "apart": summary and body are two fields
     assert ids(index, 'cai cach -"hanh chinh cap"') == ["apart"]
+    # The subject is weighted by repeating it in the combined text: a phrase must not run
+    # from the end of one repeat into the start of the next.
+    loop = D("loop", subject="Hành chính cải cách", agency_code=A, version=1)
+    index.upsert([loop])
+    index.commit()
+    assert "loop" not in ids(index, '"cach hanh"')
+    assert ids(index, '"hanh chinh cai cach"') == ["loop"]
 
 
 def test_or_not_and_parentheses(ix: SearchIndex) -> None:
