@@ -164,6 +164,9 @@ class ProcessSpec:
     argv: Sequence[str]
     env: Mapping[str, str] | None = None
     cwd: str | None = None
+    # Stopped after every other child has exited: the console receives the others' last
+    # traces as they shut down.
+    stop_last: bool = False
 
 
 COLORS = (36, 33, 32, 35, 34, 91, 96, 93, 92, 95, 94, 31)
@@ -349,7 +352,8 @@ class Supervisor:
             os.killpg(proc.pid, sig)
 
     async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
-        """SIGTERM every child, give them `grace` seconds, SIGKILL the rest.
+        """SIGTERM every child, give them `grace` seconds, SIGKILL the rest. Children marked
+        `stop_last` are signalled once the others have exited (or the grace is up).
 
         Waiting on the supervising tasks (not on a snapshot of processes) also covers a child
         that was being spawned when the stop came: _start terminates it at once.
@@ -357,9 +361,24 @@ class Supervisor:
         running = [c for c in self.children if c.proc and c.proc.returncode is None]
         if running:
             self.log(f"stopping {len(running)} process(es)…")
-        for child in reversed(running):  # services before the console that watches them
+        deadline = asyncio.get_running_loop().time() + (0 if self._forced else self.grace)
+        first = [c for c in running if not c.spec.stop_last]
+        for child in reversed(first):
             self._signal(child, signal.SIGTERM)
-        _, pending = await asyncio.wait(tasks, timeout=0 if self._forced else self.grace)
+        if len(first) < len(running):
+            # The others get the grace period's rest once the first ones are gone.
+            waits = [asyncio.ensure_future(c.proc.wait()) for c in first if c.proc]
+            if waits:
+                await asyncio.wait(
+                    waits, timeout=max(0.0, deadline - asyncio.get_running_loop().time())
+                )
+                for w in waits:
+                    w.cancel()
+            for child in running:
+                if child.spec.stop_last:
+                    self._signal(child, signal.SIGTERM)
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        _, pending = await asyncio.wait(tasks, timeout=timeout)
         if pending:
             for child in self.children:
                 if child.proc and child.proc.returncode is None:
@@ -427,7 +446,7 @@ def up(
         if settings.platform.log_format == "auto" and out.isatty():
             # Children write to our pipe, but a person reads it: ask for text logs.
             env["LGSP_LOG_FORMAT"] = "text"
-        specs.append(ProcessSpec(c.name, component_argv(c), env))
+        specs.append(ProcessSpec(c.name, component_argv(c), env, stop_last=c.kind == "console"))
     supervisor = Supervisor(specs, out=out, backoff=backoff, grace=grace)
 
     def started() -> None:

@@ -148,6 +148,42 @@ async def test_stop_terminates_children_and_kills_those_ignoring_sigterm() -> No
     assert sup.children[0].starts == 1  # a stop is not a crash: no restart
 
 
+async def test_stop_last_children_are_stopped_after_the_others_have_exited() -> None:
+    slow = py("""
+        import signal, sys, time
+        def bye(*_):
+            time.sleep(0.5)  # flushing its last traces to the watcher
+            print('service flushed', flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, bye)
+        print('ready', flush=True)
+        time.sleep(60)
+    """)
+    watcher = py("""
+        import signal, sys, time
+        def bye(*_):
+            print('watcher stopping', flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, bye)
+        print('ready', flush=True)
+        time.sleep(60)
+    """)
+    out = io.StringIO()
+    sup = Supervisor(
+        [ProcessSpec("watcher", watcher, stop_last=True), ProcessSpec("svc", slow)],
+        out=out,
+        color=False,
+        grace=5,
+    )
+    task = asyncio.create_task(sup.run())
+    await wait_for(lambda: out.getvalue().count("| ready") == 2)
+    sup.stop()
+    assert await asyncio.wait_for(task, 10) == 0
+    text = out.getvalue()
+    assert text.index("svc     | service flushed") < text.index("watcher | watcher stopping")
+    assert "still running" not in text
+
+
 # --- `lgsp up` as a real process, over fake components on PYTHONPATH ----------------------
 
 FAKE_MAIN = """
