@@ -63,20 +63,21 @@ def shard_ids(ix: TantivyIndex, shard: int) -> set[str]:
     return {searcher.doc(a).to_dict()["id"][0] for _, a in res.hits}
 
 
-@pytest.fixture
-def three(tmp_path: Path) -> TantivyIndex:
-    ix = TantivyIndex(tmp_path / "three", shards=3)
+def built(path: Path, shards: int) -> TantivyIndex:
+    ix = TantivyIndex(path, shards=shards)
     ix.upsert(corpus())
     ix.commit()
     return ix
+
+
+@pytest.fixture
+def three(tmp_path: Path) -> TantivyIndex:
+    return built(tmp_path / "three", 3)
 
 
 @pytest.fixture
 def one(tmp_path: Path) -> TantivyIndex:
-    ix = TantivyIndex(tmp_path / "one", shards=1)
-    ix.upsert(corpus())
-    ix.commit()
-    return ix
+    return built(tmp_path / "one", 1)
 
 
 # --- routing ----------------------------------------------------------------------------------
