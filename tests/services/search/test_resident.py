@@ -68,9 +68,10 @@ def test_postings_are_locked_the_store_is_not_and_close_releases(tmp_path: Path)
     # The kernel counts them as locked: whole pages, at least the files' bytes.
     assert vm_locked_kib() - before >= size // 1024
     assert ix.search(SearchQuery("cai cach"), Caller(A)).total == 300
+    locked = vm_locked_kib()
     ix.close()
     assert ix.resident is None
-    assert vm_locked_kib() == before
+    assert locked - vm_locked_kib() >= size // 1024  # all of it released
 
 
 def test_new_segments_are_followed_and_merged_away_ones_released(tmp_path: Path) -> None:
@@ -116,6 +117,7 @@ def test_a_refused_mlock_warns_once_and_leaves_the_index_working(
     ix = TantivyIndex(tmp_path / "ix", memory_lock="postings")
     resident = ix.resident
     assert resident is not None and resident._libc is not None
+    resident.close()  # no follower thread: only the refreshes below ask for locks
     calls = []
 
     def refused(addr: int, size: int) -> int:  # the memlock limit, as the kernel answers it
