@@ -8,7 +8,6 @@ result = index.search(SearchQuery("cai cach hanh chinh"), Caller("000.00.00.H30"
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from .base import (
     DEFAULT_FACETS,
@@ -32,9 +31,6 @@ from .base import (
 from .errors import IndexLayoutError, SearchInputError
 from .text import Highlight
 
-if TYPE_CHECKING:
-    from lgsp.config import Settings
-
 __all__ = [
     "DEFAULT_FACETS",
     "FILTER_FIELDS",
@@ -57,7 +53,6 @@ __all__ = [
     "Sort",
     "Suggestion",
     "open_index",
-    "open_index_from_settings",
 ]
 
 
@@ -93,17 +88,3 @@ def open_index(
             url, index=index_name, username=username, password=password, cursor_key=cursor_key
         )
     raise ValueError(f"unknown search backend {backend!r}; use tantivy or elasticsearch")
-
-
-def open_index_from_settings(settings: Settings, cursor_key: bytes | None = None) -> SearchIndex:
-    s = settings.search
-    return open_index(
-        s.backend,
-        index_dir=s.index_dir or settings.data_dir / "search-index",
-        url=s.url,
-        username=s.username,
-        password=s.password,
-        cursor_key=cursor_key,
-        shards=s.shards,
-        memory_lock=s.memory_lock,
-    )
