@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,9 @@ def test_new_segments_are_followed_and_merged_away_ones_released(tmp_path: Path)
         ix.commit()
         resident.refresh()
         seen |= set(resident._maps)
-        assert set(resident._maps) == committed_files(tmp_path / "ix", LEVELS["all"])
+        # tantivy merges in the background, so the committed set may move on at any moment:
+        # compared exactly once merges have finished, below.
+        assert resident.locked_bytes > 0
     assert any(p.suffix == ".store" for p in resident._maps)
     ix._shards[0].commit(close=True)  # wait for merges, keep the index open
     resident.refresh()
@@ -100,8 +103,6 @@ def test_the_follower_thread_locks_after_a_commit(tmp_path: Path) -> None:
     assert ix.resident is not None
     ix.upsert(docs(0, 100))
     ix.commit()  # kicks the follower: no explicit refresh here
-    import time
-
     deadline = time.monotonic() + 10
     while not ix.resident.locked_bytes and time.monotonic() < deadline:
         time.sleep(0.02)
