@@ -8,13 +8,17 @@ PYTHONPATH (which is how the tests substitute fake components).
 
 Each child runs in its own session (process group): a terminal Ctrl-C reaches only the
 supervisor, which then stops the children in order and can also kill their grandchildren
-by group.
+by group. On Linux each child also asks the kernel for SIGTERM when the supervisor dies
+(PR_SET_PDEATHSIG), so a supervisor that is SIGKILLed or crashes leaves no service running
+on its ports.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import importlib.util
 import os
 import signal
@@ -185,6 +189,32 @@ class _Child:
     pids: list[int] = field(default_factory=list)
 
 
+_PR_SET_PDEATHSIG = 1
+
+
+def _death_signal_hook() -> Callable[[], None] | None:
+    """A preexec_fn making the child get SIGTERM when its parent dies (Linux), or None.
+
+    libc's prctl is looked up here, in the parent: the hook runs between fork and exec and
+    must not import or allocate much there. If the supervisor died before the hook ran
+    (the child was re-parented already), the child exits at once instead.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return hook
+
+
 class Supervisor:
     """Runs children, restarts crashed ones with backoff, stops all on SIGINT/SIGTERM."""
 
@@ -211,6 +241,7 @@ class Supervisor:
         self._own_prefix = self._paint("lgsp".ljust(width), 1)
         self._stopping = asyncio.Event()
         self._forced = False
+        self._death_signal = _death_signal_hook()
 
     def _paint(self, text: str, code: int) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -314,6 +345,7 @@ class Supervisor:
             env=dict(spec.env) if spec.env is not None else None,
             cwd=spec.cwd,
             start_new_session=True,
+            preexec_fn=self._death_signal,
         )
         child.starts += 1
         child.pids.append(child.proc.pid)

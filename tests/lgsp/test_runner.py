@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import os
@@ -327,6 +328,30 @@ def test_lgsp_up_runs_discovered_components_and_sigterm_stops_all(
         time.sleep(0.05)
     assert [p for p in pids if alive(p)] == []  # no orphans, grandchild included
     assert "stopped" in out.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_children_stop_when_the_supervisor_is_killed(
+    lgsp_up: Callable[..., tuple[subprocess.Popen[str], Lines]],
+) -> None:
+    proc, out = lgsp_up()
+    out.wait(lambda _: len(ready_info(out)) == 3)
+    info = ready_info(out)
+    children = [int(i["pid"]) for i in info.values()]
+    helper = int(info["documents"]["helper"])
+    try:
+        assert all(alive(p) for p in children)
+        proc.kill()  # no chance to stop anyone: the kernel's parent-death signal must
+        proc.wait(10)
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in children) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [p for p in children if alive(p)] == []
+    finally:
+        # A component's own helper is the component's to stop; this fake one never does.
+        for pid in [*children, helper]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
 def test_lgsp_up_only_and_unknown_name(
