@@ -10,6 +10,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date, timedelta
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -66,12 +67,25 @@ DEFAULT_SHARDS = 2
 MAX_SHARDS = 64
 LAYOUT_FILE = "layout.json"
 LAYOUT_VERSION = 1
+_EPOCH = date(1970, 1, 1)  # issued_day counts days from it (base.engine_fields)
+# The rights rule and the common filters as one posting list, as a compound database index
+# does: for each readers term r of a document (see READERS) the terms
+#   r SEP "t" SEP doc_type,  r SEP "y" SEP year,  r SEP "ty" SEP doc_type SEP year
+# so "rights AND doc_type IN (…) AND issued_date in whole years" is one term set over the
+# documents that pass all three, instead of three filters each walking its own (much longer)
+# postings. Tantivy-only, internal: the query a caller sees is unchanged, and an index built
+# before this field is searched with the plain filters (see TantivyIndex._access).
+READER_KEYS = "reader_keys"
+SEP = "\x1f"  # never in a key's parts: a part holding it gets no key (and no compound query)
+MAX_COMPOUND_TERMS = 1024  # more terms than this: the plain filters
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def build_schema() -> tantivy.Schema:
+def build_schema(reader_keys: bool = True) -> tantivy.Schema:
+    """The schema; `reader_keys=False` is the schema of an index built before READER_KEYS
+    (the same fields in the same order, without the last one)."""
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
     for name in OWN_TEXT_FIELDS:
@@ -89,7 +103,24 @@ def build_schema() -> tantivy.Schema:
     sb.add_boolean_field("public", stored=False, indexed=True, fast=True)
     for name in INT_FIELDS:
         sb.add_integer_field(name, stored=False, indexed=True, fast=True)
+    if reader_keys:
+        sb.add_text_field(READER_KEYS, stored=False, tokenizer_name="raw", index_option="basic")
     return sb.build()
+
+
+def reader_keys(readers: Iterable[str], doc_type: str, year: str) -> list[str]:
+    """The READER_KEYS terms of a document with these readers terms, type and year."""
+    out: list[str] = []
+    for r in readers:
+        if SEP in r:
+            continue
+        if doc_type and SEP not in doc_type:
+            out.append(f"{r}{SEP}t{SEP}{doc_type}")
+            if year:
+                out.append(f"{r}{SEP}ty{SEP}{doc_type}{SEP}{year}")
+        if year:
+            out.append(f"{r}{SEP}y{SEP}{year}")
+    return out
 
 
 def analyzer() -> tantivy.TextAnalyzer:
@@ -213,6 +244,8 @@ class TantivyIndex(EngineIndex):
         if not 1 <= shards <= MAX_SHARDS:
             raise ValueError(f"shards must be between 1 and {MAX_SHARDS}, not {shards}")
         self.schema = build_schema()
+        # False for an index built before READER_KEYS: searched with the plain filters.
+        self.reader_keys = True
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -316,6 +349,22 @@ class TantivyIndex(EngineIndex):
         except ValueError as e:
             if "schema does not match" not in str(e):
                 raise
+            if i == 0 and self.reader_keys:  # shard 0 decides; the others must agree
+                legacy = build_schema(reader_keys=False)
+                try:
+                    index = tantivy.Index(legacy, path=str(path), reuse=True)
+                except ValueError as e2:
+                    if "schema does not match" not in str(e2):
+                        raise
+                else:
+                    log.warning(
+                        "the search index in %s was built before the %s field: it is searched"
+                        " with the plain rights and filter clauses (slower at scale);"
+                        " `lgsp search reindex` rebuilds it with the field",
+                        self._dir, READER_KEYS,
+                    )  # fmt: skip
+                    self.schema, self.reader_keys = legacy, False
+                    return index
             raise IndexLayoutError(
                 f"the search index in {self._dir} was built by another version of the"
                 " schema; move it away and rebuild it (`lgsp search reindex`, or re-index the"
@@ -375,6 +424,8 @@ class TantivyIndex(EngineIndex):
         fields[ALL_TEXT] = [fields[f] for f, n in ALL_TEXT_REPEATS if fields[f] for _ in range(n)]
         for name in STORED_TEXT:
             fields[name] = fields[name].encode() if fields[name] else None
+        if self.reader_keys:
+            fields[READER_KEYS] = reader_keys(fields[READERS], fields["doc_type"], fields["year"])
         return tantivy.Document(
             **{k: v for k, v in fields.items() if v is not None and v != "" and v != []}
         )
@@ -466,6 +517,51 @@ class TantivyIndex(EngineIndex):
         terms = Q.term_set_query(self.schema, READERS, rights_terms(caller))
         return [(tantivy.Occur.Must, Q.const_score_query(terms, 0.0))]
 
+    def _access(
+        self, caller: Caller, filters: tuple[ValidFilter, ...], compound: bool = True
+    ) -> list[tuple[Any, tantivy.Query]]:
+        """The rights rule and the filters as clauses to intersect with the query.
+
+        With READER_KEYS (and `compound`), the rights, the first doc_type filter and the
+        first bounded issued_date range become one term set of compound keys: the caller's
+        readers terms × the types × the years the range touches — one short posting list of
+        the documents passing all three. The range is kept as well unless it covers whole
+        years (the years are then exact). Negated filters and the others stay as they are.
+        Same matches as the plain clauses (they score 0 either way)."""
+        Q, Must = tantivy.Query, tantivy.Occur.Must
+        rights = rights_terms(caller)
+
+        def plain() -> list[tuple[Any, tantivy.Query]]:
+            return [*self._rights(caller), *(self._filter(f) for f in filters)]
+
+        if not (compound and self.reader_keys):
+            return plain()
+        types = next((f for f in filters if f.field == "doc_type" and not f.negate), None)
+        days = next(
+            (f for f in filters if f.field == "issued_day" and not f.negate
+             and f.lo is not None and f.hi is not None),
+            None,
+        )  # fmt: skip
+        span = (days.lo or 0, days.hi or 0) if days is not None else None
+        years = _years(*span) if span is not None else None
+        if types is None and years is None:
+            return plain()
+        values = types.values if types is not None else ()
+        if any(SEP in v for v in (*rights, *values)):
+            return plain()
+        if len(rights) * max(len(values), 1) * len(years or [""]) > MAX_COMPOUND_TERMS:
+            return plain()
+        if types is not None and years is not None:
+            keys = [f"{r}{SEP}ty{SEP}{t}{SEP}{y}" for r in rights for t in values for y in years]
+        elif types is not None:
+            keys = [f"{r}{SEP}t{SEP}{t}" for r in rights for t in values]
+        else:
+            keys = [f"{r}{SEP}y{SEP}{y}" for r in rights for y in years or ()]
+        exact_years = span is not None and years is not None and _whole_years(*span)
+        rest = [f for f in filters if f is not types and not (f is days and exact_years)]
+        keyed = Q.const_score_query(Q.term_set_query(self.schema, READER_KEYS, keys), 0.0)
+        return [(Must, keyed), *(self._filter(f) for f in rest)]
+
     def _filter(self, f: ValidFilter) -> tuple[Any, tantivy.Query]:
         Q, s = tantivy.Query, self.schema
         if f.boolean is not None:
@@ -478,9 +574,11 @@ class TantivyIndex(EngineIndex):
             return (tantivy.Occur.MustNot, q)
         return (tantivy.Occur.Must, Q.const_score_query(q, 0.0))
 
-    def build_query(self, plan: Plan) -> tantivy.Query:
+    def build_query(self, plan: Plan, compound: bool = True) -> tantivy.Query:
+        """`plan` as one tantivy query; `compound=False`: the plain rights and filter
+        clauses (the plan of an index without READER_KEYS; the tests compare the two)."""
         Q = tantivy.Query
-        filters = [*self._rights(plan.caller), *(self._filter(f) for f in plan.filters)]
+        filters = self._access(plan.caller, plan.filters, compound)
         if plan.key_bound is not None and plan.sort_key is not None:
             lo, hi = (None, plan.key_bound) if plan.descending else (plan.key_bound, None)
             rng = Q.range_query(self.schema, plan.sort_key, tantivy.FieldType.Integer, lo, hi)
@@ -619,6 +717,25 @@ class TantivyIndex(EngineIndex):
             key=lambda r: (-r[0], r[1], r[2]),
         )[:limit]  # fmt: skip
         return [self._load(per_shard[i][0], a) for _, i, _, a in rows]
+
+
+def _years(lo: int, hi: int) -> list[str] | None:
+    """The years (as the `year` field writes them) that the issued_day range [lo, hi] touches;
+    None if the range is empty, outside the calendar or too long to list."""
+    try:
+        a, b = _EPOCH + timedelta(days=lo), _EPOCH + timedelta(days=hi)
+    except OverflowError:
+        return None
+    if a > b or b.year - a.year >= MAX_COMPOUND_TERMS:
+        return None
+    return [str(y) for y in range(a.year, b.year + 1)]
+
+
+def _whole_years(lo: int, hi: int) -> bool:
+    """Whether [lo, hi] (issued_day, within the calendar) runs from a 1 January to a 31
+    December: then the years alone are the range."""
+    a, b = _EPOCH + timedelta(days=lo), _EPOCH + timedelta(days=hi)
+    return (a.month, a.day, b.month, b.day) == (1, 1, 12, 31)
 
 
 def _write(
