@@ -491,17 +491,21 @@ class Tokens:
             s = uow.session
             failures = 0
             if user is not None and count:
-                failures = (
-                    s.execute(
-                        sa.select(t.users.c.failed_logins).where(t.users.c.id == user["id"])
-                    ).scalar_one()
-                    + 1
-                )
+                # Incremented in the database, not read then written: concurrent failures
+                # (threads, replicas) each count, so parallel guesses cannot outrun the lock.
+                failures = s.execute(
+                    sa.update(t.users)
+                    .where(t.users.c.id == user["id"])
+                    .values(failed_logins=t.users.c.failed_logins + 1)
+                    .returning(t.users.c.failed_logins)
+                ).scalar_one()
                 lock_until = self.directory.lockout.after_failure(failures, time.time())
-                values: dict[str, Any] = {"failed_logins": failures}
                 if lock_until is not None:
-                    values.update(status=Status.LOCKED, locked_until=lock_until)
-                s.execute(sa.update(t.users).where(t.users.c.id == user["id"]).values(**values))
+                    s.execute(
+                        sa.update(t.users)
+                        .where(t.users.c.id == user["id"])
+                        .values(status=Status.LOCKED, locked_until=lock_until)
+                    )
                 if lock_until is not None and realm == REALM:
                     uow.emit(
                         ev.UserLocked(

@@ -110,6 +110,44 @@ def test_duplicate_usernames_even_when_created_at_once(ident: Identity) -> None:
     assert len(users) == 1
 
 
+def test_concurrent_wrong_passwords_are_each_counted(ident: Identity) -> None:
+    """Parallel guesses must not slip past the lockout: each failure is counted (on
+    PostgreSQL, a read-then-write count lost concurrent failures)."""
+    from services.identity.domain.model import Status
+    from services.identity.domain.security import AddressThrottle, LockoutPolicy
+    from services.identity.service_layer.directory import REALM
+
+    d, tk = ident.directory, ident.tokens
+    d.lockout = LockoutPolicy(max_failures=1000)  # count only: no lock in the way
+    tk.throttle = AddressThrottle(limit=1000)
+    user, _ = d.create_user(SYSTEM, official("nguyenvanan.stp"), password=PASSWORD)
+    attempts = 12
+
+    def guess(i: int) -> str:
+        ctx = ClientContext(remote_ip=f"10.0.1.{i}", user_agent="pytest")
+        try:
+            tk.check_password(REALM, user.username, f"Sai-Mat-Khau-{i}", "", "documents", ctx)
+        except OAuthError as err:
+            return err.error
+        return "accepted"
+
+    with ThreadPoolExecutor(attempts) as pool:
+        outcomes = list(pool.map(guess, range(attempts)))
+    assert outcomes == ["invalid_grant"] * attempts
+    with d.read() as s:
+        failures = s.execute(
+            sa.select(t.users.c.failed_logins).where(t.users.c.id == user.id)
+        ).scalar_one()
+    assert failures == attempts
+    # The limit is reached by the count, not by whichever request read it last.
+    d.lockout = LockoutPolicy(max_failures=attempts + 1)
+    with pytest.raises(OAuthError):
+        tk.check_password(REALM, user.username, "Sai-nua", "", "documents", CTX)
+    with d.read() as s:
+        status = s.execute(sa.select(t.users.c.status).where(t.users.c.id == user.id)).scalar_one()
+    assert status == Status.LOCKED
+
+
 @pytest.mark.parametrize(
     ("user", "field"),
     [
