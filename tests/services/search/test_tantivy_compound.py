@@ -15,7 +15,15 @@ import pytest
 import tantivy
 
 from bench.corpus import AGENCY_CODES, documents
-from services.search.index import Caller, FacetRequest, Filter, IndexedDocument, SearchQuery, Sort
+from services.search.index import (
+    Caller,
+    FacetRequest,
+    Filter,
+    IndexedDocument,
+    IndexLayoutError,
+    SearchQuery,
+    Sort,
+)
 from services.search.index.base import Plan, _validate_filters
 from services.search.index.query import parse
 from services.search.index.tantivy_index import (
@@ -156,3 +164,16 @@ def test_index_built_before_the_field_is_searched_with_the_plain_plan(tmp_path: 
             assert [h.id for h in a.hits] == [h.id for h in b.hits] and a.total == b.total
     then.close()
     assert not TantivyIndex(old).reader_keys  # reopened: still the plain plan
+
+
+def test_index_of_another_schema_is_still_refused_with_a_rebuild_hint(tmp_path: Path) -> None:
+    sb = tantivy.SchemaBuilder()
+    sb.add_text_field("id", stored=True)
+    other = sb.build()
+    for i in range(2):
+        (tmp_path / f"shard-{i}").mkdir()
+        tantivy.Index(other, path=str(tmp_path / f"shard-{i}"))
+    layout = {"engine": "tantivy", "layout": 1, "shards": 2, "routing": "id_hash(id) % shards"}
+    (tmp_path / "layout.json").write_text(json.dumps(layout))
+    with pytest.raises(IndexLayoutError, match=r"another version of the schema.*rebuild it"):
+        TantivyIndex(tmp_path)
