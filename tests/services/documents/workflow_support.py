@@ -7,7 +7,8 @@ directory."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,15 @@ class Env:
         return _Caller()
 
 
-@pytest.fixture(name="env")
-async def env_fixture(tmp_path: Path) -> AsyncIterator[Env]:
+@contextlib.asynccontextmanager
+async def running_env(
+    tmp_path: Path, settings_env: Mapping[str, str] | None = None
+) -> AsyncIterator[Env]:
+    """The documents service with its settings from `settings_env` (LGSP_* variables) on top of
+    a data directory in tmp_path."""
     issuer = FakeIssuer()
     await issuer.start()
-    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
+    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), **(settings_env or {})})
     authn = JwtAuthenticator(issuer.issuer)
     holder: dict[str, Any] = {}
     spec = build_spec(settings, agencies=AGENCIES, authenticator=authn, holder=holder)
@@ -86,6 +91,12 @@ async def env_fixture(tmp_path: Path) -> AsyncIterator[Env]:
         await runtime.stop(0)
         await authn.aclose()
         await issuer.stop()
+
+
+@pytest.fixture(name="env")
+async def env_fixture(tmp_path: Path) -> AsyncIterator[Env]:
+    async with running_env(tmp_path) as env:
+        yield env
 
 
 async def to_signed(env: Env, doc: pb.Document | None = None) -> pb.Document:
