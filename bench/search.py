@@ -15,7 +15,8 @@ Reference: at 100k documents (or N if smaller) the same queries also run against
 total counted), and against tantivy at that same size, so the ratio compares equals.
 
 Also printed: how common each benchmark word is (share of documents containing it, and
-matching each query), and freshness — upsert one document, commit, find it — on the full
+matching each query), the process's CPU time per query (both shard threads: what 2 cores
+must supply) and the segments per shard, and freshness — upsert one document, commit, find it — on the full
 index while it is otherwise idle (the platform's issue-to-findable time adds the bus and
 the consumer's commit interval to this).
 
@@ -103,17 +104,23 @@ def run_tantivy(
     sets: dict[str, list[tuple[str, str]]],
     highlight: bool,
     lower_bounds: dict[str, int] | None = None,
+    cpu: dict[str, float] | None = None,
 ) -> dict[str, list[float]]:
+    """Wall ms per query of each kind; `cpu` gets the process's CPU ms per query (all
+    threads: the shards' searches included)."""
     out: dict[str, list[float]] = {}
     for kind, items in sets.items():
         filters = FILTERS if kind == "filtered" else ()
         times = []
+        started = time.process_time()
         for text, agency in items:
             t = time.perf_counter()
             res = ix.search(SearchQuery(text, filters=filters, highlight=highlight), Caller(agency))
             times.append((time.perf_counter() - t) * 1000)
             if lower_bounds is not None and res.total_is_lower_bound:
                 lower_bounds[kind] = lower_bounds.get(kind, 0) + 1
+        if cpu is not None:
+            cpu[kind] = (time.process_time() - started) * 1000 / len(items)
         out[kind] = times
     return out
 
@@ -343,8 +350,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f" locked in {time.perf_counter() - t:.1f} s")  # fmt: skip
         word_frequencies(ix, n)
         lower: dict[str, int] = {}
+        cpu: dict[str, float] = {}
         full = summary(run_tantivy(ix, sets, highlight=True, lower_bounds=lower))
-        bare = summary(run_tantivy(ix, sets, highlight=False))
+        bare = summary(run_tantivy(ix, sets, highlight=False, cpu=cpu))
         print(
             f"\nquery latency, ms, {nq} queries per kind, rights-filtered, top 20 and total"
             f" (tantivy: always exact; {ix.shards} shard(s) searched in parallel):"
@@ -362,6 +370,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f" {'OK' if met else 'MISSED':<6}| {t50:7.2f}/{t95:<7.2f}"
                   f"      {f50:7.2f}/{f95:<7.2f}"
                   f"  {f95 / t95:6.1f}×")  # fmt: skip
+        segments = [shard.index.searcher().num_segments for shard in ix._shards]
+        print(
+            "process CPU per query, no highlights (all threads): "
+            + ", ".join(f"{k} {v:.1f} ms" for k, v in cpu.items())
+            + f"; segments per shard: {segments}"
+        )
         print("totals given as a lower bound: " + ", ".join(
             f"{k} {lower.get(k, 0)}/{nq}" for k in sets))  # fmt: skip
         fresh = freshness(ix, n)
