@@ -16,9 +16,9 @@ total counted), and against tantivy at that same size, so the ratio compares equ
 
 Also printed: how common each benchmark word is (share of documents containing it, and
 matching each query), the process's CPU time per query (both shard threads: what 2 cores
-must supply) and the segments per shard, and freshness — upsert one document, commit, find it — on the full
-index while it is otherwise idle (the platform's issue-to-findable time adds the bus and
-the consumer's commit interval to this).
+must supply) and the segments per shard, and freshness — upsert one document, commit, find
+it — on the full index while it is otherwise idle (the platform's issue-to-findable time
+adds the bus and the consumer's commit interval to this).
 
 Goals on 2 cores: ≥ 5,000 docs/s indexing; p95 < 30 ms term and filtered; p95 < 100 ms phrase.
 
