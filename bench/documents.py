@@ -49,7 +49,9 @@ async def _bench(args: argparse.Namespace) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-documents-"))
     issuer = FakeIssuer()
     await issuer.start()
-    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp)})
+    settings = load_settings(
+        env={"LGSP_PLATFORM_DATA_DIR": str(tmp), "LGSP_DOCUMENTS_NATIONAL_AXIS": "false"}
+    )
     authn = JwtAuthenticator(issuer.issuer)
     spec = build_spec(settings, agencies=AGENCIES, authenticator=authn)
     runtime = ServiceRuntime(spec, settings, port=0)

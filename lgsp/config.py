@@ -174,6 +174,10 @@ class DocumentsSettings(ServiceSettings):
     # Development CA: a signer without a certificate gets one on first use (embedded default);
     # false = only certificates issued with `lgsp admin ca issue` sign.
     ca_auto_issue: bool = True
+    # The national document axis (the document_axis mock in the embedded form): documents for
+    # agencies outside the province go there, and the province's mailboxes are polled.
+    national_axis: bool = True
+    axis_poll_seconds: float = _num(5.0, 0.1, 3600)
 
 
 @dataclass(frozen=True)

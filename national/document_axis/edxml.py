@@ -70,8 +70,13 @@ def parse(body: bytes) -> etree._Element:
     tree = root.getroottree()
     if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
         raise EdxmlError("body", "DOCTYPE is not allowed")  # e.g. a UTF-16 body
+    if etree.QName(root).localname == "edXML":  # the envelope wrapped with its attachments
+        envelopes = _find(root, "edXMLEnvelope")
+        if len(envelopes) != 1:
+            raise EdxmlError("body", "an edXML package holds exactly one edXMLEnvelope")
+        root = envelopes[0]
     if etree.QName(root).localname != "edXMLEnvelope":
-        raise EdxmlError("body", "root element must be edXMLEnvelope")
+        raise EdxmlError("body", "root element must be edXMLEnvelope (or edXML wrapping it)")
     return root
 
 

@@ -1,4 +1,5 @@
-"""Wiring: configuration → agency directory, transport, attachment store, CA, use cases,
+"""Wiring: configuration → agency directory, transport (bus, and the national document axis
+when [documents] national_axis), attachment store, CA, use cases,
 gRPC servicer, ServiceSpec.
 
 `build_spec(settings)` is what `python -m services.documents` runs; tests and the benchmark
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from lgsp.api.documents.v1 import documents_pb2_grpc
-from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.app import ServiceRuntime, ServiceSpec, Subscription
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.authn import ClientCredentials, issuer_from_settings
 from lgsp.config import Settings
@@ -22,6 +23,7 @@ from services.documents.adapters.agencies import IdentityAgencyDirectory
 from services.documents.adapters.signatures import DevCASignatures
 from services.documents.attachments import AttachmentStore, open_store
 from services.documents.entrypoints.grpc import DocumentServicer
+from services.documents.national_axis import axis_from_settings
 from services.documents.service_layer.attachments import DocumentFiles
 from services.documents.service_layer.documents import DocumentsApp
 from services.documents.service_layer.ports import AgencyDirectory
@@ -71,7 +73,6 @@ def build_spec(
     development CA in <data_dir>/ca (`ca_auto_issue`: a signer without a certificate gets
     one on first use)."""
     holder = {} if holder is None else holder
-    transport = transport or BusTransport()
     background: list[Any] = []
     if agencies is None:
         from lgsp.grpc.client import channel
@@ -108,6 +109,13 @@ def build_spec(
 
         background.append(refresh_agencies)
     directory = agencies
+    subscriptions: list[Subscription] = []
+    if transport is None and settings.documents.national_axis:
+        transport, axis = axis_from_settings(settings, directory)
+        holder["axis"] = axis
+        subscriptions.append(axis.relay())
+        background.append(axis.run)
+    transport = transport or BusTransport()
 
     def files(rt: ServiceRuntime) -> DocumentFiles:
         if "files" not in holder:
@@ -149,7 +157,7 @@ def build_spec(
             )
         ],
         migrations_dir=MIGRATIONS,
-        subscriptions=[transport.subscription(EXCHANGE_GROUP, on_delivery)],
+        subscriptions=[transport.subscription(EXCHANGE_GROUP, on_delivery), *subscriptions],
         authenticator=authenticator or authenticator_from_settings(settings),
         background=background,
     )

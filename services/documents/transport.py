@@ -7,8 +7,8 @@ receiving side: a platform Subscription whose handler gets each Delivery with a 
 
 The first form, `BusTransport`, is the embedded one: one ExchangeMessage event per recipient on
 the topic "lgsp.exchange.v1", keyed by the recipient's agency code, which the recipient's
-documents service consumes. When the LGSP gateway lands, a transport that hands the package to
-the gateway (and to the national document axis) takes its place behind the same interface.
+documents service consumes. `services.documents.national_axis.AxisTransport` wraps it and
+sends what is for agencies outside the province to the national document axis.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ OnDelivery = Callable[[Delivery, UnitOfWork], Awaitable[None] | None]
 
 
 class Transport(Protocol):
+    # Whether it carries messages to agencies outside the province's directory.
+    outside_province: bool
+
     def send(self, uow: UnitOfWork, delivery: Delivery) -> None: ...
 
     def subscription(self, group: str, on_delivery: OnDelivery) -> Subscription: ...
@@ -49,6 +52,8 @@ class Transport(Protocol):
 
 class BusTransport:
     """The exchange over the platform bus (embedded log or Kafka), through the outbox."""
+
+    outside_province = False
 
     def __init__(self, topic: str = EXCHANGE_TOPIC) -> None:
         self.topic = topic

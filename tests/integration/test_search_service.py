@@ -124,7 +124,9 @@ async def eventually(check: Any, within: float = 10.0) -> Any:
 async def search_platform(tmp_path: Path, commit_interval: float = 0.1) -> AsyncIterator[Platform]:
     issuer = FakeIssuer()
     await issuer.start()
-    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
+    settings = load_settings(
+        env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_DOCUMENTS_NATIONAL_AXIS": "false"}
+    )
     bus = open_bus(f"sqlite:///{tmp_path}/bus.db")
     authn = [JwtAuthenticator(issuer.issuer), JwtAuthenticator(issuer.issuer)]
     holder: dict[str, Any] = {}

@@ -109,6 +109,8 @@ def test_hostile_and_bad_packages_are_refused_and_nothing_is_stored(
             (utf16_doctype, "body"),
             (b"<edXMLEnvelope><unclosed>", "body"),
             (b"<other/>", "body"),
+            (b"<edXML><edXMLEnvelope/><edXMLEnvelope/></edXML>", "body"),  # which one?
+            (b"<edXML><AttachmentEncoded/></edXML>", "body"),
             (no_recipient, "To/OrganId"),
         ]:
             resp = api.post("/api/v1/packages", content=body, headers=XML)

@@ -31,6 +31,9 @@ class StaticAgencyDirectory:
     def get(self, code: str) -> Agency | None:
         return self._by_code.get(code)
 
+    def codes(self) -> Sequence[str]:
+        return sorted(self._by_code)
+
     def ancestors(self, code: str) -> Sequence[str]:
         chain = self._ancestors.get(code)
         if chain is None:

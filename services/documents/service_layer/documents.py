@@ -25,6 +25,7 @@ from google.protobuf.message import Message
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
+from lgsp.agency_code import is_agency_code
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import UnitOfWork, utcnow
 from services.documents.adapters.proto import (
@@ -186,13 +187,27 @@ class DocumentsApp:
         if self.agencies.get(code) is None:
             raise InvalidField(field, f"unknown agency {code}")
 
+    def _check_recipient(self, r: Recipient, field: str) -> None:
+        """A province agency, or — when the exchange reaches outside the province (the
+        national document axis) — any well-formed agency code, named by the sender."""
+        if self.agencies.get(r.agency_code) is not None or not self.transport.outside_province:
+            self._check_agency(r.agency_code, field)
+            return
+        if not is_agency_code(r.agency_code):
+            raise InvalidField(field, f"{r.agency_code!r} is not an agency identifier code")
+        if not r.name.strip():
+            raise InvalidField(
+                field.rsplit(".", 1)[0] + ".name",
+                f"{r.agency_code} is outside the province: give the recipient's name",
+            )
+
     def _check_recipients(
         self, recipients: Sequence[Recipient], prefix: str = "document.recipients"
     ) -> None:
         seen: set[str] = set()
         for i, r in enumerate(recipients):
             if r.agency_code:
-                self._check_agency(r.agency_code, f"{prefix}[{i}].agency_code")
+                self._check_recipient(r, f"{prefix}[{i}].agency_code")
                 if r.agency_code in seen:
                     raise InvalidField(
                         f"{prefix}[{i}].agency_code", f"{r.agency_code} is listed twice"

@@ -115,7 +115,13 @@ class Exchange:
                 priority=edxml.Priority(int(doc.priority) - 1), page_amount=doc.page_count or None
             ),
         )
-        header = replace(header, document_id=header.conventional_document_id())
+        # The DocumentId names the message: a recall, update or replacement is a message of its
+        # own (the national axis refuses a second package under an id it has seen), and its
+        # receiver finds the earlier document by sender and number, not by this id.
+        document_id = header.conventional_document_id()
+        if business != edxml.BusinessDocType.NEW:
+            document_id += f",{business.name.lower()}-{uuid.uuid4().hex[:12]}"
+        header = replace(header, document_id=document_id)
         return edxml.Package(
             header=header,
             trace_headers=(
@@ -207,6 +213,9 @@ class Exchange:
                 organ_id=doc.sender_agency_code,
                 code=doc.number_notation,
                 promulgation_date=doc.promulgation_date,
+                # The sender's DocumentId for arrivals from the national axis (the axis
+                # matches a status to its document by it); the bus ignores it.
+                document_id=doc.edxml_message_id,
             ),
             from_=self._org(doc.agency_code),
             status_code=edxml.StatusCode(doc.incoming_status.edxml_code),

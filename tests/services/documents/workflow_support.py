@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Env:
     app: DocumentsApp
     files: DocumentFiles
     data_dir: Path
+    holder: dict[str, Any] = field(default_factory=dict)  # what build_spec wired
 
     def md(self, user: str) -> tuple[tuple[str, str], ...]:
         token = self.issuer.token(**official_claims(user))
@@ -70,7 +71,10 @@ async def running_env(
     a data directory in tmp_path."""
     issuer = FakeIssuer()
     await issuer.start()
-    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), **(settings_env or {})})
+    # No national axis unless a test asks for one (and names its mock's port): a test must not
+    # poll the mailboxes of a platform running on this machine.
+    base = {"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_DOCUMENTS_NATIONAL_AXIS": "false"}
+    settings = load_settings(env={**base, **(settings_env or {})})
     authn = JwtAuthenticator(issuer.issuer)
     holder: dict[str, Any] = {}
     spec = build_spec(settings, agencies=AGENCIES, authenticator=authn, holder=holder)
@@ -85,6 +89,7 @@ async def running_env(
             holder["app"],
             holder["files"],
             tmp_path,
+            holder,
         )
     finally:
         await ch.close()

@@ -1,0 +1,286 @@
+"""The exchange across the province's border: the national document axis (trục liên thông
+văn bản quốc gia), through `lgsp.connectors.document_axis`.
+
+Inside the province documents travel over the platform bus (`BusTransport`). A message for an
+agency the province's directory does not hold goes to the national axis instead:
+
+- `AxisTransport.send` routes by recipient. A message for outside the province is written to
+  the outbox on `AXIS_TOPIC` in the caller's unit of work, so it commits with the step that
+  sends it. `AxisExchange.relay` consumes that topic and posts the package or status to the
+  axis. While the axis is unavailable it waits and tries again (the partition holds; nothing
+  is dropped or dead-lettered for an outage); a refusal that retrying cannot change (bad
+  edXML, unknown agency, conflict) goes to the dead-letter topic with the axis's reason. The
+  axis recognises a resent package by (sender, DocumentId) and a status by its bytes, so a
+  relay that resends after a crash delivers nothing twice.
+- `AxisExchange.run` polls the mailboxes of the province's agencies. Each package from
+  outside becomes an ExchangeMessage on the province's exchange topic (the same path a
+  package from inside takes, so registration, signature checks and statuses back are one
+  code path), recorded as processed in the same transaction, and is acknowledged at the axis
+  only after that commit: a crash in between polls it again and the processed record drops
+  the repeat. Packages the axis holds from senders inside the province are acknowledged and
+  dropped: the bus carried them already (the axis delivers to every To of a package, local
+  recipients included).
+
+The mailboxes of the province's agencies are opened at the axis (idempotent) before the first
+poll and before a package naming them is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from lgsp.api.documents.v1 import events_pb2
+from lgsp.app import ServiceRuntime, Subscription
+from lgsp.config import Settings
+from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
+from lgsp.connectors.errors import ConnectorError, Unavailable
+from lgsp.db import UnitOfWork, processed_events_table, utcnow
+from lgsp.inbox import PermanentError, ReceivedEvent, is_processed
+from services.documents import edxml
+from services.documents.service_layer.ports import AgencyDirectory
+from services.documents.transport import (
+    EXCHANGE_TOPIC,
+    BusTransport,
+    Delivery,
+    OnDelivery,
+)
+
+log = logging.getLogger("services.documents.axis")
+
+AXIS_TOPIC = "lgsp.exchange.axis.v1"
+RELAY_GROUP = "documents-axis-relay"
+INBOX_CONSUMER = "documents-axis-inbox"  # processed_events rows of imported axis packages
+POLL_LIMIT = 100  # the axis's maximum page
+
+
+class AxisTransport:
+    """Inside the province over the bus; outside it through the outbox to the axis relay."""
+
+    outside_province = True
+
+    def __init__(self, agencies: AgencyDirectory, bus: BusTransport | None = None) -> None:
+        self.agencies = agencies
+        self.bus = bus or BusTransport()
+
+    def is_local(self, agency_code: str) -> bool:
+        return self.agencies.get(agency_code) is not None
+
+    def send(self, uow: UnitOfWork, delivery: Delivery) -> None:
+        if self.is_local(delivery.to_agency_code):
+            self.bus.send(uow, delivery)
+            return
+        uow.emit(
+            events_pb2.ExchangeMessage(
+                message_id=delivery.message_id,
+                from_agency_code=delivery.from_agency_code,
+                to_agency_code=delivery.to_agency_code,
+                edxml=delivery.edxml,
+            ),
+            subject=delivery.to_agency_code,
+            topic=AXIS_TOPIC,
+        )
+
+    def subscription(self, group: str, on_delivery: OnDelivery) -> Subscription:
+        # Everything that arrives, from inside or (imported by AxisExchange) from outside,
+        # comes over the province's exchange topic.
+        return self.bus.subscription(group, on_delivery)
+
+
+class AxisExchange:
+    """The relay to the axis and the poller of the province's mailboxes."""
+
+    def __init__(
+        self,
+        client_factory: Callable[[], DocumentAxisClient],
+        transport: AxisTransport,
+        *,
+        poll_seconds: float = 5.0,
+        max_wait_seconds: float = 30.0,
+    ) -> None:
+        self._factory = client_factory
+        self._client: DocumentAxisClient | None = None
+        self.transport = transport
+        self.poll_seconds = poll_seconds
+        self.max_wait_seconds = max_wait_seconds
+        self._opened: set[str] = set()  # mailboxes known to be open at the axis
+        self._reachable = True  # for logging the outage once, and the recovery once
+
+    @property
+    def client(self) -> DocumentAxisClient:
+        if self._client is None:  # made inside the service's event loop
+            self._client = self._factory()
+        return self._client
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    async def _open_mailbox(self, code: str) -> None:
+        if code in self._opened:
+            return
+        agency = self.transport.agencies.get(code)
+        await self.client.register_agency(code, agency.name if agency else code)
+        self._opened.add(code)
+
+    def _up(self) -> None:
+        if not self._reachable:
+            log.info("national document axis reachable again")
+        self._reachable = True
+
+    def _down(self, error: ConnectorError, wait: float) -> None:
+        if self._reachable:
+            log.warning("national document axis unavailable, retrying (%s)", error)
+        else:
+            log.debug("national document axis still unavailable, next try in %.1fs", wait)
+        self._reachable = False
+
+    # --- outgoing ---------------------------------------------------------------------------
+
+    def relay(self) -> Subscription:
+        return Subscription(
+            RELAY_GROUP, [AXIS_TOPIC], {events_pb2.ExchangeMessage: self._relay_one}
+        )
+
+    async def _relay_one(self, event: ReceivedEvent, uow: UnitOfWork) -> None:
+        m = event.payload
+        assert isinstance(m, events_pb2.ExchangeMessage)
+        try:
+            message = edxml.parse(m.edxml)
+        except edxml.EdxmlError as e:
+            raise PermanentError(f"edXML message {m.message_id} is malformed: {e}") from e
+        wait = 0.5
+        while True:
+            try:
+                await self._post(message, m.edxml)
+                self._up()
+                return
+            except Unavailable as e:
+                if not e.retryable:
+                    raise PermanentError(f"axis refused {m.message_id}: {e}") from e
+                self._down(e, wait)
+            except ConnectorError as e:  # refused: retrying sends the same refusal back
+                log.error(
+                    "national document axis refused message %s to %s: %s",
+                    m.message_id,
+                    m.to_agency_code,
+                    e,
+                )
+                raise PermanentError(f"axis refused {m.message_id}: {e}") from e
+            await asyncio.sleep(wait * random.uniform(0.8, 1.2))
+            wait = min(self.max_wait_seconds, wait * 2)
+
+    async def _post(self, message: edxml.Package | edxml.Status, data: bytes) -> None:
+        if isinstance(message, edxml.Status):
+            await self._open_mailbox(message.from_.organ_id)
+            await self.client.send_status(data)
+            return
+        header = message.header
+        # The axis delivers to every To and needs each mailbox open: ours are opened here.
+        for code in [header.from_.organ_id, *(o.organ_id for o in header.to)]:
+            if self.transport.is_local(code):
+                await self._open_mailbox(code)
+        sent = await self.client.send_package(data)
+        log.info(
+            "edXML package %s sent to the national document axis as %s%s",
+            header.document_id,
+            sent.package_id,
+            " (already there)" if sent.duplicate else "",
+        )
+
+    # --- incoming ---------------------------------------------------------------------------
+
+    async def run(self, rt: ServiceRuntime, stop: asyncio.Event) -> None:
+        """Poll every mailbox of the province each `poll_seconds` until stopped."""
+        wait = self.poll_seconds
+        try:
+            while not stop.is_set():
+                try:
+                    for code in self.transport.agencies.codes():
+                        if stop.is_set():
+                            break
+                        await self.poll_once(rt, code)
+                    self._up()
+                    wait = self.poll_seconds
+                except Unavailable as e:
+                    self._down(e, wait)
+                    wait = min(self.max_wait_seconds, max(wait, self.poll_seconds) * 2)
+                except ConnectorError as e:  # e.g. a mailbox the axis refuses to open
+                    log.error("polling the national document axis failed: %s", e)
+                    wait = self.max_wait_seconds
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), wait)
+        finally:
+            await self.aclose()
+
+    async def poll_once(self, rt: ServiceRuntime, agency_code: str) -> int:
+        """Import what waits in one mailbox; the number of packages imported."""
+        await self._open_mailbox(agency_code)
+        imported = 0
+        while True:
+            packages = await self.client.poll(agency_code, POLL_LIMIT)
+            for package in packages:
+                if not self.transport.is_local(package.sender):
+                    if await asyncio.to_thread(self._import, rt, agency_code, package):
+                        imported += 1
+                # Only after the import committed: a crash before this polls it again.
+                await self.client.ack(agency_code, package.package_id)
+            if len(packages) < POLL_LIMIT:
+                return imported
+
+    def _import(self, rt: ServiceRuntime, agency_code: str, package: AxisPackage) -> bool:
+        """The package as an ExchangeMessage for `agency_code`, once; False if seen before."""
+        with UnitOfWork(rt.engine, source="documents") as uow:
+            if is_processed(uow.session, INBOX_CONSUMER, package.package_id):
+                return False
+            # A document keeps the sender's DocumentId: statuses sent back must name it.
+            message_id = package.message_id or package.package_id
+            uow.emit(
+                events_pb2.ExchangeMessage(
+                    message_id=message_id,
+                    from_agency_code=package.sender,
+                    to_agency_code=agency_code,
+                    edxml=package.body,
+                ),
+                subject=agency_code,
+                topic=EXCHANGE_TOPIC,
+            )
+            uow.session.execute(
+                sa.insert(processed_events_table),
+                [
+                    {
+                        "consumer": INBOX_CONSUMER,
+                        "event_id": package.package_id,
+                        "event_type": f"axis.{package.kind}",
+                        "outcome": "handled",
+                        "processed_at": utcnow(),
+                    }
+                ],
+            )
+            uow.commit()
+        log.info(
+            "%s %s from %s for %s imported from the national document axis",
+            package.kind,
+            package.package_id,
+            package.sender,
+            agency_code,
+        )
+        return True
+
+
+def axis_from_settings(
+    settings: Settings, agencies: AgencyDirectory
+) -> tuple[AxisTransport, AxisExchange]:
+    transport = AxisTransport(agencies)
+    exchange = AxisExchange(
+        lambda: DocumentAxisClient.from_settings(settings),
+        transport,
+        poll_seconds=settings.documents.axis_poll_seconds,
+    )
+    return transport, exchange

@@ -1,0 +1,260 @@
+"""Documents across the province's border, over the national document axis: the real mock
+(`national.document_axis`, its own process) and the documents service with [documents]
+national_axis on. What an agency outside the province does is done here with the axis
+client (`lgsp.connectors.document_axis`), as that agency's own system would."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import date, datetime
+from pathlib import Path
+
+import pytest
+
+from lgsp.api.documents.v1 import documents_pb2 as pb
+from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
+from services.documents import edxml
+from services.documents.domain.calendar import PROVINCE_TZ
+from services.documents.national_axis import AxisExchange
+from tests.national.mockproc import API_KEY, MockProcess
+
+from .workflow_support import STP, UBND, Env, draft, eventually, running_env, to_signed
+
+MINISTRY = ("000.00.00.G02", "Bộ Nội vụ")
+OTHER_PROVINCE = ("000.00.00.H09", "Ủy ban nhân dân tỉnh Nghệ An")
+
+
+@pytest.fixture
+def axis_mock(tmp_path: Path) -> Iterator[MockProcess]:
+    (tmp_path / "axis").mkdir()
+    mock = MockProcess("document_axis", tmp_path / "axis").start()
+    try:
+        yield mock
+    finally:
+        mock.stop()
+
+
+def _settings(mock: MockProcess, poll_seconds: float) -> dict[str, str]:
+    return {
+        "LGSP_DOCUMENTS_NATIONAL_AXIS": "true",
+        "LGSP_DOCUMENTS_AXIS_POLL_SECONDS": str(poll_seconds),
+        "LGSP_NATIONAL_DOCUMENT_AXIS_PORT": str(mock.port),
+        "LGSP_NATIONAL_API_KEY": API_KEY,
+    }
+
+
+@pytest.fixture
+async def env(tmp_path: Path, axis_mock: MockProcess) -> AsyncIterator[Env]:
+    async with running_env(tmp_path / "documents", _settings(axis_mock, 0.2)) as env:
+        yield env
+
+
+@pytest.fixture
+async def axis(axis_mock: MockProcess) -> AsyncIterator[DocumentAxisClient]:
+    """The axis as an agency outside the province reaches it."""
+    client = DocumentAxisClient(axis_mock.url, API_KEY)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def mailbox(axis: DocumentAxisClient, code: str) -> list[AxisPackage]:
+    return await axis.poll(code, 100)
+
+
+async def send_out(env: Env, recipients: list[pb.Recipient]) -> pb.Document:
+    signed = await to_signed(env, draft(recipients=recipients))
+    issued = (
+        await env.as_("ubnd-vt").IssueDocument(
+            pb.IssueDocumentRequest(document_id=signed.id, etag=signed.etag)
+        )
+    ).document
+    return (
+        await env.as_("ubnd-vt").SendDocument(
+            pb.SendDocumentRequest(document_id=issued.id, etag=issued.etag)
+        )
+    ).document
+
+
+async def incoming(env: Env, agency: str, user: str) -> list[pb.Document]:
+    page = await env.as_(user).ListDocuments(
+        pb.ListDocumentsRequest(agency_code=agency, direction=pb.DIRECTION_INCOMING)
+    )
+    return list(page.documents)
+
+
+def outside_package(subject: str = "Về việc phối hợp quản lý tài nguyên rừng giáp ranh") -> bytes:
+    header = edxml.MessageHeader(
+        from_=edxml.Organization(organ_id=OTHER_PROVINCE[0], organ_name=OTHER_PROVINCE[1]),
+        to=(edxml.Organization(organ_id=UBND, organ_name="Ủy ban nhân dân tỉnh Hà Tĩnh"),),
+        code=edxml.Code(code_number="45", code_notation="UBND-NN"),
+        promulgation_info=edxml.PromulgationInfo(place="Nghệ An", promulgation_date=date.today()),
+        document_type=edxml.DocumentType(type=2, type_name="Công văn"),
+        subject=subject,
+        content="Đề nghị Ủy ban nhân dân tỉnh Hà Tĩnh phối hợp tuần tra vùng giáp ranh.",
+        signer_info=edxml.SignerInfo(
+            full_name="Lê Hồng Vinh", competence="KT. CHỦ TỊCH", position="PHÓ CHỦ TỊCH"
+        ),
+    )
+    header = replace(
+        header, document_id=f"{header.conventional_document_id()}-{uuid.uuid4().hex[:6]}"
+    )
+    return edxml.build_package(
+        edxml.Package(
+            header=header,
+            trace_headers=(
+                edxml.TraceHeader(
+                    organ_id=OTHER_PROVINCE[0],
+                    timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0),
+                ),
+            ),
+        )
+    )
+
+
+def axis_exchange(env: Env) -> AxisExchange:
+    exchange = env.holder["axis"]
+    assert isinstance(exchange, AxisExchange)
+    return exchange
+
+
+async def test_a_document_for_a_ministry_goes_over_the_axis_and_its_status_comes_back(
+    env: Env, axis: DocumentAxisClient
+) -> None:
+    sent = await send_out(
+        env,
+        [
+            pb.Recipient(agency_code=STP, name="Sở Tư pháp", kind=pb.RECIPIENT_KIND_MAIN),
+            pb.Recipient(agency_code=MINISTRY[0], name=MINISTRY[1], kind=pb.RECIPIENT_KIND_MAIN),
+        ],
+    )
+    [package] = await eventually(lambda: mailbox(axis, MINISTRY[0]))
+    assert package.kind == "document" and package.sender == UBND
+    parsed = edxml.parse(package.body)
+    assert isinstance(parsed, edxml.Package)
+    assert parsed.header.subject == sent.subject
+    assert {o.organ_id for o in parsed.header.to} == {STP, MINISTRY[0]}
+
+    # The province's own recipient got it once, over the bus; the axis's copy in its mailbox
+    # (the axis delivers to every To) is acknowledged and dropped.
+    [arrived] = await eventually(lambda: incoming(env, STP, "stp-vt"))
+    assert arrived.number_notation == sent.number_notation
+    await eventually(lambda: _empty(axis, STP))
+    assert len(await incoming(env, STP, "stp-vt")) == 1
+
+    # The ministry accepts it (03): the status travels back over the axis.
+    status = edxml.build_status(
+        edxml.Status(
+            response_for=edxml.ResponseFor(
+                organ_id=UBND,
+                code=sent.number_notation,
+                promulgation_date=parsed.header.promulgation_info.promulgation_date,
+                document_id=parsed.header.document_id,
+            ),
+            from_=edxml.Organization(organ_id=MINISTRY[0], organ_name=MINISTRY[1]),
+            status_code=edxml.StatusCode.ACCEPTED,
+            timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0),
+            description="Đã tiếp nhận",
+        )
+    )
+    await axis.send_status(status)
+    await axis.ack(MINISTRY[0], package.package_id)
+
+    async def accepted() -> bool:
+        doc = (await env.as_("ubnd-vt").GetDocument(pb.GetDocumentRequest(id=sent.id))).document
+        ministry = next(r for r in doc.recipients if r.agency_code == MINISTRY[0])
+        return ministry.last_incoming_status == pb.INCOMING_STATUS_ACCEPTED
+
+    await eventually(accepted)
+
+
+async def _empty(axis: DocumentAxisClient, code: str) -> bool:
+    return await mailbox(axis, code) == []
+
+
+async def test_a_package_from_another_province_is_registered_once_and_01_goes_back(
+    tmp_path: Path, axis_mock: MockProcess, axis: DocumentAxisClient
+) -> None:
+    # Polled by hand here (the background poll waits an hour after its first round), so the
+    # crash between the import's commit and the ack can be replayed exactly.
+    async with running_env(tmp_path / "documents", _settings(axis_mock, 3600)) as env:
+        exchange = axis_exchange(env)
+        await eventually(lambda: _opened(axis, UBND))  # the first round opened the mailboxes
+        sent = await axis.send_package(outside_package())
+        [waiting] = await mailbox(axis, UBND)
+        # Imported, then the process "dies" before the ack: the next poll sees it again.
+        assert await asyncio.to_thread(exchange._import, env.runtime, UBND, waiting)
+        env.runtime.after_commit()
+        assert await exchange.poll_once(env.runtime, UBND) == 0  # seen: not imported twice
+        assert await mailbox(axis, UBND) == []  # but acknowledged now
+
+        [doc] = await eventually(lambda: incoming(env, UBND, "ubnd-vt"))
+        assert doc.sender_agency_code == OTHER_PROVINCE[0]
+        assert doc.incoming_status == pb.INCOMING_STATUS_ARRIVED
+        assert doc.number_notation == "45/UBND-NN"
+
+        async def reported() -> list[str]:
+            return [s.status_code for s in await axis.statuses(sent.package_id)]
+
+        assert await eventually(reported) == ["01"]
+        assert len(await incoming(env, UBND, "ubnd-vt")) == 1
+
+
+async def _opened(axis: DocumentAxisClient, code: str) -> bool:
+    return code in {a.code for a in await axis.list_agencies()}
+
+
+async def test_an_axis_outage_delays_the_document_and_loses_nothing(
+    env: Env, axis_mock: MockProcess, axis: DocumentAxisClient
+) -> None:
+    await eventually(lambda: _opened(axis, UBND))
+    axis_mock.faults(down=True)
+    sent = await send_out(
+        env,
+        [pb.Recipient(agency_code=MINISTRY[0], name=MINISTRY[1], kind=pb.RECIPIENT_KIND_MAIN)],
+    )
+    await asyncio.sleep(1.5)  # the relay keeps trying against a down axis
+    axis_mock.faults()
+    [package] = await eventually(lambda: mailbox(axis, MINISTRY[0]), within=40)
+    parsed = edxml.parse(package.body)
+    assert isinstance(parsed, edxml.Package) and parsed.header.subject == sent.subject
+    await asyncio.sleep(0.5)
+    assert len(await mailbox(axis, MINISTRY[0])) == 1  # delivered once
+
+
+async def test_a_package_our_schema_refuses_is_dead_lettered_and_the_next_one_arrives(
+    env: Env, axis: DocumentAxisClient
+) -> None:
+    await eventually(lambda: _opened(axis, UBND))
+    # Routable for the axis (its few header fields are there), not a valid edXML for us.
+    date_element = f"PromulgationDate>{date.today():%Y/%m/%d}<".encode()
+    good_bytes = outside_package()
+    bad = good_bytes.replace(date_element, b"PromulgationDate>45/13/2026<", 1)
+    assert bad != good_bytes
+    await axis.send_package(bad)
+    good = await axis.send_package(outside_package("Về việc trao đổi thông tin dân cư"))
+    [doc] = await eventually(lambda: incoming(env, UBND, "ubnd-vt"))
+    assert doc.subject == "Về việc trao đổi thông tin dân cư"
+    await eventually(lambda: _empty(axis, UBND))  # both acknowledged: nothing stuck
+
+    bus = env.runtime.bus
+    assert bus is not None
+    consumer = bus.consumer(f"dlq-check-{uuid.uuid4().hex[:6]}", ["lgsp.exchange.v1.dlq"])
+    try:
+
+        async def dead_lettered() -> list:  # type: ignore[type-arg]
+            return await consumer.poll(timeout=0.2)
+
+        records = await eventually(dead_lettered)
+    finally:
+        await consumer.close()
+    assert records[0].headers.get("dlq_reason") == b"handler-failed"
+
+    async def reported() -> list[str]:
+        return [s.status_code for s in await axis.statuses(good.package_id)]
+
+    assert await eventually(reported) == ["01"]  # the good one was answered as usual
