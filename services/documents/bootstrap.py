@@ -113,6 +113,7 @@ def build_spec(
     if transport is None and settings.documents.national_axis:
         transport, axis = axis_from_settings(settings, directory)
         holder["axis"] = axis
+        axis.on_refused = lambda *failure: holder["app"].on_delivery_failed(*failure)
         subscriptions.append(axis.relay())
         background.append(axis.run)
     transport = transport or BusTransport()

@@ -8,10 +8,12 @@ agency the province's directory does not hold goes to the national axis instead:
   the outbox on `AXIS_TOPIC` in the caller's unit of work, so it commits with the step that
   sends it. `AxisExchange.relay` consumes that topic and posts the package or status to the
   axis. While the axis is unavailable it waits and tries again (the partition holds; nothing
-  is dropped or dead-lettered for an outage); a refusal that retrying cannot change (bad
-  edXML, unknown agency, conflict) goes to the dead-letter topic with the axis's reason. The
-  axis recognises a resent package by (sender, DocumentId) and a status by its bytes, so a
-  relay that resends after a crash delivers nothing twice.
+  is dropped or dead-lettered for an outage). A refusal that retrying cannot change (bad
+  edXML, unknown agency, conflict) is final: a refused package marks its recipient FAILED on
+  the document with the axis's reason, so the clerk sees it and can send again; anything
+  else refused goes to the dead-letter topic. The axis recognises a resent package by
+  (sender, DocumentId) and a status by its bytes, so a relay that resends after a crash
+  delivers nothing twice.
 - `AxisExchange.run` polls the mailboxes of the province's agencies. Each package from
   outside becomes an ExchangeMessage on the province's exchange topic (the same path a
   package from inside takes, so registration, signature checks and statuses back are one
@@ -108,6 +110,9 @@ class AxisExchange:
         self.transport = transport
         self.poll_seconds = poll_seconds
         self.max_wait_seconds = max_wait_seconds
+        # Records a refused package on its document: (uow, sender, number, recipient, reason)
+        # → False if there is no such document (the message is dead-lettered then).
+        self.on_refused: Callable[[UnitOfWork, str, str, str, str], bool] | None = None
         self._opened: set[str] = set()  # mailboxes known to be open at the axis
         self._reachable = True  # for logging the outage once, and the recovery once
 
@@ -172,6 +177,14 @@ class AxisExchange:
                     m.to_agency_code,
                     e,
                 )
+                if isinstance(message, edxml.Package) and self.on_refused is not None:
+                    # Shown on the document's recipient line; the clerk can send again.
+                    reason = f"Trục liên thông văn bản quốc gia từ chối: {e.message}"
+                    sender, number = message.header.from_.organ_id, str(message.header.code)
+                    if await asyncio.to_thread(
+                        self.on_refused, uow, sender, number, m.to_agency_code, reason
+                    ):
+                        return
                 raise PermanentError(f"axis refused {m.message_id}: {e}") from e
             await asyncio.sleep(wait * random.uniform(0.8, 1.2))
             wait = min(self.max_wait_seconds, wait * 2)

@@ -384,6 +384,17 @@ class Document:
             raise InvalidField("reason", "say why the document is recalled")
         return self._move(OutgoingStatus.RECALLED, "recall", actor, now, reason)
 
+    def record_delivery_failure(self, agency_code: str, error: str, at: datetime) -> bool:
+        """The exchange could not deliver to a recipient (it can be sent again); False if
+        it is not one of ours or has answered already."""
+        for i, r in enumerate(self.recipients):
+            if r.agency_code == agency_code and r.delivery_status == DeliveryStatus.SENT:
+                self.recipients[i] = replace(
+                    r, delivery_status=DeliveryStatus.FAILED, status_time=at, error=error
+                )
+                return True
+        return False
+
     def record_recipient_status(
         self, agency_code: str, status: IncomingStatus, at: datetime
     ) -> bool:

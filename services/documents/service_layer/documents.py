@@ -25,7 +25,7 @@ from google.protobuf.message import Message
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from lgsp.agency_code import is_agency_code
+from lgsp.agency_code import agency_code_problem
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import UnitOfWork, utcnow
 from services.documents.adapters.proto import (
@@ -193,8 +193,9 @@ class DocumentsApp:
         if self.agencies.get(r.agency_code) is not None or not self.transport.outside_province:
             self._check_agency(r.agency_code, field)
             return
-        if not is_agency_code(r.agency_code):
-            raise InvalidField(field, f"{r.agency_code!r} is not an agency identifier code")
+        problem = agency_code_problem(r.agency_code)
+        if problem is not None:
+            raise InvalidField(field, f"{r.agency_code!r} {problem}")
         if not r.name.strip():
             raise InvalidField(
                 field.rsplit(".", 1)[0] + ".name",
@@ -962,6 +963,14 @@ class DocumentsApp:
         """Handle one exchange message in the consumer's unit of work; `arrival` is what
         the async part prepared (parsed package, stored files, signature verdict)."""
         self.exchange.receive(uow, Repository(uow.session), delivery, self.now(), arrival)
+
+    def on_delivery_failed(
+        self, uow: UnitOfWork, sender: str, number_notation: str, recipient: str, error: str
+    ) -> bool:
+        """The exchange gave up on one recipient (in the relay's unit of work)."""
+        return self.exchange.delivery_failed(
+            uow, Repository(uow.session), sender, number_notation, recipient, error, self.now()
+        )
 
 
 def _attr(path: str) -> str:

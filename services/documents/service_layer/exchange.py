@@ -224,6 +224,28 @@ class Exchange:
         )
         self._deliver(uow, doc.agency_code, [doc.sender_agency_code], edxml.build_status(status))
 
+    def delivery_failed(
+        self,
+        uow: UnitOfWork,
+        repo: Repository,
+        sender: str,
+        number_notation: str,
+        recipient: str,
+        error: str,
+        now: datetime,
+    ) -> bool:
+        """Mark a recipient of an outgoing document FAILED with the reason (Vietnamese, shown
+        to the clerk, who can send again); False if the document or recipient is unknown."""
+        doc = repo.find_outgoing(sender, number_notation)
+        if doc is None or not doc.record_delivery_failure(recipient, error, now):
+            return False
+        doc.update_time = now
+        repo.save(doc, doc.version)
+        repo.add_history(
+            doc.id, HistoryEntry(now, "", recipient, "delivery_failed", "", "FAILED", error)
+        )
+        return True
+
     # --- registering -----------------------------------------------------------------------
 
     def register(

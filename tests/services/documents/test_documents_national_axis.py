@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
+import grpc
 import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
@@ -258,3 +259,44 @@ async def test_a_package_our_schema_refuses_is_dead_lettered_and_the_next_one_ar
         return [s.status_code for s in await axis.statuses(good.package_id)]
 
     assert await eventually(reported) == ["01"]  # the good one was answered as usual
+
+
+async def test_a_recipient_the_axis_does_not_know_is_marked_failed_with_its_reason(
+    env: Env, axis: DocumentAxisClient
+) -> None:
+    nowhere = "000.00.99.G99"  # a well-formed code no mailbox answers to
+    sent = await send_out(
+        env,
+        [
+            pb.Recipient(agency_code=STP, name="Sở Tư pháp", kind=pb.RECIPIENT_KIND_MAIN),
+            pb.Recipient(agency_code=nowhere, name="Cơ quan không có", kind=pb.RECIPIENT_KIND_MAIN),
+        ],
+    )
+
+    async def failed() -> pb.Recipient | None:
+        doc = (await env.as_("ubnd-vt").GetDocument(pb.GetDocumentRequest(id=sent.id))).document
+        r = next(r for r in doc.recipients if r.agency_code == nowhere)
+        return r if r.delivery_status == pb.DELIVERY_STATUS_FAILED else None
+
+    recipient = await eventually(failed)
+    assert recipient.error.startswith("Trục liên thông văn bản quốc gia từ chối")
+    assert nowhere in recipient.error  # the axis names the unknown agency
+    # The province's own recipient is unaffected.
+    [arrived] = await eventually(lambda: incoming(env, STP, "stp-vt"))
+    assert arrived.number_notation == sent.number_notation
+
+
+async def test_recipients_outside_the_province_need_a_code_and_a_name(env: Env) -> None:
+    for recipient, field in [
+        (
+            pb.Recipient(agency_code="bo-noi-vu", name="Bộ Nội vụ"),
+            "document.recipients[0].agency_code",
+        ),
+        (pb.Recipient(agency_code=MINISTRY[0], name="  "), "document.recipients[0].name"),
+    ]:
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await env.as_("ubnd-cv").CreateDraft(
+                pb.CreateDraftRequest(document=draft(recipients=[recipient]))
+            )
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert field in (e.value.details() or "")
