@@ -24,6 +24,7 @@ from lgsp.config import ConfigError, Settings, load_settings
 COMMAND_MODULES: tuple[str, ...] = (
     "lgsp.admin_cli",
     "lgsp.log_cli",
+    "lgsp.dlq_cli",
     "lgsp.gateway_cli",
     "lgsp.search_cli",
 )

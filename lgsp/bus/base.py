@@ -90,6 +90,10 @@ class Bus(abc.ABC):
         """Create the topic if it does not exist (idempotent)."""
 
     @abc.abstractmethod
+    async def topics(self) -> list[str]:
+        """Every topic that exists, sorted."""
+
+    @abc.abstractmethod
     def consumer(self, group: str, topics: Sequence[str], **options: object) -> Consumer:
         """A new member of `group` subscribed to `topics`, starting at the committed offset
         or at the earliest record when the group has none."""

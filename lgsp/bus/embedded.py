@@ -272,6 +272,12 @@ class EmbeddedBus(Bus):
         n = partitions or self.default_partitions
         self._topics[topic] = await self._db.run(lambda c: self._ensure_topic_sync(c, topic, n))
 
+    async def topics(self) -> list[str]:
+        rows = await self._db.run(
+            lambda c: c.execute("SELECT topic FROM bus_topics ORDER BY topic").fetchall()
+        )
+        return [str(r[0]) for r in rows]
+
     async def partitions_for(self, topic: str) -> int:
         if topic not in self._topics:
             await self.ensure_topic(topic)

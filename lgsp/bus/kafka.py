@@ -196,6 +196,13 @@ class KafkaBus(Bus):
         except KafkaError as exc:
             raise BusError(f"cannot create topic {topic!r}: {exc!r}") from exc
 
+    async def topics(self) -> list[str]:
+        try:
+            names = await asyncio.to_thread(lambda: self._admin_client().list_topics())
+        except KafkaError as exc:
+            raise BusError(f"cannot list topics: {exc!r}") from exc
+        return sorted(str(n) for n in names if not str(n).startswith("__"))
+
     # -- consumers --------------------------------------------------------------------------
 
     def consumer(self, group: str, topics: Sequence[str], **options: object) -> KafkaBusConsumer:

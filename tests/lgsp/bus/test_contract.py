@@ -224,3 +224,14 @@ async def test_closed_consumer_refuses_to_poll(bus: Bus, name: Name) -> None:
     await c.close()
     with pytest.raises(BusError):
         await c.poll(timeout=0.1)
+
+
+async def test_topics_lists_the_created_ones(bus: Bus, name: Name) -> None:
+    created = sorted([name("listed-a"), name("listed-b")])
+    for topic in created:
+        await bus.ensure_topic(topic)
+    await bus.publish(created[0], "k", b"v")
+    listed = await bus.topics()
+    assert listed == sorted(listed)
+    assert set(created) <= set(listed)
+    assert not any(t.startswith("__") for t in listed)  # no broker-internal topics

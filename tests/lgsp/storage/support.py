@@ -194,6 +194,9 @@ class SwitchableBus(Bus):
     async def ensure_topic(self, topic: str, partitions: int | None = None) -> None:
         await self._bus().ensure_topic(topic, partitions)
 
+    async def topics(self) -> list[str]:
+        return await self._bus().topics()
+
     def consumer(self, group: str, topics: Sequence[str], **options: object) -> Consumer:
         return self._bus().consumer(group, topics, **options)
 

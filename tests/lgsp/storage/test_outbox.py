@@ -146,6 +146,9 @@ class SlowBus(Bus):
     async def ensure_topic(self, topic: str, partitions: int | None = None) -> None:
         await self.inner.ensure_topic(topic, partitions)
 
+    async def topics(self) -> list[str]:
+        return await self.inner.topics()
+
     def consumer(self, group: str, topics: Sequence[str], **options: object):  # type: ignore[no-untyped-def]
         return self.inner.consumer(group, topics, **options)
 
