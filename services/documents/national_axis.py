@@ -47,7 +47,6 @@ from lgsp.inbox import PermanentError, ReceivedEvent, is_processed
 from services.documents import edxml
 from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import (
-    EXCHANGE_TOPIC,
     BusTransport,
     Delivery,
     OnDelivery,
@@ -69,24 +68,13 @@ class AxisTransport:
     def __init__(self, agencies: AgencyDirectory, bus: BusTransport | None = None) -> None:
         self.agencies = agencies
         self.bus = bus or BusTransport()
+        self.outbound = BusTransport(AXIS_TOPIC)  # the relay's queue, in the same outbox
 
     def is_local(self, agency_code: str) -> bool:
         return self.agencies.get(agency_code) is not None
 
     def send(self, uow: UnitOfWork, delivery: Delivery) -> None:
-        if self.is_local(delivery.to_agency_code):
-            self.bus.send(uow, delivery)
-            return
-        uow.emit(
-            events_pb2.ExchangeMessage(
-                message_id=delivery.message_id,
-                from_agency_code=delivery.from_agency_code,
-                to_agency_code=delivery.to_agency_code,
-                edxml=delivery.edxml,
-            ),
-            subject=delivery.to_agency_code,
-            topic=AXIS_TOPIC,
-        )
+        (self.bus if self.is_local(delivery.to_agency_code) else self.outbound).send(uow, delivery)
 
     def subscription(self, group: str, on_delivery: OnDelivery) -> Subscription:
         # Everything that arrives, from inside or (imported by AxisExchange) from outside,
@@ -254,15 +242,8 @@ class AxisExchange:
                 return False
             # A document keeps the sender's DocumentId: statuses sent back must name it.
             message_id = package.message_id or package.package_id
-            uow.emit(
-                events_pb2.ExchangeMessage(
-                    message_id=message_id,
-                    from_agency_code=package.sender,
-                    to_agency_code=agency_code,
-                    edxml=package.body,
-                ),
-                subject=agency_code,
-                topic=EXCHANGE_TOPIC,
+            self.transport.bus.send(
+                uow, Delivery(message_id, package.sender, agency_code, package.body)
             )
             uow.session.execute(
                 sa.insert(processed_events_table),

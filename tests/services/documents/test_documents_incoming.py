@@ -14,7 +14,16 @@ from lgsp.db import UnitOfWork
 from services.documents import edxml
 from services.documents.transport import BusTransport, Delivery
 
-from .workflow_support import STP, UBND, Env, draft, env_fixture, eventually, to_signed  # noqa: F401
+from .workflow_support import (  # noqa: F401
+    STP,
+    UBND,
+    Env,
+    dead_letters,
+    draft,
+    env_fixture,
+    eventually,
+    to_signed,
+)
 
 
 async def sent_to_stp(env: Env) -> tuple[pb.Document, pb.Document]:
@@ -241,17 +250,7 @@ async def test_malformed_edxml_goes_to_the_dead_letters(env: Env) -> None:
         )
         uow.commit()
     env.runtime.after_commit()
-    bus = env.runtime.bus
-    assert bus is not None
-    consumer = bus.consumer(f"dlq-check-{uuid.uuid4().hex[:6]}", ["lgsp.exchange.v1.dlq"])
-    try:
-
-        async def dead_lettered() -> list:  # type: ignore[type-arg]
-            return await consumer.poll(timeout=0.2)
-
-        records = await eventually(dead_lettered)
-    finally:
-        await consumer.close()
+    records = await dead_letters(env, "lgsp.exchange.v1.dlq")
     assert records[0].headers.get("dlq_reason") == b"handler-failed"
     assert b"refused" in records[0].headers.get("dlq_error", b"")
     assert await incoming_of_stp(env) == []

@@ -22,7 +22,16 @@ from services.documents.domain.calendar import PROVINCE_TZ
 from services.documents.national_axis import AxisExchange
 from tests.national.mockproc import API_KEY, MockProcess
 
-from .workflow_support import STP, UBND, Env, draft, eventually, running_env, to_signed
+from .workflow_support import (
+    STP,
+    UBND,
+    Env,
+    dead_letters,
+    draft,
+    eventually,
+    running_env,
+    to_signed,
+)
 
 MINISTRY = ("000.00.00.G02", "Bộ Nội vụ")
 OTHER_PROVINCE = ("000.00.00.H09", "Ủy ban nhân dân tỉnh Nghệ An")
@@ -242,17 +251,7 @@ async def test_a_package_our_schema_refuses_is_dead_lettered_and_the_next_one_ar
     assert doc.subject == "Về việc trao đổi thông tin dân cư"
     await eventually(lambda: _empty(axis, UBND))  # both acknowledged: nothing stuck
 
-    bus = env.runtime.bus
-    assert bus is not None
-    consumer = bus.consumer(f"dlq-check-{uuid.uuid4().hex[:6]}", ["lgsp.exchange.v1.dlq"])
-    try:
-
-        async def dead_lettered() -> list:  # type: ignore[type-arg]
-            return await consumer.poll(timeout=0.2)
-
-        records = await eventually(dead_lettered)
-    finally:
-        await consumer.close()
+    records = await dead_letters(env, "lgsp.exchange.v1.dlq")
     assert records[0].headers.get("dlq_reason") == b"handler-failed"
 
     async def reported() -> list[str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -218,3 +219,19 @@ async def to_signed_digitally(env: Env, pdf: bytes, doc: pb.Document | None = No
             )
         )
     ).document
+
+
+async def dead_letters(env: Env, topic: str) -> list[Any]:
+    """The records of a dead-letter topic, read by a fresh consumer group (waits for one)."""
+    bus = env.runtime.bus
+    assert bus is not None
+    consumer = bus.consumer(f"dlq-check-{uuid.uuid4().hex[:6]}", [topic])
+    try:
+
+        async def some() -> list[Any]:
+            return await consumer.poll(timeout=0.2)
+
+        records: list[Any] = await eventually(some)
+        return records
+    finally:
+        await consumer.close()
