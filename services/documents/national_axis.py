@@ -215,6 +215,9 @@ class AxisExchange:
                 except ConnectorError as e:  # e.g. a mailbox the axis refuses to open
                     log.error("polling the national document axis failed: %s", e)
                     wait = self.max_wait_seconds
+                except Exception:  # the database, say: the next round tries again
+                    log.exception("importing from the national document axis failed")
+                    wait = self.max_wait_seconds
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), wait)
         finally:
