@@ -11,6 +11,7 @@ from typing import Any
 
 from console.health import Probe
 from console.store import SpanRecord, TraceSummary
+from lgsp.bus.base import is_dlq_topic
 
 KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -68,6 +69,27 @@ def fmt_time(ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs)) + f".{int(ns % 1e9 / 1e6):03d}"
 
 
+def _dead_letters(waiting: dict[tuple[str, str, int], int]) -> list[str]:
+    """Dead letters not yet replayed, per dead-letter topic (the replay group's lag)."""
+    totals: dict[str, int] = {}
+    for (_group, topic, _partition), n in waiting.items():
+        totals[topic] = totals.get(topic, 0) + n
+    out = ["<h2>Dead letters</h2>"]
+    pending = {t: n for t, n in sorted(totals.items()) if n}
+    if not pending:
+        out.append("<p class=muted>none waiting</p>")
+        return out
+    out.append(
+        "<p class=muted>events a consumer gave up on; <code>lgsp dlq list</code> shows why, "
+        "<code>lgsp dlq replay TOPIC</code> sends them back once the cause is fixed</p>"
+    )
+    out.append("<table><tr><th>dead-letter topic</th><th class=num>waiting</th></tr>")
+    for topic, n in pending.items():
+        out.append(f"<tr><td>{e(topic)}</td><td class='num err'>{n}</td></tr>")
+    out.append("</table>")
+    return out
+
+
 def overview(
     rows: Sequence[tuple[str, str, str, list[Probe]]],
     lag: dict[tuple[str, str, int], int] | str,
@@ -96,6 +118,11 @@ def overview(
                 f"<td class={css}>{e(state)}{e(note)}</td></tr>"
             )
     out.append("</table>")
+
+    if not isinstance(lag, str):
+        waiting = {k: n for k, n in lag.items() if is_dlq_topic(k[1])}
+        lag = {k: n for k, n in lag.items() if k not in waiting}
+        out.extend(_dead_letters(waiting))
 
     out.append("<h2>Event lag per consumer group</h2>")
     if isinstance(lag, str):

@@ -22,13 +22,12 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from lgsp.bus import Bus, Message, open_bus
-from lgsp.bus.base import Consumer
+from lgsp.bus.base import DLQ_REPLAY_GROUP, DLQ_SUFFIX, Consumer, is_dlq_topic
 from lgsp.cli import Subparsers, config_option, settings_from_args
 from lgsp.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE
 from lgsp.inbox import DLQ_CONSUMER, DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_REASON
 
-GROUP = "lgsp-dlq-replay"
-DLQ_SUFFIX = ".dlq"
+GROUP = DLQ_REPLAY_GROUP
 # Empty polls in a row that mean "caught up" (the bus has no reliable end offset: Tansu).
 IDLE_POLLS = 2
 
@@ -39,8 +38,8 @@ def _text(m: Message, key: str) -> str:
 
 async def _dlq_topics(bus: Bus, named: Sequence[str]) -> list[str]:
     if not named:
-        return [t for t in await bus.topics() if t.endswith(DLQ_SUFFIX)]
-    bad = [t for t in named if not t.endswith(DLQ_SUFFIX)]
+        return [t for t in await bus.topics() if is_dlq_topic(t)]
+    bad = [t for t in named if not is_dlq_topic(t)]
     if bad:
         raise SystemExit(f"lgsp dlq: not a dead-letter topic (…{DLQ_SUFFIX}): {', '.join(bad)}")
     known = set(await bus.topics())

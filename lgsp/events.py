@@ -25,6 +25,7 @@ from google.protobuf.message import DecodeError, Message
 
 from lgsp import telemetry
 from lgsp.api.events.v1.envelope_pb2 import Envelope
+from lgsp.bus.base import DLQ_SUFFIX
 
 __all__ = [
     "HEADER_EVENT_ID",
@@ -90,7 +91,7 @@ def topic_for(area: str, version: int = 1) -> str:
 
 def dlq_topic(topic: str) -> str:
     """Dead-letter topic of `topic`."""
-    return f"{topic}.dlq"
+    return f"{topic}{DLQ_SUFFIX}"
 
 
 def type_name(message: Message | type[Message]) -> str:

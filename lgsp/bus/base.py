@@ -14,6 +14,16 @@ from dataclasses import dataclass, field
 
 Headers = Mapping[str, bytes]
 
+# A topic's dead letters go to <topic>.dlq (lgsp.inbox). The offsets of DLQ_REPLAY_GROUP on
+# such a topic mark what `lgsp dlq replay` has sent back; what lies after them waits for an
+# operator (the embedded bus reports it as that group's lag).
+DLQ_SUFFIX = ".dlq"
+DLQ_REPLAY_GROUP = "lgsp-dlq-replay"
+
+
+def is_dlq_topic(topic: str) -> bool:
+    return topic.endswith(DLQ_SUFFIX)
+
 
 @dataclass(frozen=True, slots=True)
 class Message:

@@ -38,7 +38,16 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from lgsp.bus.base import Bus, BusError, Consumer, Headers, Message, TopicPartition
+from lgsp.bus.base import (
+    DLQ_REPLAY_GROUP,
+    Bus,
+    BusError,
+    Consumer,
+    Headers,
+    Message,
+    TopicPartition,
+    is_dlq_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +411,9 @@ class EmbeddedBus(Bus):
 
     async def lag(self) -> dict[tuple[str, str, int], int]:
         """Records behind per (group, topic, partition), for every group that committed or has
-        live members. A group with no commit counts from the earliest retained record."""
+        live members, and for the dead-letter replay group on every dead-letter topic (its
+        lag is what waits for `lgsp dlq replay`). A group with no commit counts from the
+        earliest retained record."""
 
         def run(conn: sqlite3.Connection) -> dict[tuple[str, str, int], int]:
             heads = {
@@ -423,6 +434,7 @@ class EmbeddedBus(Bus):
                 )
             }
             keys = set(committed)
+            keys.update((DLQ_REPLAY_GROUP, t, p) for (t, p) in heads if is_dlq_topic(t))
             for g, topics in conn.execute("SELECT group_id, topics FROM bus_members"):
                 for t in json.loads(topics):
                     keys.update((g, t, p) for (tt, p) in heads if tt == t)

@@ -237,6 +237,27 @@ async def test_lag_of_the_embedded_bus_is_shown(tmp_path: Path) -> None:
     async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
         page = (await client.get("/")).text
     assert "<td>search-indexer</td><td>documents.issued</td><td class='num err'>2</td>" in page
+    assert "<h2>Dead letters</h2><p class=muted>none waiting</p>" in page
+
+
+async def test_dead_letters_waiting_are_shown_apart_from_the_lag(tmp_path: Path) -> None:
+    from lgsp.bus import open_bus
+
+    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
+    bus = open_bus(settings.bus.url)
+    try:
+        await bus.ensure_topic("lgsp.exchange.v1.dlq", 2)
+        for i in range(3):
+            await bus.publish("lgsp.exchange.v1.dlq", f"k{i}", b"v")
+    finally:
+        await bus.close()
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        page = (await client.get("/")).text
+    assert "<tr><td>lgsp.exchange.v1.dlq</td><td class='num err'>3</td></tr>" in page
+    assert "lgsp dlq replay TOPIC" in page
+    assert "lgsp-dlq-replay" not in page  # not listed as a consumer group's lag
 
 
 def test_store_keeps_only_the_newest_spans(tmp_path: Path) -> None:

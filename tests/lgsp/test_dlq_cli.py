@@ -13,6 +13,7 @@ import pytest
 from lgsp import events
 from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
 from lgsp.bus import Message, open_bus
+from lgsp.bus.base import DLQ_REPLAY_GROUP
 from lgsp.cli import main
 from lgsp.db import UnitOfWork, create_engine, migrate
 from lgsp.inbox import EventProcessor, PermanentError, ReceivedEvent
@@ -82,8 +83,11 @@ def test_dead_letters_are_listed_replayed_once_and_handled(
     assert env.id in out and "not in the directory" in out and "consumer strict" in out
     assert "1 dead letter(s) pending in 1 topic(s)" in out
 
+    assert asyncio.run(_waiting(url)) == 1  # what the console shows as waiting
+
     fixed = True
     assert lgsp("replay", DLQ) == 0
+    assert asyncio.run(_waiting(url)) == 0
     assert "replayed 1 dead letter(s)" in capsys.readouterr().out
     assert lgsp("list") == 0  # replayed ones are no longer pending
     assert "0 dead letter(s) pending" in capsys.readouterr().out
@@ -99,6 +103,16 @@ def test_dead_letters_are_listed_replayed_once_and_handled(
     # The strict consumer handled it now; the lenient one dropped the copy by its event id.
     assert effect_counts(engine) == {env.id: 2}
     engine.dispose()
+
+
+async def _waiting(url: str) -> int:
+    """Dead letters after the replay group's offsets, as the embedded bus reports them."""
+    bus = open_bus(url)
+    try:
+        lag = await bus.lag()  # type: ignore[attr-defined]
+    finally:
+        await bus.close()
+    return sum(n for (g, t, _), n in lag.items() if g == DLQ_REPLAY_GROUP and t == DLQ)
 
 
 async def _read(url: str, topic: str) -> list[Message]:
