@@ -25,9 +25,14 @@ from lgsp.bus import Bus, Message, open_bus
 from lgsp.bus.base import DLQ_REPLAY_GROUP, DLQ_SUFFIX, Consumer, is_dlq_topic
 from lgsp.cli import Subparsers, config_option, settings_from_args
 from lgsp.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE
-from lgsp.inbox import DLQ_CONSUMER, DLQ_ERROR, DLQ_ORIGINAL_TOPIC, DLQ_REASON
+from lgsp.inbox import (
+    DLQ_CONSUMER,
+    DLQ_ERROR,
+    DLQ_HEADER_PREFIX,
+    DLQ_ORIGINAL_TOPIC,
+    DLQ_REASON,
+)
 
-GROUP = DLQ_REPLAY_GROUP
 # Empty polls in a row that mean "caught up" (the bus has no reliable end offset: Tansu).
 IDLE_POLLS = 2
 
@@ -53,7 +58,7 @@ async def _pending(
     bus: Bus, topics: list[str], poll_timeout: float, join_timeout: float = 60.0
 ) -> tuple[Consumer, list[Message]]:
     """The group's member and every record after the group's committed offsets."""
-    consumer = bus.consumer(GROUP, topics)
+    consumer = bus.consumer(DLQ_REPLAY_GROUP, topics)
     got: list[Message] = []
     idle = 0
     deadline = time.monotonic() + join_timeout
@@ -110,7 +115,7 @@ async def _run(args: argparse.Namespace, replay: bool) -> int:
                     _text(m, DLQ_ORIGINAL_TOPIC),
                     m.key,
                     m.value,
-                    {k: v for k, v in m.headers.items() if not k.startswith("dlq_")},
+                    {k: v for k, v in m.headers.items() if not k.startswith(DLQ_HEADER_PREFIX)},
                 )
                 for m in pending
             ]

@@ -49,6 +49,7 @@ __all__ = [
     "DLQ_ATTEMPTS",
     "DLQ_CONSUMER",
     "DLQ_ERROR",
+    "DLQ_HEADER_PREFIX",
     "DLQ_ORIGINAL_OFFSET",
     "DLQ_ORIGINAL_PARTITION",
     "DLQ_ORIGINAL_TOPIC",
@@ -59,12 +60,14 @@ __all__ = [
     "ReceivedEvent",
     "ensure_topics",
     "is_processed",
+    "record_processed",
 ]
 
 log = logging.getLogger(__name__)
 _tracer = trace.get_tracer("lgsp.inbox")
 
 # Headers added to a dead-lettered record (next to its original headers).
+DLQ_HEADER_PREFIX = "dlq_"  # every header the dead-lettering adds starts with it
 DLQ_REASON = "dlq_reason"  # malformed: bad-envelope | unknown-type | bad-payload; handler-failed
 DLQ_ERROR = "dlq_error"  # the exception, "Type: message"
 DLQ_ATTEMPTS = "dlq_attempts"
@@ -120,6 +123,28 @@ def is_processed(session: Session | sa.Connection, consumer: str, event_id: str)
     t = processed_events_table
     q = sa.select(sa.literal(1)).where(t.c.consumer == consumer, t.c.event_id == event_id)
     return session.execute(q).first() is not None
+
+
+def record_processed(
+    session: Session | sa.Connection,
+    consumer: str,
+    event_id: str,
+    event_type: str,
+    outcome: str = "handled",
+) -> None:
+    """The dedupe record of one event for one consumer, in the caller's transaction."""
+    session.execute(
+        sa.insert(processed_events_table),
+        [
+            {
+                "consumer": consumer,
+                "event_id": event_id,
+                "event_type": event_type,
+                "outcome": outcome,
+                "processed_at": utcnow(),
+            }
+        ],
+    )
 
 
 def _is_infrastructure_error(e: BaseException) -> bool:
@@ -281,7 +306,7 @@ class EventProcessor:
             await asyncio.to_thread(uow.__exit__, None, None, None)
 
     def _finish(self, uow: UnitOfWork, event: ReceivedEvent) -> _Outcome:
-        uow.session.execute(sa.insert(processed_events_table), [self._row(event, "handled")])
+        record_processed(uow.session, self.consumer_name, event.id, event.type)
         fault_point("inbox.after_handler")
         uow.commit()
         fault_point("inbox.after_commit")
@@ -298,19 +323,9 @@ class EventProcessor:
         raise error
 
     def _record_ignored(self, event: ReceivedEvent) -> None:
-        t = processed_events_table
         with for_writing(self.engine).begin() as conn:
             if not is_processed(conn, self.consumer_name, event.id):
-                conn.execute(sa.insert(t), [self._row(event, "ignored")])
-
-    def _row(self, event: ReceivedEvent, outcome: str) -> dict[str, object]:
-        return {
-            "consumer": self.consumer_name,
-            "event_id": event.id,
-            "event_type": event.type,
-            "outcome": outcome,
-            "processed_at": utcnow(),
-        }
+                record_processed(conn, self.consumer_name, event.id, event.type, "ignored")
 
     async def _dead_letter(
         self, record: Record, *, reason: str, error: BaseException, attempts: int

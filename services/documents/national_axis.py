@@ -35,15 +35,13 @@ import logging
 import random
 from collections.abc import Callable
 
-import sqlalchemy as sa
-
 from lgsp.api.documents.v1 import events_pb2
 from lgsp.app import ServiceRuntime, Subscription
 from lgsp.config import Settings
 from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
 from lgsp.connectors.errors import ConnectorError, Unavailable
-from lgsp.db import UnitOfWork, processed_events_table, utcnow
-from lgsp.inbox import PermanentError, ReceivedEvent, is_processed
+from lgsp.db import UnitOfWork
+from lgsp.inbox import PermanentError, ReceivedEvent, is_processed, record_processed
 from services.documents import edxml
 from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import (
@@ -154,11 +152,13 @@ class AxisExchange:
                 await self._post(message, m.edxml)
                 self._up()
                 return
-            except Unavailable as e:
-                if not e.retryable:
-                    raise PermanentError(f"axis refused {m.message_id}: {e}") from e
-                self._down(e, wait)
-            except ConnectorError as e:  # refused: retrying sends the same refusal back
+            except ConnectorError as e:
+                if isinstance(e, Unavailable) and e.retryable:
+                    self._down(e, wait)
+                    await asyncio.sleep(wait * random.uniform(0.8, 1.2))
+                    wait = min(self.max_wait_seconds, wait * 2)
+                    continue
+                # Refused: retrying would get the same answer.
                 log.error(
                     "national document axis refused message %s to %s: %s",
                     m.message_id,
@@ -174,8 +174,6 @@ class AxisExchange:
                     ):
                         return
                 raise PermanentError(f"axis refused {m.message_id}: {e}") from e
-            await asyncio.sleep(wait * random.uniform(0.8, 1.2))
-            wait = min(self.max_wait_seconds, wait * 2)
 
     async def _post(self, message: edxml.Package | edxml.Status, data: bytes) -> None:
         if isinstance(message, edxml.Status):
@@ -248,17 +246,8 @@ class AxisExchange:
             self.transport.bus.send(
                 uow, Delivery(message_id, package.sender, agency_code, package.body)
             )
-            uow.session.execute(
-                sa.insert(processed_events_table),
-                [
-                    {
-                        "consumer": INBOX_CONSUMER,
-                        "event_id": package.package_id,
-                        "event_type": f"axis.{package.kind}",
-                        "outcome": "handled",
-                        "processed_at": utcnow(),
-                    }
-                ],
+            record_processed(
+                uow.session, INBOX_CONSUMER, package.package_id, f"axis.{package.kind}"
             )
             uow.commit()
         log.info(

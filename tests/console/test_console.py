@@ -216,6 +216,13 @@ async def test_http_and_smtp_probes_report_not_running() -> None:
         assert (result.state, result.detail) == ("down", "not running")
 
 
+async def overview_page(settings: Settings) -> str:
+    """The console's overview page, rendered by its app in process."""
+    transport = httpx.ASGITransport(app=create_app(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+        return (await client.get("/")).text
+
+
 async def test_lag_of_the_embedded_bus_is_shown(tmp_path: Path) -> None:
     from lgsp.bus import open_bus
     from lgsp.bus.base import TopicPartition
@@ -232,10 +239,7 @@ async def test_lag_of_the_embedded_bus_is_shown(tmp_path: Path) -> None:
         await consumer.close()
     finally:
         await bus.close()
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
-        page = (await client.get("/")).text
+    page = await overview_page(settings)
     assert "<td>search-indexer</td><td>documents.issued</td><td class='num err'>2</td>" in page
     assert "<h2>Dead letters</h2><p class=muted>none waiting</p>" in page
 
@@ -251,10 +255,7 @@ async def test_dead_letters_waiting_are_shown_apart_from_the_lag(tmp_path: Path)
             await bus.publish("lgsp.exchange.v1.dlq", f"k{i}", b"v")
     finally:
         await bus.close()
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
-        page = (await client.get("/")).text
+    page = await overview_page(settings)
     assert "<tr><td>lgsp.exchange.v1.dlq</td><td class='num err'>3</td></tr>" in page
     assert "lgsp dlq replay TOPIC" in page
     assert "lgsp-dlq-replay" not in page  # not listed as a consumer group's lag
