@@ -22,7 +22,7 @@ from lgsp.config import ConfigError, Settings, load_settings
 # Modules adding more subcommands (e.g. "lgsp.admin.cli"), in --help order after the
 # built-in ones below.
 COMMAND_MODULES: tuple[str, ...] = (
-    "lgsp.admin_cli",
+    "services.identity.cli",
     "lgsp.log_cli",
     "lgsp.dlq_cli",
     "lgsp.gateway_cli",

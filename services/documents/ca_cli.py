@@ -120,7 +120,7 @@ def _issue(ca: Any, settings: Any, args: argparse.Namespace) -> int:
 
 
 def register(cmds: Any, common: argparse.ArgumentParser) -> None:
-    """Add `ca` under `lgsp admin` (called from lgsp.admin_cli.register)."""
+    """Add `ca` under `lgsp admin` (called from services.identity.cli.register)."""
     from services.documents.signing import REVOCATION_REASONS
 
     p = cmds.add_parser(

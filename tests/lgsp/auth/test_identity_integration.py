@@ -14,7 +14,7 @@ from lgsp.auth import authenticator_from_settings
 from lgsp.authn import ClientCredentials, HttpIntrospector, JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.errors import Unauthenticated
-from lgsp.keycloak_provisioning import (
+from services.identity.keycloak_provisioning import (
     ClientSpec,
     GroupSpec,
     KeycloakProvisioner,
