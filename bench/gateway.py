@@ -101,8 +101,8 @@ async def _serve_gateway(issuer: str, upstream: str, data_dir: str, port_file: s
     from lgsp.app import ServiceRuntime
     from lgsp.authn import JwtAuthenticator
     from lgsp.config import load_settings
-    from lgsp.gateway.app import Gateway, GatewayOptions, build_spec
-    from lgsp.gateway.proxy import Route
+    from services.gateway.app import Gateway, GatewayOptions, build_spec
+    from services.gateway.proxy import Route
 
     settings = load_settings(
         env={"LGSP_PLATFORM_DATA_DIR": data_dir, "LGSP_TELEMETRY_ENABLED": "false"}
@@ -327,8 +327,8 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
     import sqlalchemy as sa
 
     from lgsp import db
-    from lgsp.gateway import tables as t
-    from lgsp.gateway.msglog import verify_log
+    from services.gateway import tables as t
+    from services.gateway.msglog import verify_log
 
     engine = db.create_engine(f"sqlite:///{tmp / 'gateway' / 'gateway.db'}")
     with engine.connect() as conn:

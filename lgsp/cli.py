@@ -23,10 +23,10 @@ from lgsp.config import ConfigError, Settings, load_settings
 # built-in ones below.
 COMMAND_MODULES: tuple[str, ...] = (
     "services.identity.cli",
-    "lgsp.log_cli",
+    "services.gateway.log_cli",
     "lgsp.dlq_cli",
-    "lgsp.gateway_cli",
-    "lgsp.search_cli",
+    "services.gateway.member_cli",
+    "services.search.cli",
 )
 
 EXIT_CONFIG = 2

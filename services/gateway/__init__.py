@@ -1,1 +1,5 @@
-"""The LGSP gateway process (see lgsp.gateway and docs/gateway.md)."""
+"""The LGSP gateway (X-Road-like): member registry and access rights, rate and
+concurrency limits, the pass-through proxy, the signed message log, the event schema registry.
+
+    from services.gateway.app import build_spec      # the ServiceSpec of services/gateway
+"""

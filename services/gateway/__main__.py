@@ -9,7 +9,7 @@ import sys
 
 from lgsp.app import run_service
 from lgsp.config import load_settings
-from lgsp.gateway.app import build_spec
+from services.gateway.app import build_spec
 
 
 def main() -> int:

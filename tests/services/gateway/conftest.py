@@ -23,8 +23,8 @@ from lgsp.app import ServiceRuntime
 from lgsp.auth import current_principal
 from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
-from lgsp.gateway.app import Gateway, GatewayOptions, build_spec
-from lgsp.gateway.proxy import Route
+from services.gateway.app import Gateway, GatewayOptions, build_spec
+from services.gateway.proxy import Route
 from lgsp.grpc import build_server
 from lgsp.grpc.server import LgspServer
 from services.identity.seed import DEMO_PASSWORD, demo_secret

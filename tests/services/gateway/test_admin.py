@@ -19,7 +19,7 @@ from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
 from lgsp.api.gateway.v1 import gateway_pb2 as gpb
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as gpbg
 from lgsp.db import outbox_table
-from lgsp.gateway import tables as t
+from services.gateway import tables as t
 from tests.services.gateway.conftest import ADMIN_USER, AUDITOR_USER, MOTCUA, Platform, bearer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -251,7 +251,7 @@ async def test_message_log_service_for_auditors(platform: Platform) -> None:
                 gpb.ExportMessageLogRequest(), metadata=bearer(auditor)
             )
         ]
-    from lgsp.gateway.msglog import verify_export
+    from services.gateway.msglog import verify_export
 
     result = verify_export(b"".join(chunks).decode().splitlines())
     assert result.valid and result.checked == verdict.checked_count

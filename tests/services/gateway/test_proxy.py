@@ -25,7 +25,7 @@ async def _entries(platform: Platform) -> list[dict]:
     await platform.gateway.msglog.flush()
     import sqlalchemy as sa
 
-    from lgsp.gateway import tables as t
+    from services.gateway import tables as t
 
     with platform.runtime.engine.connect() as conn:
         return [

@@ -24,8 +24,8 @@ from lgsp.api.documents.v1 import documents_pb2 as dpb
 from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
 from lgsp.api.gateway.v1 import gateway_pb2 as gpb
 from lgsp.config import load_settings
-from lgsp.gateway.app import options_from_settings
-from lgsp.gateway.proxy import Route
+from services.gateway.app import options_from_settings
+from services.gateway.proxy import Route
 from tests.services.gateway.conftest import DVC, MOTCUA, Platform, bearer, start_gateway
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -199,7 +199,7 @@ async def test_mutual_tls_names_the_member(platform: Platform, tmp_path: Path) -
         await gw.msglog.flush()
         import sqlalchemy as sa
 
-        from lgsp.gateway import tables as t
+        from services.gateway import tables as t
 
         with runtime.engine.connect() as conn:
             rows = conn.execute(
@@ -238,9 +238,9 @@ async def test_log_retention_days_deletes_old_sealed_batches(
     older than that; the chain that remains still verifies from the checkpoint seal."""
     import sqlalchemy as sa
 
-    from lgsp.gateway import tables as t
-    from lgsp.gateway.msglog import verify_log
-    from tests.lgsp.gateway.test_msglog import _log
+    from services.gateway import tables as t
+    from services.gateway.msglog import verify_log
+    from tests.services.gateway.test_msglog import _log
 
     data_dir = tmp_path / "gateway"
     data_dir.mkdir()
@@ -270,6 +270,6 @@ async def test_log_retention_days_deletes_old_sealed_batches(
 
 
 def _entry_fields() -> dict:
-    from tests.lgsp.gateway.test_msglog import _entry
+    from tests.services.gateway.test_msglog import _entry
 
     return _entry(31)

@@ -35,7 +35,7 @@ from lgsp.agency_code import agency_code_problem
 from lgsp.api.gateway.v1 import events_pb2 as ev
 from lgsp.api.gateway.v1 import gateway_pb2 as pb
 from lgsp.db import UnitOfWork, utcnow
-from lgsp.gateway import tables as t
+from services.gateway import tables as t
 from lgsp.grpc.errors import (
     Aborted,
     AlreadyExists,

@@ -20,7 +20,7 @@ from lgsp.cli import Subparsers, config_option, settings_from_args
 
 def _engine(args: argparse.Namespace) -> Any:
     from lgsp import db
-    from lgsp.gateway.tables import MIGRATIONS
+    from services.gateway.tables import MIGRATIONS
 
     settings = settings_from_args(args)
     engine = db.create_engine(settings.gateway.database_url)
@@ -36,8 +36,8 @@ def _seq(engine: Any, value: str | None, *, upper: bool) -> int | None:
         return int(value)
     import sqlalchemy as sa
 
-    from lgsp.gateway import tables as t
-    from lgsp.gateway.msglog import parse_time
+    from services.gateway import tables as t
+    from services.gateway.msglog import parse_time
 
     when = parse_time(value)
     c = t.message_log.c
@@ -54,7 +54,7 @@ def _progress(count: int) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from lgsp.gateway.msglog import verify_export, verify_log
+    from services.gateway.msglog import verify_export, verify_log
 
     trusted = None
     if args.file:
@@ -86,7 +86,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from lgsp.gateway.msglog import export_log, parse_time
+    from services.gateway.msglog import export_log, parse_time
 
     engine = _engine(args)
     try:
@@ -104,7 +104,7 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _retain(args: argparse.Namespace) -> int:
-    from lgsp.gateway.msglog import apply_retention, format_time
+    from services.gateway.msglog import apply_retention, format_time
 
     engine = _engine(args)
     try:

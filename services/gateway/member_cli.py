@@ -27,8 +27,8 @@ KINDS = {"platform": 1, "provincial": 2, "ministry": 3, "national": 4}
 
 def _registry(args: argparse.Namespace) -> Any:
     from lgsp import db
-    from lgsp.gateway.registry import Registry
-    from lgsp.gateway.tables import MIGRATIONS
+    from services.gateway.registry import Registry
+    from services.gateway.tables import MIGRATIONS
 
     settings = settings_from_args(args)
     engine = db.create_engine(settings.gateway.database_url)

@@ -15,16 +15,16 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # The tables as lgsp.gateway.tables declares them at this revision; a later change to that
+    # The tables as services.gateway.tables declares them at this revision; a later change to that
     # module comes with its own revision (and this one then freezes a copy), as in identity.
-    from lgsp.gateway.tables import metadata
+    from services.gateway.tables import metadata
 
     upgrade_platform_tables()
     metadata.create_all(op.get_bind())
 
 
 def downgrade() -> None:
-    from lgsp.gateway.tables import metadata
+    from services.gateway.tables import metadata
 
     metadata.drop_all(op.get_bind())
     downgrade_platform_tables()

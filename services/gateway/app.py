@@ -21,19 +21,19 @@ from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
 from lgsp.app import ServiceRuntime, ServiceSpec
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.config import Settings
-from lgsp.gateway.limits import Limiter
-from lgsp.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
-from lgsp.gateway.proxy import GatewayAuthenticator, Proxy, Route
-from lgsp.gateway.registry import Registry
-from lgsp.gateway.schemas import SchemaRegistry
-from lgsp.gateway.servicers import (
+from services.gateway.limits import Limiter
+from services.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
+from services.gateway.proxy import GatewayAuthenticator, Proxy, Route
+from services.gateway.registry import Registry
+from services.gateway.schemas import SchemaRegistry
+from services.gateway.servicers import (
     AccessServicer,
     EventServicer,
     MemberServicer,
     MessageLogServicer,
     SchemaRegistryServicer,
 )
-from lgsp.gateway.tables import MIGRATIONS
+from services.gateway.tables import MIGRATIONS
 
 __all__ = [
     "AREAS",
@@ -45,7 +45,7 @@ __all__ = [
     "routes_from_settings",
 ]
 
-log = logging.getLogger("lgsp.gateway")
+log = logging.getLogger("services.gateway")
 
 AREAS = ("identity", "documents", "dossiers", "search", "mail")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from lgsp.api.search.v1 import search_pb2 as spb
 from lgsp.config import load_settings
-from lgsp.search_cli import format_results, render
+from services.search.cli import format_results, render
 from tests.integration.test_search_service import draft, eventually, search_platform
 
 LGSP = str(Path(sys.executable).parent / "lgsp")

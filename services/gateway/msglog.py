@@ -42,7 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy.engine import Engine
 
 from lgsp.db import for_writing
-from lgsp.gateway import tables as t
+from services.gateway import tables as t
 
 __all__ = [
     "EXPORT_FORMAT",
@@ -59,7 +59,7 @@ __all__ = [
     "verify_log",
 ]
 
-log = logging.getLogger("lgsp.gateway.msglog")
+log = logging.getLogger("services.gateway.msglog")
 
 EXPORT_FORMAT = "lgsp-message-log/v1"
 KEY_FILE = "gateway-log-signing-key.pem"

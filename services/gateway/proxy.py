@@ -45,9 +45,9 @@ from opentelemetry import propagate, trace
 
 from lgsp import events
 from lgsp.auth import Authenticator, Principal, current_principal
-from lgsp.gateway.limits import Limiter, LimitExceeded
-from lgsp.gateway.msglog import LogUnavailable, MessageLog, format_time
-from lgsp.gateway.registry import Registry
+from services.gateway.limits import Limiter, LimitExceeded
+from services.gateway.msglog import LogUnavailable, MessageLog, format_time
+from services.gateway.registry import Registry
 from lgsp.grpc.client import client_options
 from lgsp.grpc.errors import (
     InvalidArgument,
@@ -67,7 +67,7 @@ __all__ = [
     "certificate_sha256",
 ]
 
-log = logging.getLogger("lgsp.gateway")
+log = logging.getLogger("services.gateway")
 
 # The gateway answers these itself (its admin services, diagnostics, health, reflection).
 OWN_PREFIXES = ("/lgsp.api.gateway.v1.", "/lgsp.api.diagnostics.v1.", "/grpc.")

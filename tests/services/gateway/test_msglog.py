@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lgsp import db
-from lgsp.gateway import tables as t
-from lgsp.gateway.msglog import (
+from services.gateway import tables as t
+from services.gateway.msglog import (
     LogSigner,
     MessageLog,
     apply_retention,
@@ -103,7 +103,7 @@ async def test_tampering_is_detected_at_the_first_bad_entry(
         _exec(log, sa.update(ml).where(ml.c.seq == 17).values(status_code=7))
     elif tamper in ("alter_rehash", "rewrite_chain"):
         # Change an entry and recompute its hash (and, for a rewrite, every later link).
-        from lgsp.gateway.msglog import entry_hash
+        from services.gateway.msglog import entry_hash
 
         with log.engine.begin() as conn:
             rows = [dict(r) for r in conn.execute(sa.select(ml).order_by(ml.c.seq)).mappings()]
@@ -213,7 +213,7 @@ async def test_cli_verify_export_and_retain(tmp_path: Path, monkeypatch, capsys)
 def test_fast_entry_hash_is_the_canonical_json_hash(text: str, number: int) -> None:
     """LogEntry.compute_hash writes the canonical JSON by hand; it must be json.dumps's bytes
     (quotes, backslashes, control characters, Vietnamese, astral characters included)."""
-    from lgsp.gateway.msglog import _HASHED_FIELDS, LogEntry, entry_hash
+    from services.gateway.msglog import _HASHED_FIELDS, LogEntry, entry_hash
 
     fields = {**_entry(1), "caller": text, "client_member": f'{text}"\\\n', "seq": number}
     fields["duration_us"] = number
