@@ -34,7 +34,7 @@ from lgsp.grpc.client import channel
 from lgsp.grpc.diagnostics import DiagnosticsServicer
 from lgsp.testing.issuer import FakeIssuer
 from lgsp.testing.pdf import minimal_pdf
-from services.documents.bootstrap import build_spec
+from services.documents.plugin import PLUGIN
 from services.documents.testing import AGENCIES, OFFICIALS, SIGNER, draft, official_claims
 
 CALLERS = 16
@@ -53,8 +53,8 @@ async def _bench(args: argparse.Namespace) -> int:
         env={"LGSP_PLATFORM_DATA_DIR": str(tmp), "LGSP_DOCUMENTS_NATIONAL_AXIS": "false"}
     )
     authn = JwtAuthenticator(issuer.issuer)
-    spec = build_spec(settings, agencies=AGENCIES, authenticator=authn)
-    runtime = ServiceRuntime(spec, settings, port=0)
+    plugin = PLUGIN.with_options(agencies=AGENCIES, authenticator=authn)
+    runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()
     bare = grpc.aio.server()
     diagnostics_pb2_grpc.add_DiagnosticsServiceServicer_to_server(DiagnosticsServicer("bare"), bare)

@@ -101,22 +101,22 @@ async def _serve_gateway(issuer: str, upstream: str, data_dir: str, port_file: s
     from lgsp.app import ServiceRuntime
     from lgsp.authn import JwtAuthenticator
     from lgsp.config import load_settings
-    from services.gateway.app import Gateway, GatewayOptions, build_spec
+    from services.gateway.app import GatewayOptions
+    from services.gateway.plugin import PLUGIN
     from services.gateway.proxy import Route
 
     settings = load_settings(
         env={"LGSP_PLATFORM_DATA_DIR": data_dir, "LGSP_TELEMETRY_ENABLED": "false"}
     )
-    holder: dict[str, Gateway] = {}
     opts = GatewayOptions(
         routes={"documents": Route("documents", upstream, "documents")},
         authenticator=JwtAuthenticator(issuer),
         default_rate_per_minute=10_000_000,
         max_concurrent_per_member=1024,
     )
-    runtime = ServiceRuntime(build_spec(settings, opts, holder), settings, port=0)
+    runtime = ServiceRuntime(PLUGIN.with_options(options=opts), settings, port=0)
     await runtime.start()
-    gw = holder["gateway"]
+    gw = runtime.app
     reg = gw.registry
     if reg.member(MEMBER) is None:
         reg.register_member(

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from console import otlp, pages
 from console.health import LagReader, Probe, probe_all
 from console.store import SpanStore
-from lgsp.config import SERVICE_NAMES, Endpoint, Settings, mask_url
+from lgsp.config import Endpoint, Settings, mask_url
 
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -55,15 +55,17 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
         return Response(content, media_type=media)
 
     async def overview(request: Request) -> HTMLResponse:
-        from lgsp.runner import DESCRIPTIONS, discover
+        from lgsp.runner import describe, discover
 
-        installed = {c.name for c in await run_in_threadpool(discover)}
+        components = await run_in_threadpool(discover)
+        installed = {c.name for c in components}
+        kinds = {c.name: c.kind for c in components}
         endpoints = [ep for ep in settings.endpoints() if ep.component != "console"]
         probes = await probe_all([ep for ep in endpoints if ep.component in installed])
-        names = ["console", *SERVICE_NAMES, *dict.fromkeys(ep.component for ep in endpoints)]
+        names = ["console", *settings.services, *dict.fromkeys(ep.component for ep in endpoints)]
         rows = []
         for name in dict.fromkeys(names):
-            what = DESCRIPTIONS.get(name, name)
+            what = describe(name, kinds.get(name, "service"))
             if name == "console":
                 ep = settings.endpoints("console")[0]
                 rows.append((name, what, "", [_self_probe(ep)]))

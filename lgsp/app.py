@@ -1,15 +1,15 @@
-"""The service bootstrap: one place that wires configuration to adapters for every service.
+"""The service runtime: one life cycle for every service plugin (lgsp.plugins).
 
-A service is a `ServiceSpec` (its servicers, its migrations, the events it consumes) handed to
-`run_service()` from its `__main__`. The platform does the rest, the same way for all:
+    logging and tracing → database migrated → bus opened → plugin.wire(runtime) → gRPC
+    server (health, reflection, interceptors) → outbox relay → one supervised consumer loop
+    per subscription, and the plugin's background tasks
+    → on SIGTERM/SIGINT: drain calls, stop consumers (committing what they handled), stop
+      the relay and the background tasks, run the plugin's closers, close the bus and the
+      database.
 
-    logging and tracing → database migrated → bus opened → gRPC server (health, reflection,
-    interceptors) → outbox relay → one supervised consumer loop per subscription
-    → on SIGTERM/SIGINT: drain calls, stop consumers (committing what they handled),
-      stop the relay, close the bus and the database.
-
-`ServiceRuntime` is the same life cycle without signal handling, for tests that run several
-services in one event loop.
+`ServiceRuntime` is that life cycle without signal handling, for tests that run several
+services in one event loop; `run_service` adds logging, telemetry and signals for
+`python -m services.<name>`.
 """
 
 from __future__ import annotations
@@ -19,62 +19,30 @@ import contextlib
 import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from google.protobuf.message import Message as ProtoMessage
 from sqlalchemy.engine import Engine
 
 from lgsp import db
-from lgsp.auth import Authenticator
 from lgsp.bus import Bus, open_bus, run_consumer
 from lgsp.config import Settings, load_settings
 from lgsp.grpc.server import LgspServer, build_server, serve_until_signal
-from lgsp.inbox import EventProcessor, Handler, ensure_topics
+from lgsp.inbox import EventProcessor, ensure_topics
 from lgsp.logs import setup_logging
 from lgsp.outbox import OutboxRelay, backoff_delay
+from lgsp.plugins import Plugin, Subscription, Wiring, load
 from lgsp.telemetry import setup_telemetry
 
 log = logging.getLogger(__name__)
-
-# A servicer factory gets the runtime (engine, bus, settings) and returns
-# (generated add_…_to_server function, servicer instance).
-ServicerFactory = Callable[["ServiceRuntime"], tuple[Callable[[Any, Any], None], Any]]
-
-
-@dataclass(frozen=True)
-class Subscription:
-    """A consumer group reading `topics`, handing each event type to its handler."""
-
-    group: str
-    topics: Sequence[str]
-    handlers: Mapping[str | type[ProtoMessage], Handler]
-    max_attempts: int = 5
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    """What makes a service different from the others; everything else is the platform's."""
-
-    name: str
-    servicers: Sequence[ServicerFactory] = ()
-    migrations_dir: Path | None = None
-    subscriptions: Sequence[Subscription] = ()
-    # The services' gRPC auth; None = anonymous calls allowed (the identity issue replaces it).
-    authenticator: Authenticator | None = None
-    public_methods: Sequence[str] = ()
-    # Extra async tasks the service runs beside its server (e.g. an SMTP listener).
-    background: Sequence[Callable[[ServiceRuntime, asyncio.Event], Awaitable[None]]] = ()
-    grace_seconds: float = 10.0
 
 
 @dataclass
 class ServiceRuntime:
     """A running service's adapters and background tasks."""
 
-    spec: ServiceSpec
+    plugin: Plugin
     settings: Settings
     port: int | None = None  # overrides the configured gRPC port (tests use 0)
     bus: Bus | None = None  # a bus shared with other runtimes (tests); owned otherwise
@@ -82,37 +50,51 @@ class ServiceRuntime:
     server: LgspServer = field(init=False)
     relay: OutboxRelay = field(init=False)
     processors: dict[str, EventProcessor] = field(init=False, default_factory=dict)
+    wiring: Wiring = field(init=False)
     _owns_bus: bool = field(init=False, default=False)
     _stop: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
+    @property
+    def name(self) -> str:
+        return self.plugin.name
+
+    @property
+    def section(self) -> Any:
+        """The plugin's own settings section."""
+        return self.settings.service(self.plugin.name)
+
+    @property
+    def app(self) -> Any:
+        """The service's composition root, as its wire() returned it."""
+        return self.wiring.app
+
     async def start(self) -> None:
-        name = self.spec.name
-        self.engine = db.create_engine(self.settings.service(name).database_url)
-        if self.spec.migrations_dir is not None:
-            await asyncio.to_thread(db.migrate, self.engine, self.spec.migrations_dir)
+        name = self.plugin.name
+        self.engine = db.create_engine(self.section.database_url)
+        if self.plugin.migrations is not None:
+            await asyncio.to_thread(db.migrate, self.engine, self.plugin.migrations)
         if self.bus is None:
             self.bus = open_bus(
                 self.settings.bus.url, client_id=name, partitions=self.settings.bus.partitions
             )
             self._owns_bus = True
         self.relay = OutboxRelay(self.engine, self.bus)
-        port = self.settings.service(name).grpc_port if self.port is None else self.port
+        self.wiring = self.plugin.wire(self, **self.plugin.options)
+        port = self.section.grpc_port if self.port is None else self.port
         self.server = build_server(
             name,
-            servicers=[factory(self) for factory in self.spec.servicers],
+            servicers=list(self.wiring.servicers),
             host=self.settings.platform.host,
             port=port,
-            authenticator=self.spec.authenticator,
-            public_methods=self.spec.public_methods,
+            authenticator=self.wiring.authenticator,
+            public_methods=self.wiring.public_methods,
         )
         self._spawn("outbox relay", lambda: self.relay.run(self._stop))
-        for sub in self.spec.subscriptions:
+        for sub in self.wiring.subscriptions:
             self._spawn(f"consumer {sub.group}", self._consume_forever(sub))
-        for task in self.spec.background:
-            self._spawn(
-                getattr(task, "__name__", "task"), functools.partial(task, self, self._stop)
-            )
+        for task in self.wiring.background:
+            self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self._stop))
         await self.server.start()
 
     def after_commit(self) -> None:
@@ -126,12 +108,17 @@ class ServiceRuntime:
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("background task ended with %r", result)
+        for close in self.wiring.closers:
+            try:
+                await close()
+            except Exception:
+                log.exception("closing %s failed", getattr(close, "__qualname__", close))
         if self.bus is not None and self._owns_bus:
             await self.bus.close()
         self.engine.dispose()
 
     async def stop(self, grace: float | None = None) -> None:
-        await self.server.stop(self.spec.grace_seconds if grace is None else grace)
+        await self.server.stop(self.plugin.grace_seconds if grace is None else grace)
         await self.stop_background()
 
     def _spawn(self, what: str, factory: Callable[[], Awaitable[None]]) -> None:
@@ -158,7 +145,7 @@ class ServiceRuntime:
             sub.handlers,
             self._bus,
             consumer_name=sub.group,
-            source=self.spec.name,
+            source=self.plugin.name,
             max_attempts=sub.max_attempts,
         )
         self.processors[sub.group] = processor
@@ -187,23 +174,29 @@ def apply_telemetry_settings(
             environ.setdefault(key, value)
 
 
-def run_service(spec: ServiceSpec, settings: Settings | None = None) -> int:
-    """Entry point of `python -m services.<name>`: run until SIGTERM/SIGINT; exit code."""
+def run_service(plugin: Plugin, settings: Settings | None = None) -> int:
+    """Run one service until SIGTERM/SIGINT; the exit code."""
     settings = settings or load_settings(os.environ.get("LGSP_CONFIG"))
     setup_logging(
-        spec.name,
+        plugin.name,
         settings.platform.log_level,
         json={"json": True, "text": False}.get(settings.platform.log_format),
     )
-    apply_telemetry_settings(spec.name, settings, os.environ)
-    setup_telemetry(spec.name)
+    apply_telemetry_settings(plugin.name, settings, os.environ)
+    setup_telemetry(plugin.name)
 
     async def main() -> None:
-        runtime = ServiceRuntime(spec, settings)
+        runtime = ServiceRuntime(plugin, settings)
         await runtime.start()
         await serve_until_signal(
-            runtime.server, on_shutdown=[runtime.stop_background], grace=spec.grace_seconds
+            runtime.server, on_shutdown=[runtime.stop_background], grace=plugin.grace_seconds
         )
 
     asyncio.run(main())
     return 0
+
+
+def main(package: str) -> int:
+    """`python -m services.<name>` (each service's __main__): run the plugin it declares."""
+    settings = load_settings(os.environ.get("LGSP_CONFIG"))
+    return run_service(load(package.rpartition(".")[2]), settings)

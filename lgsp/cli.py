@@ -1,9 +1,10 @@
 """The `lgsp` command.
 
-Adding a subcommand is a local change: write a module with
-``register(subparsers: argparse._SubParsersAction) -> None`` that adds its parser and calls
-``parser.set_defaults(handler=fn)`` with ``fn(args: argparse.Namespace) -> int``, then append
-the module's name to COMMAND_MODULES. Handlers get their Settings from
+A command group is a function ``register(subparsers: argparse._SubParsersAction) -> None``
+that adds its parser and calls ``parser.set_defaults(handler=fn)`` with
+``fn(args: argparse.Namespace) -> int``. The platform's own groups are the modules in
+COMMAND_MODULES; a service adds its groups through its plugin's `cli` (lgsp.plugins), so
+installing a service adds its commands. Handlers get their Settings from
 ``settings_from_args(args)``; a ConfigError they raise is reported here (exit code 2).
 """
 
@@ -18,16 +19,11 @@ from typing import Any
 
 import lgsp
 from lgsp.config import ConfigError, Settings, load_settings
+from lgsp.plugins import discover
 
-# Modules adding more subcommands (e.g. "lgsp.admin.cli"), in --help order after the
-# built-in ones below.
-COMMAND_MODULES: tuple[str, ...] = (
-    "services.identity.cli",
-    "services.gateway.log_cli",
-    "lgsp.dlq_cli",
-    "services.gateway.member_cli",
-    "services.search.cli",
-)
+# The platform's own command modules, in --help order after the built-in ones below; the
+# services' groups follow, in their plugins' order.
+COMMAND_MODULES: tuple[str, ...] = ("lgsp.dlq_cli",)
 
 EXIT_CONFIG = 2
 
@@ -163,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     _register_builtin(sub, common)
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for plugin in discover().values():
+        if plugin.cli is not None:
+            plugin.cli(sub)
     return parser
 
 

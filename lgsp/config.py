@@ -37,7 +37,6 @@ RESERVED_ENV = frozenset(
 RESERVED_ENV_PREFIXES = ("LGSP_TEST_",)  # test fixtures' own knobs
 DEFAULT_CONFIG_FILE = "lgsp.toml"
 
-SERVICE_NAMES = ("gateway", "identity", "documents", "dossiers", "search", "mail")
 # Package name under national/ -> port key in [national].
 NATIONAL_MOCKS = {
     "population": "population_port",
@@ -60,24 +59,25 @@ class ConfigError(Exception):
 # --- field helpers: the metadata drives validation, masking and docs ---------------------
 
 
-def _port(default: int) -> Any:
-    return field(default=default, metadata={"port": True})
+def port_field(default: int, *, listen: bool = True) -> Any:
+    """A TCP port; `listen=False` for a port of another host (never checked for clashes)."""
+    return field(default=default, metadata={"port": True, "listen": listen})
 
 
-def _url(default: str, *schemes: str) -> Any:
+def url_field(default: str, *schemes: str) -> Any:
     """A URL whose scheme must be one of `schemes`; "" means "not set / derived"."""
     return field(default=default, metadata={"schemes": schemes})
 
 
-def _choice(default: str, *choices: str) -> Any:
+def choice_field(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": choices})
 
 
-def _num(default: float, lo: float | None = None, hi: float | None = None) -> Any:
+def num_field(default: float, lo: float | None = None, hi: float | None = None) -> Any:
     return field(default=default, metadata={"min": lo, "max": hi})
 
 
-def _secret(default: str = "") -> Any:
+def secret_field(default: str = "") -> Any:
     return field(default=default, metadata={"secret": True})
 
 
@@ -92,144 +92,81 @@ HTTP_SCHEMES = ("http", "https")
 class PlatformSettings:
     data_dir: str = "./data"
     host: str = "127.0.0.1"
-    log_level: str = _choice("INFO", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    log_level: str = choice_field("INFO", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
     # auto: JSON when a process's log stream is not a terminal (lgsp.logs decides).
-    log_format: str = _choice("auto", "auto", "text", "json")
+    log_format: str = choice_field("auto", "auto", "text", "json")
 
 
 @dataclass(frozen=True)
 class BusSettings:
     # "" = sqlite:///<data_dir>/bus.db; kafka://host:port[,host:port…] for the scale-out stack.
-    url: str = _url("", "sqlite", "kafka")
-    partitions: int = _num(4, 1, 1024)  # the embedded bus's default
+    url: str = url_field("", "sqlite", "kafka")
+    partitions: int = num_field(4, 1, 1024)  # the embedded bus's default
 
 
 @dataclass(frozen=True)
 class TelemetrySettings:
     enabled: bool = True
     # "" = the operator console's OTLP/HTTP receiver (http://<host>:<console.port>).
-    otlp_endpoint: str = _url("", *HTTP_SCHEMES)
-    sampling_ratio: float = _num(1.0, 0.0, 1.0)
+    otlp_endpoint: str = url_field("", *HTTP_SCHEMES)
+    sampling_ratio: float = num_field(1.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    port: int = _port(8100)
-    retention_spans: int = _num(200_000, 100)
-    retention_hours: float = _num(24.0, 0.01)
-    max_otlp_bytes: int = _num(8 * 1024 * 1024, 1024)
+    port: int = port_field(8100)
+    retention_spans: int = num_field(200_000, 100)
+    retention_hours: float = num_field(24.0, 0.01)
+    max_otlp_bytes: int = num_field(8 * 1024 * 1024, 1024)
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    grpc_port: int = _port(0)
+    """The settings section every service plugin extends with its own keys.
+
+    A subclass is a frozen dataclass built with the field helpers above; its defaults are the
+    service's, its `derived` fills what depends on other settings, its `problems` are the
+    cross-checks of its own keys and `endpoints` says where it listens."""
+
+    grpc_port: int = port_field(0)
     # "" = sqlite:///<data_dir>/<service>.db
-    database_url: str = _url("", *DB_SCHEMES)
+    database_url: str = url_field("", *DB_SCHEMES)
 
+    def derived(self, name: str, data_dir: Path) -> ServiceSettings:
+        """These settings with what is derived from the platform's filled in."""
+        if self.database_url:
+            return self
+        return dataclasses.replace(self, database_url=f"sqlite:///{data_dir / (name + '.db')}")
 
-@dataclass(frozen=True)
-class GatewaySettings(ServiceSettings):
-    grpc_port: int = _port(50050)
-    # Per member, unless the member or a right sets its own; burst = that many seconds of calls.
-    rate_per_minute: int = _num(60_000, 1)
-    burst_seconds: float = _num(1.0, 0.001, 3600)
-    max_concurrent_per_member: int = _num(64, 1, 100_000)
-    # The message log is signed every so many entries or seconds, whichever comes first.
-    seal_every_entries: int = _num(1000, 1, 1_000_000)
-    seal_every_seconds: float = _num(5.0, 0.01, 3600)
-    # Entries older than this are deleted (whole sealed batches) by `lgsp log retain`; 0 = keep.
-    log_retention_days: int = _num(0, 0, 36_500)
-    # Second, TLS port for member systems (0 = off); with tls_client_ca, mutual TLS is required
-    # and a member's certificate (its SHA-256 in the registry) names it. PEM file paths.
-    tls_port: int = _num(0, 0, 65535)
-    tls_cert: str = ""
-    tls_key: str = ""
-    tls_client_ca: str = ""
+    def problems(self) -> list[tuple[str, str]]:
+        """(key, message) for each combination of this section's values that cannot work."""
+        return []
 
-
-@dataclass(frozen=True)
-class IdentitySettings(ServiceSettings):
-    grpc_port: int = _port(50051)
-    http_port: int = _port(8180)  # built-in OpenID Connect provider
-    provider: str = _choice("builtin", "builtin", "keycloak")
-    keycloak_url: str = _url("", *HTTP_SCHEMES)
-    keycloak_realm: str = "lgsp"
-    keycloak_client_id: str = "lgsp"
-    keycloak_client_secret: str = _secret()
-    # Built-in provider: the public URL its issuers start with ("" = http://{host}:{http_port}),
-    # e.g. "https://sso.hatinh.gov.vn" behind a reverse proxy.
-    issuer_base_url: str = _url("", *HTTP_SCHEMES)
-    demo_seed: bool = True  # seed the demo province on first start when the directory is empty
-    # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
-    admin_password: str = _secret()
-
-
-@dataclass(frozen=True)
-class DocumentsSettings(ServiceSettings):
-    grpc_port: int = _port(50052)
-    # The service's own client at identity (for GetAgencyTree); "" secret = read the demo
-    # secrets identity writes to <data_dir>/identity-demo.json on first start.
-    client_id: str = "documents"
-    client_secret: str = _secret()
-    # Development CA: a signer without a certificate gets one on first use (embedded default);
-    # false = only certificates issued with `lgsp admin ca issue` sign.
-    ca_auto_issue: bool = True
-    # The national document axis (the document_axis mock in the embedded form): documents for
-    # agencies outside the province go there, and the province's mailboxes are polled.
-    national_axis: bool = True
-    axis_poll_seconds: float = _num(5.0, 0.1, 3600)
-
-
-@dataclass(frozen=True)
-class DossiersSettings(ServiceSettings):
-    grpc_port: int = _port(50053)
-
-
-@dataclass(frozen=True)
-class SearchSettings(ServiceSettings):
-    grpc_port: int = _port(50054)
-    backend: str = _choice("tantivy", "tantivy", "elasticsearch")
-    # "" = <data_dir>/search-index (tantivy only)
-    index_dir: str = ""
-    # tantivy: indexes a new index is split into, searched in parallel (one thread each; an
-    # existing index keeps the count it was built with — `lgsp search reindex` to change).
-    shards: int = _num(2, 1, 64)
-    # tantivy: what of the index is locked in memory so the kernel cannot page it out
-    # (mlock; needs the memlock limit): "postings" = everything but the stored documents.
-    memory_lock: str = _choice("postings", "none", "postings", "all")
-    url: str = _url("", *HTTP_SCHEMES)  # Elasticsearch / OpenSearch-API endpoint
-    username: str = ""
-    password: str = _secret()
-
-
-@dataclass(frozen=True)
-class MailSettings(ServiceSettings):
-    grpc_port: int = _port(50055)
-    smtp_port: int = _port(2525)
-    relay_host: str = ""  # "" = keep mail in the built-in mailbox store
-    relay_port: int = _port(25)
+    def endpoints(self, name: str, host: str) -> list[Endpoint]:
+        """Where the service listens: its gRPC port, plus what a subclass adds."""
+        return [Endpoint(name, "grpc", host, self.grpc_port)]
 
 
 @dataclass(frozen=True)
 class AttachmentsSettings:
-    backend: str = _choice("disk", "disk", "s3")
+    backend: str = choice_field("disk", "disk", "s3")
     dir: str = ""  # "" = <data_dir>/attachments
-    s3_endpoint: str = _url("", *HTTP_SCHEMES)
+    s3_endpoint: str = url_field("", *HTTP_SCHEMES)
     s3_bucket: str = "lgsp-attachments"
     s3_region: str = "us-east-1"
-    s3_access_key: str = _secret()
-    s3_secret_key: str = _secret()
+    s3_access_key: str = secret_field()
+    s3_secret_key: str = secret_field()
 
 
 @dataclass(frozen=True)
 class NationalSettings:
     # Key the connectors send to the national systems (the mocks accept this one by default).
-    api_key: str = _secret("lgsp-dev-key")
-    population_port: int = _port(8201)
-    business_registry_port: int = _port(8202)
-    document_axis_port: int = _port(8203)
-    public_service_portal_port: int = _port(8204)
-    payment_port: int = _port(8205)
+    api_key: str = secret_field("lgsp-dev-key")
+    population_port: int = port_field(8201)
+    business_registry_port: int = port_field(8202)
+    document_axis_port: int = port_field(8203)
+    public_service_portal_port: int = port_field(8204)
+    payment_port: int = port_field(8205)
 
 
 @dataclass(frozen=True)
@@ -253,28 +190,43 @@ class Settings:
     bus: BusSettings = field(default_factory=BusSettings)
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
-    gateway: GatewaySettings = field(default_factory=GatewaySettings)
-    identity: IdentitySettings = field(default_factory=IdentitySettings)
-    documents: DocumentsSettings = field(default_factory=DocumentsSettings)
-    dossiers: DossiersSettings = field(default_factory=DossiersSettings)
-    search: SearchSettings = field(default_factory=SearchSettings)
-    mail: MailSettings = field(default_factory=MailSettings)
     attachments: AttachmentsSettings = field(default_factory=AttachmentsSettings)
     national: NationalSettings = field(default_factory=NationalSettings)
+    # One section per installed service, from its plugin (lgsp.plugins): read as
+    # settings.documents, settings.service("documents").
+    services: Mapping[str, ServiceSettings] = field(default_factory=lambda: _default_services())
     # Absolute path of the TOML file these settings came from (not itself a setting).
     config_file: str | None = field(default=None, compare=False)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached when no field matched: a service's section by its name.
+        if name.startswith("__") or name == "services":
+            raise AttributeError(name)
+        try:
+            return self.services[name]
+        except KeyError:
+            raise AttributeError(
+                f"no settings section {name!r} (services installed: "
+                f"{', '.join(self.services) or 'none'})"
+            ) from None
 
     @property
     def data_dir(self) -> Path:
         return Path(self.platform.data_dir)
 
     def service(self, name: str) -> ServiceSettings:
-        """The section of service `name` (gateway, identity, documents, …)."""
-        if name not in SERVICE_NAMES:
-            raise KeyError(name)
-        section = getattr(self, name)
-        assert isinstance(section, ServiceSettings)
-        return section
+        """The section of service `name` (gateway, identity, documents, …); KeyError if none."""
+        return self.services[name]
+
+    def sections(self) -> list[tuple[str, Any]]:
+        """(name, section) of the core's sections, then each installed service's."""
+        return [(n, getattr(self, n)) for n in _core_section_names()] + list(self.services.items())
+
+    def with_section(self, name: str, section: Any) -> Settings:
+        """A copy with one section (core or service) replaced."""
+        if name in self.services:
+            return dataclasses.replace(self, services={**self.services, name: section})
+        return dataclasses.replace(self, **{name: section})
 
     @property
     def console_url(self) -> str:
@@ -286,10 +238,8 @@ class Settings:
         eps = [
             Endpoint("console", "http", host, self.console.port, "operator console + OTLP"),
         ]
-        for name in SERVICE_NAMES:
-            eps.append(Endpoint(name, "grpc", host, self.service(name).grpc_port))
-        eps.append(Endpoint("identity", "http", host, self.identity.http_port, "OpenID Connect"))
-        eps.append(Endpoint("mail", "smtp", host, self.mail.smtp_port, "SMTP"))
+        for name, section in self.services.items():
+            eps.extend(section.endpoints(name, host))
         for mock, key in NATIONAL_MOCKS.items():
             eps.append(Endpoint(mock, "http", host, getattr(self.national, key)))
         if component is not None:
@@ -299,7 +249,7 @@ class Settings:
     def dump(self, mask_secrets: bool = True) -> str:
         """The effective settings as TOML (loadable again with load_settings)."""
         out: list[str] = []
-        for section_name, section in _sections(self):
+        for section_name, section in self.sections():
             out.append(f"[{section_name}]")
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
@@ -312,7 +262,7 @@ class Settings:
     def to_env(self) -> dict[str, str]:
         """Every setting as LGSP_<SECTION>_<KEY>, so a child process sees exactly these."""
         env: dict[str, str] = {}
-        for section_name, section in _sections(self):
+        for section_name, section in self.sections():
             for f in dataclasses.fields(section):
                 value = getattr(section, f.name)
                 text = ("true" if value else "false") if isinstance(value, bool) else str(value)
@@ -355,25 +305,24 @@ def load_settings(path: str | None = None, env: Mapping[str, str] | None = None)
         _read_file(config_file, raw, problems)
     _read_env(env, raw, problems)
 
+    schema = _schema()
     sections: dict[str, Any] = {}
-    for f in dataclasses.fields(Settings):
-        if f.name == "config_file":
-            continue
-        cls = _section_class(f.name)
+    for name, cls in schema.items():
         values: dict[str, Any] = {}
         hints = typing.get_type_hints(cls)
         known = {sf.name: sf for sf in dataclasses.fields(cls)}
-        for key, (value, source) in raw.get(f.name, {}).items():
+        for key, (value, source) in raw.get(name, {}).items():
             try:
                 from_env = source.startswith("env ")
                 values[key] = _coerce(value, hints[key], known[key], from_env=from_env)
             except ValueError as exc:
                 problems.append(f"{source}: {exc}")
-        sections[f.name] = cls(**values)
+        sections[name] = cls(**values)
     if problems:
         raise ConfigError(problems)
 
-    settings = _derive(Settings(**sections, config_file=config_file))
+    core = {name: sections.pop(name) for name in _core_section_names()}
+    settings = _derive(Settings(**core, services=sections, config_file=config_file))
     _cross_check(settings, raw, problems)
     if problems:
         raise ConfigError(problems)
@@ -540,15 +489,9 @@ def _derive(s: Settings) -> Settings:
             s.telemetry,
             otlp_endpoint=f"http://{_url_host(s.platform.host)}:{s.console.port}",
         )
-    for name in SERVICE_NAMES:
-        svc = s.service(name)
-        if not svc.database_url:
-            changes[name] = dataclasses.replace(
-                svc, database_url=f"sqlite:///{data_dir / (name + '.db')}"
-            )
-    search = changes.get("search", s.search)
-    if not search.index_dir:
-        changes["search"] = dataclasses.replace(search, index_dir=str(data_dir / "search-index"))
+    changes["services"] = {
+        name: section.derived(name, data_dir) for name, section in s.services.items()
+    }
     if not s.attachments.dir:
         changes["attachments"] = dataclasses.replace(
             s.attachments, dir=str(data_dir / "attachments")
@@ -563,25 +506,18 @@ def _cross_check(
         given = raw.get(section, {}).get(key)
         return given[1] if given else f"{section}.{key} (default)"
 
-    if s.search.backend == "elasticsearch" and not s.search.url:
-        problems.append(f"{src('search', 'url')}: search.backend = elasticsearch needs a url")
-    if s.identity.provider == "keycloak" and not s.identity.keycloak_url:
-        problems.append(
-            f"{src('identity', 'keycloak_url')}: identity.provider = keycloak needs keycloak_url"
-        )
+    for name, section in s.services.items():
+        for key, problem in section.problems():
+            problems.append(f"{src(name, key)}: {problem}")
     if s.attachments.backend == "s3" and not s.attachments.s3_endpoint:
         problems.append(
             f"{src('attachments', 's3_endpoint')}: attachments.backend = s3 needs s3_endpoint"
         )
-    if s.gateway.tls_port and not (s.gateway.tls_cert and s.gateway.tls_key):
-        problems.append(
-            f"{src('gateway', 'tls_port')}: gateway.tls_port needs tls_cert and tls_key"
-        )
     # Two components on one port would make the second one crash-loop at start-up.
     seen: dict[int, str] = {}
-    for section_name, section in _sections(s):
+    for section_name, section in s.sections():
         for f in dataclasses.fields(section):
-            if not f.metadata.get("port") or f.name == "relay_port":
+            if not f.metadata.get("port") or not f.metadata.get("listen", True):
                 continue
             port, key = getattr(section, f.name), f"{section_name}.{f.name}"
             if port in seen:
@@ -595,22 +531,34 @@ def _cross_check(
 # --- small helpers -------------------------------------------------------------------------
 
 
+def _core_section_names() -> list[str]:
+    skip = ("services", "config_file")
+    return [f.name for f in dataclasses.fields(Settings) if f.name not in skip]
+
+
+def _schema() -> dict[str, type]:
+    """Section name -> its dataclass: the core's, then each installed service's."""
+    hints = typing.get_type_hints(Settings)
+    schema: dict[str, type] = {n: hints[n] for n in _core_section_names()}
+    from lgsp.plugins import discover  # plugins import this module for ServiceSettings
+
+    for name, plugin in discover().items():
+        schema[name] = plugin.settings
+    return schema
+
+
+def _default_services() -> dict[str, ServiceSettings]:
+    from lgsp.plugins import discover
+
+    return {name: plugin.settings() for name, plugin in discover().items()}
+
+
 def _section_names() -> list[str]:
-    return [f.name for f in dataclasses.fields(Settings) if f.name != "config_file"]
-
-
-_SECTION_CLASSES: dict[str, type] = {}
+    return list(_schema())
 
 
 def _section_class(name: str) -> type:
-    if not _SECTION_CLASSES:
-        hints = typing.get_type_hints(Settings)
-        _SECTION_CLASSES.update({n: hints[n] for n in _section_names()})
-    return _SECTION_CLASSES[name]
-
-
-def _sections(s: Settings) -> list[tuple[str, Any]]:
-    return [(name, getattr(s, name)) for name in _section_names()]
+    return _schema()[name]
 
 
 def _hint(word: str, candidates: list[str]) -> str:

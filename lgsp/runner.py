@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
-import importlib.util
 import os
 import signal
 import sys
@@ -29,19 +28,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from lgsp.config import NATIONAL_MOCKS, SERVICE_NAMES, Settings
+from lgsp.config import NATIONAL_MOCKS, Settings
+from lgsp.plugins import discover as discover_plugins
+from lgsp.plugins import package_locations
 
 # Start order: the console first (it receives everyone's traces), then the national mocks
 # the gateway connects to, then the services, then anything else found.
 KIND_ORDER = {"console": 0, "national": 1, "service": 2}
+# The services describe themselves in their plugins.
 DESCRIPTIONS = {
     "console": "operator console",
-    "gateway": "LGSP gateway",
-    "identity": "identity / SSO",
-    "documents": "documents",
-    "dossiers": "dossiers (one-stop)",
-    "search": "document search",
-    "mail": "official mail",
     "population": "mock: national population DB",
     "business_registry": "mock: national business registry",
     "document_axis": "mock: national document axis",
@@ -59,26 +55,32 @@ class Component:
 
     @property
     def description(self) -> str:
-        return DESCRIPTIONS.get(
-            self.name, "national mock" if self.kind == "national" else self.kind
-        )
+        return describe(self.name, self.kind)
+
+
+def describe(name: str, kind: str = "service") -> str:
+    """What a component is, in a few words (its plugin's description for a service)."""
+    plugin = discover_plugins().get(name) if kind == "service" else None
+    if plugin is not None:
+        return plugin.description
+    return DESCRIPTIONS.get(name, "national mock" if kind == "national" else kind)
 
 
 def discover() -> list[Component]:
     """Every runnable component, in start order."""
     found: list[Component] = []
     for package, kind in (("national", "national"), ("services", "service")):
-        for location in _package_locations(package):
+        for location in package_locations(package):
             for main in sorted(location.glob("*/__main__.py")):
                 name = main.parent.name
                 if name.startswith(("_", ".")) or any(c.name == name for c in found):
                     continue
                 found.append(Component(name, kind, f"{package}.{name}", location.parent))
-    for location in _package_locations("console"):
+    for location in package_locations("console"):
         if (location / "__main__.py").is_file():
             found.append(Component("console", "console", "console", location.parent))
             break
-    service_rank = {n: i for i, n in enumerate(SERVICE_NAMES)}
+    service_rank = {n: i for i, n in enumerate(discover_plugins())}
     national_rank = {n: i for i, n in enumerate(NATIONAL_MOCKS)}
 
     def order(c: Component) -> tuple[int, int, str]:
@@ -86,16 +88,6 @@ def discover() -> list[Component]:
         return (KIND_ORDER[c.kind], rank.get(c.name, 99), c.name)
 
     return sorted(found, key=order)
-
-
-def _package_locations(package: str) -> list[Path]:
-    try:
-        spec = importlib.util.find_spec(package)
-    except (ImportError, ValueError):
-        return []
-    if spec is None or spec.submodule_search_locations is None:
-        return []
-    return [Path(p) for p in spec.submodule_search_locations]
 
 
 def select(components: Sequence[Component], only: Sequence[str] | None) -> list[Component]:

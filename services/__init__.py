@@ -1,5 +1,8 @@
-"""Provincial services, one package each (identity, documents, dossiers, search, mail, gateway).
+"""The platform's services: one folder each, declaring its plugin in plugin.py (lgsp.plugins).
 
-`lgsp up` runs every sub-package that has a `__main__.py` as its own process
-(`python -m services.<name>`); nothing needs registering.
-"""
+The package may span several folders on the import path (a province's own service installed
+beside the platform's), so discovery finds a service wherever its folder is."""
+
+from pkgutil import extend_path
+
+__path__ = extend_path(__path__, __name__)

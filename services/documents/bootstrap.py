@@ -1,9 +1,9 @@
 """Wiring: configuration → agency directory, transport (bus, and the national document axis
 when [documents] national_axis), attachment store, CA, use cases,
-gRPC servicer, ServiceSpec.
+gRPC servicer.
 
-`build_spec(settings)` is what `python -m services.documents` runs; tests and the benchmark
-pass their own directory (a static one) and authenticator."""
+`wire_service(runtime)` is the plugin's composition root; tests and the benchmark pass their
+own directory (a static one) and authenticator as options."""
 
 from __future__ import annotations
 
@@ -11,14 +11,16 @@ import asyncio
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from lgsp.api.documents.v1 import documents_pb2_grpc
-from lgsp.app import ServiceRuntime, ServiceSpec, Subscription
+from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.authn import ClientCredentials, issuer_from_settings
 from lgsp.config import Settings
+from lgsp.plugins import Subscription, Wiring
 from services.documents.adapters.agencies import IdentityAgencyDirectory
 from services.documents.adapters.signatures import DevCASignatures
 from services.documents.attachments import AttachmentStore, open_store
@@ -56,8 +58,17 @@ def identity_credentials(settings: Settings) -> ClientCredentials | None:
     return ClientCredentials(token_url, client_id, secret)
 
 
-def build_spec(
-    settings: Settings,
+@dataclass
+class Documents:
+    """The service's objects, as its Wiring's `app` (tests and benchmarks reach them here)."""
+
+    app: DocumentsApp
+    files: DocumentFiles
+    axis: Any = None  # the national axis exchange, when [documents] national_axis
+
+
+def wire_service(
+    runtime: ServiceRuntime,
     *,
     agencies: AgencyDirectory | None = None,
     authenticator: Authenticator | None = None,
@@ -65,100 +76,85 @@ def build_spec(
     store: AttachmentStore | None = None,
     signatures: DevCASignatures | None = None,
     ca_auto_issue: bool | None = None,
-    holder: dict[str, Any] | None = None,
-) -> ServiceSpec:
-    """The documents ServiceSpec. Without `agencies`, the directory is loaded from the
-    identity service (with the service's client-credentials token) and refreshed in the
-    background. Attachments go to `open_store(settings.attachments)`; signatures use the
+) -> Wiring:
+    """The documents plugin's composition root. Without `agencies`, the directory is loaded
+    from the identity service (with the service's client-credentials token) and refreshed in
+    the background. Attachments go to `open_store(settings.attachments)`; signatures use the
     development CA in <data_dir>/ca (`ca_auto_issue`: a signer without a certificate gets
     one on first use)."""
-    holder = {} if holder is None else holder
+    settings = runtime.settings
     background: list[Any] = []
+    closers: list[Any] = []
     if agencies is None:
-        from lgsp.grpc.client import channel
-
-        host = (
-            settings.platform.host
-            if settings.platform.host not in ("0.0.0.0", "::")
-            else "127.0.0.1"
-        )
-        # Both made at first use, inside the service's event loop; on a first start identity
-        # may not have written its demo secrets yet, so they are looked for again each time.
-        made: dict[str, ClientCredentials] = {}
-
-        async def identity_metadata() -> Sequence[tuple[str, str]]:
-            if "credentials" not in made:
-                credentials = identity_credentials(settings)
-                if credentials is None:
-                    return ()
-                made["credentials"] = credentials
-            return await made["credentials"].metadata()
-
-        remote = IdentityAgencyDirectory(
-            lambda: channel(f"{host}:{settings.identity.grpc_port}", service_name="documents"),
-            metadata=identity_metadata,
-        )
+        remote, refresh, close = _identity_directory(settings)
         agencies = remote
-
-        async def refresh_agencies(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-            try:
-                await remote.run(stop)
-            finally:
-                if "credentials" in made:
-                    await made["credentials"].aclose()
-
-        background.append(refresh_agencies)
-    directory = agencies
+        background.append(refresh)
+        closers.append(close)
     subscriptions: list[Subscription] = []
+    axis = None
     if transport is None and settings.documents.national_axis:
-        transport, axis = axis_from_settings(settings, directory)
-        holder["axis"] = axis
-        axis.on_refused = lambda *failure: holder["app"].on_delivery_failed(*failure)
+        transport, axis = axis_from_settings(settings, agencies)
         subscriptions.append(axis.relay())
         background.append(axis.run)
     transport = transport or BusTransport()
+    app = DocumentsApp(runtime.engine, agencies, transport, after_commit=runtime.after_commit)
+    if axis is not None:
+        axis.on_refused = app.on_delivery_failed
+    signer = signatures or DevCASignatures(
+        settings.data_dir / "ca",
+        auto_issue=settings.documents.ca_auto_issue if ca_auto_issue is None else ca_auto_issue,
+    )
+    files = DocumentFiles(
+        app, store or open_store(settings.attachments), verifier=signer, signer=signer
+    )
 
-    def files(rt: ServiceRuntime) -> DocumentFiles:
-        if "files" not in holder:
-            app = DocumentsApp(rt.engine, directory, transport, after_commit=rt.after_commit)
-            signer = signatures or DevCASignatures(
-                settings.data_dir / "ca",
-                auto_issue=settings.documents.ca_auto_issue
-                if ca_auto_issue is None
-                else ca_auto_issue,
-            )
-            holder["app"] = app
-            holder["files"] = DocumentFiles(
-                app,
-                store or open_store(settings.attachments),
-                verifier=signer,
-                signer=signer,
-            )
-        files: DocumentFiles = holder["files"]
-        return files
+    async def close_files() -> None:
+        await files.store.close()
+        app.close()
 
-    async def close_at_stop(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-        # Background tasks stop after the server drained its calls: nothing uses them now.
-        await stop.wait()
-        if "files" in holder:
-            await holder["files"].store.close()
-            holder["app"].close()
-
-    background.append(close_at_stop)
-
-    async def on_delivery(delivery: Any, uow: Any) -> None:
-        await holder["files"].receive(delivery, uow)
-
-    return ServiceSpec(
-        "documents",
+    return Wiring(
         servicers=[
-            lambda rt: (
-                documents_pb2_grpc.add_DocumentServiceServicer_to_server,
-                DocumentServicer(files(rt)),
-            )
+            (documents_pb2_grpc.add_DocumentServiceServicer_to_server, DocumentServicer(files))
         ],
-        migrations_dir=MIGRATIONS,
-        subscriptions=[transport.subscription(EXCHANGE_GROUP, on_delivery), *subscriptions],
+        subscriptions=[transport.subscription(EXCHANGE_GROUP, files.receive), *subscriptions],
         authenticator=authenticator or authenticator_from_settings(settings),
         background=background,
+        closers=[close_files, *closers],
+        app=Documents(app, files, axis),
     )
+
+
+def _identity_directory(
+    settings: Settings,
+) -> tuple[IdentityAgencyDirectory, Any, Any]:
+    """Identity's agency tree over gRPC, its refresh loop and its closer."""
+    from lgsp.grpc.client import channel
+
+    host = (
+        settings.platform.host if settings.platform.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    )
+    # Made at first use: on a first start identity may not have written its demo secrets
+    # yet, so they are looked for again each time.
+    made: dict[str, ClientCredentials] = {}
+
+    async def identity_metadata() -> Sequence[tuple[str, str]]:
+        if "credentials" not in made:
+            credentials = identity_credentials(settings)
+            if credentials is None:
+                return ()
+            made["credentials"] = credentials
+        return await made["credentials"].metadata()
+
+    remote = IdentityAgencyDirectory(
+        lambda: channel(f"{host}:{settings.identity.grpc_port}", service_name="documents"),
+        metadata=identity_metadata,
+    )
+
+    async def refresh_agencies(stop: asyncio.Event) -> None:
+        await remote.run(stop)
+
+    async def close() -> None:
+        if "credentials" in made:
+            await made["credentials"].aclose()
+
+    return remote, refresh_agencies, close

@@ -1,6 +1,6 @@
 """Wiring: configuration → registry, limiter, message log, proxy, servicers, ServiceSpec.
 
-`build_spec(settings)` is what `python -m services.gateway` runs; tests pass GatewayOptions
+`wire(runtime)` is the gateway plugin's composition root; tests pass GatewayOptions
 (routes to their own upstreams, small limits, a test authenticator's issuer…).
 """
 
@@ -18,9 +18,10 @@ from typing import Any
 import grpc
 
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
-from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.config import Settings
+from lgsp.plugins import Wiring, discover
 from services.gateway.limits import Limiter
 from services.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
 from services.gateway.proxy import GatewayAuthenticator, Proxy, Route
@@ -33,21 +34,17 @@ from services.gateway.servicers import (
     MessageLogServicer,
     SchemaRegistryServicer,
 )
-from services.gateway.tables import MIGRATIONS
 
 __all__ = [
-    "AREAS",
     "Gateway",
     "GatewayOptions",
     "TlsOptions",
-    "build_spec",
     "options_from_settings",
     "routes_from_settings",
+    "wire",
 ]
 
 log = logging.getLogger("services.gateway")
-
-AREAS = ("identity", "documents", "dossiers", "search", "mail")
 
 
 @dataclass(frozen=True)
@@ -106,8 +103,13 @@ def _client_host(host: str) -> str:
 
 
 def routes_from_settings(settings: Settings) -> dict[str, Route]:
+    """Each API area an installed service's plugin declares, to that service's port."""
     host = _client_host(settings.platform.host)
-    return {area: Route(area, f"{host}:{settings.service(area).grpc_port}", area) for area in AREAS}
+    return {
+        area: Route(area, f"{host}:{settings.service(name).grpc_port}", area)
+        for name, plugin in discover().items()
+        for area in plugin.routes
+    }
 
 
 @dataclass
@@ -122,48 +124,13 @@ class Gateway:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def build_spec(
-    settings: Settings,
-    options: GatewayOptions | None = None,
-    holder: dict[str, Gateway] | None = None,
-) -> ServiceSpec:
+def wire(runtime: ServiceRuntime, *, options: GatewayOptions | None = None) -> Wiring:
+    """The gateway's objects over the runtime's engine and bus (options: tests' own routes,
+    limits, authenticator…)."""
+    settings = runtime.settings
     opts = options or options_from_settings(settings)
-    holder = {} if holder is None else holder
     routes = dict(opts.routes) if opts.routes is not None else routes_from_settings(settings)
-
-    def wire(runtime: ServiceRuntime) -> Gateway:
-        gw = holder.get("gateway")
-        if gw is not None and gw.runtime is runtime:
-            return gw
-        registry = Registry(runtime.engine, after_commit=runtime.after_commit)
-        registry.reload()
-        signer = LogSigner.load_or_create(opts.data_dir or settings.platform.data_dir)
-        msglog = MessageLog(
-            runtime.engine,
-            signer,
-            batch_size=opts.log_batch_size,
-            seal_every=opts.seal_every,
-            seal_interval=opts.seal_interval,
-        )
-        msglog._open()  # before the first call: the chain continues where the table ends
-        limiter = Limiter(
-            default_per_minute=opts.default_rate_per_minute,
-            burst_seconds=opts.burst_seconds,
-            max_concurrent=opts.max_concurrent_per_member,
-        )
-        proxy = Proxy(
-            registry,
-            limiter,
-            msglog,
-            routes,
-            require_client_certificate=bool(opts.tls and opts.tls.client_ca_pem),
-            max_message_bytes=opts.max_message_bytes,
-        )
-        gw = Gateway(
-            registry, limiter, msglog, proxy, SchemaRegistry(settings.bus.partitions), runtime
-        )
-        holder["gateway"] = gw
-        return gw
+    gw = _build(runtime, settings, opts, routes)
 
     def add_proxy(proxy: Proxy, server: Any) -> None:
         server.add_generic_rpc_handlers([proxy])
@@ -178,38 +145,12 @@ def build_spec(
             port = server.add_secure_port(f"{host}:{tls.port}", creds)
             if port == 0:
                 raise OSError(f"cannot bind the gateway's TLS port {host}:{tls.port}")
-            holder["gateway"].tls_port = port
+            gw.tls_port = port
 
-    def s_proxy(rt: ServiceRuntime) -> tuple[Any, Any]:
-        return add_proxy, wire(rt).proxy
+    async def message_log(stop: asyncio.Event) -> None:
+        await gw.msglog.run(stop)
 
-    def s_members(rt: ServiceRuntime) -> tuple[Any, Any]:
-        return pbg.add_MemberServiceServicer_to_server, MemberServicer(wire(rt).registry)
-
-    def s_access(rt: ServiceRuntime) -> tuple[Any, Any]:
-        return pbg.add_AccessServiceServicer_to_server, AccessServicer(wire(rt).registry)
-
-    def s_log(rt: ServiceRuntime) -> tuple[Any, Any]:
-        return pbg.add_MessageLogServiceServicer_to_server, MessageLogServicer(
-            rt.engine, wire(rt).msglog
-        )
-
-    def s_schemas(rt: ServiceRuntime) -> tuple[Any, Any]:
-        return pbg.add_SchemaRegistryServiceServicer_to_server, SchemaRegistryServicer(
-            wire(rt).schemas
-        )
-
-    def s_events(rt: ServiceRuntime) -> tuple[Any, Any]:
-        gw = wire(rt)
-        return pbg.add_EventServiceServicer_to_server, EventServicer(
-            gw.registry, lambda: rt.bus, gw.msglog
-        )
-
-    async def message_log(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-        await wire(rt).msglog.run(stop)
-
-    async def refresh_registry(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-        gw = wire(rt)
+    async def refresh_registry(stop: asyncio.Event) -> None:
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), opts.registry_refresh_seconds)
@@ -217,13 +158,15 @@ def build_spec(
                 await asyncio.to_thread(gw.registry.reload)
         await gw.proxy.close()
 
-    async def retention(rt: ServiceRuntime, stop: asyncio.Event) -> None:
+    async def retention(stop: asyncio.Event) -> None:
         """Delete sealed log batches older than log_retention_days, at start and daily."""
         days = opts.log_retention_days
         while days > 0 and not stop.is_set():
             cutoff = format_time(datetime.now(UTC) - timedelta(days=days))
             try:
-                deleted, checkpoint = await asyncio.to_thread(apply_retention, rt.engine, cutoff)
+                deleted, checkpoint = await asyncio.to_thread(
+                    apply_retention, runtime.engine, cutoff
+                )
                 if deleted:
                     log.info(
                         "message log retention: %d entries older than %d days deleted "
@@ -237,15 +180,57 @@ def build_spec(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 86_400)
 
-    authenticator = GatewayAuthenticator(
-        opts.authenticator or authenticator_from_settings(settings)
-    )
-    return ServiceSpec(
-        name="gateway",
+    return Wiring(
         # The proxy first: grpc asks the generic handlers in order on every forwarded call,
         # and the proxy declines the gateway's own methods at once (OWN_PREFIXES).
-        servicers=[s_proxy, s_members, s_access, s_log, s_schemas, s_events],
-        migrations_dir=Path(MIGRATIONS),
-        authenticator=authenticator,
+        servicers=[
+            (add_proxy, gw.proxy),
+            (pbg.add_MemberServiceServicer_to_server, MemberServicer(gw.registry)),
+            (pbg.add_AccessServiceServicer_to_server, AccessServicer(gw.registry)),
+            (
+                pbg.add_MessageLogServiceServicer_to_server,
+                MessageLogServicer(runtime.engine, gw.msglog),
+            ),
+            (pbg.add_SchemaRegistryServiceServicer_to_server, SchemaRegistryServicer(gw.schemas)),
+            (
+                pbg.add_EventServiceServicer_to_server,
+                EventServicer(gw.registry, lambda: runtime.bus, gw.msglog),
+            ),
+        ],
+        authenticator=GatewayAuthenticator(
+            opts.authenticator or authenticator_from_settings(settings)
+        ),
         background=[message_log, refresh_registry, retention],
+        app=gw,
     )
+
+
+def _build(
+    runtime: ServiceRuntime, settings: Settings, opts: GatewayOptions, routes: dict[str, Route]
+) -> Gateway:
+    registry = Registry(runtime.engine, after_commit=runtime.after_commit)
+    registry.reload()
+    signer = LogSigner.load_or_create(opts.data_dir or settings.platform.data_dir)
+    msglog = MessageLog(
+        runtime.engine,
+        signer,
+        batch_size=opts.log_batch_size,
+        seal_every=opts.seal_every,
+        seal_interval=opts.seal_interval,
+    )
+    msglog._open()  # before the first call: the chain continues where the table ends
+    limiter = Limiter(
+        default_per_minute=opts.default_rate_per_minute,
+        burst_seconds=opts.burst_seconds,
+        max_concurrent=opts.max_concurrent_per_member,
+    )
+    proxy = Proxy(
+        registry,
+        limiter,
+        msglog,
+        routes,
+        require_client_certificate=bool(opts.tls and opts.tls.client_ca_pem),
+        max_message_bytes=opts.max_message_bytes,
+    )
+    gw = Gateway(registry, limiter, msglog, proxy, SchemaRegistry(settings.bus.partitions), runtime)
+    return gw

@@ -45,9 +45,6 @@ from opentelemetry import propagate, trace
 
 from lgsp import events
 from lgsp.auth import Authenticator, Principal, current_principal
-from services.gateway.limits import Limiter, LimitExceeded
-from services.gateway.msglog import LogUnavailable, MessageLog, format_time
-from services.gateway.registry import Registry
 from lgsp.grpc.client import client_options
 from lgsp.grpc.errors import (
     InvalidArgument,
@@ -57,6 +54,9 @@ from lgsp.grpc.errors import (
     Unavailable,
     to_status,
 )
+from services.gateway.limits import Limiter, LimitExceeded
+from services.gateway.msglog import LogUnavailable, MessageLog, format_time
+from services.gateway.registry import Registry
 
 __all__ = [
     "AUTH_ERROR_CLAIM",

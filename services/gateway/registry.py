@@ -35,13 +35,13 @@ from lgsp.agency_code import agency_code_problem
 from lgsp.api.gateway.v1 import events_pb2 as ev
 from lgsp.api.gateway.v1 import gateway_pb2 as pb
 from lgsp.db import UnitOfWork, utcnow
-from services.gateway import tables as t
 from lgsp.grpc.errors import (
     Aborted,
     AlreadyExists,
     InvalidArgument,
     NotFound,
 )
+from services.gateway import tables as t
 
 __all__ = ["Decision", "MemberInfo", "Registry", "topic_problem"]
 

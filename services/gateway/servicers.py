@@ -22,16 +22,16 @@ from lgsp.api.gateway.v1 import gateway_pb2 as pb
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
 from lgsp.auth import Principal, current_principal, require_role
 from lgsp.bus import Bus
-from services.gateway import tables as t
-from services.gateway.msglog import MessageLog, export_log, format_time, verify_log
-from services.gateway.registry import MemberInfo, Registry
-from services.gateway.schemas import SchemaRegistry
 from lgsp.grpc.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
     Unauthenticated,
 )
+from services.gateway import tables as t
+from services.gateway.msglog import MessageLog, export_log, format_time, verify_log
+from services.gateway.registry import MemberInfo, Registry
+from services.gateway.schemas import SchemaRegistry
 
 __all__ = [
     "AccessServicer",

@@ -1,8 +1,8 @@
-"""Wiring: configuration → directory, token service, HTTP app, gRPC servicers, ServiceSpec.
+"""Wiring: configuration → directory, token service, HTTP app, gRPC servicers.
 
-`build_spec()` is what `python -m services.identity` runs; tests call it with their own
-options. The OIDC HTTP app runs under uvicorn as a background task of the service, in the same
-process and event loop as the gRPC server.
+`wire_service(runtime)` is the plugin's composition root; tests pass their own options. The
+OIDC HTTP app runs under uvicorn as a background task of the service, in the same process
+and event loop as the gRPC server.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from sqlalchemy.engine import Engine
 
 from lgsp.api.identity.v1 import admin_pb2_grpc, identity_pb2_grpc
 from lgsp.api.identity.v1 import identity_pb2 as pb
-from lgsp.app import ServiceRuntime, ServiceSpec
-from lgsp.auth import Principal
-from lgsp.authn import JwtAuthenticator, issuer_from_settings
+from lgsp.app import ServiceRuntime
+from lgsp.authn import issuer_from_settings
 from lgsp.config import Settings
+from lgsp.plugins import Wiring
 from services.identity.adapters import tables as t
 from services.identity.entrypoints.grpc import (
     AdminServicer,
@@ -130,41 +130,20 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
-def build_spec(
-    settings: Settings,
-    *,
-    http_port: int | None = None,
-    seed_demo: bool | None = None,
-    holder: dict[str, Identity] | None = None,
-) -> ServiceSpec:
-    """The identity ServiceSpec. seed_demo None: as the identity.demo_seed setting says (the
-    demo province is seeded on first start only, when the directory is empty)."""
+def wire_service(
+    runtime: ServiceRuntime, *, http_port: int | None = None, seed_demo: bool | None = None
+) -> Wiring:
+    """The identity plugin's composition root. seed_demo None: as the identity.demo_seed
+    setting says (the demo province is seeded on first start only, when the directory is
+    empty)."""
+    settings = runtime.settings
     port = http_port or settings.identity.http_port
-    base = public_base_url(settings, port)
-    made: dict[str, Identity] = {} if holder is None else holder
+    ident = wire(runtime.engine, public_base_url(settings, port), runtime.after_commit)
     if seed_demo is None:
         seed_demo = settings.identity.demo_seed
+    authenticator = local_authenticator(ident.tokens, ident.app.build())
 
-    def identity(rt: ServiceRuntime) -> Identity:
-        if "identity" not in made:
-            made["identity"] = wire(rt.engine, base, rt.after_commit)
-        return made["identity"]
-
-    class _Auth:
-        """Built on first use: the servicers' factories create the Identity first."""
-
-        authenticator: JwtAuthenticator | None = None
-
-        async def authenticate(self, metadata: Any, method: str) -> Principal:
-            if self.authenticator is None:
-                ident = made["identity"]
-                self.authenticator = local_authenticator(ident.tokens, ident.app.build())
-            return await self.authenticator.authenticate(metadata, method)
-
-    auth = _Auth()
-
-    async def oidc_server(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-        ident = identity(rt)
+    async def oidc_server(stop: asyncio.Event) -> None:
         await asyncio.to_thread(ident.tokens.keys.load, True)
         await asyncio.to_thread(
             ensure_master, ident, settings.platform.data_dir, settings.identity.admin_password
@@ -189,22 +168,17 @@ def build_spec(
         server.should_exit = True
         await task
         stopper.cancel()
-        if auth.authenticator is not None:
-            await auth.authenticator.aclose()
 
-    return ServiceSpec(
-        "identity",
+    return Wiring(
         servicers=[
-            lambda rt: (
+            (
                 identity_pb2_grpc.add_IdentityServiceServicer_to_server,
-                IdentityServicer(identity(rt).directory, identity(rt).tokens),
+                IdentityServicer(ident.directory, ident.tokens),
             ),
-            lambda rt: (
-                admin_pb2_grpc.add_AdminServiceServicer_to_server,
-                AdminServicer(identity(rt).directory),
-            ),
+            (admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(ident.directory)),
         ],
-        migrations_dir=MIGRATIONS,
-        authenticator=auth,
+        authenticator=authenticator,
         background=[oidc_server],
+        closers=[authenticator.aclose],
+        app=ident,
     )

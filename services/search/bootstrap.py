@@ -1,27 +1,25 @@
 """Wiring: configuration → index generations, attachment store, indexer, gRPC servicer.
 
-`build_spec(settings)` is what `python -m services.search` runs; tests pass their own
-authenticator (and may read the `Serving` through `holder`)."""
+`wire_service(runtime)` is the plugin's composition root; tests pass their own
+authenticator and read the `Serving` as the runtime's `app`."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from pathlib import Path
-from typing import Any
 
 from lgsp.api.search.v1 import search_pb2_grpc
-from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.config import Settings
 from lgsp.grpc.errors import FailedPrecondition
+from lgsp.plugins import Wiring
 from services.search.adapters.generations import Generations
 from services.search.entrypoints.grpc import SearchServicer
 from services.search.index import IndexLayoutError, SearchIndex
 from services.search.service_layer.indexer import AttachmentReader
 from services.search.service_layer.serving import Serving
 
-MIGRATIONS = Path(__file__).parent / "migrations"
 log = logging.getLogger(__name__)
 
 
@@ -36,21 +34,20 @@ def attachment_reader(settings: Settings) -> AttachmentReader | None:
         return None
 
 
-def build_spec(
-    settings: Settings,
+def wire_service(
+    runtime: ServiceRuntime,
     *,
     authenticator: Authenticator | None = None,
     attachments: AttachmentReader | None = None,
-    holder: dict[str, Any] | None = None,
     commit_interval: float = 0.1,
-) -> ServiceSpec:
+) -> Wiring:
+    """The search plugin's composition root; `app` is the `Serving` (tests read it)."""
+    settings = runtime.settings
     serving = Serving(
         Generations(settings),
         attachments if attachments is not None else attachment_reader(settings),
         commit_interval=commit_interval,
     )
-    if holder is not None:
-        holder["serving"] = serving
 
     def index() -> SearchIndex:
         try:
@@ -63,20 +60,17 @@ def build_spec(
                 type="SEARCH_INDEX_LAYOUT",
             ) from e
 
-    async def indexer(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-        assert rt.bus is not None
+    async def indexer(stop: asyncio.Event) -> None:
+        assert runtime.bus is not None
         try:
-            await serving.run(rt.bus, stop)
+            await serving.run(runtime.bus, stop)
         finally:
             if stop.is_set():
                 await serving.close()
 
-    return ServiceSpec(
-        "search",
-        servicers=[
-            lambda rt: (search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(index))
-        ],
-        migrations_dir=MIGRATIONS,
+    return Wiring(
+        servicers=[(search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(index))],
         authenticator=authenticator or authenticator_from_settings(settings),
         background=[indexer],
+        app=serving,
     )

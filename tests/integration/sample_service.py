@@ -13,9 +13,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc, events_pb2
-from lgsp.app import ServiceRuntime, ServiceSpec, Subscription, run_service
+from lgsp.app import ServiceRuntime, run_service
+from lgsp.config import ServiceSettings
 from lgsp.db import UnitOfWork
 from lgsp.inbox import ReceivedEvent
+from lgsp.plugins import Plugin, Subscription, Wiring
 from tests.lgsp.storage.support import MIGRATIONS, effects, notes
 
 GROUP = "sample-self-audit"
@@ -35,7 +37,7 @@ class DraftingServicer(documents_pb2_grpc.DocumentServiceServicer):
         doc.id = str(uuid.uuid4())
 
         def write() -> None:
-            with UnitOfWork(self.runtime.engine, source=self.runtime.spec.name) as uow:
+            with UnitOfWork(self.runtime.engine, source=self.runtime.name) as uow:
                 uow.session.execute(sa.insert(notes).values(id=doc.id, text=doc.subject))
                 uow.emit(events_pb2.DocumentDrafted(document=doc), subject=doc.id)
                 uow.commit()
@@ -49,17 +51,26 @@ def record_effect(event: ReceivedEvent, uow: UnitOfWork) -> None:
     uow.session.execute(sa.insert(effects).values(event_id=event.id, subject=event.subject))
 
 
-SPEC = ServiceSpec(
+def wire(runtime: ServiceRuntime) -> Wiring:
+    return Wiring(
+        servicers=[
+            (documents_pb2_grpc.add_DocumentServiceServicer_to_server, DraftingServicer(runtime))
+        ],
+        subscriptions=[
+            Subscription(GROUP, ["lgsp.documents.v1"], {events_pb2.DocumentDrafted: record_effect})
+        ],
+    )
+
+
+# Runs under the documents service's settings section (its port and database).
+PLUGIN = Plugin(
     "documents",
-    servicers=[
-        lambda rt: (documents_pb2_grpc.add_DocumentServiceServicer_to_server, DraftingServicer(rt))
-    ],
-    migrations_dir=MIGRATIONS,
-    subscriptions=[
-        Subscription(GROUP, ["lgsp.documents.v1"], {events_pb2.DocumentDrafted: record_effect})
-    ],
+    "drafting sample",
+    ServiceSettings,
+    wire=wire,
+    migrations=MIGRATIONS,
     grace_seconds=5.0,
 )
 
 if __name__ == "__main__":
-    sys.exit(run_service(SPEC))
+    sys.exit(run_service(PLUGIN))

@@ -17,10 +17,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 
 from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc, events_pb2
-from lgsp.app import ServiceRuntime, ServiceSpec, Subscription
+from lgsp.app import ServiceRuntime
 from lgsp.bus import Bus, open_bus
-from lgsp.config import load_settings
+from lgsp.config import ServiceSettings, load_settings
 from lgsp.grpc.client import channel
+from lgsp.plugins import Plugin, Subscription, Wiring
 from lgsp.telemetry import setup_telemetry
 from tests.integration.sample_service import DraftingServicer, record_effect
 from tests.lgsp.storage.support import MIGRATIONS, effects
@@ -58,31 +59,36 @@ async def test_call_event_handler_in_one_trace(
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
     topic = DOCUMENTS_TOPIC
     producer = ServiceRuntime(
-        ServiceSpec(
+        Plugin(
             "documents",
-            servicers=[
-                lambda rt: (
-                    documents_pb2_grpc.add_DocumentServiceServicer_to_server,
-                    DraftingServicer(rt),
-                )
-            ],
-            migrations_dir=MIGRATIONS,
+            "drafting sample",
+            ServiceSettings,
+            wire=lambda rt: Wiring(
+                servicers=[
+                    (documents_pb2_grpc.add_DocumentServiceServicer_to_server, DraftingServicer(rt))
+                ]
+            ),
+            migrations=MIGRATIONS,
         ),
         settings,
         port=0,
         bus=shared_bus,
     )
     consumer = ServiceRuntime(
-        ServiceSpec(
+        Plugin(
             "search",
-            migrations_dir=MIGRATIONS,
-            subscriptions=[
-                Subscription(
-                    f"search-indexer-{uuid.uuid4().hex[:6]}",
-                    [topic],
-                    {events_pb2.DocumentDrafted: record_effect},
-                )
-            ],
+            "recording sample",
+            ServiceSettings,
+            wire=lambda rt: Wiring(
+                subscriptions=[
+                    Subscription(
+                        f"search-indexer-{uuid.uuid4().hex[:6]}",
+                        [topic],
+                        {events_pb2.DocumentDrafted: record_effect},
+                    )
+                ]
+            ),
+            migrations=MIGRATIONS,
         ),
         settings,
         port=0,

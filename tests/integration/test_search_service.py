@@ -34,9 +34,9 @@ from lgsp.config import Settings, load_settings
 from lgsp.grpc.client import channel
 from lgsp.testing.issuer import FakeIssuer
 from services.documents.attachments import open_store
-from services.documents.bootstrap import build_spec as documents_spec
+from services.documents.plugin import PLUGIN as DOCUMENTS
 from services.search.adapters.generations import Generations
-from services.search.bootstrap import build_spec as search_spec
+from services.search.plugin import PLUGIN as SEARCH
 from services.search.service_layer.reindex import rebuild
 from services.search.service_layer.serving import Serving
 from tests.services.documents.workflow_support import (
@@ -129,21 +129,14 @@ async def search_platform(tmp_path: Path, commit_interval: float = 0.1) -> Async
     )
     bus = open_bus(f"sqlite:///{tmp_path}/bus.db")
     authn = [JwtAuthenticator(issuer.issuer), JwtAuthenticator(issuer.issuer)]
-    holder: dict[str, Any] = {}
     docs_rt = ServiceRuntime(
-        documents_spec(settings, agencies=AGENCIES, authenticator=authn[0], holder=holder),
+        DOCUMENTS.with_options(agencies=AGENCIES, authenticator=authn[0]),
         settings,
         port=0,
         bus=bus,
     )
-    search_holder: dict[str, Any] = {}
     search_rt = ServiceRuntime(
-        search_spec(
-            settings,
-            authenticator=authn[1],
-            holder=search_holder,
-            commit_interval=commit_interval,
-        ),
+        SEARCH.with_options(authenticator=authn[1], commit_interval=commit_interval),
         settings,
         port=0,
         bus=bus,
@@ -157,8 +150,8 @@ async def search_platform(tmp_path: Path, commit_interval: float = 0.1) -> Async
             issuer,
             documents_pb2_grpc.DocumentServiceStub(dch),
             docs_rt,
-            holder["app"],
-            holder["files"],
+            docs_rt.app.app,
+            docs_rt.app.files,
             tmp_path,
         )
         yield Platform(
@@ -167,7 +160,7 @@ async def search_platform(tmp_path: Path, commit_interval: float = 0.1) -> Async
             issuer,
             docs_env,
             search_pb2_grpc.SearchServiceStub(sch),
-            search_holder["serving"],
+            search_rt.app,
             search_rt.server.address,
         )
     finally:

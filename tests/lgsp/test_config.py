@@ -36,19 +36,11 @@ def test_defaults_follow_the_port_plan_and_derive_from_data_dir(tmp_path: Path) 
     assert s.platform.data_dir == str(data)
     assert s.bus.url == f"sqlite:///{data}/bus.db"
     assert s.documents.database_url == f"sqlite:///{data}/documents.db"
-    ports = {
-        n: s.service(n).grpc_port
-        for n in ("gateway", "identity", "documents", "dossiers", "search", "mail")
-    }
-    assert ports == {
-        "gateway": 50050,
-        "identity": 50051,
-        "documents": 50052,
-        "dossiers": 50053,
-        "search": 50054,
-        "mail": 50055,
-    }
-    assert (s.identity.http_port, s.console.port, s.mail.smtp_port) == (8180, 8100, 2525)
+    # One section per installed service, from its plugin; the port plan reserves 50053
+    # (dossiers) and 50055 (mail) for the services that will declare them.
+    ports = {name: section.grpc_port for name, section in s.services.items()}
+    assert ports == {"gateway": 50050, "identity": 50051, "documents": 50052, "search": 50054}
+    assert (s.identity.http_port, s.console.port) == (8180, 8100)
     assert s.telemetry.otlp_endpoint == "http://127.0.0.1:8100"
     assert s.config_file is None
 
@@ -58,7 +50,7 @@ def test_precedence_default_then_file_then_env(tmp_path: Path) -> None:
     s = load_settings(cfg, env={"LGSP_CONSOLE_PORT": "9100"})
     assert s.console.port == 9100  # env beats file
     assert s.documents.grpc_port == 9001  # file beats default
-    assert s.dossiers.grpc_port == 50053  # default
+    assert s.search.grpc_port == 50054  # default
     assert s.config_file == cfg
     # The derived OTLP endpoint follows the effective console port.
     assert s.telemetry.otlp_endpoint == "http://127.0.0.1:9100"
@@ -211,7 +203,7 @@ def test_dump_is_loadable_toml_and_masks_secrets(tmp_path: Path) -> None:
 
 
 def test_to_env_reproduces_the_settings(tmp_path: Path) -> None:
-    s = load_settings(env={"LGSP_CONSOLE_PORT": "8111", "LGSP_MAIL_RELAY_HOST": "mail.gov.vn"})
+    s = load_settings(env={"LGSP_CONSOLE_PORT": "8111", "LGSP_SEARCH_URL": "http://es.gov.vn:9200"})
     assert load_settings(env=s.to_env()) == s
 
 
@@ -287,9 +279,7 @@ def test_example_configuration_lists_every_key_with_its_default() -> None:
         data = tomllib.load(fh)
     defaults = Settings()
     expected = {
-        section.name: {f.name for f in dataclasses.fields(getattr(defaults, section.name))}
-        for section in dataclasses.fields(Settings)
-        if section.name != "config_file"
+        name: {f.name for f in dataclasses.fields(sec)} for name, sec in defaults.sections()
     }
     assert {s: set(keys) for s, keys in data.items()} == expected
     assert load_settings(str(example), env={}) == load_settings(env={})

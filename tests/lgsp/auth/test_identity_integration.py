@@ -62,7 +62,7 @@ class Identity:
 @pytest.fixture
 async def identity(tmp_path) -> AsyncIterator[Identity]:
     from lgsp.app import ServiceRuntime
-    from services.identity.bootstrap import build_spec
+    from services.identity.plugin import PLUGIN
 
     http_port = free_port()
     settings = load_settings(
@@ -72,7 +72,7 @@ async def identity(tmp_path) -> AsyncIterator[Identity]:
             "LGSP_IDENTITY_ADMIN_PASSWORD": ADMIN_PASSWORD,
         }
     )
-    runtime = ServiceRuntime(build_spec(settings, seed_demo=True), settings, port=0)
+    runtime = ServiceRuntime(PLUGIN.with_options(seed_demo=True), settings, port=0)
     await runtime.start()
     base_url = f"http://127.0.0.1:{http_port}"
     try:

@@ -127,7 +127,7 @@ def outside_package(subject: str = "Về việc phối hợp quản lý tài ngu
 
 
 def axis_exchange(env: Env) -> AxisExchange:
-    exchange = env.holder["axis"]
+    exchange = env.axis
     assert isinstance(exchange, AxisExchange)
     return exchange
 

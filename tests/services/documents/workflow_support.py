@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from lgsp.testing.issuer import FakeIssuer
-from services.documents.bootstrap import build_spec
+from services.documents.plugin import PLUGIN
 from services.documents.service_layer.attachments import DocumentFiles
 from services.documents.service_layer.documents import DocumentsApp
 from services.documents.testing import (  # noqa: F401 - re-exported for the tests
@@ -46,7 +46,7 @@ class Env:
     app: DocumentsApp
     files: DocumentFiles
     data_dir: Path
-    holder: dict[str, Any] = field(default_factory=dict)  # what build_spec wired
+    axis: Any = None  # the national axis exchange, when the settings turn it on
 
     def md(self, user: str) -> tuple[tuple[str, str], ...]:
         token = self.issuer.token(**official_claims(user))
@@ -77,9 +77,8 @@ async def running_env(
     base = {"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_DOCUMENTS_NATIONAL_AXIS": "false"}
     settings = load_settings(env={**base, **(settings_env or {})})
     authn = JwtAuthenticator(issuer.issuer)
-    holder: dict[str, Any] = {}
-    spec = build_spec(settings, agencies=AGENCIES, authenticator=authn, holder=holder)
-    runtime = ServiceRuntime(spec, settings, port=0)
+    plugin = PLUGIN.with_options(agencies=AGENCIES, authenticator=authn)
+    runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()
     ch = channel(runtime.server.address, service_name="documents-test")
     try:
@@ -87,10 +86,10 @@ async def running_env(
             issuer,
             documents_pb2_grpc.DocumentServiceStub(ch),
             runtime,
-            holder["app"],
-            holder["files"],
+            runtime.app.app,
+            runtime.app.files,
             tmp_path,
-            holder,
+            runtime.app.axis,
         )
     finally:
         await ch.close()

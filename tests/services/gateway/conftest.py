@@ -23,10 +23,11 @@ from lgsp.app import ServiceRuntime
 from lgsp.auth import current_principal
 from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
-from services.gateway.app import Gateway, GatewayOptions, build_spec
-from services.gateway.proxy import Route
 from lgsp.grpc import build_server
 from lgsp.grpc.server import LgspServer
+from services.gateway.app import Gateway, GatewayOptions
+from services.gateway.plugin import PLUGIN
+from services.gateway.proxy import Route
 from services.identity.seed import DEMO_PASSWORD, demo_secret
 from tests.services.identity.conftest import ADMIN_PASSWORD, start_identity
 
@@ -157,15 +158,14 @@ async def start_gateway(
     if db_url:
         env["LGSP_GATEWAY_DATABASE_URL"] = db_url
     settings = load_settings(env=env)
-    holder: dict[str, Gateway] = {}
     opts = GatewayOptions(
         routes=routes,
         authenticator=JwtAuthenticator(issuer),
         **{"seal_every": 20, "seal_interval": 0.5, **(options or {})},
     )
-    runtime = ServiceRuntime(build_spec(settings, opts, holder), settings, port=0)
+    runtime = ServiceRuntime(PLUGIN.with_options(options=opts), settings, port=0)
     await runtime.start()
-    return runtime, holder["gateway"]
+    return runtime, runtime.app
 
 
 def seed_members(gw: Gateway) -> None:

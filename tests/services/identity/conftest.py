@@ -14,7 +14,8 @@ import pytest_asyncio
 
 from lgsp.app import ServiceRuntime
 from lgsp.config import load_settings
-from services.identity.bootstrap import Identity, build_spec
+from services.identity.bootstrap import Identity
+from services.identity.plugin import PLUGIN
 from tests.fixtures import free_port
 
 ADMIN_PASSWORD = "Quan-Tri-Th3-Test!"
@@ -46,8 +47,7 @@ async def start_identity(
         env["LGSP_IDENTITY_DATABASE_URL"] = db_url
     env.update({f"LGSP_IDENTITY_{k.upper()}": v for k, v in extra.items()})
     settings = load_settings(env=env)
-    holder: dict[str, Identity] = {}
-    runtime = ServiceRuntime(build_spec(settings, holder=holder), settings, port=0)
+    runtime = ServiceRuntime(PLUGIN, settings, port=0)
     await runtime.start()
     base = f"http://127.0.0.1:{http_port}"
     async with httpx.AsyncClient() as client:
@@ -60,7 +60,7 @@ async def start_identity(
             await asyncio.sleep(0.05)
         else:
             raise RuntimeError("identity HTTP app did not come up")
-    return runtime, holder["identity"], base
+    return runtime, runtime.app, base
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
 
 import pytest
 import tantivy
@@ -18,7 +18,7 @@ from lgsp.bus import open_bus
 from lgsp.config import load_settings
 from lgsp.grpc.errors import FailedPrecondition
 from services.search.adapters.generations import Generations
-from services.search.bootstrap import build_spec as search_spec
+from services.search.bootstrap import wire_service as wire_search
 from services.search.index import (
     Caller,
     FacetRequest,
@@ -281,9 +281,13 @@ async def test_reindex_replaces_a_single_index_generation(tmp_path: Path) -> Non
     with pytest.raises(IndexLayoutError, match="lgsp search reindex"):
         gens.open(name)
     # The service does not serve it: callers get FAILED_PRECONDITION, the log has the why.
-    holder: dict[str, Any] = {}
-    spec = search_spec(settings, authenticator=object(), attachments=None, holder=holder)  # type: ignore[arg-type]
-    _, servicer = spec.servicers[0](None)  # type: ignore[arg-type]
+    # Wired without a running runtime: only the settings are read before serving.
+    wiring = wire_search(
+        SimpleNamespace(settings=settings),  # type: ignore[arg-type]
+        authenticator=object(),  # type: ignore[arg-type]
+        attachments=None,
+    )
+    _, servicer = wiring.servicers[0]
     with pytest.raises(FailedPrecondition, match="rebuilt"):
         servicer._index()
     bus = open_bus(f"sqlite:///{tmp_path}/bus.db")
@@ -298,7 +302,7 @@ async def test_reindex_replaces_a_single_index_generation(tmp_path: Path) -> Non
         assert isinstance(index, TantivyIndex) and index.shards == 3
         assert index.search(SearchQuery("x"), Caller(A)).total == 0
     finally:
-        await holder["serving"].close()
+        await wiring.app.close()
 
 
 def _mkdir(path: Path) -> Path:

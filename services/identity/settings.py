@@ -1,0 +1,44 @@
+"""The [identity] settings section. Its issuer keys are also the platform's trust anchor:
+lgsp.authn.issuer_from_settings reads them to know which tokens every service accepts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lgsp.config import (
+    HTTP_SCHEMES,
+    Endpoint,
+    ServiceSettings,
+    choice_field,
+    port_field,
+    secret_field,
+    url_field,
+)
+
+
+@dataclass(frozen=True)
+class IdentitySettings(ServiceSettings):
+    grpc_port: int = port_field(50051)
+    http_port: int = port_field(8180)  # built-in OpenID Connect provider
+    provider: str = choice_field("builtin", "builtin", "keycloak")
+    keycloak_url: str = url_field("", *HTTP_SCHEMES)
+    keycloak_realm: str = "lgsp"
+    keycloak_client_id: str = "lgsp"
+    keycloak_client_secret: str = secret_field()
+    # Built-in provider: the public URL its issuers start with ("" = http://{host}:{http_port}),
+    # e.g. "https://sso.hatinh.gov.vn" behind a reverse proxy.
+    issuer_base_url: str = url_field("", *HTTP_SCHEMES)
+    demo_seed: bool = True  # seed the demo province on first start when the directory is empty
+    # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
+    admin_password: str = secret_field()
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.provider == "keycloak" and not self.keycloak_url:
+            return [("keycloak_url", "identity.provider = keycloak needs keycloak_url")]
+        return []
+
+    def endpoints(self, name: str, host: str) -> list[Endpoint]:
+        return [
+            *super().endpoints(name, host),
+            Endpoint(name, "http", host, self.http_port, "OpenID Connect"),
+        ]
