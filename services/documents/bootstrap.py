@@ -93,7 +93,7 @@ def wire_service(
     subscriptions: list[Subscription] = []
     axis = None
     if transport is None and settings.documents.national_axis:
-        transport, axis = axis_from_settings(settings, agencies)
+        transport, axis = axis_from_settings(settings, agencies, runtime.engine)
         subscriptions.append(axis.relay())
         background.append(axis.run)
     transport = transport or BusTransport()

@@ -35,13 +35,15 @@ import logging
 import random
 from collections.abc import Callable
 
+from sqlalchemy.engine import Engine
+
 from lgsp.api.documents.v1 import events_pb2
-from lgsp.app import ServiceRuntime, Subscription
 from lgsp.config import Settings
 from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
 from lgsp.connectors.errors import ConnectorError, Unavailable
 from lgsp.db import UnitOfWork
 from lgsp.inbox import PermanentError, ReceivedEvent, is_processed, record_processed
+from lgsp.plugins import Subscription
 from services.documents import edxml
 from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import (
@@ -87,6 +89,7 @@ class AxisExchange:
         self,
         client_factory: Callable[[], DocumentAxisClient],
         transport: AxisTransport,
+        engine: Engine,
         *,
         poll_seconds: float = 5.0,
         max_wait_seconds: float = 30.0,
@@ -94,6 +97,7 @@ class AxisExchange:
         self._factory = client_factory
         self._client: DocumentAxisClient | None = None
         self.transport = transport
+        self.engine = engine  # the documents database, where imported packages are recorded
         self.poll_seconds = poll_seconds
         self.max_wait_seconds = max_wait_seconds
         # Records a refused package on its document: (uow, sender, number, recipient, reason)
@@ -195,7 +199,7 @@ class AxisExchange:
 
     # --- incoming ---------------------------------------------------------------------------
 
-    async def run(self, rt: ServiceRuntime, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event) -> None:
         """Poll every mailbox of the province each `poll_seconds` until stopped."""
         wait = self.poll_seconds
         try:
@@ -204,7 +208,7 @@ class AxisExchange:
                     for code in self.transport.agencies.codes():
                         if stop.is_set():
                             break
-                        await self.poll_once(rt, code)
+                        await self.poll_once(code)
                     self._up()
                     wait = self.poll_seconds
                 except Unavailable as e:
@@ -221,7 +225,7 @@ class AxisExchange:
         finally:
             await self.aclose()
 
-    async def poll_once(self, rt: ServiceRuntime, agency_code: str) -> int:
+    async def poll_once(self, agency_code: str) -> int:
         """Import what waits in one mailbox; the number of packages imported."""
         await self._open_mailbox(agency_code)
         imported = 0
@@ -229,16 +233,16 @@ class AxisExchange:
             packages = await self.client.poll(agency_code, POLL_LIMIT)
             for package in packages:
                 if not self.transport.is_local(package.sender):
-                    if await asyncio.to_thread(self._import, rt, agency_code, package):
+                    if await asyncio.to_thread(self._import, agency_code, package):
                         imported += 1
                 # Only after the import committed: a crash before this polls it again.
                 await self.client.ack(agency_code, package.package_id)
             if len(packages) < POLL_LIMIT:
                 return imported
 
-    def _import(self, rt: ServiceRuntime, agency_code: str, package: AxisPackage) -> bool:
+    def _import(self, agency_code: str, package: AxisPackage) -> bool:
         """The package as an ExchangeMessage for `agency_code`, once; False if seen before."""
-        with UnitOfWork(rt.engine, source="documents") as uow:
+        with UnitOfWork(self.engine, source="documents") as uow:
             if is_processed(uow.session, INBOX_CONSUMER, package.package_id):
                 return False
             # A document keeps the sender's DocumentId: statuses sent back must name it.
@@ -261,12 +265,13 @@ class AxisExchange:
 
 
 def axis_from_settings(
-    settings: Settings, agencies: AgencyDirectory
+    settings: Settings, agencies: AgencyDirectory, engine: Engine
 ) -> tuple[AxisTransport, AxisExchange]:
     transport = AxisTransport(agencies)
     exchange = AxisExchange(
         lambda: DocumentAxisClient.from_settings(settings),
         transport,
+        engine,
         poll_seconds=settings.documents.axis_poll_seconds,
     )
     return transport, exchange

@@ -54,7 +54,7 @@ def public_base_url(settings: Settings, http_port: int | None = None) -> str:
         provider="builtin",
         http_port=http_port or settings.identity.http_port,
     )
-    issuer = issuer_from_settings(dataclasses.replace(settings, identity=ident))
+    issuer = issuer_from_settings(settings.with_section("identity", ident))
     return issuer.removesuffix(f"/realms/{REALM}")
 
 

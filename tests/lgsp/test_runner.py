@@ -206,6 +206,19 @@ helper = subprocess.Popen(["sleep", "300"])
 info["helper"] = helper.pid
 """
 
+# The fake documents declares a plugin, so its settings section and endpoint are known.
+FAKE_PLUGIN = """
+from dataclasses import dataclass
+from lgsp.config import ServiceSettings, port_field
+from lgsp.plugins import Plugin, Wiring
+
+@dataclass(frozen=True)
+class FakeSettings(ServiceSettings):
+    grpc_port: int = port_field(50052)
+
+PLUGIN = Plugin("documents", "documents", FakeSettings, wire=lambda runtime: Wiring())
+"""
+
 CRASHY_MAIN = """
 import sys
 print("crashy starting", flush=True)
@@ -224,6 +237,7 @@ def fake_tree(tmp_path: Path) -> Path:
 
     pkg("services")
     pkg("services/documents", FAKE_MAIN.format(extra=SPAWN_GRANDCHILD))
+    (tmp_path / "services/documents/plugin.py").write_text(FAKE_PLUGIN)
     pkg("services/crashy", CRASHY_MAIN)
     pkg("services/not_runnable")  # no __main__: not a component
     pkg("national")

@@ -197,9 +197,9 @@ async def test_a_package_from_another_province_is_registered_once_and_01_goes_ba
         sent = await axis.send_package(outside_package())
         [waiting] = await mailbox(axis, UBND)
         # Imported, then the process "dies" before the ack: the next poll sees it again.
-        assert await asyncio.to_thread(exchange._import, env.runtime, UBND, waiting)
+        assert await asyncio.to_thread(exchange._import, UBND, waiting)
         env.runtime.after_commit()
-        assert await exchange.poll_once(env.runtime, UBND) == 0  # seen: not imported twice
+        assert await exchange.poll_once(UBND) == 0  # seen: not imported twice
         assert await mailbox(axis, UBND) == []  # but acknowledged now
 
         [doc] = await eventually(lambda: incoming(env, UBND, "ubnd-vt"))
