@@ -248,7 +248,7 @@ class Proxy(grpc.GenericRpcHandler):
         ch = self._channels.get(target)
         if ch is None:
             ch = grpc.aio.insecure_channel(
-                target, options=client_options("gateway", self.max_message_bytes)
+                target, options=client_options("gateway", self.max_message_bytes, target)
             )
             self._channels[target] = ch
         return ch

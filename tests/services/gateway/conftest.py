@@ -25,6 +25,7 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc import build_server
 from lgsp.grpc.server import LgspServer
+from lgsp.testing import free_port
 from services.gateway.app import Gateway, GatewayOptions
 from services.gateway.plugin import PLUGIN
 from services.gateway.proxy import Route
@@ -101,6 +102,7 @@ class Platform:
     upstream: LgspServer
     seen: Seen
     data_dir: Path
+    spare: str = ""  # where the "search" route points, with nothing listening at first
     tokens: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -233,16 +235,19 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         authenticator=JwtAuthenticator(issuer),
     )
     await upstream.start()
+    spare = f"127.0.0.1:{free_port()}"
     routes = {
         "documents": Route("documents", upstream.address, "documents"),
         "identity": Route("identity", id_runtime.server.address, "identity"),
         # An area whose service is down: calls answer UNAVAILABLE.
         "mail": Route("mail", "127.0.0.1:9", "mail"),
+        # A service that comes up while the gateway runs (the reconnect test).
+        "search": Route("search", spare, "search"),
     }
     runtime, gw = await start_gateway(tmp_path, issuer, routes)
     await asyncio.to_thread(seed_members, gw)
     try:
-        yield Platform(base, issuer, gw, runtime, upstream, seen, tmp_path)
+        yield Platform(base, issuer, gw, runtime, upstream, seen, tmp_path, spare)
     finally:
         await runtime.stop(grace=1)
         await upstream.stop(0)

@@ -226,3 +226,62 @@ async def test_upstream_down_is_unavailable(platform: Platform) -> None:
             )
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     assert "upstream mail unavailable" in err.value.details()
+
+
+async def test_a_restarted_local_service_is_reached_through_the_gateway_at_once(
+    platform: Platform,
+) -> None:
+    """gRPC's default reconnect backoff would keep a restarted service out of reach for 1-2.5 s
+    after it is back; local peers are retried every 0.1-0.5 s."""
+    import time
+
+    import lgsp.api.gateway.v1.gateway_pb2 as gpb
+    from lgsp.api.search.v1 import search_pb2, search_pb2_grpc
+    from lgsp.grpc import build_server
+
+    await asyncio.to_thread(
+        platform.gateway.registry.grant,
+        "test",
+        gpb.AccessRight(
+            member_code=MOTCUA, service=gpb.ServiceTarget(service="lgsp.api.search.v1.*")
+        ),
+    )
+    token = await platform.client_token("motcua-thanhsen")
+
+    class Search(search_pb2_grpc.SearchServiceServicer):
+        async def Search(self, request: object, context: object) -> search_pb2.SearchResponse:
+            return search_pb2.SearchResponse(total_size=7)
+
+    async with grpc.aio.insecure_channel(platform.address) as ch:
+        stub = search_pb2_grpc.SearchServiceStub(ch)
+
+        async def call() -> int:
+            reply = await stub.Search(search_pb2.SearchRequest(), metadata=bearer(token), timeout=5)
+            return int(reply.total_size)
+
+        # Down: the gateway's channel fails its connection attempts and backs off.
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await call()
+        assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        await asyncio.sleep(4.0)
+        host, _, port = platform.spare.rpartition(":")
+        server = build_server(
+            "search",
+            servicers=[(search_pb2_grpc.add_SearchServiceServicer_to_server, Search())],
+            host=host,
+            port=int(port),
+        )
+        await server.start()
+        back = time.monotonic()
+        try:
+            while True:
+                try:
+                    assert await call() == 7
+                    break
+                except grpc.aio.AioRpcError as e:
+                    assert e.code() == grpc.StatusCode.UNAVAILABLE
+                    assert time.monotonic() - back < 5
+                    await asyncio.sleep(0.02)
+            assert time.monotonic() - back < 0.8
+        finally:
+            await server.stop(0)
