@@ -36,7 +36,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import Status, StatusCode
 
 from lgsp.auth import ANONYMOUS, AllowAnonymous, Authenticator, principal_scope
-from lgsp.grpc.errors import ServiceError, internal_status, to_status
+from lgsp.grpc.errors import ServiceError, Unauthenticated, internal_status, to_status
 from lgsp.grpc.spans import ServerSpans
 from lgsp.logs import RecordMaker
 from lgsp.telemetry import current_trace_ids
@@ -367,11 +367,17 @@ class AuthInterceptor(_WrappingInterceptor):
         return stream
 
     async def _principal(self, context: grpc.aio.ServicerContext, method: str, public: bool) -> Any:
-        metadata = {
-            str(key).lower(): value
-            for key, value in (context.invocation_metadata() or ())
-            if isinstance(value, str)  # "-bin" keys carry bytes, never credentials
-        }
+        metadata: dict[str, str] = {}
+        twice = False
+        for key, value in context.invocation_metadata() or ():
+            if not isinstance(value, str):  # "-bin" keys carry bytes, never credentials
+                continue
+            key = str(key).lower()
+            twice = twice or (key == "authorization" and key in metadata)
+            metadata[key] = value
+        if twice:
+            # Which one a proxy or service would read differs: refuse rather than guess.
+            await abort_with(context, Unauthenticated("more than one authorization entry"))
         try:
             principal = await self._authenticator.authenticate(metadata, method)
         except ServiceError as error:

@@ -66,3 +66,23 @@ async def test_public_methods_need_no_token(issuer: FakeIssuer, server) -> None:
     # A bad token on a public method is anonymous, not an error.
     reply = await echo(diagnostics_pb2.EchoRequest(message="x"), metadata=auth(issuer.token(exp=1)))
     assert reply.message == "x"
+
+
+async def test_two_authorization_entries_in_one_call_are_refused(
+    issuer: FakeIssuer, server
+) -> None:
+    """A proxy and a service may read different entries: the call is refused, whichever
+    comes last, even with two valid tokens and on a public method."""
+    good, other = issuer.token(), issuer.token(sub="7f1c2a9e-0000-4000-8000-000000000002")
+    who = method(server, "WhoAmI")
+    for entries in [(good, "garbage"), ("garbage", good), (good, other)]:
+        metadata = tuple(("authorization", f"Bearer {t}") for t in entries)
+        with pytest.raises(grpc.aio.AioRpcError) as err:
+            await who(EchoRequest(), metadata=metadata)
+        assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        assert "more than one authorization" in (err.value.details() or "")
+    echo = diagnostics_pb2_grpc.DiagnosticsServiceStub(server).Echo
+    with pytest.raises(grpc.aio.AioRpcError) as err:
+        await echo(diagnostics_pb2.EchoRequest(message="x"), metadata=auth(good) + auth(good))
+    assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    assert (await who(EchoRequest(), metadata=auth(good))).caller
