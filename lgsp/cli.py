@@ -74,6 +74,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0  # not reached: exec replaced this process
 
 
+def _cmd_status(args: argparse.Namespace) -> int:
+    from lgsp import runner
+
+    state = runner.read_state(settings_from_args(args))
+    if state is None:
+        print("lgsp status: no `lgsp up` is running for this data directory", file=sys.stderr)
+        return 3
+    for line in runner.status_lines(state):
+        print(line)
+    healthy = all(c["state"] in ("running", "exited") for c in state["components"].values())
+    return 0 if healthy else 1
+
+
 def _cmd_config_show(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     source = settings.config_file or "defaults"
@@ -129,6 +142,17 @@ def _register_builtin(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
     p.add_argument("name", metavar="NAME", help="component name, e.g. documents or console")
     p.set_defaults(handler=_cmd_run)
+
+    p = sub.add_parser(
+        "status",
+        parents=[common],
+        help="the state of each component of the running `lgsp up`",
+        description="Each component of the `lgsp up` running on this data directory: running, "
+        "restarting or crash-looping (a crashing component is restarted with backoff for as "
+        "long as the platform runs), its restarts and last exit. Exit code 0 when all run, 1 "
+        "when one does not, 3 when no `lgsp up` runs.",
+    )
+    p.set_defaults(handler=_cmd_status)
 
     p = sub.add_parser("config", help="show or check the configuration")
     config_sub = p.add_subparsers(dest="config_command", metavar="ACTION", required=True)

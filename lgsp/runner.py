@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import ctypes
 import ctypes.util
+import json
 import os
 import signal
 import sys
@@ -140,15 +141,20 @@ def exec_component(settings: Settings, component: Component) -> None:
 class Backoff:
     """Restart policy: delays initial, initial*factor, … up to maximum.
 
-    A child that stayed up for `reset_after` seconds is considered healthy again; after
-    `give_up_after` consecutive crashes that each came sooner than that, it stays down.
+    A child that stayed up for `reset_after` seconds is considered healthy again. By default
+    a crashing child is restarted for as long as the platform runs, every `maximum` seconds
+    at the slowest (a database or broker that comes back later brings it back, without an
+    operator); it is reported as crash-looping in `lgsp status` and the log meanwhile.
+    `give_up_after` consecutive quick crashes leave it down instead (tests).
     """
 
     initial: float = 0.5
     factor: float = 2.0
     maximum: float = 30.0
     reset_after: float = 30.0
-    give_up_after: int = 6
+    give_up_after: int | None = None
+    # Quick crashes in a row from which a child counts as crash-looping.
+    looping_after: int = 3
 
     def delay(self, crashes: int) -> float:
         return float(min(self.maximum, self.initial * self.factor ** max(0, crashes - 1)))
@@ -179,6 +185,8 @@ class _Child:
     exited_cleanly: bool = False
     pump: asyncio.Task[None] | None = None
     pids: list[int] = field(default_factory=list)
+    last_exit: str = ""
+    next_start: float | None = None  # epoch seconds of the pending restart
 
 
 _PR_SET_PDEATHSIG = 1
@@ -219,6 +227,7 @@ class Supervisor:
         backoff: Backoff | None = None,
         grace: float = 10.0,
         on_started: Callable[[], None] | None = None,
+        state_file: Path | None = None,
     ) -> None:
         self.out = out or sys.stdout
         self.color = self.out.isatty() if color is None else color
@@ -234,6 +243,8 @@ class Supervisor:
         self._stopping = asyncio.Event()
         self._forced = False
         self._death_signal = _death_signal_hook()
+        self.state_file = state_file
+        self._started_at = time.time()
 
     def _paint(self, text: str, code: int) -> str:
         return f"\x1b[{code}m{text}\x1b[0m" if self.color else text
@@ -311,21 +322,35 @@ class Supervisor:
             child.rapid_crashes = (
                 1 if uptime >= self.backoff.reset_after else (child.rapid_crashes + 1)
             )
-            if child.rapid_crashes >= self.backoff.give_up_after:
+            if (
+                self.backoff.give_up_after is not None
+                and child.rapid_crashes >= self.backoff.give_up_after
+            ):
                 self._write(
                     child.prefix,
                     f"crashed {child.rapid_crashes} times in a row (last exit {_describe(code)});"
                     " giving up on it",
                 )
                 child.gave_up = True
+                self._save_state()
                 return
             delay = self.backoff.delay(child.rapid_crashes)
+            looping = child.rapid_crashes >= self.backoff.looping_after
+            child.last_exit = _describe(code)
+            child.next_start = time.time() + delay
             self._write(
                 child.prefix,
-                f"exited with {_describe(code)} after {uptime:.1f}s; restarting in {delay:.1f}s",
+                f"exited with {_describe(code)} after {uptime:.1f}s; restarting in {delay:.1f}s"
+                + (
+                    f" (crash-looping: {child.rapid_crashes} quick crashes in a row)"
+                    if looping
+                    else ""
+                ),
             )
+            self._save_state()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), delay)
+            child.next_start = None
 
     async def _start(self, child: _Child) -> None:
         spec = child.spec
@@ -341,6 +366,7 @@ class Supervisor:
         )
         child.starts += 1
         child.pids.append(child.proc.pid)
+        self._save_state()
         if self._stopping.is_set():  # the stop came while we were spawning it
             self._signal(child, signal.SIGTERM)
         assert child.proc.stdout is not None
@@ -419,6 +445,56 @@ class Supervisor:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(child.proc.pid, signal.SIGKILL)
 
+    def state(self) -> dict[str, Any]:
+        """What `lgsp status` and the console show: each child's state, restarts, last exit."""
+        children = {}
+        for c in self.children:
+            running = c.proc is not None and c.proc.returncode is None
+            if running:
+                what = "running"
+            elif c.gave_up:
+                what = "gave up"
+            elif c.exited_cleanly:
+                what = "exited"
+            elif c.next_start is not None:
+                what = "restarting"
+            else:
+                what = "stopped"
+            looping = not running and c.rapid_crashes >= self.backoff.looping_after
+            children[c.spec.name] = {
+                "state": "crash-looping" if looping and what == "restarting" else what,
+                "pid": c.proc.pid if running and c.proc else None,
+                "starts": c.starts,
+                "quick_crashes_in_a_row": c.rapid_crashes,
+                "last_exit": c.last_exit,
+                "next_start": c.next_start,
+            }
+        return {"supervisor": os.getpid(), "since": self._started_at, "components": children}
+
+    def _save_state(self) -> None:
+        if self.state_file is None:
+            return
+        tmp = self.state_file.with_suffix(".tmp")
+        try:
+            tmp.write_text(json.dumps(self.state(), indent=1))
+            os.replace(tmp, self.state_file)
+        except OSError as exc:  # the state is a convenience: never stop supervising for it
+            self.log(f"cannot write {self.state_file}: {exc}")
+
+
+STATE_FILE = "lgsp-up.json"
+
+
+def read_state(settings: Settings) -> dict[str, Any] | None:
+    """The running supervisor's state, or None when no `lgsp up` runs for this data dir."""
+    path = Path(settings.platform.data_dir) / STATE_FILE
+    try:
+        state: dict[str, Any] = json.loads(path.read_text())
+        os.kill(int(state["supervisor"]), 0)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state
+
 
 def _describe(code: int | None) -> str:
     if code is not None and code < 0:
@@ -471,7 +547,9 @@ def up(
             # Children write to our pipe, but a person reads it: ask for text logs.
             env["LGSP_LOG_FORMAT"] = "text"
         specs.append(ProcessSpec(c.name, component_argv(c), env, stop_last=c.kind == "console"))
-    supervisor = Supervisor(specs, out=out, backoff=backoff, grace=grace)
+    supervisor = Supervisor(
+        specs, out=out, backoff=backoff, grace=grace, state_file=data_dir / STATE_FILE
+    )
 
     def started() -> None:
         supervisor.log(f"data directory: {data_dir}")
@@ -484,4 +562,20 @@ def up(
         supervisor.log("press Ctrl-C to stop")
 
     supervisor.on_started = started
-    return asyncio.run(supervisor.run())
+    try:
+        return asyncio.run(supervisor.run())
+    finally:
+        with contextlib.suppress(OSError):
+            (data_dir / STATE_FILE).unlink()
+
+
+def status_lines(state: dict[str, Any]) -> list[str]:
+    """`lgsp status`: one line per component."""
+    rows = [("NAME", "STATE", "PID", "STARTS", "LAST EXIT")]
+    for name, c in state["components"].items():
+        what = c["state"]
+        if c["next_start"]:
+            what += f" (next start in {max(0.0, c['next_start'] - time.time()):.0f}s)"
+        rows.append((name, what, str(c["pid"] or "-"), str(c["starts"]), c["last_exit"] or "-"))
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    return ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -344,6 +344,32 @@ def test_lgsp_up_runs_discovered_components_and_sigterm_stops_all(
     assert "stopped" in out.text
 
 
+def test_a_crashing_component_is_restarted_for_good_and_lgsp_status_shows_it(
+    fake_tree: Path, lgsp_up: Callable[..., tuple[subprocess.Popen[str], Lines]]
+) -> None:
+    def status() -> subprocess.CompletedProcess[str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LGSP_", "OTEL_"))}
+        env["PYTHONPATH"] = os.pathsep.join([str(fake_tree), str(REPO)])
+        env["LGSP_PLATFORM_DATA_DIR"] = str(fake_tree / "state" / "data")
+        cmd = [PY, "-m", "lgsp.cli", "status"]
+        return subprocess.run(cmd, env=env, cwd=fake_tree, capture_output=True, text=True)
+
+    assert status().returncode == 3  # nothing runs yet
+    proc, out = lgsp_up("--only", "crashy", "documents")
+    # The backoff grows 0.5, 1, 2, 4 s…: the old supervisor gave up after the 6th crash.
+    out.wait(lambda ls: sum("crashy starting" in line for line in ls) >= 7, timeout=60)
+    assert "giving up" not in out.text
+    assert "crash-looping: 3 quick crashes in a row" in out.text
+    shown = status()
+    assert shown.returncode == 1, shown.stdout + shown.stderr
+    rows = {line.split()[0]: line for line in shown.stdout.splitlines()[1:]}
+    assert "crash-looping" in rows["crashy"] and "code 7" in rows["crashy"]
+    assert re.search(r"running\s+\d+\s+1\s", rows["documents"])
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) == 0
+    assert status().returncode == 3  # the state went with the supervisor
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
 def test_children_stop_when_the_supervisor_is_killed(
     lgsp_up: Callable[..., tuple[subprocess.Popen[str], Lines]],
