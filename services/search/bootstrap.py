@@ -13,6 +13,7 @@ from typing import Any
 from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime, ServiceSpec
 from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.blobs import open_store
 from lgsp.config import Settings
 from lgsp.grpc.errors import FailedPrecondition
 from services.search.adapters.generations import Generations
@@ -27,9 +28,8 @@ log = logging.getLogger(__name__)
 
 def attachment_reader(settings: Settings) -> AttachmentReader | None:
     """The documents service's attachment store, read-only: the same directory on disk in the
-    embedded default (one machine), the same S3 bucket in scale-out."""
-    from services.documents.attachments import open_store
-
+    embedded default (one machine), the same S3 bucket in scale-out. The indexer reads a file
+    by its sha256 only (AttachmentAdded carries it)."""
     try:
         return open_store(settings.attachments)
     except ValueError:
