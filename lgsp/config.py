@@ -20,6 +20,7 @@ import tomllib
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -79,6 +80,26 @@ def num_field(default: float, lo: float | None = None, hi: float | None = None) 
 
 def secret_field(default: str = "") -> Any:
     return field(default=default, metadata={"secret": True})
+
+
+def _dates() -> Any:
+    """Comma-separated ISO dates ("2026-02-13, 2026-02-28"); "" for none."""
+    return field(default="", metadata={"dates": True})
+
+
+def parse_dates(text: str) -> list[date]:
+    """The dates of a `_dates()` setting; ValueError naming the first bad one."""
+    found: list[date] = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        try:
+            found.append(date.fromisoformat(part.strip()))
+        except ValueError:
+            raise ValueError(
+                f"expected comma-separated ISO dates (YYYY-MM-DD), got bad date {part.strip()!r}"
+            ) from None
+    return found
 
 
 DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
@@ -159,6 +180,14 @@ class AttachmentsSettings:
 
 
 @dataclass(frozen=True)
+class CalendarSettings:
+    """The province's own changes to the national working-day calendar (lgsp.workdays)."""
+
+    days_off: str = _dates()  # extra days off the province declares
+    working_days: str = _dates()  # make-up working days (Saturdays worked in exchange)
+
+
+@dataclass(frozen=True)
 class NationalSettings:
     # Key the connectors send to the national systems (the mocks accept this one by default).
     api_key: str = secret_field("lgsp-dev-key")
@@ -191,6 +220,7 @@ class Settings:
     telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
     attachments: AttachmentsSettings = field(default_factory=AttachmentsSettings)
+    calendar: CalendarSettings = field(default_factory=CalendarSettings)
     national: NationalSettings = field(default_factory=NationalSettings)
     # One section per installed service, from its plugin (lgsp.plugins): read as
     # settings.documents, settings.service("documents").
@@ -441,6 +471,8 @@ def _coerce(value: Any, typ: Any, f: dataclasses.Field[Any], *, from_env: bool) 
         return match[0]
     if "schemes" in meta and value:
         _check_url(value, meta["schemes"])
+    if meta.get("dates"):
+        parse_dates(value)
     return value
 
 
@@ -513,6 +545,19 @@ def _cross_check(
         problems.append(
             f"{src('attachments', 's3_endpoint')}: attachments.backend = s3 needs s3_endpoint"
         )
+<<<<<<< HEAD
+=======
+    both = set(parse_dates(s.calendar.days_off)) & set(parse_dates(s.calendar.working_days))
+    if both:
+        problems.append(
+            f"{src('calendar', 'working_days')}: {min(both).isoformat()} is also in "
+            "calendar.days_off"
+        )
+    if s.gateway.tls_port and not (s.gateway.tls_cert and s.gateway.tls_key):
+        problems.append(
+            f"{src('gateway', 'tls_port')}: gateway.tls_port needs tls_cert and tls_key"
+        )
+>>>>>>> shared-core
     # Two components on one port would make the second one crash-loop at start-up.
     seen: dict[int, str] = {}
     for section_name, section in s.sections():

@@ -19,11 +19,11 @@ from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator, authenticator_from_settings
 from lgsp.authn import ClientCredentials, issuer_from_settings
+from lgsp.blobs import AttachmentStore, open_store
 from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
 from services.documents.adapters.agencies import IdentityAgencyDirectory
 from services.documents.adapters.signatures import DevCASignatures
-from services.documents.attachments import AttachmentStore, open_store
 from services.documents.entrypoints.grpc import DocumentServicer
 from services.documents.national_axis import axis_from_settings
 from services.documents.service_layer.attachments import DocumentFiles

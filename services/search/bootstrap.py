@@ -11,6 +11,7 @@ import logging
 from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.blobs import open_store
 from lgsp.config import Settings
 from lgsp.grpc.errors import FailedPrecondition
 from lgsp.plugins import Wiring
@@ -25,9 +26,8 @@ log = logging.getLogger(__name__)
 
 def attachment_reader(settings: Settings) -> AttachmentReader | None:
     """The documents service's attachment store, read-only: the same directory on disk in the
-    embedded default (one machine), the same S3 bucket in scale-out."""
-    from services.documents.attachments import open_store
-
+    embedded default (one machine), the same S3 bucket in scale-out. The indexer reads a file
+    by its sha256 only (AttachmentAdded carries it)."""
     try:
         return open_store(settings.attachments)
     except ValueError:

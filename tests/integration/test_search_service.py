@@ -29,11 +29,11 @@ from lgsp.api.search.v1 import search_pb2 as spb
 from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.authn import JwtAuthenticator
+from lgsp.blobs import open_store
 from lgsp.bus import Bus, open_bus
 from lgsp.config import Settings, load_settings
 from lgsp.grpc.client import channel
 from lgsp.testing.issuer import FakeIssuer
-from services.documents.attachments import open_store
 from services.documents.plugin import PLUGIN as DOCUMENTS
 from services.search.adapters.generations import Generations
 from services.search.plugin import PLUGIN as SEARCH

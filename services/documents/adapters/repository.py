@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
-from services.documents.domain.calendar import local_date
+from lgsp.workdays import local_date
 from services.documents.domain.document_types import document_type
 from services.documents.domain.errors import StaleVersion
 from services.documents.domain.figures import IncomingFact, OutgoingFact
@@ -517,7 +517,7 @@ def day_bounds(first: date, last: date) -> tuple[datetime, datetime]:
     """[start, end) in UTC of the province's calendar days first..last."""
     from datetime import UTC, time, timedelta
 
-    from services.documents.domain.calendar import PROVINCE_TZ
+    from lgsp.workdays import PROVINCE_TZ
 
     start = datetime.combine(first, time(), PROVINCE_TZ).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(), PROVINCE_TZ).astimezone(UTC)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime
+
+from lgsp.workdays import PROVINCE_TZ
 
 EDXML_NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
 XLINK_NS = "http://www.w3.org/1999/xlink"
 # edXML timestamps carry no zone; the national document axis reads them as Vietnam time.
-ICT = timezone(timedelta(hours=7), "ICT")
+ICT = PROVINCE_TZ
 
 
 class BusinessDocType(enum.IntEnum):

@@ -21,6 +21,7 @@ from google.rpc import error_details_pb2
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.auth import current_principal
+from lgsp.blobs import CHUNK_SIZE, AttachmentNotFound
 from lgsp.grpc import errors
 from services.documents.adapters.proto import (
     attachment_to_proto,
@@ -33,7 +34,6 @@ from services.documents.adapters.proto import (
     ts,
 )
 from services.documents.adapters.repository import DocumentFilter, TaskFilter
-from services.documents.attachments import CHUNK_SIZE, AttachmentNotFound
 from services.documents.domain import errors as de
 from services.documents.domain.document_types import ADMINISTRATIVE_TYPES, LEGAL_TYPES
 from services.documents.domain.figures import Figures

@@ -17,9 +17,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from lgsp.blobs import AttachmentStore, StoredFile, safe_file_name
+from lgsp.blobs.errors import AttachmentError, AttachmentTooLarge
 from services.documents import edxml
-from services.documents.attachments import AttachmentStore, StoredFile, safe_file_name
-from services.documents.attachments.errors import AttachmentError, AttachmentTooLarge
 from services.documents.domain.errors import InvalidField, InvalidTransition
 from services.documents.domain.model import PDF, Attachment, Document, Signer
 from services.documents.service_layer.documents import DocumentsApp

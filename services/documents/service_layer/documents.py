@@ -28,6 +28,7 @@ from sqlalchemy.exc import IntegrityError
 from lgsp.agency_code import agency_code_problem
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import UnitOfWork, utcnow
+from lgsp.workdays import local_date
 from services.documents.adapters.proto import (
     attachment_to_proto,
     document_to_proto,
@@ -40,7 +41,6 @@ from services.documents.adapters.repository import (
     day_bounds,
 )
 from services.documents.domain import policy
-from services.documents.domain.calendar import local_date
 from services.documents.domain.document_types import document_type
 from services.documents.domain.errors import (
     InvalidField,

@@ -11,14 +11,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from lgsp.api.documents.v1 import events_pb2 as ev
+from lgsp.blobs import StoredFile, safe_file_name
+from lgsp.blobs.errors import AttachmentError
 from lgsp.db import UnitOfWork
 from lgsp.inbox import PermanentError
+from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
 from services.documents.adapters.proto import attachment_to_proto, document_to_proto
 from services.documents.adapters.repository import Repository
-from services.documents.attachments import StoredFile, safe_file_name
-from services.documents.attachments.errors import AttachmentError
-from services.documents.domain.calendar import PROVINCE_TZ
 from services.documents.domain.document_types import document_type, document_type_by_name
 from services.documents.domain.model import (
     Attachment,

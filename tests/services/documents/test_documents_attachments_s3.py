@@ -16,9 +16,9 @@ import pytest
 import sqlalchemy as sa
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
+from lgsp.blobs.s3 import S3Store
 from lgsp.testing.pdf import minimal_pdf
 from services.documents.adapters import tables as t
-from services.documents.attachments.s3 import S3Store
 from tests.fixtures.s3 import S3Server
 
 from .workflow_support import Env, download, draft, running_env, to_signed_digitally, upload

@@ -9,7 +9,7 @@ import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.testing.pdf import minimal_pdf
-from services.documents.domain.calendar import local_date
+from lgsp.workdays import local_date
 from services.documents.domain.figures import IncomingFact, OutgoingFact, compute_figures
 
 from .workflow_support import (  # noqa: F401

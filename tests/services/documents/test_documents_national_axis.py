@@ -17,8 +17,8 @@ import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
+from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
-from services.documents.domain.calendar import PROVINCE_TZ
 from services.documents.national_axis import AxisExchange
 from tests.national.mockproc import API_KEY, MockProcess
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lgsp.config import AttachmentsSettings
-from services.documents.attachments import (
+from lgsp.blobs import (
     AttachmentError,
     AttachmentNotFound,
     AttachmentStore,
@@ -23,7 +22,7 @@ from services.documents.attachments import (
     safe_file_name,
     sniff,
 )
-from services.documents.attachments.files import (
+from lgsp.blobs.files import (
     DOC,
     DOCX,
     JPEG,
@@ -35,7 +34,8 @@ from services.documents.attachments.files import (
     XML,
     ZIP,
 )
-from services.documents.attachments.s3 import S3Store
+from lgsp.blobs.s3 import S3Store
+from lgsp.config import AttachmentsSettings
 from tests.fixtures.s3 import S3Server
 
 PDF_BYTES = b"%PDF-1.7\n" + b"1 0 obj << >> endobj\n" * 2000 + b"%%EOF\n"

@@ -1,4 +1,5 @@
-"""Attachment files: content-addressed storage (disk or S3), type sniffing, safe names.
+"""The platform's blob store: files kept by the sha256 of their content, on disk or in S3, with
+type sniffing and safe names. Documents writes attachments here; search reads them by hash.
 
 store = open_store(settings.attachments)
 stored = await store.put(chunks, declared_type="application/pdf", expected_size=n)
