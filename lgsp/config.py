@@ -545,19 +545,12 @@ def _cross_check(
         problems.append(
             f"{src('attachments', 's3_endpoint')}: attachments.backend = s3 needs s3_endpoint"
         )
-<<<<<<< HEAD
-=======
     both = set(parse_dates(s.calendar.days_off)) & set(parse_dates(s.calendar.working_days))
     if both:
         problems.append(
             f"{src('calendar', 'working_days')}: {min(both).isoformat()} is also in "
             "calendar.days_off"
         )
-    if s.gateway.tls_port and not (s.gateway.tls_cert and s.gateway.tls_key):
-        problems.append(
-            f"{src('gateway', 'tls_port')}: gateway.tls_port needs tls_cert and tls_key"
-        )
->>>>>>> shared-core
     # Two components on one port would make the second one crash-loop at start-up.
     seen: dict[int, str] = {}
     for section_name, section in s.sections():
