@@ -8,10 +8,14 @@ sealed in batches with the platform's Ed25519 key.
 - A seal signs "lgsp-message-log-seal/v1:<last_seq>:<last_hash>" with the gateway key; the
   hash commits to every earlier entry, so a rewritten chain (altered entry, hashes recomputed)
   fails at the next seal, and a deleted entry leaves a gap or a broken chain.
-- Calls never wait for the database: `append()` assigns the sequence and hash in memory and a
-  background task writes batches. A failed write is retried, never dropped; past
-  `max_pending` unwritten entries the gateway refuses calls (UNAVAILABLE) rather than serve
-  calls it cannot log. `close()` writes what is left and seals it.
+- Write-ahead: `append()` assigns the sequence and hash in memory and a background task writes
+  batches; the proxy then awaits `durable(entry)` before the response (or the final status of
+  a stream, or a refusal) goes back, so an exchange whose answer reached the caller is in the
+  table even if the gateway is killed the next instant. Calls waiting together are written
+  together (group commit): one transaction per batch, not per call. A failed write is
+  retried, never dropped; a call whose entry is not written within `durable_timeout` is
+  answered UNAVAILABLE, and past `max_pending` unwritten entries the gateway refuses calls
+  rather than serve calls it cannot log. `close()` writes what is left and seals it.
 - Retention deletes whole sealed batches only; their seals stay, so the seal of the last
   deleted entry anchors the chain of what remains (a checkpoint).
 
@@ -213,6 +217,7 @@ class MessageLog:
     seal_every: int = 1000
     seal_interval: float = 5.0
     max_pending: int = 200_000
+    durable_timeout: float = 5.0
     appended: int = field(init=False, default=0)
     written: int = field(init=False, default=0)
     seals_written: int = field(init=False, default=0)
@@ -225,6 +230,8 @@ class MessageLog:
     _pending: list[LogEntry] = field(init=False, default_factory=list)
     _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
     _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+    # (seq, future) of calls holding their answer until their entry is written.
+    _waiters: list[tuple[int, asyncio.Future[None]]] = field(init=False, default_factory=list)
 
     async def open(self) -> None:
         """Continue the chain where the table ends; publish the signing key."""
@@ -323,6 +330,30 @@ class MessageLog:
             self._wake.set()
         return entry
 
+    async def durable(self, entry: LogEntry) -> None:
+        """Return once `entry` is committed; LogUnavailable after `durable_timeout`."""
+        if entry.seq <= self._written_seq:
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._waiters.append((entry.seq, future))
+        self._wake.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(future), self.durable_timeout)
+        except TimeoutError:
+            raise LogUnavailable("message log is not writing: answer withheld") from None
+
+    def _release_waiters(self) -> None:
+        if not self._waiters:
+            return
+        keep = []
+        for seq, future in self._waiters:
+            if seq <= self._written_seq:
+                if not future.done():
+                    future.set_result(None)
+            elif not future.done():
+                keep.append((seq, future))
+        self._waiters = keep
+
     async def run(self, stop: asyncio.Event) -> None:
         """Write batches until `stop`, then write the rest and seal it."""
         failures = 0
@@ -383,6 +414,7 @@ class MessageLog:
                 written += len(batch)
                 self.written += len(batch)
                 self._written_seq, self._written_hash = upto_seq, upto_hash
+                self._release_waiters()
                 if seal_row is not None:
                     self._sealed_seq = upto_seq
                     self._last_seal_at = time.monotonic()

@@ -33,7 +33,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -55,7 +55,7 @@ from lgsp.grpc.errors import (
     to_status,
 )
 from services.gateway.limits import Limiter, LimitExceeded
-from services.gateway.msglog import LogUnavailable, MessageLog, format_time
+from services.gateway.msglog import LogEntry, LogUnavailable, MessageLog, format_time
 from services.gateway.registry import Registry
 
 __all__ = [
@@ -187,6 +187,23 @@ class _Digest:
 
     def hexdigest(self) -> str:
         return self.h.hexdigest()
+
+
+@dataclass(slots=True)
+class _Exchange:
+    """One call through the gateway, as its log entry will say."""
+
+    message_id: str
+    when: float
+    started: float
+    principal: Principal
+    trace_id: str
+    req: _Digest = field(default_factory=lambda: _Digest())
+    resp: _Digest = field(default_factory=lambda: _Digest())
+    who: list[str] = field(default_factory=lambda: [""])  # the client member, once admitted
+    code: grpc.StatusCode = grpc.StatusCode.OK
+    release: Callable[[], None] | None = None
+    entry: LogEntry | None = None
 
 
 class Proxy(grpc.GenericRpcHandler):
@@ -400,164 +417,156 @@ class _MethodProxy:
         md.append((CLIENT_MEMBER, member))
         return md
 
-    def _record(
-        self,
-        message_id: str,
-        when: float,
-        started: float,
-        member: str,
-        principal: Principal,
-        code: grpc.StatusCode,
-        trace_id: str,
-        request: _Digest,
-        response: _Digest | None,
-    ) -> None:
-        self.gw.msglog.append(
-            id=message_id,
-            time=format_time(when),
-            client_member=member,
+    def _record(self, x: _Exchange) -> LogEntry | None:
+        """The exchange's log entry, appended once (a second call returns None)."""
+        if x.entry is not None:
+            return None
+        ok = x.code is grpc.StatusCode.OK
+        response = x.resp if ok else None
+        x.entry = self.gw.msglog.append(
+            id=x.message_id,
+            time=format_time(x.when),
+            client_member=x.who[0],
             service_member=self.route.member_code,
-            caller=principal.subject,
+            caller=x.principal.subject,
             method=self.method,
-            status_code=_code_number(code),
-            duration_us=int((time.perf_counter() - started) * 1e6),
-            trace_id=trace_id,
-            request_sha256=request.hexdigest() if request.count else _EMPTY_SHA,
+            status_code=_code_number(x.code),
+            duration_us=int((time.perf_counter() - x.started) * 1e6),
+            trace_id=x.trace_id,
+            request_sha256=x.req.hexdigest() if x.req.count else _EMPTY_SHA,
             response_sha256=response.hexdigest() if response is not None and response.count else "",
-            request_size=request.size,
+            request_size=x.req.size,
             response_size=response.size if response is not None else 0,
         )
+        return x.entry
+
+    async def _logged(self, x: _Exchange, context: grpc.aio.ServicerContext) -> None:
+        """Write-ahead: the answer goes back only once its entry is durable in the log."""
+        entry = self._record(x)
+        if entry is None:
+            return
+        try:
+            await self.gw.msglog.durable(entry)
+        except LogUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e), ((MESSAGE_ID, x.message_id),))
 
     async def _refuse(
-        self, context: grpc.aio.ServicerContext, error: ServiceError, message_id: str
+        self, context: grpc.aio.ServicerContext, error: ServiceError, x: _Exchange
     ) -> None:
+        x.code = error.code
+        await self._logged(x, context)
         code, message, trailers = to_status(error)
-        extra: tuple[tuple[str, Any], ...] = ((MESSAGE_ID, message_id),)
+        extra: tuple[tuple[str, Any], ...] = ((MESSAGE_ID, x.message_id),)
         if isinstance(error, LimitExceeded):
             extra += ((RETRY_AFTER, str(max(1, int(error.retry_after * 1000)))),)
         await context.abort(code, message, trailers + extra)
 
     async def _upstream_error(
-        self, context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError, message_id: str
+        self, context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError, x: _Exchange
     ) -> None:
-        code = error.code()
+        code = x.code = error.code()
+        await self._logged(x, context)
         details = error.details() or ""
         if code is grpc.StatusCode.UNAVAILABLE:
             details = f"upstream {self.route.area} unavailable: {details}"
-        trailers = [*_trailers(error.trailing_metadata()), (MESSAGE_ID, message_id)]
+        trailers = [*_trailers(error.trailing_metadata()), (MESSAGE_ID, x.message_id)]
         await context.abort(code, details, tuple(trailers))
+
+    def _start(
+        self, context: grpc.aio.ServicerContext
+    ) -> tuple[_Exchange, list[tuple[str, Any]], bool]:
+        started, when = time.perf_counter(), time.time()
+        message_id, forward, trace_id, traced = self._begin(context)
+        x = _Exchange(message_id, when, started, current_principal(), trace_id)
+        return x, forward, traced
+
+    def _admit(self, x: _Exchange, context: grpc.aio.ServicerContext) -> Callable[[], None]:
+        release = self.gw.admit(self.method, x.principal, context, x.who)
+        x.release = release
+        return release
+
+    def _end(self, x: _Exchange, failure: BaseException | None) -> None:
+        """Whatever happened: the limits released and the exchange logged once (a call the
+        client cancelled, or one that failed inside the gateway, is logged without waiting)."""
+        if isinstance(failure, asyncio.CancelledError | GeneratorExit):
+            x.code = grpc.StatusCode.CANCELLED
+        elif failure is not None and x.code is grpc.StatusCode.OK and x.entry is None:
+            x.code = grpc.StatusCode.INTERNAL
+        if x.release is not None:
+            x.release()
+            x.release = None
+        self._record(x)
 
     def _timeout(self, context: grpc.aio.ServicerContext) -> float | None:
         remaining = context.time_remaining()
         return None if remaining is None else max(remaining, 0.0)
 
     # --- the four shapes ----------------------------------------------------------------------
+    # Each: admit (rights, limits, schema) → forward → log the exchange durably → answer.
 
     async def unary_unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        started, when = time.perf_counter(), time.time()
-        message_id, forward, trace_id, traced = self._begin(context)
-        principal = current_principal()
-        req, resp = _Digest(), _Digest()
-        req.add(request, False)
-        who, code = [""], grpc.StatusCode.OK
-        release: Callable[[], None] | None = None
+        x, forward, traced = self._start(context)
+        x.req.add(request, False)
+        failure: BaseException | None = None
         try:
             try:
-                release = self.gw.admit(self.method, principal, context, who)
+                self._admit(x, context)
                 self._validate(request)
             except ServiceError as error:
-                code = error.code
-                await self._refuse(context, error, message_id)
+                await self._refuse(context, error, x)
             call = self.upstream()(
                 request,
-                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
+                metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
                 timeout=self._timeout(context),
             )
             try:
                 response = await call
             except grpc.aio.AioRpcError as error:
-                code = error.code()
-                await self._upstream_error(context, error, message_id)
-            resp.add(response, False)
+                await self._upstream_error(context, error, x)
+            x.resp.add(response, False)
             context.set_trailing_metadata(
-                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
             )
+            await self._logged(x, context)
             return response
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            if code is grpc.StatusCode.OK:  # every refusal set its code before raising
-                code = grpc.StatusCode.INTERNAL
+        except BaseException as e:
+            failure = e
             raise
         finally:
-            if release is not None:
-                release()
-            self._record(
-                message_id,
-                when,
-                started,
-                who[0],
-                principal,
-                code,
-                trace_id,
-                req,
-                resp if code is grpc.StatusCode.OK else None,
-            )
+            self._end(x, failure)
 
     async def unary_stream(
         self, request: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        started, when = time.perf_counter(), time.time()
-        message_id, forward, trace_id, traced = self._begin(context)
-        principal = current_principal()
-        req, resp = _Digest(), _Digest()
-        req.add(request, True)
-        who, code = [""], grpc.StatusCode.OK
-        release: Callable[[], None] | None = None
+        x, forward, traced = self._start(context)
+        x.req.add(request, True)
+        failure: BaseException | None = None
         try:
             try:
-                release = self.gw.admit(self.method, principal, context, who)
+                self._admit(x, context)
                 self._validate(request)
             except ServiceError as error:
-                code = error.code
-                await self._refuse(context, error, message_id)
+                await self._refuse(context, error, x)
             call = self.upstream()(
                 request,
-                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
+                metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
                 timeout=self._timeout(context),
             )
             try:
                 async for message in call:
-                    resp.add(message, True)
+                    x.resp.add(message, True)
                     yield message
             except grpc.aio.AioRpcError as error:
-                code = error.code()
-                await self._upstream_error(context, error, message_id)
+                await self._upstream_error(context, error, x)
             context.set_trailing_metadata(
-                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
             )
-        except (asyncio.CancelledError, GeneratorExit):
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            if code is grpc.StatusCode.OK:
-                code = grpc.StatusCode.INTERNAL
+            await self._logged(x, context)  # the final status waits for the entry
+        except BaseException as e:
+            failure = e
             raise
         finally:
-            if release is not None:
-                release()
-            self._record(
-                message_id,
-                when,
-                started,
-                who[0],
-                principal,
-                code,
-                trace_id,
-                req,
-                resp if code is grpc.StatusCode.OK else None,
-            )
+            self._end(x, failure)
 
     async def _requests(
         self, request_iterator: AsyncIterator[bytes], digest: _Digest, first: list[bytes]
@@ -571,103 +580,61 @@ class _MethodProxy:
     async def stream_unary(
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> bytes:
-        started, when = time.perf_counter(), time.time()
-        message_id, forward, trace_id, traced = self._begin(context)
-        principal = current_principal()
-        req, resp = _Digest(), _Digest()
-        who, code = [""], grpc.StatusCode.OK
-        release: Callable[[], None] | None = None
+        x, forward, traced = self._start(context)
+        failure: BaseException | None = None
         try:
             try:
-                release = self.gw.admit(self.method, principal, context, who)
+                self._admit(x, context)
             except ServiceError as error:
-                code = error.code
-                await self._refuse(context, error, message_id)
+                await self._refuse(context, error, x)
             call = self.upstream()(
-                self._requests(request_iterator, req, []),
-                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
+                self._requests(request_iterator, x.req, []),
+                metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
                 timeout=self._timeout(context),
             )
             try:
                 response = await call
             except grpc.aio.AioRpcError as error:
-                code = error.code()
-                await self._upstream_error(context, error, message_id)
-            resp.add(response, True)
+                await self._upstream_error(context, error, x)
+            x.resp.add(response, True)
             context.set_trailing_metadata(
-                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
             )
+            await self._logged(x, context)
             return response
-        except asyncio.CancelledError:
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            if code is grpc.StatusCode.OK:  # every refusal set its code before raising
-                code = grpc.StatusCode.INTERNAL
+        except BaseException as e:
+            failure = e
             raise
         finally:
-            if release is not None:
-                release()
-            self._record(
-                message_id,
-                when,
-                started,
-                who[0],
-                principal,
-                code,
-                trace_id,
-                req,
-                resp if code is grpc.StatusCode.OK else None,
-            )
+            self._end(x, failure)
 
     async def stream_stream(
         self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
-        started, when = time.perf_counter(), time.time()
-        message_id, forward, trace_id, traced = self._begin(context)
-        principal = current_principal()
-        req, resp = _Digest(), _Digest()
-        who, code = [""], grpc.StatusCode.OK
-        release: Callable[[], None] | None = None
+        x, forward, traced = self._start(context)
+        failure: BaseException | None = None
         try:
             try:
-                release = self.gw.admit(self.method, principal, context, who)
+                self._admit(x, context)
             except ServiceError as error:
-                code = error.code
-                await self._refuse(context, error, message_id)
+                await self._refuse(context, error, x)
             call = self.upstream()(
-                self._requests(request_iterator, req, []),
-                metadata=self._forward_metadata(forward, traced, message_id, who[0]),
+                self._requests(request_iterator, x.req, []),
+                metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
                 timeout=self._timeout(context),
             )
             try:
                 async for message in call:
-                    resp.add(message, True)
+                    x.resp.add(message, True)
                     yield message
             except grpc.aio.AioRpcError as error:
-                code = error.code()
-                await self._upstream_error(context, error, message_id)
+                await self._upstream_error(context, error, x)
             context.set_trailing_metadata(
-                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, message_id))
+                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
             )
-        except (asyncio.CancelledError, GeneratorExit):
-            code = grpc.StatusCode.CANCELLED
-            raise
-        except Exception:
-            if code is grpc.StatusCode.OK:
-                code = grpc.StatusCode.INTERNAL
+            await self._logged(x, context)
+        except BaseException as e:
+            failure = e
             raise
         finally:
-            if release is not None:
-                release()
-            self._record(
-                message_id,
-                when,
-                started,
-                who[0],
-                principal,
-                code,
-                trace_id,
-                req,
-                resp if code is grpc.StatusCode.OK else None,
-            )
+            self._end(x, failure)
