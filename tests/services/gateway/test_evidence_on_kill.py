@@ -130,7 +130,8 @@ async def test_every_answered_exchange_is_in_the_log_when_the_gateway_is_killed(
 
     try:
         for _round in range(4):
-            proc = subprocess.Popen(
+            proc = await asyncio.to_thread(
+                subprocess.Popen,
                 [sys.executable, "-m", "services.gateway"],
                 env=env,
                 cwd=tmp_path,
