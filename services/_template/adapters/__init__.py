@@ -1,0 +1,1 @@
+"""The edges the use cases talk through: tables and repository, proto conversion."""

@@ -1,0 +1,1 @@
+"""The template service's use cases."""
