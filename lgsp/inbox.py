@@ -367,6 +367,17 @@ async def ensure_topics(bus: Bus, topics: Iterable[str], *, with_dlq: bool = Tru
             await bus.ensure_topic(events.dlq_topic(topic))
 
 
+async def publish_barrier(bus: Bus, topic: str, barrier_id: str, *, source: str) -> int:
+    """Write a ReplayBarrier to every partition of `topic`; the number of partitions. A reader
+    that has seen it on that many partitions has read all the topic held before this call —
+    on any broker, where end offsets may be wrong and a joining group reads nothing."""
+    from lgsp.api.events.v1.barrier_pb2 import ReplayBarrier
+
+    envelope = events.make_envelope(ReplayBarrier(id=barrier_id), source=source, subject=barrier_id)
+    headers = {k: v.encode() for k, v in events.envelope_headers(envelope).items()}
+    return await bus.publish_to_each_partition(topic, events.encode(envelope), headers)
+
+
 def _is_async(handler: object) -> bool:
     return inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004 — callable objects with async __call__

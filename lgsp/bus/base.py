@@ -96,6 +96,13 @@ class Bus(abc.ABC):
             await self.publish(topic, key, value, headers)
 
     @abc.abstractmethod
+    async def publish_to_each_partition(
+        self, topic: str, value: bytes, headers: Headers | None = None
+    ) -> int:
+        """Durably append `value` once to every partition of `topic` (a barrier a reader can
+        wait for on each partition); the number of partitions."""
+
+    @abc.abstractmethod
     async def ensure_topic(self, topic: str, partitions: int | None = None) -> None:
         """Create the topic if it does not exist (idempotent)."""
 

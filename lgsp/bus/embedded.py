@@ -314,6 +314,17 @@ class EmbeddedBus(Bus):
             kb = key_bytes(key)
             part = partition_for(kb, n) if kb is not None else next(self._rr) % n
             rows.append((topic, part, kb, bytes(value), _encode_headers(headers)))
+        await self._append(rows)
+
+    async def publish_to_each_partition(
+        self, topic: str, value: bytes, headers: Headers | None = None
+    ) -> int:
+        n = await self.partitions_for(topic)
+        encoded = _encode_headers(headers)
+        await self._append([(topic, p, None, bytes(value), encoded) for p in range(n)])
+        return n
+
+    async def _append(self, rows: list[_Row]) -> None:
         # Group commit: calls that arrive while a transaction is running share the next one,
         # so concurrent publishers cost one commit per batch, not one each.
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()

@@ -152,6 +152,28 @@ class KafkaBus(Bus):
                 await asyncio.sleep(min(backoff, remaining))
                 backoff = min(backoff * 2, 2.0)
 
+    async def publish_to_each_partition(
+        self, topic: str, value: bytes, headers: Headers | None = None
+    ) -> int:
+        if self._closed:
+            raise BusError("bus is closed")
+        hdrs = [(k, bytes(v)) for k, v in headers.items()] if headers else None
+        try:
+            producer = await self._get_producer(int(self.publish_timeout * 1000))
+            # Waits for the topic's metadata: not on the event loop.
+            partitions = await asyncio.to_thread(producer.partitions_for, topic)
+            if not partitions:
+                raise BusError(f"topic {topic!r} has no partitions (does it exist?)")
+            futures = [
+                producer.send(topic, value=bytes(value), partition=p, headers=hdrs)
+                for p in sorted(partitions)
+            ]
+            async with asyncio.timeout(self.publish_timeout):
+                await _gather_kafka(futures)
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise BusError(f"publish to every partition of {topic!r} failed: {exc!r}") from exc
+        return len(partitions)
+
     async def _send_all(self, producer: KafkaProducer, records: Sequence[Record]) -> list[Any]:
         futures: list[Any] = []
         for topic, key, value, headers in records:

@@ -23,6 +23,8 @@ from services.search.adapters.state import StateStore
 from services.search.index import SearchIndex, open_index
 
 POINTER = "CURRENT"
+# The generations that have served, one name a line (prune keeps the last of them).
+SERVED = "SERVED"
 
 
 def root_of(settings: Settings) -> Path:
@@ -46,8 +48,20 @@ class Generations:
         # Lower case only: the name is also an Elasticsearch index name.
         return time.strftime("g%Y%m%dt%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
 
+    def served(self) -> list[str]:
+        """Every generation that has been the serving one, oldest first."""
+        try:
+            return (self.root / SERVED).read_text().split()
+        except FileNotFoundError:
+            return []
+
     def switch(self, name: str) -> None:
         """Make `name` the serving generation: one atomic rename, seen by the next reader."""
+        if not self.served() or self.served()[-1] != name:
+            with open(self.root / SERVED, "a") as fh:  # before the switch: prune trusts it
+                fh.write(name + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
         tmp = self.root / f".{POINTER}.{os.getpid()}"
         tmp.write_text(name + "\n")
         with open(tmp, "rb+") as fh:
@@ -92,17 +106,16 @@ class Generations:
         return index, StateStore(gen / "state.db")
 
     def prune(self, keep: int = 2) -> list[str]:
-        """Remove old generations, keeping the serving one and the `keep - 1` newest others
-        (the previous one is kept for a manual roll-back: write its name into CURRENT)."""
+        """Remove old generations, keeping the serving one and the `keep - 1` that served
+        before it (the last one is kept for a manual roll-back: write its name into CURRENT).
+        A generation that never served (a rebuild interrupted or failed) is removed, never
+        one that served last."""
         current = self.current()
-        gens = sorted(
-            (p for p in self.root.iterdir() if p.is_dir() and p.name.startswith("g")),
-            key=lambda p: p.name,
-            reverse=True,
-        )
-        others = [p for p in gens if p.name != current]
+        served = [n for n in self.served() if n != current]
+        kept = {current, *served[len(served) - max(0, keep - 1) :]} if keep > 1 else {current}
         removed = []
-        for p in others[max(0, keep - 1) :]:
-            shutil.rmtree(p, ignore_errors=True)
-            removed.append(p.name)
+        for p in sorted(self.root.iterdir()):
+            if p.is_dir() and p.name.startswith("g") and p.name not in kept:
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p.name)
         return removed

@@ -27,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from lgsp import events, telemetry
+from lgsp.api.events.v1.barrier_pb2 import ReplayBarrier
 from lgsp.bus import Bus, Consumer, Message, TopicPartition
 from services.search.adapters.extract import Limits, extract_text
 from services.search.adapters.state import StateStore
@@ -38,6 +39,7 @@ _tracer = trace.get_tracer("services.search.indexer")
 
 TOPIC = "lgsp.documents.v1"
 _HANDLED = {events.type_name(t) for t in pj.HANDLED}
+_BARRIER = events.type_name(ReplayBarrier)
 
 
 class AttachmentReader(Protocol):
@@ -70,6 +72,8 @@ class Indexer:
     counts: Counter[str] = field(default_factory=Counter)
     # Seconds from each event's time to its index commit, of the last batches (freshness).
     lags: list[float] = field(default_factory=list)
+    # ReplayBarrier id -> the partitions it has been read on (lgsp.inbox.publish_barrier).
+    barriers: dict[str, set[int]] = field(default_factory=dict)
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -81,10 +85,12 @@ class Indexer:
         until_idle: Callable[[], Awaitable[bool]] | None = None,
         on_batch: Callable[[int], None] | None = None,
         switch: Callable[[], bool] | None = None,
+        until: Callable[[], bool] | None = None,
     ) -> None:
         """Consume until `stop` is set, or — with `until_idle` — until a poll comes back empty
         and `await until_idle()` says the group has caught up, or `switch()` says the serving
-        generation changed (the caller then re-opens)."""
+        generation changed (the caller then re-opens), or — with `until` — until a committed
+        batch leaves `until()` true (a barrier read on every partition)."""
         pending: list[Message] = []
         last_commit = time.monotonic()
         while not stop.is_set():
@@ -98,7 +104,11 @@ class Indexer:
                     on_batch(len(pending))
                 pending = []
                 last_commit = time.monotonic()
+                if until is not None and until():
+                    return
             if not got and not pending:
+                if until is not None and until():
+                    return
                 if until_idle is not None and await until_idle():
                     return
                 if switch is not None and switch():
@@ -119,6 +129,11 @@ class Indexer:
     async def _decode(self, record: Message) -> _Decoded | None:
         try:
             env = events.decode(record.value)
+            if env.type == _BARRIER:
+                barrier = events.payload_of(env)
+                assert isinstance(barrier, ReplayBarrier)
+                self.barriers.setdefault(barrier.id, set()).add(record.partition)
+                return None
             if env.type not in _HANDLED:
                 self.counts["ignored"] += 1
                 return None

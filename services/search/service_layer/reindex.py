@@ -18,7 +18,7 @@ from lgsp.bus import Bus
 from lgsp.inbox import ensure_topics
 from services.search.adapters.generations import Generations
 from services.search.service_layer.indexer import TOPIC, AttachmentReader, Indexer
-from services.search.service_layer.serving import REPLAY_GROUP_KEY, caught_up
+from services.search.service_layer.serving import REPLAY_GROUP_KEY, read_to_barrier
 
 
 class ReindexBusy(Exception):
@@ -78,13 +78,12 @@ async def rebuild(
             done += n
             progress(done, None)
 
-        consumer = bus.consumer(group, [TOPIC])
+        reporter = asyncio.create_task(_report(bus, group, lambda: done, progress, stop))
         try:
-            reporter = asyncio.create_task(_report(bus, group, lambda: done, progress, stop))
-            await indexer.run(consumer, stop, until_idle=caught_up(bus, group), on_batch=on_batch)
+            # Switch only once every record the topic held when the rebuild began is in.
+            await read_to_barrier(indexer, bus, group, stop, on_batch=on_batch)
         finally:
             reporter.cancel()
-            await consumer.close()
         if stop.is_set():
             raise ReindexInterrupted("reindex interrupted; the serving index is unchanged")
         documents = await asyncio.to_thread(index.count)

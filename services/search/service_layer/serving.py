@@ -18,11 +18,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lgsp.bus import Bus
-from lgsp.inbox import ensure_topics
+from lgsp.inbox import ensure_topics, publish_barrier
 from services.search.adapters.extract import Limits
 from services.search.adapters.generations import Generations
 from services.search.adapters.state import StateStore
@@ -36,23 +37,30 @@ REPLAY_GROUP_KEY = "replay_group"
 LIVE_KEY = "live"
 
 
-def caught_up(bus: Bus, group: str, *, quiet: float = 2.0) -> Callable[[], Awaitable[bool]]:
-    """An `until_idle` check: the group has nothing left (the embedded bus reports lag), or —
-    on a bus that cannot tell (Kafka: Tansu's end offsets are unreliable) — polls have come
-    back empty for `quiet` seconds."""
-    first_empty: list[float] = []
-
-    async def check() -> bool:
-        lag = getattr(bus, "lag", None)
-        if lag is not None:
-            behind = await lag()
-            return sum(n for (g, _, _), n in behind.items() if g == group) == 0
-        now = time.monotonic()
-        if not first_empty:
-            first_empty.append(now)
-        return now - first_empty[0] >= quiet
-
-    return check
+async def read_to_barrier(
+    indexer: Indexer,
+    bus: Bus,
+    group: str,
+    stop: asyncio.Event,
+    *,
+    on_batch: Callable[[int], None] | None = None,
+) -> None:
+    """Consume `group` into `indexer` until it has read everything the topic holds now: a
+    barrier is written to every partition and reading stops once it was seen on each. Empty
+    polls prove nothing (a Kafka group still joining reads none), nor do end offsets (some
+    brokers report them wrong)."""
+    barrier = f"{group}/{uuid.uuid4().hex}"
+    partitions = await publish_barrier(bus, TOPIC, barrier, source="search")
+    consumer = bus.consumer(group, [TOPIC])
+    try:
+        await indexer.run(
+            consumer,
+            stop,
+            until=lambda: len(indexer.barriers.get(barrier, ())) >= partitions,
+            on_batch=on_batch,
+        )
+    finally:
+        await consumer.close()
 
 
 @dataclass
@@ -135,11 +143,9 @@ class Serving:
         group = state.meta(REPLAY_GROUP_KEY)
         if not group or state.meta(LIVE_KEY) == "1":
             return
-        consumer = bus.consumer(group, [TOPIC])
-        try:
-            await indexer.run(consumer, stop, until_idle=caught_up(bus, group))
-        finally:
-            await consumer.close()
+        await read_to_barrier(indexer, bus, group, stop)
+        if stop.is_set():
+            return
         state.set_meta(LIVE_KEY, "1")
         state.commit()
 

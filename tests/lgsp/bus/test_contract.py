@@ -72,6 +72,25 @@ async def test_order_per_key(bus: Bus, name: Name) -> None:
     assert len({p for ps in partitions.values() for p in ps}) > 1, "keys all hashed alike"
 
 
+async def test_a_barrier_reaches_every_partition_after_what_was_there(bus: Bus, name: Name) -> None:
+    topic = name("barrier")
+    await bus.ensure_topic(topic, 3)
+    await bus.publish_many([(topic, f"k{i}", f"before-{i}".encode(), None) for i in range(30)])
+    assert await bus.publish_to_each_partition(topic, b"barrier", {"kind": b"b"}) == 3
+    c = bus.consumer(name("g"), [topic])
+    try:
+        got = await drain(c, lambda g: sum(m.value == b"barrier" for m in g) >= 3)
+    finally:
+        await c.close()
+    barriers = [m for m in got if m.value == b"barrier"]
+    assert sorted(m.partition for m in barriers) == [0, 1, 2]
+    assert all(m.headers == {"kind": b"b"} for m in barriers)
+    for b in barriers:  # on each partition, after every record published before it
+        before = [m for m in got if m.partition == b.partition and m.value != b"barrier"]
+        assert before and all(m.offset < b.offset for m in before)
+    assert sum(m.value.startswith(b"before-") for m in got) == 30
+
+
 async def test_group_members_share_partitions(bus: Bus, name: Name) -> None:
     topic, group = name("share"), name("g")
     await bus.ensure_topic(topic, 4)

@@ -191,6 +191,11 @@ class SwitchableBus(Bus):
     ) -> None:
         await self._bus().publish_many(records)
 
+    async def publish_to_each_partition(
+        self, topic: str, value: bytes, headers: Headers | None = None
+    ) -> int:
+        return await self._bus().publish_to_each_partition(topic, value, headers)
+
     async def ensure_topic(self, topic: str, partitions: int | None = None) -> None:
         await self._bus().ensure_topic(topic, partitions)
 

@@ -143,6 +143,11 @@ class SlowBus(Bus):
         await self.inner.publish_many(records)
         self.published.extend(r[2] for r in records)
 
+    async def publish_to_each_partition(
+        self, topic: str, value: bytes, headers: Headers | None = None
+    ) -> int:
+        return await self.inner.publish_to_each_partition(topic, value, headers)
+
     async def ensure_topic(self, topic: str, partitions: int | None = None) -> None:
         await self.inner.ensure_topic(topic, partitions)
 
