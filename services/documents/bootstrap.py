@@ -8,19 +8,16 @@ pass their own directory (a static one) and authenticator."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from lgsp.agencies import IdentityAgencyDirectory
 from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.app import ServiceRuntime, ServiceSpec, Subscription
 from lgsp.auth import Authenticator, authenticator_from_settings
-from lgsp.authn import ClientCredentials, issuer_from_settings
 from lgsp.blobs import AttachmentStore, open_store
 from lgsp.config import Settings
-from services.documents.adapters.agencies import IdentityAgencyDirectory
 from services.documents.adapters.signatures import DevCASignatures
 from services.documents.entrypoints.grpc import DocumentServicer
 from services.documents.national_axis import axis_from_settings
@@ -31,29 +28,9 @@ from services.documents.transport import BusTransport, Transport
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXCHANGE_GROUP = "documents-exchange"
+AGENCIES_GROUP = "documents-agencies"  # identity's agency events, into the directory
 
 log = logging.getLogger("services.documents")
-
-
-def identity_credentials(settings: Settings) -> ClientCredentials | None:
-    """The client-credentials token the service presents to identity (GetAgencyTree).
-
-    The secret comes from `[documents] client_secret`, else from the demo secrets identity
-    writes to <data_dir>/identity-demo.json on first start (embedded default). None, with a
-    warning, when neither is there."""
-    client_id = settings.documents.client_id
-    secret = settings.documents.client_secret
-    if not secret:
-        demo = settings.data_dir / "identity-demo.json"
-        try:
-            secret = str(json.loads(demo.read_text()).get("client_secrets", {}).get(client_id, ""))
-        except (OSError, ValueError):
-            secret = ""
-    if not secret:
-        log.warning("no client secret for %s: identity calls go without a token", client_id)
-        return None
-    token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
-    return ClientCredentials(token_url, client_id, secret)
 
 
 def build_spec(
@@ -68,48 +45,28 @@ def build_spec(
     holder: dict[str, Any] | None = None,
 ) -> ServiceSpec:
     """The documents ServiceSpec. Without `agencies`, the directory is loaded from the
-    identity service (with the service's client-credentials token) and refreshed in the
-    background. Attachments go to `open_store(settings.attachments)`; signatures use the
-    development CA in <data_dir>/ca (`ca_auto_issue`: a signer without a certificate gets
-    one on first use)."""
+    identity service (with the service's client-credentials token), follows identity's
+    agency events and is reloaded in the background. Attachments go to
+    `open_store(settings.attachments)`; signatures use the development CA in <data_dir>/ca
+    (`ca_auto_issue`: a signer without a certificate gets one on first use)."""
     holder = {} if holder is None else holder
     background: list[Any] = []
+    subscriptions: list[Subscription] = []
     if agencies is None:
-        from lgsp.grpc.client import channel
-
-        host = (
-            settings.platform.host
-            if settings.platform.host not in ("0.0.0.0", "::")
-            else "127.0.0.1"
-        )
-        # Both made at first use, inside the service's event loop; on a first start identity
-        # may not have written its demo secrets yet, so they are looked for again each time.
-        made: dict[str, ClientCredentials] = {}
-
-        async def identity_metadata() -> Sequence[tuple[str, str]]:
-            if "credentials" not in made:
-                credentials = identity_credentials(settings)
-                if credentials is None:
-                    return ()
-                made["credentials"] = credentials
-            return await made["credentials"].metadata()
-
-        remote = IdentityAgencyDirectory(
-            lambda: channel(f"{host}:{settings.identity.grpc_port}", service_name="documents"),
-            metadata=identity_metadata,
+        remote = IdentityAgencyDirectory.from_settings(
+            settings,
+            service="documents",
+            client_id=settings.documents.client_id,
+            client_secret=settings.documents.client_secret,
         )
         agencies = remote
+        subscriptions.append(remote.subscription(AGENCIES_GROUP))
 
         async def refresh_agencies(rt: ServiceRuntime, stop: asyncio.Event) -> None:
-            try:
-                await remote.run(stop)
-            finally:
-                if "credentials" in made:
-                    await made["credentials"].aclose()
+            await remote.run(stop)
 
         background.append(refresh_agencies)
     directory = agencies
-    subscriptions: list[Subscription] = []
     if transport is None and settings.documents.national_axis:
         transport, axis = axis_from_settings(settings, directory)
         holder["axis"] = axis
