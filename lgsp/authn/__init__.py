@@ -1,6 +1,6 @@
 """Token checks for LGSP services: access-token verification (JWT against the issuer's JWKS),
-token introspection for sensitive calls, the agency tree for role checks, and the
-client-credentials tokens a service presents when it calls another.
+token introspection for sensitive calls, and the client-credentials tokens a service presents
+when it calls another (the agency tree role checks walk is `lgsp.agencies`).
 
     authenticator = JwtAuthenticator("http://127.0.0.1:8180/realms/lgsp")
     server = build_server("documents", servicers=[...], authenticator=authenticator)
@@ -8,7 +8,6 @@ client-credentials tokens a service presents when it calls another.
 `lgsp.auth.authenticator_from_settings(settings)` builds the configured one.
 """
 
-from lgsp.authn.agency_tree import RemoteAgencyTree, tree_from_response
 from lgsp.authn.client import ClientCredentials
 from lgsp.authn.introspection import HttpIntrospector, Introspector
 from lgsp.authn.jwt import (
@@ -26,8 +25,6 @@ __all__ = [
     "Introspector",
     "JwksCache",
     "JwtAuthenticator",
-    "RemoteAgencyTree",
     "issuer_from_settings",
     "principal_from_claims",
-    "tree_from_response",
 ]

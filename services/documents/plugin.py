@@ -17,12 +17,19 @@ def wire(runtime: Any, **options: Any) -> Wiring:
     return wire_service(runtime, **options)
 
 
+def register_cli(sub: Any) -> None:
+    from services.documents import cli
+
+    cli.register(sub)
+
+
 PLUGIN = Plugin(
     name="documents",
     description="documents",
     settings=DocumentsSettings,
     wire=wire,
     migrations=Path(__file__).parent / "migrations",
+    cli=register_cli,
     routes=("documents",),
     order=30,
 )

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from lgsp.agencies import Agency, AgencyDirectory
 from lgsp.api.documents.v1 import documents_pb2 as pb
-from services.documents.adapters.agencies import StaticAgencyDirectory
-from services.documents.service_layer.ports import Agency
 
 UBND = "000.00.00.H30"
 STP = "000.01.30.H30"
 SNV = "000.02.30.H30"
 
-AGENCIES = StaticAgencyDirectory(
+AGENCIES = AgencyDirectory(
     [
         Agency(UBND, "Ủy ban nhân dân tỉnh Hà Tĩnh", "UBND", "", "Hà Tĩnh"),
         Agency(STP, "Sở Tư pháp tỉnh Hà Tĩnh", "STP", UBND, "Hà Tĩnh"),

@@ -189,11 +189,4 @@ def register(sub: Subparsers) -> None:
     tp.add_argument("--realm", default="lgsp", choices=("lgsp", "master"))
 
     cmds.add_parser("rotate-keys", parents=[common], help="start signing with a new key")
-    try:  # `lgsp admin ca …` comes with the documents service
-        from services.documents.ca_cli import register as register_ca
-    except ModuleNotFoundError as exc:  # a deployment (or a test tree) without it
-        if not (exc.name or "").startswith("services"):
-            raise
-    else:
-        register_ca(cmds, common)
     p.set_defaults(handler=_run)

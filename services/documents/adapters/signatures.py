@@ -2,7 +2,7 @@
 with the official's own certificate, and verification against the CA's root and CRLs.
 
 Certificates: SignDocument looks for the signer's valid official certificate (issued to its
-user id, e.g. by `lgsp admin ca issue --user …`). With `auto_issue` (the embedded default) a
+user id, e.g. by `lgsp documents ca issue --user …`). With `auto_issue` (the embedded default) a
 signer without one gets one on first use; without it the signature is refused until an admin
 issues one."""
 
@@ -62,7 +62,7 @@ class DevCASignatures:
                 if not self.auto_issue:
                     raise InvalidTransition(
                         f"sign: {who.user_id} has no valid signing certificate; an admin issues "
-                        f"one with `lgsp admin ca issue --user …`"
+                        f"one with `lgsp documents ca issue --user …`"
                     )
                 serial = self.ca.issue_official(
                     full_name=who.full_name,

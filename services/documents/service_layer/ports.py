@@ -6,19 +6,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from lgsp.agencies import Agency
 
-@dataclass(frozen=True)
-class Agency:
-    code: str
-    name: str
-    short_name: str  # abbreviation used in notations: "UBND", "STP"
-    parent_code: str = ""
-    place_name: str = ""  # printed before the promulgation date: "Hà Tĩnh"
+__all__ = [
+    "Agency",
+    "AgencyDirectory",
+    "DocumentSigner",
+    "SignatureCheck",
+    "SignatureVerifier",
+    "SigningIdentity",
+]
 
 
 class AgencyDirectory(Protocol):
-    """The province's agencies (identity service in production, a static list in tests).
-    It is also the agency tree the role checks walk."""
+    """The province's agencies (lgsp.agencies: identity's tree in production, a static list in
+    tests). It is also the agency tree the role checks walk."""
 
     def get(self, code: str) -> Agency | None: ...
 

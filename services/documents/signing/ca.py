@@ -1,7 +1,7 @@
 """A development certificate authority standing in for the government CA (Ban Cơ yếu Chính phủ).
 
 Root → intermediate → end-entity certificates for officials and agencies, all persisted under
-one directory so `lgsp admin ca issue/revoke` and the services see the same CA:
+one directory so `lgsp documents ca issue/revoke` and the services see the same CA:
 
     <dir>/root.pem, root.key.pem            self-signed root (the trust anchor verifiers load)
     <dir>/intermediate.pem, .key.pem        issues every end-entity certificate

@@ -1,13 +1,21 @@
-"""`lgsp admin ca issue | revoke | list` against a temp data dir (run through lgsp.cli.main)."""
+"""`lgsp documents ca issue | revoke | list` against a temp data dir (run through
+lgsp.cli.main); names and agencies come from a running identity service over gRPC."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from lgsp.cli import main
+from lgsp.testing import free_port
 from services.documents.adapters.signatures import DevCASignatures
 
 
@@ -19,6 +27,39 @@ def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@contextlib.contextmanager
+def identity_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The real identity service on free ports, on its own event loop in a thread (the CLI
+    runs asyncio.run in this one), reading the same settings as the CLI."""
+    from lgsp.app import ServiceRuntime
+    from lgsp.config import load_settings
+    from services.identity.bootstrap import build_spec
+
+    http_port = free_port()
+    monkeypatch.setenv("LGSP_IDENTITY_HTTP_PORT", str(http_port))
+    monkeypatch.setenv("LGSP_IDENTITY_GRPC_PORT", str(free_port()))
+    monkeypatch.setenv("LGSP_TELEMETRY_ENABLED", "false")
+    monkeypatch.setenv("LGSP_IDENTITY_ADMIN_PASSWORD", "Quan-Tri-Th3-Test!")
+    settings = load_settings()
+    runtime = ServiceRuntime(build_spec(settings, seed_demo=False), settings)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(runtime.start(), loop).result(30)
+    try:
+        for _ in range(300):
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"http://127.0.0.1:{http_port}/healthz").status_code == 200:
+                    break
+            time.sleep(0.05)
+        yield
+    finally:
+        asyncio.run_coroutine_threadsafe(runtime.stop(grace=0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
 def index(data_dir: Path) -> dict[str, dict[str, object]]:
     return json.loads((data_dir / "ca" / "index.json").read_text())  # type: ignore[no-any-return]
 
@@ -27,7 +68,7 @@ def test_issue_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
     assert (
         main(
             [
-                "admin",
+                "documents",
                 "ca",
                 "issue",
                 "--user",
@@ -50,27 +91,27 @@ def test_issue_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
     assert DevCASignatures(data_dir / "ca", auto_issue=False).certificate_of("lethihoa.stp") == (
         serial
     )
-    assert main(["admin", "ca", "issue", "--agency", "000.00.12.H30", "--name", "STP"]) == 0
+    assert main(["documents", "ca", "issue", "--agency", "000.00.12.H30", "--name", "STP"]) == 0
     assert len(index(data_dir)) == 2
     capsys.readouterr()
-    assert main(["admin", "ca", "list"]) == 0
+    assert main(["documents", "ca", "list"]) == 0
     listed = capsys.readouterr().out
     assert serial in listed and "official" in listed and "agency" in listed
-    assert main(["admin", "ca", "revoke", serial, "--reason", "key_compromise"]) == 0
+    assert main(["documents", "ca", "revoke", serial, "--reason", "key_compromise"]) == 0
     assert "revoked (key_compromise)" in capsys.readouterr().out
     assert index(data_dir)[serial]["reason"] == "key_compromise"
     assert DevCASignatures(data_dir / "ca", auto_issue=False).certificate_of("lethihoa.stp") == ""
-    main(["admin", "ca", "list"])
+    main(["documents", "ca", "list"])
     assert serial not in capsys.readouterr().out
-    main(["admin", "ca", "list", "--all"])
+    main(["documents", "ca", "list", "--all"])
     assert "REVOKED" in capsys.readouterr().out
-    assert main(["admin", "ca", "revoke", serial]) == 1
+    assert main(["documents", "ca", "revoke", serial]) == 1
     assert "already revoked" in capsys.readouterr().err
-    assert main(["admin", "ca", "revoke", "abc123"]) == 1
+    assert main(["documents", "ca", "revoke", "abc123"]) == 1
 
 
 def test_issue_for_a_user_of_the_identity_directory(
-    data_dir: Path, capsys: pytest.CaptureFixture[str]
+    data_dir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert (
         main(
@@ -104,18 +145,28 @@ def test_issue_for_a_user_of_the_identity_directory(
         == 0
     )
     user_id = capsys.readouterr().out.split("id ")[-1].strip()
-    assert main(["admin", "ca", "issue", "--user", "lethihoa.stp"]) == 0
+    # The CLI asks identity with the documents service's client-credentials token.
+    client = ["admin", "create-client", "documents", "--role", "clerk", "--agency", "000.00.12.H30"]
+    assert main(client) == 0
+    secret = capsys.readouterr().out.split("client secret (shown once): ")[-1].split()[0]
+    monkeypatch.setenv("LGSP_DOCUMENTS_CLIENT_SECRET", secret)
+    with identity_service(monkeypatch):
+        issue_for_the_user(data_dir, capsys, user_id)
+
+
+def issue_for_the_user(data_dir: Path, capsys: pytest.CaptureFixture[str], user_id: str) -> None:
+    assert main(["documents", "ca", "issue", "--user", "lethihoa.stp"]) == 0
     out = capsys.readouterr().out
     assert "CN=Lê Thị Hoa" in out and "O=Sở Tư pháp" in out
     (entry,) = index(data_dir).values()
     assert entry["user_id"] == user_id and entry["agency_code"] == "000.00.12.H30"
-    assert main(["admin", "ca", "issue", "--user", "nobody"]) == 1
+    assert main(["documents", "ca", "issue", "--user", "nobody"]) == 1
     assert "no user nobody" in capsys.readouterr().err
 
 
 def test_help_names_the_commands(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
-        main(["admin", "ca", "--help"])
+        main(["documents", "ca", "--help"])
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert all(word in text for word in ("issue", "revoke", "list", "<data_dir>/ca"))

@@ -237,7 +237,7 @@ async def test_revoked_certificate_is_refused(env: Env, monkeypatch: pytest.Monk
     ).document.attachments
     monkeypatch.setenv("LGSP_PLATFORM_DATA_DIR", str(env.data_dir))
     serial = main.signer_certificate_serial
-    assert lgsp_main(["admin", "ca", "revoke", serial, "--reason", "key_compromise"]) == 0
+    assert lgsp_main(["documents", "ca", "revoke", serial, "--reason", "key_compromise"]) == 0
     await env.as_("ubnd-vt").SendDocument(
         pb.SendDocumentRequest(document_id=issued.id, etag=issued.etag)
     )

@@ -11,11 +11,10 @@ import grpc
 import grpc.aio
 from joserfc import jwt
 
+from lgsp.agencies import IdentityAgencyDirectory, identity_credentials
 from lgsp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from lgsp.config import load_settings
 from lgsp.testing.issuer import FakeIssuer
-from services.documents.adapters.agencies import IdentityAgencyDirectory
-from services.documents.bootstrap import identity_credentials
 
 
 class Identity(identity_pb2_grpc.IdentityServiceServicer):
@@ -59,14 +58,14 @@ async def test_agency_tree_is_fetched_with_the_services_token(tmp_path: Path) ->
             "LGSP_IDENTITY_HTTP_PORT": str(issuer.port),
         }
     )
-    credentials = identity_credentials(settings)
+    credentials = identity_credentials(settings, settings.documents.client_id)
     assert credentials is not None
     assert credentials.token_url == f"{issuer.issuer}/protocol/openid-connect/token"
     async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
         directory = IdentityAgencyDirectory(ch, metadata=credentials.metadata)
         try:
             await directory.load()
-            await directory.load()
+            await directory.load(force=True)  # within its TTL: only a forced load asks again
         finally:
             await credentials.aclose()
             await server.stop(0)
@@ -79,7 +78,7 @@ async def test_agency_tree_is_fetched_with_the_services_token(tmp_path: Path) ->
 
 def test_without_a_secret_there_are_no_credentials(tmp_path: Path) -> None:
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
-    assert identity_credentials(settings) is None
+    assert identity_credentials(settings, settings.documents.client_id) is None
 
 
 def test_directory_made_before_the_event_loop_loads_inside_it() -> None:

@@ -1,17 +1,30 @@
-"""`lgsp admin ca …`: the development CA the documents service signs and verifies with.
+"""`lgsp documents …`: the documents service's commands. `lgsp documents ca …` runs the
+development CA the service signs and verifies with.
 
 The CA lives in <data_dir>/ca (root, intermediate, issued certificates, CRLs); the running
 documents service sees every change at once (it reads the CRLs before each verification).
 
-    lgsp admin ca issue --user nguyenvanan.stp        # an official (name and agency from identity)
-    lgsp admin ca issue --agency 000.00.12.H30        # an agency's own certificate (seal)
-    lgsp admin ca revoke 3f2a… --reason key_compromise
-    lgsp admin ca list [--all]
+    lgsp documents ca issue --user nguyenvanan.stp     # an official (name, agency from identity)
+    lgsp documents ca issue --agency 000.00.12.H30     # an agency's own certificate (seal)
+    lgsp documents ca issue --user nguyenvanan.stp --name "Nguyễn Văn An" \\
+        --agency-code 000.00.12.H30 --agency-name "Sở Tư pháp"   # identity not asked
+    lgsp documents ca revoke 3f2a… --reason key_compromise
+    lgsp documents ca list [--all]
+
+Who an official is (user id, full name, mail, agency) is the identity service's to say, so
+`issue` asks identity's gRPC API (IdentityService.GetUser and GetAgency) with the documents
+service's own client-credentials token, as the running service does for the agency tree. It
+does not open identity's database: that would tie documents to identity's tables and
+migrations (and run them), and in scale-out the database is identity's alone, on another
+host. The price is that identity must be running; when it is not (a first installation, a
+recovery), --name, --agency-code, --agency-name and --user-id give everything on the command
+line and no call is made.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from typing import Any
 
@@ -29,35 +42,59 @@ def _ca(args: argparse.Namespace) -> Any:
 
 
 def _identity_lookup(settings: Any, username: str, agency: str) -> dict[str, str]:
-    """The user's id, name, mail and agency (or the agency's name) from the identity database."""
-    from lgsp import db
-    from lgsp.grpc.errors import NotFound
-    from services.identity.bootstrap import MIGRATIONS, public_base_url, wire
+    """The user's id, name, mail and agency (or the agency's name), from identity's gRPC API."""
+    return asyncio.run(_ask_identity(settings, username, agency))
 
-    engine = db.create_engine(settings.identity.database_url)
+
+async def _ask_identity(settings: Any, username: str, agency: str) -> dict[str, str]:
+    import grpc
+
+    from lgsp.agencies import identity_address, identity_credentials
+    from lgsp.api.identity.v1 import identity_pb2 as pb
+    from lgsp.api.identity.v1 import identity_pb2_grpc
+    from lgsp.grpc.client import channel
+
+    credentials = identity_credentials(
+        settings, settings.documents.client_id, settings.documents.client_secret
+    )
+    address = identity_address(settings)
+    found: dict[str, str] = {"agency_code": agency}
+    what = f"user {username}" if username else f"agency {agency}"
     try:
-        db.migrate(engine, MIGRATIONS)
-        d = wire(engine, public_base_url(settings)).directory
-        found: dict[str, str] = {"agency_code": agency}
-        with d.read() as s:
+        async with channel(address, service_name="documents-cli") as ch:
+            stub = identity_pb2_grpc.IdentityServiceStub(ch)
+            metadata = tuple(await credentials.metadata()) if credentials else ()
             if username:
-                row = d.find_user(s, "lgsp", username)
-                if row is None:
-                    raise LookupError(f"no user {username} in the identity directory")
+                user = (
+                    await stub.GetUser(
+                        pb.GetUserRequest(username=username), metadata=metadata, timeout=10
+                    )
+                ).user
                 found = {
-                    "user_id": str(row["id"]),
-                    "full_name": str(row["display_name"] or username),
-                    "email": str(row["email"] or ""),
-                    "agency_code": str(row["agency_code"] or ""),
+                    "user_id": user.id,
+                    "full_name": user.display_name or username,
+                    "email": user.email,
+                    "agency_code": user.agency_code,
                 }
             if found["agency_code"]:
-                try:
-                    found["agency_name"] = str(d.get_agency_row(s, found["agency_code"])["name"])
-                except NotFound:
-                    raise LookupError(f"no agency {found['agency_code']} in identity") from None
-        return found
+                what = f"agency {found['agency_code']}"
+                reply = await stub.GetAgency(
+                    pb.GetAgencyRequest(code=found["agency_code"]), metadata=metadata, timeout=10
+                )
+                found["agency_name"] = reply.agency.name
+    except grpc.aio.AioRpcError as e:
+        if e.code() == grpc.StatusCode.NOT_FOUND:
+            raise LookupError(f"no {what} in the identity directory") from None
+        raise LookupError(
+            f"cannot ask identity at {address} ({e.code().name}: {e.details()}); start it, or "
+            "give --name, --agency-code, --agency-name and --user-id"
+        ) from None
+    except OSError as e:  # the token endpoint is down
+        raise LookupError(f"cannot get a token for identity: {e}") from None
     finally:
-        engine.dispose()
+        if credentials is not None:
+            await credentials.aclose()
+    return found
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -86,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{shown} certificate(s)", file=sys.stderr)
         return 0
     except (CAError, LookupError) as exc:
-        print(f"lgsp admin ca: {exc}", file=sys.stderr)
+        print(f"lgsp documents ca: {exc}", file=sys.stderr)
         return 1
 
 
@@ -119,8 +156,23 @@ def _issue(ca: Any, settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def register(cmds: Any, common: argparse.ArgumentParser) -> None:
-    """Add `ca` under `lgsp admin` (called from services.identity.cli.register)."""
+def register(subparsers: Any, common: argparse.ArgumentParser | None = None) -> None:
+    """Add the `documents` command group (`lgsp documents ca …`)."""
+    from lgsp.cli import config_option
+
+    common = common or config_option()
+    p = subparsers.add_parser(
+        "documents",
+        parents=[common],
+        help="documents service: the development CA for digital signatures",
+        description=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cmds = p.add_subparsers(dest="documents_command", required=True, metavar="COMMAND")
+    _register_ca(cmds, common)
+
+
+def _register_ca(cmds: Any, common: argparse.ArgumentParser) -> None:
     from services.documents.signing import REVOCATION_REASONS
 
     p = cmds.add_parser(
@@ -154,7 +206,7 @@ def register(cmds: Any, common: argparse.ArgumentParser) -> None:
         help="revoke a certificate and republish the CRL",
         description="Revoke a certificate: signatures made with it are refused from now on.",
     )
-    r.add_argument("serial", help="serial in hex, as `lgsp admin ca list` shows it")
+    r.add_argument("serial", help="serial in hex, as `lgsp documents ca list` shows it")
     r.add_argument(
         "--reason", default="unspecified", choices=sorted(REVOCATION_REASONS), help="RFC 5280"
     )
