@@ -12,8 +12,8 @@ closed. Disabled (dissolved, merged) agencies stay, marked, so older documents s
 
     directory = IdentityAgencyDirectory.from_settings(
         settings, service="documents", client_id=..., client_secret=...)
-    spec = ServiceSpec(..., subscriptions=[directory.subscription("documents-agencies")],
-                       background=[lambda rt, stop: directory.run(stop)])
+    Wiring(..., subscriptions=[directory.subscription("documents-agencies")],
+           background=[directory.run], closers=[directory.aclose])
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ from lgsp.authn.client import ClientCredentials
 from lgsp.config import Settings
 
 if TYPE_CHECKING:
-    from lgsp.app import Subscription
     from lgsp.inbox import ReceivedEvent
+    from lgsp.plugins import Subscription
 
 __all__ = [
     "IDENTITY_TOPIC",
@@ -264,7 +264,7 @@ class IdentityAgencyDirectory(AgencyDirectory):
         """A consumer of identity's topic that keeps this directory current. Each process
         of a service should have its own `group`: a group shares the partitions out among
         its members, and a replica that misses an event waits for the next reload."""
-        from lgsp.app import Subscription
+        from lgsp.plugins import Subscription
 
         async def handle(event: ReceivedEvent, uow: Any) -> None:
             self.apply(event.payload)

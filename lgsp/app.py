@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from lgsp import db
+from lgsp.authn.sessions import EndedSessions
 from lgsp.bus import Bus, open_bus, run_consumer
 from lgsp.config import Settings, load_settings
 from lgsp.grpc.server import LgspServer, build_server, serve_until_signal
@@ -95,6 +96,12 @@ class ServiceRuntime:
             self._spawn(f"consumer {sub.group}", self._consume_forever(sub))
         for task in self.wiring.background:
             self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self._stop))
+        sessions = getattr(self.wiring.authenticator, "sessions", None)
+        if isinstance(sessions, EndedSessions):
+            bus = self._bus
+            self._spawn(
+                "ended sessions", lambda: sessions.follow(bus, self._stop, source=self.plugin.name)
+            )
         await self.server.start()
 
     def after_commit(self) -> None:

@@ -205,6 +205,7 @@ def authenticator_from_settings(
     {keycloak_realm}). With identity.keycloak_client_secret set, `sensitive_methods` are
     also checked by token introspection as client identity.keycloak_client_id."""
     from lgsp.authn import HttpIntrospector, JwtAuthenticator, issuer_from_settings
+    from lgsp.authn.sessions import EndedSessions
 
     issuer = issuer_from_settings(settings)
     ident = settings.identity
@@ -228,6 +229,8 @@ def authenticator_from_settings(
         audience=audience,
         introspection=introspector,
         sensitive_methods=sensitive,
+        # Followed by the service runtime: tokens of ended sessions are refused at once.
+        sessions=EndedSessions(),
     )
 
 

@@ -32,6 +32,7 @@ from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 
 from lgsp.auth import Principal
 from lgsp.authn.introspection import Introspector
+from lgsp.authn.sessions import EndedSessions
 from lgsp.grpc.errors import Unauthenticated, Unavailable
 
 if TYPE_CHECKING:
@@ -227,6 +228,8 @@ class _Verified:
     kid: str
     exp: float
     nbf: float
+    sid: str = ""
+    iat: float | None = None
 
 
 def _numeric(claims: Mapping[str, Any], name: str, *, required: bool) -> float | None:
@@ -310,8 +313,11 @@ class JwtAuthenticator:
         jwks_max_age_s: float = 300.0,
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
+        sessions: EndedSessions | None = None,
     ) -> None:
         self.issuer = issuer.rstrip("/")
+        # Ended sessions, followed from identity's sessions topic by the service runtime.
+        self.sessions = sessions
         self.audience = audience
         self.leeway_s = leeway_s
         self.jwks = JwksCache(
@@ -348,6 +354,10 @@ class JwtAuthenticator:
         hit = self._cache.get(token)
         if hit is not None:
             self._check_window(hit.exp, hit.nbf, now)
+            if self.sessions is not None:
+                if not self.sessions.ready:
+                    await self.sessions.wait_ready()
+                self.sessions.check(hit.sid, hit.principal.subject, hit.iat)
             return hit.principal
         if len(token) > _MAX_TOKEN_CHARS:
             raise Unauthenticated("malformed token")
@@ -398,7 +408,13 @@ class JwtAuthenticator:
         if typ is not None and str(typ).lower() != "bearer":
             raise Unauthenticated("not an access token")
         principal = principal_from_claims(claims, token)
-        self._remember(token, _Verified(principal, kid, exp, start))
+        raw_sid = claims.get("sid")
+        sid = raw_sid if isinstance(raw_sid, str) else ""
+        if self.sessions is not None:
+            if not self.sessions.ready:
+                await self.sessions.wait_ready()
+            self.sessions.check(sid, principal.subject, iat)
+        self._remember(token, _Verified(principal, kid, exp, start, sid, iat))
         return principal
 
     def _check_window(self, exp: float, nbf: float, now: float) -> None:

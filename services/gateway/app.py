@@ -1,4 +1,4 @@
-"""Wiring: configuration → registry, limiter, message log, proxy, servicers, ServiceSpec.
+"""Wiring: configuration → registry, limiter, message log, proxy, servicers.
 
 `wire(runtime)` is the gateway plugin's composition root; tests pass GatewayOptions
 (routes to their own upstreams, small limits, a test authenticator's issuer…).

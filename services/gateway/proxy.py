@@ -114,6 +114,8 @@ class GatewayAuthenticator:
 
     def __init__(self, inner: Authenticator) -> None:
         self.inner = inner
+        # The platform runtime follows the inner checks' ended sessions (lgsp.authn.sessions).
+        self.sessions = getattr(inner, "sessions", None)
 
     async def authenticate(self, metadata: Mapping[str, str], method: str) -> Principal:
         if method.startswith(OWN_PREFIXES):

@@ -14,11 +14,12 @@ import pytest
 from lgsp import events
 from lgsp.agencies import IDENTITY_TOPIC, Agency, AgencyDirectory, IdentityAgencyDirectory
 from lgsp.api.identity.v1 import events_pb2, identity_pb2, identity_pb2_grpc
-from lgsp.app import ServiceRuntime, ServiceSpec
+from lgsp.app import ServiceRuntime
 from lgsp.bus import open_bus
-from lgsp.config import load_settings
+from lgsp.config import ServiceSettings, load_settings
 from lgsp.grpc import LgspServer, build_server
 from lgsp.grpc.client import channel
+from lgsp.plugins import Plugin, Wiring
 from tests.lgsp.auth.test_roles import (
     COMMUNE,
     HEALTH,
@@ -175,10 +176,14 @@ async def test_the_subscription_follows_identitys_topic(identity, tmp_path: Path
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
     bus = open_bus(f"sqlite:///{tmp_path}/bus.db")
     runtime = ServiceRuntime(
-        ServiceSpec(
+        Plugin(
             "documents",
-            migrations_dir=MIGRATIONS,
-            subscriptions=[directory.subscription(f"agencies-{uuid.uuid4().hex[:6]}")],
+            "agency follower",
+            ServiceSettings,
+            wire=lambda rt: Wiring(
+                subscriptions=[directory.subscription(f"agencies-{uuid.uuid4().hex[:6]}")]
+            ),
+            migrations=MIGRATIONS,
         ),
         settings,
         port=0,

@@ -33,7 +33,7 @@ def identity_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     runs asyncio.run in this one), reading the same settings as the CLI."""
     from lgsp.app import ServiceRuntime
     from lgsp.config import load_settings
-    from services.identity.bootstrap import build_spec
+    from services.identity.plugin import PLUGIN
 
     http_port = free_port()
     monkeypatch.setenv("LGSP_IDENTITY_HTTP_PORT", str(http_port))
@@ -41,7 +41,7 @@ def identity_service(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("LGSP_TELEMETRY_ENABLED", "false")
     monkeypatch.setenv("LGSP_IDENTITY_ADMIN_PASSWORD", "Quan-Tri-Th3-Test!")
     settings = load_settings()
-    runtime = ServiceRuntime(build_spec(settings, seed_demo=False), settings)
+    runtime = ServiceRuntime(PLUGIN.with_options(seed_demo=False), settings)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
