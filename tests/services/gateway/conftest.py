@@ -23,10 +23,10 @@ from lgsp.app import ServiceRuntime
 from lgsp.auth import current_principal
 from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
-from services.gateway.app import Gateway, GatewayOptions, build_spec
-from services.gateway.proxy import Route
 from lgsp.grpc import build_server
 from lgsp.grpc.server import LgspServer
+from services.gateway.app import Gateway, GatewayOptions, build_spec
+from services.gateway.proxy import Route
 from services.identity.seed import DEMO_PASSWORD, demo_secret
 from tests.services.identity.conftest import ADMIN_PASSWORD, start_identity
 
@@ -221,7 +221,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         id_runtime, ident, base = await start_identity(tmp_path / "identity")
     finally:
         os.environ.pop("IDENTITY_ADMIN_PASSWORD", None)
-    await asyncio.to_thread(seed_demo, ident.directory, None)
+    await asyncio.to_thread(seed_demo, ident, None)
     issuer = f"{base}/realms/lgsp"
     seen = Seen()
     upstream = build_server(
