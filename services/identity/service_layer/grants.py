@@ -134,18 +134,8 @@ class Grants:
             r = uow.repos
             scope = rules.granted_scope(scope, client)
             sid = self._new_session(r, realm, user["id"], client_id, scope)
-            self.logins.succeeded(uow, user, password)
             out = self._response(r, realm, user, client, scope, sid)
-            self.logins.record(
-                uow,
-                ok=True,
-                realm=realm,
-                login_name=user["username"],
-                user_id=user["id"],
-                client_id=client_id,
-                method=ev.LOGIN_METHOD_PASSWORD,
-                ctx=ctx,
-            )
+            self.logins.signed_in(uow, realm, user, client_id, ctx, password)
             uow.commit()
         self.logins.committed()
         return out
@@ -273,17 +263,7 @@ class Grants:
                 expires_at=time.time() + rules.CODE_TTL,
                 session_id=sid,
             )
-            self.logins.succeeded(uow, user, "")
-            self.logins.record(
-                uow,
-                ok=True,
-                realm=realm,
-                login_name=user["username"],
-                user_id=user["id"],
-                client_id=client["client_id"],
-                method=ev.LOGIN_METHOD_PASSWORD,
-                ctx=ctx,
-            )
+            self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
             uow.commit()
         self.logins.committed()
         return code, sid

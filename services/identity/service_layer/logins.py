@@ -219,6 +219,28 @@ class Logins:
             values["password_hash"] = security.hash_password(password)
         uow.repos.accounts.update(user["id"], **values)
 
+    def signed_in(
+        self,
+        uow: IdentityUnitOfWork,
+        realm: str,
+        user: Row,
+        client_id: str,
+        ctx: ClientContext,
+        password: str = "",
+    ) -> None:
+        """A password sign-in went through: the account's state, the audit row, the event."""
+        self.succeeded(uow, user, password)
+        self.record(
+            uow,
+            ok=True,
+            realm=realm,
+            login_name=user["username"],
+            user_id=user["id"],
+            client_id=client_id,
+            method=ev.LOGIN_METHOD_PASSWORD,
+            ctx=ctx,
+        )
+
     def client_failed(self, realm: str, client_id: str, ctx: ClientContext, exc: Refused) -> None:
         """Record a refused client_credentials sign-in."""
         self.throttle.failed(ctx.remote_ip)

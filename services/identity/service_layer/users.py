@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from lgsp.api.identity.v1 import events_pb2 as ev
 from lgsp.api.identity.v1 import identity_pb2 as pb
+from services.identity.adapters.unit_of_work import Repositories
 from services.identity.domain import directory as rules
 from services.identity.domain import model, security
 from services.identity.domain.access import REALM, Actor, require_platform_admin
@@ -28,6 +29,13 @@ from services.identity.service_layer.common import (
 
 
 class Users(DirectoryUseCases):
+    @staticmethod
+    def _administered(r: Repositories, actor: Actor, user_id: str, realm: str | None = None) -> Row:
+        """The account, if the actor administers its agency."""
+        row = r.accounts.require(user_id, realm)
+        require_agency_admin(r, actor, row["agency_code"])
+        return row
+
     def create(
         self,
         actor: Actor,
@@ -158,8 +166,7 @@ class Users(DirectoryUseCases):
         values.update(extra)
         with self.change() as uow:
             r = uow.repos
-            row = r.accounts.require(u.id)
-            require_agency_admin(r, actor, row["agency_code"])
+            row = self._administered(r, actor, u.id)
             rules.check_etag(row, u.etag, f"user {row['username']}")
             if values.get("agency_code"):
                 r.agencies.require(values["agency_code"])
@@ -196,8 +203,7 @@ class Users(DirectoryUseCases):
         reason = rules.reason(reason)
         with self.change() as uow:
             r = uow.repos
-            row = r.accounts.require(user_id)
-            require_agency_admin(r, actor, row["agency_code"])
+            row = self._administered(r, actor, user_id)
             rules.check_etag(row, etag, f"user {row['username']}")
             r.accounts.update(
                 user_id,
@@ -236,8 +242,7 @@ class Users(DirectoryUseCases):
         records and documents that name it stay resolvable."""
         with self.change() as uow:
             r = uow.repos
-            row = r.accounts.require(user_id, realm)
-            require_agency_admin(r, actor, row["agency_code"])
+            row = self._administered(r, actor, user_id, realm)
             r.accounts.update(
                 user_id,
                 status=Status.DISABLED,
@@ -277,8 +282,7 @@ class Users(DirectoryUseCases):
         pw_hash = security.hash_password(password)
         with self.change() as uow:
             r = uow.repos
-            row = r.accounts.require(user_id, realm)
-            require_agency_admin(r, actor, row["agency_code"])
+            row = self._administered(r, actor, user_id, realm)
             r.accounts.update(
                 user_id,
                 password_hash=pw_hash,
@@ -305,8 +309,7 @@ class Users(DirectoryUseCases):
         secret = security.new_totp_secret() if enable else None
         with self.change() as uow:
             r = uow.repos
-            row = r.accounts.require(user_id)
-            require_agency_admin(r, actor, row["agency_code"])
+            row = self._administered(r, actor, user_id)
             r.accounts.update(
                 user_id, totp_secret=secret, updated_at=now(), version=row["version"] + 1
             )
