@@ -98,6 +98,7 @@ class ServiceRuntime:
             self._spawn(getattr(task, "__name__", "task"), functools.partial(task, self._stop))
         sessions = getattr(self.wiring.authenticator, "sessions", None)
         if isinstance(sessions, EndedSessions):
+            sessions.followed = True  # calls wait for the follower from the very first
             bus = self._bus
             self._spawn(
                 "ended sessions", lambda: sessions.follow(bus, self._stop, source=self.plugin.name)

@@ -10,7 +10,9 @@ have expired anyway. A token check is two dictionary look-ups (bench/auth).
 
 Until the follower has read everything the topic held when it started (a barrier read on
 every partition, lgsp.inbox.publish_barrier), it cannot know which sessions ended: calls wait
-for it up to `ready_timeout` and are then refused with UNAVAILABLE, never let through.
+for it up to `ready_timeout` and are then refused with UNAVAILABLE, never let through. An
+authenticator used outside a service runtime (a test, a command) has no follower and checks
+signatures only, as before.
 """
 
 from __future__ import annotations
@@ -50,15 +52,19 @@ class EndedSessions:
         self.ready_timeout = ready_timeout
         self._clock = clock
         self._ready = asyncio.Event()
+        self.followed = False  # set by the runtime that follows the topic, before any call
         self.applied = 0
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """Whether calls may be checked now: caught up, or nobody follows (no check)."""
+        return self._ready.is_set() or not self.followed
 
     def check(self, sid: str, subject: str, iat: float | None) -> None:
         """Unauthenticated if the token's session ended or its subject's tokens were revoked
         (the caller made sure `ready`)."""
+        if not self.followed:
+            return
         if sid and sid in self.sessions:
             raise Unauthenticated("session ended: sign in again")
         revoked = self.subjects.get(subject)
@@ -67,7 +73,7 @@ class EndedSessions:
 
     async def wait_ready(self) -> None:
         """Return once the follower has caught up; UNAVAILABLE after `ready_timeout`."""
-        if self._ready.is_set():
+        if self.ready:
             return
         try:
             await asyncio.wait_for(self._ready.wait(), self.ready_timeout)
@@ -105,6 +111,7 @@ class EndedSessions:
         from lgsp.inbox import ensure_topics, publish_barrier
 
         assert isinstance(bus, Bus)
+        self.followed = True
         await ensure_topics(bus, [SESSIONS_TOPIC], with_dlq=False)
         group = f"{source}-sessions-{uuid.uuid4().hex[:12]}"  # its own: sees every partition
         barrier = f"{group}/ready"

@@ -1,4 +1,4 @@
-"""Wiring: configuration → directory, token service, HTTP app, gRPC servicers.
+"""Wiring: configuration → storage, use cases, HTTP app, gRPC servicers.
 
 `wire_service(runtime)` is the plugin's composition root; tests pass their own options. The
 OIDC HTTP app runs under uvicorn as a background task of the service, in the same process
@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import uvicorn
 from sqlalchemy.engine import Engine
 
@@ -27,15 +26,24 @@ from lgsp.app import ServiceRuntime
 from lgsp.authn import issuer_from_settings
 from lgsp.config import Settings
 from lgsp.plugins import Wiring
-from services.identity.adapters import tables as t
+from services.identity.adapters.unit_of_work import Storage
+from services.identity.domain.access import MASTER, REALM, SYSTEM
 from services.identity.entrypoints.grpc import (
     AdminServicer,
     IdentityServicer,
     local_authenticator,
 )
 from services.identity.entrypoints.http import OidcApp
-from services.identity.service_layer.directory import MASTER, REALM, SYSTEM, Directory
-from services.identity.service_layer.tokens import KeyStore, Tokens
+from services.identity.service_layer.agencies import Agencies
+from services.identity.service_layer.cache import DirectoryCache
+from services.identity.service_layer.clients import Clients
+from services.identity.service_layer.grants import Grants
+from services.identity.service_layer.groups import Groups
+from services.identity.service_layer.keys import KeyStore
+from services.identity.service_layer.logins import Logins
+from services.identity.service_layer.roles import Roles
+from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.users import Users
 
 log = logging.getLogger("services.identity")
 
@@ -60,19 +68,45 @@ def public_base_url(settings: Settings, http_port: int | None = None) -> str:
 
 @dataclass
 class Identity:
-    """The identity service's objects over one engine."""
+    """The identity service's objects over one engine: its storage, the use cases, the app."""
 
-    directory: Directory
-    tokens: Tokens
+    storage: Storage
+    agencies: Agencies
+    users: Users
+    roles: Roles
+    groups: Groups
+    clients: Clients
+    keys: KeyStore
+    logins: Logins
+    grants: Grants
+    sessions: Sessions
     app: OidcApp
 
 
 def wire(engine: Engine, base_url: str, after_commit: Any = lambda: None) -> Identity:
-    directory = Directory(engine, after_commit=after_commit)
-    keys = KeyStore(engine)
+    storage = Storage(engine, after_commit=after_commit)
+    keys = KeyStore(storage)
     keys.load(force=True)  # creates the first key now, never inside a token transaction
-    tokens = Tokens(engine, directory, base_url, keys, after_commit=after_commit)
-    return Identity(directory, tokens, OidcApp(directory, tokens))
+    cache = DirectoryCache(storage)
+    logins = Logins(storage)
+    grants = Grants(storage, keys, logins, cache, base_url)
+    sessions = Sessions(storage, keys, cache, base_url)
+    agencies, users, roles = Agencies(storage), Users(storage), Roles(storage)
+    groups, clients = Groups(storage), Clients(storage)
+    app = OidcApp(
+        storage,
+        keys=keys,
+        logins=logins,
+        grants=grants,
+        sessions=sessions,
+        users=users,
+        roles=roles,
+        groups=groups,
+        clients=clients,
+    )
+    return Identity(
+        storage, agencies, users, roles, groups, clients, keys, logins, grants, sessions, app
+    )
 
 
 def ensure_master(identity: Identity, data_dir: str | None, admin_password: str = "") -> str | None:
@@ -81,16 +115,10 @@ def ensure_master(identity: Identity, data_dir: str | None, admin_password: str 
     The password is `admin_password` (setting identity.admin_password), else one is generated
     and written to <data_dir>/identity-admin-password (mode 0600). Returns it when newly
     created."""
-    d = identity.directory
-    with d.read() as s:
-        has_client = s.execute(
-            sa.select(t.clients.c.id).where(
-                t.clients.c.realm == MASTER, t.clients.c.client_id == "admin-cli"
-            )
-        ).first()
-        admin = d.find_user(s, MASTER, "admin")
+    has_client = identity.clients.row(MASTER, "admin-cli") is not None
+    admin = identity.users.find(MASTER, "admin")
     if not has_client:
-        d.create_client(
+        identity.clients.create(
             SYSTEM,
             pb.ClientSystem(client_id="admin-cli", display_name="admin-cli"),
             realm=MASTER,
@@ -111,14 +139,22 @@ def ensure_master(identity: Identity, data_dir: str | None, admin_password: str 
             with os.fdopen(fd, "w") as fh:
                 fh.write(password + "\n")
             log.info("master realm admin created; its password is in %s", path)
-    user, _ = d.create_user(
+    user, _ = identity.users.create(
         SYSTEM,
         pb.User(username="admin", display_name="Quản trị hệ thống"),
         password=password,
         realm=MASTER,
     )
-    d.grant_role(SYSTEM, user.id, "admin", "")
+    identity.roles.grant(SYSTEM, user.id, "admin", "")
     return password
+
+
+def _identity_servicer(i: Identity) -> IdentityServicer:
+    return IdentityServicer(i.agencies, i.users, i.groups, i.clients)
+
+
+def _admin_servicer(i: Identity) -> AdminServicer:
+    return AdminServicer(i.agencies, i.users, i.roles, i.groups, i.clients)
 
 
 class _Uvicorn(uvicorn.Server):
@@ -141,17 +177,17 @@ def wire_service(
     ident = wire(runtime.engine, public_base_url(settings, port), runtime.after_commit)
     if seed_demo is None:
         seed_demo = settings.identity.demo_seed
-    authenticator = local_authenticator(ident.tokens, ident.app.build())
+    authenticator = local_authenticator(ident.sessions, ident.app.build())
 
     async def oidc_server(stop: asyncio.Event) -> None:
-        await asyncio.to_thread(ident.tokens.keys.load, True)
+        await asyncio.to_thread(ident.keys.load, True)
         await asyncio.to_thread(
             ensure_master, ident, settings.platform.data_dir, settings.identity.admin_password
         )
         if seed_demo:
             from services.identity.seed import seed_demo as seed
 
-            await asyncio.to_thread(seed, ident.directory, settings.platform.data_dir, True)
+            await asyncio.to_thread(seed, ident, settings.platform.data_dir, True)
         config = uvicorn.Config(
             ident.app.build(),
             host=settings.platform.host,
@@ -173,9 +209,9 @@ def wire_service(
         servicers=[
             (
                 identity_pb2_grpc.add_IdentityServiceServicer_to_server,
-                IdentityServicer(ident.directory, ident.tokens),
+                _identity_servicer(ident),
             ),
-            (admin_pb2_grpc.add_AdminServiceServicer_to_server, AdminServicer(ident.directory)),
+            (admin_pb2_grpc.add_AdminServiceServicer_to_server, _admin_servicer(ident)),
         ],
         authenticator=authenticator,
         background=[oidc_server],

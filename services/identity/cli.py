@@ -24,7 +24,7 @@ from lgsp.cli import Subparsers, config_option, settings_from_args
 LEVELS = ("province", "department", "commune", "unit", "district", "central")
 
 
-def _directory(args: argparse.Namespace) -> Any:
+def _identity(args: argparse.Namespace) -> Any:
     from lgsp import db
     from services.identity.bootstrap import MIGRATIONS, public_base_url, wire
 
@@ -34,36 +34,24 @@ def _directory(args: argparse.Namespace) -> Any:
     return wire(engine, public_base_url(settings)), settings
 
 
-def _user_id(identity: Any, username: str, realm: str) -> str:
-    from lgsp.grpc.errors import NotFound
-
-    d = identity.directory
-    with d.read() as s:
-        row = d.find_user(s, realm, username)
-    if row is None:
-        raise NotFound(f"user {username} not found in realm {realm}")
-    return str(row["id"])
-
-
 def _run(args: argparse.Namespace) -> int:
     from lgsp.api.identity.v1 import identity_pb2 as pb
-    from lgsp.grpc.errors import ServiceError
+    from services.identity.domain.access import SYSTEM
+    from services.identity.domain.errors import DomainError
     from services.identity.domain.model import AgencyLevel
-    from services.identity.service_layer.directory import SYSTEM
 
-    identity, settings = _directory(args)
-    d = identity.directory
+    identity, settings = _identity(args)
     try:
         if args.admin_command == "seed-demo":
             from services.identity.seed import seed_demo
 
-            created = seed_demo(d, settings.platform.data_dir)
+            created = seed_demo(identity, settings.platform.data_dir)
             print(
                 f"demo province: {created}; passwords and client secrets in "
                 f"{settings.platform.data_dir}/identity-demo.json"
             )
         elif args.admin_command == "create-agency":
-            agency = d.create_agency(
+            agency = identity.agencies.create(
                 SYSTEM,
                 pb.Agency(
                     code=args.code,
@@ -77,7 +65,7 @@ def _run(args: argparse.Namespace) -> int:
             )
             print(f"agency {agency.code} created")
         elif args.admin_command == "create-user":
-            user, otp = d.create_user(
+            user, otp = identity.users.create(
                 SYSTEM,
                 pb.User(
                     username=args.username,
@@ -92,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
             if otp:
                 print(f"one-time password (change at first sign-in): {otp}")
         elif args.admin_command == "create-client":
-            client, secret, _ = d.create_client(
+            client, secret, _ = identity.clients.create(
                 SYSTEM,
                 pb.ClientSystem(
                     client_id=args.client_id,
@@ -108,31 +96,31 @@ def _run(args: argparse.Namespace) -> int:
             if secret:
                 print(f"client secret (shown once): {secret}")
         elif args.admin_command == "reset-password":
-            uid = _user_id(identity, args.username, args.realm)
-            otp = d.reset_password(
+            uid = identity.users.id_of(args.realm, args.username)
+            otp = identity.users.reset_password(
                 SYSTEM, uid, args.password or "", temporary=not args.password, realm=args.realm
             )
             print(f"password of {args.username} reset")
             if otp:
                 print(f"one-time password (change at first sign-in): {otp}")
         elif args.admin_command == "grant-role":
-            uid = _user_id(identity, args.username, "lgsp")
-            d.grant_role(SYSTEM, uid, args.role, args.agency, args.include_sub)
+            uid = identity.users.id_of("lgsp", args.username)
+            identity.roles.grant(SYSTEM, uid, args.role, args.agency, args.include_sub)
             print(f"{args.username} is {args.role} in {args.agency}")
         elif args.admin_command == "enable-totp":
-            uid = _user_id(identity, args.username, args.realm)
-            secret = d.set_totp(SYSTEM, uid, True)
+            uid = identity.users.id_of(args.realm, args.username)
+            secret = identity.users.set_totp(SYSTEM, uid, True)
             import pyotp
 
             uri = pyotp.TOTP(secret).provisioning_uri(name=args.username, issuer_name="LGSP")
             print(f"TOTP enabled for {args.username}; add to an authenticator app: {uri}")
         elif args.admin_command == "rotate-keys":
-            print(f"new signing key {identity.tokens.keys.rotate()}")
-    except ServiceError as exc:
+            print(f"new signing key {identity.keys.rotate()}")
+    except DomainError as exc:
         print(f"lgsp admin: {exc.message}", file=sys.stderr)
         return 1
     finally:
-        d.engine.dispose()
+        identity.storage.engine.dispose()
     return 0
 
 

@@ -12,15 +12,16 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any
-
-import sqlalchemy as sa
+from typing import TYPE_CHECKING, Any
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
-from services.identity.adapters import tables as t
 from services.identity.domain import security
-from services.identity.domain.model import AgencyLevel, Status
-from services.identity.service_layer.directory import REALM, SYSTEM, Directory, fold, now
+from services.identity.domain.access import REALM, SYSTEM
+from services.identity.domain.directory import fold
+from services.identity.domain.model import AgencyLevel
+
+if TYPE_CHECKING:
+    from services.identity.bootstrap import Identity
 
 DEMO_PASSWORD = "LgspDemo@2025"
 PROVINCE = "000.00.00.H30"
@@ -217,28 +218,20 @@ def officials() -> list[dict[str, Any]]:
 
 
 def seed_demo(
-    directory: Directory, data_dir: str | None = None, only_if_empty: bool = False
+    identity: Identity, data_dir: str | None = None, only_if_empty: bool = False
 ) -> dict[str, Any]:
     """Create what is missing of the demo province; returns counts of what was created."""
-    d = directory
-    with d.read() as s:
-        if (
-            only_if_empty
-            and s.execute(sa.select(sa.func.count()).select_from(t.agencies)).scalar_one()
-        ):
+    with identity.storage.read() as r:
+        if only_if_empty and r.agencies.count():
             return {"skipped": "directory not empty"}
-        have_agencies = set(s.execute(sa.select(t.agencies.c.code)).scalars())
-        have_users = set(
-            s.execute(sa.select(t.users.c.username).where(t.users.c.realm == REALM)).scalars()
-        )
-        have_clients = set(
-            s.execute(sa.select(t.clients.c.client_id).where(t.clients.c.realm == REALM)).scalars()
-        )
+        have_agencies = r.agencies.codes()
+        have_users = r.accounts.usernames(REALM)
+        have_clients = r.clients.ids(REALM)
     created = {"agencies": 0, "users": 0, "clients": 0}
     for code, name, short, level, parent, sub in AGENCIES:
         if code in have_agencies:
             continue
-        d.create_agency(
+        identity.agencies.create(
             SYSTEM,
             pb.Agency(
                 code=code,
@@ -255,7 +248,12 @@ def seed_demo(
     for o in officials():
         if o["username"] in have_users:
             continue
-        _insert_official(d, o, shared_hash)
+        identity.users.create_with_hash(
+            SYSTEM,
+            o,
+            shared_hash,
+            {role: role in ("agency_admin", "admin", "auditor", "operator") for role in o["roles"]},
+        )
         created["users"] += 1
     secrets_out: dict[str, str] = {}
     for client_id, name, owner, roles in CLIENTS:
@@ -264,7 +262,7 @@ def seed_demo(
         if client_id in have_clients:
             continue
         if roles is None:
-            d.create_client(
+            identity.clients.create(
                 SYSTEM,
                 pb.ClientSystem(client_id=client_id, display_name=name, owner_agency_code=owner),
                 secret=None,
@@ -272,7 +270,7 @@ def seed_demo(
                 service_accounts=False,
             )
         else:
-            d.create_client(
+            identity.clients.create(
                 SYSTEM,
                 pb.ClientSystem(client_id=client_id, display_name=name, owner_agency_code=owner),
                 secret=secrets_out[client_id],
@@ -286,50 +284,3 @@ def seed_demo(
         with os.fdopen(fd, "w") as fh:
             json.dump({"password": DEMO_PASSWORD, "client_secrets": secrets_out}, fh, indent=2)
     return created
-
-
-def _insert_official(d: Directory, o: dict[str, Any], pw_hash: str) -> None:
-    """Like Directory.create_user + grant_role, with the shared demo hash (no 50 ms per user)."""
-    import uuid
-
-    from lgsp.api.identity.v1 import events_pb2 as ev
-
-    with d._uow() as uow:
-        s = uow.session
-        uid, ts = str(uuid.uuid4()), now()
-        s.execute(
-            sa.insert(t.users).values(
-                id=uid,
-                realm=REALM,
-                username=o["username"],
-                display_name=o["display_name"],
-                first_name="",
-                last_name="",
-                email=o["email"],
-                phone="",
-                agency_code=o["agency_code"],
-                position=o["position"],
-                status=Status.ACTIVE,
-                password_hash=pw_hash,
-                password_temporary=False,
-                failed_logins=0,
-                search_text=fold(f"{o['username']} {o['display_name']} {o['email']}"),
-                created_at=ts,
-                updated_at=ts,
-                version=1,
-            )
-        )
-        for role in o["roles"]:
-            s.execute(
-                sa.insert(t.role_grants).values(
-                    user_id=uid,
-                    role=role,
-                    agency_code=o["agency_code"],
-                    include_sub=role in ("agency_admin", "admin", "auditor", "operator"),
-                    granted_at=ts,
-                    granted_by="",
-                )
-            )
-        msg = d.user_msg(s, d.get_user_row(s, uid))
-        d._change(uow, SYSTEM, "user.create", uid, ev.UserCreated(user=msg), username=o["username"])
-        d._commit(uow)

@@ -9,6 +9,7 @@ from typing import Any
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
+from services.identity.domain.directory import account_status, etag
 from services.identity.domain.model import ROLE_NUMBERS
 
 Row = Any  # a SQLAlchemy RowMapping (or any str-keyed mapping)
@@ -20,17 +21,6 @@ def ts(epoch: float | None) -> Timestamp | None:
     t = Timestamp()
     t.FromNanoseconds(int(epoch * 1e9))
     return t
-
-
-def etag(version: int) -> str:
-    return f"v{version}"
-
-
-def user_status(row: Row, now: float) -> int:
-    """LOCKED only while the lock lasts; an expired lock reads as ACTIVE."""
-    if row["status"] == pb.USER_STATUS_LOCKED and (row["locked_until"] or 0) <= now:
-        return pb.USER_STATUS_ACTIVE
-    return int(row["status"])
 
 
 def grant(row: Row) -> pb.RoleGrant:
@@ -52,7 +42,7 @@ def user(row: Row, grants: Iterable[Row], group_ids: Iterable[str], now: float) 
         phone=row["phone"],
         agency_code=row["agency_code"] or "",
         position=row["position"],
-        status=user_status(row, now),  # type: ignore[arg-type]
+        status=account_status(row, now),  # type: ignore[arg-type]
         role_grants=[grant(g) for g in grants if g["role"] in ROLE_NUMBERS],
         group_ids=sorted(group_ids),
         create_time=ts(row["created_at"]),

@@ -1,7 +1,8 @@
 """The identity domain: what a valid agency, account, role, client and password look like.
 
-No gRPC, SQL or HTTP here. Every check raises `Invalid(field, description)`; the edges turn it
-into INVALID_ARGUMENT (gRPC) or 400 (HTTP) naming the field, before anything is stored.
+No gRPC, SQL or HTTP here. Every check raises `Invalid(field, description)` (domain/errors.py);
+the edges turn it into INVALID_ARGUMENT (gRPC) or 400 (HTTP) naming the field, before anything
+is stored.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from lgsp.agency_code import MAX_LENGTH, agency_code_problem
+from services.identity.domain.errors import Invalid
 
 __all__ = [
     "AGENCY_CODE_MAX",
@@ -23,6 +25,7 @@ __all__ = [
     "check_agency_code",
     "check_client_id",
     "check_email",
+    "check_mail_domain",
     "check_name",
     "check_password",
     "check_phone",
@@ -30,15 +33,6 @@ __all__ = [
     "check_username",
     "role_name",
 ]
-
-
-class Invalid(ValueError):
-    """One field of a request is unacceptable; nothing has been changed."""
-
-    def __init__(self, field: str, description: str) -> None:
-        super().__init__(f"{field}: {description}")
-        self.field = field
-        self.description = description
 
 
 class Status(IntEnum):
@@ -109,7 +103,7 @@ def check_agency_code(code: str, field: str = "code") -> str:
     return code
 
 
-def _has_control(text: str) -> bool:
+def has_control(text: str) -> bool:
     return any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in text)
 
 
@@ -122,7 +116,7 @@ def check_name(text: str, field: str, max_len: int = 200, required: bool = True)
         return text
     if len(text) > max_len:
         raise Invalid(field, f"at most {max_len} characters, got {len(text)}")
-    if _has_control(text):
+    if has_control(text):
         raise Invalid(field, "must not contain control characters")
     return text
 
@@ -167,6 +161,13 @@ def check_email(email: str, field: str = "email", *, required: bool = False) -> 
     return email.lower()
 
 
+def check_mail_domain(domain: str, field: str = "mail_domain") -> str:
+    domain = domain.strip().lower()
+    if domain and not _EMAIL.match(f"x@{domain}"):
+        raise Invalid(field, "must be a domain like stp.gov.vn")
+    return domain
+
+
 _PHONE = re.compile(r"^\+[1-9][0-9]{7,14}$")
 
 
@@ -199,7 +200,7 @@ def check_password(
         raise Invalid(field, f"at least {policy.min_length} characters")
     if len(password) > policy.max_length:
         raise Invalid(field, f"at most {policy.max_length} characters")
-    if _has_control(password):
+    if has_control(password):
         raise Invalid(field, "must not contain control characters")
     classes = sum(
         (

@@ -27,6 +27,7 @@ __all__ = [
     "hash_secret",
     "needs_rehash",
     "new_secret",
+    "new_totp_secret",
     "verify_password",
     "verify_secret",
     "verify_totp",
@@ -60,6 +61,11 @@ def verify_password(stored_hash: str | None, password: str) -> bool:
 
 def needs_rehash(stored_hash: str) -> bool:
     return _hasher.check_needs_rehash(stored_hash)
+
+
+def new_totp_secret() -> str:
+    """A base32 TOTP secret for an authenticator app."""
+    return pyotp.random_base32()
 
 
 # Client secrets and refresh tokens are 256-bit random values: a fast hash is enough (no

@@ -1,9 +1,16 @@
 """The gRPC servicers (IdentityService, AdminService) and the identity service's own token
-check: proto in, directory call in a worker thread, proto out."""
+check: proto in, use case in a worker thread, proto out.
+
+Domain refusals become the platform's errors here (`to_service_error`): Invalid →
+INVALID_ARGUMENT naming the field, NotFound → NOT_FOUND (+ ResourceInfo), AlreadyExists →
+ALREADY_EXISTS, PermissionDenied → PERMISSION_DENIED, FailedPrecondition →
+FAILED_PRECONDITION, Stale → ABORTED."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,26 +20,70 @@ from lgsp.api.identity.v1 import admin_pb2_grpc, identity_pb2_grpc
 from lgsp.api.identity.v1 import identity_pb2 as pb
 from lgsp.auth import Principal, current_principal
 from lgsp.authn import JwtAuthenticator
-from lgsp.grpc.errors import InvalidArgument, NotFound, Unauthenticated
-from services.identity.adapters import proto
+from lgsp.grpc import errors
+from lgsp.grpc.errors import InvalidArgument, Unauthenticated
+from services.identity.domain import errors as de
+from services.identity.domain.access import REALM, Actor
 from services.identity.domain.model import ROLE_NAMES
-from services.identity.service_layer.directory import REALM, Actor, Directory
-from services.identity.service_layer.tokens import OAuthError, Tokens
+from services.identity.service_layer.agencies import Agencies
+from services.identity.service_layer.clients import Clients
+from services.identity.service_layer.groups import Groups
+from services.identity.service_layer.roles import Roles
+from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.users import Users
 
 IDENTITY_METHODS = ("/lgsp.api.identity.v1.IdentityService/", "/lgsp.api.identity.v1.AdminService/")
+
+
+def to_service_error(e: de.DomainError) -> errors.ServiceError:
+    if isinstance(e, de.Invalid):
+        return errors.InvalidArgument(e.field, e.description)
+    if isinstance(e, de.NotFound):
+        return errors.NotFound(e.message, resource_type=e.kind, resource_name=e.name)
+    if isinstance(e, de.AlreadyExists):
+        return errors.AlreadyExists(e.message, resource_type=e.kind, resource_name=e.name)
+    if isinstance(e, de.PermissionDenied):
+        return errors.PermissionDenied(e.message)
+    if isinstance(e, de.Stale):
+        return errors.Aborted(e.message)
+    if isinstance(e, de.FailedPrecondition):
+        return errors.FailedPrecondition(e.message, type=e.type, subject=e.subject)
+    if isinstance(e, de.Refused):
+        return errors.Unauthenticated(e.message)
+    return errors.FailedPrecondition(e.message)
+
+
+def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """A servicer method whose domain refusals leave as gRPC statuses."""
+
+    @functools.wraps(fn)
+    async def call(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return await fn(self, request, context)
+        except de.DomainError as e:
+            raise to_service_error(e) from None
+
+    return call
+
+
+def _rpc_methods(cls: type) -> type:
+    for name, fn in list(vars(cls).items()):
+        if name[:1].isupper() and callable(fn):
+            setattr(cls, name, rpc(fn))
+    return cls
 
 
 class LocalIntrospector:
     """lgsp.authn's Introspector answered from this provider's own database: a revoked token,
     an ended session or a disabled account is refused at once (no HTTP, no cache)."""
 
-    def __init__(self, tokens: Tokens) -> None:
-        self.tokens = tokens
+    def __init__(self, sessions: Sessions) -> None:
+        self.sessions = sessions
 
     async def is_active(self, token: str) -> bool:
         try:
-            await asyncio.to_thread(self.tokens.verify, REALM, token)
-        except OAuthError:
+            await asyncio.to_thread(self.sessions.verify, REALM, token)
+        except de.Refused:
             return False
         return True
 
@@ -40,20 +91,20 @@ class LocalIntrospector:
         return None
 
 
-def local_authenticator(tokens: Tokens, jwks_app: Any) -> JwtAuthenticator:
+def local_authenticator(sessions: Sessions, jwks_app: Any) -> JwtAuthenticator:
     """The platform's JwtAuthenticator (so the Principal is built exactly as in every other
     service, by lgsp.authn.principal_from_claims) with two local twists: the JWKS is read from
     this process's own OIDC app in memory (ASGI transport: the service never calls itself over
     the network, and works before its HTTP port is up), and every identity method is checked
     against the sessions and revocations in the database (LocalIntrospector)."""
-    issuer = tokens.issuer(REALM)
+    issuer = sessions.issuer(REALM)
     client = httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=jwks_app), base_url=tokens.base_url
+        transport=httpx.ASGITransport(app=jwks_app), base_url=sessions.base_url
     )
     return JwtAuthenticator(
         issuer,
         http_client=client,
-        introspection=LocalIntrospector(tokens),
+        introspection=LocalIntrospector(sessions),
         sensitive_methods=IDENTITY_METHODS,
         # A JWKS read is in-process and cheap: follow a key rotation within a second.
         min_refresh_interval_s=1.0,
@@ -83,10 +134,13 @@ def _role(number: int) -> str:
     return ROLE_NAMES[number]
 
 
+@_rpc_methods
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, directory: Directory, tokens: Tokens) -> None:
-        self.d = directory
-        self.tokens = tokens
+    def __init__(self, agencies: Agencies, users: Users, groups: Groups, clients: Clients) -> None:
+        self.agencies = agencies
+        self.users = users
+        self.groups = groups
+        self.clients = clients
 
     async def WhoAmI(self, request: pb.WhoAmIRequest, context: Any) -> pb.WhoAmIResponse:
         p = current_principal()
@@ -96,14 +150,11 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         out = pb.WhoAmIResponse(subject=caller_id(p), scopes=str(claims.get("scope", "")).split())
         out.expire_time.FromSeconds(int(claims["exp"]))
         if p.kind == "client":
-
-            def client() -> pb.ClientSystem:
-                with self.d.read() as s:
-                    return proto.client(self.d.get_client_row(s, str(claims["client_id"])))
-
-            out.client.CopyFrom(await asyncio.to_thread(client))
+            client = await asyncio.to_thread(self.clients.get, str(claims["client_id"]))
+            out.client.CopyFrom(client)
         elif claims.get("iss", "").endswith("/lgsp"):
-            out.user.CopyFrom(await asyncio.to_thread(self.d.get_user, user_id=str(claims["sub"])))
+            user = await asyncio.to_thread(lambda: self.users.get(user_id=str(claims["sub"])))
+            out.user.CopyFrom(user)
         return out
 
     async def GetUser(self, request: pb.GetUserRequest, context: Any) -> pb.GetUserResponse:
@@ -111,50 +162,57 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
         if which is None or not getattr(request, which):
             raise InvalidArgument("key", "give id or username")
         kwargs = {"user_id": request.id} if which == "id" else {"username": request.username}
-        return pb.GetUserResponse(user=await asyncio.to_thread(lambda: self.d.get_user(**kwargs)))
+        return pb.GetUserResponse(user=await asyncio.to_thread(lambda: self.users.get(**kwargs)))
 
     async def ListUsers(self, request: pb.ListUsersRequest, context: Any) -> pb.ListUsersResponse:
-        return await asyncio.to_thread(self.d.list_users, request)
+        return await asyncio.to_thread(self.users.list, request)
 
     async def GetAgency(self, request: pb.GetAgencyRequest, context: Any) -> pb.GetAgencyResponse:
         if not request.code:
             raise InvalidArgument("code", "is required")
-        return pb.GetAgencyResponse(agency=await asyncio.to_thread(self.d.get_agency, request.code))
+        return pb.GetAgencyResponse(agency=await asyncio.to_thread(self.agencies.get, request.code))
 
     async def ListAgencies(
         self, request: pb.ListAgenciesRequest, context: Any
     ) -> pb.ListAgenciesResponse:
-        return await asyncio.to_thread(self.d.list_agencies, request)
+        return await asyncio.to_thread(self.agencies.list, request)
 
     async def GetAgencyTree(
         self, request: pb.GetAgencyTreeRequest, context: Any
     ) -> pb.GetAgencyTreeResponse:
         roots = await asyncio.to_thread(
-            self.d.agency_tree, request.root_code, request.max_depth, request.include_disabled
+            self.agencies.tree, request.root_code, request.max_depth, request.include_disabled
         )
         return pb.GetAgencyTreeResponse(roots=roots)
 
     async def GetGroup(self, request: pb.GetGroupRequest, context: Any) -> pb.GetGroupResponse:
         if not request.id:
             raise InvalidArgument("id", "is required")
-        return pb.GetGroupResponse(group=await asyncio.to_thread(self.d.get_group, request.id))
+        return pb.GetGroupResponse(group=await asyncio.to_thread(self.groups.get, request.id))
 
     async def ListGroups(
         self, request: pb.ListGroupsRequest, context: Any
     ) -> pb.ListGroupsResponse:
-        return await asyncio.to_thread(self.d.list_groups, request)
+        return await asyncio.to_thread(self.groups.list, request)
 
 
+@_rpc_methods
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
-    def __init__(self, directory: Directory) -> None:
-        self.d = directory
+    def __init__(
+        self, agencies: Agencies, users: Users, roles: Roles, groups: Groups, clients: Clients
+    ) -> None:
+        self.agencies = agencies
+        self.users = users
+        self.roles = roles
+        self.groups = groups
+        self.clients = clients
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, actor(), *args, **kwargs)
 
     async def CreateUser(self, request: apb.CreateUserRequest, context: Any) -> Any:
         user, otp = await self._run(
-            self.d.create_user,
+            self.users.create,
             request.user,
             password=request.initial_password,
             request_id=request.request_id,
@@ -164,30 +222,30 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def UpdateUser(self, request: apb.UpdateUserRequest, context: Any) -> Any:
         if not request.user.id:
             raise InvalidArgument("user.id", "is required")
-        user = await self._run(self.d.update_user, request.user, _mask(request.update_mask))
+        user = await self._run(self.users.update, request.user, _mask(request.update_mask))
         return apb.UpdateUserResponse(user=user)
 
     async def DisableUser(self, request: apb.DisableUserRequest, context: Any) -> Any:
         user = await self._run(
-            self.d.set_user_status, request.id, request.etag, False, request.reason
+            self.users.set_status, request.id, request.etag, False, request.reason
         )
         return apb.DisableUserResponse(user=user)
 
     async def EnableUser(self, request: apb.EnableUserRequest, context: Any) -> Any:
-        user = await self._run(self.d.set_user_status, request.id, request.etag, True)
+        user = await self._run(self.users.set_status, request.id, request.etag, True)
         return apb.EnableUserResponse(user=user)
 
     async def ResetPassword(self, request: apb.ResetPasswordRequest, context: Any) -> Any:
         if request.notify_by_mail:
             raise InvalidArgument("notify_by_mail", "mail delivery of passwords is not available")
-        otp = await self._run(self.d.reset_password, request.id)
+        otp = await self._run(self.users.reset_password, request.id)
         return apb.ResetPasswordResponse(one_time_password=otp)
 
     async def GrantRole(self, request: apb.GrantRoleRequest, context: Any) -> Any:
         if not request.agency_code:
             raise InvalidArgument("agency_code", "is required")
         user = await self._run(
-            self.d.grant_role,
+            self.roles.grant,
             request.user_id,
             _role(request.role),
             request.agency_code,
@@ -199,22 +257,22 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         if not request.agency_code:
             raise InvalidArgument("agency_code", "is required")
         user = await self._run(
-            self.d.revoke_role, request.user_id, _role(request.role), request.agency_code
+            self.roles.revoke, request.user_id, _role(request.role), request.agency_code
         )
         return apb.RevokeRoleResponse(user=user)
 
     async def CreateAgency(self, request: apb.CreateAgencyRequest, context: Any) -> Any:
         return apb.CreateAgencyResponse(
-            agency=await self._run(self.d.create_agency, request.agency)
+            agency=await self._run(self.agencies.create, request.agency)
         )
 
     async def UpdateAgency(self, request: apb.UpdateAgencyRequest, context: Any) -> Any:
-        agency = await self._run(self.d.update_agency, request.agency, _mask(request.update_mask))
+        agency = await self._run(self.agencies.update, request.agency, _mask(request.update_mask))
         return apb.UpdateAgencyResponse(agency=agency)
 
     async def DisableAgency(self, request: apb.DisableAgencyRequest, context: Any) -> Any:
         agency = await self._run(
-            self.d.disable_agency,
+            self.agencies.disable,
             request.code,
             request.etag,
             request.successor_code,
@@ -223,50 +281,49 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
         return apb.DisableAgencyResponse(agency=agency)
 
     async def CreateGroup(self, request: apb.CreateGroupRequest, context: Any) -> Any:
-        group = await self._run(self.d.create_group, request.group, request.request_id)
+        group = await self._run(self.groups.create, request.group, request.request_id)
         return apb.CreateGroupResponse(group=group)
 
     async def UpdateGroup(self, request: apb.UpdateGroupRequest, context: Any) -> Any:
-        group = await self._run(self.d.update_group, request.group, _mask(request.update_mask))
+        group = await self._run(self.groups.update, request.group, _mask(request.update_mask))
         return apb.UpdateGroupResponse(group=group)
 
     async def DeleteGroup(self, request: apb.DeleteGroupRequest, context: Any) -> Any:
-        await self._run(self.d.delete_group, request.id, request.etag)
+        await self._run(self.groups.delete, request.id, request.etag)
         return apb.DeleteGroupResponse()
 
     async def AddGroupMembers(self, request: apb.AddGroupMembersRequest, context: Any) -> Any:
-        group = await self._run(self.d.change_members, request.group_id, list(request.user_ids), [])
+        group = await self._run(
+            self.groups.change_members, request.group_id, list(request.user_ids), []
+        )
         return apb.AddGroupMembersResponse(group=group)
 
     async def RemoveGroupMembers(self, request: apb.RemoveGroupMembersRequest, context: Any) -> Any:
-        group = await self._run(self.d.change_members, request.group_id, [], list(request.user_ids))
+        group = await self._run(
+            self.groups.change_members, request.group_id, [], list(request.user_ids)
+        )
         return apb.RemoveGroupMembersResponse(group=group)
 
     async def CreateClientSystem(self, request: apb.CreateClientSystemRequest, context: Any) -> Any:
-        client, secret, _ = await self._run(self.d.create_client, request.client)
+        client, secret, _ = await self._run(self.clients.create, request.client)
         return apb.CreateClientSystemResponse(client=client, client_secret=secret)
 
     async def UpdateClientSystem(self, request: apb.UpdateClientSystemRequest, context: Any) -> Any:
-        client = await self._run(self.d.update_client, request.client, _mask(request.update_mask))
+        client = await self._run(self.clients.update, request.client, _mask(request.update_mask))
         return apb.UpdateClientSystemResponse(client=client)
 
     async def DisableClientSystem(
         self, request: apb.DisableClientSystemRequest, context: Any
     ) -> Any:
         client = await self._run(
-            self.d.disable_client, request.client_id, request.etag, request.reason
+            self.clients.disable, request.client_id, request.etag, request.reason
         )
         return apb.DisableClientSystemResponse(client=client)
 
     async def RotateClientSecret(self, request: apb.RotateClientSecretRequest, context: Any) -> Any:
-        secret, client = await self._run(self.d.rotate_client_secret, request.client_id)
+        secret, client = await self._run(self.clients.rotate_secret, request.client_id)
         return apb.RotateClientSecretResponse(client_secret=secret, client=client)
 
     async def ListClientSystems(self, request: apb.ListClientSystemsRequest, context: Any) -> Any:
-        a = actor()
-        self.d.require_platform_admin(a)
-        clients, nxt = await asyncio.to_thread(self.d.list_clients, request)
+        clients, nxt = await self._run(self.clients.list, request)
         return apb.ListClientSystemsResponse(clients=clients, next_page_token=nxt)
-
-
-_ = NotFound

@@ -32,6 +32,7 @@ USER = "7f1c2a9e-0000-4000-8000-000000000001"
 def test_the_rules_ended_session_revoked_subject_and_expiry() -> None:
     now = [1_000_000.0]
     ended = EndedSessions(clock=lambda: now[0])
+    ended.followed = True
     ended.check("s1", USER, now[0])  # nothing ended yet
     exp = spb.SessionEnded(session_id="s1", user_id=USER)
     exp.expires_at.FromSeconds(int(now[0]) + 600)
@@ -53,8 +54,14 @@ def test_the_rules_ended_session_revoked_subject_and_expiry() -> None:
     assert "client:motcua" in ended.subjects  # kept a day when no expiry is given
 
 
-async def test_wait_ready_is_bounded() -> None:
+async def test_wait_ready_is_bounded_and_nothing_is_checked_without_a_follower() -> None:
     ended = EndedSessions(ready_timeout=0.2)
+    ended.apply(spb.SessionEnded(session_id="s1"))
+    assert ended.ready
+    ended.check("s1", USER, None)  # an authenticator outside a runtime: signatures only
+    ended.followed = True
+    with pytest.raises(Unauthenticated):
+        ended.check("s1", USER, None)
     started = time.monotonic()
     with pytest.raises(Unavailable, match="still loading"):
         await ended.wait_ready()

@@ -223,7 +223,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         id_runtime, ident, base = await start_identity(tmp_path / "identity")
     finally:
         os.environ.pop("IDENTITY_ADMIN_PASSWORD", None)
-    await asyncio.to_thread(seed_demo, ident.directory, None)
+    await asyncio.to_thread(seed_demo, ident, None)
     issuer = f"{base}/realms/lgsp"
     seen = Seen()
     upstream = build_server(

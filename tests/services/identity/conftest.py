@@ -125,15 +125,15 @@ def new_official(run: Running, roles: tuple[str, ...] = ("specialist",)) -> tupl
     import uuid
 
     from lgsp.api.identity.v1 import identity_pb2 as pb
-    from services.identity.service_layer.directory import SYSTEM
+    from services.identity.domain.access import SYSTEM
 
-    d = run.identity.directory
+    ident = run.identity
     username = f"cv{uuid.uuid4().hex[:8]}.stp"
-    user, _ = d.create_user(
+    user, _ = ident.users.create(
         SYSTEM,
         pb.User(username=username, display_name="Trần Thị Bích", agency_code="000.00.12.H30"),
         password=OFFICIAL_PASSWORD,
     )
     for role in roles:
-        d.grant_role(SYSTEM, user.id, role, "000.00.12.H30")
+        ident.roles.grant(SYSTEM, user.id, role, "000.00.12.H30")
     return user.id, username

@@ -37,7 +37,7 @@ def token_for(run: Running, username: str, password: str = DEMO_PASSWORD) -> str
 
 
 def province_admin(run: Running) -> str:
-    with run.identity.directory.read() as s:
+    with run.identity.storage.session() as s:
         return str(
             s.execute(
                 sa.select(t.users.c.username)

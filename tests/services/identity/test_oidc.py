@@ -18,8 +18,8 @@ from keycloak import KeycloakOpenID
 from keycloak.exceptions import KeycloakAuthenticationError, KeycloakPostError
 
 from services.identity.adapters import tables as t
+from services.identity.domain.access import SYSTEM
 from services.identity.seed import DEMO_PASSWORD, demo_secret
-from services.identity.service_layer.directory import SYSTEM
 from tests.services.identity.conftest import OFFICIAL_PASSWORD, Running, new_official
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -32,7 +32,7 @@ def oidc(run: Running, client_id: str, secret: str | None = None) -> KeycloakOpe
 
 
 def leader_username(run: Running) -> str:
-    with run.identity.directory.read() as s:
+    with run.identity.storage.session() as s:
         return str(
             s.execute(
                 sa.select(t.users.c.username)
@@ -46,7 +46,7 @@ def leader_username(run: Running) -> str:
 
 
 def counts(run: Running) -> dict[str, int]:
-    with run.identity.directory.read() as s:
+    with run.identity.storage.session() as s:
         return {
             name: s.execute(sa.select(sa.func.count()).select_from(tbl)).scalar_one()
             for name, tbl in {
@@ -87,7 +87,7 @@ async def test_password_grant_token_format_and_keycloak_decode(demo: Running) ->
     assert claims["realm_access"]["roles"] == ["leader"]
     assert claims["agency_roles"] == {"000.00.12.H30": ["leader"]}
     assert claims["exp"] - claims["iat"] == 300 and claims["jti"]
-    header = jwt.decode(tok["access_token"], demo.identity.tokens.keys.keyset()).header
+    header = jwt.decode(tok["access_token"], demo.identity.keys.keyset()).header
     assert header["alg"] == "RS256" and header["kid"] and header["typ"] == "JWT"
     info = await asyncio.to_thread(kc.userinfo, tok["access_token"])
     assert info["sub"] == claims["sub"] and info["name"] == claims["name"]
@@ -112,7 +112,7 @@ async def test_wrong_password_unknown_user_and_wrong_secret(demo: Running) -> No
 
 
 def login_failures(run: Running) -> int:
-    with run.identity.directory.read() as s:
+    with run.identity.storage.session() as s:
         return int(
             s.execute(
                 sa.select(sa.func.count())
@@ -135,7 +135,7 @@ async def test_lockout_after_repeated_failures(demo: Running) -> None:
     assert b"temporarily locked" in locked.value.response_body
     # An admin reset unlocks.
     await asyncio.to_thread(
-        demo.identity.directory.reset_password, SYSTEM, uid, "Mat-Khau-Moi-2025", False
+        demo.identity.users.reset_password, SYSTEM, uid, "Mat-Khau-Moi-2025", False
     )
     tok = await asyncio.to_thread(kc.token, username, "Mat-Khau-Moi-2025")
     assert tok["access_token"]
@@ -144,8 +144,8 @@ async def test_lockout_after_repeated_failures(demo: Running) -> None:
 async def test_address_throttle(demo: Running) -> None:
     from services.identity.domain.security import AddressThrottle
 
-    saved = demo.identity.tokens.throttle
-    demo.identity.tokens.throttle = AddressThrottle(limit=3)
+    saved = demo.identity.logins.throttle
+    demo.identity.logins.throttle = AddressThrottle(limit=3)
     try:
         kc = oidc(demo, "documents", demo_secret("documents"))
         for i in range(3):
@@ -155,7 +155,7 @@ async def test_address_throttle(demo: Running) -> None:
             await asyncio.to_thread(kc.token, leader_username(demo), DEMO_PASSWORD)
         assert err.value.response_code == 429
     finally:
-        demo.identity.tokens.throttle = saved
+        demo.identity.logins.throttle = saved
 
 
 async def test_client_credentials_service_account(demo: Running) -> None:
@@ -214,13 +214,13 @@ async def test_key_rotation_keeps_old_key_published(demo: Running) -> None:
     kc = oidc(demo, "documents", demo_secret("documents"))
     before = await asyncio.to_thread(kc.token, grant_type="client_credentials")
     old_kid = (await asyncio.to_thread(kc.certs))["keys"][0]["kid"]
-    new_kid = await asyncio.to_thread(demo.identity.tokens.keys.rotate)
+    new_kid = await asyncio.to_thread(demo.identity.keys.rotate)
     kids = [k["kid"] for k in (await asyncio.to_thread(kc.certs))["keys"]]
     assert kids == [new_kid, old_kid]
     after = await asyncio.to_thread(kc.token, grant_type="client_credentials")
     for tok in (before, after):
         await asyncio.to_thread(kc.decode_token, tok["access_token"])  # both still verify
-    header = jwt.decode(after["access_token"], demo.identity.tokens.keys.keyset()).header
+    header = jwt.decode(after["access_token"], demo.identity.keys.keyset()).header
     assert header["kid"] == new_kid
 
 
@@ -363,7 +363,7 @@ async def test_forged_login_post_is_refused(demo: Running) -> None:
 
 
 def logins(run: Running) -> int:
-    with run.identity.directory.read() as s:
+    with run.identity.storage.session() as s:
         return int(
             s.execute(
                 sa.select(sa.func.count())
@@ -411,7 +411,7 @@ async def test_public_client_needs_pkce(demo: Running) -> None:
 async def test_totp_second_factor(demo: Running) -> None:
     import pyotp
 
-    d = demo.identity.directory
+    d = demo.identity.users
     uid, username = await asyncio.to_thread(new_official, demo, ("admin",))
     secret = await asyncio.to_thread(d.set_totp, SYSTEM, uid, True)
     kc = oidc(demo, "documents", demo_secret("documents"))
@@ -429,7 +429,7 @@ async def test_login_events_reach_the_outbox(demo: Running) -> None:
         await asyncio.to_thread(kc.token, leader_username(demo), "Sai-Mat-Khau-1")
     from lgsp.db import outbox_table
 
-    with demo.identity.directory.read() as s:
+    with demo.identity.storage.session() as s:
         types = s.execute(sa.select(outbox_table.c.event_type, outbox_table.c.topic)).all()
     assert ("lgsp.api.identity.v1.LoginSucceeded", "lgsp.identity.v1") in types
     assert ("lgsp.api.identity.v1.LoginFailed", "lgsp.identity.v1") in types

@@ -1,0 +1,160 @@
+"""The users table: officials' accounts, the master realm's admin, clients' service accounts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from services.identity.adapters import tables as t
+from services.identity.domain.errors import NotFound
+from services.identity.domain.model import Status
+
+Row = Any  # a SQLAlchemy RowMapping
+
+_BY_ID = sa.select(t.users).where(t.users.c.id == sa.bindparam("id"))
+
+
+def like(text: str) -> str:
+    """A LIKE pattern (escape "\\") for text anywhere in the column."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class AccountRepository:
+    def __init__(self, session: Session) -> None:
+        self.s = session
+
+    def get(self, user_id: str, realm: str | None = None) -> Row | None:
+        q = sa.select(t.users).where(t.users.c.id == user_id)
+        if realm:
+            q = q.where(t.users.c.realm == realm)
+        return self.s.execute(q).mappings().first()
+
+    def require(self, user_id: str, realm: str | None = None) -> Row:
+        row = self.get(user_id, realm)
+        if row is None:
+            raise NotFound(f"user {user_id} not found", kind="user", name=user_id)
+        return row
+
+    def one(self, user_id: str) -> Row:
+        """An account known to exist (named by a session, a code or a client)."""
+        return self.s.execute(_BY_ID, {"id": user_id}).mappings().one()
+
+    def find(self, realm: str, username: str) -> Row | None:
+        return (
+            self.s.execute(
+                sa.select(t.users).where(
+                    t.users.c.realm == realm, t.users.c.username == username.strip().lower()
+                )
+            )
+            .mappings()
+            .first()
+        )
+
+    def status(self, user_id: str) -> int | None:
+        q = sa.select(t.users.c.status).where(t.users.c.id == user_id)
+        return self.s.execute(q).scalar()
+
+    def add(self, **values: Any) -> None:
+        self.s.execute(sa.insert(t.users).values(**values))
+
+    def update(self, user_id: str, **values: Any) -> None:
+        self.s.execute(sa.update(t.users).where(t.users.c.id == user_id).values(**values))
+
+    def count_failure(self, user_id: str) -> int:
+        """One more failed sign-in, counted in the database, not read then written: concurrent
+        failures (threads, replicas) each count, so parallel guesses cannot outrun the lock."""
+        return int(
+            self.s.execute(
+                sa.update(t.users)
+                .where(t.users.c.id == user_id)
+                .values(failed_logins=t.users.c.failed_logins + 1)
+                .returning(t.users.c.failed_logins)
+            ).scalar_one()
+        )
+
+    def usernames(self, realm: str) -> set[str]:
+        q = sa.select(t.users.c.username).where(t.users.c.realm == realm)
+        return set(self.s.execute(q).scalars())
+
+    def select(
+        self,
+        realm: str,
+        *,
+        agency_codes: Sequence[str] = (),
+        role: str | None = None,
+        status: int = 0,
+        group_id: str = "",
+        search: str = "",
+        offset: int = 0,
+        limit: int = 50,
+    ) -> tuple[int, list[Row]]:
+        """(how many match, one page of them by username)."""
+        q = sa.select(t.users).where(t.users.c.realm == realm)
+        if agency_codes:
+            q = q.where(t.users.c.agency_code.in_(agency_codes))
+        if role is not None:
+            q = q.where(
+                t.users.c.id.in_(
+                    sa.select(t.role_grants.c.user_id).where(t.role_grants.c.role == role)
+                )
+            )
+        if status:
+            q = q.where(t.users.c.status == status)
+        if group_id:
+            q = q.where(
+                t.users.c.id.in_(
+                    sa.select(t.group_members.c.user_id).where(
+                        t.group_members.c.group_id == group_id
+                    )
+                )
+            )
+        if search:
+            q = q.where(t.users.c.search_text.like(like(search), escape="\\"))
+        total = self.s.execute(sa.select(sa.func.count()).select_from(q.subquery())).scalar_one()
+        rows = self.s.execute(q.order_by(t.users.c.username).offset(offset).limit(limit))
+        return int(total), list(rows.mappings().all())
+
+    def people(
+        self,
+        realm: str,
+        *,
+        username: str = "",
+        exact: bool = False,
+        email: str = "",
+        search: str = "",
+        enabled: bool | None = None,
+        first: int = 0,
+        size: int = 100,
+    ) -> list[Row]:
+        """Accounts of people (not service accounts), Keycloak's user query."""
+        q = sa.select(t.users).where(
+            t.users.c.realm == realm, t.users.c.service_client_id.is_(None)
+        )
+        if username:
+            q = q.where(
+                t.users.c.username == username
+                if exact
+                else t.users.c.username.like(like(username), escape="\\")
+            )
+        if email:
+            q = q.where(t.users.c.email == email)
+        if search:
+            q = q.where(t.users.c.search_text.like(like(search), escape="\\"))
+        if enabled is not None:
+            is_enabled = t.users.c.status != Status.DISABLED
+            q = q.where(is_enabled if enabled else ~is_enabled)
+        rows = self.s.execute(q.order_by(t.users.c.username).offset(first).limit(size))
+        return list(rows.mappings().all())
+
+    def count_people(self, realm: str) -> int:
+        return int(
+            self.s.execute(
+                sa.select(sa.func.count())
+                .select_from(t.users)
+                .where(t.users.c.realm == realm, t.users.c.service_client_id.is_(None))
+            ).scalar_one()
+        )

@@ -1,0 +1,133 @@
+"""Sessions and tokens: lifetimes, which scopes a client gets, what an access token and an ID
+token say (the contract with lgsp.auth, docs/identity.md), PKCE, and when a session, code or
+refresh token is still good. No storage, no signing here: records in, claims out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from services.identity.domain.access import REALM
+from services.identity.domain.errors import GrantRefused
+
+Record = Mapping[str, Any]
+
+ACCESS_TTL = 300
+MAX_ACCESS_TTL = 3600  # clients may ask for up to this; retired keys stay published this long
+REFRESH_TTL = 1800
+SESSION_TTL = 10 * 3600
+CODE_TTL = 60
+LGSP_AUDIENCE = "lgsp"
+BASE_SCOPES = ("openid", "profile", "email", "roles", "offline_access")
+
+
+def b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def pkce_s256(verifier: str) -> str:
+    return b64url(hashlib.sha256(verifier.encode()).digest())
+
+
+def granted_scope(requested: str, client: Record, default: str = "openid") -> str:
+    """The requested scopes the client may have (the standard ones and its own)."""
+    words = [w for w in requested.split() if w] or default.split()
+    allowed = {*BASE_SCOPES, *client["scopes"]}
+    return " ".join(w for w in dict.fromkeys(words) if w in allowed)
+
+
+def issuer(base_url: str, realm: str) -> str:
+    return f"{base_url}/realms/{realm}"
+
+
+def claims(
+    iss: str,
+    realm: str,
+    user: Record,
+    client: Record,
+    grants: Iterable[Any],
+    scope: str,
+    sid: str | None,
+    ttl: int,
+    now: int,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(access token claims, ID token claims) of a user (or a client's service account)
+    with its role grants (objects with .role and .agency_code)."""
+    grants = list(grants)
+    roles = sorted({g.role for g in grants})
+    per_agency: dict[str, list[str]] = {}
+    for g in grants:
+        per_agency.setdefault(g.agency_code or user["agency_code"] or "", []).append(g.role)
+    aud = [LGSP_AUDIENCE] if realm == REALM else [f"{realm}-realm"]
+    if client["client_id"] not in aud:
+        aud.append(client["client_id"])
+    base = {
+        "iss": iss,
+        "sub": user["id"],
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl,
+        "azp": client["client_id"],
+        "preferred_username": user["username"],
+        "name": user["display_name"],
+        "email": user["email"],
+    }
+    if user["first_name"] or user["last_name"]:
+        base["given_name"] = user["first_name"]
+        base["family_name"] = user["last_name"]
+    if sid:
+        base["sid"] = sid
+    access = {
+        **base,
+        "jti": str(uuid.uuid4()),
+        "aud": aud,
+        "typ": "Bearer",
+        "scope": scope,
+        "realm_access": {"roles": roles},
+        "agency_code": user["agency_code"] or "",
+        "agency_roles": {k: sorted(v) for k, v in per_agency.items() if k},
+    }
+    if user["service_client_id"]:
+        access["client_id"] = user["service_client_id"]
+    ident = {**base, "jti": str(uuid.uuid4()), "aud": client["client_id"], "typ": "ID"}
+    return access, ident
+
+
+USERINFO_CLAIMS = (
+    "sub",
+    "preferred_username",
+    "name",
+    "email",
+    "given_name",
+    "family_name",
+    "agency_code",
+)
+
+
+def userinfo(claims: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {k: claims[k] for k in USERINFO_CLAIMS if k in claims}
+    out["email_verified"] = bool(claims.get("email"))
+    return out
+
+
+def check_code(code: Record, now: float, redirect_uri: str, verifier: str) -> None:
+    """An unspent authorization code is good until it expires, for the redirect URI it was
+    issued to, and (when it carries a PKCE challenge) with the matching verifier."""
+    if code["expires_at"] <= now:
+        raise GrantRefused("Code not valid")
+    if redirect_uri != code["redirect_uri"]:
+        raise GrantRefused("Incorrect redirect_uri")
+    if code["code_challenge"]:
+        if not verifier:
+            raise GrantRefused("PKCE code verifier not specified")
+        if not secrets.compare_digest(pkce_s256(verifier), code["code_challenge"]):
+            raise GrantRefused("PKCE verification failed")
+
+
+def session_active(revoked_at: float | None, expires_at: float, now: float) -> bool:
+    return revoked_at is None and expires_at > now

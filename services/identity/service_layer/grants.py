@@ -1,0 +1,309 @@
+"""The token endpoint's grants: password, client_credentials, refresh_token (rotation, reuse
+detection) and authorization_code (issued after the login page, PKCE). Sync methods: run
+them in a thread.
+
+Refresh tokens are opaque 256-bit values stored hashed, rotated on every use; presenting a
+spent one revokes its whole session. A refresh is a session continuing, not a sign-in:
+audited, not published as LoginSucceeded (docs/identity.md, "Passwords, logins").
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from lgsp.api.identity.v1 import events_pb2 as ev
+from services.identity.adapters.unit_of_work import Repositories, Storage
+from services.identity.domain import security
+from services.identity.domain import sessions as rules
+from services.identity.domain.errors import (
+    BadRequest,
+    ClientNotAuthenticated,
+    FlowNotAllowed,
+    GrantRefused,
+    Refused,
+)
+from services.identity.domain.model import Status
+from services.identity.service_layer.cache import DirectoryCache
+from services.identity.service_layer.keys import KeyStore
+from services.identity.service_layer.logins import ClientContext, Logins
+
+Row = Any  # a stored record (SQLAlchemy RowMapping)
+
+
+class Grants:
+    def __init__(
+        self,
+        storage: Storage,
+        keys: KeyStore,
+        logins: Logins,
+        cache: DirectoryCache,
+        base_url: str,
+        access_ttl: int = rules.ACCESS_TTL,
+    ) -> None:
+        self.storage = storage
+        self.keys = keys
+        self.logins = logins
+        self.cache = cache
+        self.base_url = base_url
+        self.access_ttl = access_ttl
+
+    def _response(
+        self,
+        r: Repositories,
+        realm: str,
+        user: Row,
+        client: Row,
+        scope: str,
+        session_id: str | None,
+        nonce: str = "",
+    ) -> dict[str, Any]:
+        ttl = client["token_ttl"] or self.access_ttl
+        access, ident = rules.claims(
+            rules.issuer(self.base_url, realm),
+            realm,
+            user,
+            client,
+            self.cache.roles_of(r, user["id"]),
+            scope,
+            session_id,
+            ttl,
+            int(time.time()),
+        )
+        out: dict[str, Any] = {
+            "access_token": self.keys.sign(access),
+            "expires_in": ttl,
+            "refresh_expires_in": 0,
+            "token_type": "Bearer",
+            "not-before-policy": 0,
+            "scope": scope,
+        }
+        if session_id:
+            refresh = security.new_secret()
+            r.sessions.add_refresh(
+                security.hash_secret(refresh), session_id, time.time(), rules.REFRESH_TTL
+            )
+            out["refresh_token"] = refresh
+            out["refresh_expires_in"] = rules.REFRESH_TTL
+            out["session_state"] = session_id
+        if "openid" in scope.split():
+            if nonce:
+                ident["nonce"] = nonce
+            out["id_token"] = self.keys.sign(ident)
+        return out
+
+    @staticmethod
+    def _new_session(r: Repositories, realm: str, user_id: str, client_id: str, scope: str) -> str:
+        sid, now = str(uuid.uuid4()), time.time()
+        r.sessions.add(
+            id=sid,
+            realm=realm,
+            user_id=user_id,
+            client_id=client_id,
+            scope=scope,
+            created_at=now,
+            expires_at=now + rules.SESSION_TTL,
+            revoked_reason="",
+        )
+        return sid
+
+    # --- password and client credentials --------------------------------------------------
+
+    def password_grant(
+        self,
+        realm: str,
+        client_id: str,
+        secret: str | None,
+        username: str,
+        password: str,
+        totp: str,
+        scope: str,
+        ctx: ClientContext,
+    ) -> dict[str, Any]:
+        if not username or not password:
+            raise BadRequest("Missing parameter: username and password")
+        with self.storage.read() as r:
+            client = self.cache.client(r, realm, client_id, secret)
+        if not client["direct_grants"]:
+            raise FlowNotAllowed("Client not allowed for direct access grants")
+        user = self.logins.check_password(realm, username, password, totp, client_id, ctx)
+        if user["password_temporary"]:
+            raise GrantRefused("Account is not fully set up (change the password)")
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            scope = rules.granted_scope(scope, client)
+            sid = self._new_session(r, realm, user["id"], client_id, scope)
+            out = self._response(r, realm, user, client, scope, sid)
+            self.logins.signed_in(uow, realm, user, client_id, ctx, password)
+            uow.commit()
+        self.logins.committed()
+        return out
+
+    def client_credentials(
+        self, realm: str, client_id: str, secret: str | None, scope: str, ctx: ClientContext
+    ) -> dict[str, Any]:
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            try:
+                client = self.cache.client(r, realm, client_id, secret)
+                if client["secret_hash"] is None:
+                    raise ClientNotAuthenticated("Public client: no client credentials")
+                if not client["service_user_id"]:
+                    raise FlowNotAllowed("Client not enabled to retrieve service account")
+            except Refused as exc:
+                uow.rollback()
+                self.logins.client_failed(realm, client_id, ctx, exc)
+                raise
+            user = self.cache.account(r, client["service_user_id"])
+            # No id_token unless asked for: a client system is not a person signing in.
+            scope = rules.granted_scope(scope or "", client, default="profile email")
+            out = self._response(r, realm, user, client, scope, None)
+            self.logins.record(
+                uow,
+                ok=True,
+                realm=realm,
+                login_name=client_id,
+                user_id=f"client:{client_id}",
+                client_id=client_id,
+                method=ev.LOGIN_METHOD_CLIENT_CREDENTIALS,
+                ctx=ctx,
+            )
+            uow.commit()
+        self.logins.committed()
+        return out
+
+    # --- refresh --------------------------------------------------------------------------
+
+    def refresh(
+        self, realm: str, client_id: str, secret: str | None, token: str, ctx: ClientContext
+    ) -> dict[str, Any]:
+        if not token:
+            raise BadRequest("Missing parameter: refresh_token")
+        reuse = False
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            client = self.cache.client(r, realm, client_id, secret)
+            now = time.time()
+            rt = r.sessions.refresh_with_session(security.hash_secret(token))
+            if rt is None:
+                raise GrantRefused("Invalid refresh token")
+            if rt["client_id"] != client_id or rt["realm"] != realm:
+                raise GrantRefused(
+                    "Invalid refresh token. Token client and authorized client don't match"
+                )
+            if rt["used_at"] is not None:
+                # A spent token came back: someone holds a copy. End the whole family.
+                r.sessions.revoke(rt["sid"], "refresh token reuse", now)
+                r.audit.write(
+                    rt["user_id"],
+                    "refresh.reuse",
+                    rt["user_id"],
+                    "session_revoked",
+                    ctx.remote_ip,
+                    session=rt["sid"],
+                )
+                uow.commit()
+                reuse = True
+            elif (
+                not rules.session_active(rt["session_revoked_at"], rt["session_expires_at"], now)
+                or rt["expires_at"] <= now
+            ):
+                raise GrantRefused("Session not active")
+            else:
+                user = self.cache.account(r, rt["user_id"])
+                if user["status"] == Status.DISABLED:
+                    raise GrantRefused("Account disabled")
+                if r.sessions.spend_refresh(rt["token_hash"], now) != 1:
+                    raise GrantRefused("Invalid refresh token")  # a concurrent refresh won
+                out = self._response(r, realm, user, client, rt["scope"], rt["sid"])
+                r.audit.write(
+                    user["id"],
+                    "refresh",
+                    user["id"],
+                    remote_ip=ctx.remote_ip,
+                    client_id=client_id,
+                    session=rt["sid"],
+                )
+                uow.commit()
+        if reuse:
+            raise GrantRefused("Refresh token reused: session revoked")
+        return out
+
+    # --- authorization code + PKCE --------------------------------------------------------
+
+    def issue_code(
+        self,
+        realm: str,
+        client: Row,
+        user: Row,
+        redirect_uri: str,
+        challenge: str,
+        method: str,
+        scope: str,
+        nonce: str,
+        ctx: ClientContext,
+    ) -> tuple[str, str]:
+        """After a successful sign-in on the login page: (code, session id)."""
+        code = security.new_secret()
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            scope = rules.granted_scope(scope, client)
+            sid = self._new_session(r, realm, user["id"], client["client_id"], scope)
+            r.sessions.add_code(
+                code_hash=security.hash_secret(code),
+                realm=realm,
+                client_id=client["client_id"],
+                user_id=user["id"],
+                redirect_uri=redirect_uri,
+                code_challenge=challenge,
+                challenge_method=method,
+                scope=scope,
+                nonce=nonce,
+                expires_at=time.time() + rules.CODE_TTL,
+                session_id=sid,
+            )
+            self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
+            uow.commit()
+        self.logins.committed()
+        return code, sid
+
+    def code_grant(
+        self,
+        realm: str,
+        client_id: str,
+        secret: str | None,
+        code: str,
+        redirect_uri: str,
+        verifier: str,
+    ) -> dict[str, Any]:
+        if not code:
+            raise BadRequest("Missing parameter: code")
+        replay = False
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            client = self.cache.client(r, realm, client_id, secret)
+            row = r.sessions.code(security.hash_secret(code))
+            now = time.time()
+            if row is None or row["realm"] != realm or row["client_id"] != client_id:
+                raise GrantRefused("Code not valid")
+            if row["used_at"] is not None:
+                # RFC 6749 §4.1.2: a replayed code revokes what it issued.
+                r.sessions.revoke(row["session_id"], "authorization code replay", now)
+                r.audit.write(row["user_id"], "code.replay", row["user_id"], "session_revoked")
+                uow.commit()
+                replay = True
+            else:
+                r.sessions.spend_code(row["code_hash"], now)
+                uow.commit()  # spent even if the checks below fail: a code is tried once
+        if replay:
+            raise GrantRefused("Code already used")
+        rules.check_code(row, now, redirect_uri, verifier)
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            user = r.accounts.one(row["user_id"])
+            out = self._response(
+                r, realm, user, client, row["scope"], row["session_id"], row["nonce"]
+            )
+            uow.commit()
+        return out
