@@ -4,7 +4,8 @@ establishes it.
 The gRPC auth interceptor (lgsp.grpc.interceptors) asks an `Authenticator` for the
 principal of each call and makes it available to the handler through `current_principal()`.
 `lgsp.authn.JwtAuthenticator` verifies OpenID Connect access tokens (built-in provider or
-Keycloak); `authenticator_from_settings()` picks the issuer from configuration.
+Keycloak); `lgsp.authn.authenticator_from_settings()` picks the issuer from configuration.
+This module imports nothing of lgsp.authn (which builds on it).
 `AllowAnonymous` lets every call through as anonymous (tests, tools).
 
 Roles are held per agency ("agency_roles" claim). A grant on agency A covers agency X when A
@@ -16,14 +17,10 @@ is X or an ancestor of X in the agency tree:
 from __future__ import annotations
 
 import contextvars
-import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Literal, Protocol
-
-if TYPE_CHECKING:
-    from lgsp.config import Settings
+from typing import Any, Literal, Protocol
 
 __all__ = [
     "ANONYMOUS",
@@ -32,7 +29,6 @@ __all__ = [
     "Authenticator",
     "Principal",
     "StaticAgencyTree",
-    "authenticator_from_settings",
     "current_principal",
     "principal_scope",
     "require_role",
@@ -192,46 +188,6 @@ class AllowAnonymous:
 
     async def authenticate(self, metadata: Mapping[str, str], method: str) -> Principal:
         return ANONYMOUS
-
-
-def authenticator_from_settings(
-    settings: Settings,
-    *,
-    audience: str = "lgsp",
-    sensitive_methods: Iterable[str] = (),
-) -> Authenticator:
-    """The token checks configured by `[identity]`: the built-in provider's issuer
-    (http://<host>:<identity.http_port>/realms/lgsp) or Keycloak's ({keycloak_url}/realms/
-    {keycloak_realm}). With identity.keycloak_client_secret set, `sensitive_methods` are
-    also checked by token introspection as client identity.keycloak_client_id."""
-    from lgsp.authn import HttpIntrospector, JwtAuthenticator, issuer_from_settings
-    from lgsp.authn.sessions import EndedSessions
-
-    issuer = issuer_from_settings(settings)
-    ident = settings.identity
-    introspector = None
-    sensitive = tuple(sensitive_methods)
-    if sensitive and not ident.keycloak_client_secret:
-        # Still safe to start (signatures are checked), but revocation goes unseen.
-        logging.getLogger("lgsp.auth").warning(
-            "identity.keycloak_client_secret is not set: sensitive methods are checked "
-            "without token introspection"
-        )
-        sensitive = ()
-    if ident.keycloak_client_secret:
-        introspector = HttpIntrospector(
-            f"{issuer}/protocol/openid-connect/token/introspect",
-            client_id=ident.keycloak_client_id,
-            client_secret=ident.keycloak_client_secret,
-        )
-    return JwtAuthenticator(
-        issuer,
-        audience=audience,
-        introspection=introspector,
-        sensitive_methods=sensitive,
-        # Followed by the service runtime: tokens of ended sessions are refused at once.
-        sessions=EndedSessions(),
-    )
 
 
 _principal: contextvars.ContextVar[Principal] = contextvars.ContextVar(

@@ -80,6 +80,87 @@ def violations(root: Path) -> list[Violation]:
     return out
 
 
+def module_graph(root: Path, package: str = "lgsp") -> dict[str, set[str]]:
+    """Module -> the package's modules it imports (lazy imports count; imports only for
+    type checking and the generated lgsp/api do not)."""
+    modules = {}
+    for path in (root / package).rglob("*.py"):
+        rel = path.relative_to(root)
+        if rel.parts[1:2] == ("api",):
+            continue
+        modules[".".join(rel.with_suffix("").parts).removesuffix(".__init__")] = path
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        typing_only = {
+            id(node)
+            for block in ast.walk(tree)
+            if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+            for node in ast.walk(block)
+        }
+        for node in ast.walk(tree):
+            if id(node) in typing_only:
+                continue
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                targets = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            graph[module].update(t for t in targets if t in modules and t != module)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected groups of more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_the_core_has_no_import_cycle() -> None:
+    """e.g. lgsp.auth and lgsp.authn importing each other: the core is layered."""
+    assert cycles(module_graph(REPO)) == []
+
+
+def test_the_cycle_check_finds_a_lazy_cycle(tmp_path: Path) -> None:
+    files = {
+        "lgsp/__init__.py": "",
+        "lgsp/auth.py": "def f():\n    from lgsp.authn import jwt\n",
+        "lgsp/authn/__init__.py": "from lgsp.authn.jwt import X\n",
+        "lgsp/authn/jwt.py": "from lgsp.auth import Principal\n",
+        "lgsp/typing_only.py": "if TYPE_CHECKING:\n    import lgsp.auth\n",
+    }
+    for name, text in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text)
+    assert cycles(module_graph(tmp_path)) == [["lgsp.auth", "lgsp.authn", "lgsp.authn.jwt"]]
+
+
 def test_no_arrow_from_the_core_to_services_or_between_services() -> None:
     found = violations(REPO)
     assert not found, "boundary violations:\n" + "\n".join(map(str, found))

@@ -5,7 +5,8 @@ when it calls another (the agency tree role checks walk is `lgsp.agencies`).
     authenticator = JwtAuthenticator("http://127.0.0.1:8180/realms/lgsp")
     server = build_server("documents", servicers=[...], authenticator=authenticator)
 
-`lgsp.auth.authenticator_from_settings(settings)` builds the configured one.
+`authenticator_from_settings(settings)` builds the configured one. lgsp.auth (principals,
+roles, the Authenticator protocol) knows nothing of this package; this package builds on it.
 """
 
 from lgsp.authn.client import ClientCredentials
@@ -14,6 +15,7 @@ from lgsp.authn.jwt import (
     ALLOWED_ALGORITHMS,
     JwksCache,
     JwtAuthenticator,
+    authenticator_from_settings,
     issuer_from_settings,
     principal_from_claims,
 )
@@ -25,6 +27,7 @@ __all__ = [
     "Introspector",
     "JwksCache",
     "JwtAuthenticator",
+    "authenticator_from_settings",
     "issuer_from_settings",
     "principal_from_claims",
 ]

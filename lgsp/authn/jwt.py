@@ -31,7 +31,7 @@ from joserfc.jwk import ECKey, RSAKey
 from joserfc.jws import JWSRegistry, extract_compact, validate_compact
 
 from lgsp.auth import Principal
-from lgsp.authn.introspection import Introspector
+from lgsp.authn.introspection import HttpIntrospector, Introspector
 from lgsp.authn.sessions import EndedSessions
 from lgsp.grpc.errors import Unauthenticated, Unavailable
 
@@ -473,3 +473,40 @@ def issuer_from_settings(settings: Settings) -> str:
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"http://{host}:{ident.http_port}/realms/lgsp"
+
+
+def authenticator_from_settings(
+    settings: Settings,
+    *,
+    audience: str = "lgsp",
+    sensitive_methods: Iterable[str] = (),
+) -> JwtAuthenticator:
+    """The token checks configured by `[identity]`: the built-in provider's issuer
+    (http://<host>:<identity.http_port>/realms/lgsp) or Keycloak's ({keycloak_url}/realms/
+    {keycloak_realm}). With identity.keycloak_client_secret set, `sensitive_methods` are
+    also checked by token introspection as client identity.keycloak_client_id."""
+    issuer = issuer_from_settings(settings)
+    ident = settings.identity
+    introspector = None
+    sensitive = tuple(sensitive_methods)
+    if sensitive and not ident.keycloak_client_secret:
+        # Still safe to start (signatures are checked), but revocation goes unseen.
+        log.warning(
+            "identity.keycloak_client_secret is not set: sensitive methods are checked "
+            "without token introspection"
+        )
+        sensitive = ()
+    if ident.keycloak_client_secret:
+        introspector = HttpIntrospector(
+            f"{issuer}/protocol/openid-connect/token/introspect",
+            client_id=ident.keycloak_client_id,
+            client_secret=ident.keycloak_client_secret,
+        )
+    return JwtAuthenticator(
+        issuer,
+        audience=audience,
+        introspection=introspector,
+        sensitive_methods=sensitive,
+        # Followed by the service runtime: tokens of ended sessions are refused at once.
+        sessions=EndedSessions(),
+    )

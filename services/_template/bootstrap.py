@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from lgsp.api.template.v1 import template_pb2_grpc
 from lgsp.app import ServiceRuntime
-from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.auth import Authenticator
+from lgsp.authn import authenticator_from_settings
 from lgsp.plugins import Wiring
 from services._template.entrypoints.grpc import TemplateServicer
 from services._template.service_layer.notices import Notices

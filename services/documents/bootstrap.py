@@ -15,7 +15,8 @@ from typing import Any
 from lgsp.agencies import IdentityAgencyDirectory
 from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.app import ServiceRuntime
-from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.auth import Authenticator
+from lgsp.authn import authenticator_from_settings
 from lgsp.blobs import AttachmentStore, open_store
 from lgsp.plugins import Subscription, Wiring
 from services.documents.adapters.signatures import DevCASignatures

@@ -19,7 +19,8 @@ import grpc
 
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
 from lgsp.app import ServiceRuntime
-from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.auth import Authenticator
+from lgsp.authn import authenticator_from_settings
 from lgsp.config import Settings
 from lgsp.plugins import Wiring, discover
 from services.gateway.limits import Limiter

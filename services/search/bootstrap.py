@@ -10,7 +10,8 @@ import logging
 
 from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime
-from lgsp.auth import Authenticator, authenticator_from_settings
+from lgsp.auth import Authenticator
+from lgsp.authn import authenticator_from_settings
 from lgsp.blobs import open_store
 from lgsp.config import Settings
 from lgsp.grpc.errors import FailedPrecondition

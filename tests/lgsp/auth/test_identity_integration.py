@@ -10,8 +10,12 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from lgsp.auth import authenticator_from_settings
-from lgsp.authn import ClientCredentials, HttpIntrospector, JwtAuthenticator
+from lgsp.authn import (
+    ClientCredentials,
+    HttpIntrospector,
+    JwtAuthenticator,
+    authenticator_from_settings,
+)
 from lgsp.config import load_settings
 from lgsp.grpc.errors import Unauthenticated
 from services.identity.keycloak_provisioning import (

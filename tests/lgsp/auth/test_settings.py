@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from lgsp.auth import authenticator_from_settings
-from lgsp.authn import HttpIntrospector, JwtAuthenticator
+from lgsp.authn import HttpIntrospector, JwtAuthenticator, authenticator_from_settings
 from lgsp.config import load_settings
 
 
