@@ -32,10 +32,10 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from lgsp.grpc.diagnostics import DiagnosticsServicer
-from lgsp.testing.issuer import FakeIssuer
-from lgsp.testing.pdf import minimal_pdf
 from services.documents.plugin import PLUGIN
-from services.documents.testing import AGENCIES, OFFICIALS, SIGNER, draft, official_claims
+from tests.services.documents.support import AGENCIES, OFFICIALS, SIGNER, draft, official_claims
+from tests.support.issuer import FakeIssuer
+from tests.support.pdf import minimal_pdf
 
 CALLERS = 16
 

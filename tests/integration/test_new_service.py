@@ -21,9 +21,9 @@ from google.rpc import error_details_pb2, status_pb2
 from lgsp import cli, events
 from lgsp.api.template.v1 import events_pb2, template_pb2
 from lgsp.bus import open_bus
-from lgsp.testing import free_port
-from lgsp.testing.issuer import FakeIssuer
 from tests.integration.test_service_process import _wait_serving
+from tests.support import free_port
+from tests.support.issuer import FakeIssuer
 
 REPO = Path(__file__).resolve().parents[2]
 SKIP_TOP = {".venv", "node_modules", "data"}

@@ -33,7 +33,6 @@ from lgsp.blobs import open_store
 from lgsp.bus import Bus, open_bus
 from lgsp.config import Settings, load_settings
 from lgsp.grpc.client import channel
-from lgsp.testing.issuer import FakeIssuer
 from services.documents.plugin import PLUGIN as DOCUMENTS
 from services.search.adapters.generations import Generations
 from services.search.plugin import PLUGIN as SEARCH
@@ -48,6 +47,7 @@ from tests.services.documents.workflow_support import (
     draft,
     to_signed,
 )
+from tests.support.issuer import FakeIssuer
 
 TOPIC = "lgsp.documents.v1"
 

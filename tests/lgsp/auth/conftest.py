@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from lgsp.authn import HttpIntrospector, JwtAuthenticator
-from lgsp.testing.issuer import INTROSPECT_CLIENT, FakeIssuer
+from tests.support.issuer import INTROSPECT_CLIENT, FakeIssuer
 
 
 @pytest.fixture

@@ -22,9 +22,9 @@ from lgsp.config import ServiceSettings, load_settings
 from lgsp.grpc.client import channel
 from lgsp.grpc.errors import Unauthenticated, Unavailable
 from lgsp.plugins import Plugin, Wiring
-from lgsp.testing.issuer import FakeIssuer
 from tests.lgsp.bus.conftest import bus  # noqa: F401 — the fixture: embedded and Kafka
 from tests.lgsp.grpc._support import TestServicer, add_test_service, method
+from tests.support.issuer import FakeIssuer
 
 USER = "7f1c2a9e-0000-4000-8000-000000000001"
 

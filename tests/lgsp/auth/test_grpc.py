@@ -10,8 +10,8 @@ from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
 from lgsp.authn import JwtAuthenticator
 from lgsp.grpc import build_server
 from lgsp.grpc.client import channel
-from lgsp.testing.issuer import FakeIssuer
 from tests.lgsp.grpc._support import TestServicer, add_test_service, method
+from tests.support.issuer import FakeIssuer
 
 
 @pytest.fixture

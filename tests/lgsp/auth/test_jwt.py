@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from lgsp.auth import Principal
 from lgsp.authn import HttpIntrospector, JwtAuthenticator
 from lgsp.grpc.errors import Unauthenticated, Unavailable
-from lgsp.testing.issuer import INTROSPECT_CLIENT, FakeIssuer
+from tests.support.issuer import INTROSPECT_CLIENT, FakeIssuer
 
 PLAIN = "/lgsp.test.v1.TestService/WhoAmI"
 SENSITIVE = "/lgsp.test.v1.TestService/Fail"

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from lgsp.cli import main
-from lgsp.testing import free_port
 from services.documents.adapters.signatures import DevCASignatures
+from tests.support import free_port
 
 
 @pytest.fixture(autouse=True)

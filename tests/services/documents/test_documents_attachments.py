@@ -17,9 +17,9 @@ from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.api.documents.v1 import events_pb2
 from lgsp.cli import main as lgsp_main
 from lgsp.db import outbox_table
-from lgsp.testing.pdf import minimal_pdf
 from services.documents.adapters import tables as t
 from services.documents.signing import verify_with_ca
+from tests.support.pdf import minimal_pdf
 
 from .workflow_support import (  # noqa: F401
     STP,

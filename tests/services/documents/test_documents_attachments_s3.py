@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.blobs.s3 import S3Store
-from lgsp.testing.pdf import minimal_pdf
 from services.documents.adapters import tables as t
 from tests.fixtures.s3 import S3Server
+from tests.support.pdf import minimal_pdf
 
 from .workflow_support import Env, download, draft, running_env, to_signed_digitally, upload
 

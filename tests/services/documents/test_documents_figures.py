@@ -8,9 +8,9 @@ import grpc
 import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
-from lgsp.testing.pdf import minimal_pdf
 from lgsp.workdays import local_date
 from services.documents.domain.figures import IncomingFact, OutgoingFact, compute_figures
+from tests.support.pdf import minimal_pdf
 
 from .workflow_support import (  # noqa: F401
     SNV,

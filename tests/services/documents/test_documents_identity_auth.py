@@ -14,7 +14,7 @@ from joserfc import jwt
 from lgsp.agencies import IdentityAgencyDirectory, identity_credentials
 from lgsp.api.identity.v1 import identity_pb2, identity_pb2_grpc
 from lgsp.config import load_settings
-from lgsp.testing.issuer import FakeIssuer
+from tests.support.issuer import FakeIssuer
 
 
 class Identity(identity_pb2_grpc.IdentityServiceServicer):
@@ -86,7 +86,7 @@ def test_directory_made_before_the_event_loop_loads_inside_it() -> None:
     channel must then be made at the first load (a channel made earlier belongs to no loop
     and every call fails with 'attached to a different loop')."""
     from lgsp.grpc.client import channel
-    from lgsp.testing import free_port
+    from tests.support import free_port
 
     port = free_port()
 

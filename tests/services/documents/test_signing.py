@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 
-from lgsp.testing.pdf import minimal_pdf
 from services.documents.signing import (
     CAError,
     Credential,
@@ -31,6 +30,7 @@ from services.documents.signing import (
     verify_with_ca,
 )
 from tests.fixtures import free_port
+from tests.support.pdf import minimal_pdf
 
 PYHANKO = Path(sys.executable).parent / "pyhanko"
 

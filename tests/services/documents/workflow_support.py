@@ -1,6 +1,6 @@
 """The documents service on a real gRPC server for the workflow tests: a stand-in token
-issuer (lgsp.testing.issuer), three agencies of Hà Tĩnh and officials with their roles
-(services.documents.testing, shared with the benchmark), and a stub that calls as one of them.
+issuer (tests.support.issuer), three agencies of Hà Tĩnh and officials with their roles
+(tests.services.documents.support, shared with the benchmark), and a stub that calls as one of them.
 Attachments go to a disk store and signatures to a development CA, both in the test's temp
 directory."""
 
@@ -22,11 +22,10 @@ from lgsp.app import ServiceRuntime
 from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.client import channel
-from lgsp.testing.issuer import FakeIssuer
 from services.documents.plugin import PLUGIN
 from services.documents.service_layer.attachments import DocumentFiles
 from services.documents.service_layer.documents import DocumentsApp
-from services.documents.testing import (  # noqa: F401 - re-exported for the tests
+from tests.services.documents.support import (  # noqa: F401 - re-exported for the tests
     AGENCIES,
     OFFICIALS,
     SIGNER,
@@ -36,6 +35,7 @@ from services.documents.testing import (  # noqa: F401 - re-exported for the tes
     draft,
     official_claims,
 )
+from tests.support.issuer import FakeIssuer
 
 
 @dataclass

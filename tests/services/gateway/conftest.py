@@ -25,12 +25,12 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc import build_server
 from lgsp.grpc.server import LgspServer
-from lgsp.testing import free_port
 from services.gateway.app import Gateway, GatewayOptions
 from services.gateway.plugin import PLUGIN
 from services.gateway.proxy import Route
 from services.identity.seed import DEMO_PASSWORD, demo_secret
 from tests.services.identity.conftest import ADMIN_PASSWORD, start_identity
+from tests.support import free_port
 
 ADMIN_USER = "thaoln.ubnd"  # demo: admin of the province
 AUDITOR_USER = "lanht.ubnd"

@@ -21,12 +21,12 @@ from lgsp.api.documents.v1 import documents_pb2 as dpb
 from lgsp.api.documents.v1 import documents_pb2_grpc as dpbg
 from lgsp.api.gateway.v1 import gateway_pb2 as gpb
 from lgsp.grpc import build_server
-from lgsp.testing import free_port
-from lgsp.testing.issuer import FakeIssuer
 from services.gateway.msglog import verify_log
 from services.gateway.proxy import MESSAGE_ID
 from services.gateway.registry import Registry
 from services.gateway.tables import MIGRATIONS
+from tests.support import free_port
+from tests.support.issuer import FakeIssuer
 
 REPO = Path(__file__).resolve().parents[3]
 MEMBER = "000.00.61.H30:motcua"

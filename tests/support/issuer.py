@@ -1,7 +1,6 @@
 """A stand-in OpenID provider for tests and benchmarks: signs tokens in the agreed format and
 serves its JWKS, RFC 7662 introspection and a client-credentials token endpoint over HTTP on a
-free loopback port. (Copied from tests/lgsp/auth/_issuer.py so benchmarks need no test module;
-that file can become a re-export of this one.)"""
+free loopback port. The tests and the benchmarks use it."""
 
 from __future__ import annotations
 
@@ -19,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from lgsp.testing import free_port
+from tests.support import free_port
 
 REALM = "lgsp"
 INTROSPECT_CLIENT = ("documents", "documents-secret")
