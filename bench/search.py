@@ -44,12 +44,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import AGENCY_CODES, documents
-from lgsp.config import SearchSettings
 from services.search.index import Caller, Filter, IndexedDocument, SearchQuery
 from services.search.index import text as tx
 from services.search.index.query import parse
 from services.search.index.resident import LEVELS
 from services.search.index.tantivy_index import ALL_TEXT, DEFAULT_SHARDS, TantivyIndex
+from services.search.settings import SearchSettings
 
 GOAL_RATE = 5_000
 GOAL_P95 = {"term": 30.0, "phrase": 100.0, "filtered": 30.0}
