@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -189,6 +190,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+TRACEBACK_ENV = "LGSP_TRACEBACK"  # set to 1 for the whole traceback of a failed command
+EXIT_FAILED = 1
+
+
+def failure_line(exc: BaseException) -> str:
+    """What went wrong, in one line a person can act on (a server that is down, a refusal)."""
+    import grpc
+    import httpx
+    import sqlalchemy.exc
+
+    from lgsp.bus import BusError
+    from lgsp.grpc.errors import ServiceError
+
+    if isinstance(exc, BusError):
+        return f"event bus: {_first_line(exc)}"
+    if isinstance(exc, grpc.RpcError) and hasattr(exc, "code"):
+        return f"{exc.code().name}: {_first_line(exc.details() or '')}"
+    if isinstance(exc, ServiceError):
+        return f"{exc.code.name}: {exc.message}"
+    if isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return f"database: {_first_line(exc.orig or exc)}"
+    if isinstance(exc, httpx.RequestError):
+        return f"cannot reach {exc.request.url}: {_first_line(exc) or type(exc).__name__}"
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"{exc.request.url} answered {exc.response.status_code}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, OSError | EOFError | RuntimeError | ValueError):
+        return _first_line(exc) or type(exc).__name__
+    return (
+        f"unexpected {type(exc).__name__}: {_first_line(exc)} (set {TRACEBACK_ENV}=1 for details)"
+    )
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -201,6 +241,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        # A command facing a server that is down, or refused: one line, not a traceback.
+        if os.environ.get(TRACEBACK_ENV) == "1":
+            raise
+        print(f"lgsp {args.command}: {failure_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
     return code
 
 

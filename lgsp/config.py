@@ -33,6 +33,7 @@ RESERVED_ENV = frozenset(
         CONFIG_ENV,
         "LGSP_LOG_FORMAT",  # read by lgsp.logs; process_env sets it from platform.log_format
         "LGSP_FAULTS",  # fault injection for crash tests (lgsp.db)
+        "LGSP_TRACEBACK",  # lgsp.cli: show a failed command's whole traceback
     }
 )
 RESERVED_ENV_PREFIXES = ("LGSP_TEST_",)  # test fixtures' own knobs

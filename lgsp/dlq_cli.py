@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from lgsp.bus import Bus, Message, open_bus
+from lgsp.bus import Bus, Message, interactive_options, open_bus
 from lgsp.bus.base import DLQ_REPLAY_GROUP, DLQ_SUFFIX, Consumer, is_dlq_topic
 from lgsp.cli import Subparsers, config_option, settings_from_args
 from lgsp.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE
@@ -89,7 +89,8 @@ def _describe(m: Message) -> str:
 
 async def _run(args: argparse.Namespace, replay: bool) -> int:
     settings = settings_from_args(args)
-    bus = open_bus(settings.bus.url, client_id="lgsp-dlq")
+    # A person waits: a broker that is down is said within seconds, not half a minute.
+    bus = open_bus(settings.bus.url, client_id="lgsp-dlq", **interactive_options(settings.bus.url))
     try:
         topics = await _dlq_topics(bus, args.topics)
         if not topics:

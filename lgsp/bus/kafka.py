@@ -198,6 +198,8 @@ class KafkaBus(Bus):
                     bootstrap_servers=self.bootstrap_servers,
                     client_id=f"{self.client_id}-admin",
                     request_timeout_ms=self.request_timeout_ms,
+                    # kafka-python waits 30 s for a broker that is down, whatever the above.
+                    bootstrap_timeout_ms=self.request_timeout_ms,
                 )
             return self._admin
 
