@@ -7,6 +7,9 @@ Rows, in one process:
   exp/nbf/iss/aud, Principal) — the verified-token cache turned off;
 - the same with the verified-token cache on, the caller reusing its token (the usual case:
   a token lives minutes and serves many calls);
+- that cached path again with the ended-session check (lgsp.authn.sessions) followed and
+  holding 10,000 ended sessions and 1,000 revoked subjects: its extra cost (goal < 5 µs),
+  and the check alone;
 - an Echo gRPC call through build_server without auth, then with JwtAuthenticator (full
   verification, then cached): the per-call µs the check adds end to end.
 
@@ -31,7 +34,9 @@ from joserfc import jwt
 from joserfc.jwk import RSAKey
 
 from lgsp.api.diagnostics.v1 import diagnostics_pb2, diagnostics_pb2_grpc
+from lgsp.api.identity.v1 import sessions_pb2 as pb
 from lgsp.authn import JwtAuthenticator
+from lgsp.authn.sessions import EndedSessions
 from lgsp.grpc import build_server
 
 ISSUER = "http://127.0.0.1:8180/realms/lgsp"
@@ -62,12 +67,35 @@ def _token(key: RSAKey) -> str:
     return jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key, algorithms=["RS256"])
 
 
-def _authenticator(key: RSAKey, cache_size: int) -> JwtAuthenticator:
+def _authenticator(
+    key: RSAKey, cache_size: int, sessions: EndedSessions | None = None
+) -> JwtAuthenticator:
     jwks = {"keys": [key.as_dict(private=False) | {"use": "sig"}]}
     transport = httpx.MockTransport(lambda request: httpx.Response(200, json=jwks))
     return JwtAuthenticator(
-        ISSUER, http_client=httpx.AsyncClient(transport=transport), cache_size=cache_size
+        ISSUER,
+        http_client=httpx.AsyncClient(transport=transport),
+        cache_size=cache_size,
+        sessions=sessions,
     )
+
+
+def _ended_sessions() -> EndedSessions:
+    """A follower that has caught up, with a busy day's ended sessions and revocations."""
+    ended = EndedSessions()
+    ended.followed = True
+    ended.mark_ready()
+    for i in range(10_000):
+        ended.apply(pb.SessionEnded(session_id=str(uuid.uuid4()), user_id=f"u{i}"))
+    for i in range(1_000):
+        revoked = pb.SubjectTokensRevoked(subject=f"client:c{i}")
+        revoked.not_before.FromSeconds(int(time.time()))
+        ended.apply(revoked)
+    return ended
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _per_op_us(op: Callable[[], Awaitable[object]], n: int, rounds: int) -> float:
@@ -94,13 +122,23 @@ async def _bench(args: argparse.Namespace) -> int:
 
     full = _authenticator(key, cache_size=0)
     cached = _authenticator(key, cache_size=4096)
+    ended = _ended_sessions()
+    checked = _authenticator(key, cache_size=4096, sessions=ended)
     await full.authenticate(metadata, METHOD)  # warm the JWKS caches
     await cached.authenticate(metadata, METHOD)
+    await checked.authenticate(metadata, METHOD)
+    sid = str(uuid.uuid4())
+
+    async def check_alone() -> None:
+        ended.check(sid, "7f1c2a9e-0000-4000-8000-000000000001", time.time())
 
     n, rounds = args.n, args.rounds
     ref = await _per_op_us(bare_verify, n, rounds)
     full_us = await _per_op_us(lambda: full.authenticate(metadata, METHOD), n, rounds)
     cached_us = await _per_op_us(lambda: cached.authenticate(metadata, METHOD), n, rounds)
+    checked_us = await _per_op_us(lambda: checked.authenticate(metadata, METHOD), n, rounds)
+    alone_us = await _per_op_us(check_alone, n, rounds)
+    nothing_us = await _per_op_us(_nothing, n, rounds)
     assert full.jwks.fetches == 1 and cached.jwks.fetches == 1
 
     print(f"token: {len(token)} chars, RS256, RSA-2048; best of {rounds} rounds × {n}")
@@ -109,6 +147,13 @@ async def _bench(args: argparse.Namespace) -> int:
     print(f"{'authenticate, full verification':<44} {full_us:>8.1f} {full_us / ref:>7.2f}")
     hit = "authenticate, verified-token cache hit"
     print(f"{hit:<44} {cached_us:>8.2f} {cached_us / ref:>7.2f}")
+    with_check = "  + ended-session check (11k entries)"
+    print(f"{with_check:<44} {checked_us:>8.2f} {checked_us / ref:>7.2f}")
+    print(
+        f"ended-session check on the cached path: +{checked_us - cached_us:.2f} µs per call "
+        f"(goal < 5); the check alone {max(0.0, alone_us - nothing_us):.2f} µs "
+        f"(an awaited no-op: {nothing_us:.2f} µs)"
+    )
 
     # --- end to end through gRPC --------------------------------------------------------
     servers = {
@@ -148,6 +193,7 @@ async def _bench(args: argparse.Namespace) -> int:
             await server.stop(0)
         await full.aclose()
         await cached.aclose()
+        await checked.aclose()
 
     print(f"\nEcho over gRPC, 1 caller × {args.calls} sequential calls per row (token sent)")
     print(f"{'':<44} {'p50 µs':>8} {'+µs':>7} {'mean µs':>8}")

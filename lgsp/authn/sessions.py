@@ -60,6 +60,10 @@ class EndedSessions:
         """Whether calls may be checked now: caught up, or nobody follows (no check)."""
         return self._ready.is_set() or not self.followed
 
+    def mark_ready(self) -> None:
+        """Caught up: calls are checked from now on without waiting."""
+        self._ready.set()
+
     def check(self, sid: str, subject: str, iat: float | None) -> None:
         """Unauthenticated if the token's session ended or its subject's tokens were revoked
         (the caller made sure `ready`)."""
@@ -137,7 +141,7 @@ class EndedSessions:
                         continue
                     self.apply(payload)
                 if not self._ready.is_set() and len(seen) >= partitions:
-                    self._ready.set()
+                    self.mark_ready()
                     log.info(
                         "following ended sessions: %d sessions and %d subjects refused",
                         len(self.sessions),
