@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from lgsp.connectors.edxml import build_document, build_status
+from tests.support.edxml import build_document, build_status
 from tests.national.mockproc import MockProcess
 
 SENDER = ("000.00.00.H30", "Ủy ban nhân dân Thành phố Cần Thơ")

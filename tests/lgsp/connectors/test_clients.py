@@ -15,7 +15,7 @@ from lgsp.connectors import (
     PublicServicePortalClient,
     RetryPolicy,
 )
-from lgsp.connectors.edxml import build_document, build_status
+from tests.support.edxml import build_document, build_status
 from tests.national.mockproc import API_KEY, MockProcess
 
 FAST = ClientOptions(deadline_s=3.0, retry=RetryPolicy(4, 0.02, 0.1))

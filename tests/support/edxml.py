@@ -1,6 +1,7 @@
-"""Build the edXML (QCVN 102:2016) envelopes the document axis carries: a document header
-with its routing fields, and a status message. Only what routing and tracking need; the
-documents service adds the body and attachments it has."""
+"""A minimal edXML (QCVN 102:2016) builder, written apart from the documents service's codec
+on purpose: tests use it as another system would, to drive the national document axis mock
+and its connector with a document header (routing fields only) or a status message. Not
+used by any service."""
 
 from __future__ import annotations
 
