@@ -55,9 +55,10 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
         return Response(content, media_type=media)
 
     async def overview(request: Request) -> HTMLResponse:
-        from lgsp.runner import describe, discover
+        from lgsp.runner import describe, discover, read_state
 
         components = await run_in_threadpool(discover)
+        supervised = (await run_in_threadpool(read_state, settings) or {}).get("components", {})
         installed = {c.name for c in components}
         kinds = {c.name: c.kind for c in components}
         endpoints = [ep for ep in settings.endpoints() if ep.component != "console"]
@@ -72,7 +73,9 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
             elif name not in installed:
                 rows.append((name, what, "not installed (no package to run)", []))
             else:
-                rows.append((name, what, "", [p for p in probes if p.endpoint.component == name]))
+                note = _supervisor_note(supervised.get(name))
+                ours = [p for p in probes if p.endpoint.component == name]
+                rows.append((name, what, note, ours))
         lag = await lag_reader.read()
         summary = {
             "bus": mask_url(settings.bus.url),
@@ -124,3 +127,13 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
 
 def _self_probe(ep: Endpoint) -> Probe:
     return Probe(ep, "up", "this console")
+
+
+def _supervisor_note(state: dict[str, object] | None) -> str:
+    """What `lgsp up` says of a component that is not simply running (restarts, crash loop)."""
+    if not state or (state.get("state") == "running" and state.get("starts", 1) == 1):
+        return ""
+    text = f" — {state['state']}, started {state['starts']} time(s)"
+    if state.get("last_exit"):
+        text += f", last exit {state['last_exit']}"
+    return text

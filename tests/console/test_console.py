@@ -190,6 +190,36 @@ def test_overview_shows_components_and_lag(console: tuple[str, Settings]) -> Non
     assert "Traceback" not in page.text
 
 
+def test_overview_shows_a_crash_looping_component(console: tuple[str, Settings]) -> None:
+    """What `lgsp up` knows (its state file) is on the health table."""
+    import json
+    import os
+
+    base, settings = console
+    state = {
+        "supervisor": os.getpid(),  # alive, as a running `lgsp up` would be
+        "since": time.time(),
+        "components": {
+            "search": {
+                "state": "crash-looping",
+                "pid": None,
+                "starts": 7,
+                "quick_crashes_in_a_row": 7,
+                "last_exit": "code 3",
+                "next_start": time.time() + 30,
+            }
+        },
+    }
+    path = settings.data_dir / "lgsp-up.json"
+    path.write_text(json.dumps(state))
+    try:
+        page = httpx.get(f"{base}/", timeout=20).text
+    finally:
+        path.unlink()
+    assert "crash-looping, started 7 time(s), last exit code 3" in page
+    assert "crash-looping" not in httpx.get(f"{base}/", timeout=20).text
+
+
 async def test_grpc_probe_reports_up_and_not_running() -> None:
     port = free_port()
     server = grpc.aio.server()
