@@ -35,7 +35,8 @@ def _count(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     engine = db.create_engine(settings.service(PLUGIN.name).database_url)
     try:
-        db.migrate(engine, PLUGIN.migrations)  # a fresh data directory: zero, not an error
+        if PLUGIN.migrations is not None:  # a fresh data directory: zero, not an error
+            db.migrate(engine, PLUGIN.migrations)
         print(Notices(engine).count())
     finally:
         engine.dispose()
