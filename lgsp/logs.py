@@ -291,7 +291,25 @@ def setup_logging(
             old.close()
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in THIRD_PARTY:
+        logging.getLogger(name).setLevel(logging.WARNING)
     return handler
+
+
+# Libraries whose INFO lines say nothing an operator acts on (one line per HTTP request of a
+# poller, alembic's plugin set-up at every start): WARNING and above only.
+THIRD_PARTY = (
+    "alembic",
+    "httpx",
+    "httpcore",
+    "kafka",
+    "botocore",
+    "boto3",
+    "urllib3",
+    "elastic_transport",
+    "pyhanko",
+    "uvicorn.access",
+)
 
 
 def _isatty(stream: TextIO) -> bool:

@@ -127,6 +127,20 @@ def test_json_log_fields(log_stream: io.StringIO, spans: InMemorySpanExporter) -
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")
 
 
+def test_third_party_info_lines_are_dropped_ours_and_their_warnings_kept(
+    log_stream: io.StringIO,
+) -> None:
+    """An idle platform wrote a line per HTTP request of its poller (httpx) and alembic's
+    plugin set-up at each start: operators get libraries' warnings only."""
+    logging.getLogger("httpx").info("HTTP Request: GET http://127.0.0.1:8203/… 200 OK")
+    logging.getLogger("alembic.runtime.plugins").info("setup plugin alembic.autogenerate")
+    logging.getLogger("httpx").warning("connection pool full")
+    logging.getLogger("services.documents").info("document 12/QĐ-UBND issued")
+    flush_logs()
+    messages = [json.loads(line)["msg"] for line in log_stream.getvalue().splitlines()]
+    assert messages == ["connection pool full", "document 12/QĐ-UBND issued"]
+
+
 def test_record_maker_makes_the_records_the_logger_would(
     log_stream: io.StringIO, spans: InMemorySpanExporter
 ) -> None:

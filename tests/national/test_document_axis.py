@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 
-from tests.support.edxml import build_document, build_status
 from tests.national.mockproc import MockProcess
+from tests.support.edxml import build_document, build_status
 
 SENDER = ("000.00.00.H30", "Ủy ban nhân dân Thành phố Cần Thơ")
 TO = [("000.00.03.H30", "Sở Tư pháp Thành phố Cần Thơ"), ("000.00.00.G03", "Bộ Tư pháp")]

@@ -15,8 +15,8 @@ from lgsp.connectors import (
     PublicServicePortalClient,
     RetryPolicy,
 )
-from tests.support.edxml import build_document, build_status
 from tests.national.mockproc import API_KEY, MockProcess
+from tests.support.edxml import build_document, build_status
 
 FAST = ClientOptions(deadline_s=3.0, retry=RetryPolicy(4, 0.02, 0.1))
 
