@@ -1,6 +1,6 @@
 """The service runtime: one life cycle for every service plugin (lgsp.plugins).
 
-    logging and tracing → database migrated → bus opened → plugin.wire(runtime) → gRPC
+    logging and tracing → database migrated → bus opened → the plugin's wire(runtime) → gRPC
     server (health, reflection, interceptors) → outbox relay → one supervised consumer loop
     per subscription, and the plugin's background tasks
     → on SIGTERM/SIGINT: drain calls, stop consumers (committing what they handled), stop
@@ -81,7 +81,7 @@ class ServiceRuntime:
             )
             self._owns_bus = True
         self.relay = OutboxRelay(self.engine, self.bus)
-        self.wiring = self.plugin.wire(self, **self.plugin.options)
+        self.wiring = self.plugin.wire_runtime(self)
         port = self.section.grpc_port if self.port is None else self.port
         self.server = build_server(
             name,

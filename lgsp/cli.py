@@ -185,8 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
     for plugin in discover().values():
-        if plugin.cli is not None:
-            plugin.cli(sub)
+        plugin.register_cli(sub)
     return parser
 
 

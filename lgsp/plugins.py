@@ -11,8 +11,19 @@ service.
 `wire` is the service's one composition root (cosmicpython's ``bootstrap``): it builds the
 adapters and use cases, hands each only what it needs, and returns a `Wiring`; tests and
 benchmarks pass their own dependencies as keyword options (`Plugin.with_options`) instead
-of patching module state. This module stays light: discovery imports every plugin module
-to read the settings schema, so a plugin imports its heavy modules inside `wire`.
+of patching module state. Discovery imports every plugin module in every process (to read
+the settings schema), so `wire` and `cli` are named as "module:function" and imported only
+when used:
+
+    PLUGIN = Plugin(
+        name="search",
+        description="document search",
+        settings=SearchSettings,
+        wire="services.search.bootstrap:wire_service",
+        cli="services.search.cli:register",
+        migrations=Path(__file__).parent / "migrations",
+        routes=("search",),
+    )
 """
 
 from __future__ import annotations
@@ -30,6 +41,7 @@ if TYPE_CHECKING:
 
     from google.protobuf.message import Message as ProtoMessage
 
+    from lgsp.app import ServiceRuntime
     from lgsp.auth import Authenticator
     from lgsp.config import ServiceSettings
     from lgsp.inbox import Handler
@@ -76,11 +88,13 @@ class Plugin:
     name: str
     description: str
     settings: type[ServiceSettings]
-    # wire(runtime, **options) -> Wiring, called once after the engine and the bus are open.
-    wire: Callable[..., Wiring]
+    # wire(runtime, **options) -> Wiring, called once after the engine and the bus are open;
+    # a function or its "module:function" name.
+    wire: Callable[..., Wiring] | str
     migrations: Path | None = None
-    # register(subparsers): adds the service's `lgsp` command group(s) (see lgsp.cli).
-    cli: Callable[[Any], None] | None = None
+    # register(subparsers): adds the service's `lgsp` command group(s) (see lgsp.cli); a
+    # function, its "module:function" name, or several names.
+    cli: Callable[[Any], None] | str | Sequence[str] | None = None
     # API areas (lgsp.api.<area>.v1) the gateway routes to this service's gRPC port.
     routes: Sequence[str] = ()
     # Start order among services (lower first); the gateway, which routes to all, goes first.
@@ -91,6 +105,30 @@ class Plugin:
 
     def with_options(self, **options: Any) -> Plugin:
         return dataclasses.replace(self, options={**self.options, **options})
+
+    def wire_runtime(self, runtime: ServiceRuntime) -> Wiring:
+        """Run the service's composition root with the plugin's options."""
+        wiring: Wiring = resolve(self.wire)(runtime, **self.options)
+        return wiring
+
+    def register_cli(self, subparsers: Any) -> None:
+        """Add the service's command groups to the `lgsp` parser."""
+        refs = [self.cli] if callable(self.cli) or isinstance(self.cli, str) else self.cli or []
+        for ref in refs:
+            resolve(ref)(subparsers)
+
+
+def resolve(ref: Callable[..., Any] | str) -> Callable[..., Any]:
+    """A function, or the function a "module:function" name names (imported now)."""
+    if callable(ref):
+        return ref
+    module, _, name = ref.partition(":")
+    if not name:
+        raise PluginError(f"{ref!r}: expected 'module:function'")
+    found = getattr(importlib.import_module(module), name, None)
+    if not callable(found):
+        raise PluginError(f"{ref!r} names no function")
+    return found
 
 
 class PluginError(Exception):

@@ -5,31 +5,17 @@ numbers, signatures, and the edXML exchange inside the province and over the nat
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from lgsp.plugins import Plugin, Wiring
+from lgsp.plugins import Plugin
 from services.documents.settings import DocumentsSettings
-
-
-def wire(runtime: Any, **options: Any) -> Wiring:
-    from services.documents.bootstrap import wire_service
-
-    return wire_service(runtime, **options)
-
-
-def register_cli(sub: Any) -> None:
-    from services.documents import cli
-
-    cli.register(sub)
-
 
 PLUGIN = Plugin(
     name="documents",
     description="documents",
     settings=DocumentsSettings,
-    wire=wire,
+    wire="services.documents.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
-    cli=register_cli,
+    cli="services.documents.cli:register",
     routes=("documents",),
     order=30,
 )

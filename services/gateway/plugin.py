@@ -4,31 +4,16 @@ and limits, with the signed message log (see docs/gateway.md)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from lgsp.plugins import Plugin, Wiring
+from lgsp.plugins import Plugin
 from services.gateway.settings import GatewaySettings
-
-
-def wire(runtime: Any, **options: Any) -> Wiring:
-    from services.gateway.app import wire
-
-    return wire(runtime, **options)
-
-
-def register_cli(sub: Any) -> None:
-    from services.gateway import log_cli, member_cli
-
-    log_cli.register(sub)
-    member_cli.register(sub)
-
 
 PLUGIN = Plugin(
     name="gateway",
     description="LGSP gateway",
     settings=GatewaySettings,
-    wire=wire,
+    wire="services.gateway.app:wire",
     migrations=Path(__file__).parent / "migrations",
-    cli=register_cli,
+    cli=("services.gateway.log_cli:register", "services.gateway.member_cli:register"),
     order=10,
 )

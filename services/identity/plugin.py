@@ -4,31 +4,17 @@ Keycloak's paths), the agency tree, users, roles and client systems (docs/identi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from lgsp.plugins import Plugin, Wiring
+from lgsp.plugins import Plugin
 from services.identity.settings import IdentitySettings
-
-
-def wire(runtime: Any, **options: Any) -> Wiring:
-    from services.identity.bootstrap import wire_service
-
-    return wire_service(runtime, **options)
-
-
-def register_cli(sub: Any) -> None:
-    from services.identity import cli
-
-    cli.register(sub)
-
 
 PLUGIN = Plugin(
     name="identity",
     description="identity / SSO",
     settings=IdentitySettings,
-    wire=wire,
+    wire="services.identity.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
-    cli=register_cli,
+    cli="services.identity.cli:register",
     routes=("identity",),
     order=20,
 )
