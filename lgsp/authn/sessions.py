@@ -112,12 +112,14 @@ class EndedSessions:
     async def follow(self, bus: object, stop: asyncio.Event, *, source: str) -> None:
         """Read the sessions topic until `stop`, becoming ready once caught up."""
         from lgsp.bus import Bus
+        from lgsp.bus.base import EPHEMERAL_SUFFIX
         from lgsp.inbox import ensure_topics, publish_barrier
 
         assert isinstance(bus, Bus)
         self.followed = True
         await ensure_topics(bus, [SESSIONS_TOPIC], with_dlq=False)
-        group = f"{source}-sessions-{uuid.uuid4().hex[:12]}"  # its own: sees every partition
+        # Its own group, to see every partition; ephemeral: no lag to report, never committed.
+        group = f"{source}-sessions-{uuid.uuid4().hex[:12]}{EPHEMERAL_SUFFIX}"
         barrier = f"{group}/ready"
         partitions = await publish_barrier(bus, SESSIONS_TOPIC, barrier, source=source)
         seen: set[int] = set()

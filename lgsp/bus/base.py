@@ -25,6 +25,16 @@ def is_dlq_topic(topic: str) -> bool:
     return topic.endswith(DLQ_SUFFIX)
 
 
+# A group of one process that re-reads a topic from its beginning at every start and never
+# commits (lgsp.authn.sessions): not a consumer whose lag means work waiting, so lag reports
+# leave it out.
+EPHEMERAL_SUFFIX = ".ephemeral"
+
+
+def is_ephemeral_group(group: str) -> bool:
+    return group.endswith(EPHEMERAL_SUFFIX)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One record as a consumer sees it."""

@@ -47,6 +47,7 @@ from lgsp.bus.base import (
     Message,
     TopicPartition,
     is_dlq_topic,
+    is_ephemeral_group,
 )
 
 log = logging.getLogger(__name__)
@@ -451,6 +452,8 @@ class EmbeddedBus(Bus):
                     keys.update((g, t, p) for (tt, p) in heads if tt == t)
             out: dict[tuple[str, str, int], int] = {}
             for g, t, p in keys:
+                if is_ephemeral_group(g):
+                    continue
                 head = heads.get((t, p), 0)
                 low = lows.get((t, p), head)
                 pos = max(committed.get((g, t, p), low), low)
