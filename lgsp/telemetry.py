@@ -20,10 +20,12 @@ OTEL_* variables so operators configure tracing without code changes:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import random
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Literal
 
 from opentelemetry import context as otel_context
@@ -147,6 +149,32 @@ def shutdown_telemetry() -> None:
         if _provider is not None:
             _provider.force_flush()
             _provider.shutdown()
+
+
+@contextlib.contextmanager
+def unsampled() -> Iterator[None]:
+    """Record no span for the work inside: a poll that may find nothing (an operator does not
+    want a trace per idle round). Under a non-sampled parent, the platform's parent-based
+    sampler drops every child span; work found this way starts a trace of its own
+    (`new_trace`)."""
+    parent = trace.NonRecordingSpan(
+        trace.SpanContext(
+            trace_id=random.getrandbits(128) or 1,
+            span_id=random.getrandbits(64) or 1,
+            is_remote=False,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.DEFAULT),
+        )
+    )
+    token = otel_context.attach(trace.set_span_in_context(parent))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
+
+
+def new_trace() -> otel_context.Context:
+    """A context with no parent span: what `start_as_current_span(context=…)` roots a trace at."""
+    return otel_context.Context()
 
 
 def tracer(name: str) -> trace.Tracer:

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -299,3 +300,40 @@ async def test_recipients_outside_the_province_need_a_code_and_a_name(env: Env) 
             )
         assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert field in (e.value.details() or "")
+
+
+async def test_an_idle_poll_leaves_no_span_and_a_package_gets_a_trace_of_its_own(
+    tmp_path: Path, axis_mock: MockProcess, axis: DocumentAxisClient
+) -> None:
+    """Idle rounds filled the console's trace store (196 of the 200 newest traces)."""
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from lgsp.telemetry import setup_telemetry
+
+    exporter = InMemorySpanExporter()
+    setup_telemetry("documents", exporter=exporter)
+    async with running_env(tmp_path / "documents", _settings(axis_mock, 3600)) as env:
+        exchange = axis_exchange(env)
+        await eventually(lambda: _opened(axis, UBND))
+
+        def axis_spans() -> list[Any]:
+            return [
+                s
+                for s in exporter.get_finished_spans()
+                if s.name.startswith(("document_axis.", "national axis"))
+                or axis_mock.url in str((s.attributes or {}).get("url.full", ""))
+            ]
+
+        exporter.clear()
+        assert await exchange.poll_once(UBND) == 0
+        assert axis_spans() == []  # nothing found: no span
+
+        await axis.send_package(outside_package())
+        assert await exchange.poll_once(UBND) == 1
+        spans = axis_spans()
+        [root] = [s for s in spans if s.name == "national axis package import"]
+        assert root.parent is None  # a trace of its own, not the poller's
+        assert any(
+            s.context.trace_id == root.context.trace_id and s.name == "document_axis.ack"
+            for s in spans
+        ), [s.name for s in spans]
