@@ -208,6 +208,11 @@ class LogUnavailable(Exception):
     """Too many entries wait for the database: calls must be refused, not served unlogged."""
 
 
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(LogUnavailable("message log is not writing: answer withheld"))
+
+
 @dataclass
 class MessageLog:
     engine: Engine
@@ -334,13 +339,17 @@ class MessageLog:
         """Return once `entry` is committed; LogUnavailable after `durable_timeout`."""
         if entry.seq <= self._written_seq:
             return
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         self._waiters.append((entry.seq, future))
         self._wake.set()
+        # A timer, not asyncio.wait_for: this is on every call's path, and wait_for costs a
+        # task and a shield per call.
+        timer = loop.call_later(self.durable_timeout, _expire, future)
         try:
-            await asyncio.wait_for(asyncio.shield(future), self.durable_timeout)
-        except TimeoutError:
-            raise LogUnavailable("message log is not writing: answer withheld") from None
+            await future
+        finally:
+            timer.cancel()
 
     def _release_waiters(self) -> None:
         if not self._waiters:

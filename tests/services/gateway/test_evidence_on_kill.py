@@ -143,7 +143,11 @@ async def test_every_answered_exchange_is_in_the_log_when_the_gateway_is_killed(
                 before = len(answered)
                 stop = asyncio.Event()
                 clients = [asyncio.create_task(client(stop, n)) for n in range(8)]
-                await asyncio.sleep(random.uniform(0.4, 1.2))
+                for _ in range(600):  # under real load first, however slow the machine
+                    if len(answered) > before + 20:
+                        break
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(random.uniform(0.0, 0.6))
                 proc.send_signal(signal.SIGKILL)  # in the middle of the load
                 await asyncio.to_thread(proc.wait, 10)
                 await asyncio.sleep(0.2)

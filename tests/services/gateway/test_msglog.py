@@ -220,3 +220,32 @@ def test_fast_entry_hash_is_the_canonical_json_hash(text: str, number: int) -> N
     fields["prev_hash"] = "Hồ sơ đ\u2028\U0001f600"
     entry = LogEntry(**{name: fields[name] for name in _HASHED_FIELDS})
     assert entry.compute_hash() == entry_hash(fields)
+
+
+async def test_durable_waits_for_the_commit_and_gives_up_when_the_log_cannot_write(
+    tmp_path: Path,
+) -> None:
+    import asyncio
+
+    from services.gateway.msglog import LogUnavailable
+
+    engine = db.create_engine(f"sqlite:///{tmp_path / 'gw.db'}")
+    db.migrate(engine, t.MIGRATIONS)
+    log = MessageLog(engine, LogSigner.load_or_create(tmp_path), durable_timeout=0.3)
+    await log.open()
+    stop = asyncio.Event()
+    writer = asyncio.create_task(log.run(stop))
+    entries = [log.append(**_entry(i)) for i in range(1, 21)]
+    await asyncio.gather(*(log.durable(e) for e in entries))  # one group commit
+    with engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(t.message_log)).scalar() == 20
+    stop.set()
+    await writer
+
+    # No writer (or a database that does not answer): the answer is withheld, then refused.
+    late = log.append(**_entry(21))
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(LogUnavailable):
+        await log.durable(late)
+    assert asyncio.get_running_loop().time() - started < 1.0
+    engine.dispose()
