@@ -24,7 +24,7 @@ from lgsp.plugins import discover
 
 # The platform's own command modules, in --help order after the built-in ones below; the
 # services' groups follow, in their plugins' order.
-COMMAND_MODULES: tuple[str, ...] = ("lgsp.dlq_cli", "lgsp.new_service")
+COMMAND_MODULES: tuple[str, ...] = ("lgsp.dlq_cli", "lgsp.backup_cli", "lgsp.new_service")
 
 EXIT_CONFIG = 2
 

@@ -95,6 +95,9 @@ class Plugin:
     # register(subparsers): adds the service's `lgsp` command group(s) (see lgsp.cli); a
     # function, its "module:function" name, or several names.
     cli: Callable[[Any], None] | str | Sequence[str] | None = None
+    # backup(settings) -> [lgsp.backup.Item]: what the service keeps besides its database
+    # (keys, an index…), for `lgsp backup`; a "module:function" name.
+    backup: Callable[[Any], Any] | str | None = None
     # API areas (lgsp.api.<area>.v1) the gateway routes to this service's gRPC port.
     routes: Sequence[str] = ()
     # Start order among services (lower first); the gateway, which routes to all, goes first.

@@ -15,6 +15,7 @@ PLUGIN = Plugin(
     settings=DocumentsSettings,
     wire="services.documents.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
+    backup="services.documents.backup:items",
     cli="services.documents.cli:register",
     routes=("documents",),
     order=30,

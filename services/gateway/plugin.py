@@ -14,6 +14,7 @@ PLUGIN = Plugin(
     settings=GatewaySettings,
     wire="services.gateway.app:wire",
     migrations=Path(__file__).parent / "migrations",
+    backup="services.gateway.backup:items",
     cli=("services.gateway.log_cli:register", "services.gateway.member_cli:register"),
     order=10,
 )

@@ -14,6 +14,7 @@ PLUGIN = Plugin(
     settings=IdentitySettings,
     wire="services.identity.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
+    backup="services.identity.backup:items",
     cli="services.identity.cli:register",
     routes=("identity",),
     order=20,

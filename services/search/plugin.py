@@ -14,6 +14,7 @@ PLUGIN = Plugin(
     settings=SearchSettings,
     wire="services.search.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
+    backup="services.search.backup:items",
     cli="services.search.cli:register",
     routes=("search",),
     order=50,
