@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
+from lgsp.agencies import AgencyDirectory, IdentityAgencyDirectory
 from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
@@ -15,7 +17,7 @@ from lgsp.authn import authenticator_from_settings
 from lgsp.blobs import open_store
 from lgsp.config import Settings
 from lgsp.grpc.errors import FailedPrecondition
-from lgsp.plugins import Wiring
+from lgsp.plugins import Subscription, Wiring
 from services.search.adapters.generations import Generations
 from services.search.entrypoints.grpc import SearchServicer
 from services.search.index import IndexLayoutError, SearchIndex
@@ -23,6 +25,8 @@ from services.search.service_layer.indexer import AttachmentReader
 from services.search.service_layer.serving import Serving
 
 log = logging.getLogger(__name__)
+
+AGENCIES_GROUP = "search-agencies"  # identity's agency events, into the directory
 
 
 def attachment_reader(settings: Settings) -> AttachmentReader | None:
@@ -41,9 +45,26 @@ def wire_service(
     authenticator: Authenticator | None = None,
     attachments: AttachmentReader | None = None,
     commit_interval: float = 0.1,
+    agencies: AgencyDirectory | None = None,
 ) -> Wiring:
-    """The search plugin's composition root; `app` is the `Serving` (tests read it)."""
+    """The search plugin's composition root; `app` is the `Serving` (tests read it). Without
+    `agencies`, the agency tree is loaded from identity (with the service's client
+    credentials) and kept current, as documents does: reading rights follow the tree."""
     settings = runtime.settings
+    background: list[Any] = []
+    closers: list[Any] = []
+    subscriptions: list[Subscription] = []
+    if agencies is None:
+        remote = IdentityAgencyDirectory.from_settings(
+            settings,
+            service="search",
+            client_id=settings.search.client_id,
+            client_secret=settings.search.client_secret,
+        )
+        agencies = remote
+        subscriptions.append(remote.subscription(AGENCIES_GROUP))
+        background.append(remote.run)
+        closers.append(remote.aclose)
     serving = Serving(
         Generations(settings),
         attachments if attachments is not None else attachment_reader(settings),
@@ -70,8 +91,12 @@ def wire_service(
                 await serving.close()
 
     return Wiring(
-        servicers=[(search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(index))],
+        servicers=[
+            (search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(index, agencies))
+        ],
+        subscriptions=subscriptions,
         authenticator=authenticator or authenticator_from_settings(settings),
-        background=[indexer],
+        background=[indexer, *background],
+        closers=closers,
         app=serving,
     )

@@ -29,6 +29,10 @@ class SearchSettings(ServiceSettings):
     # tantivy: what of the index is locked in memory so the kernel cannot page it out
     # (mlock; needs the memlock limit): "postings" = everything but the stored documents.
     memory_lock: str = choice_field("postings", "none", "postings", "all")
+    # The service's own client at identity (GetAgencyTree: a role held in an agency reads
+    # the agencies below it); "" secret = read <data_dir>/identity-demo.json.
+    client_id: str = "search"
+    client_secret: str = secret_field()
     url: str = url_field("", *HTTP_SCHEMES)  # Elasticsearch / OpenSearch-API endpoint
     username: str = ""
     password: str = secret_field()

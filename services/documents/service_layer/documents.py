@@ -529,6 +529,7 @@ class DocumentsApp:
                     recipients=[document_to_proto(doc).recipients[i] for i in indexes],
                     electronic=bool(electronic),
                     actor_id=caller.subject,
+                    delivered_agency_codes=_delivered(doc),
                 ),
             )
             uow.commit()
@@ -561,6 +562,7 @@ class DocumentsApp:
                     recipient_agency_codes=[r.agency_code for r in recipients],
                     reason=reason,
                     actor_id=caller.subject,
+                    delivered_agency_codes=_delivered(doc),
                 ),
             )
             uow.commit()
@@ -971,6 +973,11 @@ class DocumentsApp:
         return self.exchange.delivery_failed(
             uow, Repository(uow.session), sender, number_notation, recipient, error, self.now()
         )
+
+
+def _delivered(doc: Document) -> list[str]:
+    """The recipient agencies a document has been sent to (what lets them read it)."""
+    return [r.agency_code for r in doc.recipients if r.agency_code and r.send_time is not None]
 
 
 def _attr(path: str) -> str:

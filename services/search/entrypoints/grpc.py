@@ -27,7 +27,7 @@ from services.search.index import (
     SearchQuery,
     Sort,
 )
-from services.search.service_layer.rights import caller_of
+from services.search.service_layer.rights import AgencyTree, caller_of
 
 VN = timezone(timedelta(hours=7))  # dates shown with hits are Vietnam dates
 
@@ -145,11 +145,14 @@ def facets_to_proto(facets: Iterable[Facet]) -> list[pb.Facet]:
 
 
 class SearchServicer:
-    def __init__(self, index: Callable[[], SearchIndex]) -> None:
+    def __init__(
+        self, index: Callable[[], SearchIndex], agencies: AgencyTree | None = None
+    ) -> None:
         self._index = index  # the serving index at call time (a rebuild swaps it)
+        self._agencies = agencies  # a role held in an agency reads the agencies below it
 
     async def Search(self, request: pb.SearchRequest, context: Any) -> pb.SearchResponse:
-        caller = caller_of(current_principal())
+        caller = caller_of(current_principal(), self._agencies)
         if request.page_size < 0:
             raise InvalidArgument("page_size", "must not be negative")
         query = SearchQuery(
@@ -174,7 +177,7 @@ class SearchServicer:
         )
 
     async def Suggest(self, request: pb.SuggestRequest, context: Any) -> pb.SuggestResponse:
-        caller = caller_of(current_principal())
+        caller = caller_of(current_principal(), self._agencies)
         if len(request.prefix) > MAX_PREFIX:
             raise InvalidArgument("prefix", f"longer than {MAX_PREFIX} characters")
         if request.limit < 0:
@@ -198,7 +201,7 @@ class SearchServicer:
         )
 
     async def GetFacets(self, request: pb.GetFacetsRequest, context: Any) -> pb.GetFacetsResponse:
-        caller = caller_of(current_principal())
+        caller = caller_of(current_principal(), self._agencies)
         query = SearchQuery(
             text=request.query, filters=_filters(request.filters), facets=_facets(request.facets)
         )

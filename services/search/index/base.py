@@ -39,8 +39,9 @@ BODY_FRAGMENT_CHARS = 240
 SUMMARY_FRAGMENT_CHARS = 320
 
 NORMAL = "normal"  # the confidentiality of an unrestricted document
-# The rights rule as one indexed keyword field: a document holds "<level>:<agency>" for its
-# issuing agency, sender and each recipient, and "<level>:*public*" if public; level is "n"
+# The rights rule as one indexed keyword field: a document holds "<level>:<agency>" for each
+# agency whose officials may read it (`IndexedDocument.reader_agency_codes`; without it: its
+# issuing agency, sender and each recipient), and "<level>:*public*" if public; level is "n"
 # (normal) or "c" (any confidentiality above normal). A search is one term set over it.
 READERS = "readers"
 PUBLIC_READER = "*public*"
@@ -69,6 +70,9 @@ class IndexedDocument:
     issued_date: date | None = None
     updated_time: datetime | None = None
     version: int = 0
+    # The agencies whose officials may read it (the search projection sets them from the
+    # documents service's rule); None: its agency, sender and recipients.
+    reader_agency_codes: tuple[str, ...] | None = None
 
 
 # Keyword fields usable in filters and facets; "year" is derived from issued_date.
@@ -107,17 +111,20 @@ def _utc(t: datetime) -> datetime:
 def readers(doc: IndexedDocument) -> list[str]:
     """The readers terms of `doc` (see READERS)."""
     level = "n:" if (doc.confidentiality or NORMAL) == NORMAL else "c:"
-    who = {doc.agency_code, doc.sender_agency_code, *doc.recipient_agency_codes} - {""}
+    if doc.reader_agency_codes is not None:
+        who = set(doc.reader_agency_codes) - {""}
+    else:
+        who = {doc.agency_code, doc.sender_agency_code, *doc.recipient_agency_codes} - {""}
     if doc.public:
         who.add(PUBLIC_READER)
     return sorted(level + a for a in who)
 
 
 def rights_terms(caller: Caller) -> list[str]:
-    """The readers terms a caller may see: their agency (if any) and public, at the normal
-    level, and at the confidential level too when their role allows it. An empty agency code
+    """The readers terms a caller may see: their agencies (if any) and public, at the normal
+    level, and at the confidential level too when their role allows it. No agency code
     matches only public documents."""
-    who = [PUBLIC_READER, *([caller.agency_code] if caller.agency_code else [])]
+    who = [PUBLIC_READER, *dict.fromkeys(c for c in (caller.agency_code, *caller.agencies) if c)]
     levels = ("n:", "c:") if caller.may_read_confidential else ("n:",)
     return [level + a for level in levels for a in who]
 
@@ -164,10 +171,12 @@ def engine_fields(doc: IndexedDocument) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """Who is searching: their agency, and whether their role lets them read confidential."""
+    """Who is searching: their agency, and whether their role lets them read confidential;
+    `agencies`: more agencies whose documents they may read (a role held above them)."""
 
     agency_code: str
     may_read_confidential: bool = False
+    agencies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -640,7 +649,7 @@ def _fingerprint(query: SearchQuery, caller: Caller) -> str:
             query.text,
             [[f.field, list(f.values), f.gte, f.lte, f.negate] for f in query.filters],
             [query.sort.field, query.sort.descending],
-            [caller.agency_code, caller.may_read_confidential],
+            [caller.agency_code, caller.may_read_confidential, *caller.agencies],
         ],
         ensure_ascii=False,
     )

@@ -1,20 +1,28 @@
 """Documents events → what the index holds: the rules of the search projection.
 
-The index keeps one entry per document id in the documents service: outgoing documents from
-the moment they are issued, incoming ones from the moment they are registered. Drafts are
-remembered (their attachments arrive before issue) but not searchable. Each rule is one
-branch of `apply()`; it is pure — the indexer feeds it and stores its result.
+The index keeps one entry per document id in the documents service, from its first event
+(a draft, an issued document, a registered incoming one). Each rule is one branch of
+`apply()`; it is pure — the indexer feeds it and stores its result.
 
+- Readers: a document is found by exactly those GetDocument shows it to (the documents
+  service's rule, services/documents/domain/policy.py `can_read`), from the same facts:
+  its holding agency; once it is SENT (or RECALLED after that), every recipient agency it
+  was actually sent to — one listed but not (yet) sent to reads nothing; and anyone for a
+  legal document (văn bản QPPL) of normal confidentiality while ISSUED or SENT. An incoming
+  copy is read by the agency that registered it only, not by its sender. The index holds
+  these agencies (`IndexedDocument.reader_agency_codes`); a role held in an agency above
+  one of them counts too, applied to the caller when searching (`rights.caller_of`), as
+  GetDocument applies it. Drafts are found by their own agency, as GetDocument shows them.
 - Version: the event's offset in its partition. All events of a document share a key, hence
   a partition, so the offset grows with every change of that document, in a live run and in
   a replay alike: a redelivered or late event never replaces a newer entry.
 - Recall: the entry stays, marked status "recalled" (an archive keeps what was issued, and a
-  clerk must still find a recalled decision by its number); the agencies it was recalled
-  from lose sight of the sender's copy, their own incoming copy is marked recalled (13).
-- Cancelled drafts are deleted (a no-op unless something was indexed).
-- Confidential documents are indexed with their confidentiality, so the engine shows them
-  only to a caller whose role allows it; their events carry no subject, summary or files.
-- Legal documents (văn bản QPPL) are public once issued, as the documents service reads them.
+  clerk must still find a recalled decision by its number); the agencies it was sent to keep
+  reading it, as GetDocument lets them; a legal document stops being public. Their own
+  incoming copies are marked recalled (13).
+- Cancelled drafts stay, marked "cancelled" (GetDocument still shows them to their agency).
+- Confidential documents are indexed with their confidentiality; their events carry no
+  subject, summary or files.
 """
 
 from __future__ import annotations
@@ -62,9 +70,10 @@ class DocState:
     """What the indexer remembers of one document between events."""
 
     doc: IndexedDocument
-    searchable: bool = False  # issued or registered: in the index
+    searchable: bool = False  # drafted, issued or registered: in the index
     offset: int = -1  # the last event applied (its partition offset)
     attachments: dict[str, str] = field(default_factory=dict)  # attachment id -> text
+    delivered: tuple[str, ...] = ()  # recipient agencies it was sent to (outgoing)
 
     def indexed(self) -> IndexedDocument:
         body = "\n\n".join(t for _, t in sorted(self.attachments.items()) if t)
@@ -77,7 +86,13 @@ class DocState:
         d["updated_time"] = self.doc.updated_time.isoformat() if self.doc.updated_time else None
         d.pop("body_text")
         return json.dumps(
-            {"doc": d, "searchable": self.searchable, "offset": self.offset}, ensure_ascii=False
+            {
+                "doc": d,
+                "searchable": self.searchable,
+                "offset": self.offset,
+                "delivered": list(self.delivered),
+            },
+            ensure_ascii=False,
         )
 
     @classmethod
@@ -87,7 +102,15 @@ class DocState:
         d["issued_date"] = date.fromisoformat(d["issued_date"]) if d["issued_date"] else None
         d["updated_time"] = datetime.fromisoformat(d["updated_time"]) if d["updated_time"] else None
         d["recipient_agency_codes"] = tuple(d["recipient_agency_codes"])
-        return cls(IndexedDocument(**d), raw["searchable"], raw["offset"], attachments)
+        if d.get("reader_agency_codes") is not None:  # absent in a state stored before readers
+            d["reader_agency_codes"] = tuple(d["reader_agency_codes"])
+        return cls(
+            IndexedDocument(**d),
+            raw["searchable"],
+            raw["offset"],
+            attachments,
+            tuple(raw.get("delivered", ())),
+        )
 
 
 def from_document(m: pb.Document, at: datetime) -> IndexedDocument:
@@ -113,12 +136,40 @@ def from_document(m: pb.Document, at: datetime) -> IndexedDocument:
             incoming_status(m.incoming_status) if incoming else outgoing_status(m.outgoing_status)
         ),
         confidentiality=confidentiality,
-        public=(
-            not incoming and m.document_type_code in LEGAL_TYPES and confidentiality == "normal"
-        ),
         issued_date=issued,
         updated_time=at,
     )
+
+
+def sent_to(m: pb.Document) -> tuple[str, ...]:
+    """The recipient agencies an outgoing Document shows as sent to (a send time set)."""
+    if m.direction == pb.DIRECTION_INCOMING:
+        return ()
+    return tuple(
+        dict.fromkeys(
+            r.agency_code for r in m.recipients if r.agency_code and r.HasField("send_time")
+        )
+    )
+
+
+# Outgoing statuses in which recipients it was sent to read it, and in which a legal
+# document is public (policy.can_read / policy.is_public).
+RECIPIENTS_READ = frozenset({"sent", "recalled"})
+PUBLISHED = frozenset({"issued", "sent"})
+# Statuses of an outgoing document past its draft: a draft event cannot follow them.
+ISSUED = frozenset({"issued", "sent", "recalled"})
+
+
+def with_readers(s: DocState) -> DocState:
+    """Set the document's readers and public flag from its facts (the module's first rule)."""
+    d = s.doc
+    readers = dict.fromkeys([d.agency_code] if d.agency_code else [])
+    if d.status in RECIPIENTS_READ:
+        readers.update(dict.fromkeys(s.delivered))
+    readers.pop("", None)
+    public = d.doc_type in LEGAL_TYPES and d.confidentiality == "normal" and d.status in PUBLISHED
+    s.doc = dataclasses.replace(d, reader_agency_codes=tuple(readers), public=public)
+    return s
 
 
 def _date(text: str) -> date | None:
@@ -141,43 +192,52 @@ def apply(
     def changed(s: DocState, **fields: Any) -> tuple[DocState, Action]:
         s.doc = dataclasses.replace(s.doc, updated_time=at, **fields)
         s.offset = offset
+        with_readers(s)
         return s, ("upsert" if s.searchable else "none")
 
     match payload:
+        case ev.DocumentDrafted(document=m) if m.direction == pb.DIRECTION_INCOMING:
+            # UpdateDocument of an incoming document (its registration details) emits it.
+            if state is None:
+                return None, "none"
+            state.doc = dataclasses.replace(from_document(m, at), recipient_agency_codes=())
+            state.offset = offset
+            return with_readers(state), ("upsert" if state.searchable else "none")
         case ev.DocumentDrafted(document=m):
-            if state is not None and state.searchable:
+            if state is not None and state.doc.status in ISSUED:
                 return state, "none"  # a draft event after issue would be a bug upstream
             s = state or DocState(from_document(m, at))
             s.doc = from_document(m, at)
-            s.offset = offset
-            return s, "none"
-        case ev.DocumentIssued(document=m) | ev.DocumentReceived(document=m):
-            s = state or DocState(from_document(m, at))
-            keep = s.doc.recipient_agency_codes
-            s.doc = from_document(m, at)
-            if not s.doc.recipient_agency_codes and keep:
-                s.doc = dataclasses.replace(s.doc, recipient_agency_codes=keep)
+            s.delivered = ()
             s.searchable = True
             s.offset = offset
-            return s, "upsert"
+            return with_readers(s), "upsert"
+        case ev.DocumentIssued(document=m) | ev.DocumentReceived(document=m):
+            s = state or DocState(from_document(m, at))
+            s.doc = from_document(m, at)
+            s.delivered = sent_to(m)
+            s.searchable = True
+            s.offset = offset
+            return with_readers(s), "upsert"
         case ev.AttachmentAdded(attachment=a):
             s = state or DocState(IndexedDocument(id=payload.document_id, updated_time=at))
             s.attachments[a.id or a.sha256] = attachment_text
             return changed(s)
         case _ if state is None:
-            return None, "none"  # a status change of a document we never saw issued
-        case ev.DocumentSent(recipients=rs):
+            return None, "none"  # a status change of a document we never saw
+        case ev.DocumentSent(recipients=rs, delivered_agency_codes=delivered):
             codes = dict.fromkeys((*state.doc.recipient_agency_codes, *(r.agency_code for r in rs)))
             codes.pop("", None)
+            # Events written before delivered_agency_codes: the recipients of each send.
+            now_sent = [r.agency_code for r in rs if r.agency_code and r.HasField("send_time")]
+            state.delivered = tuple(delivered) or tuple(
+                dict.fromkeys((*state.delivered, *now_sent))
+            )
             return changed(state, status="sent", recipient_agency_codes=tuple(codes))
-        case ev.DocumentRecalled(recipient_agency_codes=gone):
-            left = tuple(c for c in state.doc.recipient_agency_codes if c not in set(gone))
-            return changed(state, status="recalled", recipient_agency_codes=left)
+        case ev.DocumentRecalled(recipient_agency_codes=gone, delivered_agency_codes=delivered):
+            state.delivered = tuple(delivered) or tuple(dict.fromkeys((*state.delivered, *gone)))
+            return changed(state, status="recalled")
         case ev.OutgoingStatusChanged(to_status=to):
-            if to == pb.OUTGOING_STATUS_CANCELLED:
-                state.offset = offset
-                state.searchable = False
-                return state, "delete"
             return changed(state, status=outgoing_status(to))
         case ev.IncomingStatusChanged(to_status=to):
             return changed(state, status=incoming_status(to))

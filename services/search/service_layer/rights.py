@@ -1,24 +1,51 @@
 """Who may see what: a token's principal → the engine's Caller (the rule itself is applied
-inside the engine, see docs/search.md "Rights, inside the engine")."""
+inside the engine, see docs/search.md "Rights, inside the engine").
+
+The documents service's reading rule (services/documents/domain/policy.py, `can_read`) is
+the one rule: an official reads a document when they hold one of the reader roles in an
+agency that may read it, or in an agency above that one in the agency tree. The index holds
+the agencies that may read each document (service_layer/projection.py); here the caller
+becomes the agencies where they hold a reader role and every agency below those. Documents
+reads confidential ones under the same rule, so search does too: the level in the readers
+terms is kept (an engine feature), and every caller with a reader role reads both levels.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
 
 from lgsp.auth import Principal
 from lgsp.grpc.errors import Unauthenticated
 from services.search.index import Caller
 
-# Roles that may read confidential (mật) documents of their own agency: its leaders (lãnh
-# đạo), who receive and assign them, and an explicit grant for the officials who keep them
-# (văn thư giữ tài liệu mật).
-CONFIDENTIAL_ROLES = ("leader", "confidential_reader")
+# The roles that read an agency's documents (documents' policy.READER_ROLES; copied, not
+# imported: services share contracts, not code).
+READER_ROLES = frozenset({"clerk", "specialist", "leader", "agency_admin", "admin"})
 
 
-def caller_of(principal: Principal) -> Caller:
-    """The caller's agency (the token's agency_code) and whether one of its roles *in that
-    agency* lets it read confidential documents. A token without an agency sees public
-    documents only; an anonymous call is refused."""
+class AgencyTree(Protocol):
+    """The agency tree (lgsp.agencies.AgencyDirectory fits)."""
+
+    def descendants(self, code: str) -> Sequence[str]: ...
+
+
+def caller_of(principal: Principal, tree: AgencyTree | None = None) -> Caller:
+    """The agencies whose documents the caller may read: each agency where it holds a reader
+    role, and every agency below it in `tree`. A token without one reads public documents
+    only; an anonymous call is refused."""
     if principal.is_anonymous:
         raise Unauthenticated("search needs a token")
-    agency = principal.agency_code or ""
-    may = bool(agency) and principal.has_any_role(CONFIDENTIAL_ROLES, agency)
-    return Caller(agency, may_read_confidential=may)
+    held = [code for code, roles in principal.grants.items() if code and roles & READER_ROLES]
+    readable = dict.fromkeys(sorted(held))
+    if tree is not None:
+        for code in held:
+            readable.update(dict.fromkeys(tree.descendants(code)))
+    codes = list(readable)
+    own = principal.agency_code or ""
+    first = own if own in readable else (codes[0] if codes else "")
+    return Caller(
+        first,
+        may_read_confidential=bool(codes),
+        agencies=tuple(c for c in codes if c != first),
+    )

@@ -290,6 +290,37 @@ def test_sender_and_recipients_see_their_documents(ix: SearchIndex) -> None:
     assert ids(ix, "thien tai", Caller(X)) == ["in"]
 
 
+def test_explicit_readers_decide_and_a_caller_reads_several_agencies(index: SearchIndex) -> None:
+    # Listed for B, read by A only (issued, not sent yet): B finds, counts, facets and
+    # completes nothing; a caller reading A among other agencies finds it.
+    unsent = D("unsent", "16/QĐ-UBND", "Quyết định về chuyển đổi số cấp xã", doc_type="QĐ",
+               agency_code=A, recipient_agency_codes=(B,), reader_agency_codes=(A,),
+               status="issued", issued_date=date(2026, 2, 1), version=1)  # fmt: skip
+    # An incoming copy held by C: its sender X does not read it.
+    copy = D("copy", "16/QĐ-UBND", "Quyết định về chuyển đổi số cấp xã", doc_type="QĐ",
+             agency_code=C, sender_agency_code=X, reader_agency_codes=(C,), status="arrived",
+             issued_date=date(2026, 2, 1), version=1)  # fmt: skip
+    index.upsert([unsent, copy])
+    index.commit()
+    for outsider in (Caller(B), Caller(X), Caller(B, may_read_confidential=True)):
+        assert ids(index, "chuyen doi so", outsider) == []
+        assert ids(index, "16/QĐ-UBND", outsider) == []
+        _, total = index.facets(SearchQuery("", facets=(FacetRequest("doc_type"),)), outsider)
+        assert total == 0
+        assert index.suggest("quyet dinh ve chuyen", outsider) == []
+    both = Caller(X, agencies=(A, C))
+    assert sorted(ids(index, "chuyen doi so", both)) == ["copy", "unsent"]
+    assert sorted(s.id for s in index.suggest("quyet dinh ve chuyen", both)) == ["copy", "unsent"]
+    assert ids(index, "chuyen doi so", Caller("", agencies=(C,))) == ["copy"]
+    # A cursor is bound to the caller's agencies as well.
+    first = index.search(SearchQuery("chuyen doi so", page_size=1), both)
+    with pytest.raises(SearchInputError):
+        index.search(
+            SearchQuery("chuyen doi so", page_size=1, cursor=first.next_cursor),
+            Caller(X, agencies=(A,)),
+        )
+
+
 def test_confidential_needs_the_role(ix: SearchIndex) -> None:
     assert "secret-a" not in ids(ix, "cai cach", Caller(A))
     assert "secret-a" in ids(ix, "cai cach", Caller(A, may_read_confidential=True))

@@ -144,6 +144,7 @@ class DocumentSent(_message.Message):
     RECIPIENTS_FIELD_NUMBER: _builtins.int
     ELECTRONIC_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    DELIVERED_AGENCY_CODES_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document's id."""
     agency_code: _builtins.str
@@ -158,6 +159,13 @@ class DocumentSent(_message.Message):
     def recipients(self) -> _containers.RepeatedCompositeFieldContainer[_documents_pb2.Recipient]:
         """The recipients sent to in this step, with their delivery status."""
 
+    @_builtins.property
+    def delivered_agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Identifier codes of every recipient agency the document has been sent to so far, this
+        step included: the agencies (besides the issuing one) whose officials may now read it.
+        A recipient listed but not sent to is not among them.
+        """
+
     def __init__(
         self,
         *,
@@ -167,10 +175,11 @@ class DocumentSent(_message.Message):
         recipients: _abc.Iterable[_documents_pb2.Recipient] | None = ...,
         electronic: _builtins.bool = ...,
         actor_id: _builtins.str = ...,
+        delivered_agency_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "document_id", b"document_id", "electronic", b"electronic", "number_notation", b"number_notation", "recipients", b"recipients"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "delivered_agency_codes", b"delivered_agency_codes", "document_id", b"document_id", "electronic", b"electronic", "number_notation", b"number_notation", "recipients", b"recipients"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -188,6 +197,7 @@ class DocumentRecalled(_message.Message):
     RECIPIENT_AGENCY_CODES_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    DELIVERED_AGENCY_CODES_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document's id."""
     agency_code: _builtins.str
@@ -202,6 +212,12 @@ class DocumentRecalled(_message.Message):
     def recipient_agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Identifier codes of the recipients it is withdrawn from."""
 
+    @_builtins.property
+    def delivered_agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Identifier codes of every recipient agency it had been sent to (on paper too): they keep
+        reading it, marked recalled.
+        """
+
     def __init__(
         self,
         *,
@@ -211,10 +227,11 @@ class DocumentRecalled(_message.Message):
         recipient_agency_codes: _abc.Iterable[_builtins.str] | None = ...,
         reason: _builtins.str = ...,
         actor_id: _builtins.str = ...,
+        delivered_agency_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "document_id", b"document_id", "number_notation", b"number_notation", "reason", b"reason", "recipient_agency_codes", b"recipient_agency_codes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "delivered_agency_codes", b"delivered_agency_codes", "document_id", b"document_id", "number_notation", b"number_notation", "reason", b"reason", "recipient_agency_codes", b"recipient_agency_codes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
