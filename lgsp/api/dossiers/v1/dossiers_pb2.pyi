@@ -275,6 +275,7 @@ class Procedure(_message.Message):
     ACTIVE_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    STEPS_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Code in the national procedure database, e.g. "1.001193"; unique; immutable."""
     name: _builtins.str
@@ -311,6 +312,10 @@ class Procedure(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the procedure last changed."""
 
+    @_builtins.property
+    def steps(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProcedureStep]:
+        """Steps of the internal procedure (quy trình nội bộ) and their share of processing_days."""
+
     def __init__(
         self,
         *,
@@ -328,14 +333,45 @@ class Procedure(_message.Message):
         active: _builtins.bool = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        steps: _abc.Iterable[Global___ProcedureStep] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_codes", b"agency_codes", "code", b"code", "etag", b"etag", "fee_description", b"fee_description", "fee_vnd", b"fee_vnd", "field", b"field", "legal_basis", b"legal_basis", "name", b"name", "online_service_level", b"online_service_level", "processing_days", b"processing_days", "required_papers", b"required_papers", "result_description", b"result_description", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_codes", b"agency_codes", "code", b"code", "etag", b"etag", "fee_description", b"fee_description", "fee_vnd", b"fee_vnd", "field", b"field", "legal_basis", b"legal_basis", "name", b"name", "online_service_level", b"online_service_level", "processing_days", b"processing_days", "required_papers", b"required_papers", "result_description", b"result_description", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Procedure: _TypeAlias = Procedure  # noqa: Y015
+
+@_typing.final
+class ProcedureStep(_message.Message):
+    """ProcedureStep is one step of a procedure's internal procedure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTOR_FIELD_NUMBER: _builtins.int
+    WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """What is done, e.g. "Thẩm định hồ sơ"."""
+    actor: _builtins.str
+    """Who does it, e.g. "Chuyên viên Phòng Hành chính tư pháp"."""
+    working_days: _builtins.float
+    """Its share of the processing time, in working days (may be a fraction, e.g. 0.5)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        actor: _builtins.str = ...,
+        working_days: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "name", b"name", "working_days", b"working_days"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProcedureStep: _TypeAlias = ProcedureStep  # noqa: Y015
 
 @_typing.final
 class Applicant(_message.Message):

@@ -1,0 +1,77 @@
+"""Wiring: configuration → agency directory, working-day calendar, use cases, gRPC servicers.
+`wire_service(runtime)` is the plugin's composition root; tests pass their own directory,
+authenticator and clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from lgsp.agencies import IdentityAgencyDirectory
+from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
+from lgsp.app import ServiceRuntime
+from lgsp.auth import Authenticator
+from lgsp.authn import authenticator_from_settings
+from lgsp.plugins import Subscription, Wiring
+from lgsp.workdays import WorkingCalendar
+from services.dossiers.catalogue import load_catalogue
+from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
+from services.dossiers.entrypoints.grpc import (
+    LOOKUP_METHOD,
+    DossierLookupServicer,
+    DossierServicer,
+    ProcedureServicer,
+)
+from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
+
+AGENCIES_GROUP = "dossiers-agencies"  # identity's agency events, into the directory
+
+
+def wire_service(
+    runtime: ServiceRuntime,
+    *,
+    agencies: AgencyDirectory | None = None,
+    authenticator: Authenticator | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Wiring:
+    """The dossiers plugin's composition root; `app` is the DossiersApp."""
+    settings = runtime.settings
+    section = settings.dossiers  # type: ignore[attr-defined]
+    background: list[Any] = []
+    closers: list[Any] = []
+    subscriptions: list[Subscription] = []
+    if agencies is None:
+        remote = IdentityAgencyDirectory.from_settings(
+            settings,
+            service="dossiers",
+            client_id=section.client_id,
+            client_secret=section.client_secret,
+        )
+        agencies = remote
+        subscriptions.append(remote.subscription(AGENCIES_GROUP))
+        background.append(remote.run)
+        closers.append(remote.aclose)
+    rule = DueDateRule(
+        WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
+    )
+    options: dict[str, Any] = {"clock": clock} if clock else {}
+    app = DossiersApp(runtime.engine, agencies, rule, after_commit=runtime.after_commit, **options)
+    if section.seed_catalogue:
+        app.seed(load_catalogue())
+    return Wiring(
+        servicers=[
+            (dossiers_pb2_grpc.add_ProcedureServiceServicer_to_server, ProcedureServicer(app)),
+            (dossiers_pb2_grpc.add_DossierServiceServicer_to_server, DossierServicer(app)),
+            (
+                dossiers_pb2_grpc.add_DossierLookupServiceServicer_to_server,
+                DossierLookupServicer(app),
+            ),
+        ],
+        subscriptions=subscriptions,
+        authenticator=authenticator or authenticator_from_settings(settings),
+        public_methods=[LOOKUP_METHOD],
+        background=background,
+        closers=closers,
+        app=app,
+    )

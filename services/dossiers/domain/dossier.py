@@ -1,0 +1,358 @@
+"""A dossier (hồ sơ) from intake at the desk to the return of the result.
+
+`submit_dossier` checks what the desk checks before giving a receipt code: the procedure is
+open and handled by the receiving agency, the applicant is identified (a well-formed personal
+identification number), the papers' checklist is complete. Each later step is a method that
+moves the status through `check_transition` (the one table of legal jumps) and records the
+step in the dossier's history; nothing here knows of storage or gRPC.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import IntEnum
+
+from services.dossiers.domain.deadlines import DueDateRule, on_time
+from services.dossiers.domain.errors import IllegalTransition, InvalidField
+from services.dossiers.domain.identity_number import check_identity_number
+from services.dossiers.domain.procedure import Procedure
+from services.dossiers.domain.receipt import check_agency_code
+from services.dossiers.domain.status import Status, check_transition
+
+MAX_TEXT = 2000
+
+
+class Channel(IntEnum):
+    UNSPECIFIED = 0
+    COUNTER = 1
+    ONLINE = 2
+    POSTAL = 3
+
+
+class ApplicantKind(IntEnum):
+    UNSPECIFIED = 0
+    CITIZEN = 1
+    ORGANIZATION = 2
+
+
+@dataclass(frozen=True)
+class Applicant:
+    kind: ApplicantKind
+    full_name: str
+    identity_number: str
+    birth_date: date | None = None
+    organization_name: str = ""
+    organization_code: str = ""
+    phone: str = ""
+    email: str = ""
+    address: str = ""
+
+
+@dataclass(frozen=True)
+class Paper:
+    paper_code: str
+    name: str
+    originals: int = 0
+    copies: int = 0
+    attachment_id: str = ""
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    time: datetime
+    actor_id: str
+    from_status: Status | None
+    to_status: Status
+    comment: str = ""
+
+
+@dataclass
+class Dossier:
+    id: str
+    receipt_code: str
+    procedure_code: str
+    procedure_name: str
+    agency_code: str
+    applicant: Applicant
+    status: Status
+    channel: Channel
+    papers: tuple[Paper, ...]
+    processing_days: int
+    submit_time: datetime
+    receiver_user_id: str
+    request_id: str = ""
+    accept_time: datetime | None = None
+    due_date: date | None = None
+    finish_time: datetime | None = None
+    return_time: datetime | None = None
+    handler_user_id: str = ""
+    fee_vnd: int = 0
+    fee_paid: bool = False
+    result_number: str = ""
+    result_attachment_id: str = ""
+    on_time: bool | None = None
+    status_reason: str = ""
+    paused_since: datetime | None = None  # the clock stopped then (status 5 or 6)
+    paused_days: int = 0  # working days the clock stood still, in total
+    update_time: datetime | None = None
+    version: int = 1
+    # Steps taken since loaded, for the repository to append to the history.
+    new_history: list[HistoryEntry] = field(default_factory=list, compare=False, repr=False)
+
+    @property
+    def etag(self) -> str:
+        return str(self.version)
+
+    # --- the steps -----------------------------------------------------------------------
+
+    def accept(self, *, rule: DueDateRule, now: datetime, actor: str) -> None:
+        """SUBMITTED → ACCEPTED: the appointment is fixed from now."""
+        self._move(Status.ACCEPTED, now, actor)
+        self.accept_time = now
+        self.due_date = rule.due_date(now, self.processing_days)
+
+    def refuse(self, reason: str, *, now: datetime, actor: str) -> None:
+        self._move(Status.REFUSED, now, actor, _required("reason", reason))
+
+    def start_processing(self, handler_user_id: str, *, now: datetime, actor: str) -> None:
+        """ACCEPTED → IN_PROGRESS, with the specialist who handles it."""
+        if self.status is not Status.ACCEPTED:  # 5/6 → 4 is SupplementDossier/RecordPayment
+            raise IllegalTransition(self.status, Status.IN_PROGRESS)
+        handler = _required("handler_user_id", handler_user_id)
+        self._move(Status.IN_PROGRESS, now, actor, f"giao {handler} xử lý")
+        self.handler_user_id = handler
+
+    def request_supplement(
+        self,
+        reason: str,
+        paper_codes: list[str],
+        *,
+        procedure: Procedure | None,
+        now: datetime,
+        actor: str,
+    ) -> None:
+        """→ SUPPLEMENT_REQUESTED: the clock stops until the papers come."""
+        reason = _required("reason", reason)
+        for i, code in enumerate(paper_codes):
+            if procedure is not None and procedure.paper(code) is None:
+                raise InvalidField(f"paper_codes[{i}]", f"{code} is not a paper of the procedure")
+        self._move(Status.SUPPLEMENT_REQUESTED, now, actor, reason)
+        self.paused_since = now
+
+    def supplement(
+        self, papers: list[Paper], *, rule: DueDateRule, now: datetime, actor: str
+    ) -> None:
+        """SUPPLEMENT_REQUESTED → IN_PROGRESS: the clock restarts, the appointment moves by the
+        working days it stood still."""
+        if self.status is not Status.SUPPLEMENT_REQUESTED:
+            raise IllegalTransition(self.status, Status.IN_PROGRESS)
+        if not papers:
+            raise InvalidField("papers", "at least one paper is supplemented")
+        for i, p in enumerate(papers):
+            _check_paper(p, f"papers[{i}]")
+        self._move(Status.IN_PROGRESS, now, actor, f"bổ sung {len(papers)} giấy tờ")
+        self.papers = (*self.papers, *papers)
+        self._resume(rule, now)
+
+    def request_fee(self, fee_vnd: int, description: str, *, now: datetime, actor: str) -> None:
+        """→ FEE_REQUESTED: the clock stops until the fee is paid."""
+        if fee_vnd <= 0:
+            raise InvalidField("fee_vnd", "a positive amount of đồng")
+        self._move(Status.FEE_REQUESTED, now, actor, description.strip())
+        self.fee_vnd = fee_vnd
+        self.paused_since = now
+
+    def record_payment(
+        self, amount_vnd: int, reference: str, *, rule: DueDateRule, now: datetime, actor: str
+    ) -> None:
+        """FEE_REQUESTED → IN_PROGRESS once the whole fee is paid."""
+        if self.status is not Status.FEE_REQUESTED:
+            raise IllegalTransition(self.status, Status.IN_PROGRESS)
+        if amount_vnd != self.fee_vnd:
+            raise InvalidField("amount_vnd", f"the fee requested is {self.fee_vnd} đồng")
+        reference = _required("payment_reference", reference)
+        self._move(Status.IN_PROGRESS, now, actor, f"đã nộp phí, biên lai {reference}")
+        self.fee_paid = True
+        self._resume(rule, now)
+
+    def withdraw(self, reason: str, *, now: datetime, actor: str) -> None:
+        self._move(Status.WITHDRAWN, now, actor, reason.strip()[:MAX_TEXT])
+        self.paused_since = None
+
+    def stop(self, reason: str, *, now: datetime, actor: str) -> None:
+        self._move(Status.STOPPED, now, actor, _required("reason", reason))
+        self.paused_since = None
+
+    def complete(
+        self,
+        result_number: str,
+        result_attachment_id: str,
+        comment: str,
+        *,
+        now: datetime,
+        actor: str,
+    ) -> None:
+        """IN_PROGRESS → PROCESSED: on time or late is decided here; late needs a comment."""
+        check_transition(self.status, Status.PROCESSED)
+        assert self.due_date is not None  # accepted before it could be in progress
+        timely = on_time(now, self.due_date)
+        if not timely and not comment.strip():
+            raise InvalidField("comment", "required when the dossier is processed late")
+        self._move(Status.PROCESSED, now, actor, comment.strip())
+        self.finish_time = now
+        self.on_time = timely
+        self.result_number = result_number.strip()
+        self.result_attachment_id = result_attachment_id.strip()
+
+    def return_result(self, received_by: str, *, now: datetime, actor: str) -> None:
+        received_by = received_by.strip()
+        self._move(
+            Status.RESULT_RETURNED, now, actor, f"người nhận: {received_by}" if received_by else ""
+        )
+        self.return_time = now
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _move(self, to: Status, now: datetime, actor: str, comment: str = "") -> None:
+        check_transition(self.status, to)
+        self.new_history.append(HistoryEntry(now, actor, self.status, to, comment))
+        if comment or to in (Status.REFUSED, Status.WITHDRAWN, Status.STOPPED):
+            self.status_reason = comment
+        self.status = to
+        self.update_time = now
+        self.version += 1
+
+    def _resume(self, rule: DueDateRule, now: datetime) -> None:
+        if self.paused_since is not None and self.due_date is not None:
+            paused = rule.paused_days(self.paused_since, now)
+            self.paused_days += paused
+            self.due_date = rule.extend(self.due_date, paused)
+        self.paused_since = None
+
+
+def _required(field_name: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise InvalidField(field_name, "required")
+    if len(value) > MAX_TEXT:
+        raise InvalidField(field_name, f"at most {MAX_TEXT} characters")
+    return value
+
+
+def _check_paper(p: Paper, where: str) -> None:
+    if p.originals < 0 or p.copies < 0 or p.originals + p.copies == 0:
+        raise InvalidField(f"{where}.copies", "at least one original or copy")
+    if not p.name.strip() and not p.paper_code.strip():
+        raise InvalidField(f"{where}.name", "a paper needs a code or a name")
+
+
+def check_applicant(a: Applicant) -> Applicant:
+    if a.kind is ApplicantKind.UNSPECIFIED:
+        raise InvalidField("applicant.kind", "citizen or organization")
+    if not a.full_name.strip():
+        raise InvalidField("applicant.full_name", "required")
+    check_identity_number(a.identity_number, a.birth_date, field="applicant.identity_number")
+    if a.kind is ApplicantKind.ORGANIZATION:
+        if not a.organization_name.strip():
+            raise InvalidField("applicant.organization_name", "required for an organization")
+        code = a.organization_code.replace("-", "")
+        if not (code.isascii() and code.isdigit() and len(code) in (10, 13)):
+            raise InvalidField(
+                "applicant.organization_code", "an enterprise or tax code of 10 or 13 digits"
+            )
+    return dataclasses.replace(a, full_name=a.full_name.strip())
+
+
+def check_checklist(procedure: Procedure, papers: list[Paper]) -> None:
+    """Every mandatory paper of the procedure is there, with its originals and copies."""
+    filed: dict[str, tuple[int, int]] = {}
+    for i, p in enumerate(papers):
+        _check_paper(p, f"papers[{i}]")
+        if p.paper_code:
+            if procedure.paper(p.paper_code) is None:
+                raise InvalidField(
+                    f"papers[{i}].paper_code", f"{p.paper_code} is not a paper of the procedure"
+                )
+            o, c = filed.get(p.paper_code, (0, 0))
+            filed[p.paper_code] = (o + p.originals, c + p.copies)
+    missing = []
+    for req in procedure.required_papers:
+        if not req.mandatory:
+            continue
+        o, c = filed.get(req.code, (0, 0))
+        # An original stands in for a copy; a copy never for an original.
+        if o < req.originals or o + c < req.originals + req.copies:
+            missing.append(
+                f"{req.code} {req.name} ({req.originals} bản chính, {req.copies} bản sao)"
+            )
+    if missing:
+        raise InvalidField("papers", "missing: " + "; ".join(missing))
+
+
+def submit_dossier(
+    procedure: Procedure | None,
+    *,
+    procedure_code: str,
+    agency_code: str,
+    applicant: Applicant,
+    channel: Channel,
+    papers: list[Paper],
+    receipt_code: str,
+    actor: str,
+    now: datetime,
+    request_id: str = "",
+) -> Dossier:
+    """A new dossier in status SUBMITTED, if the desk's checks pass; InvalidField names the
+    first field that fails. The receipt code is given by the caller (it needs the day's
+    sequence, which storage keeps)."""
+    check_submission(procedure, procedure_code, agency_code, applicant, channel, papers)
+    assert procedure is not None
+    dossier = Dossier(
+        id=str(uuid.uuid4()),
+        receipt_code=receipt_code,
+        procedure_code=procedure.code,
+        procedure_name=procedure.name,
+        agency_code=agency_code.strip(),
+        applicant=check_applicant(applicant),
+        status=Status.SUBMITTED,
+        channel=Channel.COUNTER if channel is Channel.UNSPECIFIED else channel,
+        papers=tuple(papers),
+        processing_days=procedure.processing_days,
+        submit_time=now,
+        receiver_user_id=actor,
+        request_id=request_id,
+        fee_vnd=procedure.fee_vnd,
+        update_time=now,
+    )
+    dossier.new_history.append(HistoryEntry(now, actor, None, Status.SUBMITTED, "tiếp nhận"))
+    return dossier
+
+
+def check_submission(
+    procedure: Procedure | None,
+    procedure_code: str,
+    agency_code: str,
+    applicant: Applicant,
+    channel: Channel,
+    papers: list[Paper],
+) -> None:
+    """The desk's checks, before a receipt code is spent on the dossier."""
+    if not procedure_code.strip():
+        raise InvalidField("procedure_code", "required")
+    if procedure is None:
+        raise InvalidField("procedure_code", f"{procedure_code} is not in the catalogue")
+    if not procedure.active:
+        raise InvalidField("procedure_code", f"{procedure.code} no longer takes new dossiers")
+    agency_code = check_agency_code(agency_code)
+    if agency_code not in procedure.agency_codes:
+        raise InvalidField(
+            "agency_code", f"{agency_code} does not handle procedure {procedure.code}"
+        )
+    if channel not in (Channel.UNSPECIFIED, Channel.COUNTER):
+        raise InvalidField("channel", "only dossiers filed at the desk are taken in so far")
+    check_applicant(applicant)
+    check_checklist(procedure, papers)

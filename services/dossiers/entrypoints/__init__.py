@@ -1,0 +1,1 @@
+"""How calls reach the use cases: the gRPC servicer."""

@@ -1,0 +1,183 @@
+"""gRPC ProcedureService, DossierService and DossierLookupService: proto request → use case →
+proto response. Domain refusals become the platform's errors (lgsp.grpc.errors) here; the
+server's error layer turns those into gRPC statuses (INVALID_ARGUMENT with a BadRequest naming
+the field, FAILED_PRECONDITION for an illegal status jump, NOT_FOUND, ABORTED, and
+PERMISSION_DENIED from the role checks). Use cases are synchronous: they run in threads."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
+from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
+from lgsp.auth import current_principal
+from lgsp.grpc import errors
+from services.dossiers.adapters.proto import (
+    applicant_from_proto,
+    channel_from_proto,
+    dossier_to_proto,
+    history_to_proto,
+    lookup_to_proto,
+    papers_from_proto,
+    procedure_from_proto,
+    procedure_to_proto,
+)
+from services.dossiers.domain import errors as domain
+from services.dossiers.service_layer.dossiers import DossiersApp
+
+T = TypeVar("T")
+
+
+def to_service_error(e: domain.DomainError) -> errors.ServiceError:
+    """The status a domain refusal gets."""
+    if isinstance(e, domain.InvalidField):
+        return errors.InvalidArgument(e.field, e.reason)
+    if isinstance(e, domain.NotFound):
+        return errors.NotFound(e.message)
+    if isinstance(e, domain.AlreadyExists):
+        return errors.AlreadyExists(e.message)
+    if isinstance(e, domain.StaleEtag):
+        return errors.Aborted(e.message)
+    if isinstance(e, domain.Exhausted):
+        return errors.ResourceExhausted(e.message)
+    return errors.FailedPrecondition(e.message)
+
+
+async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    try:
+        return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    except domain.DomainError as e:
+        raise to_service_error(e) from None
+
+
+class ProcedureServicer(dossiers_pb2_grpc.ProcedureServiceServicer):
+    def __init__(self, app: DossiersApp) -> None:
+        self.app = app
+
+    async def GetProcedure(self, request: pb.GetProcedureRequest, context: Any) -> Any:
+        p = await call(self.app.get_procedure, request.code)
+        return pb.GetProcedureResponse(procedure=procedure_to_proto(p))
+
+    async def CreateProcedure(self, request: pb.CreateProcedureRequest, context: Any) -> Any:
+        p = await call(
+            self.app.create_procedure, procedure_from_proto(request.procedure), current_principal()
+        )
+        return pb.CreateProcedureResponse(procedure=procedure_to_proto(p))
+
+    async def UpdateProcedure(self, request: pb.UpdateProcedureRequest, context: Any) -> Any:
+        p = await call(
+            self.app.update_procedure,
+            procedure_from_proto(request.procedure),
+            list(request.update_mask.paths),
+            request.procedure.etag,
+            current_principal(),
+        )
+        return pb.UpdateProcedureResponse(procedure=procedure_to_proto(p))
+
+
+def _dossier_step(
+    method: Callable[..., Any], response: type[Any]
+) -> Callable[[Any, Any, Any], Awaitable[Any]]:
+    """A servicer method for a step: the use case method named, its response with the dossier."""
+
+    async def handler(self: DossierServicer, request: Any, context: Any) -> Any:
+        d = await call(method(self.app, request), current_principal())
+        return response(dossier=dossier_to_proto(d))
+
+    return handler
+
+
+class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
+    def __init__(self, app: DossiersApp) -> None:
+        self.app = app
+
+    async def SubmitDossier(self, request: pb.SubmitDossierRequest, context: Any) -> Any:
+        def submit() -> Any:
+            return self.app.submit(
+                procedure_code=request.procedure_code,
+                agency_code=request.agency_code,
+                applicant=applicant_from_proto(request.applicant),
+                channel=channel_from_proto(request.channel),
+                papers=papers_from_proto(list(request.papers)),
+                request_id=request.request_id.strip(),
+                principal=principal,
+            )
+
+        principal = current_principal()
+        d = await call(submit)
+        return pb.SubmitDossierResponse(dossier=dossier_to_proto(d))
+
+    AcceptDossier = _dossier_step(
+        lambda app, r: functools.partial(app.accept, r.dossier_id, r.etag), pb.AcceptDossierResponse
+    )
+    RefuseDossier = _dossier_step(
+        lambda app, r: functools.partial(app.refuse, r.dossier_id, r.etag, r.reason),
+        pb.RefuseDossierResponse,
+    )
+    StartProcessing = _dossier_step(
+        lambda app, r: functools.partial(
+            app.start_processing, r.dossier_id, r.etag, r.handler_user_id
+        ),
+        pb.StartProcessingResponse,
+    )
+    RequestSupplement = _dossier_step(
+        lambda app, r: functools.partial(
+            app.request_supplement, r.dossier_id, r.etag, r.reason, list(r.paper_codes)
+        ),
+        pb.RequestSupplementResponse,
+    )
+    WithdrawDossier = _dossier_step(
+        lambda app, r: functools.partial(app.withdraw, r.dossier_id, r.etag, r.reason),
+        pb.WithdrawDossierResponse,
+    )
+    CompleteProcessing = _dossier_step(
+        lambda app, r: functools.partial(
+            app.complete, r.dossier_id, r.etag, r.result_number, r.result_attachment_id, r.comment
+        ),
+        pb.CompleteProcessingResponse,
+    )
+    ReturnResult = _dossier_step(
+        lambda app, r: functools.partial(app.return_result, r.dossier_id, r.etag, r.received_by),
+        pb.ReturnResultResponse,
+    )
+
+    async def SupplementDossier(self, request: pb.SupplementDossierRequest, context: Any) -> Any:
+        d = await call(
+            self.app.supplement,
+            request.dossier_id,
+            request.etag,
+            papers_from_proto(list(request.papers)),
+            current_principal(),
+        )
+        return pb.SupplementDossierResponse(dossier=dossier_to_proto(d))
+
+    async def GetDossier(self, request: pb.GetDossierRequest, context: Any) -> Any:
+        key = request.WhichOneof("key")
+        if key is None:
+            raise errors.InvalidArgument("key", "id or receipt_code required")
+        d = await call(
+            self.app.get,
+            dossier_id=request.id if key == "id" else "",
+            receipt=request.receipt_code if key == "receipt_code" else "",
+            principal=current_principal(),
+        )
+        return pb.GetDossierResponse(dossier=dossier_to_proto(d))
+
+    async def ListDossierHistory(self, request: pb.ListDossierHistoryRequest, context: Any) -> Any:
+        entries = await call(self.app.history, request.dossier_id, current_principal())
+        return pb.ListDossierHistoryResponse(entries=[history_to_proto(e) for e in entries])
+
+
+class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
+    def __init__(self, app: DossiersApp) -> None:
+        self.app = app
+
+    async def LookupDossier(self, request: pb.LookupDossierRequest, context: Any) -> Any:
+        d, agency_name = await call(self.app.lookup, request.receipt_code, request.verification)
+        return lookup_to_proto(d, agency_name)
+
+
+LOOKUP_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier"

@@ -1,0 +1,1 @@
+"""The dossiers service's use cases."""

@@ -1,0 +1,32 @@
+"""The [dossiers] settings section: LGSP_DOSSIERS_<KEY> or [dossiers] in lgsp.toml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lgsp.config import ServiceSettings, port_field, secret_field
+
+
+@dataclass(frozen=True)
+class DossiersSettings(ServiceSettings):
+    """Inherited: grpc_port, database_url ("" = sqlite:///<data_dir>/dossiers.db)."""
+
+    grpc_port: int = port_field(50053)
+    # The service's own client at identity (for GetAgencyTree); "" secret = read the demo
+    # secrets identity writes to <data_dir>/identity-demo.json on first start.
+    client_id: str = "dossiers"
+    client_secret: str = secret_field()
+    # Afternoon cut-off, HH:MM province time: a dossier received at or after it counts from the
+    # next working day (docs/dossiers.md says why 15:00).
+    cutoff: str = "15:00"
+    # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
+    seed_catalogue: bool = True
+
+    def problems(self) -> list[tuple[str, str]]:
+        from services.dossiers.domain.deadlines import parse_cutoff
+
+        try:
+            parse_cutoff(self.cutoff)
+        except ValueError as e:
+            return [("cutoff", str(e))]
+        return []
