@@ -184,7 +184,7 @@ def test_overview_shows_components_and_lag(console: tuple[str, Settings]) -> Non
     page = httpx.get(f"{base}/", timeout=20)
     assert page.status_code == 200
     assert "operator console" in page.text and "this console" in page.text
-    for name in ("gateway", "identity", "documents", "search"):
+    for name in ("gateway", "identity", "documents", "dossiers", "search"):
         assert f"<td>{name}</td>" in page.text
     assert "Event lag per consumer group" in page.text
     assert "Traceback" not in page.text

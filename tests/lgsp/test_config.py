@@ -36,10 +36,16 @@ def test_defaults_follow_the_port_plan_and_derive_from_data_dir(tmp_path: Path) 
     assert s.platform.data_dir == str(data)
     assert s.bus.url == f"sqlite:///{data}/bus.db"
     assert s.documents.database_url == f"sqlite:///{data}/documents.db"
-    # One section per installed service, from its plugin; the port plan reserves 50053
-    # (dossiers) and 50055 (mail) for the services that will declare them.
+    # One section per installed service, from its plugin; the port plan reserves 50055 for
+    # mail, which will declare it.
     ports = {name: section.grpc_port for name, section in s.services.items()}
-    assert ports == {"gateway": 50050, "identity": 50051, "documents": 50052, "search": 50054}
+    assert ports == {
+        "gateway": 50050,
+        "identity": 50051,
+        "documents": 50052,
+        "dossiers": 50053,
+        "search": 50054,
+    }
     assert (s.identity.http_port, s.console.port) == (8180, 8100)
     assert s.telemetry.otlp_endpoint == "http://127.0.0.1:8100"
     assert s.config_file is None
