@@ -96,7 +96,7 @@ def _applicant(value: Any) -> dict[str, Any]:
         raise invalid("applicant.full_name", "Họ và tên người nộp không hợp lệ")
     id_number = value.get("identity_number")
     try:
-        parse_citizen_id(id_number)
+        parse_citizen_id(str(id_number or ""))
     except IdentifierError as exc:
         raise invalid(
             "applicant.identity_number", "Số định danh cá nhân không hợp lệ", str(exc)

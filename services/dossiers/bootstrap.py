@@ -37,7 +37,7 @@ def wire_service(
 ) -> Wiring:
     """The dossiers plugin's composition root; `app` is the DossiersApp."""
     settings = runtime.settings
-    section = settings.dossiers  # type: ignore[attr-defined]
+    section = settings.dossiers
     background: list[Any] = []
     closers: list[Any] = []
     subscriptions: list[Subscription] = []
@@ -61,8 +61,16 @@ def wire_service(
         app.seed(load_catalogue())
     return Wiring(
         servicers=[
-            (dossiers_pb2_grpc.add_ProcedureServiceServicer_to_server, ProcedureServicer(app)),
-            (dossiers_pb2_grpc.add_DossierServiceServicer_to_server, DossierServicer(app)),
+            # The RPCs not built yet (docs/dossiers.md) answer UNIMPLEMENTED from the
+            # generated base classes, which the type stubs declare abstract.
+            (
+                dossiers_pb2_grpc.add_ProcedureServiceServicer_to_server,
+                ProcedureServicer(app),  # type: ignore[abstract]
+            ),
+            (
+                dossiers_pb2_grpc.add_DossierServiceServicer_to_server,
+                DossierServicer(app),  # type: ignore[abstract]
+            ),
             (
                 dossiers_pb2_grpc.add_DossierLookupServiceServicer_to_server,
                 DossierLookupServicer(app),

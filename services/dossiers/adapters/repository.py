@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -93,17 +93,20 @@ class ProcedureRepository:
         )
 
     def update(self, p: Procedure, expected_version: int) -> None:
-        done = self.session.execute(
-            sa.update(procedures)
-            .where(procedures.c.code == p.code, procedures.c.version == expected_version)
-            .values(
-                name=p.name,
-                field_code=p.field.code,
-                active=p.active,
-                data=procedure_to_json(p),
-                version=p.version,
-                update_time=p.update_time,
-            )
+        done = cast(
+            "sa.CursorResult[Any]",
+            self.session.execute(
+                sa.update(procedures)
+                .where(procedures.c.code == p.code, procedures.c.version == expected_version)
+                .values(
+                    name=p.name,
+                    field_code=p.field.code,
+                    active=p.active,
+                    data=procedure_to_json(p),
+                    version=p.version,
+                    update_time=p.update_time,
+                )
+            ),
         )
         if done.rowcount != 1:
             raise StaleEtag(f"procedure {p.code} changed since it was read")
@@ -221,8 +224,11 @@ class DossierRepository:
         """The next number of `agency_code`'s receipts of `day` (the transaction holds the
         write lock, so two desks never get the same one; the receipt code is unique besides)."""
         key = (receipt_sequences.c.agency_code == agency_code, receipt_sequences.c.day == day)
-        done = self.session.execute(
-            sa.update(receipt_sequences).where(*key).values(last=receipt_sequences.c.last + 1)
+        done = cast(
+            "sa.CursorResult[Any]",
+            self.session.execute(
+                sa.update(receipt_sequences).where(*key).values(last=receipt_sequences.c.last + 1)
+            ),
         )
         if done.rowcount == 0:
             self.session.execute(
@@ -238,10 +244,13 @@ class DossierRepository:
         self._append_history(d)
 
     def save(self, d: Dossier, expected_version: int) -> None:
-        done = self.session.execute(
-            sa.update(dossiers)
-            .where(dossiers.c.id == d.id, dossiers.c.version == expected_version)
-            .values(**_row_values(d))
+        done = cast(
+            "sa.CursorResult[Any]",
+            self.session.execute(
+                sa.update(dossiers)
+                .where(dossiers.c.id == d.id, dossiers.c.version == expected_version)
+                .values(**_row_values(d))
+            ),
         )
         if done.rowcount != 1:
             raise StaleEtag(f"dossier {d.receipt_code} changed since it was read")

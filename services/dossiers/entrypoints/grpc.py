@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
@@ -78,9 +78,7 @@ class ProcedureServicer(dossiers_pb2_grpc.ProcedureServiceServicer):
         return pb.UpdateProcedureResponse(procedure=procedure_to_proto(p))
 
 
-def _dossier_step(
-    method: Callable[..., Any], response: type[Any]
-) -> Callable[[Any, Any, Any], Awaitable[Any]]:
+def _dossier_step(method: Callable[..., Any], response: type[Any]) -> Any:
     """A servicer method for a step: the use case method named, its response with the dossier."""
 
     async def handler(self: DossierServicer, request: Any, context: Any) -> Any:
