@@ -62,7 +62,12 @@ from services.documents.domain.model import (
     TaskStatus,
     check_attach,
 )
-from services.documents.domain.numbering import IssuedNumber, book_for, notation
+from services.documents.domain.numbering import (
+    IssuedNumber,
+    book_for,
+    check_promulgation_date,
+    notation,
+)
 from services.documents.service_layer.exchange import Exchange
 from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import Transport
@@ -458,12 +463,16 @@ class DocumentsApp:
                 raise InvalidTransition(
                     "the issuing agency or the document type is no longer known", subject=doc.id
                 )
-            on = promulgation_date or self.today()
-            if on.year != self.today().year and on > self.today():
-                raise InvalidField("promulgation_date", "cannot be in a future year")
+            today = self.today()
+            on = promulgation_date or today
+            check_promulgation_date(on, today, None)
             text = notation(kind, agency.short_name, on.year, doc.drafting_unit)
             book = book_for(kind)
             number = repo.next_number(doc.agency_code, book, on.year)
+            # The book is locked now: its last date is the last committed one.
+            check_promulgation_date(
+                on, today, repo.last_issued_date(doc.agency_code, book, on.year)
+            )
             issued = IssuedNumber(book, on.year, number, text)
             entry = doc.issue(
                 number,
