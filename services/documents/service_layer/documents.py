@@ -795,7 +795,7 @@ class DocumentsApp:
         with self._read() as conn:
             repo = Repository(conn)
             doc = self._load(repo, caller, document_id)
-            if not policy.holds(caller, policy.READER_ROLES, doc.agency_code, self.agencies):
+            if not policy.holds_own(caller, policy.READER_ROLES, doc.agency_code):
                 raise NotVisible(f"document {document_id} not found")  # drafts stay in-house
             return repo.versions(document_id)
 
@@ -804,7 +804,7 @@ class DocumentsApp:
     ) -> tuple[list[Document], int]:
         if not f.agency_code:
             raise InvalidField("agency_code", "the agency whose documents are listed is required")
-        if not policy.holds(caller, policy.READER_ROLES, f.agency_code, self.agencies):
+        if not policy.holds_own(caller, policy.READER_ROLES, f.agency_code):
             raise policy.Forbidden(f"no role in agency {f.agency_code}")
         with self._read() as conn:
             return Repository(conn).list(f, offset, limit)
