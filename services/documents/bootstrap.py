@@ -92,6 +92,7 @@ def wire_service(
     )
 
     async def close_files() -> None:
+        await files.close()  # units of work of cancelled uploads finish first
         await files.store.close()
         app.close()
 

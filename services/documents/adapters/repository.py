@@ -333,6 +333,18 @@ class Repository:
             ).scalar_one()
         )
 
+    def last_issued_date(self, agency_code: str, book: Book, year: int) -> date | None:
+        """The promulgation date of the book's highest number so far (None for an empty
+        book). Read after `next_number` has locked the book, so it sees the last commit."""
+        c = t.documents.c
+        found = self.conn.execute(
+            sa.select(c.promulgation_date)
+            .where(c.agency_code == agency_code, c.book == str(book), c.book_year == year)
+            .order_by(c.book_number.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        return found if isinstance(found, date) else None
+
     # --- history and versions --------------------------------------------------------------
 
     def add_history(self, document_id: str, entry: HistoryEntry) -> None:

@@ -1,37 +1,91 @@
-"""Document types (thể loại văn bản) and their abbreviations.
+"""Document types (thể loại văn bản), their abbreviations, and who may issue each.
 
 The 29 administrative types are those of Nghị định 30/2020/NĐ-CP, Article 7 and Appendix III.
 Công văn and thư công have no abbreviation: their notation is built from the agency (and the
-drafting unit) only. Legal documents (văn bản quy phạm pháp luật, Luật Ban hành VBQPPL) carry
-the year in their notation and are numbered in their own book; a province issues resolutions
-of the People's Council and decisions of the People's Committee, and receives decrees and
-circulars from the centre.
+drafting unit) only. Legal documents (văn bản quy phạm pháp luật) carry the year in their
+notation and are numbered in their own book.
+
+Who issues what (`issued_by`, one column of the one table below; `check_issuer`):
+- Luật Ban hành văn bản quy phạm pháp luật 2025 (Luật 64/2025/QH15, Article 4 as amended by
+  Luật 87/2025/QH15): in a province, legal documents are the resolutions of the People's
+  Councils (Hội đồng nhân dân, provincial and commune level) and the decisions of the People's
+  Committees (Ủy ban nhân dân, both levels). Decrees (Nghị định) are the Government's and
+  circulars (Thông tư) ministers': nobody in the province issues them, a province receives
+  them. A department (sở, ban, ngành) or any other agency issues no legal document.
+- Nghị định 30/2020/NĐ-CP, Article 7: the administrative types. A resolution (Nghị quyết cá
+  biệt) is what a collegial body (the People's Council) adopts — the People's Committee and
+  its chairman decide by Quyết định; a directive (Chỉ thị) is the chairman of a People's
+  Committee's. Every agency issues the other administrative types, individual decisions
+  (Quyết định cá biệt, without the year in the notation) included.
+
+An agency's kind comes from its legal name (`issuer_kind`): "Hội đồng nhân dân …" is a
+People's Council, "Ủy ban nhân dân …" a People's Committee (the province's and the communes'
+alike, as the identity seed names them), anything else — Sở …, Văn phòng …, Trung tâm …,
+their units — an agency that issues administrative documents only.
 """
 
 from __future__ import annotations
 
+import enum
+import unicodedata
 from dataclasses import dataclass
+
+from .errors import InvalidField
+
+
+class IssuerKind(enum.StrEnum):
+    """What an agency is, for the issuing authority of document types."""
+
+    PEOPLES_COUNCIL = "Hội đồng nhân dân"
+    PEOPLES_COMMITTEE = "Ủy ban nhân dân"
+    OTHER = "cơ quan chuyên môn, đơn vị"  # sở, ban, ngành, văn phòng, their units
+
+
+COUNCIL = frozenset({IssuerKind.PEOPLES_COUNCIL})
+COMMITTEE = frozenset({IssuerKind.PEOPLES_COMMITTEE})
+ANY = frozenset(IssuerKind)
+CENTRAL_ONLY: frozenset[IssuerKind] = frozenset()  # the Government, ministers: never here
+
+
+def _fold(text: str) -> str:
+    # "Uỷ" (old tone placement) and "Ủy" are the same word; NFC alone does not unify them.
+    return unicodedata.normalize("NFC", text).strip().casefold().replace("uỷ", "ủy")
+
+
+def issuer_kind(agency_name: str) -> IssuerKind:
+    """The kind of an agency by its legal name (as the agency directory gives it)."""
+    name = _fold(agency_name)
+    if name.startswith(_fold(IssuerKind.PEOPLES_COUNCIL)):
+        return IssuerKind.PEOPLES_COUNCIL
+    if name.startswith(_fold(IssuerKind.PEOPLES_COMMITTEE)):
+        return IssuerKind.PEOPLES_COMMITTEE
+    return IssuerKind.OTHER
 
 
 @dataclass(frozen=True)
 class DocumentKind:
-    """One document type. `code` is the API key; `abbreviation` goes into the notation."""
+    """One document type. `code` is the API key; `abbreviation` goes into the notation;
+    `issued_by` the kinds of agency that may issue it."""
 
     code: str
     name: str
     abbreviation: str
     legal: bool = False
+    issued_by: frozenset[IssuerKind] = ANY
 
     # edXML DocumentType/Type: 1 legal document, 2 administrative document.
     @property
     def edxml_type(self) -> int:
         return 1 if self.legal else 2
 
+    def may_be_issued_by(self, kind: IssuerKind) -> bool:
+        return kind in self.issued_by
+
 
 ADMINISTRATIVE_TYPES: tuple[DocumentKind, ...] = (
-    DocumentKind("NQ", "Nghị quyết", "NQ"),
+    DocumentKind("NQ", "Nghị quyết", "NQ", issued_by=COUNCIL),
     DocumentKind("QĐ", "Quyết định", "QĐ"),
-    DocumentKind("CT", "Chỉ thị", "CT"),
+    DocumentKind("CT", "Chỉ thị", "CT", issued_by=COMMITTEE),
     DocumentKind("QC", "Quy chế", "QC"),
     DocumentKind("QyĐ", "Quy định", "QyĐ"),
     DocumentKind("TC", "Thông cáo", "TC"),
@@ -61,10 +115,12 @@ ADMINISTRATIVE_TYPES: tuple[DocumentKind, ...] = (
 )
 
 LEGAL_TYPES: tuple[DocumentKind, ...] = (
-    DocumentKind("NQ-QPPL", "Nghị quyết (quy phạm pháp luật)", "NQ", legal=True),
-    DocumentKind("QĐ-QPPL", "Quyết định (quy phạm pháp luật)", "QĐ", legal=True),
-    DocumentKind("NĐ", "Nghị định", "NĐ", legal=True),
-    DocumentKind("TT", "Thông tư", "TT", legal=True),
+    DocumentKind("NQ-QPPL", "Nghị quyết (quy phạm pháp luật)", "NQ", legal=True, issued_by=COUNCIL),
+    DocumentKind(
+        "QĐ-QPPL", "Quyết định (quy phạm pháp luật)", "QĐ", legal=True, issued_by=COMMITTEE
+    ),
+    DocumentKind("NĐ", "Nghị định", "NĐ", legal=True, issued_by=CENTRAL_ONLY),
+    DocumentKind("TT", "Thông tư", "TT", legal=True, issued_by=CENTRAL_ONLY),
 )
 
 DOCUMENT_TYPES: dict[str, DocumentKind] = {t.code: t for t in ADMINISTRATIVE_TYPES + LEGAL_TYPES}
@@ -81,3 +137,15 @@ def document_type_by_name(name: str, *, legal: bool) -> DocumentKind | None:
         if kind.name.casefold() == wanted or kind.name.split(" (")[0].casefold() == wanted:
             return kind
     return None
+
+
+def check_issuer(kind: DocumentKind, agency_name: str, field: str) -> None:
+    """InvalidField (naming `field`) unless an agency named `agency_name` may issue `kind`."""
+    issuer = issuer_kind(agency_name)
+    if kind.may_be_issued_by(issuer):
+        return
+    if not kind.issued_by:
+        who = "the Government or a minister; a province receives it and never issues one"
+    else:
+        who = " or ".join(sorted(k.value for k in kind.issued_by))
+    raise InvalidField(field, f"{agency_name} cannot issue a {kind.name}: it is issued by {who}")

@@ -8,6 +8,9 @@
 - Notation (ký hiệu): for a typed document "<type>-<agency>", e.g. "05/QĐ-UBND"; for a công
   văn (and a thư công) "<agency>-<drafting unit>", e.g. "123/UBND-VP"; for a legal document
   the year comes first: "28/2018/QĐ-TTg".
+- Numbers follow dates (`check_promulgation_date`): a book closes when its year ends, so a
+  document cannot be dated into a past year's book; within a year no number carries a date
+  earlier than the number before it; and no document is dated after the day it is issued.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from .document_types import DocumentKind
-from .errors import InvalidField
+from .errors import InvalidField, InvalidTransition
 
 
 class Book(enum.StrEnum):
@@ -80,3 +84,29 @@ def split_number_notation(text: str) -> tuple[int, str]:
     if sep and head.isdigit():
         return int(head), rest
     return 0, text.strip()
+
+
+def check_promulgation_date(on: date, today: date, last_in_book: date | None) -> None:
+    """Refuse a promulgation date that would make numbers stop following dates.
+
+    `today` is the province's date; `last_in_book` the date of the highest number already
+    issued in the book of `on`'s year (None if the book is empty)."""
+    if on > today:
+        raise InvalidField(
+            "promulgation_date",
+            f"{on.isoformat()} is after today ({today.isoformat()}); a document is dated "
+            "the day it is issued",
+        )
+    if on.year < today.year:
+        raise InvalidTransition(
+            f"promulgation_date: the {on.year} book is closed (numbers run from 1 January "
+            f"to 31 December); issue the document in the {today.year} book with this "
+            "year's date",
+            subject="promulgation_date",
+        )
+    if last_in_book is not None and on < last_in_book:
+        raise InvalidTransition(
+            f"promulgation_date: {on.isoformat()} is earlier than the book's last number, "
+            f"issued on {last_in_book.isoformat()}; numbers follow dates",
+            subject="promulgation_date",
+        )

@@ -5,11 +5,16 @@
     leader (lãnh đạo)       reviews, signs, assigns, directs tasks (and may draft)
     agency_admin / admin    read documents and figures of their agency
 
-A role held in an agency also counts in the agencies below it (the agency tree). Reading:
-a document is visible to holders of any of these roles in the agency that holds it, in an
-agency it was sent to, or to anyone for a legal document once issued (legal documents are
-published). Anything else is answered as if it did not exist (NOT_FOUND), so a user of
-another agency cannot even learn that a document id exists.
+An agency's books, drafts and signatures belong to its own officials: every step needs the
+role in the agency that holds the document itself, not in an agency above it (the
+province's chairman does not sign a commune's decision, its clerk does not number a Sở's
+document). Only reading figures (supervision) follows the agency tree.
+
+Reading: a document is visible to holders of any of these roles in the agency that holds
+it, in an agency it was sent to, to holders in an agency above it once it is issued, or to
+anyone for a legal document once issued (legal documents are published). Drafts, their
+versions and files stay in-house. Anything else is answered as if it did not exist
+(NOT_FOUND), so a user of another agency cannot even learn that a document id exists.
 """
 
 from __future__ import annotations
@@ -89,14 +94,25 @@ class Caller(Protocol):
     ) -> bool: ...
 
 
-def holds(caller: Caller, roles: Iterable[str], agency_code: str, tree: AgencyTree) -> bool:
+# Steps whose role may be held in an agency above (supervision, not the agency's own acts).
+TREE_ACTIONS = frozenset({"figures"})
+
+
+def holds(caller: Caller, roles: Iterable[str], agency_code: str, tree: AgencyTree | None) -> bool:
+    """A role among `roles` in `agency_code`; with `tree`, also one held in an agency above."""
     return any(caller.has_role(r, agency_code, tree=tree) for r in roles)
 
 
+def holds_own(caller: Caller, roles: Iterable[str], agency_code: str) -> bool:
+    """A role among `roles` held in `agency_code` itself."""
+    return holds(caller, roles, agency_code, None)
+
+
 def require(caller: Caller, action: str, agency_code: str, tree: AgencyTree) -> None:
-    """Forbidden unless the caller holds a role that `action` needs in `agency_code`."""
+    """Forbidden unless the caller holds a role that `action` needs in `agency_code` (in the
+    agency itself, except for the TREE_ACTIONS)."""
     roles = ACTION_ROLES[action]
-    if not holds(caller, roles, agency_code, tree):
+    if not holds(caller, roles, agency_code, tree if action in TREE_ACTIONS else None):
         raise Forbidden(
             f"{' or '.join(roles)} role in agency {agency_code} required to "
             f"{ACTION_NAMES_VI.get(action, action)}"
@@ -105,7 +121,7 @@ def require(caller: Caller, action: str, agency_code: str, tree: AgencyTree) -> 
 
 def require_handler(caller: Caller, doc: Document, tree: AgencyTree) -> None:
     """Start/complete: the official in charge, or a leader of the agency."""
-    if caller.has_role(LEADER, doc.agency_code, tree=tree):
+    if caller.has_role(LEADER, doc.agency_code):
         return
     require(caller, "handle", doc.agency_code, tree)
     if caller.subject != doc.handler_user_id:
@@ -124,18 +140,22 @@ def is_public(doc: Document) -> bool:
 
 
 def can_read(caller: Caller, doc: Document, tree: AgencyTree) -> bool:
-    if holds(caller, READER_ROLES, doc.agency_code, tree):
+    if holds_own(caller, READER_ROLES, doc.agency_code):
         return True
-    if doc.direction == Direction.OUTGOING and doc.outgoing_status in (
+    issued = doc.direction == Direction.OUTGOING and doc.outgoing_status in (
+        OutgoingStatus.ISSUED,
         OutgoingStatus.SENT,
         OutgoingStatus.RECALLED,
-    ):
+    )
+    if issued and holds(caller, READER_ROLES, doc.agency_code, tree):
+        return True  # an agency above reads what its subordinate issued, not its drafts
+    if issued and doc.outgoing_status != OutgoingStatus.ISSUED:
         # A recipient agency reads what was sent to it (not what is still a draft).
         for r in doc.recipients:
             if (
                 r.agency_code
                 and r.send_time is not None
-                and holds(caller, READER_ROLES, r.agency_code, tree)
+                and holds_own(caller, READER_ROLES, r.agency_code)
             ):
                 return True
     return is_public(doc)

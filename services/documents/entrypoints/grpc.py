@@ -70,6 +70,17 @@ class TooLarge(errors.ServiceError):
         )
 
 
+class ContentLost(errors.ServiceError):
+    """A file's row exists but its bytes are gone from the store: DATA_LOSS, not UNAVAILABLE,
+    as no retry brings them back (an operator restores the store or the file is uploaded
+    again)."""
+
+    code = grpc.StatusCode.DATA_LOSS
+
+    def __init__(self) -> None:
+        super().__init__("the file's content is missing from the attachment store")
+
+
 def to_service_error(e: de.DomainError) -> errors.ServiceError:
     if isinstance(e, FileTooLarge):
         return TooLarge(e.field, e.reason)
@@ -93,6 +104,8 @@ def rpc(fn: Callable[..., Any]) -> Callable[..., Any]:
             return await fn(self, request, context)
         except de.DomainError as e:
             raise to_service_error(e) from None
+        except AttachmentNotFound:  # signing or sending a file whose bytes are gone
+            raise ContentLost() from None
 
     return call
 
@@ -351,8 +364,7 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
         except de.DomainError as e:
             raise to_service_error(e) from None
         except AttachmentNotFound:
-            # The row exists but the bytes are gone from the store: an operator's problem.
-            raise errors.Unavailable("the file's content is not available right now") from None
+            raise ContentLost() from None
 
     @rpc
     async def ListDocuments(self, request: Any, context: Any) -> Any:

@@ -6,13 +6,25 @@ stays open while bytes stream or a PDF is signed.
 Order of work, so nothing is half-done: bytes go to the content-addressed store first (a
 refused or broken stream leaves nothing, see attachments.store); then the row, its document
 checks and the AttachmentAdded event commit in one unit of work. If that commit fails, a
-file stored by this call and used by no row is deleted again."""
+file stored by this call and used by no row is deleted again.
+
+A call can be cancelled at any await (the client gives up, a proxy dies). From the moment
+the file is in the store, the rest — the unit of work on its worker thread, and the removal
+of the file if that unit of work fails — runs in a task of its own that the cancellation
+does not reach (`_link`): a cancelled call no longer removes a file whose row its worker
+thread is about to commit. Removal and reuse of one content are ordered too: a call that
+found its content already stored "claims" it until its row is committed or given up, the
+removal skips claimed content, and a call whose content was removed just before its claim
+fails (ABORTED, send again) rather than commit a row without its file. Claims live in this
+process: one documents process serves the province."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -20,7 +32,7 @@ from typing import Any
 from lgsp.blobs import AttachmentStore, StoredFile, safe_file_name
 from lgsp.blobs.errors import AttachmentError, AttachmentTooLarge
 from services.documents import edxml
-from services.documents.domain.errors import InvalidField, InvalidTransition
+from services.documents.domain.errors import InvalidField, InvalidTransition, StaleVersion
 from services.documents.domain.model import PDF, Attachment, Document, Signer
 from services.documents.service_layer.documents import DocumentsApp
 from services.documents.service_layer.exchange import Arrival, parse_delivery
@@ -76,6 +88,10 @@ class DocumentFiles:
         self.verifier = verifier
         self.signer = signer
         self.max_file_bytes = min(max_file_bytes, DEFAULT_MAX_FILE_BYTES)
+        # Contents a call is linking to a row right now (sha256 → calls), see _link.
+        self._claims: Counter[str] = Counter()
+        self._removal = asyncio.Lock()  # one removal or reuse check at a time
+        self._linking: set[asyncio.Task[Any]] = set()
 
     # --- upload / download -----------------------------------------------------------------
 
@@ -129,14 +145,57 @@ class DocumentFiles:
         return row, self.store.get(row.sha256)
 
     async def _link(self, stored: StoredFile, step: Any, *args: Any) -> Any:
-        """Run the unit of work that references `stored`; if it fails, drop a file this call
-        created and nobody uses."""
+        """Run the unit of work that references `stored` to its end, even if this call is
+        cancelled meanwhile; if it fails, drop a file this call created and nobody uses.
+        Called right after the store's put returned (no await in between): the claim is
+        taken before any other task can remove the content."""
+        self._claims[stored.sha256] += 1
+        task = asyncio.get_running_loop().create_task(self._link_or_drop(stored, step, *args))
+        self._linking.add(task)
+        task.add_done_callback(self._linked)
+        return await asyncio.shield(task)
+
+    def _linked(self, task: asyncio.Task[Any]) -> None:
+        self._linking.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.debug("linking a file failed after its call ended: %s", task.exception())
+
+    async def _link_or_drop(self, stored: StoredFile, step: Any, *args: Any) -> Any:
         try:
-            return await self.app.run(step, *args)
-        except BaseException:
-            if stored.created and not await self.app.run(self.app.sha256_in_use, stored.sha256):
+            if not stored.created:
+                # Deduplicated: the file was there when put looked. Make sure no removal
+                # took it since (a removal waits for this check, and skips claimed content).
+                async with self._removal:
+                    if not await self.store.exists(stored.sha256):
+                        raise StaleVersion(
+                            "the file's stored content was removed while it was uploaded; "
+                            "send it again"
+                        )
+            try:
+                return await self.app.run(step, *args)
+            except BaseException:
+                await self._drop_unused(stored)
+                raise
+        finally:
+            self._claims[stored.sha256] -= 1
+            if self._claims[stored.sha256] <= 0:
+                del self._claims[stored.sha256]
+
+    async def _drop_unused(self, stored: StoredFile) -> None:
+        """Remove a file this call created if no row uses it and no other call is linking it
+        (this call's own claim is still held, hence `> 1`)."""
+        if not stored.created:
+            return
+        async with self._removal:
+            if self._claims[stored.sha256] > 1:
+                return
+            if not await self.app.run(self.app.sha256_in_use, stored.sha256):
                 await self.store.delete(stored.sha256)
-            raise
+
+    async def close(self) -> None:
+        """Let units of work of cancelled calls finish (shutdown)."""
+        if self._linking:
+            await asyncio.wait(set(self._linking), timeout=10)
 
     # --- signing ---------------------------------------------------------------------------
 
@@ -158,6 +217,11 @@ class DocumentFiles:
                 caller, document_id, etag, signer, signed_attachment_id
             )
         if not sign_main:
+            _, main = await self.app.run(self.app.sign_target, caller, document_id, etag, signer)
+            if main is not None and main.content_type == PDF:
+                await self._check_existing_signatures(
+                    document_id, await self.store.read(main.sha256)
+                )
             return await self.app.run(self.app.sign, caller, document_id, etag, signer)
         if self.signer is None:
             raise InvalidTransition("sign: digital signing is not configured on this service")
@@ -174,6 +238,7 @@ class DocumentFiles:
             agency.name if agency else doc.agency_code,
         )
         pdf = await self.store.read(main.sha256)
+        await self._check_existing_signatures(doc.id, pdf)
         signed_pdf, serial = await self.app.run(
             functools.partial(
                 self.signer.sign,
@@ -203,6 +268,21 @@ class DocumentFiles:
             stored, self.app.sign, caller, document_id, etag, signer, copy
         )
         return result
+
+    async def _check_existing_signatures(self, document_id: str, pdf: bytes) -> None:
+        """A main text that already carries signatures (a co-signed or pre-signed PDF) is
+        signed only if every one of them verifies: a recipient verifies them all and would
+        refuse the document (02) after it was signed, numbered and sent. Refused here, before
+        the signature and so before a number is taken (FAILED_PRECONDITION with the reason)."""
+        if self.verifier is None:
+            return
+        check = await self.app.run(self.verifier.verify, pdf)
+        if check.signed and not check.valid:
+            raise InvalidTransition(
+                f"sign: the main text carries a signature that does not verify, and every "
+                f"recipient would refuse it: {check.reason_vi} ({check.detail})",
+                subject=document_id,
+            )
 
     async def _sign_uploaded(
         self, caller: Any, document_id: str, etag: str, signer: Signer, attachment_id: str

@@ -41,7 +41,7 @@ from services.documents.adapters.repository import (
     day_bounds,
 )
 from services.documents.domain import policy
-from services.documents.domain.document_types import document_type
+from services.documents.domain.document_types import check_issuer, document_type
 from services.documents.domain.errors import (
     InvalidField,
     InvalidTransition,
@@ -62,7 +62,12 @@ from services.documents.domain.model import (
     TaskStatus,
     check_attach,
 )
-from services.documents.domain.numbering import IssuedNumber, book_for, notation
+from services.documents.domain.numbering import (
+    IssuedNumber,
+    book_for,
+    check_promulgation_date,
+    notation,
+)
 from services.documents.service_layer.exchange import Exchange
 from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import Transport
@@ -187,6 +192,18 @@ class DocumentsApp:
         if self.agencies.get(code) is None:
             raise InvalidField(field, f"unknown agency {code}")
 
+    def _check_type(self, doc: Document) -> None:
+        """A known type that the holding agency may issue (document_types, issued_by)."""
+        kind = document_type(doc.type_code)
+        if kind is None:
+            raise InvalidField(
+                "document.document_type_code", f"unknown document type {doc.type_code!r}"
+            )
+        agency = self.agencies.get(doc.agency_code)
+        check_issuer(
+            kind, agency.name if agency else doc.agency_code, "document.document_type_code"
+        )
+
     def _check_recipient(self, r: Recipient, field: str) -> None:
         """A province agency, or — when the exchange reaches outside the province (the
         national document axis) — any well-formed agency code, named by the sender."""
@@ -234,10 +251,7 @@ class DocumentsApp:
     def create_draft(self, caller: Any, draft: Document, request_id: str = "") -> Document:
         policy.require(caller, "create_draft", draft.agency_code, self.agencies)
         self._check_agency(draft.agency_code, "document.agency_code")
-        if document_type(draft.type_code) is None:
-            raise InvalidField(
-                "document.document_type_code", f"unknown document type {draft.type_code!r}"
-            )
+        self._check_type(draft)
         draft.check_draft()
         self._check_recipients(draft.recipients)
         now = self.now()
@@ -316,7 +330,9 @@ class DocumentsApp:
                 if path not in allowed:
                     raise InvalidField("update_mask", f"{path} cannot be changed here")
                 setattr(doc, _attr(path), getattr(changes, _attr(path)))
-            if "document_type_code" in paths and document_type(doc.type_code) is None:
+            if "document_type_code" in paths and doc.direction == Direction.OUTGOING:
+                self._check_type(doc)
+            elif "document_type_code" in paths and document_type(doc.type_code) is None:
                 raise InvalidField(
                     "document.document_type_code", f"unknown document type {doc.type_code!r}"
                 )
@@ -458,12 +474,20 @@ class DocumentsApp:
                 raise InvalidTransition(
                     "the issuing agency or the document type is no longer known", subject=doc.id
                 )
-            on = promulgation_date or self.today()
-            if on.year != self.today().year and on > self.today():
-                raise InvalidField("promulgation_date", "cannot be in a future year")
+            try:
+                check_issuer(kind, agency.name, "document.document_type_code")
+            except InvalidField as e:  # a draft made before the rule: its state is the problem
+                raise InvalidTransition(f"issue: {e.reason}", subject=doc.id) from None
+            today = self.today()
+            on = promulgation_date or today
+            check_promulgation_date(on, today, None)
             text = notation(kind, agency.short_name, on.year, doc.drafting_unit)
             book = book_for(kind)
             number = repo.next_number(doc.agency_code, book, on.year)
+            # The book is locked now: its last date is the last committed one.
+            check_promulgation_date(
+                on, today, repo.last_issued_date(doc.agency_code, book, on.year)
+            )
             issued = IssuedNumber(book, on.year, number, text)
             entry = doc.issue(
                 number,
@@ -773,7 +797,7 @@ class DocumentsApp:
         with self._read() as conn:
             repo = Repository(conn)
             doc = self._load(repo, caller, document_id)
-            if not policy.holds(caller, policy.READER_ROLES, doc.agency_code, self.agencies):
+            if not policy.holds_own(caller, policy.READER_ROLES, doc.agency_code):
                 raise NotVisible(f"document {document_id} not found")  # drafts stay in-house
             return repo.versions(document_id)
 
@@ -782,7 +806,7 @@ class DocumentsApp:
     ) -> tuple[list[Document], int]:
         if not f.agency_code:
             raise InvalidField("agency_code", "the agency whose documents are listed is required")
-        if not policy.holds(caller, policy.READER_ROLES, f.agency_code, self.agencies):
+        if not policy.holds_own(caller, policy.READER_ROLES, f.agency_code):
             raise policy.Forbidden(f"no role in agency {f.agency_code}")
         with self._read() as conn:
             return Repository(conn).list(f, offset, limit)

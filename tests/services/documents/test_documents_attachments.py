@@ -5,7 +5,11 @@ carries it to the other agency, which verifies it; tampered or revoked → refus
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
+from collections.abc import AsyncIterator
+from typing import Any
 
 import grpc
 import pytest
@@ -14,15 +18,19 @@ from google.rpc import error_details_pb2, status_pb2
 
 from lgsp import events
 from lgsp.api.documents.v1 import documents_pb2 as pb
-from lgsp.api.documents.v1 import events_pb2
+from lgsp.api.documents.v1 import documents_pb2_grpc, events_pb2
+from lgsp.auth import Principal
 from lgsp.cli import main as lgsp_main
 from lgsp.db import outbox_table
 from services.documents.adapters import tables as t
-from services.documents.signing import verify_with_ca
+from services.documents.service_layer.attachments import Upload
+from services.documents.signing import sign_pdf, verify_with_ca
 from tests.support.pdf import minimal_pdf
 
 from .workflow_support import (  # noqa: F401
+    SIGNER,
     STP,
+    UBND,
     Env,
     download,
     draft,
@@ -271,3 +279,163 @@ async def test_without_a_main_pdf_there_is_nothing_to_sign(env: Env) -> None:
             )
         )
     assert bad_field(e.value) == ["sign_main_attachment"]
+
+
+async def tampered_signed_pdf(env: Env) -> bytes:
+    """A PDF signed by another official (a co-signed draft from elsewhere), then edited."""
+    ca = env.files.verifier.ca  # type: ignore[union-attr]
+    cred = ca.issue_official(
+        full_name="Trần Thị Bình",
+        agency_name="Sở Tư pháp tỉnh Hà Tĩnh",
+        agency_code=STP,
+        user_id="stp-ld",
+    )
+    # pyHanko signs on its own event loop: from a thread.
+    signed = await asyncio.to_thread(sign_pdf, minimal_pdf("Quyet dinh ve cai cach"), cred)
+    assert b"cai cach" in signed
+    return signed.replace(b"cai cach", b"bai bach")  # same length, other text
+
+
+async def awaiting_signature_with(env: Env, pdf: bytes) -> pb.Document:
+    d = await new_draft(env)
+    await upload(env, "ubnd-cv", d.id, pdf)
+    d = (
+        await env.as_("ubnd-cv").SubmitForReview(
+            pb.SubmitForReviewRequest(document_id=d.id, etag=d.etag, reviewer_user_id="ubnd-ld")
+        )
+    ).document
+    return (
+        await env.as_("ubnd-ld").ReviewDocument(
+            pb.ReviewDocumentRequest(
+                document_id=d.id,
+                etag=d.etag,
+                decision=pb.REVIEW_DECISION_APPROVE,
+                signer_user_id="ubnd-ld",
+            )
+        )
+    ).document
+
+
+async def test_a_main_text_with_a_broken_signature_is_not_signed_nor_numbered(env: Env) -> None:
+    """Issue 13 item 13: the main text carries a tampered signature. Signing it (digitally or
+    on paper) is refused with the reason, before any number is used: the next document issued
+    takes the next number."""
+    first = await send_signed(env)
+    assert first.number_notation == "01/QĐ-UBND"
+    d = await awaiting_signature_with(env, await tampered_signed_pdf(env))
+    for digitally in (True, False):
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await env.as_("ubnd-ld").SignDocument(
+                pb.SignDocumentRequest(
+                    document_id=d.id, etag=d.etag, signer=SIGNER, sign_main_attachment=digitally
+                )
+            )
+        assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "đã bị thay đổi sau khi ký số" in (e.value.details() or "")
+    got = (await env.as_("ubnd-ld").GetDocument(pb.GetDocumentRequest(id=d.id))).document
+    assert got.outgoing_status == pb.OUTGOING_STATUS_AWAITING_SIGNATURE and not got.number
+    assert [a.version for a in got.attachments] == [1]  # no signed copy was stored
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await env.as_("ubnd-vt").IssueDocument(pb.IssueDocumentRequest(document_id=d.id))
+    assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    nxt = await send_signed(env)
+    assert nxt.number_notation == "02/QĐ-UBND"  # no gap
+
+
+async def test_cancelled_uploads_never_leave_a_record_without_its_file(env: Env) -> None:
+    """Issue 13 item 16: clients give up (or a proxy dies) at random moments of an upload —
+    while streaming, after the last chunk, while the row commits. Whatever the moment, a row
+    in `attachments` has its bytes in the store (lgsp/blobs), and every answered upload can be
+    downloaded."""
+    rng = random.Random(int(os.environ.get("LGSP_TEST_SEED", "13")))
+    d = await new_draft(env)
+    # A plain client, as other provincial systems have (no platform interceptors).
+    plain = grpc.aio.insecure_channel(env.runtime.server.address)
+    stub = documents_pb2_grpc.DocumentServiceStub(plain)
+    metadata = env.md("ubnd-cv")
+
+    def requests(data: bytes, sent: asyncio.Event) -> AsyncIterator[pb.UploadAttachmentRequest]:
+        async def gen() -> AsyncIterator[pb.UploadAttachmentRequest]:
+            yield pb.UploadAttachmentRequest(
+                metadata=pb.AttachmentUpload(
+                    document_id=d.id, file_name="phu-luc.pdf", main=False, size_bytes=len(data)
+                )
+            )
+            for i in range(0, len(data), 16 * 1024):
+                yield pb.UploadAttachmentRequest(chunk=data[i : i + 16 * 1024])
+            sent.set()  # the last message is with gRPC: the server stores, then commits
+
+        return gen()
+
+    loop = asyncio.get_running_loop()
+    # How long the server takes from the last chunk to its answer (store, then the row).
+    spans = []
+    for i in range(5):
+        sent = asyncio.Event()
+        call = stub.UploadAttachment(requests(minimal_pdf(f"mau {i}"), sent), metadata=metadata)
+        await sent.wait()
+        began = loop.time()
+        await call
+        spans.append(loop.time() - began)
+    span = max(spans)
+    answered, cancelled = [], 0
+    for i in range(80):
+        data = minimal_pdf(f"Phu luc so {i} " + "x" * rng.randint(0, 60_000))
+        sent = asyncio.Event()
+        call = stub.UploadAttachment(requests(data, sent), metadata=metadata, timeout=20)
+        if rng.random() < 0.25:  # while the bytes stream
+            await asyncio.sleep(rng.uniform(0, span))
+        else:  # after the last chunk: while the file is stored, the row commits, it answers
+            await sent.wait()
+            await asyncio.sleep(rng.uniform(0, span * 1.2))
+        call.cancel()
+        try:
+            answered.append((await call).attachment)
+        except asyncio.CancelledError:
+            cancelled += 1
+    assert cancelled > 5  # the test did cancel, at many points
+    await plain.close()
+    # The handler itself cancelled at random points (what a cancellation that reaches the
+    # server does to it: CancelledError at whichever await it is in), 120 times.
+    caller = Principal(subject="ubnd-cv", kind="user", grants={UBND: frozenset({"specialist"})})
+
+    async def chunks(data: bytes) -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 16 * 1024):
+            await asyncio.sleep(0)
+            yield data[i : i + 16 * 1024]
+
+    def handler_call(i: int) -> Any:
+        data = minimal_pdf(f"Ban sao so {i} " + "y" * rng.randint(0, 60_000))
+        up = Upload(document_id=d.id, file_name="ban-sao.pdf", size_bytes=len(data))
+        return env.files.upload(caller, up, chunks(data))
+
+    began = loop.time()
+    for i in range(5):
+        await handler_call(1000 + i)
+    span = (loop.time() - began) / 5
+    for i in range(120):
+        task = asyncio.ensure_future(handler_call(i))
+        await asyncio.sleep(rng.uniform(0, span * 1.2))
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    for _ in range(100):  # units of work of cancelled calls may still be finishing
+        await asyncio.sleep(0.05)
+        if not getattr(env.files, "_linking", None):
+            break
+    await asyncio.sleep(0.3)
+    with env.runtime.engine.connect() as conn:
+        kept = conn.execute(sa.select(t.attachments.c.id, t.attachments.c.sha256)).all()
+    missing = [row.id for row in kept if not await env.files.store.exists(row.sha256)]
+    assert missing == [], f"{len(missing)} of {len(kept)} rows have no file"
+    for a in answered:
+        assert (await download(env, "ubnd-cv", d.id, a.id))[1]
+
+
+async def test_a_lost_file_is_data_loss_not_unavailable(env: Env) -> None:
+    d = await new_draft(env)
+    att = await upload(env, "ubnd-cv", d.id, PDF)
+    await env.files.store.delete(att.sha256)  # an operator's mistake on the store
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await download(env, "ubnd-cv", d.id, att.id)
+    assert e.value.code() == grpc.StatusCode.DATA_LOSS  # a retry cannot bring it back

@@ -15,7 +15,7 @@ from lgsp.auth import Principal
 from services.documents.adapters import tables as t
 from services.documents.bootstrap import MIGRATIONS
 from services.documents.domain.document_types import DOCUMENT_TYPES, document_type
-from services.documents.domain.errors import InvalidField
+from services.documents.domain.errors import InvalidField, InvalidTransition
 from services.documents.domain.model import Direction, Document, Signer, SigningMode
 from services.documents.domain.numbering import (
     Book,
@@ -141,19 +141,57 @@ def test_concurrent_issuing_is_unique_and_gap_free(app: DocumentsApp) -> None:
     assert [tuple(r) for r in rows] == [(UBND, n), (STP, 6)]
 
 
+class Clock:
+    """The service's clock, moved by the test (the province's books follow its date)."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+
 def test_books_restart_each_year_and_legal_has_its_own(app: DocumentsApp) -> None:
-    last_year = date.today().year - 1
+    clock = Clock(datetime(2026, 12, 31, 3, tzinfo=UTC))  # 10:00 in Hà Tĩnh
+    app.clock = clock
     a, b, c, legal = signed_documents(app, 3, UBND, LEADER) + signed_documents(
-        app, 1, UBND, LEADER, "NQ-QPPL"
+        app, 1, UBND, LEADER, "QĐ-QPPL"
     )
-    assert (
-        app.issue(CLERK, a.id, str(a.version), date(last_year, 12, 31)).number_notation
-        == "01/QĐ-UBND"
-    )
+    assert app.issue(CLERK, a.id, str(a.version), None).number_notation == "01/QĐ-UBND"
+    clock.at = datetime(2027, 1, 2, 3, tzinfo=UTC)
     assert app.issue(CLERK, b.id, str(b.version), None).number_notation == "01/QĐ-UBND"
     assert app.issue(CLERK, c.id, str(c.version), None).number_notation == "02/QĐ-UBND"
     issued = app.issue(CLERK, legal.id, str(legal.version), None)
-    assert issued.number_notation == f"01/{date.today().year}/NQ-UBND"
+    assert issued.number_notation == "01/2027/QĐ-UBND"
+
+
+def test_backdating_is_refused_and_takes_no_number(app: DocumentsApp) -> None:
+    """A careless (or hurried) clerk dates documents back: into last year's closed book, or
+    before the book's last number. Both are refused, naming promulgation_date, and no number
+    is used; the next issue takes the next number, dated in order."""
+    clock = Clock(datetime(2026, 3, 10, 3, tzinfo=UTC))
+    app.clock = clock
+    a, b, c = signed_documents(app, 3, UBND, LEADER)
+    with pytest.raises(InvalidTransition) as closed:
+        app.issue(CLERK, a.id, str(a.version), date(2025, 12, 31))
+    assert "promulgation_date" in closed.value.message and "2025 book is closed" in (
+        closed.value.message
+    )
+    with pytest.raises(InvalidField) as future:  # dating ahead would block the book's year
+        app.issue(CLERK, a.id, str(a.version), date(2026, 12, 31))
+    assert future.value.field == "promulgation_date"
+    assert app.issue(CLERK, a.id, str(a.version), date(2026, 3, 9)).number_notation == (
+        "01/QĐ-UBND"
+    )
+    with pytest.raises(InvalidTransition) as earlier:
+        app.issue(CLERK, b.id, str(b.version), date(2026, 3, 8))
+    assert "promulgation_date" in earlier.value.message and "2026-03-09" in (earlier.value.message)
+    issued = app.issue(CLERK, b.id, str(b.version), date(2026, 3, 9))  # same day is fine
+    assert issued.number_notation == "02/QĐ-UBND"
+    assert app.issue(CLERK, c.id, str(c.version), None).number_notation == "03/QĐ-UBND"
+    with app.engine.connect() as conn:
+        books = conn.execute(sa.select(t.number_books.c.year, t.number_books.c.last_number)).all()
+    assert [tuple(r) for r in books] == [(2026, 3)]  # the 2025 book was never reopened
 
 
 def test_unique_constraint_is_the_last_guard(app: DocumentsApp) -> None:
