@@ -70,12 +70,13 @@ def to(*codes: str) -> list[dpb.Recipient]:
 
 
 async def all_documents(p: Platform) -> dict[str, dpb.Document]:
-    """Every document of the province (its admin lists each agency, the tree below UBND)."""
+    """Every document of the province: each agency's are listed by one of its own officials
+    (an agency's list is its own officials' only)."""
     out: dict[str, dpb.Document] = {}
-    for agency in (UBND, STP, SNV):
+    for agency, official in ((UBND, "ubnd-admin"), (STP, "stp-vt"), (SNV, "snv-cv")):
         token = ""
         while True:
-            page = await p.docs.as_("ubnd-admin").ListDocuments(
+            page = await p.docs.as_(official).ListDocuments(
                 dpb.ListDocumentsRequest(agency_code=agency, page_size=100, page_token=token)
             )
             out.update((d.id, d) for d in page.documents)

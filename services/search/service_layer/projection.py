@@ -160,13 +160,23 @@ PUBLISHED = frozenset({"issued", "sent"})
 ISSUED = frozenset({"issued", "sent", "recalled"})
 
 
+# A reader key only an agency's own officials match (rights.caller_of): its drafts, its
+# incoming copies, what was sent to it. A bare agency code is matched by its officials and
+# by those of the agencies above it: only what the agency issued.
+OWN = "own:"
+
+
 def with_readers(s: DocState) -> DocState:
     """Set the document's readers and public flag from its facts (the module's first rule)."""
     d = s.doc
-    readers = dict.fromkeys([d.agency_code] if d.agency_code else [])
+    readers: dict[str, None] = {}
+    if d.agency_code:
+        readers[OWN + d.agency_code] = None
+        outgoing = d.sender_agency_code == d.agency_code  # from_document's convention
+        if outgoing and d.status in ISSUED:  # an agency above reads what its subordinate issued
+            readers[d.agency_code] = None
     if d.status in RECIPIENTS_READ:
-        readers.update(dict.fromkeys(s.delivered))
-    readers.pop("", None)
+        readers.update(dict.fromkeys(OWN + code for code in s.delivered if code))
     public = d.doc_type in LEGAL_TYPES and d.confidentiality == "normal" and d.status in PUBLISHED
     s.doc = dataclasses.replace(d, reader_agency_codes=tuple(readers), public=public)
     return s

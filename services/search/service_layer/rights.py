@@ -2,10 +2,12 @@
 inside the engine, see docs/search.md "Rights, inside the engine").
 
 The documents service's reading rule (services/documents/domain/policy.py, `can_read`) is
-the one rule: an official reads a document when they hold one of the reader roles in an
-agency that may read it, or in an agency above that one in the agency tree. The index holds
-the agencies that may read each document (service_layer/projection.py); here the caller
-becomes the agencies where they hold a reader role and every agency below those. Documents
+the one rule: an official reads a document when they hold one of the reader roles in the
+agency that holds it or was sent it, or — for what an agency issued — in an agency above it
+in the tree. The index holds these as reader keys (service_layer/projection.py): "own:CODE"
+for an agency's own officials, a bare CODE for what it issued; here the caller becomes
+"own:" each agency where they hold a reader role, and the bare codes of those agencies and
+every agency below them. Documents
 reads confidential ones under the same rule, so search does too: the level in the readers
 terms is kept (an engine feature), and every caller with a reader role reads both levels.
 """
@@ -18,6 +20,7 @@ from typing import Protocol
 from lgsp.auth import Principal
 from lgsp.grpc.errors import Unauthenticated
 from services.search.index import Caller
+from services.search.service_layer.projection import OWN
 
 # The roles that read an agency's documents (documents' policy.READER_ROLES; copied, not
 # imported: services share contracts, not code).
@@ -36,8 +39,8 @@ def caller_of(principal: Principal, tree: AgencyTree | None = None) -> Caller:
     only; an anonymous call is refused."""
     if principal.is_anonymous:
         raise Unauthenticated("search needs a token")
-    held = [code for code, roles in principal.grants.items() if code and roles & READER_ROLES]
-    readable = dict.fromkeys(sorted(held))
+    held = sorted(code for code, roles in principal.grants.items() if code and roles & READER_ROLES)
+    readable = dict.fromkeys(held)
     if tree is not None:
         for code in held:
             readable.update(dict.fromkeys(tree.descendants(code)))
@@ -47,5 +50,5 @@ def caller_of(principal: Principal, tree: AgencyTree | None = None) -> Caller:
     return Caller(
         first,
         may_read_confidential=bool(codes),
-        agencies=tuple(c for c in codes if c != first),
+        agencies=tuple(c for c in codes if c != first) + tuple(OWN + c for c in held),
     )
