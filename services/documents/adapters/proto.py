@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
+from services.documents.domain.delegation import Delegation
 from services.documents.domain.errors import InvalidField
 from services.documents.domain.model import (
     Attachment,
@@ -252,8 +253,31 @@ def history_to_proto(h: HistoryEntry) -> pb.HistoryEntry:
         from_status=h.from_status,
         to_status=h.to_status,
         comment=h.comment,
+        delegation_id=h.delegation_id,
     )
     m.time.CopyFrom(ts(h.time))
+    return m
+
+
+def delegation_to_proto(d: Delegation, now: datetime | None = None) -> pb.Delegation:
+    """The delegation as the API shows it; `active` as of `now` (False without it)."""
+    m = pb.Delegation(
+        id=d.id,
+        agency_code=d.agency_code,
+        delegate_user_id=d.delegate_user_id,
+        delegate_agency_code=d.delegate_agency_code,
+        scopes=sorted(int(s) for s in d.scopes),
+        granted_by=d.granted_by,
+        note=d.note,
+        revoked_by=d.revoked_by,
+        revoke_reason=d.revoke_reason,
+        active=now is not None and d.active(now),
+    )
+    m.valid_from.CopyFrom(ts(d.valid_from))
+    m.valid_until.CopyFrom(ts(d.valid_until))
+    m.grant_time.CopyFrom(ts(d.grant_time))
+    if d.revoke_time is not None:
+        m.revoke_time.CopyFrom(ts(d.revoke_time))
     return m
 
 

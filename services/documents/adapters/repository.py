@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.workdays import local_date
+from services.documents.domain.delegation import Delegation, Scope
 from services.documents.domain.document_types import document_type
 from services.documents.domain.errors import StaleVersion
 from services.documents.domain.figures import IncomingFact, OutgoingFact
@@ -358,6 +359,7 @@ class Repository:
                 from_status=entry.from_status,
                 to_status=entry.to_status,
                 comment=entry.comment,
+                delegation_id=entry.delegation_id,
             )
         )
 
@@ -365,7 +367,14 @@ class Repository:
         c = t.document_history.c
         rows = self.conn.execute(
             sa.select(
-                c.at, c.actor_id, c.agency_code, c.action, c.from_status, c.to_status, c.comment
+                c.at,
+                c.actor_id,
+                c.agency_code,
+                c.action,
+                c.from_status,
+                c.to_status,
+                c.comment,
+                c.delegation_id,
             )
             .where(c.document_id == document_id)
             .order_by(c.id)
@@ -391,6 +400,61 @@ class Repository:
             .order_by(c.version)
         )
         return [(v, _load(b), a, at) for v, b, a, at in rows]
+
+    # --- delegations -----------------------------------------------------------------------
+
+    def add_delegation(self, d: Delegation) -> None:
+        self.conn.execute(
+            sa.insert(t.delegations).values(
+                id=d.id,
+                agency_code=d.agency_code,
+                delegate_user_id=d.delegate_user_id,
+                delegate_agency_code=d.delegate_agency_code,
+                scopes=",".join(sorted(s.name for s in d.scopes)),
+                valid_from=d.valid_from,
+                valid_until=d.valid_until,
+                granted_by=d.granted_by,
+                granted_at=d.grant_time,
+                note=d.note,
+            )
+        )
+
+    def get_delegation(self, delegation_id: str) -> Delegation | None:
+        row = self.conn.execute(
+            sa.select(t.delegations).where(t.delegations.c.id == delegation_id)
+        ).first()
+        return _delegation(row) if row is not None else None
+
+    def save_revocation(self, d: Delegation) -> None:
+        """Record `d`'s revocation, unless a concurrent call revoked it first (StaleVersion)."""
+        c = t.delegations.c
+        result = self.conn.execute(
+            sa.update(t.delegations)
+            .where(c.id == d.id, c.revoked_at.is_(None))
+            .values(
+                revoked_by=d.revoked_by, revoked_at=d.revoke_time, revoke_reason=d.revoke_reason
+            )
+        )
+        if result.rowcount != 1:
+            raise StaleVersion("the delegation changed since it was read; read it again")
+
+    def delegations_to(self, user_id: str, now: datetime) -> list[Delegation]:
+        """The unrevoked, unexpired delegations granted to `user_id` (any agency)."""
+        c = t.delegations.c
+        rows = self.conn.execute(
+            sa.select(t.delegations).where(
+                c.delegate_user_id == user_id, c.revoked_at.is_(None), c.valid_until > now
+            )
+        )
+        return [_delegation(r) for r in rows]
+
+    def delegations_of(self, agency_code: str, delegate_user_id: str = "") -> list[Delegation]:
+        """An agency's delegations (only those to `delegate_user_id` when given), newest first."""
+        c = t.delegations.c
+        q = sa.select(t.delegations).where(c.agency_code == agency_code)
+        if delegate_user_id:
+            q = q.where(c.delegate_user_id == delegate_user_id)
+        return [_delegation(r) for r in self.conn.execute(q.order_by(c.granted_at.desc(), c.id))]
 
     # --- directive tasks -------------------------------------------------------------------
 
@@ -579,6 +643,25 @@ def _attachment(row: Any) -> Attachment:
     values[7] = _aware(values[7])
     values[4] = int(values[4])
     return Attachment(*values)
+
+
+def _delegation(row: Any) -> Delegation:
+    m = row._mapping
+    return Delegation(
+        id=m["id"],
+        agency_code=m["agency_code"],
+        delegate_user_id=m["delegate_user_id"],
+        delegate_agency_code=m["delegate_agency_code"],
+        scopes=frozenset(Scope[name] for name in m["scopes"].split(",") if name),
+        valid_from=_aware(m["valid_from"]),
+        valid_until=_aware(m["valid_until"]),
+        granted_by=m["granted_by"],
+        grant_time=_aware(m["granted_at"]),
+        note=m["note"],
+        revoked_by=m["revoked_by"],
+        revoke_time=_aware(m["revoked_at"]) if m["revoked_at"] is not None else None,
+        revoke_reason=m["revoke_reason"],
+    )
 
 
 def _load_task(body: bytes) -> DirectiveTask:

@@ -76,6 +76,8 @@ document_history = sa.Table(
     sa.Column("from_status", sa.String(40), nullable=False),
     sa.Column("to_status", sa.String(40), nullable=False),
     sa.Column("comment", sa.Text, nullable=False),
+    # The delegation the actor acted under (migration 0003); "" for the actor's own role.
+    sa.Column("delegation_id", sa.String(36), nullable=False, server_default=""),
 )
 
 directive_tasks = sa.Table(
@@ -128,4 +130,26 @@ attachments = sa.Table(
     sa.Column("created_at", TZ, nullable=False),
     sa.Index("ix_attachments_document", "document_id", "created_at"),
     sa.Index("ix_attachments_sha256", "sha256"),
+)
+
+# Delegations (ủy quyền, domain/delegation.py): an agency's grant of SIGN / ISSUE / READ_DRAFTS
+# to an official of another agency for a period; revoked rows stay (the history names them).
+delegations = sa.Table(
+    "delegations",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("agency_code", sa.String(35), nullable=False),
+    sa.Column("delegate_user_id", sa.String(64), nullable=False),
+    sa.Column("delegate_agency_code", sa.String(35), nullable=False),
+    sa.Column("scopes", sa.String(64), nullable=False),  # comma-separated Scope names
+    sa.Column("valid_from", TZ, nullable=False),
+    sa.Column("valid_until", TZ, nullable=False),
+    sa.Column("granted_by", sa.String(64), nullable=False),
+    sa.Column("granted_at", TZ, nullable=False),
+    sa.Column("note", sa.Text, nullable=False, server_default=""),
+    sa.Column("revoked_by", sa.String(64), nullable=False, server_default=""),
+    sa.Column("revoked_at", TZ),
+    sa.Column("revoke_reason", sa.Text, nullable=False, server_default=""),
+    sa.Index("ix_delegations_delegate", "delegate_user_id", "agency_code"),
+    sa.Index("ix_delegations_agency", "agency_code", "granted_at"),
 )

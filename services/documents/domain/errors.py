@@ -35,6 +35,10 @@ class Forbidden(DomainError):
 class NotVisible(DomainError):
     """No such record, or the caller may not see it (→ NOT_FOUND: existence is not leaked)."""
 
+    def __init__(self, message: str, *, resource: str = "document") -> None:
+        super().__init__(message)
+        self.resource = resource
+
 
 class StaleVersion(DomainError):
     """The etag sent is not the current one (→ ABORTED)."""

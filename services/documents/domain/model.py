@@ -173,6 +173,8 @@ class HistoryEntry:
     from_status: str = ""
     to_status: str = ""
     comment: str = ""
+    # The delegation (ủy quyền) the actor acted under; "" when by the actor's own role.
+    delegation_id: str = ""
 
 
 @dataclass

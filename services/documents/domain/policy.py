@@ -15,13 +15,20 @@ it, in an agency it was sent to, to holders in an agency above it once it is iss
 anyone for a legal document once issued (legal documents are published). Drafts, their
 versions and files stay in-house. Anything else is answered as if it did not exist
 (NOT_FOUND), so a user of another agency cannot even learn that a document id exists.
+
+Delegation (ủy quyền, domain/delegation.py) is the only way across: a leader of the agency
+itself grants an official of another agency SIGN, ISSUE or READ_DRAFTS for a period. An
+action is allowed to the agency's own officials as above, or to the official holding an
+active delegation of that scope from that agency — and no other way (`authorize`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Protocol
 
+from .delegation import Delegation, Scope
 from .document_types import document_type
 from .errors import Forbidden
 from .model import Direction, Document, OutgoingStatus
@@ -117,6 +124,90 @@ def require(caller: Caller, action: str, agency_code: str, tree: AgencyTree) -> 
             f"{' or '.join(roles)} role in agency {agency_code} required to "
             f"{ACTION_NAMES_VI.get(action, action)}"
         )
+
+
+# Steps a delegation can carry, and the scope each needs.
+ACTION_SCOPES: dict[str, Scope] = {"sign": Scope.SIGN, "issue": Scope.ISSUE}
+
+
+def may(caller: Caller, action: str, agency_code: str, tree: AgencyTree) -> bool:
+    """Whether the caller's own roles allow `action` in `agency_code` (see `require`)."""
+    return holds(
+        caller, ACTION_ROLES[action], agency_code, tree if action in TREE_ACTIONS else None
+    )
+
+
+def delegation_for(
+    caller: Caller, scope: Scope, agency_code: str, delegations: Iterable[Delegation], now: datetime
+) -> Delegation | None:
+    """The caller's active delegation of `scope` from `agency_code`, if any. The delegate must
+    still be an official of the agency named in it (its token holds a role there): one who has
+    left that agency no longer carries the delegation."""
+    for d in delegations:
+        if d.covers(caller.subject, agency_code, scope, now) and holds_own(
+            caller, READER_ROLES, d.delegate_agency_code
+        ):
+            return d
+    return None
+
+
+def authorize(
+    caller: Caller,
+    action: str,
+    agency_code: str,
+    tree: AgencyTree,
+    delegations: Iterable[Delegation] = (),
+    now: datetime | None = None,
+) -> Delegation | None:
+    """`require`, or else an active delegation of the action's scope from `agency_code`:
+    None when the caller's own roles allow it, the delegation it acts under otherwise.
+    Forbidden when neither."""
+    if may(caller, action, agency_code, tree):
+        return None
+    scope = ACTION_SCOPES.get(action)
+    if scope is not None and now is not None:
+        found = delegation_for(caller, scope, agency_code, delegations, now)
+        if found is not None:
+            return found
+    require(caller, action, agency_code, tree)  # raises the usual refusal
+    return None  # pragma: no cover - require raised
+
+
+def may_delegate(caller: Caller, agency_code: str) -> None:
+    """Grant or revoke a delegation of `agency_code`: a leader of that agency itself. A leader
+    of an agency above (the province's chairman for a Sở) is not one."""
+    if not caller.has_role(LEADER, agency_code):
+        raise Forbidden(
+            f"leader role in agency {agency_code} itself required to grant or revoke its "
+            "delegations (ủy quyền)"
+        )
+
+
+def can_see_delegation(caller: Caller, d: Delegation) -> bool:
+    """A delegation is visible to the delegating agency's officials and to its delegate."""
+    return caller.subject == d.delegate_user_id or holds_own(caller, READER_ROLES, d.agency_code)
+
+
+def delegated_read(
+    caller: Caller, doc: Document, delegations: Iterable[Delegation], now: datetime
+) -> Delegation | None:
+    """A document still in-house that a delegation opens to the caller: READ_DRAFTS opens every
+    document of the agency; ISSUE the signed ones waiting for their number; SIGN the ones
+    waiting for the caller's own signature. None otherwise."""
+    wanted = [Scope.READ_DRAFTS]
+    if doc.direction == Direction.OUTGOING and doc.outgoing_status == OutgoingStatus.SIGNED:
+        wanted.append(Scope.ISSUE)
+    if (
+        doc.direction == Direction.OUTGOING
+        and doc.outgoing_status == OutgoingStatus.AWAITING_SIGNATURE
+        and doc.waiting_on_user_id == caller.subject
+    ):
+        wanted.append(Scope.SIGN)
+    for scope in wanted:
+        found = delegation_for(caller, scope, doc.agency_code, delegations, now)
+        if found is not None:
+            return found
+    return None
 
 
 def require_handler(caller: Caller, doc: Document, tree: AgencyTree) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import AsyncIterator, Callable
-from datetime import date
+from datetime import UTC, date
 from typing import Any, TypeVar
 
 import grpc
@@ -25,6 +25,7 @@ from lgsp.blobs import CHUNK_SIZE, AttachmentNotFound
 from lgsp.grpc import errors
 from services.documents.adapters.proto import (
     attachment_to_proto,
+    delegation_to_proto,
     document_to_proto,
     history_to_proto,
     parse_date,
@@ -91,7 +92,7 @@ def to_service_error(e: de.DomainError) -> errors.ServiceError:
     if isinstance(e, de.Forbidden):
         return errors.PermissionDenied(e.message)
     if isinstance(e, de.NotVisible):
-        return errors.NotFound(e.message, resource_type="document")
+        return errors.NotFound(e.message, resource_type=e.resource)
     if isinstance(e, de.StaleVersion):
         return errors.Aborted(e.message)
     return errors.FailedPrecondition(e.message)
@@ -467,3 +468,33 @@ class DocumentServicer(documents_pb2_grpc.DocumentServiceServicer):
         return pb.GetDocumentFiguresResponse(
             total=figures_to_proto(total), by_agency=[figures_to_proto(r) for r in rows]
         )
+
+    # --- delegations (ủy quyền) ------------------------------------------------------------
+
+    @rpc
+    async def GrantDelegation(self, request: Any, context: Any) -> Any:
+        m = request.delegation
+        d = await self._run(
+            self.app.grant_delegation,
+            m.agency_code.strip(),
+            m.delegate_user_id.strip(),
+            m.delegate_agency_code.strip(),
+            frozenset(int(s) for s in m.scopes),
+            m.valid_from.ToDatetime(tzinfo=UTC) if m.HasField("valid_from") else None,
+            m.valid_until.ToDatetime(tzinfo=UTC) if m.HasField("valid_until") else None,
+            m.note,
+        )
+        return pb.GrantDelegationResponse(delegation=delegation_to_proto(d, self.app.now()))
+
+    @rpc
+    async def RevokeDelegation(self, request: Any, context: Any) -> Any:
+        d = await self._run(
+            self.app.revoke_delegation, request.delegation_id.strip(), request.reason
+        )
+        return pb.RevokeDelegationResponse(delegation=delegation_to_proto(d, self.app.now()))
+
+    @rpc
+    async def ListDelegations(self, request: Any, context: Any) -> Any:
+        found = await self._run(self.app.list_delegations, request.agency_code.strip())
+        now = self.app.now()
+        return pb.ListDelegationsResponse(delegations=[delegation_to_proto(d, now) for d in found])

@@ -31,6 +31,7 @@ from lgsp.db import UnitOfWork, utcnow
 from lgsp.workdays import local_date
 from services.documents.adapters.proto import (
     attachment_to_proto,
+    delegation_to_proto,
     document_to_proto,
     task_to_proto,
 )
@@ -41,6 +42,7 @@ from services.documents.adapters.repository import (
     day_bounds,
 )
 from services.documents.domain import policy
+from services.documents.domain.delegation import Delegation, Scope, check_grant
 from services.documents.domain.document_types import check_issuer, document_type
 from services.documents.domain.errors import (
     InvalidField,
@@ -167,11 +169,38 @@ class DocumentsApp:
         self, repo: Repository, caller: Any, document_id: str, etag: str | None = None
     ) -> Document:
         doc = repo.get(document_id) if document_id else None
-        if doc is None or not policy.can_read(caller, doc, self.agencies):
+        if doc is None or not self._can_read(repo, caller, doc):
             raise NotVisible(f"document {document_id} not found")
         if etag and etag != str(doc.version):
             raise StaleVersion("the document changed since it was read (stale etag); read it again")
         return doc
+
+    def _delegations(self, repo: Repository, caller: Any) -> list[Delegation]:
+        """The caller's unrevoked, unexpired delegations (read only when its roles fall short,
+        so the agency's own officials pay nothing for them)."""
+        return repo.delegations_to(caller.subject, self.now()) if caller.subject else []
+
+    def _can_read(self, repo: Repository, caller: Any, doc: Document) -> bool:
+        """policy.can_read, or a delegation that opens this in-house document to the caller."""
+        if policy.can_read(caller, doc, self.agencies):
+            return True
+        found = policy.delegated_read(caller, doc, self._delegations(repo, caller), self.now())
+        return found is not None
+
+    def _authorize(self, repo: Repository, caller: Any, action: str, doc: Document) -> str:
+        """policy.authorize for `action` on `doc`: "" by the caller's own role, else the id
+        of the delegation it acts under (recorded in the history and the events)."""
+        if policy.may(caller, action, doc.agency_code, self.agencies):
+            return ""
+        found = policy.authorize(
+            caller,
+            action,
+            doc.agency_code,
+            self.agencies,
+            self._delegations(repo, caller),
+            self.now(),
+        )
+        return found.id if found is not None else ""
 
     def _store(
         self,
@@ -235,6 +264,7 @@ class DocumentsApp:
     def _status_changed(
         self, doc: Document, entry: HistoryEntry, before: OutgoingStatus, actor: str
     ) -> ev.OutgoingStatusChanged:
+        """The event of a status change; it names the delegation `entry` was done under."""
         assert doc.outgoing_status is not None
         return ev.OutgoingStatusChanged(
             document_id=doc.id,
@@ -244,6 +274,7 @@ class DocumentsApp:
             next_user_id=doc.waiting_on_user_id,
             comment=entry.comment,
             actor_id=actor,
+            delegation_id=entry.delegation_id,
         )
 
     # --- outgoing --------------------------------------------------------------------------
@@ -409,7 +440,7 @@ class DocumentsApp:
         with self._read() as conn:
             repo = Repository(conn)
             doc = self._load(repo, caller, document_id, etag)
-            policy.require(caller, "sign", doc.agency_code, self.agencies)
+            self._authorize(repo, caller, "sign", doc)
             if signer.user_id and signer.user_id != caller.subject:
                 raise InvalidField("signer.user_id", "a signature is the caller's own")
             replace(doc, recipients=list(doc.recipients)).sign(
@@ -432,20 +463,21 @@ class DocumentsApp:
         serial) of an uploaded main text whose signature verified. Neither: signed on paper."""
         with self._uow() as (uow, repo):
             doc = self._load(repo, caller, document_id, etag)
-            policy.require(caller, "sign", doc.agency_code, self.agencies)
+            delegation = self._authorize(repo, caller, "sign", doc)
             if signer.user_id and signer.user_id != caller.subject:
                 raise InvalidField("signer.user_id", "a signature is the caller's own")
             before = doc.outgoing_status
             entry = doc.sign(
                 signer, signed_copy is not None or verified is not None, caller.subject, self.now()
             )
+            entry = replace(entry, delegation_id=delegation)
             events: list[Message] = [self._status_changed(doc, entry, before, caller.subject)]
             main = next((a for a in repo.attachments(doc.id) if a.main), None)
             if signed_copy is not None:
                 if main is None or main.id != signed_copy.replaces_id:
                     raise StaleVersion("the main text changed while it was being signed")
                 repo.add_attachment(signed_copy)
-                events.append(self._attachment_added(signed_copy, caller.subject))
+                events.append(self._attachment_added(signed_copy, caller.subject, delegation))
             if verified is not None:
                 if main is None or main.id != verified[0]:
                     raise InvalidField(
@@ -463,7 +495,7 @@ class DocumentsApp:
         and the document change in one transaction, so a failed issue gives its number back."""
         with self._uow() as (uow, repo):
             doc = self._load(repo, caller, document_id, etag)
-            policy.require(caller, "issue", doc.agency_code, self.agencies)
+            delegation = self._authorize(repo, caller, "issue", doc)
             if doc.outgoing_status != OutgoingStatus.SIGNED:
                 doc.issue(
                     0, "", "", self.today(), "", caller.subject, self.now()
@@ -498,12 +530,17 @@ class DocumentsApp:
                 caller.subject,
                 self.now(),
             )
+            entry = replace(entry, delegation_id=delegation)
             self._store(
                 uow,
                 repo,
                 doc,
                 entry,
-                ev.DocumentIssued(document=event_document(doc), actor_id=caller.subject),
+                ev.DocumentIssued(
+                    document=event_document(doc),
+                    actor_id=caller.subject,
+                    delegation_id=delegation,
+                ),
             )
             uow.commit()
         return doc
@@ -726,17 +763,21 @@ class DocumentsApp:
     ) -> tuple[Any, list[DirectiveTask], list[Attachment]]:
         """The stored proto (as GetDocument answers it), its tasks and current files."""
         with self._read() as conn:
-            found = Repository(conn).get_for_reading(document_id) if document_id else None
-        if found is None or not policy.can_read(caller, found[0], self.agencies):
-            raise NotVisible(f"document {document_id} not found")
+            repo = Repository(conn)
+            found = repo.get_for_reading(document_id) if document_id else None
+            if found is None or not self._can_read(repo, caller, found[0]):
+                raise NotVisible(f"document {document_id} not found")
         _, message, tasks, files = found
         return message, tasks, files
 
     # --- attachments -----------------------------------------------------------------------
 
-    def _attachment_added(self, a: Attachment, actor: str) -> Message:
+    def _attachment_added(self, a: Attachment, actor: str, delegation_id: str = "") -> Message:
         return ev.AttachmentAdded(
-            document_id=a.document_id, attachment=attachment_to_proto(a), actor_id=actor
+            document_id=a.document_id,
+            attachment=attachment_to_proto(a),
+            actor_id=actor,
+            delegation_id=delegation_id,
         )
 
     def attach_target(self, caller: Any, document_id: str, main: bool) -> Document:
@@ -797,7 +838,15 @@ class DocumentsApp:
         with self._read() as conn:
             repo = Repository(conn)
             doc = self._load(repo, caller, document_id)
-            if not policy.holds_own(caller, policy.READER_ROLES, doc.agency_code):
+            if not policy.holds_own(
+                caller, policy.READER_ROLES, doc.agency_code
+            ) and not policy.delegation_for(
+                caller,
+                Scope.READ_DRAFTS,
+                doc.agency_code,
+                self._delegations(repo, caller),
+                self.now(),
+            ):
                 raise NotVisible(f"document {document_id} not found")  # drafts stay in-house
             return repo.versions(document_id)
 
@@ -806,10 +855,102 @@ class DocumentsApp:
     ) -> tuple[list[Document], int]:
         if not f.agency_code:
             raise InvalidField("agency_code", "the agency whose documents are listed is required")
-        if not policy.holds_own(caller, policy.READER_ROLES, f.agency_code):
-            raise policy.Forbidden(f"no role in agency {f.agency_code}")
         with self._read() as conn:
-            return Repository(conn).list(f, offset, limit)
+            repo = Repository(conn)
+            if not policy.holds_own(
+                caller, policy.READER_ROLES, f.agency_code
+            ) and not policy.delegation_for(
+                caller,
+                Scope.READ_DRAFTS,
+                f.agency_code,
+                self._delegations(repo, caller),
+                self.now(),
+            ):
+                raise policy.Forbidden(f"no role in agency {f.agency_code}")
+            return repo.list(f, offset, limit)
+
+    # --- delegations (ủy quyền) ------------------------------------------------------------
+
+    def grant_delegation(
+        self,
+        caller: Any,
+        agency_code: str,
+        delegate_user_id: str,
+        delegate_agency_code: str,
+        scopes: frozenset[int],
+        valid_from: datetime | None,
+        valid_until: datetime | None,
+        note: str = "",
+    ) -> Delegation:
+        """A leader of `agency_code` itself grants the delegation: the row and
+        DelegationGranted in one unit of work; every check comes first, so a refused grant
+        stores nothing."""
+        self._check_agency(agency_code, "delegation.agency_code")
+        policy.may_delegate(caller, agency_code)
+        self._check_agency(delegate_agency_code, "delegation.delegate_agency_code")
+        now = self.now()
+        start = valid_from.astimezone(UTC) if valid_from else now
+        kinds, until = check_grant(
+            agency_code=agency_code,
+            delegate_user_id=delegate_user_id,
+            delegate_agency_code=delegate_agency_code,
+            scopes=scopes,
+            valid_from=start,
+            valid_until=valid_until.astimezone(UTC) if valid_until else None,
+            now=now,
+        )
+        d = Delegation(
+            id=str(uuid.uuid4()),
+            agency_code=agency_code,
+            delegate_user_id=delegate_user_id.strip(),
+            delegate_agency_code=delegate_agency_code,
+            scopes=kinds,
+            valid_from=start,
+            valid_until=until,
+            granted_by=caller.subject,
+            grant_time=now,
+            note=note.strip(),
+        )
+        with self._uow() as (uow, repo):
+            repo.add_delegation(d)
+            uow.emit(
+                ev.DelegationGranted(
+                    delegation=delegation_to_proto(d, now), actor_id=caller.subject
+                ),
+                subject=d.id,
+            )
+            uow.commit()
+        return d
+
+    def revoke_delegation(self, caller: Any, delegation_id: str, reason: str) -> Delegation:
+        """A leader of the delegating agency ends it now (NOT_FOUND for one the caller may not
+        see, PERMISSION_DENIED for one it sees but may not revoke)."""
+        with self._uow() as (uow, repo):
+            d = repo.get_delegation(delegation_id) if delegation_id else None
+            if d is None or not policy.can_see_delegation(caller, d):
+                raise NotVisible(f"delegation {delegation_id} not found", resource="delegation")
+            policy.may_delegate(caller, d.agency_code)
+            now = self.now()
+            d = d.revoke(caller.subject, now, reason)
+            repo.save_revocation(d)
+            uow.emit(
+                ev.DelegationRevoked(
+                    delegation=delegation_to_proto(d, now), actor_id=caller.subject
+                ),
+                subject=d.id,
+            )
+            uow.commit()
+        return d
+
+    def list_delegations(self, caller: Any, agency_code: str) -> list[Delegation]:
+        """All of an agency's delegations to its own officials; to anyone else, those granted
+        to the caller."""
+        self._check_agency(agency_code, "agency_code")
+        own = policy.holds_own(caller, policy.READER_ROLES, agency_code)
+        if not own and not caller.subject:
+            return []
+        with self._read() as conn:
+            return Repository(conn).delegations_of(agency_code, "" if own else caller.subject)
 
     # --- directive tasks -------------------------------------------------------------------
 

@@ -367,6 +367,34 @@ REVIEW_DECISION_RETURN: ReviewDecision.ValueType  # 2
 """Return to the author for changes."""
 Global___ReviewDecision: _TypeAlias = ReviewDecision  # noqa: Y015
 
+class _DelegationScope:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DelegationScopeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DelegationScope.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DELEGATION_SCOPE_UNSPECIFIED: _DelegationScope.ValueType  # 0
+    """Not a scope (refused)."""
+    DELEGATION_SCOPE_SIGN: _DelegationScope.ValueType  # 1
+    """Sign the agency's documents (as the signer the reviewer named)."""
+    DELEGATION_SCOPE_ISSUE: _DelegationScope.ValueType  # 2
+    """Issue the agency's signed documents in its books (cấp số)."""
+    DELEGATION_SCOPE_READ_DRAFTS: _DelegationScope.ValueType  # 3
+    """Read the agency's documents before they are issued: drafts, their versions and files."""
+
+class DelegationScope(_DelegationScope, metaclass=_DelegationScopeEnumTypeWrapper):
+    """DelegationScope is what a delegation lets its delegate do in the delegating agency."""
+
+DELEGATION_SCOPE_UNSPECIFIED: DelegationScope.ValueType  # 0
+"""Not a scope (refused)."""
+DELEGATION_SCOPE_SIGN: DelegationScope.ValueType  # 1
+"""Sign the agency's documents (as the signer the reviewer named)."""
+DELEGATION_SCOPE_ISSUE: DelegationScope.ValueType  # 2
+"""Issue the agency's signed documents in its books (cấp số)."""
+DELEGATION_SCOPE_READ_DRAFTS: DelegationScope.ValueType  # 3
+"""Read the agency's documents before they are issued: drafts, their versions and files."""
+Global___DelegationScope: _TypeAlias = DelegationScope  # noqa: Y015
+
 @_typing.final
 class DocumentType(_message.Message):
     """DocumentType is a kind of document with its abbreviation used in notations."""
@@ -864,6 +892,7 @@ class HistoryEntry(_message.Message):
     FROM_STATUS_FIELD_NUMBER: _builtins.int
     TO_STATUS_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.str
     """User id (or "client:<id>") of who did it; empty for the system."""
     agency_code: _builtins.str
@@ -876,6 +905,10 @@ class HistoryEntry(_message.Message):
     """Status after the step, as its enum value name."""
     comment: _builtins.str
     """The comment given with the step."""
+    delegation_id: _builtins.str
+    """Id of the delegation (ủy quyền) the actor acted under, when not by a role of its own in
+    the agency; empty otherwise.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When it happened."""
@@ -890,10 +923,11 @@ class HistoryEntry(_message.Message):
         from_status: _builtins.str = ...,
         to_status: _builtins.str = ...,
         comment: _builtins.str = ...,
+        delegation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "agency_code", b"agency_code", "comment", b"comment", "from_status", b"from_status", "time", b"time", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["action", b"action", "actor_id", b"actor_id", "agency_code", b"agency_code", "comment", b"comment", "delegation_id", b"delegation_id", "from_status", b"from_status", "time", b"time", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2505,3 +2539,233 @@ class ListDocumentVersionsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListDocumentVersionsResponse: _TypeAlias = ListDocumentVersionsResponse  # noqa: Y015
+
+@_typing.final
+class Delegation(_message.Message):
+    """Delegation (ủy quyền) is an agency's grant to an official of another agency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    DELEGATE_USER_ID_FIELD_NUMBER: _builtins.int
+    DELEGATE_AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    SCOPES_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    GRANTED_BY_FIELD_NUMBER: _builtins.int
+    GRANT_TIME_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REVOKED_BY_FIELD_NUMBER: _builtins.int
+    REVOKE_TIME_FIELD_NUMBER: _builtins.int
+    REVOKE_REASON_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Server-assigned id; the history of every action done under it names it."""
+    agency_code: _builtins.str
+    """Identifier code of the delegating agency."""
+    delegate_user_id: _builtins.str
+    """User id of the official it is granted to."""
+    delegate_agency_code: _builtins.str
+    """Identifier code of that official's own agency."""
+    granted_by: _builtins.str
+    """Output only: user id of the leader who granted it."""
+    note: _builtins.str
+    """Free text: the decision or reason for the delegation."""
+    revoked_by: _builtins.str
+    """Output only: user id of the leader who revoked it; empty while not revoked."""
+    revoke_reason: _builtins.str
+    """Output only: why it was revoked."""
+    active: _builtins.bool
+    """Output only: started, not expired and not revoked at the time of the answer."""
+    @_builtins.property
+    def scopes(self) -> _containers.RepeatedScalarFieldContainer[Global___DelegationScope.ValueType]:
+        """What it allows; at least one."""
+
+    @_builtins.property
+    def valid_from(self) -> _timestamp_pb2.Timestamp:
+        """Start; the time of the grant when not given."""
+
+    @_builtins.property
+    def valid_until(self) -> _timestamp_pb2.Timestamp:
+        """End (required), at most one year after the start."""
+
+    @_builtins.property
+    def grant_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only: when it was granted."""
+
+    @_builtins.property
+    def revoke_time(self) -> _timestamp_pb2.Timestamp:
+        """Output only: when it was revoked."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        delegate_user_id: _builtins.str = ...,
+        delegate_agency_code: _builtins.str = ...,
+        scopes: _abc.Iterable[Global___DelegationScope.ValueType] | None = ...,
+        valid_from: _timestamp_pb2.Timestamp | None = ...,
+        valid_until: _timestamp_pb2.Timestamp | None = ...,
+        granted_by: _builtins.str = ...,
+        grant_time: _timestamp_pb2.Timestamp | None = ...,
+        note: _builtins.str = ...,
+        revoked_by: _builtins.str = ...,
+        revoke_time: _timestamp_pb2.Timestamp | None = ...,
+        revoke_reason: _builtins.str = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["grant_time", b"grant_time", "revoke_time", b"revoke_time", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_code", b"agency_code", "delegate_agency_code", b"delegate_agency_code", "delegate_user_id", b"delegate_user_id", "grant_time", b"grant_time", "granted_by", b"granted_by", "id", b"id", "note", b"note", "revoke_reason", b"revoke_reason", "revoke_time", b"revoke_time", "revoked_by", b"revoked_by", "scopes", b"scopes", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Delegation: _TypeAlias = Delegation  # noqa: Y015
+
+@_typing.final
+class GrantDelegationRequest(_message.Message):
+    """GrantDelegationRequest carries the new delegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegation(self) -> Global___Delegation:
+        """agency_code, delegate_user_id, delegate_agency_code, scopes, valid_until; valid_from and
+        note optional.
+        """
+
+    def __init__(
+        self,
+        *,
+        delegation: Global___Delegation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantDelegationRequest: _TypeAlias = GrantDelegationRequest  # noqa: Y015
+
+@_typing.final
+class GrantDelegationResponse(_message.Message):
+    """GrantDelegationResponse returns the delegation as stored."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegation(self) -> Global___Delegation:
+        """The delegation."""
+
+    def __init__(
+        self,
+        *,
+        delegation: Global___Delegation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GrantDelegationResponse: _TypeAlias = GrantDelegationResponse  # noqa: Y015
+
+@_typing.final
+class RevokeDelegationRequest(_message.Message):
+    """RevokeDelegationRequest names the delegation and why it ends."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    delegation_id: _builtins.str
+    """The delegation's id."""
+    reason: _builtins.str
+    """Why it is revoked (required)."""
+    def __init__(
+        self,
+        *,
+        delegation_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation_id", b"delegation_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeDelegationRequest: _TypeAlias = RevokeDelegationRequest  # noqa: Y015
+
+@_typing.final
+class RevokeDelegationResponse(_message.Message):
+    """RevokeDelegationResponse returns the revoked delegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegation(self) -> Global___Delegation:
+        """The delegation."""
+
+    def __init__(
+        self,
+        *,
+        delegation: Global___Delegation | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeDelegationResponse: _TypeAlias = RevokeDelegationResponse  # noqa: Y015
+
+@_typing.final
+class ListDelegationsRequest(_message.Message):
+    """ListDelegationsRequest names the delegating agency."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    agency_code: _builtins.str
+    """Identifier code of the delegating agency."""
+    def __init__(
+        self,
+        *,
+        agency_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDelegationsRequest: _TypeAlias = ListDelegationsRequest  # noqa: Y015
+
+@_typing.final
+class ListDelegationsResponse(_message.Message):
+    """ListDelegationsResponse lists the delegations the caller may see, newest first."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATIONS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def delegations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Delegation]:
+        """The delegations, revoked and expired ones included."""
+
+    def __init__(
+        self,
+        *,
+        delegations: _abc.Iterable[Global___Delegation] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["delegations", b"delegations"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListDelegationsResponse: _TypeAlias = ListDelegationsResponse  # noqa: Y015

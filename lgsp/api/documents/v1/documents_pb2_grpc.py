@@ -164,6 +164,21 @@ class DocumentServiceStub:
                 request_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsRequest.SerializeToString,
                 response_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsResponse.FromString,
                 _registered_method=True)
+        self.GrantDelegation = channel.unary_unary(
+                '/lgsp.api.documents.v1.DocumentService/GrantDelegation',
+                request_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GrantDelegationRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GrantDelegationResponse.FromString,
+                _registered_method=True)
+        self.RevokeDelegation = channel.unary_unary(
+                '/lgsp.api.documents.v1.DocumentService/RevokeDelegation',
+                request_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.RevokeDelegationRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.RevokeDelegationResponse.FromString,
+                _registered_method=True)
+        self.ListDelegations = channel.unary_unary(
+                '/lgsp.api.documents.v1.DocumentService/ListDelegations',
+                request_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDelegationsRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDelegationsResponse.FromString,
+                _registered_method=True)
 
 
 class DocumentServiceServicer:
@@ -354,6 +369,32 @@ class DocumentServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GrantDelegation(self, request, context):
+        """GrantDelegation (ủy quyền): a leader of an agency grants an official of another agency
+        the right to sign, to issue in the agency's books, or to read its drafts, for at most a
+        year. INVALID_ARGUMENT names the field; PERMISSION_DENIED unless the caller is a leader of
+        that agency itself (a leader of an agency above is not).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeDelegation(self, request, context):
+        """RevokeDelegation ends a delegation at once (a leader of the delegating agency, with a
+        reason).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListDelegations(self, request, context):
+        """ListDelegations lists an agency's delegations: all of them to its officials, those granted
+        to the caller to anyone else.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DocumentServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -481,6 +522,21 @@ def add_DocumentServiceServicer_to_server(servicer, server):
                     servicer.ListDocumentVersions,
                     request_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsRequest.FromString,
                     response_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsResponse.SerializeToString,
+            ),
+            'GrantDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantDelegation,
+                    request_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GrantDelegationRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GrantDelegationResponse.SerializeToString,
+            ),
+            'RevokeDelegation': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeDelegation,
+                    request_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.RevokeDelegationRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.RevokeDelegationResponse.SerializeToString,
+            ),
+            'ListDelegations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListDelegations,
+                    request_deserializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDelegationsRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDelegationsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1163,6 +1219,87 @@ class DocumentService:
             '/lgsp.api.documents.v1.DocumentService/ListDocumentVersions',
             lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsRequest.SerializeToString,
             lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDocumentVersionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.documents.v1.DocumentService/GrantDelegation',
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GrantDelegationRequest.SerializeToString,
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.GrantDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeDelegation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.documents.v1.DocumentService/RevokeDelegation',
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.RevokeDelegationRequest.SerializeToString,
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.RevokeDelegationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListDelegations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.documents.v1.DocumentService/ListDelegations',
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDelegationsRequest.SerializeToString,
+            lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2.ListDelegationsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,20 @@ class DocumentServiceStub:
     """GetDocumentFigures returns the figures the province reports for a period."""
     ListDocumentVersions: _grpc.UnaryUnaryMultiCallable[_documents_pb2.ListDocumentVersionsRequest, _documents_pb2.ListDocumentVersionsResponse]
     """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first."""
+    GrantDelegation: _grpc.UnaryUnaryMultiCallable[_documents_pb2.GrantDelegationRequest, _documents_pb2.GrantDelegationResponse]
+    """GrantDelegation (ủy quyền): a leader of an agency grants an official of another agency
+    the right to sign, to issue in the agency's books, or to read its drafts, for at most a
+    year. INVALID_ARGUMENT names the field; PERMISSION_DENIED unless the caller is a leader of
+    that agency itself (a leader of an agency above is not).
+    """
+    RevokeDelegation: _grpc.UnaryUnaryMultiCallable[_documents_pb2.RevokeDelegationRequest, _documents_pb2.RevokeDelegationResponse]
+    """RevokeDelegation ends a delegation at once (a leader of the delegating agency, with a
+    reason).
+    """
+    ListDelegations: _grpc.UnaryUnaryMultiCallable[_documents_pb2.ListDelegationsRequest, _documents_pb2.ListDelegationsResponse]
+    """ListDelegations lists an agency's delegations: all of them to its officials, those granted
+    to the caller to anyone else.
+    """
 
 @_typing.type_check_only
 class DocumentServiceAsyncStub(DocumentServiceStub):
@@ -169,6 +183,20 @@ class DocumentServiceAsyncStub(DocumentServiceStub):
     """GetDocumentFigures returns the figures the province reports for a period."""
     ListDocumentVersions: _aio.UnaryUnaryMultiCallable[_documents_pb2.ListDocumentVersionsRequest, _documents_pb2.ListDocumentVersionsResponse]  # type: ignore[assignment]
     """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first."""
+    GrantDelegation: _aio.UnaryUnaryMultiCallable[_documents_pb2.GrantDelegationRequest, _documents_pb2.GrantDelegationResponse]  # type: ignore[assignment]
+    """GrantDelegation (ủy quyền): a leader of an agency grants an official of another agency
+    the right to sign, to issue in the agency's books, or to read its drafts, for at most a
+    year. INVALID_ARGUMENT names the field; PERMISSION_DENIED unless the caller is a leader of
+    that agency itself (a leader of an agency above is not).
+    """
+    RevokeDelegation: _aio.UnaryUnaryMultiCallable[_documents_pb2.RevokeDelegationRequest, _documents_pb2.RevokeDelegationResponse]  # type: ignore[assignment]
+    """RevokeDelegation ends a delegation at once (a leader of the delegating agency, with a
+    reason).
+    """
+    ListDelegations: _aio.UnaryUnaryMultiCallable[_documents_pb2.ListDelegationsRequest, _documents_pb2.ListDelegationsResponse]  # type: ignore[assignment]
+    """ListDelegations lists an agency's delegations: all of them to its officials, those granted
+    to the caller to anyone else.
+    """
 
 class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
     """DocumentService keeps an agency's official documents under Nghị định 30/2020/NĐ-CP.
@@ -387,5 +415,37 @@ class DocumentServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_documents_pb2.ListDocumentVersionsResponse, _abc.Awaitable[_documents_pb2.ListDocumentVersionsResponse]]:
         """ListDocumentVersions returns the kept versions of an outgoing draft, oldest first."""
+
+    @_abc_1.abstractmethod
+    def GrantDelegation(
+        self,
+        request: _documents_pb2.GrantDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_documents_pb2.GrantDelegationResponse, _abc.Awaitable[_documents_pb2.GrantDelegationResponse]]:
+        """GrantDelegation (ủy quyền): a leader of an agency grants an official of another agency
+        the right to sign, to issue in the agency's books, or to read its drafts, for at most a
+        year. INVALID_ARGUMENT names the field; PERMISSION_DENIED unless the caller is a leader of
+        that agency itself (a leader of an agency above is not).
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeDelegation(
+        self,
+        request: _documents_pb2.RevokeDelegationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_documents_pb2.RevokeDelegationResponse, _abc.Awaitable[_documents_pb2.RevokeDelegationResponse]]:
+        """RevokeDelegation ends a delegation at once (a leader of the delegating agency, with a
+        reason).
+        """
+
+    @_abc_1.abstractmethod
+    def ListDelegations(
+        self,
+        request: _documents_pb2.ListDelegationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_documents_pb2.ListDelegationsResponse, _abc.Awaitable[_documents_pb2.ListDelegationsResponse]]:
+        """ListDelegations lists an agency's delegations: all of them to its officials, those granted
+        to the caller to anyone else.
+        """
 
 def add_DocumentServiceServicer_to_server(servicer: DocumentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from lgsp.api.documents.v1 import documents_pb2 as lgsp_dot_api_dot_documents_dot_v1_dot_documents__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lgsp/api/documents/v1/events.proto\x12\x15lgsp.api.documents.v1\x1a%lgsp/api/documents/v1/documents.proto\"V\n\x0f\x44ocumentDrafted\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.documents.v1.Document\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xf0\x01\n\x15OutgoingStatusChanged\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12:\n\x0b\x66rom_status\x18\x03 \x01(\x0e\x32%.lgsp.api.documents.v1.OutgoingStatus\x12\x38\n\tto_status\x18\x04 \x01(\x0e\x32%.lgsp.api.documents.v1.OutgoingStatus\x12\x14\n\x0cnext_user_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\"U\n\x0e\x44ocumentIssued\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.documents.v1.Document\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xcd\x01\n\x0c\x44ocumentSent\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x17\n\x0fnumber_notation\x18\x03 \x01(\t\x12\x34\n\nrecipients\x18\x04 \x03(\x0b\x32 .lgsp.api.documents.v1.Recipient\x12\x12\n\nelectronic\x18\x05 \x01(\x08\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x1e\n\x16\x64\x65livered_agency_codes\x18\x07 \x03(\t\"\xb7\x01\n\x10\x44ocumentRecalled\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x17\n\x0fnumber_notation\x18\x03 \x01(\t\x12\x1e\n\x16recipient_agency_codes\x18\x04 \x03(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x1e\n\x16\x64\x65livered_agency_codes\x18\x07 \x03(\t\"W\n\x10\x44ocumentReceived\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.documents.v1.Document\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xc4\x02\n\x15IncomingStatusChanged\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x1a\n\x12sender_agency_code\x18\x03 \x01(\t\x12\x17\n\x0fnumber_notation\x18\x04 \x01(\t\x12\x18\n\x10\x65\x64xml_message_id\x18\x05 \x01(\t\x12:\n\x0b\x66rom_status\x18\x06 \x01(\x0e\x32%.lgsp.api.documents.v1.IncomingStatus\x12\x38\n\tto_status\x18\x07 \x01(\x0e\x32%.lgsp.api.documents.v1.IncomingStatus\x12\x19\n\x11\x65\x64xml_status_code\x18\x08 \x01(\t\x12\x0f\n\x07\x63omment\x18\t \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\n \x01(\t\"\xa7\x01\n\x10\x44ocumentAssigned\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x17\n\x0fhandler_user_id\x18\x03 \x01(\t\x12\x1b\n\x13\x63o_handler_user_ids\x18\x04 \x03(\t\x12\x10\n\x08\x64ue_date\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\"o\n\x0f\x41ttachmentAdded\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x35\n\nattachment\x18\x02 \x01(\x0b\x32!.lgsp.api.documents.v1.Attachment\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\"]\n\x15\x44irectiveTaskAssigned\x12\x32\n\x04task\x18\x01 \x01(\x0b\x32$.lgsp.api.documents.v1.DirectiveTask\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xd9\x01\n\x1a\x44irectiveTaskStatusChanged\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x36\n\x0b\x66rom_status\x18\x03 \x01(\x0e\x32!.lgsp.api.documents.v1.TaskStatus\x12\x34\n\tto_status\x18\x04 \x01(\x0e\x32!.lgsp.api.documents.v1.TaskStatus\x12\x15\n\rprogress_note\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\"f\n\x0f\x45xchangeMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x18\n\x10\x66rom_agency_code\x18\x02 \x01(\t\x12\x16\n\x0eto_agency_code\x18\x03 \x01(\t\x12\r\n\x05\x65\x64xml\x18\x04 \x01(\x0c\"\xc5\x01\n\x17RecipientStatusReported\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x1d\n\x15recipient_agency_code\x18\x03 \x01(\t\x12\x35\n\x06status\x18\x04 \x01(\x0e\x32%.lgsp.api.documents.v1.IncomingStatus\x12\x19\n\x11\x65\x64xml_status_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lgsp/api/documents/v1/events.proto\x12\x15lgsp.api.documents.v1\x1a%lgsp/api/documents/v1/documents.proto\"V\n\x0f\x44ocumentDrafted\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.documents.v1.Document\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\x87\x02\n\x15OutgoingStatusChanged\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12:\n\x0b\x66rom_status\x18\x03 \x01(\x0e\x32%.lgsp.api.documents.v1.OutgoingStatus\x12\x38\n\tto_status\x18\x04 \x01(\x0e\x32%.lgsp.api.documents.v1.OutgoingStatus\x12\x14\n\x0cnext_user_id\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\x12\x15\n\rdelegation_id\x18\x08 \x01(\t\"l\n\x0e\x44ocumentIssued\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.documents.v1.Document\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\x12\x15\n\rdelegation_id\x18\x03 \x01(\t\"\xcd\x01\n\x0c\x44ocumentSent\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x17\n\x0fnumber_notation\x18\x03 \x01(\t\x12\x34\n\nrecipients\x18\x04 \x03(\x0b\x32 .lgsp.api.documents.v1.Recipient\x12\x12\n\nelectronic\x18\x05 \x01(\x08\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x1e\n\x16\x64\x65livered_agency_codes\x18\x07 \x03(\t\"\xb7\x01\n\x10\x44ocumentRecalled\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x17\n\x0fnumber_notation\x18\x03 \x01(\t\x12\x1e\n\x16recipient_agency_codes\x18\x04 \x03(\t\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\x12\x1e\n\x16\x64\x65livered_agency_codes\x18\x07 \x03(\t\"W\n\x10\x44ocumentReceived\x12\x31\n\x08\x64ocument\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.documents.v1.Document\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xc4\x02\n\x15IncomingStatusChanged\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x1a\n\x12sender_agency_code\x18\x03 \x01(\t\x12\x17\n\x0fnumber_notation\x18\x04 \x01(\t\x12\x18\n\x10\x65\x64xml_message_id\x18\x05 \x01(\t\x12:\n\x0b\x66rom_status\x18\x06 \x01(\x0e\x32%.lgsp.api.documents.v1.IncomingStatus\x12\x38\n\tto_status\x18\x07 \x01(\x0e\x32%.lgsp.api.documents.v1.IncomingStatus\x12\x19\n\x11\x65\x64xml_status_code\x18\x08 \x01(\t\x12\x0f\n\x07\x63omment\x18\t \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\n \x01(\t\"\xa7\x01\n\x10\x44ocumentAssigned\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x17\n\x0fhandler_user_id\x18\x03 \x01(\t\x12\x1b\n\x13\x63o_handler_user_ids\x18\x04 \x03(\t\x12\x10\n\x08\x64ue_date\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x07 \x01(\t\"\x86\x01\n\x0f\x41ttachmentAdded\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x35\n\nattachment\x18\x02 \x01(\x0b\x32!.lgsp.api.documents.v1.Attachment\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\x12\x15\n\rdelegation_id\x18\x04 \x01(\t\"]\n\x15\x44irectiveTaskAssigned\x12\x32\n\x04task\x18\x01 \x01(\x0b\x32$.lgsp.api.documents.v1.DirectiveTask\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xd9\x01\n\x1a\x44irectiveTaskStatusChanged\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64ocument_id\x18\x02 \x01(\t\x12\x36\n\x0b\x66rom_status\x18\x03 \x01(\x0e\x32!.lgsp.api.documents.v1.TaskStatus\x12\x34\n\tto_status\x18\x04 \x01(\x0e\x32!.lgsp.api.documents.v1.TaskStatus\x12\x15\n\rprogress_note\x18\x05 \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x06 \x01(\t\"f\n\x0f\x45xchangeMessage\x12\x12\n\nmessage_id\x18\x01 \x01(\t\x12\x18\n\x10\x66rom_agency_code\x18\x02 \x01(\t\x12\x16\n\x0eto_agency_code\x18\x03 \x01(\t\x12\r\n\x05\x65\x64xml\x18\x04 \x01(\x0c\"\xc5\x01\n\x17RecipientStatusReported\x12\x13\n\x0b\x64ocument_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x1d\n\x15recipient_agency_code\x18\x03 \x01(\t\x12\x35\n\x06status\x18\x04 \x01(\x0e\x32%.lgsp.api.documents.v1.IncomingStatus\x12\x19\n\x11\x65\x64xml_status_code\x18\x05 \x01(\t\x12\x0f\n\x07\x63omment\x18\x06 \x01(\t\"\\\n\x11\x44\x65legationGranted\x12\x35\n\ndelegation\x18\x01 \x01(\x0b\x32!.lgsp.api.documents.v1.Delegation\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\\\n\x11\x44\x65legationRevoked\x12\x35\n\ndelegation\x18\x01 \x01(\x0b\x32!.lgsp.api.documents.v1.Delegation\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,27 +35,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOCUMENTDRAFTED']._serialized_start=100
   _globals['_DOCUMENTDRAFTED']._serialized_end=186
   _globals['_OUTGOINGSTATUSCHANGED']._serialized_start=189
-  _globals['_OUTGOINGSTATUSCHANGED']._serialized_end=429
-  _globals['_DOCUMENTISSUED']._serialized_start=431
-  _globals['_DOCUMENTISSUED']._serialized_end=516
-  _globals['_DOCUMENTSENT']._serialized_start=519
-  _globals['_DOCUMENTSENT']._serialized_end=724
-  _globals['_DOCUMENTRECALLED']._serialized_start=727
-  _globals['_DOCUMENTRECALLED']._serialized_end=910
-  _globals['_DOCUMENTRECEIVED']._serialized_start=912
-  _globals['_DOCUMENTRECEIVED']._serialized_end=999
-  _globals['_INCOMINGSTATUSCHANGED']._serialized_start=1002
-  _globals['_INCOMINGSTATUSCHANGED']._serialized_end=1326
-  _globals['_DOCUMENTASSIGNED']._serialized_start=1329
-  _globals['_DOCUMENTASSIGNED']._serialized_end=1496
-  _globals['_ATTACHMENTADDED']._serialized_start=1498
-  _globals['_ATTACHMENTADDED']._serialized_end=1609
-  _globals['_DIRECTIVETASKASSIGNED']._serialized_start=1611
-  _globals['_DIRECTIVETASKASSIGNED']._serialized_end=1704
-  _globals['_DIRECTIVETASKSTATUSCHANGED']._serialized_start=1707
-  _globals['_DIRECTIVETASKSTATUSCHANGED']._serialized_end=1924
-  _globals['_EXCHANGEMESSAGE']._serialized_start=1926
-  _globals['_EXCHANGEMESSAGE']._serialized_end=2028
-  _globals['_RECIPIENTSTATUSREPORTED']._serialized_start=2031
-  _globals['_RECIPIENTSTATUSREPORTED']._serialized_end=2228
+  _globals['_OUTGOINGSTATUSCHANGED']._serialized_end=452
+  _globals['_DOCUMENTISSUED']._serialized_start=454
+  _globals['_DOCUMENTISSUED']._serialized_end=562
+  _globals['_DOCUMENTSENT']._serialized_start=565
+  _globals['_DOCUMENTSENT']._serialized_end=770
+  _globals['_DOCUMENTRECALLED']._serialized_start=773
+  _globals['_DOCUMENTRECALLED']._serialized_end=956
+  _globals['_DOCUMENTRECEIVED']._serialized_start=958
+  _globals['_DOCUMENTRECEIVED']._serialized_end=1045
+  _globals['_INCOMINGSTATUSCHANGED']._serialized_start=1048
+  _globals['_INCOMINGSTATUSCHANGED']._serialized_end=1372
+  _globals['_DOCUMENTASSIGNED']._serialized_start=1375
+  _globals['_DOCUMENTASSIGNED']._serialized_end=1542
+  _globals['_ATTACHMENTADDED']._serialized_start=1545
+  _globals['_ATTACHMENTADDED']._serialized_end=1679
+  _globals['_DIRECTIVETASKASSIGNED']._serialized_start=1681
+  _globals['_DIRECTIVETASKASSIGNED']._serialized_end=1774
+  _globals['_DIRECTIVETASKSTATUSCHANGED']._serialized_start=1777
+  _globals['_DIRECTIVETASKSTATUSCHANGED']._serialized_end=1994
+  _globals['_EXCHANGEMESSAGE']._serialized_start=1996
+  _globals['_EXCHANGEMESSAGE']._serialized_end=2098
+  _globals['_RECIPIENTSTATUSREPORTED']._serialized_start=2101
+  _globals['_RECIPIENTSTATUSREPORTED']._serialized_end=2298
+  _globals['_DELEGATIONGRANTED']._serialized_start=2300
+  _globals['_DELEGATIONGRANTED']._serialized_end=2392
+  _globals['_DELEGATIONREVOKED']._serialized_start=2394
+  _globals['_DELEGATIONREVOKED']._serialized_end=2486
 # @@protoc_insertion_point(module_scope)

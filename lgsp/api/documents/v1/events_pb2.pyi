@@ -71,6 +71,7 @@ class OutgoingStatusChanged(_message.Message):
     NEXT_USER_ID_FIELD_NUMBER: _builtins.int
     COMMENT_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document's id."""
     agency_code: _builtins.str
@@ -85,6 +86,8 @@ class OutgoingStatusChanged(_message.Message):
     """Comment given with the change."""
     actor_id: _builtins.str
     """Who made the change."""
+    delegation_id: _builtins.str
+    """The delegation (ủy quyền) the actor acted under; empty when by its own role."""
     def __init__(
         self,
         *,
@@ -95,10 +98,11 @@ class OutgoingStatusChanged(_message.Message):
         next_user_id: _builtins.str = ...,
         comment: _builtins.str = ...,
         actor_id: _builtins.str = ...,
+        delegation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "comment", b"comment", "document_id", b"document_id", "from_status", b"from_status", "next_user_id", b"next_user_id", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "comment", b"comment", "delegation_id", b"delegation_id", "document_id", b"document_id", "from_status", b"from_status", "next_user_id", b"next_user_id", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -112,8 +116,11 @@ class DocumentIssued(_message.Message):
 
     DOCUMENT_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
     actor_id: _builtins.str
     """Who issued it."""
+    delegation_id: _builtins.str
+    """The delegation (ủy quyền) the actor acted under; empty when by its own role."""
     @_builtins.property
     def document(self) -> _documents_pb2.Document:
         """The document as issued, number_notation and promulgation_date set."""
@@ -123,10 +130,11 @@ class DocumentIssued(_message.Message):
         *,
         document: _documents_pb2.Document | None = ...,
         actor_id: _builtins.str = ...,
+        delegation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["document", b"document"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "document", b"document"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "delegation_id", b"delegation_id", "document", b"document"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,10 +392,15 @@ class AttachmentAdded(_message.Message):
     DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     ATTACHMENT_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
     document_id: _builtins.str
     """The document's id."""
     actor_id: _builtins.str
     """Who uploaded it."""
+    delegation_id: _builtins.str
+    """The delegation (ủy quyền) the actor acted under (a signed copy made by a delegated
+    signer); empty when by its own role.
+    """
     @_builtins.property
     def attachment(self) -> _documents_pb2.Attachment:
         """The attachment's metadata (content is fetched with DownloadAttachment)."""
@@ -398,10 +411,11 @@ class AttachmentAdded(_message.Message):
         document_id: _builtins.str = ...,
         attachment: _documents_pb2.Attachment | None = ...,
         actor_id: _builtins.str = ...,
+        delegation_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["attachment", b"attachment"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "attachment", b"attachment", "document_id", b"document_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "attachment", b"attachment", "delegation_id", b"delegation_id", "document_id", b"document_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -558,3 +572,59 @@ class RecipientStatusReported(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RecipientStatusReported: _TypeAlias = RecipientStatusReported  # noqa: Y015
+
+@_typing.final
+class DelegationGranted(_message.Message):
+    """DelegationGranted: an agency granted a delegation (ủy quyền); subject is the delegation id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.str
+    """Who granted it (a leader of the delegating agency)."""
+    @_builtins.property
+    def delegation(self) -> _documents_pb2.Delegation:
+        """The delegation as stored."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _documents_pb2.Delegation | None = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "delegation", b"delegation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationGranted: _TypeAlias = DelegationGranted  # noqa: Y015
+
+@_typing.final
+class DelegationRevoked(_message.Message):
+    """DelegationRevoked: a delegation was revoked; subject is the delegation id."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELEGATION_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    actor_id: _builtins.str
+    """Who revoked it."""
+    @_builtins.property
+    def delegation(self) -> _documents_pb2.Delegation:
+        """The delegation as revoked (revoked_by, revoke_time, revoke_reason set)."""
+
+    def __init__(
+        self,
+        *,
+        delegation: _documents_pb2.Delegation | None = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delegation", b"delegation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "delegation", b"delegation"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationRevoked: _TypeAlias = DelegationRevoked  # noqa: Y015
