@@ -19,8 +19,8 @@ from lgsp import events
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import outbox_table
-from lgsp.testing.pdf import minimal_pdf
 from services.documents.adapters import tables as t
+from tests.support.pdf import minimal_pdf
 
 from .test_documents_workflow import violation_fields
 from .workflow_support import SIGNER, STP, UBND, Env, draft, env_fixture, upload  # noqa: F401
