@@ -14,7 +14,7 @@ from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.auth import Principal
 from services.search.index import Caller
 from services.search.index.base import readers, rights_terms
-from services.search.service_layer.projection import DocState, apply
+from services.search.service_layer.projection import OWN, DocState, apply
 from services.search.service_layer.rights import caller_of
 
 UBND, STP, SNV, XA = "000.00.00.H30", "000.01.30.H30", "000.02.30.H30", "000.00.61.H30"
@@ -60,14 +60,16 @@ def sent(*codes: str, delivered: tuple[str, ...] | None = None) -> ev.DocumentSe
 def test_listed_recipients_read_only_what_was_sent_to_them() -> None:
     issued = ev.DocumentIssued(document=doc())
     s = run(issued)
-    assert s.doc.reader_agency_codes == (UBND,) and s.doc.recipient_agency_codes == (STP, SNV)
+    # Its own officials ("own:"), and the agencies above it (bare code): it was issued.
+    assert s.doc.reader_agency_codes == (OWN + UBND, UBND)
+    assert s.doc.recipient_agency_codes == (STP, SNV)
     s = run(issued, sent(STP))
-    assert s.doc.reader_agency_codes == (UBND, STP) and s.doc.status == "sent"
+    assert s.doc.reader_agency_codes == (OWN + UBND, UBND, OWN + STP) and s.doc.status == "sent"
     s = run(issued, sent(STP), sent(SNV, delivered=(STP, SNV)))
-    assert s.doc.reader_agency_codes == (UBND, STP, SNV)
+    assert s.doc.reader_agency_codes == (OWN + UBND, UBND, OWN + STP, OWN + SNV)
     # Events written before delivered_agency_codes: each send's recipients add up.
     s = run(issued, sent(STP, delivered=()), sent(SNV, delivered=()))
-    assert s.doc.reader_agency_codes == (UBND, STP, SNV)
+    assert s.doc.reader_agency_codes == (OWN + UBND, UBND, OWN + STP, OWN + SNV)
 
 
 def test_recall_keeps_the_recipients_it_was_sent_to_and_unpublishes() -> None:
@@ -78,7 +80,7 @@ def test_recall_keeps_the_recipients_it_was_sent_to_and_unpublishes() -> None:
     )
     s = run(legal, sent(STP), recalled)
     assert s.doc.status == "recalled" and not s.doc.public
-    assert s.doc.reader_agency_codes == (UBND, STP)
+    assert s.doc.reader_agency_codes == (OWN + UBND, UBND, OWN + STP)
     secret = ev.DocumentIssued(
         document=doc(document_type_code="QĐ-QPPL", confidentiality=pb.CONFIDENTIALITY_SECRET)
     )
@@ -93,11 +95,12 @@ def test_an_incoming_copy_is_read_by_its_holder_not_its_sender() -> None:
         incoming_status=pb.INCOMING_STATUS_ARRIVED,
     )
     s = run(ev.DocumentReceived(document=m))
-    assert s.doc.reader_agency_codes == (STP,) and s.doc.recipient_agency_codes == ()
+    # Its holder's own officials only: not the sender, not the agencies above.
+    assert s.doc.reader_agency_codes == (OWN + STP,) and s.doc.recipient_agency_codes == ()
     # The clerk corrects the registration (UpdateDocument emits DocumentDrafted).
     fixed = ev.DocumentDrafted(document=doc(**{**_incoming(), "subject": "Đã sửa trích yếu"}))
     s = run(ev.DocumentReceived(document=m), fixed)
-    assert s.doc.subject == "Đã sửa trích yếu" and s.doc.reader_agency_codes == (STP,)
+    assert s.doc.subject == "Đã sửa trích yếu" and s.doc.reader_agency_codes == (OWN + STP,)
 
 
 def _incoming() -> dict[str, object]:
@@ -113,7 +116,8 @@ def test_drafts_are_found_by_their_agency_and_cancelled_ones_stay() -> None:
     drafted = ev.DocumentDrafted(document=doc(outgoing_status=pb.OUTGOING_STATUS_DRAFT))
     state, action = apply(None, drafted, 0, AT)
     assert action == "upsert" and state is not None
-    assert state.doc.reader_agency_codes == (UBND,) and state.doc.status == "draft"
+    # A draft is its agency's own: not the agencies above it.
+    assert state.doc.reader_agency_codes == (OWN + UBND,) and state.doc.status == "draft"
     cancelled = ev.OutgoingStatusChanged(document_id="d1", to_status=pb.OUTGOING_STATUS_CANCELLED)
     state, action = apply(state, cancelled, 1, AT)
     assert action == "upsert" and state is not None and state.doc.status == "cancelled"
@@ -145,14 +149,16 @@ def official(agency: str, *roles: str) -> Principal:
 
 def test_a_caller_reads_where_it_holds_a_reader_role_and_below() -> None:
     province = caller_of(official(UBND, "specialist"), TREE)
-    assert province.agency_code == UBND and set(province.agencies) == {STP, SNV, XA}
+    # Its own agency's documents ("own:"), and what the agencies below it issued.
+    assert province.agency_code == UBND
+    assert set(province.agencies) == {STP, SNV, XA, OWN + UBND}
     assert province.may_read_confidential  # documents reads confidential ones alike
-    assert caller_of(official(STP, "clerk"), TREE) == Caller(STP, True, ())
+    assert caller_of(official(STP, "clerk"), TREE) == Caller(STP, True, (OWN + STP,))
     # No reader role (a one-stop officer): public documents only.
     nobody = caller_of(official(XA, "one_stop_officer"), TREE)
     assert rights_terms(nobody) == ["n:*public*"]
     # Without the tree: the agencies of the grants only (fails closed).
-    assert caller_of(official(UBND, "leader")).agencies == ()
+    assert caller_of(official(UBND, "leader")).agencies == (OWN + UBND,)
 
 
 def test_readers_meet_rights_only_where_get_document_would_answer() -> None:

@@ -34,6 +34,8 @@ def issued(n: int) -> tuple[str, bytes, bytes, dict[str, bytes]]:
         subject=f"Quyết định số {n} về cải cách hành chính {MARK}",
         number_notation=f"{n}/QĐ-UBND",
         promulgation_date=f"2026-03-{1 + n % 28:02d}",
+        direction=dpb.DIRECTION_OUTGOING,
+        outgoing_status=dpb.OUTGOING_STATUS_ISSUED,
     )
     env = events.make_envelope(dev.DocumentIssued(document=doc), source="documents", subject=doc.id)
     headers = {k: v.encode() for k, v in events.envelope_headers(env).items()}
