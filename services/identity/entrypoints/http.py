@@ -72,6 +72,7 @@ class OidcApp:
             Route(f"{admin}/users/count", a.users_count),
             Route(f"{admin}/users/{{id}}", a.user, methods=["GET", "PUT", "DELETE"]),
             Route(f"{admin}/users/{{id}}/reset-password", a.reset_password, methods=["PUT"]),
+            Route(f"{admin}/users/{{id}}/logout", a.logout_user, methods=["POST"]),
             Route(
                 f"{admin}/users/{{id}}/role-mappings/realm",
                 a.user_roles,

@@ -25,6 +25,7 @@ from services.identity.domain.errors import (
     Refused,
 )
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 from services.identity.service_layer.cache import DirectoryCache
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import ClientContext, Logins
@@ -194,7 +195,8 @@ class Grants:
                 )
             if rt["used_at"] is not None:
                 # A spent token came back: someone holds a copy. End the whole family.
-                r.sessions.revoke(rt["sid"], "refresh token reuse", now)
+                gone = r.sessions.revoke(rt["sid"], "refresh token reuse", now)
+                ended.sessions_ended(uow, gone, ended.REFRESH_TOKEN_REUSED, now)
                 r.audit.write(
                     rt["user_id"],
                     "refresh.reuse",
@@ -227,6 +229,7 @@ class Grants:
                 )
                 uow.commit()
         if reuse:
+            self.logins.committed()
             raise GrantRefused("Refresh token reused: session revoked")
         return out
 
@@ -289,7 +292,8 @@ class Grants:
                 raise GrantRefused("Code not valid")
             if row["used_at"] is not None:
                 # RFC 6749 §4.1.2: a replayed code revokes what it issued.
-                r.sessions.revoke(row["session_id"], "authorization code replay", now)
+                gone = r.sessions.revoke(row["session_id"], "authorization code replay", now)
+                ended.sessions_ended(uow, gone, ended.REVOKED, now)
                 r.audit.write(row["user_id"], "code.replay", row["user_id"], "session_revoked")
                 uow.commit()
                 replay = True
@@ -297,6 +301,7 @@ class Grants:
                 r.sessions.spend_code(row["code_hash"], now)
                 uow.commit()  # spent even if the checks below fail: a code is tried once
         if replay:
+            self.logins.committed()
             raise GrantRefused("Code already used")
         rules.check_code(row, now, redirect_uri, verifier)
         with self.storage.token_change() as uow:

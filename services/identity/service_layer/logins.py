@@ -20,6 +20,7 @@ from services.identity.domain.errors import (
     UnknownClient,
 )
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
@@ -131,6 +132,9 @@ class Logins:
                             ),
                             subject=user["id"],
                         )
+                    now = time.time()
+                    gone = uow.repos.sessions.revoke_open(now, "user locked", user_id=user["id"])
+                    ended.account_ended(uow, gone, user["id"], realm, now)
             self.record(
                 uow,
                 ok=False,
