@@ -60,10 +60,10 @@ MESSAGES = {
         "Phiên đăng nhập đã hết hạn hoặc yêu cầu không hợp lệ. Vui lòng đăng nhập lại trên "
         "trang này."
     ),
-    "Invalid user credentials": "Tên đăng nhập hoặc mật khẩu không đúng.",
-    "Account disabled": "Tài khoản đã bị vô hiệu hóa.",
-    "Account is temporarily locked": (
-        "Tài khoản tạm thời bị khóa do nhập sai nhiều lần. Vui lòng thử lại sau."
+    # Also a locked or disabled account: the page tells nobody which accounts exist.
+    "Invalid user credentials": (
+        "Tên đăng nhập hoặc mật khẩu không đúng (sau nhiều lần nhập sai, tài khoản bị tạm khóa "
+        "15 phút)."
     ),
     "Invalid one-time code (totp)": "Mã xác thực hai lớp không đúng.",
     "Too many failed sign-ins from this address": (

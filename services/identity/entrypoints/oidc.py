@@ -308,6 +308,18 @@ class OidcEndpoints:
                 client["client_id"],
                 ctx,
             )
+            code, sid = await asyncio.to_thread(
+                self.grants.issue_code,
+                realm,
+                client,
+                user,
+                redirect_uri,
+                hidden.get("code_challenge", ""),
+                method,
+                hidden.get("scope", "openid"),
+                hidden.get("nonce", ""),
+                ctx,
+            )
         except de.Refused as exc:
             msg = MESSAGES.get(exc.message, "Không thể đăng nhập.")
             return self._login_form(
@@ -321,18 +333,6 @@ class OidcEndpoints:
                 username[:64],
                 status=429 if isinstance(exc, de.Throttled) else 401,
             )
-        code, sid = await asyncio.to_thread(
-            self.grants.issue_code,
-            realm,
-            client,
-            user,
-            redirect_uri,
-            hidden.get("code_challenge", ""),
-            method,
-            hidden.get("scope", "openid"),
-            hidden.get("nonce", ""),
-            ctx,
-        )
         return back(code=code, session_state=sid, iss=self.sessions.issuer(realm))
 
     @staticmethod

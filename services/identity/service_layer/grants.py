@@ -130,14 +130,22 @@ class Grants:
             raise FlowNotAllowed("Client not allowed for direct access grants")
         user = self.logins.check_password(realm, username, password, totp, client_id, ctx)
         if user["password_temporary"]:
+            self.logins.release(user)
             raise GrantRefused("Account is not fully set up (change the password)")
         with self.storage.token_change() as uow:
             r = uow.repos
-            scope = rules.granted_scope(scope, client)
-            sid = self._new_session(r, realm, user["id"], client_id, scope)
-            out = self._response(r, realm, user, client, scope, sid)
-            self.logins.signed_in(uow, realm, user, client_id, ctx, password)
-            uow.commit()
+            # Decided in the transaction that issues the tokens: a lock that won meanwhile
+            # refuses this sign-in.
+            if self.logins.signed_in(uow, realm, user, client_id, ctx, password):
+                scope = rules.granted_scope(scope, client)
+                sid = self._new_session(r, realm, user["id"], client_id, scope)
+                out = self._response(r, realm, user, client, scope, sid)
+                uow.commit()
+            else:
+                uow.rollback()
+                out = None
+        if out is None:
+            raise self.logins.refused_at_commit(realm, user, client_id, ctx)
         self.logins.committed()
         return out
 
@@ -266,8 +274,13 @@ class Grants:
                 expires_at=time.time() + rules.CODE_TTL,
                 session_id=sid,
             )
-            self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
-            uow.commit()
+            went_through = self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
+            if went_through:
+                uow.commit()
+            else:
+                uow.rollback()
+        if not went_through:
+            raise self.logins.refused_at_commit(realm, user, client["client_id"], ctx)
         self.logins.committed()
         return code, sid
 
