@@ -212,6 +212,11 @@ def wire_service(
             access_log=False,
             lifespan="off",
             http="auto",  # httptools when installed: ~0.3 ms less per request than h11
+            # Forwarded headers only from the proxies named in identity.trusted_proxies (uvicorn
+            # would otherwise believe any from loopback): the client address is what the
+            # per-address throttle counts and the audit log records.
+            proxy_headers=bool(settings.identity.proxies()),
+            forwarded_allow_ips=settings.identity.proxies(),
         )
         server = _Uvicorn(config)
         task = asyncio.create_task(server.serve())

@@ -3,6 +3,7 @@ lgsp.authn.issuer_from_settings reads them to know which tokens every service ac
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from lgsp.config import (
@@ -29,13 +30,33 @@ class IdentitySettings(ServiceSettings):
     # e.g. "https://sso.hatinh.gov.vn" behind a reverse proxy.
     issuer_base_url: str = url_field("", *HTTP_SCHEMES)
     demo_seed: bool = True  # seed the demo province on first start when the directory is empty
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or CIDR networks); "" = none: the client is the TCP peer, so a forged header
+    # neither escapes the per-address throttle nor reaches the audit log.
+    trusted_proxies: str = ""
     # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
     admin_password: str = secret_field()
 
     def problems(self) -> list[tuple[str, str]]:
+        out = []
         if self.provider == "keycloak" and not self.keycloak_url:
-            return [("keycloak_url", "identity.provider = keycloak needs keycloak_url")]
-        return []
+            out.append(("keycloak_url", "identity.provider = keycloak needs keycloak_url"))
+        for proxy in self.proxies():
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                out.append(
+                    (
+                        "trusted_proxies",
+                        f"{proxy!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or "
+                        "10.0.0.0/24); list the reverse proxies, comma-separated",
+                    )
+                )
+        return out
+
+    def proxies(self) -> list[str]:
+        """trusted_proxies as a list."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [
