@@ -266,7 +266,7 @@ def seed_demo(
                 SYSTEM,
                 pb.ClientSystem(client_id=client_id, display_name=name, owner_agency_code=owner),
                 secret=None,
-                redirect_uris=["http://127.0.0.1:8100/*", "http://localhost:8100/*"],
+                redirect_uris=["http://127.0.0.1:8100/callback", "http://localhost:8100/callback"],
                 service_accounts=False,
             )
         else:

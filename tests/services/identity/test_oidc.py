@@ -399,7 +399,7 @@ async def test_public_client_needs_pkce(demo: Running) -> None:
             f"{demo.base_url}/realms/lgsp/protocol/openid-connect/auth",
             params={
                 "client_id": "lgsp-web",
-                "redirect_uri": "http://127.0.0.1:8100/cb",
+                "redirect_uri": "http://127.0.0.1:8100/callback",
                 "response_type": "code",
                 "state": "s",
             },
