@@ -201,9 +201,15 @@ def wire_service(
             ensure_master, ident, settings.platform.data_dir, settings.identity.admin_password
         )
         if seed_demo:
+            from services.identity.seed import RemoteSeedRefused, check_may_seed
             from services.identity.seed import seed_demo as seed
 
-            await asyncio.to_thread(seed, ident, settings.platform.data_dir, True)
+            try:
+                check_may_seed(settings.platform.host, settings.identity.demo_seed_allow_remote)
+            except RemoteSeedRefused as e:
+                log.error("%s", e)
+            else:
+                await asyncio.to_thread(seed, ident, settings.platform.data_dir, True)
         config = uvicorn.Config(
             ident.app.build(),
             host=settings.platform.host,

@@ -29,7 +29,11 @@ class IdentitySettings(ServiceSettings):
     # Built-in provider: the public URL its issuers start with ("" = http://{host}:{http_port}),
     # e.g. "https://sso.hatinh.gov.vn" behind a reverse proxy.
     issuer_base_url: str = url_field("", *HTTP_SCHEMES)
-    demo_seed: bool = True  # seed the demo province on first start when the directory is empty
+    # Seed the demo province (random passwords and secrets in <data_dir>/identity-demo.json)
+    # on first start when the directory is empty; `make run` turns it on.
+    demo_seed: bool = False
+    # …also when platform.host is not loopback (demo accounts reachable from the network).
+    demo_seed_allow_remote: bool = False
     # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
     # addresses or CIDR networks); "" = none: the client is the TCP peer, so a forged header
     # neither escapes the per-address throttle nor reaches the audit log.
