@@ -208,6 +208,7 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
         {
             **quiet,
             "LGSP_PLATFORM_DATA_DIR": str(tmp / "identity"),
+            "LGSP_IDENTITY_DEMO_SEED": "true",
             "LGSP_IDENTITY_HTTP_PORT": str(http_port),
             "LGSP_IDENTITY_GRPC_PORT": str(_free_port()),
             "IDENTITY_ADMIN_PASSWORD": "Quan-Tri-Th3-Bench!",
@@ -225,13 +226,13 @@ async def _bench(args: argparse.Namespace, tmp: Path) -> int:
                 if identity.poll() is not None:
                     raise RuntimeError("identity service exited")
                 await asyncio.sleep(0.05)
-            from services.identity.seed import demo_secret
+            from services.identity.seed import read_demo
 
             for _ in range(200):  # the demo province is seeded just after start-up
                 r = await http.post(
                     f"{issuer}/protocol/openid-connect/token",
                     data={"grant_type": "client_credentials"},
-                    auth=(CLIENT, demo_secret(CLIENT)),
+                    auth=(CLIENT, read_demo(tmp / "identity").client_secrets.get(CLIENT, "")),
                 )
                 if r.status_code == 200:
                     break

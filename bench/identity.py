@@ -53,6 +53,7 @@ def start_server(data_dir: str) -> tuple[subprocess.Popen[bytes], str]:
         "LGSP_PLATFORM_DATA_DIR": data_dir,
         "LGSP_IDENTITY_HTTP_PORT": str(http_port),
         "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
+        "LGSP_IDENTITY_DEMO_SEED": "true",
         "LGSP_TELEMETRY_ENABLED": "false",
         "LGSP_PLATFORM_LOG_LEVEL": "WARNING",
         "OTEL_SDK_DISABLED": "true",
@@ -112,7 +113,7 @@ async def measure(
 async def run(base: str, pid: int, demo: dict[str, object], seconds: float) -> dict[str, tuple]:
     token_url = f"{base}/realms/lgsp/protocol/openid-connect/token"
     secret = demo["client_secrets"]["documents"]  # type: ignore[index]
-    password = str(demo["password"])
+    passwords: dict[str, str] = dict(demo["passwords"])  # type: ignore[call-overload]
     from services.identity.seed import officials
 
     users = [o["username"] for o in officials()]
@@ -128,7 +129,12 @@ async def run(base: str, pid: int, demo: dict[str, object], seconds: float) -> d
     async def password_grant(client: httpx.AsyncClient, w: int) -> None:
         await post(
             client,
-            {**base_form, "grant_type": "password", "username": users[w], "password": password},
+            {
+                **base_form,
+                "grant_type": "password",
+                "username": users[w],
+                "password": passwords[users[w]],
+            },
         )
 
     async def client_credentials(client: httpx.AsyncClient, w: int) -> None:
@@ -140,7 +146,12 @@ async def run(base: str, pid: int, demo: dict[str, object], seconds: float) -> d
         if w not in chains:
             tok = await post(
                 client,
-                {**base_form, "grant_type": "password", "username": users[w], "password": password},
+                {
+                    **base_form,
+                    "grant_type": "password",
+                    "username": users[w],
+                    "password": passwords[users[w]],
+                },
             )
             chains[w] = tok["refresh_token"]
         tok = await post(

@@ -48,6 +48,7 @@ from services.identity.service_layer.users import Users
 log = logging.getLogger("services.identity")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+EVENTS_TOPIC = "lgsp.identity.v1"
 # Deprecated: read only while identity.admin_password is "" (older test fixtures set it).
 ADMIN_PASSWORD_FILE = "identity-admin-password"
 
@@ -166,6 +167,20 @@ class _Uvicorn(uvicorn.Server):
         yield
 
 
+async def _ensure_topics(runtime: ServiceRuntime) -> None:
+    """Identity's topics exist before its first events (a broker may not create them on
+    publish); in the background: a broker that is down must not hold up sign-ins."""
+    from lgsp.authn.sessions import SESSIONS_TOPIC
+    from lgsp.inbox import ensure_topics
+
+    if runtime.bus is None:
+        return
+    try:
+        await ensure_topics(runtime.bus, [EVENTS_TOPIC, SESSIONS_TOPIC], with_dlq=False)
+    except Exception as e:  # the relay retries publishing anyway
+        log.warning("could not create identity's topics: %s", e)
+
+
 def wire_service(
     runtime: ServiceRuntime, *, http_port: int | None = None, seed_demo: bool | None = None
 ) -> Wiring:
@@ -180,14 +195,21 @@ def wire_service(
     authenticator = local_authenticator(ident.sessions, ident.app.build())
 
     async def oidc_server(stop: asyncio.Event) -> None:
+        topics = asyncio.create_task(_ensure_topics(runtime))
         await asyncio.to_thread(ident.keys.load, True)
         await asyncio.to_thread(
             ensure_master, ident, settings.platform.data_dir, settings.identity.admin_password
         )
         if seed_demo:
+            from services.identity.seed import RemoteSeedRefused, check_may_seed
             from services.identity.seed import seed_demo as seed
 
-            await asyncio.to_thread(seed, ident, settings.platform.data_dir, True)
+            try:
+                check_may_seed(settings.platform.host, settings.identity.demo_seed_allow_remote)
+            except RemoteSeedRefused as e:
+                log.error("%s", e)
+            else:
+                await asyncio.to_thread(seed, ident, settings.platform.data_dir, True)
         config = uvicorn.Config(
             ident.app.build(),
             host=settings.platform.host,
@@ -196,6 +218,11 @@ def wire_service(
             access_log=False,
             lifespan="off",
             http="auto",  # httptools when installed: ~0.3 ms less per request than h11
+            # Forwarded headers only from the proxies named in identity.trusted_proxies (uvicorn
+            # would otherwise believe any from loopback): the client address is what the
+            # per-address throttle counts and the audit log records.
+            proxy_headers=bool(settings.identity.proxies()),
+            forwarded_allow_ips=settings.identity.proxies(),
         )
         server = _Uvicorn(config)
         task = asyncio.create_task(server.serve())
@@ -204,6 +231,7 @@ def wire_service(
         server.should_exit = True
         await task
         stopper.cancel()
+        topics.cancel()
 
     return Wiring(
         servicers=[

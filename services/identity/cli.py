@@ -43,8 +43,13 @@ def _run(args: argparse.Namespace) -> int:
     identity, settings = _identity(args)
     try:
         if args.admin_command == "seed-demo":
-            from services.identity.seed import seed_demo
+            from services.identity.seed import RemoteSeedRefused, check_may_seed, seed_demo
 
+            try:
+                check_may_seed(settings.platform.host, settings.identity.demo_seed_allow_remote)
+            except RemoteSeedRefused as e:
+                print(f"lgsp admin seed-demo: {e}", file=sys.stderr)
+                return 1
             created = seed_demo(identity, settings.platform.data_dir)
             print(
                 f"demo province: {created}; passwords and client secrets in "

@@ -1,16 +1,20 @@
 """The demo province: agencies with identifier codes (today's two-level model), a few dozen
 officials with roles, and client systems. Idempotent: what exists is left alone.
 
-Every demo official's password is DEMO_PASSWORD (one argon2id hash computed once and shared:
-demo data only). Demo client secrets are derived from the client id and written, with the
-password, to <data_dir>/identity-demo.json (mode 0600).
+Seeded only when asked (identity.demo_seed, `make run`, `lgsp admin seed-demo`), and only on a
+loopback host unless identity.demo_seed_allow_remote. Every official gets a random password and
+every client system a random secret, written to <data_dir>/identity-demo.json (mode 0600) —
+the only place they exist: nothing about them can be derived from this source. Tests and tools
+read that file (`read_demo`).
 """
 
 from __future__ import annotations
 
-import hashlib
+import ipaddress
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +27,7 @@ from services.identity.domain.model import AgencyLevel
 if TYPE_CHECKING:
     from services.identity.bootstrap import Identity
 
-DEMO_PASSWORD = "LgspDemo@2025"
+DEMO_FILE = "identity-demo.json"
 PROVINCE = "000.00.00.H30"
 DOMAIN = "hatinh.gov.vn"
 
@@ -154,9 +158,71 @@ CLIENTS: list[tuple[str, str, str, list[str] | None]] = [
 ]
 
 
-def demo_secret(client_id: str) -> str:
-    """Deterministic demo secret, so re-seeding and the written file agree."""
-    return hashlib.sha256(f"lgsp-demo:{client_id}".encode()).hexdigest()[:32]
+@dataclass
+class DemoCredentials:
+    """What <data_dir>/identity-demo.json holds: each official's password and each client
+    system's secret (random, made when they were seeded)."""
+
+    passwords: dict[str, str] = field(default_factory=dict)  # username -> password
+    client_secrets: dict[str, str] = field(default_factory=dict)  # client id -> secret
+
+    def password(self, username: str) -> str:
+        return self.passwords[username]
+
+    def secret(self, client_id: str) -> str:
+        return self.client_secrets[client_id]
+
+
+def read_demo(data_dir: str | Path) -> DemoCredentials:
+    """The demo credentials seed_demo wrote to data_dir (empty if it wrote none)."""
+    try:
+        raw = json.loads((Path(data_dir) / DEMO_FILE).read_text())
+    except (OSError, ValueError):
+        return DemoCredentials()
+    return DemoCredentials(
+        passwords=dict(raw.get("passwords", {})),
+        client_secrets=dict(raw.get("client_secrets", {})),
+    )
+
+
+def _write_demo(data_dir: str | Path, demo: DemoCredentials) -> Path:
+    path = Path(data_dir) / DEMO_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # also when the file was there with looser permissions
+    with os.fdopen(fd, "w") as fh:
+        json.dump(
+            {"passwords": demo.passwords, "client_secrets": demo.client_secrets},
+            fh,
+            indent=2,
+            ensure_ascii=False,
+        )
+    return path
+
+
+class RemoteSeedRefused(Exception):
+    """The demo province (known accounts, secrets on disk) on a host others can reach."""
+
+
+def check_may_seed(host: str, allow_remote: bool) -> None:
+    """Demo data only on a loopback host (platform.host), unless explicitly allowed."""
+    if allow_remote:
+        return
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback:
+        raise RemoteSeedRefused(
+            f"refusing to seed the demo province on platform.host = {host!r} (not loopback): "
+            "its accounts would be reachable from the network. Set [identity] "
+            "demo_seed_allow_remote = true to do it anyway."
+        )
+
+
+def _new_password() -> str:
+    # 16 random URL-safe characters, plus one of each class the password policy counts.
+    return security.new_secret(12) + "Aa1!"
 
 
 def _username(given: str, family: str, middle: str, short: str, taken: set[str]) -> str:
@@ -218,9 +284,10 @@ def officials() -> list[dict[str, Any]]:
 
 
 def seed_demo(
-    identity: Identity, data_dir: str | None = None, only_if_empty: bool = False
+    identity: Identity, data_dir: str | Path | None, only_if_empty: bool = False
 ) -> dict[str, Any]:
-    """Create what is missing of the demo province; returns counts of what was created."""
+    """Create what is missing of the demo province; returns counts of what was created.
+    The new officials' passwords and clients' secrets are added to <data_dir>/DEMO_FILE."""
     with identity.storage.read() as r:
         if only_if_empty and r.agencies.count():
             return {"skipped": "directory not empty"}
@@ -244,29 +311,32 @@ def seed_demo(
             ),
         )
         created["agencies"] += 1
-    shared_hash = security.hash_password(DEMO_PASSWORD)
-    for o in officials():
-        if o["username"] in have_users:
-            continue
+    demo = read_demo(data_dir) if data_dir else DemoCredentials()
+    new = [o for o in officials() if o["username"] not in have_users]
+    passwords = {o["username"]: _new_password() for o in new}
+    with ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1))) as pool:  # argon2 frees the GIL
+        hashes = list(pool.map(security.hash_password, passwords.values()))
+    for o, pw_hash in zip(new, hashes, strict=True):
         identity.users.create_with_hash(
             SYSTEM,
             o,
-            shared_hash,
+            pw_hash,
             {role: role in ("agency_admin", "admin", "auditor", "operator") for role in o["roles"]},
         )
         created["users"] += 1
+    demo.passwords.update(passwords)
     secrets_out: dict[str, str] = {}
     for client_id, name, owner, roles in CLIENTS:
-        if roles is not None:
-            secrets_out[client_id] = demo_secret(client_id)
         if client_id in have_clients:
             continue
+        if roles is not None:
+            secrets_out[client_id] = security.new_secret()
         if roles is None:
             identity.clients.create(
                 SYSTEM,
                 pb.ClientSystem(client_id=client_id, display_name=name, owner_agency_code=owner),
                 secret=None,
-                redirect_uris=["http://127.0.0.1:8100/*", "http://localhost:8100/*"],
+                redirect_uris=["http://127.0.0.1:8100/callback", "http://localhost:8100/callback"],
                 service_accounts=False,
             )
         else:
@@ -277,10 +347,7 @@ def seed_demo(
                 roles=roles,
             )
         created["clients"] += 1
-    if data_dir:
-        path = Path(data_dir) / "identity-demo.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"password": DEMO_PASSWORD, "client_secrets": secrets_out}, fh, indent=2)
+    demo.client_secrets.update(secrets_out)
+    if data_dir and (passwords or secrets_out or (Path(data_dir) / DEMO_FILE).exists()):
+        _write_demo(data_dir, demo)
     return created

@@ -3,6 +3,7 @@ lgsp.authn.issuer_from_settings reads them to know which tokens every service ac
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 from lgsp.config import (
@@ -28,14 +29,38 @@ class IdentitySettings(ServiceSettings):
     # Built-in provider: the public URL its issuers start with ("" = http://{host}:{http_port}),
     # e.g. "https://sso.hatinh.gov.vn" behind a reverse proxy.
     issuer_base_url: str = url_field("", *HTTP_SCHEMES)
-    demo_seed: bool = True  # seed the demo province on first start when the directory is empty
+    # Seed the demo province (random passwords and secrets in <data_dir>/identity-demo.json)
+    # on first start when the directory is empty; `make run` turns it on.
+    demo_seed: bool = False
+    # …also when platform.host is not loopback (demo accounts reachable from the network).
+    demo_seed_allow_remote: bool = False
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or CIDR networks); "" = none: the client is the TCP peer, so a forged header
+    # neither escapes the per-address throttle nor reaches the audit log.
+    trusted_proxies: str = ""
     # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
     admin_password: str = secret_field()
 
     def problems(self) -> list[tuple[str, str]]:
+        out = []
         if self.provider == "keycloak" and not self.keycloak_url:
-            return [("keycloak_url", "identity.provider = keycloak needs keycloak_url")]
-        return []
+            out.append(("keycloak_url", "identity.provider = keycloak needs keycloak_url"))
+        for proxy in self.proxies():
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                out.append(
+                    (
+                        "trusted_proxies",
+                        f"{proxy!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or "
+                        "10.0.0.0/24); list the reverse proxies, comma-separated",
+                    )
+                )
+        return out
+
+    def proxies(self) -> list[str]:
+        """trusted_proxies as a list."""
+        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [

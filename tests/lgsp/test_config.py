@@ -309,19 +309,19 @@ def test_identity_issuer_base_url_demo_seed_and_admin_password() -> None:
     s = load_settings(env={})
     assert (s.identity.issuer_base_url, s.identity.demo_seed, s.identity.admin_password) == (
         "",
-        True,
+        False,  # demo data only when asked (issue 13 item 8)
         "",
     )
     assert issuer_from_settings(s) == "http://127.0.0.1:8180/realms/lgsp"
     s = load_settings(
         env={
             "LGSP_IDENTITY_ISSUER_BASE_URL": "https://sso.hatinh.gov.vn/",
-            "LGSP_IDENTITY_DEMO_SEED": "false",
+            "LGSP_IDENTITY_DEMO_SEED": "true",
             "LGSP_IDENTITY_ADMIN_PASSWORD": "Quan-tri-2025!",
         }
     )
     assert issuer_from_settings(s) == "https://sso.hatinh.gov.vn/realms/lgsp"
-    assert s.identity.demo_seed is False
+    assert s.identity.demo_seed is True
     assert "Quan-tri-2025!" not in s.dump()  # a secret
     with pytest.raises(ConfigError, match="LGSP_IDENTITY_ISSUER_BASE_URL"):
         load_settings(env={"LGSP_IDENTITY_ISSUER_BASE_URL": "sso.hatinh.gov.vn"})

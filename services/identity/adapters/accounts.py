@@ -76,6 +76,64 @@ class AccountRepository:
             ).scalar_one()
         )
 
+    def reserve_attempt(self, user_id: str, max_failures: int, now: float) -> int | None:
+        """Take one of an active account's sign-in attempts before its password is checked,
+        counted as a failure at once (a right password resets the count, a wrong one keeps
+        it): the attempt's number, or None when none is left (locked, disabled, or
+        max_failures attempts already counted or in flight). One conditional UPDATE, so
+        concurrent attempts (threads, replicas) can never check more passwords than the
+        lockout allows. A lock that has run out is lifted here and the count starts again."""
+        u = t.users.c
+        expired = sa.and_(
+            u.status == Status.LOCKED, u.locked_until.is_not(None), u.locked_until <= now
+        )
+        q = (
+            sa.update(t.users)
+            .where(
+                u.id == user_id,
+                sa.or_(sa.and_(u.status == Status.ACTIVE, u.failed_logins < max_failures), expired),
+            )
+            .values(
+                failed_logins=sa.case((expired, 1), else_=u.failed_logins + 1),
+                status=sa.case((expired, int(Status.ACTIVE)), else_=u.status),
+                locked_until=sa.case((expired, None), else_=u.locked_until),
+            )
+            .returning(u.failed_logins)
+        )
+        value = self.s.execute(q).scalar()
+        return None if value is None else int(value)
+
+    def release_attempt(self, user_id: str) -> None:
+        """Give back an attempt whose password was right but that was refused for another
+        reason (a temporary password, a dissolved agency)."""
+        u = t.users.c
+        self.s.execute(
+            sa.update(t.users)
+            .where(u.id == user_id, u.status == Status.ACTIVE, u.failed_logins > 0)
+            .values(failed_logins=u.failed_logins - 1)
+        )
+
+    def lock(self, user_id: str, until: float) -> bool:
+        """Lock an active account; False if it was locked (or disabled) already."""
+        u = t.users.c
+        result: Any = self.s.execute(
+            sa.update(t.users)
+            .where(u.id == user_id, u.status == Status.ACTIVE)
+            .values(status=Status.LOCKED, locked_until=until)
+        )
+        return bool(result.rowcount)
+
+    def signed_in(self, user_id: str, **values: Any) -> bool:
+        """A sign-in goes through only if the account is still active when it commits (a
+        lock decided meanwhile wins): resets the failure count. False: refused."""
+        u = t.users.c
+        result: Any = self.s.execute(
+            sa.update(t.users)
+            .where(u.id == user_id, u.status == Status.ACTIVE)
+            .values(failed_logins=0, **values)
+        )
+        return bool(result.rowcount)
+
     def usernames(self, realm: str) -> set[str]:
         q = sa.select(t.users.c.username).where(t.users.c.realm == realm)
         return set(self.s.execute(q).scalars())

@@ -57,23 +57,32 @@ class SessionRepository:
         )
         return self.s.execute(q).first()
 
-    def revoke(self, sid: str, reason: str, now: float) -> None:
-        self.s.execute(
-            sa.update(t.sessions)
-            .where(t.sessions.c.id == sid)
-            .values(revoked_at=now, revoked_reason=reason)
-        )
+    def revoke(self, sid: str, reason: str, now: float) -> list[Row]:
+        """End a session; [(id, realm, user_id, client_id, expires_at)] if it was open (a
+        session ends once: a second revoke returns nothing, so nothing is published twice)."""
+        return self._end(t.sessions.c.id == sid, reason, now)
 
     def revoke_open(
         self, now: float, reason: str, *, user_id: str = "", client_id: str = ""
-    ) -> None:
-        """End the open sessions of an account or of a client."""
+    ) -> list[Row]:
+        """End the open sessions of an account or of a client; the ones it ended."""
         column = t.sessions.c.user_id if user_id else t.sessions.c.client_id
-        self.s.execute(
+        return self._end(column == (user_id or client_id), reason, now)
+
+    def _end(self, where: Any, reason: str, now: float) -> list[Row]:
+        result = self.s.execute(
             sa.update(t.sessions)
-            .where(column == (user_id or client_id), t.sessions.c.revoked_at.is_(None))
+            .where(where, t.sessions.c.revoked_at.is_(None))
             .values(revoked_at=now, revoked_reason=reason)
+            .returning(
+                t.sessions.c.id,
+                t.sessions.c.realm,
+                t.sessions.c.user_id,
+                t.sessions.c.client_id,
+                t.sessions.c.expires_at,
+            )
         )
+        return list(result.mappings().all())
 
     # --- refresh tokens ------------------------------------------------------------------
 

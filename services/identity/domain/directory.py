@@ -10,6 +10,7 @@ import unicodedata
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from services.identity.domain import model
 from services.identity.domain.errors import Invalid, Stale
@@ -183,10 +184,17 @@ def check_client_secret(secret: str) -> str:
 
 
 def check_redirect_uris(uris: Iterable[str]) -> list[str]:
+    """Registered redirect URIs: absolute http(s) URIs with a host, compared exactly at sign-in
+    (model.check_redirect_uri), so no wildcard and no fragment."""
     out = list(uris)
     for uri in out:
-        if not uri.startswith(("https://", "http://")) or len(uri) > 2000:
+        parts = urlsplit(uri) if len(uri) <= 2000 else None
+        if parts is None or parts.scheme not in ("https", "http") or not parts.hostname:
             raise Invalid("redirectUris", f"{uri!r} is not an absolute http(s) URI")
+        if "#" in uri:
+            raise Invalid("redirectUris", f"{uri!r} has a fragment")
+        if "*" in uri:
+            raise Invalid("redirectUris", f"{uri!r}: wildcards are not allowed (exact URIs only)")
     return out
 
 

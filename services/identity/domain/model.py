@@ -224,16 +224,14 @@ def check_password(
 
 
 def check_redirect_uri(uri: str, registered: list[str], field: str = "redirect_uri") -> str:
-    """Exact match against the client's registered URIs (a trailing '*' allows a path
-    prefix on the same origin, as Keycloak does). Anything else is an open redirect."""
+    """The URI, if it is one of the client's registered URIs character for character (OAuth
+    2.1, RFC 9700 §2.1: no prefix, wildcard or origin matching; no normalising, so
+    `/%2e%2e/`, `//host/`, a different case or an added query parameter do not match), and
+    carries no fragment. Anything else would be an open redirect or a code leak."""
     if not uri:
         raise Invalid(field, "is required")
-    for allowed in registered:
-        if allowed == uri:
-            return uri
-        if allowed.endswith("*") and uri.startswith(allowed[:-1]) and "/../" not in uri:
-            # The prefix must end inside the path so "https://a.vn*" cannot match "a.vn.evil".
-            prefix = allowed[:-1]
-            if prefix.count("/") >= 3:
-                return uri
+    if "#" in uri:
+        raise Invalid(field, "must not carry a fragment")
+    if uri in registered:
+        return uri
     raise Invalid(field, "is not registered for this client")

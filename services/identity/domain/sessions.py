@@ -131,3 +131,9 @@ def check_code(code: Record, now: float, redirect_uri: str, verifier: str) -> No
 
 def session_active(revoked_at: float | None, expires_at: float, now: float) -> bool:
     return revoked_at is None and expires_at > now
+
+
+def tokens_live_until(session_expires_at: float, now: float) -> float:
+    """The latest an access token of a session ending now can still be used: none is issued
+    after the session's end, and none lives longer than MAX_ACCESS_TTL."""
+    return min(session_expires_at, now) + MAX_ACCESS_TTL

@@ -246,6 +246,13 @@ class AdminRest:
         )
         return Response(status_code=204)
 
+    async def logout_user(self, request: Request) -> Response:
+        """Keycloak's `POST users/{id}/logout`: an administrator ends every session of an
+        account (its tokens are refused everywhere within a second)."""
+        realm, actor = await self.admin_actor(request)
+        await asyncio.to_thread(self.users.end_sessions, actor, request.path_params["id"], realm)
+        return Response(status_code=204)
+
     # --- roles ----------------------------------------------------------------------------
 
     def _all_roles(self, realm: str) -> list[dict[str, Any]]:

@@ -10,13 +10,17 @@ import asyncio
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.identity.adapters.unit_of_work import Storage
 from services.identity.domain.errors import DomainError
 from services.identity.entrypoints.admin_rest import AdminRest
+from services.identity.entrypoints.login_page import HTML_HEADERS
 from services.identity.entrypoints.oidc import OidcEndpoints
 from services.identity.entrypoints.web import OAuthError, directory_error, oauth_error
 from services.identity.service_layer.clients import Clients
@@ -27,6 +31,30 @@ from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
 from services.identity.service_layer.users import Users
+
+
+class HtmlHardening:
+    """ASGI middleware: every HTML answer of identity (login page, error pages, whatever
+    route or handler made it) gets the hardening headers it does not set itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if headers.get("content-type", "").startswith("text/html"):
+                    for name, value in HTML_HEADERS.items():
+                        if name not in headers:
+                            headers[name] = value
+            await send(message)
+
+        await self.app(scope, receive, sending)
 
 
 class OidcApp:
@@ -72,6 +100,7 @@ class OidcApp:
             Route(f"{admin}/users/count", a.users_count),
             Route(f"{admin}/users/{{id}}", a.user, methods=["GET", "PUT", "DELETE"]),
             Route(f"{admin}/users/{{id}}/reset-password", a.reset_password, methods=["PUT"]),
+            Route(f"{admin}/users/{{id}}/logout", a.logout_user, methods=["POST"]),
             Route(
                 f"{admin}/users/{{id}}/role-mappings/realm",
                 a.user_roles,
@@ -101,4 +130,6 @@ class OidcApp:
             OAuthError: lambda r, e: oauth_error(e),
             DomainError: lambda r, e: directory_error(e),
         }
-        return Starlette(routes=routes, exception_handlers=handlers)
+        return Starlette(
+            routes=routes, exception_handlers=handlers, middleware=[Middleware(HtmlHardening)]
+        )

@@ -17,7 +17,7 @@ import hmac
 import secrets
 import time
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import joserfc.jwt
 from starlette.requests import Request
@@ -25,7 +25,12 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 
 from services.identity.domain import errors as de
 from services.identity.domain.model import Status, check_redirect_uri
-from services.identity.entrypoints.login_page import MESSAGES, error_page, login_page
+from services.identity.entrypoints.login_page import (
+    MESSAGES,
+    content_security_policy,
+    error_page,
+    login_page,
+)
 from services.identity.entrypoints.web import (
     OAuthError,
     bearer,
@@ -308,6 +313,18 @@ class OidcEndpoints:
                 client["client_id"],
                 ctx,
             )
+            code, sid = await asyncio.to_thread(
+                self.grants.issue_code,
+                realm,
+                client,
+                user,
+                redirect_uri,
+                hidden.get("code_challenge", ""),
+                method,
+                hidden.get("scope", "openid"),
+                hidden.get("nonce", ""),
+                ctx,
+            )
         except de.Refused as exc:
             msg = MESSAGES.get(exc.message, "Không thể đăng nhập.")
             return self._login_form(
@@ -321,18 +338,6 @@ class OidcEndpoints:
                 username[:64],
                 status=429 if isinstance(exc, de.Throttled) else 401,
             )
-        code, sid = await asyncio.to_thread(
-            self.grants.issue_code,
-            realm,
-            client,
-            user,
-            redirect_uri,
-            hidden.get("code_challenge", ""),
-            method,
-            hidden.get("scope", "openid"),
-            hidden.get("nonce", ""),
-            ctx,
-        )
         return back(code=code, session_state=sid, iss=self.sessions.issuer(realm))
 
     @staticmethod
@@ -353,7 +358,16 @@ class OidcEndpoints:
         nonce = nonce if 16 <= len(nonce) <= 64 else secrets.token_urlsafe(24)
         token = form_token(keys[0], nonce, realm, hidden, time.time())
         page = login_page(action, {**hidden, FORM_TOKEN_FIELD: token}, error, username)
-        response = HTMLResponse(page, status_code=status, headers={"Cache-Control": "no-store"})
+        target = urlsplit(hidden.get("redirect_uri", ""))  # registered, compared exactly
+        origin = f"{target.scheme}://{target.netloc}" if target.netloc else ""
+        response = HTMLResponse(
+            page,
+            status_code=status,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": content_security_policy(origin),
+            },
+        )
         response.set_cookie(
             LOGIN_COOKIE,
             nonce,

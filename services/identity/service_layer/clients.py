@@ -15,6 +15,7 @@ from services.identity.domain import model, security
 from services.identity.domain.access import REALM, Actor, require_platform_admin
 from services.identity.domain.errors import AlreadyExists, FailedPrecondition, Invalid
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 from services.identity.service_layer.common import DirectoryUseCases, Row, next_page, now, page
 
 
@@ -139,7 +140,7 @@ class Clients(DirectoryUseCases):
             row = r.clients.require(realm, client_id)
             rules.check_etag(row, etag, f"client {client_id}")
             r.clients.update(row["id"], status=Status.DISABLED, version=row["version"] + 1)
-            r.sessions.revoke_open(now(), "client disabled", client_id=client_id)
+            ended.client_ended(uow, r, row, now())
             event = ev.ClientSystemDisabled(client_id=client_id, reason=reason, actor_id=actor.id)
             self.record(uow, actor, "client.disable", client_id, event if realm == REALM else None)
             msg = proto.client(r.clients.require(realm, client_id))
@@ -173,6 +174,7 @@ class Clients(DirectoryUseCases):
             r = uow.repos
             row = r.clients.by_internal_id(realm, internal_id)
             r.clients.remove(internal_id)
+            ended.client_ended(uow, r, row, now())
             if row["service_user_id"]:
                 r.accounts.update(
                     row["service_user_id"], status=Status.DISABLED, realm=f"deleted:{realm}"

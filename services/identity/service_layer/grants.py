@@ -25,6 +25,7 @@ from services.identity.domain.errors import (
     Refused,
 )
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 from services.identity.service_layer.cache import DirectoryCache
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import ClientContext, Logins
@@ -129,14 +130,22 @@ class Grants:
             raise FlowNotAllowed("Client not allowed for direct access grants")
         user = self.logins.check_password(realm, username, password, totp, client_id, ctx)
         if user["password_temporary"]:
+            self.logins.release(user)
             raise GrantRefused("Account is not fully set up (change the password)")
         with self.storage.token_change() as uow:
             r = uow.repos
-            scope = rules.granted_scope(scope, client)
-            sid = self._new_session(r, realm, user["id"], client_id, scope)
-            out = self._response(r, realm, user, client, scope, sid)
-            self.logins.signed_in(uow, realm, user, client_id, ctx, password)
-            uow.commit()
+            # Decided in the transaction that issues the tokens: a lock that won meanwhile
+            # refuses this sign-in.
+            if self.logins.signed_in(uow, realm, user, client_id, ctx, password):
+                scope = rules.granted_scope(scope, client)
+                sid = self._new_session(r, realm, user["id"], client_id, scope)
+                out = self._response(r, realm, user, client, scope, sid)
+                uow.commit()
+            else:
+                uow.rollback()
+                out = None
+        if out is None:
+            raise self.logins.refused_at_commit(realm, user, client_id, ctx)
         self.logins.committed()
         return out
 
@@ -194,7 +203,8 @@ class Grants:
                 )
             if rt["used_at"] is not None:
                 # A spent token came back: someone holds a copy. End the whole family.
-                r.sessions.revoke(rt["sid"], "refresh token reuse", now)
+                gone = r.sessions.revoke(rt["sid"], "refresh token reuse", now)
+                ended.sessions_ended(uow, gone, ended.REFRESH_TOKEN_REUSED, now)
                 r.audit.write(
                     rt["user_id"],
                     "refresh.reuse",
@@ -227,6 +237,7 @@ class Grants:
                 )
                 uow.commit()
         if reuse:
+            self.logins.committed()
             raise GrantRefused("Refresh token reused: session revoked")
         return out
 
@@ -263,8 +274,13 @@ class Grants:
                 expires_at=time.time() + rules.CODE_TTL,
                 session_id=sid,
             )
-            self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
-            uow.commit()
+            went_through = self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
+            if went_through:
+                uow.commit()
+            else:
+                uow.rollback()
+        if not went_through:
+            raise self.logins.refused_at_commit(realm, user, client["client_id"], ctx)
         self.logins.committed()
         return code, sid
 
@@ -289,7 +305,8 @@ class Grants:
                 raise GrantRefused("Code not valid")
             if row["used_at"] is not None:
                 # RFC 6749 §4.1.2: a replayed code revokes what it issued.
-                r.sessions.revoke(row["session_id"], "authorization code replay", now)
+                gone = r.sessions.revoke(row["session_id"], "authorization code replay", now)
+                ended.sessions_ended(uow, gone, ended.REVOKED, now)
                 r.audit.write(row["user_id"], "code.replay", row["user_id"], "session_revoked")
                 uow.commit()
                 replay = True
@@ -297,6 +314,7 @@ class Grants:
                 r.sessions.spend_code(row["code_hash"], now)
                 uow.commit()  # spent even if the checks below fail: a code is tried once
         if replay:
+            self.logins.committed()
             raise GrantRefused("Code already used")
         rules.check_code(row, now, redirect_uri, verifier)
         with self.storage.token_change() as uow:

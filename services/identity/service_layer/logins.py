@@ -20,6 +20,7 @@ from services.identity.domain.errors import (
     UnknownClient,
 )
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
@@ -30,6 +31,10 @@ class ClientContext:
 
     remote_ip: str = ""
     user_agent: str = ""
+
+
+# The answer to a wrong password, an unknown username and a locked or disabled account alike.
+BAD_CREDENTIALS = "Invalid user credentials"
 
 
 def _outcome(ok: bool, reason: int) -> str:
@@ -109,19 +114,17 @@ class Logins:
         client_id: str,
         ctx: ClientContext,
         reason: int,
-        count: bool,
+        attempt: int | None = None,
     ) -> None:
-        """Record a refused sign-in; count it against the account (and lock it) if asked."""
+        """Record a refused sign-in. `attempt`: the number of the failed attempt this was
+        (reserve_attempt); the one that reaches the limit locks the account."""
         self.throttle.failed(ctx.remote_ip)
         with self.storage.token_change() as uow:
-            failures = 0
-            if user is not None and count:
-                failures = uow.repos.accounts.count_failure(user["id"])
-                lock_until = self.lockout.after_failure(failures, time.time())
-                if lock_until is not None:
-                    uow.repos.accounts.update(
-                        user["id"], status=Status.LOCKED, locked_until=lock_until
-                    )
+            failures = attempt or 0
+            now = time.time()
+            lock_until = self.lockout.after_failure(failures, now) if attempt else None
+            if user is not None and lock_until is not None:
+                if uow.repos.accounts.lock(user["id"], lock_until):
                     if realm == REALM:
                         uow.emit(
                             ev.UserLocked(
@@ -131,6 +134,8 @@ class Logins:
                             ),
                             subject=user["id"],
                         )
+                    gone = uow.repos.sessions.revoke_open(now, "user locked", user_id=user["id"])
+                    ended.account_ended(uow, gone, user["id"], realm, now)
             self.record(
                 uow,
                 ok=False,
@@ -146,6 +151,20 @@ class Logins:
             uow.commit()
         self.committed()
 
+    def refused_at_commit(
+        self, realm: str, user: Row, client_id: str, ctx: ClientContext
+    ) -> Refused:
+        """A sign-in whose account was locked (or disabled) while its password was checked:
+        recorded, and answered as any wrong password is."""
+        self._fail(realm, user["username"], user, client_id, ctx, ev.LOGIN_FAILURE_REASON_LOCKED)
+        return BadCredentials(BAD_CREDENTIALS)
+
+    def release(self, user: Row) -> None:
+        """The password was right but the sign-in is refused for another reason."""
+        with self.storage.token_change() as uow:
+            uow.repos.accounts.release_attempt(user["id"])
+            uow.commit()
+
     def check_password(
         self,
         realm: str,
@@ -157,7 +176,14 @@ class Logins:
     ) -> Row:
         """The account behind a username and password (and TOTP when enabled), or Refused.
 
-        Per-address throttling first, then the per-account lock; every refusal is audited."""
+        Per-address throttling first. Then an attempt is reserved on the account, atomically,
+        before the (slow) argon2 verify: at most `lockout.max_failures` wrong passwords are
+        ever checked however many requests race, and the attempt that reaches the limit is
+        the one that locks. A locked or disabled account and an unknown username are answered
+        alike, after an argon2 verify against a dummy hash (no one learns who exists, and a
+        locked account is no password oracle). The caller ends a returned account's attempt
+        with `signed_in` (which refuses if a lock won meanwhile) or `release`. Every refusal
+        is audited."""
         if self.throttle.blocked(ctx.remote_ip):
             raise Throttled("Too many failed sign-ins from this address")
         user = None
@@ -166,58 +192,56 @@ class Logins:
                 user = r.accounts.find(realm, username)
         if user is not None and user["service_client_id"]:
             user = None  # service accounts never sign in with a password
-        ok = security.verify_password(user["password_hash"] if user else None, password)
+        attempt = None
+        if user is not None:
+            with self.storage.token_change() as uow:
+                attempt = uow.repos.accounts.reserve_attempt(
+                    user["id"], self.lockout.max_failures, time.time()
+                )
+                uow.commit()
+        ok = security.verify_password(user["password_hash"] if attempt else None, password)
 
-        def refuse(reason: int, count: bool, error: Refused) -> Refused:
-            self._fail(realm, username, user, client_id, ctx, reason, count)
+        def refuse(reason: int, error: Refused, counted: int | None = None) -> Refused:
+            self._fail(realm, username, user, client_id, ctx, reason, counted)
             return error
 
         if user is None:
-            raise refuse(
-                ev.LOGIN_FAILURE_REASON_UNKNOWN_ACCOUNT,
-                False,
-                BadCredentials("Invalid user credentials"),
+            raise refuse(ev.LOGIN_FAILURE_REASON_UNKNOWN_ACCOUNT, BadCredentials(BAD_CREDENTIALS))
+        if attempt is None:
+            reason = (
+                ev.LOGIN_FAILURE_REASON_DISABLED
+                if user["status"] == Status.DISABLED
+                else ev.LOGIN_FAILURE_REASON_LOCKED
             )
-        if user["status"] == Status.DISABLED:
-            raise refuse(ev.LOGIN_FAILURE_REASON_DISABLED, False, GrantRefused("Account disabled"))
-        if user["status"] == Status.LOCKED and (user["locked_until"] or 0) > time.time():
-            raise refuse(
-                ev.LOGIN_FAILURE_REASON_LOCKED,
-                False,
-                GrantRefused("Account is temporarily locked"),
-            )
+            raise refuse(reason, BadCredentials(BAD_CREDENTIALS))
         if not ok:
             raise refuse(
-                ev.LOGIN_FAILURE_REASON_BAD_CREDENTIALS,
-                True,
-                BadCredentials("Invalid user credentials"),
+                ev.LOGIN_FAILURE_REASON_BAD_CREDENTIALS, BadCredentials(BAD_CREDENTIALS), attempt
             )
         if user["totp_secret"] and not security.verify_totp(user["totp_secret"], totp):
             raise refuse(
                 ev.LOGIN_FAILURE_REASON_BAD_SECOND_FACTOR,
-                True,
                 BadCredentials("Invalid one-time code (totp)"),
+                attempt,
             )
         if user["agency_code"]:
             with self.storage.read() as r:
                 status = r.agencies.status(user["agency_code"])
             if status == Status.DISABLED:
+                self.release(user)
                 raise refuse(
                     ev.LOGIN_FAILURE_REASON_DISABLED,
-                    False,
                     GrantRefused("Account disabled (agency dissolved)"),
                 )
         return user
 
-    def succeeded(self, uow: IdentityUnitOfWork, user: Row, password: str) -> None:
-        """A sign-in went through: reset the failure count, end an expired lock, re-hash a
-        password stored with weaker parameters."""
-        values: dict[str, Any] = {"failed_logins": 0, "last_login_at": time.time()}
-        if user["status"] == Status.LOCKED:
-            values.update(status=Status.ACTIVE, locked_until=None)
+    def succeeded(self, uow: IdentityUnitOfWork, user: Row, password: str) -> bool:
+        """A sign-in went through if the account is still active now: reset the failure
+        count, re-hash a password stored with weaker parameters. False: a lock won."""
+        values: dict[str, Any] = {"last_login_at": time.time()}
         if user["password_hash"] and security.needs_rehash(user["password_hash"]):
             values["password_hash"] = security.hash_password(password)
-        uow.repos.accounts.update(user["id"], **values)
+        return uow.repos.accounts.signed_in(user["id"], **values)
 
     def signed_in(
         self,
@@ -227,9 +251,12 @@ class Logins:
         client_id: str,
         ctx: ClientContext,
         password: str = "",
-    ) -> None:
-        """A password sign-in went through: the account's state, the audit row, the event."""
-        self.succeeded(uow, user, password)
+    ) -> bool:
+        """A password sign-in went through: the account's state, the audit row, the event.
+        False (nothing written): the account was locked or disabled meanwhile; roll back and
+        answer `refused_at_commit`."""
+        if not self.succeeded(uow, user, password):
+            return False
         self.record(
             uow,
             ok=True,
@@ -240,6 +267,7 @@ class Logins:
             method=ev.LOGIN_METHOD_PASSWORD,
             ctx=ctx,
         )
+        return True
 
     def client_failed(self, realm: str, client_id: str, ctx: ClientContext, exc: Refused) -> None:
         """Record a refused client_credentials sign-in."""

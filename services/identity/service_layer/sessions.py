@@ -19,6 +19,7 @@ from services.identity.domain.errors import (
     InactiveToken,
 )
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 from services.identity.service_layer.cache import DirectoryCache
 from services.identity.service_layer.keys import KeyStore
 
@@ -103,22 +104,33 @@ class Sessions:
         return rules.userinfo(self.verify(realm, token))
 
     def revoke(self, realm: str, client_id: str, secret: str | None, token: str) -> None:
-        """RFC 7009: revoke an access token (its jti) or a refresh token (its session);
-        unknown tokens are not an error."""
+        """RFC 7009: revoke a refresh token or an access token: either ends its session (an
+        access token without one, a client's, is refused by its jti); unknown tokens are not
+        an error."""
         with self.storage.token_change() as uow:
             r = uow.repos
             self.cache.client(r, realm, client_id, secret)
             rt = r.sessions.refresh_with_session(security.hash_secret(token))
+            now = time.time()
             if rt is not None:
-                r.sessions.revoke(rt["sid"], "revoked", time.time())
+                if rt["client_id"] != client_id:
+                    return  # RFC 7009 §2.1: only the client it was issued to may revoke it
+                ended.sessions_ended(
+                    uow, r.sessions.revoke(rt["sid"], "revoked", now), ended.REVOKED, now
+                )
             else:
                 try:
                     claims = self.verify(realm, token)
                 except InactiveToken:
                     return
-                if claims.get("azp") == client_id:
-                    r.sessions.revoke_access(claims["jti"], claims["exp"], time.time())
+                if claims.get("azp") != client_id:
+                    return
+                r.sessions.revoke_access(claims["jti"], claims["exp"], now)
+                if claims.get("sid"):
+                    gone = r.sessions.revoke(str(claims["sid"]), "revoked", now)
+                    ended.sessions_ended(uow, gone, ended.REVOKED, now)
             uow.commit()
+        self.storage.after_commit()
 
     def logout(self, realm: str, client_id: str, secret: str | None, refresh: str) -> None:
         with self.storage.token_change() as uow:
@@ -127,10 +139,18 @@ class Sessions:
             rt = r.sessions.refresh_with_session(security.hash_secret(refresh or ""))
             if rt is None or rt["client_id"] != client_id:
                 raise GrantRefused("Invalid refresh token")
-            r.sessions.revoke(rt["sid"], "logout", time.time())
+            now = time.time()
+            ended.sessions_ended(
+                uow, r.sessions.revoke(rt["sid"], "logout", now), ended.LOGOUT, now
+            )
             uow.commit()
+        self.storage.after_commit()
 
     def end_session(self, sid: str) -> None:
+        """RP-initiated (or back-channel) logout of one session."""
         with self.storage.token_change() as uow:
-            uow.repos.sessions.revoke(sid, "logout", time.time())
+            now = time.time()
+            gone = uow.repos.sessions.revoke(sid, "logout", now)
+            ended.sessions_ended(uow, gone, ended.LOGOUT, now)
             uow.commit()
+        self.storage.after_commit()

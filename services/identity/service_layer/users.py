@@ -17,6 +17,7 @@ from services.identity.domain import model, security
 from services.identity.domain.access import REALM, Actor, require_platform_admin
 from services.identity.domain.errors import AlreadyExists, FailedPrecondition, Invalid, NotFound
 from services.identity.domain.model import Status
+from services.identity.service_layer import ended
 from services.identity.service_layer.common import (
     DirectoryUseCases,
     Row,
@@ -217,7 +218,9 @@ class Users(DirectoryUseCases):
             if enabled:
                 event = ev.UserEnabled(user_id=user_id, username=row["username"], actor_id=actor.id)
             else:
-                r.sessions.revoke_open(now(), "user disabled", user_id=user_id)
+                ts = now()
+                gone = r.sessions.revoke_open(ts, "user disabled", user_id=user_id)
+                ended.account_ended(uow, gone, user_id, row["realm"], ts)
                 event = ev.UserDisabled(
                     user_id=user_id,
                     username=row["username"],
@@ -252,7 +255,9 @@ class Users(DirectoryUseCases):
                 version=row["version"] + 1,
             )
             r.groups.leave_all(user_id)
-            r.sessions.revoke_open(now(), "user deleted", user_id=user_id)
+            ts = now()
+            gone = r.sessions.revoke_open(ts, "user deleted", user_id=user_id)
+            ended.account_ended(uow, gone, user_id, row["realm"], ts)
             event = ev.UserDisabled(
                 user_id=user_id,
                 username=row["username"],
@@ -293,6 +298,10 @@ class Users(DirectoryUseCases):
                 updated_at=now(),
                 version=row["version"] + 1,
             )
+            # Whoever held the old password (or its sessions) is out.
+            ts = now()
+            gone = r.sessions.revoke_open(ts, "password reset", user_id=user_id)
+            ended.account_ended(uow, gone, user_id, row["realm"], ts)
             event = ev.PasswordReset(user_id=user_id, actor_id=actor.id)
             self.record(
                 uow,
@@ -303,6 +312,18 @@ class Users(DirectoryUseCases):
             )
             self.commit(uow)
         return one_time
+
+    def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> int:
+        """An administrator signs an account out everywhere; how many sessions ended."""
+        with self.change() as uow:
+            r = uow.repos
+            self._administered(r, actor, user_id, realm)
+            ts = now()
+            gone = r.sessions.revoke_open(ts, "admin", user_id=user_id)
+            ended.sessions_ended(uow, gone, ended.ADMIN, ts)
+            self.record(uow, actor, "user.logout", user_id, None, sessions=len(gone))
+            self.commit(uow)
+        return len(gone)
 
     def set_totp(self, actor: Actor, user_id: str, enable: bool) -> str:
         """Turn the TOTP second factor on (returns the new base32 secret) or off."""

@@ -28,7 +28,7 @@ from lgsp.grpc.server import LgspServer
 from services.gateway.app import Gateway, GatewayOptions
 from services.gateway.plugin import PLUGIN
 from services.gateway.proxy import Route
-from services.identity.seed import DEMO_PASSWORD, demo_secret
+from services.identity.seed import DemoCredentials, read_demo
 from tests.services.identity.conftest import ADMIN_PASSWORD, start_identity
 from tests.support import free_port
 
@@ -109,6 +109,11 @@ class Platform:
     def address(self) -> str:
         return self.runtime.server.address
 
+    @property
+    def demo(self) -> DemoCredentials:
+        """The demo province's passwords and secrets, as identity's seeding wrote them."""
+        return read_demo(self.data_dir / "identity")
+
     async def client_token(self, client_id: str, secret: str | None = None) -> str:
         key = f"client:{client_id}"
         if key not in self.tokens:
@@ -116,7 +121,7 @@ class Platform:
                 r = await http.post(
                     f"{self.issuer}/protocol/openid-connect/token",
                     data={"grant_type": "client_credentials"},
-                    auth=(client_id, secret or demo_secret(client_id)),
+                    auth=(client_id, secret or self.demo.secret(client_id)),
                 )
                 r.raise_for_status()
                 self.tokens[key] = r.json()["access_token"]
@@ -128,11 +133,11 @@ class Platform:
             data = {
                 "grant_type": "password",
                 "username": username,
-                "password": DEMO_PASSWORD,
+                "password": self.demo.password(username),
                 "client_id": client_id,
             }
             async with httpx.AsyncClient() as http:
-                auth = None if client_id == "lgsp-web" else (client_id, demo_secret(client_id))
+                auth = None if client_id == "lgsp-web" else (client_id, self.demo.secret(client_id))
                 r = await http.post(
                     f"{self.issuer}/protocol/openid-connect/token", data=data, auth=auth
                 )
@@ -223,7 +228,7 @@ async def platform(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Pl
         id_runtime, ident, base = await start_identity(tmp_path / "identity")
     finally:
         os.environ.pop("IDENTITY_ADMIN_PASSWORD", None)
-    await asyncio.to_thread(seed_demo, ident, None)
+    await asyncio.to_thread(seed_demo, ident, tmp_path / "identity")
     issuer = f"{base}/realms/lgsp"
     seen = Seen()
     upstream = build_server(

@@ -31,7 +31,11 @@ class Running:
 
 
 async def start_identity(
-    tmp_path: Path, db_url: str | None = None, seed: bool = False, **extra: str
+    tmp_path: Path,
+    db_url: str | None = None,
+    seed: bool = False,
+    host: str | None = None,
+    **extra: str,
 ) -> tuple[ServiceRuntime, Identity, str]:
     """The service on `db_url` (SQLite in tmp_path by default); `extra` adds LGSP_IDENTITY_*
     settings by key (issuer_base_url="…")."""
@@ -40,11 +44,14 @@ async def start_identity(
         "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
         "LGSP_IDENTITY_HTTP_PORT": str(http_port),
         "LGSP_IDENTITY_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "LGSP_IDENTITY_DEMO_SEED": "true" if seed else "false",
         "LGSP_TELEMETRY_ENABLED": "false",
     }
     if db_url:
         env["LGSP_IDENTITY_DATABASE_URL"] = db_url
+    if seed:  # otherwise as the default says: no demo data
+        env["LGSP_IDENTITY_DEMO_SEED"] = "true"
+    if host:
+        env["LGSP_PLATFORM_HOST"] = host
     env.update({f"LGSP_IDENTITY_{k.upper()}": v for k, v in extra.items()})
     settings = load_settings(env=env)
     runtime = ServiceRuntime(PLUGIN, settings, port=0)
@@ -137,3 +144,17 @@ def new_official(run: Running, roles: tuple[str, ...] = ("specialist",)) -> tupl
     for role in roles:
         ident.roles.grant(SYSTEM, user.id, role, "000.00.12.H30")
     return user.id, username
+
+
+def demo_password(run: Running, username: str) -> str:
+    """A demo official's password, as seeding wrote it to the data directory."""
+    from services.identity.seed import read_demo
+
+    return read_demo(run.data_dir).password(username)
+
+
+def demo_secret(run: Running, client_id: str) -> str:
+    """A demo client system's secret, as seeding wrote it to the data directory."""
+    from services.identity.seed import read_demo
+
+    return read_demo(run.data_dir).secret(client_id)

@@ -15,8 +15,7 @@ from keycloak.exceptions import (
     KeycloakPutError,
 )
 
-from services.identity.seed import demo_secret
-from tests.services.identity.conftest import ADMIN_PASSWORD, Running
+from tests.services.identity.conftest import ADMIN_PASSWORD, Running, demo_secret
 from tests.services.identity.test_oidc import counts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -70,7 +69,7 @@ async def test_users_passwords_roles_groups(demo: Running) -> None:
             server_url=demo.base_url,
             realm_name="lgsp",
             client_id="documents",
-            client_secret_key=demo_secret("documents"),
+            client_secret_key=demo_secret(demo, "documents"),
         )
         claims = oidc.decode_token(oidc.token(name, "Mat-Khau-Moi-Hon-2")["access_token"])
         assert claims["realm_access"]["roles"] == ["specialist"]
@@ -180,7 +179,7 @@ async def test_non_admin_token_is_refused(demo: Running) -> None:
         server_url=demo.base_url,
         realm_name="lgsp",
         client_id="documents",
-        client_secret_key=demo_secret("documents"),
+        client_secret_key=demo_secret(demo, "documents"),
     )
     with pytest.raises((KeycloakGetError, KeycloakAuthenticationError)) as err:
         await asyncio.to_thread(kc.get_users, {})

@@ -19,19 +19,25 @@ from lgsp.api.identity.v1 import admin_pb2_grpc, identity_pb2_grpc
 from lgsp.api.identity.v1 import identity_pb2 as pb
 from lgsp.grpc.client import channel
 from services.identity.adapters import tables as t
-from services.identity.seed import DEMO_PASSWORD, demo_secret
-from tests.services.identity.conftest import OFFICIAL_PASSWORD, Running, new_official
+from tests.services.identity.conftest import (
+    OFFICIAL_PASSWORD,
+    Running,
+    demo_password,
+    demo_secret,
+    new_official,
+)
 from tests.services.identity.test_oidc import counts
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-def token_for(run: Running, username: str, password: str = DEMO_PASSWORD) -> str:
+def token_for(run: Running, username: str, password: str = "") -> str:
+    password = password or demo_password(run, username)
     kc = KeycloakOpenID(
         server_url=run.base_url,
         realm_name="lgsp",
         client_id="documents",
-        client_secret_key=demo_secret("documents"),
+        client_secret_key=demo_secret(run, "documents"),
     )
     return str(kc.token(username, password)["access_token"])
 

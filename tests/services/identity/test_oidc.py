@@ -19,8 +19,13 @@ from keycloak.exceptions import KeycloakAuthenticationError, KeycloakPostError
 
 from services.identity.adapters import tables as t
 from services.identity.domain.access import SYSTEM
-from services.identity.seed import DEMO_PASSWORD, demo_secret
-from tests.services.identity.conftest import OFFICIAL_PASSWORD, Running, new_official
+from tests.services.identity.conftest import (
+    OFFICIAL_PASSWORD,
+    Running,
+    demo_password,
+    demo_secret,
+    new_official,
+)
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -60,7 +65,7 @@ def counts(run: Running) -> dict[str, int]:
 
 
 async def test_discovery_jwks_and_realm_public_key(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
     wk = await asyncio.to_thread(kc.well_known)
     assert wk["issuer"] == f"{demo.base_url}/realms/lgsp"
     assert wk["jwks_uri"].endswith("/realms/lgsp/protocol/openid-connect/certs")
@@ -73,9 +78,9 @@ async def test_discovery_jwks_and_realm_public_key(demo: Running) -> None:
 
 
 async def test_password_grant_token_format_and_keycloak_decode(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
     username = leader_username(demo)
-    tok = await asyncio.to_thread(kc.token, username, DEMO_PASSWORD)
+    tok = await asyncio.to_thread(kc.token, username, demo_password(demo, username))
     assert tok["token_type"] == "Bearer" and tok["expires_in"] == 300
     assert tok["refresh_token"] and tok["id_token"]
     claims = await asyncio.to_thread(kc.decode_token, tok["access_token"])  # jwcrypto check
@@ -94,16 +99,16 @@ async def test_password_grant_token_format_and_keycloak_decode(demo: Running) ->
 
 
 async def test_wrong_password_unknown_user_and_wrong_secret(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
     _, username = await asyncio.to_thread(new_official, demo)
     failures_before = login_failures(demo)
     with pytest.raises(KeycloakAuthenticationError) as bad:
         await asyncio.to_thread(kc.token, username, "Sai-Mat-Khau-123")
     assert b"invalid_grant" in bad.value.response_body
     with pytest.raises(KeycloakAuthenticationError):
-        await asyncio.to_thread(kc.token, "khong.ton.tai", DEMO_PASSWORD)
+        await asyncio.to_thread(kc.token, "khong.ton.tai", "Doan-Mo-2025!")
     with pytest.raises(KeycloakAuthenticationError):
-        await asyncio.to_thread(kc.token, "' OR 1=1 --", DEMO_PASSWORD)
+        await asyncio.to_thread(kc.token, "' OR 1=1 --", "Doan-Mo-2025!")
     wrong = oidc(demo, "documents", "not-the-secret")
     with pytest.raises(KeycloakAuthenticationError) as err:
         await asyncio.to_thread(wrong.token, grant_type="client_credentials")
@@ -123,16 +128,16 @@ def login_failures(run: Running) -> int:
 
 
 async def test_lockout_after_repeated_failures(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
     uid, username = await asyncio.to_thread(new_official, demo)
     tok = await asyncio.to_thread(kc.token, username, OFFICIAL_PASSWORD)
     for _ in range(5):
         with pytest.raises(KeycloakAuthenticationError):
             await asyncio.to_thread(kc.token, username, "Sai-Mat-Khau-123")
-    # Locked now: even the right password is refused, with a different answer.
-    with pytest.raises(KeycloakPostError) as locked:
+    # Locked now: even the right password is refused, answered as a wrong one (issue 13.4).
+    with pytest.raises(KeycloakAuthenticationError) as locked:
         await asyncio.to_thread(kc.token, username, OFFICIAL_PASSWORD)
-    assert b"temporarily locked" in locked.value.response_body
+    assert b"Invalid user credentials" in locked.value.response_body
     # An admin reset unlocks.
     await asyncio.to_thread(
         demo.identity.users.reset_password, SYSTEM, uid, "Mat-Khau-Moi-2025", False
@@ -147,19 +152,21 @@ async def test_address_throttle(demo: Running) -> None:
     saved = demo.identity.logins.throttle
     demo.identity.logins.throttle = AddressThrottle(limit=3)
     try:
-        kc = oidc(demo, "documents", demo_secret("documents"))
+        kc = oidc(demo, "documents", demo_secret(demo, "documents"))
         for i in range(3):
             with pytest.raises(KeycloakAuthenticationError):
                 await asyncio.to_thread(kc.token, f"khong.co.{i}", "x")
         with pytest.raises(KeycloakPostError) as err:
-            await asyncio.to_thread(kc.token, leader_username(demo), DEMO_PASSWORD)
+            await asyncio.to_thread(
+                kc.token, leader_username(demo), demo_password(demo, leader_username(demo))
+            )
         assert err.value.response_code == 429
     finally:
         demo.identity.logins.throttle = saved
 
 
 async def test_client_credentials_service_account(demo: Running) -> None:
-    kc = oidc(demo, "motcua-thanhsen", demo_secret("motcua-thanhsen"))
+    kc = oidc(demo, "motcua-thanhsen", demo_secret(demo, "motcua-thanhsen"))
     tok = await asyncio.to_thread(kc.token, grant_type="client_credentials")
     assert "refresh_token" not in tok  # no session: a client system asks again
     claims = await asyncio.to_thread(kc.decode_token, tok["access_token"])
@@ -171,8 +178,10 @@ async def test_client_credentials_service_account(demo: Running) -> None:
 
 
 async def test_refresh_rotation_and_reuse_revokes_family(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
-    first = await asyncio.to_thread(kc.token, leader_username(demo), DEMO_PASSWORD)
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
+    first = await asyncio.to_thread(
+        kc.token, leader_username(demo), demo_password(demo, leader_username(demo))
+    )
     second = await asyncio.to_thread(kc.refresh_token, first["refresh_token"])
     assert second["refresh_token"] != first["refresh_token"]
     assert second["session_state"] == first["session_state"]
@@ -188,8 +197,10 @@ async def test_refresh_rotation_and_reuse_revokes_family(demo: Running) -> None:
 
 
 async def test_introspection_revocation_and_logout(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
-    tok = await asyncio.to_thread(kc.token, leader_username(demo), DEMO_PASSWORD)
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
+    tok = await asyncio.to_thread(
+        kc.token, leader_username(demo), demo_password(demo, leader_username(demo))
+    )
     info = await asyncio.to_thread(kc.introspect, tok["access_token"])
     assert info["active"] is True and info["agency_code"] == "000.00.12.H30"
     assert (await asyncio.to_thread(kc.introspect, "garbage.token.here")) == {"active": False}
@@ -204,14 +215,14 @@ async def test_introspection_revocation_and_logout(demo: Running) -> None:
         r = await http.post(
             f"{demo.base_url}/realms/lgsp/protocol/openid-connect/revoke",
             data={"token": cc["access_token"]},
-            auth=("documents", demo_secret("documents")),
+            auth=("documents", demo_secret(demo, "documents")),
         )
     assert r.status_code == 200
     assert (await asyncio.to_thread(kc.introspect, cc["access_token"])) == {"active": False}
 
 
 async def test_key_rotation_keeps_old_key_published(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
     before = await asyncio.to_thread(kc.token, grant_type="client_credentials")
     old_kid = (await asyncio.to_thread(kc.certs))["keys"][0]["kid"]
     new_kid = await asyncio.to_thread(demo.identity.keys.rotate)
@@ -277,7 +288,12 @@ async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
         bad = await http.post(auth_url, data={**form, "username": "x", "password": "y"})
         assert bad.status_code == 401 and "không đúng" in bad.text
         ok = await http.post(
-            auth_url, data={**form, "username": leader_username(demo), "password": DEMO_PASSWORD}
+            auth_url,
+            data={
+                **form,
+                "username": leader_username(demo),
+                "password": demo_password(demo, leader_username(demo)),
+            },
         )
         assert ok.status_code == 302
         loc = urlsplit(ok.headers["location"])
@@ -299,7 +315,12 @@ async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
     async with httpx.AsyncClient() as http:
         form = {**params, "form_token": await login_form(http, auth_url, params)}
         ok = await http.post(
-            auth_url, data={**form, "username": leader_username(demo), "password": DEMO_PASSWORD}
+            auth_url,
+            data={
+                **form,
+                "username": leader_username(demo),
+                "password": demo_password(demo, leader_username(demo)),
+            },
         )
     code = parse_qs(urlsplit(ok.headers["location"]).query)["code"][0]
     tok = await asyncio.to_thread(
@@ -320,7 +341,7 @@ async def test_authorization_code_with_pkce_login_page(demo: Running) -> None:
             code_verifier=verifier,
         )
     assert b"already used" in replay.value.response_body
-    conf = oidc(demo, "documents", demo_secret("documents"))
+    conf = oidc(demo, "documents", demo_secret(demo, "documents"))
     assert (await asyncio.to_thread(conf.introspect, tok["access_token"])) == {"active": False}
     assert counts(demo) == before
 
@@ -339,7 +360,10 @@ async def test_forged_login_post_is_refused(demo: Running) -> None:
         "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
-    creds = {"username": leader_username(demo), "password": DEMO_PASSWORD}
+    creds = {
+        "username": leader_username(demo),
+        "password": demo_password(demo, leader_username(demo)),
+    }
     logins_before = logins(demo)
     async with httpx.AsyncClient() as victim:
         token = await login_form(victim, auth_url, params)
@@ -399,7 +423,7 @@ async def test_public_client_needs_pkce(demo: Running) -> None:
             f"{demo.base_url}/realms/lgsp/protocol/openid-connect/auth",
             params={
                 "client_id": "lgsp-web",
-                "redirect_uri": "http://127.0.0.1:8100/cb",
+                "redirect_uri": "http://127.0.0.1:8100/callback",
                 "response_type": "code",
                 "state": "s",
             },
@@ -414,7 +438,7 @@ async def test_totp_second_factor(demo: Running) -> None:
     d = demo.identity.users
     uid, username = await asyncio.to_thread(new_official, demo, ("admin",))
     secret = await asyncio.to_thread(d.set_totp, SYSTEM, uid, True)
-    kc = oidc(demo, "documents", demo_secret("documents"))
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
     with pytest.raises(KeycloakAuthenticationError):
         await asyncio.to_thread(kc.token, username, OFFICIAL_PASSWORD)
     code = pyotp.TOTP(secret).now()
@@ -423,8 +447,10 @@ async def test_totp_second_factor(demo: Running) -> None:
 
 
 async def test_login_events_reach_the_outbox(demo: Running) -> None:
-    kc = oidc(demo, "documents", demo_secret("documents"))
-    await asyncio.to_thread(kc.token, leader_username(demo), DEMO_PASSWORD)
+    kc = oidc(demo, "documents", demo_secret(demo, "documents"))
+    await asyncio.to_thread(
+        kc.token, leader_username(demo), demo_password(demo, leader_username(demo))
+    )
     with pytest.raises(KeycloakAuthenticationError):
         await asyncio.to_thread(kc.token, leader_username(demo), "Sai-Mat-Khau-1")
     from lgsp.db import outbox_table

@@ -197,9 +197,11 @@ def test_token_grants_refresh_rotation_and_audit(ident: Identity) -> None:
             sa.select(outbox_table.c.event_type).where(outbox_table.c.id > events_before)
         ).scalars()
         audit = s.execute(sa.select(t.audit_log.c.action, t.audit_log.c.outcome)).all()
-    # Sign-ins are published (password, client credentials, the failure); a refresh is not.
+    # Sign-ins are published (password, client credentials, the failure); a refresh is not;
+    # the session the reused refresh token ended is (on the sessions topic).
     assert [x.rsplit(".", 1)[1] for x in types] == [
         "LoginSucceeded",
+        "SessionEnded",
         "LoginSucceeded",
         "LoginFailed",
     ]
