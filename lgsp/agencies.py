@@ -243,14 +243,26 @@ class IdentityAgencyDirectory(AgencyDirectory):
     async def run(self, stop: asyncio.Event) -> None:
         """Reload every `ttl_s` until `stop` (the events keep it current in between); a
         failed load keeps the old snapshot and is retried sooner. Closes the credentials."""
+        started = self._clock()
+        waited = False
         try:
             while not stop.is_set():
                 delay = self._ttl
                 try:
                     await self.load(force=True)
+                    if waited:
+                        log.info("agency tree loaded from identity (%d agencies)", len(self))
+                        waited = False
                 except Exception as e:
-                    log.warning("cannot load the agency tree from identity: %s", e)
                     delay = min(self._ttl, self._min_interval)
+                    # At a platform's start identity comes up with the others and writes the
+                    # demo secrets a moment later: say it once, warn only if it lasts.
+                    if self._clock() - started < STARTUP_GRACE_S:
+                        if not waited:
+                            log.info("waiting for identity's agency tree (%s)", _short(e))
+                    else:
+                        log.warning("cannot load the agency tree from identity: %s", _short(e))
+                    waited = True
                 try:
                     await asyncio.wait_for(stop.wait(), delay)
                 except TimeoutError:
@@ -338,6 +350,19 @@ class IdentityAgencyDirectory(AgencyDirectory):
             await self._on_close()
 
 
+# How long after start a failing load is expected (identity starting beside the service).
+STARTUP_GRACE_S = 30.0
+
+
+def _short(error: Exception) -> str:
+    """One line of an error (a gRPC error's repr spans lines)."""
+    details = getattr(error, "details", None)
+    text = details() if callable(details) else str(error)
+    code = getattr(error, "code", None)
+    name = code().name if callable(code) else type(error).__name__
+    return f"{name}: {str(text).splitlines()[0] if text else ''}"
+
+
 def identity_address(settings: Settings) -> str:
     """host:port of identity's gRPC server (a wildcard listen address is reached on loopback)."""
     host = settings.platform.host
@@ -351,8 +376,8 @@ def identity_credentials(
     """The client-credentials token a service presents to identity as `client_id`.
 
     The secret is `client_secret` (the service's setting), else the one identity's demo seed
-    writes to <data_dir>/identity-demo.json on first start (embedded default). None, with a
-    warning, when neither is there."""
+    writes to <data_dir>/identity-demo.json on first start (embedded default). None when
+    neither is there yet (the caller's load then fails and says so)."""
     from lgsp.authn.jwt import issuer_from_settings
 
     secret = client_secret
@@ -363,7 +388,7 @@ def identity_credentials(
         except (OSError, ValueError):
             secret = ""
     if not secret:
-        log.warning("no client secret for %s: identity calls go without a token", client_id)
+        log.debug("no client secret for %s yet: identity calls go without a token", client_id)
         return None
     token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
     return ClientCredentials(token_url, client_id, secret)
