@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.message import DecodeError, Message
@@ -137,6 +138,13 @@ def message_class(name: str) -> type[Message]:
     except KeyError as e:
         raise UnknownEventType(f"unknown event type {name!r}") from e
     return message_factory.GetMessageClass(desc)
+
+
+def enum_number(value: int | None) -> Any:
+    """A domain enum (an IntEnum with the contract's numbers) as a proto enum field's value.
+    The generated stubs type those fields with a NewType the domain does not know; the wire
+    holds the same number."""
+    return int(value or 0)
 
 
 def make_envelope(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any, overload
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
+from lgsp.events import enum_number
 from services.documents.domain.delegation import Delegation
 from services.documents.domain.errors import InvalidField
 from services.documents.domain.model import (
@@ -28,6 +30,14 @@ from services.documents.domain.model import (
 )
 
 
+@overload
+def ts(value: datetime) -> Timestamp: ...
+
+
+@overload
+def ts(value: None) -> None: ...
+
+
 def ts(value: datetime | None) -> Timestamp | None:
     if value is None:
         return None
@@ -36,7 +46,7 @@ def ts(value: datetime | None) -> Timestamp | None:
     return t
 
 
-def from_ts(message: pb.Document, name: str) -> datetime | None:
+def from_ts(message: Any, name: str) -> datetime | None:
     if not message.HasField(name):
         return None
     return getattr(message, name).ToDatetime(tzinfo=UTC)
@@ -55,7 +65,7 @@ def fmt_date(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
-def _enum(cls, value: int, default=None):  # type: ignore[no-untyped-def]
+def _enum(cls, value: int, default=None):
     if not value:
         return default
     try:
@@ -69,7 +79,7 @@ def signer_to_proto(s: Signer) -> pb.Signer:
         user_id=s.user_id,
         full_name=s.full_name,
         position=s.position,
-        mode=int(s.mode) if s.mode else 0,
+        mode=enum_number(s.mode),
         on_behalf_of=s.on_behalf_of,
     )
 
@@ -90,9 +100,9 @@ def recipient_to_proto(r: Recipient) -> pb.Recipient:
     m = pb.Recipient(
         agency_code=r.agency_code,
         name=r.name,
-        kind=int(r.kind),
-        delivery_status=int(r.delivery_status),
-        last_incoming_status=int(r.last_incoming_status) if r.last_incoming_status else 0,
+        kind=enum_number(r.kind),
+        delivery_status=enum_number(r.delivery_status),
+        last_incoming_status=enum_number(r.last_incoming_status),
         error=r.error,
     )
     if r.send_time:
@@ -118,10 +128,10 @@ def recipient_from_proto(m: pb.Recipient) -> Recipient:
 def document_to_proto(d: Document) -> pb.Document:
     m = pb.Document(
         id=d.id,
-        direction=int(d.direction),
+        direction=enum_number(d.direction),
         agency_code=d.agency_code,
-        outgoing_status=int(d.outgoing_status) if d.outgoing_status else 0,
-        incoming_status=int(d.incoming_status) if d.incoming_status else 0,
+        outgoing_status=enum_number(d.outgoing_status),
+        incoming_status=enum_number(d.incoming_status),
         document_type_code=d.type_code,
         number=d.number,
         notation=d.notation,
@@ -131,8 +141,8 @@ def document_to_proto(d: Document) -> pb.Document:
         promulgation_place=d.promulgation_place,
         promulgation_date=fmt_date(d.promulgation_date),
         due_date=fmt_date(d.due_date),
-        priority=int(d.priority),
-        confidentiality=int(d.confidentiality),
+        priority=enum_number(d.priority),
+        confidentiality=enum_number(d.confidentiality),
         recipients=[recipient_to_proto(r) for r in d.recipients],
         sender_agency_code=d.sender_agency_code,
         sender_agency_name=d.sender_agency_name,
@@ -212,7 +222,7 @@ def task_to_proto(t: DirectiveTask, today: date | None = None) -> pb.DirectiveTa
         assignee_user_id=t.assignee_user_id,
         cooperating_agency_codes=list(t.cooperating_agency_codes),
         due_date=fmt_date(t.due_date),
-        status=int(t.status),
+        status=enum_number(t.status),
         progress_note=t.progress_note,
         etag=str(t.version),
         directing_agency_code=t.directing_agency_code,
@@ -266,7 +276,7 @@ def delegation_to_proto(d: Delegation, now: datetime | None = None) -> pb.Delega
         agency_code=d.agency_code,
         delegate_user_id=d.delegate_user_id,
         delegate_agency_code=d.delegate_agency_code,
-        scopes=sorted(int(s) for s in d.scopes),
+        scopes=sorted(enum_number(s) for s in d.scopes),
         granted_by=d.granted_by,
         note=d.note,
         revoked_by=d.revoked_by,

@@ -4,6 +4,7 @@ Works on a Session (inside a UnitOfWork) or a Connection (read-only paths)."""
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -188,13 +189,15 @@ class Repository:
             .where(t.documents.c.id == doc.id, t.documents.c.version == expected_version)
             .values(**_columns(doc))
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             doc.version = expected_version
             raise StaleVersion("the document changed since it was read; read it again")
 
-    def list(self, f: DocumentFilter, offset: int, limit: int) -> tuple[list[Document], int]:
+    def list(
+        self, f: DocumentFilter, offset: int, limit: int
+    ) -> tuple[builtins.list[Document], int]:
         c = t.documents.c
-        where: list[Any] = [c.agency_code == f.agency_code]
+        where: builtins.list[Any] = [c.agency_code == f.agency_code]
         if f.direction:
             where.append(c.direction == int(f.direction))
         statuses = []
@@ -275,7 +278,9 @@ class Repository:
             )
         )
 
-    def attachments(self, document_id: str, *, current_only: bool = True) -> list[Attachment]:
+    def attachments(
+        self, document_id: str, *, current_only: bool = True
+    ) -> builtins.list[Attachment]:
         c = t.attachments.c
         q = sa.select(*_ATTACHMENT_COLUMNS).where(c.document_id == document_id)
         if current_only:
@@ -316,7 +321,8 @@ class Repository:
         issue waits and then sees the new value; a rollback gives the number back. Together
         with uq_documents_book_entry this makes numbers unique and gap-free."""
         key = {"agency_code": agency_code, "book": str(book), "year": year}
-        dialect = self.conn.bind.dialect.name if self.conn.bind is not None else "sqlite"
+        bind = self.conn.get_bind() if isinstance(self.conn, Session) else self.conn
+        dialect = bind.dialect.name
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         else:
@@ -363,7 +369,7 @@ class Repository:
             )
         )
 
-    def history(self, document_id: str) -> list[HistoryEntry]:
+    def history(self, document_id: str) -> builtins.list[HistoryEntry]:
         c = t.document_history.c
         rows = self.conn.execute(
             sa.select(
@@ -392,7 +398,7 @@ class Repository:
             )
         )
 
-    def versions(self, document_id: str) -> list[tuple[int, Document, str, datetime]]:
+    def versions(self, document_id: str) -> builtins.list[tuple[int, Document, str, datetime]]:
         c = t.document_versions.c
         rows = self.conn.execute(
             sa.select(c.version, c.body, c.author_id, c.created_at)
@@ -435,10 +441,10 @@ class Repository:
                 revoked_by=d.revoked_by, revoked_at=d.revoke_time, revoke_reason=d.revoke_reason
             )
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             raise StaleVersion("the delegation changed since it was read; read it again")
 
-    def delegations_to(self, user_id: str, now: datetime) -> list[Delegation]:
+    def delegations_to(self, user_id: str, now: datetime) -> builtins.list[Delegation]:
         """The unrevoked, unexpired delegations granted to `user_id` (any agency)."""
         c = t.delegations.c
         rows = self.conn.execute(
@@ -448,7 +454,9 @@ class Repository:
         )
         return [_delegation(r) for r in rows]
 
-    def delegations_of(self, agency_code: str, delegate_user_id: str = "") -> list[Delegation]:
+    def delegations_of(
+        self, agency_code: str, delegate_user_id: str = ""
+    ) -> builtins.list[Delegation]:
         """An agency's delegations (only those to `delegate_user_id` when given), newest first."""
         c = t.delegations.c
         q = sa.select(t.delegations).where(c.agency_code == agency_code)
@@ -491,12 +499,14 @@ class Repository:
             .where(c.id == task.id, c.version == expected_version)
             .values(**self._task_columns(task))
         )
-        if result.rowcount != 1:
+        if _rowcount(result) != 1:
             task.version = expected_version
             raise StaleVersion("the task changed since it was read; read it again")
 
-    def tasks_of_documents(self, document_ids: Sequence[str]) -> dict[str, list[DirectiveTask]]:
-        out: dict[str, list[DirectiveTask]] = {}
+    def tasks_of_documents(
+        self, document_ids: Sequence[str]
+    ) -> dict[str, builtins.list[DirectiveTask]]:
+        out: dict[str, builtins.list[DirectiveTask]] = {}
         if not document_ids:
             return out
         c = t.directive_tasks.c
@@ -507,9 +517,9 @@ class Repository:
             out.setdefault(task.document_id, []).append(task)
         return out
 
-    def list_tasks(self, f: TaskFilter, offset: int, limit: int) -> list[DirectiveTask]:
+    def list_tasks(self, f: TaskFilter, offset: int, limit: int) -> builtins.list[DirectiveTask]:
         c = t.directive_tasks.c
-        where: list[Any] = []
+        where: builtins.list[Any] = []
         if f.document_id:
             where.append(c.document_id == f.document_id)
         if f.assignee_agency_code:
@@ -536,7 +546,9 @@ class Repository:
 
     # --- figures ---------------------------------------------------------------------------
 
-    def outgoing_facts(self, agencies: Iterable[str], start: date, end: date) -> list[OutgoingFact]:
+    def outgoing_facts(
+        self, agencies: Iterable[str], start: date, end: date
+    ) -> builtins.list[OutgoingFact]:
         c = t.documents.c
         rows = self.conn.execute(
             sa.select(c.agency_code, c.promulgation_date, c.electronic, c.digitally_signed).where(
@@ -551,7 +563,7 @@ class Repository:
 
     def incoming_facts(
         self, agencies: Iterable[str], start: datetime, end: datetime
-    ) -> list[IncomingFact]:
+    ) -> builtins.list[IncomingFact]:
         c = t.documents.c
         rows = self.conn.execute(
             sa.select(
@@ -668,3 +680,8 @@ def _load_task(body: bytes) -> DirectiveTask:
     m = pb.DirectiveTask()
     m.ParseFromString(body)
     return task_from_proto(m)
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an UPDATE matched (SQLAlchemy types execute()'s result without rowcount)."""
+    return int(result.rowcount)

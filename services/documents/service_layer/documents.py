@@ -10,6 +10,7 @@ authenticated principal (lgsp.auth.Principal)."""
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextvars
 import functools
 import logging
@@ -28,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from lgsp.agency_code import agency_code_problem
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.db import UnitOfWork, utcnow
+from lgsp.events import enum_number
 from lgsp.workdays import local_date
 from services.documents.adapters.proto import (
     attachment_to_proto,
@@ -262,15 +264,15 @@ class DocumentsApp:
                 seen.add(r.agency_code)
 
     def _status_changed(
-        self, doc: Document, entry: HistoryEntry, before: OutgoingStatus, actor: str
+        self, doc: Document, entry: HistoryEntry, before: OutgoingStatus | None, actor: str
     ) -> ev.OutgoingStatusChanged:
         """The event of a status change; it names the delegation `entry` was done under."""
         assert doc.outgoing_status is not None
         return ev.OutgoingStatusChanged(
             document_id=doc.id,
             agency_code=doc.agency_code,
-            from_status=int(before),
-            to_status=int(doc.outgoing_status),
+            from_status=enum_number(before),
+            to_status=enum_number(doc.outgoing_status),
             next_user_id=doc.waiting_on_user_id,
             comment=entry.comment,
             actor_id=actor,
@@ -403,7 +405,7 @@ class DocumentsApp:
             entry = doc.submit_for_review(reviewer, caller.subject, self.now(), comment)
             self._store(
                 uow, repo, doc, entry, self._status_changed(doc, entry, before, caller.subject)
-            )  # type: ignore[arg-type]
+            )
             uow.commit()
         return doc
 
@@ -428,7 +430,7 @@ class DocumentsApp:
             )
             self._store(
                 uow, repo, doc, entry, self._status_changed(doc, entry, before, caller.subject)
-            )  # type: ignore[arg-type]
+            )
             uow.commit()
         return doc
 
@@ -852,7 +854,7 @@ class DocumentsApp:
 
     def list(
         self, caller: Any, f: DocumentFilter, offset: int, limit: int
-    ) -> tuple[list[Document], int]:
+    ) -> tuple[builtins.list[Document], int]:
         if not f.agency_code:
             raise InvalidField("agency_code", "the agency whose documents are listed is required")
         with self._read() as conn:
@@ -942,7 +944,7 @@ class DocumentsApp:
             uow.commit()
         return d
 
-    def list_delegations(self, caller: Any, agency_code: str) -> list[Delegation]:
+    def list_delegations(self, caller: Any, agency_code: str) -> builtins.list[Delegation]:
         """All of an agency's delegations to its own officials; to anyone else, those granted
         to the caller."""
         self._check_agency(agency_code, "agency_code")
@@ -1032,8 +1034,8 @@ class DocumentsApp:
                 ev.DirectiveTaskStatusChanged(
                     task_id=task.id,
                     document_id=task.document_id,
-                    from_status=int(before),
-                    to_status=int(task.status),
+                    from_status=enum_number(before),
+                    to_status=enum_number(task.status),
                     progress_note=note,
                     actor_id=caller.subject,
                 ),
@@ -1044,7 +1046,7 @@ class DocumentsApp:
 
     def list_tasks(
         self, caller: Any, f: TaskFilter, overdue_only: bool, offset: int, limit: int
-    ) -> list[DirectiveTask]:
+    ) -> builtins.list[DirectiveTask]:
         """Tasks the caller may see: of agencies where it holds a role (or below them)."""
         visible = self._caller_agencies(caller)
         if f.assignee_agency_code and f.assignee_agency_code not in visible:
@@ -1079,7 +1081,7 @@ class DocumentsApp:
 
     def figures(
         self, caller: Any, agency_code: str, include_sub: bool, start: date, end: date
-    ) -> tuple[Figures, list[Figures]]:
+    ) -> tuple[Figures, builtins.list[Figures]]:
         if end < start:
             raise InvalidField("to_date", "the period ends before it starts")
         if agency_code:
@@ -1140,7 +1142,7 @@ class DocumentsApp:
         )
 
 
-def _delivered(doc: Document) -> list[str]:
+def _delivered(doc: Document) -> builtins.list[str]:
     """The recipient agencies a document has been sent to (what lets them read it)."""
     return [r.agency_code for r in doc.recipients if r.agency_code and r.send_time is not None]
 

@@ -14,6 +14,7 @@ from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.blobs import StoredFile, safe_file_name
 from lgsp.blobs.errors import AttachmentError
 from lgsp.db import UnitOfWork
+from lgsp.events import enum_number
 from lgsp.inbox import PermanentError
 from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
@@ -192,8 +193,8 @@ class Exchange:
             sender_agency_code=doc.sender_agency_code,
             number_notation=doc.number_notation,
             edxml_message_id=doc.edxml_message_id,
-            from_status=int(before or 0),
-            to_status=int(doc.incoming_status),
+            from_status=enum_number(before or 0),
+            to_status=enum_number(doc.incoming_status),
             edxml_status_code=doc.incoming_status.edxml_code,
             comment=entry.comment,
             actor_id=entry.actor_id,
@@ -576,7 +577,7 @@ class Exchange:
                 document_id=doc.id,
                 agency_code=doc.agency_code,
                 recipient_agency_code=status.from_.organ_id,
-                status=int(code),
+                status=enum_number(code),
                 edxml_status_code=code.edxml_code,
                 comment=status.description,
             ),
