@@ -199,7 +199,9 @@ class Logins:
                     user["id"], self.lockout.max_failures, time.time()
                 )
                 uow.commit()
-        ok = security.verify_password(user["password_hash"] if attempt else None, password)
+        # No slot (unknown, locked or disabled): checked against the dummy hash all the same.
+        stored = user["password_hash"] if attempt and user is not None else None
+        ok = security.verify_password(stored, password)
 
         def refuse(reason: int, error: Refused, counted: int | None = None) -> Refused:
             self._fail(realm, username, user, client_id, ctx, reason, counted)
