@@ -19,7 +19,7 @@ import pytest_asyncio
 from lgsp.api.diagnostics.v1.diagnostics_pb2 import EchoRequest
 from lgsp.api.identity.v1 import identity_pb2 as pb
 from lgsp.app import ServiceRuntime
-from lgsp.auth import authenticator_from_settings
+from lgsp.authn import authenticator_from_settings
 from lgsp.bus import Bus, open_bus
 from lgsp.config import ServiceSettings, load_settings
 from lgsp.grpc.client import channel
