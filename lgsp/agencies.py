@@ -350,6 +350,35 @@ class IdentityAgencyDirectory(AgencyDirectory):
             await self._on_close()
 
 
+@dataclass(frozen=True)
+class Followed:
+    """Identity's agency tree as a service follows it, and what that adds to its Wiring."""
+
+    directory: IdentityAgencyDirectory
+    subscriptions: tuple[Subscription, ...]
+    background: tuple[Callable[[asyncio.Event], Awaitable[None]], ...]
+    closers: tuple[Callable[[], Awaitable[None]], ...]
+
+
+def follow_identity(settings: Settings, service: str) -> Followed:
+    """The tree for `service`: asked of identity with the service's own client ([<service>]
+    client_id and client_secret), kept current from identity's agency events (consumer group
+    "<service>-agencies"), reloaded in the background, closed at stop."""
+    section = settings.service(service)
+    directory = IdentityAgencyDirectory.from_settings(
+        settings,
+        service=service,
+        client_id=str(getattr(section, "client_id", service)),
+        client_secret=str(getattr(section, "client_secret", "")),
+    )
+    return Followed(
+        directory,
+        (directory.subscription(f"{service}-agencies"),),
+        (directory.run,),
+        (directory.aclose,),
+    )
+
+
 # How long after start a failing load is expected (identity starting beside the service).
 STARTUP_GRACE_S = 30.0
 

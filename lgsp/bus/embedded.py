@@ -151,7 +151,7 @@ class _Db:
                 self._path, isolation_level=None, check_same_thread=False, timeout=0
             )
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
-            conn.execute("PRAGMA journal_mode=WAL")
+            _wal(conn, self._busy_timeout_ms / 1000)
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
             self.conn = conn
         return self.conn
@@ -202,6 +202,23 @@ class _Tx:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
+
+
+def _wal(conn: sqlite3.Connection, patience_s: float) -> None:
+    """Switch a connection to WAL. Several processes opening a new log at once (a platform's
+    first start) race for the switch, and SQLite answers "database is locked" at once there,
+    without its busy handler: try again for as long as a busy wait would."""
+    deadline = time.monotonic() + max(patience_s, 1.0)
+    delay = 0.01
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
 
 
 class EmbeddedBus(Bus):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lgsp.agencies import IdentityAgencyDirectory
+from lgsp.agencies import follow_identity
 from lgsp.api.documents.v1 import documents_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
@@ -29,7 +29,6 @@ from services.documents.transport import BusTransport, Transport
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 EXCHANGE_GROUP = "documents-exchange"
-AGENCIES_GROUP = "documents-agencies"  # identity's agency events, into the directory
 
 log = logging.getLogger("services.documents")
 
@@ -62,18 +61,12 @@ def wire_service(
     background: list[Any] = []
     closers: list[Any] = []
     subscriptions: list[Subscription] = []
-    if agencies is None:
-        # Identity's tree over gRPC, kept current from its agency events, reloaded as well.
-        remote = IdentityAgencyDirectory.from_settings(
-            settings,
-            service="documents",
-            client_id=settings.documents.client_id,
-            client_secret=settings.documents.client_secret,
-        )
-        agencies = remote
-        subscriptions.append(remote.subscription(AGENCIES_GROUP))
-        background.append(remote.run)
-        closers.append(remote.aclose)
+    if agencies is None:  # identity's tree, kept current from its events
+        followed = follow_identity(settings, "documents")
+        agencies = followed.directory
+        subscriptions.extend(followed.subscriptions)
+        background.extend(followed.background)
+        closers.extend(followed.closers)
     axis = None
     if transport is None and settings.documents.national_axis:
         transport, axis = axis_from_settings(settings, agencies, runtime.engine)

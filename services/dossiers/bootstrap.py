@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from lgsp.agencies import IdentityAgencyDirectory
+from lgsp.agencies import follow_identity
 from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
@@ -25,8 +25,6 @@ from services.dossiers.entrypoints.grpc import (
 )
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
 
-AGENCIES_GROUP = "dossiers-agencies"  # identity's agency events, into the directory
-
 
 def wire_service(
     runtime: ServiceRuntime,
@@ -41,17 +39,12 @@ def wire_service(
     background: list[Any] = []
     closers: list[Any] = []
     subscriptions: list[Subscription] = []
-    if agencies is None:
-        remote = IdentityAgencyDirectory.from_settings(
-            settings,
-            service="dossiers",
-            client_id=section.client_id,
-            client_secret=section.client_secret,
-        )
-        agencies = remote
-        subscriptions.append(remote.subscription(AGENCIES_GROUP))
-        background.append(remote.run)
-        closers.append(remote.aclose)
+    if agencies is None:  # identity's tree, kept current from its events
+        followed = follow_identity(settings, "dossiers")
+        agencies = followed.directory
+        subscriptions.extend(followed.subscriptions)
+        background.extend(followed.background)
+        closers.extend(followed.closers)
     rule = DueDateRule(
         WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
     )

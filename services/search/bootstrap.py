@@ -9,7 +9,7 @@ import asyncio
 import logging
 from typing import Any
 
-from lgsp.agencies import AgencyDirectory, IdentityAgencyDirectory
+from lgsp.agencies import AgencyDirectory, follow_identity
 from lgsp.api.search.v1 import search_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
@@ -25,8 +25,6 @@ from services.search.service_layer.indexer import AttachmentReader
 from services.search.service_layer.serving import Serving
 
 log = logging.getLogger(__name__)
-
-AGENCIES_GROUP = "search-agencies"  # identity's agency events, into the directory
 
 
 def attachment_reader(settings: Settings) -> AttachmentReader | None:
@@ -54,17 +52,12 @@ def wire_service(
     background: list[Any] = []
     closers: list[Any] = []
     subscriptions: list[Subscription] = []
-    if agencies is None:
-        remote = IdentityAgencyDirectory.from_settings(
-            settings,
-            service="search",
-            client_id=settings.search.client_id,
-            client_secret=settings.search.client_secret,
-        )
-        agencies = remote
-        subscriptions.append(remote.subscription(AGENCIES_GROUP))
-        background.append(remote.run)
-        closers.append(remote.aclose)
+    if agencies is None:  # identity's tree, kept current from its events
+        followed = follow_identity(settings, "search")
+        agencies = followed.directory
+        subscriptions.extend(followed.subscriptions)
+        background.extend(followed.background)
+        closers.extend(followed.closers)
     serving = Serving(
         Generations(settings),
         attachments if attachments is not None else attachment_reader(settings),
