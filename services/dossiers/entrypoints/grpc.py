@@ -137,6 +137,22 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
         ),
         pb.CompleteProcessingResponse,
     )
+    RequestFee = _dossier_step(
+        lambda app, r: functools.partial(
+            app.request_fee, r.dossier_id, r.etag, r.fee_vnd, r.description
+        ),
+        pb.RequestFeeResponse,
+    )
+    RecordPayment = _dossier_step(
+        lambda app, r: functools.partial(
+            app.record_payment, r.dossier_id, r.etag, r.amount_vnd, r.payment_reference
+        ),
+        pb.RecordPaymentResponse,
+    )
+    StopDossier = _dossier_step(
+        lambda app, r: functools.partial(app.stop, r.dossier_id, r.etag, r.reason),
+        pb.StopDossierResponse,
+    )
     ReturnResult = _dossier_step(
         lambda app, r: functools.partial(app.return_result, r.dossier_id, r.etag, r.received_by),
         pb.ReturnResultResponse,

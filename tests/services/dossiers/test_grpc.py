@@ -284,3 +284,91 @@ async def test_procedures_are_seeded_and_only_admins_change_them(env: Env) -> No
         grpc.StatusCode.ALREADY_EXISTS,
     )
     assert [n for n, _ in env.events()] == ["ProcedureUpdated", "ProcedureCreated"]
+
+
+async def test_a_fee_stops_the_clock_until_paid_and_a_leader_may_stop_a_dossier(
+    env: Env,
+) -> None:
+    clerk, leader, specialist = env.dossiers("ts-vt"), env.dossiers("ts-ld"), env.dossiers("ts-cv")
+    d = (await clerk.SubmitDossier(birth_registration())).dossier
+    d = (await clerk.AcceptDossier(pb.AcceptDossierRequest(dossier_id=d.id, etag=d.etag))).dossier
+    due = d.due_time.ToDatetime()
+    d = (
+        await leader.StartProcessing(
+            pb.StartProcessingRequest(dossier_id=d.id, etag=d.etag, handler_user_id="ts-cv")
+        )
+    ).dossier
+
+    # Bad fees: the field is named, nothing changes.
+    for fee in (0, -5000):
+        e = await refused(
+            specialist.RequestFee(
+                pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=fee, description="x")
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        )
+        assert "fee_vnd" in (e.details() or "")
+    await refused(  # a leader neither requests fees nor records them at the desk
+        leader.RequestFee(
+            pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=20000, description="Lệ phí")
+        ),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    d = (
+        await specialist.RequestFee(
+            pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=20000, description="Lệ phí")
+        )
+    ).dossier
+    assert d.status == pb.DOSSIER_STATUS_FEE_REQUESTED
+
+    # The wrong amount, a missing receipt: refused, the fee still waits.
+    wrong = pb.RecordPaymentRequest(
+        dossier_id=d.id, etag=d.etag, amount_vnd=10000, payment_reference="BL-1"
+    )
+    e = await refused(clerk.RecordPayment(wrong), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "amount_vnd" in (e.details() or "")
+    no_receipt = pb.RecordPaymentRequest(dossier_id=d.id, etag=d.etag, amount_vnd=20000)
+    e = await refused(clerk.RecordPayment(no_receipt), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "payment_reference" in (e.details() or "")
+    d = (
+        await clerk.RecordPayment(
+            pb.RecordPaymentRequest(
+                dossier_id=d.id, etag=d.etag, amount_vnd=20000, payment_reference="BL-0042"
+            )
+        )
+    ).dossier
+    assert d.status == pb.DOSSIER_STATUS_IN_PROGRESS
+    assert d.due_time.ToDatetime() == due  # paid the same day: no working day lost
+    await refused(  # paid already: a second payment is an illegal jump
+        clerk.RecordPayment(
+            pb.RecordPaymentRequest(
+                dossier_id=d.id, etag=d.etag, amount_vnd=20000, payment_reference="BL-0043"
+            )
+        ),
+        grpc.StatusCode.FAILED_PRECONDITION,
+    )
+
+    # Stopping needs a leader and a reason.
+    await refused(
+        specialist.StopDossier(pb.StopDossierRequest(dossier_id=d.id, etag=d.etag, reason="x")),
+        grpc.StatusCode.PERMISSION_DENIED,
+    )
+    e = await refused(
+        leader.StopDossier(pb.StopDossierRequest(dossier_id=d.id, etag=d.etag, reason=" ")),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    assert "reason" in (e.details() or "")
+    d = (
+        await leader.StopDossier(
+            pb.StopDossierRequest(
+                dossier_id=d.id, etag=d.etag, reason="Người nộp không đủ điều kiện theo luật"
+            )
+        )
+    ).dossier
+    assert d.status == pb.DOSSIER_STATUS_STOPPED
+    history = (
+        await clerk.ListDossierHistory(pb.ListDossierHistoryRequest(dossier_id=d.id))
+    ).entries
+    assert [h.to_status for h in history] == [1, 2, 4, 6, 4, 8]
+    mine = [name for name, key in env.events() if key == d.receipt_code]
+    assert mine.count("DossierStatusChanged") == 6
