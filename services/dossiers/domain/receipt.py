@@ -1,7 +1,7 @@
 """The receipt code (mã số hồ sơ) of a dossier, in the form the national public service portal
 uses (Thông tư 01/2018/TT-VPCP, art. 19(1), after Nghị định 61/2018/NĐ-CP art. 26):
 
-    V1V2V3.Z1Z2.Y1Y2.MX1X2-YYMMDD-XXXX     e.g. 000.00.61.H30-260212-0007
+    <agency identifier code>-<YYMMDD>-<4-digit sequence>   e.g. 000.00.61.H30-260212-0007
 
 the identifier code of the receiving agency (QCVN 102:2016), the day of receipt (YYMMDD) and
 the dossier's number among those received that day (4 digits). The agency codes are unique,
