@@ -32,7 +32,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -509,66 +509,38 @@ class _MethodProxy:
     async def unary_unary(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         x, forward, traced = self._start(context)
         x.req.add(request, False)
-        failure: BaseException | None = None
-        try:
-            try:
-                self._admit(x, context)
-                self._validate(request)
-            except ServiceError as error:
-                await self._refuse(context, error, x)
-            call = self.upstream()(
-                request,
-                metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
-                timeout=self._timeout(context),
-            )
-            try:
-                response = await call
-            except grpc.aio.AioRpcError as error:
-                await self._upstream_error(context, error, x)
-            x.resp.add(response, False)
-            context.set_trailing_metadata(
-                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
-            )
-            await self._logged(x, context)
-            return response
-        except BaseException as e:
-            failure = e
-            raise
-        finally:
-            self._end(x, failure)
+        return await self._one_answer(x, context, forward, traced, request, request, False)
+
+    async def stream_unary(
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> bytes:
+        x, forward, traced = self._start(context)
+        body = self._requests(request_iterator, x.req, [])
+        return await self._one_answer(x, context, forward, traced, body, None, True)
 
     async def unary_stream(
         self, request: bytes, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[bytes]:
         x, forward, traced = self._start(context)
         x.req.add(request, True)
-        failure: BaseException | None = None
+        answers = self._answers(x, context, forward, traced, request, request)
         try:
-            try:
-                self._admit(x, context)
-                self._validate(request)
-            except ServiceError as error:
-                await self._refuse(context, error, x)
-            call = self.upstream()(
-                request,
-                metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
-                timeout=self._timeout(context),
-            )
-            try:
-                async for message in call:
-                    x.resp.add(message, True)
-                    yield message
-            except grpc.aio.AioRpcError as error:
-                await self._upstream_error(context, error, x)
-            context.set_trailing_metadata(
-                (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
-            )
-            await self._logged(x, context)  # the final status waits for the entry
-        except BaseException as e:
-            failure = e
-            raise
+            async for message in answers:
+                yield message
         finally:
-            self._end(x, failure)
+            await answers.aclose()  # a caller gone: the exchange ends (and is logged) now
+
+    async def stream_stream(
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
+        x, forward, traced = self._start(context)
+        body = self._requests(request_iterator, x.req, [])
+        answers = self._answers(x, context, forward, traced, body, None)
+        try:
+            async for message in answers:
+                yield message
+        finally:
+            await answers.aclose()  # a caller gone: the exchange ends (and is logged) now
 
     async def _requests(
         self, request_iterator: AsyncIterator[bytes], digest: _Digest, first: list[bytes]
@@ -579,18 +551,36 @@ class _MethodProxy:
             digest.add(message, True)
             yield message
 
-    async def stream_unary(
-        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    def _admitted(
+        self, x: _Exchange, context: grpc.aio.ServicerContext, validate: bytes | None
+    ) -> ServiceError | None:
+        """The refusal of the call (rights, limits, the request's schema), if any."""
+        try:
+            self._admit(x, context)
+            if validate is not None:
+                self._validate(validate)
+        except ServiceError as error:
+            return error
+        return None
+
+    async def _one_answer(
+        self,
+        x: _Exchange,
+        context: grpc.aio.ServicerContext,
+        forward: list[tuple[str, Any]],
+        traced: bool,
+        body: Any,
+        validate: bytes | None,
+        streamed: bool,
     ) -> bytes:
-        x, forward, traced = self._start(context)
+        """Forward a call with one response (its request one message or a stream)."""
         failure: BaseException | None = None
         try:
-            try:
-                self._admit(x, context)
-            except ServiceError as error:
-                await self._refuse(context, error, x)
+            refusal = self._admitted(x, context, validate)
+            if refusal is not None:
+                await self._refuse(context, refusal, x)
             call = self.upstream()(
-                self._requests(request_iterator, x.req, []),
+                body,
                 metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
                 timeout=self._timeout(context),
             )
@@ -598,7 +588,7 @@ class _MethodProxy:
                 response = await call
             except grpc.aio.AioRpcError as error:
                 await self._upstream_error(context, error, x)
-            x.resp.add(response, True)
+            x.resp.add(response, streamed)
             context.set_trailing_metadata(
                 (*tuple(_trailers(await call.trailing_metadata())), (MESSAGE_ID, x.message_id))
             )
@@ -610,18 +600,23 @@ class _MethodProxy:
         finally:
             self._end(x, failure)
 
-    async def stream_stream(
-        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[bytes]:
-        x, forward, traced = self._start(context)
+    async def _answers(
+        self,
+        x: _Exchange,
+        context: grpc.aio.ServicerContext,
+        forward: list[tuple[str, Any]],
+        traced: bool,
+        body: Any,
+        validate: bytes | None,
+    ) -> AsyncGenerator[bytes, None]:
+        """Forward a call with a stream of responses; its final status waits for the entry."""
         failure: BaseException | None = None
         try:
-            try:
-                self._admit(x, context)
-            except ServiceError as error:
-                await self._refuse(context, error, x)
+            refusal = self._admitted(x, context, validate)
+            if refusal is not None:
+                await self._refuse(context, refusal, x)
             call = self.upstream()(
-                self._requests(request_iterator, x.req, []),
+                body,
                 metadata=self._forward_metadata(forward, traced, x.message_id, x.who[0]),
                 timeout=self._timeout(context),
             )
