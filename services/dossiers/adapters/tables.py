@@ -67,7 +67,7 @@ dossier_history = sa.Table(
     sa.Index("ix_dossier_history_dossier", "dossier_id", "id"),
 )
 
-# The last sequence number given per receiving agency and day (the last four digits of the receipt code).
+# The last sequence number given per receiving agency and day (the receipt code's last digits).
 receipt_sequences = sa.Table(
     "receipt_sequences",
     metadata,
