@@ -1,0 +1,124 @@
+"""What every group of dossiers use cases shares: the engine, the agency tree the role
+checks walk, the due-date rule, the clock, and `_step`, the one path every status change
+takes (load, check role and etag, change, save, emit, commit). Who may do what:
+
+    desk clerk (clerk)      submit, accept, refuse, supplement, withdraw, return the result
+    leader (leader)         hand to a specialist, complete (approve), stop
+    specialist or leader    request more papers
+    any of the three        read a dossier and its history
+    admin                   create and change procedures
+    anyone                  look up a dossier by receipt code (+ 4 digits): status only
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+
+from lgsp.agencies import Agency
+from lgsp.api.dossiers.v1 import events_pb2
+from lgsp.auth import Principal, require_role
+from lgsp.db import UnitOfWork
+from services.dossiers.adapters.proto import dossier_to_proto, status_changed
+from services.dossiers.adapters.repository import DossierRepository
+from services.dossiers.domain.deadlines import DueDateRule
+from services.dossiers.domain.dossier import (
+    Dossier,
+    HistoryEntry,
+)
+from services.dossiers.domain.errors import (
+    InvalidField,
+    NotFound,
+    StaleEtag,
+)
+from services.dossiers.domain.status import Status
+
+SOURCE = "dossiers"
+CLERK, SPECIALIST, LEADER, ADMIN = "clerk", "specialist", "leader", "admin"
+OFFICIALS = (CLERK, SPECIALIST, LEADER)
+PROCEDURE_FIELDS = {
+    "name", "field", "agency_codes", "processing_days", "fee_vnd", "fee_description",
+    "required_papers", "online_service_level", "result_description", "legal_basis", "active",
+    "steps",
+}  # fmt: skip
+_FIELD_ATTR = {"online_service_level": "online_level"}
+
+
+class AgencyDirectory(Protocol):
+    """lgsp.agencies: identity's tree in production, a static one in tests; also the tree the
+    role checks walk."""
+
+    def get(self, code: str) -> Agency | None: ...
+
+    def ancestors(self, code: str) -> Sequence[str]: ...
+
+
+class AppBase:
+    def __init__(
+        self,
+        engine: Engine,
+        agencies: AgencyDirectory,
+        rule: DueDateRule,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        after_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.engine = engine
+        self.agencies = agencies
+        self.rule = rule
+        self.clock = clock
+        self.after_commit = after_commit
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.engine, source=SOURCE)
+
+    def _step(
+        self,
+        dossier_id: str,
+        etag: str,
+        principal: Principal,
+        roles: tuple[str, ...],
+        change: Callable[..., None],
+        *,
+        with_uow: bool = False,
+    ) -> Dossier:
+        if not dossier_id.strip():
+            raise InvalidField("dossier_id", "required")
+        now = self.clock()
+        with self.uow() as uow:
+            repo = DossierRepository(uow.session)
+            d = repo.get(dossier_id.strip())
+            if d is None:
+                raise NotFound(f"no dossier {dossier_id}")
+            require_role(roles, d.agency_code, tree=self.agencies, principal=principal)
+            if etag and etag != d.etag:
+                raise StaleEtag(f"dossier {d.receipt_code} changed since it was read")
+            version = d.version
+            args: list[Any] = [d, now, principal.subject] + ([uow] if with_uow else [])
+            change(*args)
+            entries = list(d.new_history)
+            repo.save(d, version)
+            self._emit_changes(uow, d, entries)
+            if any(e.to_status is Status.PROCESSED for e in entries):
+                assert d.accept_time is not None and d.finish_time is not None
+                uow.emit(
+                    events_pb2.DossierProcessed(
+                        dossier=dossier_to_proto(d),
+                        processing_days=self.rule.working_days_taken(
+                            d.accept_time, d.finish_time, d.paused_days
+                        ),
+                        actor_id=principal.subject,
+                    ),
+                    subject=d.receipt_code,
+                )
+            uow.commit()
+        self.after_commit()
+        return d
+
+    @staticmethod
+    def _emit_changes(uow: UnitOfWork, d: Dossier, entries: list[HistoryEntry]) -> None:
+        for entry in entries:
+            uow.emit(status_changed(d, entry), subject=d.receipt_code)

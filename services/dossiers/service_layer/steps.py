@@ -1,0 +1,123 @@
+"""The steps of a dossier after intake, each one status change through `AppBase._step`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from lgsp.auth import Principal
+from lgsp.db import UnitOfWork
+from services.dossiers.adapters.repository import ProcedureRepository
+from services.dossiers.domain.dossier import (
+    Dossier,
+    Paper,
+)
+from services.dossiers.service_layer.base import (
+    CLERK,
+    LEADER,
+    SPECIALIST,
+    AppBase,
+)
+
+
+class StepUseCases(AppBase):
+    def accept(self, dossier_id: str, etag: str, principal: Principal) -> Dossier:
+        return self._step(
+            dossier_id,
+            etag,
+            principal,
+            (CLERK,),
+            lambda d, now, who: d.accept(rule=self.rule, now=now, actor=who),
+        )
+
+    def refuse(self, dossier_id: str, etag: str, reason: str, principal: Principal) -> Dossier:
+        return self._step(
+            dossier_id,
+            etag,
+            principal,
+            (CLERK,),
+            lambda d, now, who: d.refuse(reason, now=now, actor=who),
+        )
+
+    def start_processing(
+        self, dossier_id: str, etag: str, handler_user_id: str, principal: Principal
+    ) -> Dossier:
+        return self._step(
+            dossier_id, etag, principal, (LEADER,),
+            lambda d, now, who: d.start_processing(handler_user_id, now=now, actor=who),
+        )  # fmt: skip
+
+    def request_supplement(
+        self, dossier_id: str, etag: str, reason: str, paper_codes: list[str], principal: Principal
+    ) -> Dossier:
+        def step(d: Dossier, now: datetime, who: str, uow: UnitOfWork) -> None:
+            procedure = ProcedureRepository(uow.session).get(d.procedure_code)
+            d.request_supplement(reason, paper_codes, procedure=procedure, now=now, actor=who)
+
+        return self._step(dossier_id, etag, principal, (SPECIALIST, LEADER), step, with_uow=True)
+
+    def supplement(
+        self, dossier_id: str, etag: str, papers: list[Paper], principal: Principal
+    ) -> Dossier:
+        return self._step(
+            dossier_id, etag, principal, (CLERK,),
+            lambda d, now, who: d.supplement(papers, rule=self.rule, now=now, actor=who),
+        )  # fmt: skip
+
+    def request_fee(
+        self, dossier_id: str, etag: str, fee_vnd: int, description: str, principal: Principal
+    ) -> Dossier:
+        """→ FEE_REQUESTED (6): the desk or the specialist; the clock stops until paid."""
+        return self._step(
+            dossier_id, etag, principal, (CLERK, SPECIALIST),
+            lambda d, now, who: d.request_fee(fee_vnd, description, now=now, actor=who),
+        )  # fmt: skip
+
+    def record_payment(
+        self, dossier_id: str, etag: str, amount_vnd: int, reference: str, principal: Principal
+    ) -> Dossier:
+        """FEE_REQUESTED → IN_PROGRESS (4) at the desk; the clock resumes, the due date moves by
+        the working days it waited. (The payment platform's callback comes with the portal.)"""
+        return self._step(
+            dossier_id, etag, principal, (CLERK,),
+            lambda d, now, who: d.record_payment(
+                amount_vnd, reference, rule=self.rule, now=now, actor=who),
+        )  # fmt: skip
+
+    def stop(self, dossier_id: str, etag: str, reason: str, principal: Principal) -> Dossier:
+        """→ STOPPED (8): a leader, for a legal reason given."""
+        return self._step(
+            dossier_id, etag, principal, (LEADER,),
+            lambda d, now, who: d.stop(reason, now=now, actor=who),
+        )  # fmt: skip
+
+    def withdraw(self, dossier_id: str, etag: str, reason: str, principal: Principal) -> Dossier:
+        return self._step(
+            dossier_id,
+            etag,
+            principal,
+            (CLERK,),
+            lambda d, now, who: d.withdraw(reason, now=now, actor=who),
+        )
+
+    def complete(
+        self,
+        dossier_id: str,
+        etag: str,
+        result_number: str,
+        result_attachment_id: str,
+        comment: str,
+        principal: Principal,
+    ) -> Dossier:
+        return self._step(
+            dossier_id, etag, principal, (LEADER,),
+            lambda d, now, who: d.complete(
+                result_number, result_attachment_id, comment, now=now, actor=who),
+        )  # fmt: skip
+
+    def return_result(
+        self, dossier_id: str, etag: str, received_by: str, principal: Principal
+    ) -> Dossier:
+        return self._step(
+            dossier_id, etag, principal, (CLERK,),
+            lambda d, now, who: d.return_result(received_by, now=now, actor=who),
+        )  # fmt: skip
