@@ -13,6 +13,7 @@ from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
+from lgsp.http_server import asgi_task
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
 from services.dossiers.catalogue import load_catalogue
@@ -23,6 +24,7 @@ from services.dossiers.entrypoints.grpc import (
     DossierServicer,
     ProcedureServicer,
 )
+from services.dossiers.entrypoints.http import build_http_app
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
 
 
@@ -32,6 +34,7 @@ def wire_service(
     agencies: AgencyDirectory | None = None,
     authenticator: Authenticator | None = None,
     clock: Callable[[], datetime] | None = None,
+    http_port: int | None = None,
 ) -> Wiring:
     """The dossiers plugin's composition root; `app` is the DossiersApp."""
     settings = runtime.settings
@@ -52,6 +55,9 @@ def wire_service(
     app = DossiersApp(runtime.engine, agencies, rule, after_commit=runtime.after_commit, **options)
     if section.seed_catalogue:
         app.seed(load_catalogue())
+    background.append(
+        asgi_task(build_http_app(), settings.platform.host, http_port or section.http_port)
+    )
     return Wiring(
         servicers=[
             # The RPCs not built yet (docs/dossiers.md) answer UNIMPLEMENTED from the

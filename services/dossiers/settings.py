@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lgsp.config import ServiceSettings, port_field, secret_field
+from lgsp.config import Endpoint, ServiceSettings, port_field, secret_field
 
 
 @dataclass(frozen=True)
@@ -12,6 +12,8 @@ class DossiersSettings(ServiceSettings):
     """Inherited: grpc_port, database_url ("" = sqlite:///<data_dir>/dossiers.db)."""
 
     grpc_port: int = port_field(50053)
+    # The citizens' pages (public lookup) and the national payment platform's callbacks.
+    http_port: int = port_field(8183)
     # The service's own client at identity (for GetAgencyTree); "" secret = read the demo
     # secrets identity writes to <data_dir>/identity-demo.json on first start.
     client_id: str = "dossiers"
@@ -21,6 +23,12 @@ class DossiersSettings(ServiceSettings):
     cutoff: str = "15:00"
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
+
+    def endpoints(self, name: str, host: str) -> list[Endpoint]:
+        return [
+            *super().endpoints(name, host),
+            Endpoint(name, "http", host, self.http_port, "public lookup, payment callbacks"),
+        ]
 
     def problems(self) -> list[tuple[str, str]]:
         from services.dossiers.domain.deadlines import parse_cutoff

@@ -26,6 +26,7 @@ from lgsp.grpc.client import channel
 from lgsp.workdays import PROVINCE_TZ
 from services.dossiers.plugin import PLUGIN
 from tests.integration.test_new_service import bad_request_fields
+from tests.support import free_port
 from tests.support.issuer import FakeIssuer
 
 PROVINCE, THANH_SEN, TRAN_PHU = "000.00.00.H30", "000.00.61.H30", "000.00.62.H30"
@@ -87,7 +88,9 @@ class Env:
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     issuer = FakeIssuer()
     await issuer.start()
-    settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
+    settings = load_settings(
+        env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_DOSSIERS_HTTP_PORT": str(free_port())}
+    )
     authn = JwtAuthenticator(issuer.issuer)
     plugin = PLUGIN.with_options(agencies=AGENCIES, authenticator=authn, clock=lambda: NOW)
     runtime = ServiceRuntime(plugin, settings, port=0)

@@ -1,19 +1,93 @@
 """Platform tables (outbox, processed_events) and the procedures, dossiers, their history and
 the receipt sequences.
 
+The tables are written out here as they were at this revision (not imported from
+adapters/tables.py, which moves on with later revisions).
+
 Revision ID: 0001
 Revises:
 """
 
+import sqlalchemy as sa
 from alembic import op
 
 from lgsp.db import downgrade_platform_tables, upgrade_platform_tables
-from services.dossiers.adapters.tables import metadata
 
 revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
+
+metadata = sa.MetaData()
+
+procedures = sa.Table(
+    "procedures",
+    metadata,
+    sa.Column("code", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(1000), nullable=False),
+    sa.Column("field_code", sa.String(40), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("data", sa.JSON, nullable=False),  # the whole procedure (adapters.repository)
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+dossiers = sa.Table(
+    "dossiers",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("receipt_code", sa.String(60), nullable=False, unique=True),
+    sa.Column("request_id", sa.String(64), nullable=True, unique=True),
+    sa.Column("procedure_code", sa.String(40), nullable=False),
+    sa.Column("procedure_name", sa.String(1000), nullable=False),
+    sa.Column("agency_code", sa.String(35), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("channel", sa.Integer, nullable=False),
+    sa.Column("applicant", sa.JSON, nullable=False),
+    sa.Column("papers", sa.JSON, nullable=False),
+    sa.Column("processing_days", sa.Integer, nullable=False),
+    sa.Column("submit_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("accept_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("due_date", sa.Date, nullable=True),
+    sa.Column("finish_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("return_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("receiver_user_id", sa.String(64), nullable=False),
+    sa.Column("handler_user_id", sa.String(64), nullable=False),
+    sa.Column("fee_vnd", sa.BigInteger, nullable=False),
+    sa.Column("fee_paid", sa.Boolean, nullable=False),
+    sa.Column("result_number", sa.String(100), nullable=False),
+    sa.Column("result_attachment_id", sa.String(100), nullable=False),
+    sa.Column("on_time", sa.Boolean, nullable=True),
+    sa.Column("status_reason", sa.String(2000), nullable=False),
+    sa.Column("paused_since", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("paused_days", sa.Integer, nullable=False),
+    sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Index("ix_dossiers_agency_status", "agency_code", "status"),
+    sa.Index("ix_dossiers_procedure", "procedure_code"),
+)
+
+dossier_history = sa.Table(
+    "dossier_history",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("dossier_id", sa.String(36), nullable=False),
+    sa.Column("time", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("from_status", sa.Integer, nullable=True),
+    sa.Column("to_status", sa.Integer, nullable=False),
+    sa.Column("comment", sa.String(2000), nullable=False),
+    sa.Index("ix_dossier_history_dossier", "dossier_id", "id"),
+)
+
+# The last sequence number given per receiving agency and day (the receipt code's last digits).
+receipt_sequences = sa.Table(
+    "receipt_sequences",
+    metadata,
+    sa.Column("agency_code", sa.String(35), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("last", sa.Integer, nullable=False),
+)
 
 
 def upgrade() -> None:

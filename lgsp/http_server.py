@@ -1,0 +1,63 @@
+"""An ASGI app served by uvicorn inside a service's process, as one of its background tasks:
+identity's OpenID Connect pages, the dossiers' public lookup page and payment callbacks.
+
+The platform's serve_until_signal owns SIGTERM/SIGINT; uvicorn's own signal handling is off
+and the server stops when the runtime's stop event is set."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from typing import Any
+
+import uvicorn
+
+
+class _Uvicorn(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+def asgi_task(
+    app: Any, host: str, port: int, *, trusted_proxies: Sequence[str] = ()
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """A Wiring background task serving `app` on host:port until stop is set. Forwarded
+    headers are believed only from `trusted_proxies` (uvicorn would otherwise believe any from
+    loopback): the client address is what throttles count and audit logs record."""
+
+    async def serve(stop: asyncio.Event) -> None:
+        await serve_asgi(app, host, port, stop, trusted_proxies=trusted_proxies)
+
+    return serve
+
+
+async def serve_asgi(
+    app: Any,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    trusted_proxies: Sequence[str] = (),
+) -> None:
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        http="auto",  # httptools when installed: ~0.3 ms less per request than h11
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies),
+    )
+    server = _Uvicorn(config)
+    task = asyncio.create_task(server.serve())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        server.should_exit = True
+        await task
+    finally:
+        stopper.cancel()
