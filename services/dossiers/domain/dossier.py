@@ -98,6 +98,16 @@ class Dossier:
     status_reason: str = ""
     paused_since: datetime | None = None  # the clock stopped then (status 5 or 6)
     paused_days: int = 0  # working days the clock stood still, in total
+    # Online channel: the national portal's code of the dossier ("" for desk and post).
+    portal_code: str = ""
+    # Fee through the national payment platform: its payment id, the citizen's payment page,
+    # and whether the fee was paid there (not at the desk).
+    payment_id: str = ""
+    payment_url: str = ""
+    paid_online: bool = False
+    # The applicant's satisfaction with the result (0 = not rated) and when it was given.
+    rating: int = 0
+    rating_time: datetime | None = None
     update_time: datetime | None = None
     version: int = 1
     # Steps taken since loaded, for the repository to append to the history.
