@@ -18,6 +18,7 @@ from services.dossiers.domain.dossier import (
     Paper,
 )
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.figures import FigureRow
 from services.dossiers.domain.procedure import (
     OnlineLevel,
     Procedure,
@@ -225,4 +226,31 @@ def lookup_to_proto(d: Dossier, agency_name: str) -> pb.LookupDossierResponse:
         due_time=ts(due_moment(d.due_date)) if d.due_date else None,
         finish_time=ts(d.finish_time),
         message=NEXT_STEP.get(d.status, ""),
+    )
+
+
+def figures_to_proto(r: FigureRow) -> pb.DossierFigures:
+    c = r.counts
+    return pb.DossierFigures(
+        agency_code=r.agency_code,
+        procedure_code=r.procedure_code,
+        month=r.month.strftime("%Y-%m") if r.month else "",
+        received=c["received"],
+        processed=c["processed"],
+        processed_on_time=c["processed_on_time"],
+        processed_early=c["processed_early"],
+        processed_late=c["processed_late"],
+        in_progress_on_time=r.in_progress_on_time,
+        in_progress_late=r.in_progress_late,
+        closed_unprocessed=c["closed_unprocessed"],
+        on_time_share=r.share("processed_on_time", "processed"),
+        average_processing_days=r.average_processing_days,
+        received_online=c["received_online"],
+        online_share=r.share("received_online", "received"),
+        fee_paid=c["fee_paid"],
+        paid_online=c["paid_online"],
+        paid_online_share=r.share("paid_online", "fee_paid"),
+        rated=c["rated"],
+        average_rating=r.average_rating,
+        top_rating_share=r.share("rating_top", "rated"),
     )

@@ -9,6 +9,7 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from lgsp.text import fold
 from services.dossiers.adapters.tables import (
     dossier_history,
     dossiers,
@@ -149,6 +150,21 @@ def _applicant(data: dict[str, Any]) -> Applicant:
     return Applicant(**data)
 
 
+def _stored(t: datetime | None) -> datetime | None:
+    # UTC on the way in too: SQLite keeps a datetime's wall time and drops its offset.
+    return None if t is None else t.astimezone(UTC)
+
+
+def search_columns(a: Applicant) -> dict[str, str]:
+    """The officials' search columns of an applicant (adapters/tables.py says what each is)."""
+    names = " ".join(n for n in (fold(a.full_name), fold(a.organization_name)) if n)
+    return {
+        "applicant_key": f" {names}"[:1100],
+        "applicant_number": a.identity_number.strip()[:20],
+        "applicant_org_code": a.organization_code.replace("-", "").strip()[:20],
+    }
+
+
 def _row_values(d: Dossier) -> dict[str, Any]:
     return {
         "id": d.id,
@@ -162,11 +178,11 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "applicant": _applicant_json(d.applicant),
         "papers": [dataclasses.asdict(p) for p in d.papers],
         "processing_days": d.processing_days,
-        "submit_time": d.submit_time,
-        "accept_time": d.accept_time,
+        "submit_time": _stored(d.submit_time),
+        "accept_time": _stored(d.accept_time),
         "due_date": d.due_date,
-        "finish_time": d.finish_time,
-        "return_time": d.return_time,
+        "finish_time": _stored(d.finish_time),
+        "return_time": _stored(d.return_time),
         "receiver_user_id": d.receiver_user_id,
         "handler_user_id": d.handler_user_id,
         "fee_vnd": d.fee_vnd,
@@ -175,16 +191,17 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "result_attachment_id": d.result_attachment_id,
         "on_time": d.on_time,
         "status_reason": d.status_reason,
-        "paused_since": d.paused_since,
+        "paused_since": _stored(d.paused_since),
         "paused_days": d.paused_days,
         "portal_code": d.portal_code or None,
         "payment_id": d.payment_id,
         "payment_url": d.payment_url,
         "paid_online": d.paid_online,
         "rating": d.rating,
-        "rating_time": d.rating_time,
-        "update_time": d.update_time,
+        "rating_time": _stored(d.rating_time),
+        "update_time": _stored(d.update_time),
         "version": d.version,
+        **search_columns(d.applicant),
     }
 
 
@@ -226,6 +243,9 @@ def _dossier(row: Any) -> Dossier:
         update_time=_utc(v["update_time"]),
         version=v["version"],
     )
+
+
+dossier_from_row = _dossier  # for the other readers of the table (dossier_search.py)
 
 
 class DossierRepository:

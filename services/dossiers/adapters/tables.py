@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from services.dossiers.domain.figures import COUNTERS
+
 metadata = sa.MetaData()
 
 procedures = sa.Table(
@@ -56,8 +58,43 @@ dossiers = sa.Table(
     sa.Column("rating_time", sa.DateTime(timezone=True), nullable=True),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
+    # The officials' search (revision 0003), kept by the repository on every write: the
+    # applicant's and organisation's names folded (lgsp.text.fold, " "-led so a word's start
+    # is " word"), the PIN, the enterprise or tax code without dashes.
+    sa.Column("applicant_key", sa.String(1100), nullable=False, server_default=""),
+    sa.Column("applicant_number", sa.String(20), nullable=False, server_default=""),
+    sa.Column("applicant_org_code", sa.String(20), nullable=False, server_default=""),
     sa.Index("ix_dossiers_agency_status", "agency_code", "status"),
     sa.Index("ix_dossiers_procedure", "procedure_code"),
+    sa.Index("ix_dossiers_agency_submit", "agency_code", "submit_time", "id"),
+    sa.Index("ix_dossiers_submit", "submit_time", "id"),
+    sa.Index("ix_dossiers_applicant_number", "applicant_number"),
+    sa.Index("ix_dossiers_applicant_org_code", "applicant_org_code"),
+    # The open dossiers of the figures (in progress at the end of a period), index only.
+    sa.Index(
+        "ix_dossiers_open", "status", "agency_code", "procedure_code", "due_date", "accept_time"
+    ),
+    # LIKE 'prefix%' on PostgreSQL uses only a pattern-ops index (any collation but C).
+    sa.Index(
+        "ix_dossiers_receipt_pattern",
+        "receipt_code",
+        postgresql_ops={"receipt_code": "varchar_pattern_ops"},
+    ),
+)
+
+# The figures (domain/figures.py), kept in the unit of work of every change of a dossier:
+# one row per grain (d = day, m = month, `day` then its first day), province day of the event,
+# agency and procedure; each counter a sum of the dossiers' contributions.
+dossier_figures = sa.Table(
+    "dossier_figures",
+    metadata,
+    sa.Column("grain", sa.String(1), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("agency_code", sa.String(35), primary_key=True),
+    sa.Column("procedure_code", sa.String(40), primary_key=True),
+    sa.Column("month", sa.Date, nullable=False),
+    *(sa.Column(c, sa.BigInteger, nullable=False, server_default="0") for c in COUNTERS),
+    sa.Index("ix_dossier_figures_agency", "agency_code", "grain", "day"),
 )
 
 dossier_history = sa.Table(

@@ -19,6 +19,7 @@ from services.dossiers.adapters.proto import (
     applicant_from_proto,
     channel_from_proto,
     dossier_to_proto,
+    figures_to_proto,
     history_to_proto,
     lookup_to_proto,
     papers_from_proto,
@@ -27,6 +28,7 @@ from services.dossiers.adapters.proto import (
 )
 from services.dossiers.domain import errors as domain
 from services.dossiers.service_layer.dossiers import DossiersApp
+from services.dossiers.service_layer.listing import ListRequest
 
 T = TypeVar("T")
 
@@ -179,6 +181,41 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
             principal=current_principal(),
         )
         return pb.GetDossierResponse(dossier=dossier_to_proto(d))
+
+    async def ListDossiers(self, request: pb.ListDossiersRequest, context: Any) -> Any:
+        r = ListRequest(
+            page_size=request.page_size,
+            page_token=request.page_token,
+            agency_code=request.agency_code,
+            procedure_code=request.procedure_code,
+            statuses=tuple(int(s) for s in request.statuses),
+            handler_user_id=request.handler_user_id,
+            from_date=request.from_date,
+            to_date=request.to_date,
+            overdue_only=request.overdue_only,
+            query=request.query,
+        )
+        page = await call(self.app.list_dossiers, r, current_principal())
+        return pb.ListDossiersResponse(
+            dossiers=[dossier_to_proto(d) for d in page.dossiers],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    async def GetDossierFigures(self, request: pb.GetDossierFiguresRequest, context: Any) -> Any:
+        f = await call(
+            self.app.figures,
+            principal=current_principal(),
+            agency_code=request.agency_code,
+            include_sub_agencies=request.include_sub_agencies,
+            procedure_code=request.procedure_code,
+            from_date=request.from_date,
+            to_date=request.to_date,
+            grouping=int(request.grouping),
+        )
+        return pb.GetDossierFiguresResponse(
+            total=figures_to_proto(f.total), rows=[figures_to_proto(r) for r in f.rows]
+        )
 
     async def ListDossierHistory(self, request: pb.ListDossierHistoryRequest, context: Any) -> Any:
         entries = await call(self.app.history, request.dossier_id, current_principal())

@@ -8,10 +8,17 @@ takes (load, check role and etag, change, save, emit, commit). Who may do what:
     any of the three        read a dossier and its history
     admin                   create and change procedures
     anyone                  look up a dossier by receipt code (+ 4 digits): status only
+    any of the three        list and search dossiers of their agencies (and those below)
+    any of the three, or    the figures of their agencies; `admin` and `auditor` (identity's
+      admin or auditor        Kiểm tra, giám sát) those of the whole province
+
+Every write that changes a dossier calls `_record_figures(uow, before, after)` in its unit of
+work (`_step` and intake do), so the figures' summary moves with the dossier or not at all.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -22,6 +29,7 @@ from lgsp.agencies import Agency
 from lgsp.api.dossiers.v1 import events_pb2
 from lgsp.auth import Principal, require_role
 from lgsp.db import UnitOfWork
+from services.dossiers.adapters.figures import add_figures
 from services.dossiers.adapters.proto import dossier_to_proto, status_changed
 from services.dossiers.adapters.repository import DossierRepository
 from services.dossiers.domain.deadlines import DueDateRule
@@ -34,11 +42,14 @@ from services.dossiers.domain.errors import (
     NotFound,
     StaleEtag,
 )
+from services.dossiers.domain.figures import change, contributions
 from services.dossiers.domain.status import Status
 
 SOURCE = "dossiers"
 CLERK, SPECIALIST, LEADER, ADMIN = "clerk", "specialist", "leader", "admin"
 OFFICIALS = (CLERK, SPECIALIST, LEADER)
+# Read the figures of every agency of the province (identity's role names).
+PROVINCE_WIDE = (ADMIN, "auditor")
 PROCEDURE_FIELDS = {
     "name", "field", "agency_codes", "processing_days", "fee_vnd", "fee_description",
     "required_papers", "online_service_level", "result_description", "legal_basis", "active",
@@ -54,6 +65,8 @@ class AgencyDirectory(Protocol):
     def get(self, code: str) -> Agency | None: ...
 
     def ancestors(self, code: str) -> Sequence[str]: ...
+
+    def descendants(self, code: str) -> Sequence[str]: ...
 
 
 class AppBase:
@@ -97,10 +110,12 @@ class AppBase:
             if etag and etag != d.etag:
                 raise StaleEtag(f"dossier {d.receipt_code} changed since it was read")
             version = d.version
+            before = dataclasses.replace(d, new_history=[])
             args: list[Any] = [d, now, principal.subject] + ([uow] if with_uow else [])
             change(*args)
             entries = list(d.new_history)
             repo.save(d, version)
+            self._record_figures(uow, before, d)
             self._emit_changes(uow, d, entries)
             if any(e.to_status is Status.PROCESSED for e in entries):
                 assert d.accept_time is not None and d.finish_time is not None
@@ -117,6 +132,24 @@ class AppBase:
             uow.commit()
         self.after_commit()
         return d
+
+    def _record_figures(self, uow: UnitOfWork, before: Dossier | None, after: Dossier) -> None:
+        """The figures' summary moved by what the change did to the dossier's contributions
+        (domain/figures.py); in `uow`, so it commits with the dossier or not at all. Every
+        path that adds or saves a dossier calls it: `before` None for a new one."""
+        add_figures(
+            uow.session,
+            change(contributions(before, self.rule), contributions(after, self.rule)),
+        )
+
+    def _official_agencies(self, principal: Principal, roles: Sequence[str]) -> set[str]:
+        """The agencies where `principal` holds one of `roles`, with those below them."""
+        out: set[str] = set()
+        for code, held in principal.grants.items():
+            if held & set(roles):
+                out.add(code)
+                out.update(self.agencies.descendants(code))
+        return out
 
     @staticmethod
     def _emit_changes(uow: UnitOfWork, d: Dossier, entries: list[HistoryEntry]) -> None:

@@ -65,6 +65,7 @@ class IntakeUseCases(AppBase):
             )
             entries = list(dossier.new_history)
             repo.add(dossier)
+            self._record_figures(uow, None, dossier)
             uow.emit(
                 events_pb2.DossierSubmitted(
                     dossier=dossier_to_proto(dossier), actor_id=principal.subject

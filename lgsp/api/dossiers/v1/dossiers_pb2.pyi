@@ -173,6 +173,12 @@ class _FiguresGroupingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Figur
     """One row per procedure."""
     FIGURES_GROUPING_AGENCY_AND_PROCEDURE: _FiguresGrouping.ValueType  # 3
     """One row per agency and procedure."""
+    FIGURES_GROUPING_MONTH: _FiguresGrouping.ValueType  # 4
+    """One row per month (province time)."""
+    FIGURES_GROUPING_AGENCY_AND_MONTH: _FiguresGrouping.ValueType  # 5
+    """One row per agency and month."""
+    FIGURES_GROUPING_PROCEDURE_AND_MONTH: _FiguresGrouping.ValueType  # 6
+    """One row per procedure and month."""
 
 class FiguresGrouping(_FiguresGrouping, metaclass=_FiguresGroupingEnumTypeWrapper):
     """FiguresGrouping chooses the rows of a figures report."""
@@ -185,6 +191,12 @@ FIGURES_GROUPING_PROCEDURE: FiguresGrouping.ValueType  # 2
 """One row per procedure."""
 FIGURES_GROUPING_AGENCY_AND_PROCEDURE: FiguresGrouping.ValueType  # 3
 """One row per agency and procedure."""
+FIGURES_GROUPING_MONTH: FiguresGrouping.ValueType  # 4
+"""One row per month (province time)."""
+FIGURES_GROUPING_AGENCY_AND_MONTH: FiguresGrouping.ValueType  # 5
+"""One row per agency and month."""
+FIGURES_GROUPING_PROCEDURE_AND_MONTH: FiguresGrouping.ValueType  # 6
+"""One row per procedure and month."""
 Global___FiguresGrouping: _TypeAlias = FiguresGrouping  # noqa: Y015
 
 @_typing.final
@@ -668,6 +680,16 @@ class DossierFigures(_message.Message):
     CLOSED_UNPROCESSED_FIELD_NUMBER: _builtins.int
     ON_TIME_SHARE_FIELD_NUMBER: _builtins.int
     AVERAGE_PROCESSING_DAYS_FIELD_NUMBER: _builtins.int
+    PROCESSED_EARLY_FIELD_NUMBER: _builtins.int
+    MONTH_FIELD_NUMBER: _builtins.int
+    RECEIVED_ONLINE_FIELD_NUMBER: _builtins.int
+    ONLINE_SHARE_FIELD_NUMBER: _builtins.int
+    FEE_PAID_FIELD_NUMBER: _builtins.int
+    PAID_ONLINE_FIELD_NUMBER: _builtins.int
+    PAID_ONLINE_SHARE_FIELD_NUMBER: _builtins.int
+    RATED_FIELD_NUMBER: _builtins.int
+    AVERAGE_RATING_FIELD_NUMBER: _builtins.int
+    TOP_RATING_SHARE_FIELD_NUMBER: _builtins.int
     agency_code: _builtins.str
     """Identifier code of the agency; empty when summed over agencies."""
     procedure_code: _builtins.str
@@ -690,6 +712,26 @@ class DossierFigures(_message.Message):
     """processed_on_time / processed, 0..1; 0 when nothing was processed."""
     average_processing_days: _builtins.float
     """Average working days from acceptance to processing, of dossiers processed in the period."""
+    processed_early: _builtins.int
+    """Of the processed, before the due date (trước hạn); processed_on_time counts them too."""
+    month: _builtins.str
+    """Month of the row, "YYYY-MM", when grouped by month; empty otherwise."""
+    received_online: _builtins.int
+    """Of the received, filed online (CHANNEL_ONLINE)."""
+    online_share: _builtins.float
+    """received_online / received, 0..1; 0 when nothing was received."""
+    fee_paid: _builtins.int
+    """Of the processed, with a fee paid."""
+    paid_online: _builtins.int
+    """Of those, paid through the national payment platform."""
+    paid_online_share: _builtins.float
+    """paid_online / fee_paid, 0..1; 0 when no fee was paid."""
+    rated: _builtins.int
+    """Satisfaction ratings given in the period."""
+    average_rating: _builtins.float
+    """Their average grade; 0 when none was given."""
+    top_rating_share: _builtins.float
+    """Share of the ratings at the top grades (docs/dossiers.md says which), 0..1."""
     def __init__(
         self,
         *,
@@ -704,10 +746,20 @@ class DossierFigures(_message.Message):
         closed_unprocessed: _builtins.int = ...,
         on_time_share: _builtins.float = ...,
         average_processing_days: _builtins.float = ...,
+        processed_early: _builtins.int = ...,
+        month: _builtins.str = ...,
+        received_online: _builtins.int = ...,
+        online_share: _builtins.float = ...,
+        fee_paid: _builtins.int = ...,
+        paid_online: _builtins.int = ...,
+        paid_online_share: _builtins.float = ...,
+        rated: _builtins.int = ...,
+        average_rating: _builtins.float = ...,
+        top_rating_share: _builtins.float = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "average_processing_days", b"average_processing_days", "closed_unprocessed", b"closed_unprocessed", "in_progress_late", b"in_progress_late", "in_progress_on_time", b"in_progress_on_time", "on_time_share", b"on_time_share", "procedure_code", b"procedure_code", "processed", b"processed", "processed_late", b"processed_late", "processed_on_time", b"processed_on_time", "received", b"received"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "average_processing_days", b"average_processing_days", "average_rating", b"average_rating", "closed_unprocessed", b"closed_unprocessed", "fee_paid", b"fee_paid", "in_progress_late", b"in_progress_late", "in_progress_on_time", b"in_progress_on_time", "month", b"month", "on_time_share", b"on_time_share", "online_share", b"online_share", "paid_online", b"paid_online", "paid_online_share", b"paid_online_share", "procedure_code", b"procedure_code", "processed", b"processed", "processed_early", b"processed_early", "processed_late", b"processed_late", "processed_on_time", b"processed_on_time", "rated", b"rated", "received", b"received", "received_online", b"received_online", "top_rating_share", b"top_rating_share"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

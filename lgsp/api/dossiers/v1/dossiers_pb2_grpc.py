@@ -491,7 +491,8 @@ class DossierServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetDossierFigures(self, request, context):
-        """GetDossierFigures returns on-time and late figures per agency or procedure.
+        """GetDossierFigures returns on-time, early and late figures per agency, procedure or month,
+        with the shares filed and paid online and the satisfaction ratings.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

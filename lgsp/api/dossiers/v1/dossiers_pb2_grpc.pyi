@@ -166,7 +166,9 @@ class DossierServiceStub:
     ListDossierHistory: _grpc.UnaryUnaryMultiCallable[_dossiers_pb2.ListDossierHistoryRequest, _dossiers_pb2.ListDossierHistoryResponse]
     """ListDossierHistory returns a dossier's processing trail, oldest first."""
     GetDossierFigures: _grpc.UnaryUnaryMultiCallable[_dossiers_pb2.GetDossierFiguresRequest, _dossiers_pb2.GetDossierFiguresResponse]
-    """GetDossierFigures returns on-time and late figures per agency or procedure."""
+    """GetDossierFigures returns on-time, early and late figures per agency, procedure or month,
+    with the shares filed and paid online and the satisfaction ratings.
+    """
 
 @_typing.type_check_only
 class DossierServiceAsyncStub(DossierServiceStub):
@@ -215,7 +217,9 @@ class DossierServiceAsyncStub(DossierServiceStub):
     ListDossierHistory: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.ListDossierHistoryRequest, _dossiers_pb2.ListDossierHistoryResponse]  # type: ignore[assignment]
     """ListDossierHistory returns a dossier's processing trail, oldest first."""
     GetDossierFigures: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.GetDossierFiguresRequest, _dossiers_pb2.GetDossierFiguresResponse]  # type: ignore[assignment]
-    """GetDossierFigures returns on-time and late figures per agency or procedure."""
+    """GetDossierFigures returns on-time, early and late figures per agency, procedure or month,
+    with the shares filed and paid online and the satisfaction ratings.
+    """
 
 class DossierServiceServicer(metaclass=_abc_1.ABCMeta):
     """DossierService handles dossiers (hồ sơ) at the one-stop desk (bộ phận một cửa), from
@@ -357,7 +361,9 @@ class DossierServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _dossiers_pb2.GetDossierFiguresRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_dossiers_pb2.GetDossierFiguresResponse, _abc.Awaitable[_dossiers_pb2.GetDossierFiguresResponse]]:
-        """GetDossierFigures returns on-time and late figures per agency or procedure."""
+        """GetDossierFigures returns on-time, early and late figures per agency, procedure or month,
+        with the shares filed and paid online and the satisfaction ratings.
+        """
 
 def add_DossierServiceServicer_to_server(servicer: DossierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
