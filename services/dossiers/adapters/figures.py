@@ -144,5 +144,6 @@ def open_at_end(
     out: dict[tuple[Any, ...], tuple[int, int]] = {}
     for row in session.execute(q):
         n, overdue = int(row[len(keys)]), int(row[len(keys) + 1] or 0)
-        out[tuple(row[: len(keys)])] = (n - overdue, overdue)
+        if n:  # an aggregate without GROUP BY answers one row, of zeros
+            out[tuple(row[: len(keys)])] = (n - overdue, overdue)
     return out
