@@ -68,7 +68,7 @@ def wire_service(
             ),
             (
                 dossiers_pb2_grpc.add_DossierServiceServicer_to_server,
-                DossierServicer(app),  # type: ignore[abstract]
+                DossierServicer(app),
             ),
             (
                 dossiers_pb2_grpc.add_DossierLookupServiceServicer_to_server,

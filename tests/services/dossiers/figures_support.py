@@ -40,8 +40,8 @@ ADMIN = official("admin", PROVINCE, "admin")
 AUDITOR = Principal(subject="kt", kind="user", roles=frozenset({"auditor"}))
 
 
-def local(*args: int) -> datetime:
-    return datetime(*args, tzinfo=PROVINCE_TZ)  # type: ignore[misc]
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PROVINCE_TZ)
 
 
 class Clock:

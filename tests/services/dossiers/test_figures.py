@@ -276,8 +276,9 @@ def test_the_summary_equals_a_count_over_the_dossiers(desk: Desk) -> None:
         (date(2026, 3, 25), date(2026, 5, 31)),  # loose days, then months
         (date(2026, 5, 4), date(2026, 5, 4)),  # one day
     ]:
-        period = {"from_date": first.isoformat(), "to_date": last.isoformat()}
-        f = desk.app.figures(principal=ADMIN, grouping=1, **period)
+        f = desk.app.figures(
+            principal=ADMIN, grouping=1, from_date=first.isoformat(), to_date=last.isoformat()
+        )
         got = {}
         for r in f.rows:
             skip = ("received_online", "fee_paid")
