@@ -135,15 +135,18 @@ def open_at_end(
     d = dossiers.c
     keys = [{"agency": d.agency_code, "procedure": d.procedure_code}[g] for g in group]
     late = sa.func.sum(sa.case((d.due_date < late_before, 1), else_=0))
+    # Grouped by status first, the order of ix_dossiers_open: SQLite otherwise walks a whole
+    # index of the table (the procedure's) for the GROUP BY.
     q = (
-        sa.select(*keys, sa.func.count(), late)
+        sa.select(d.status, *keys, sa.func.count(), late)
         .where(d.status.in_([int(s) for s in OPEN]), d.accept_time < accepted_before)
         .where(*_scope(d, agency_codes, procedure_code))
-        .group_by(*keys)
+        .group_by(d.status, *keys)
     )
     out: dict[tuple[Any, ...], tuple[int, int]] = {}
     for row in session.execute(q):
-        n, overdue = int(row[len(keys)]), int(row[len(keys) + 1] or 0)
-        if n:  # an aggregate without GROUP BY answers one row, of zeros
-            out[tuple(row[: len(keys)])] = (n - overdue, overdue)
+        key = tuple(row[1 : 1 + len(keys)])
+        n, overdue = int(row[1 + len(keys)]), int(row[2 + len(keys)] or 0)
+        on_time, late_so_far = out.get(key, (0, 0))
+        out[key] = (on_time + n - overdue, late_so_far + overdue)
     return out

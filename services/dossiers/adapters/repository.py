@@ -245,7 +245,8 @@ def _dossier(row: Any) -> Dossier:
     )
 
 
-dossier_from_row = _dossier  # for the other readers of the table (dossier_search.py)
+# For the other readers and writers of the table (dossier_search.py, bench/).
+dossier_from_row, dossier_row = _dossier, _row_values
 
 
 class DossierRepository:
