@@ -19,6 +19,7 @@ from lgsp.workdays import WorkingCalendar
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
+    CATALOGUE_METHODS,
     LOOKUP_METHOD,
     DossierLookupServicer,
     DossierServicer,
@@ -64,7 +65,7 @@ def wire_service(
             # generated base classes, which the type stubs declare abstract.
             (
                 dossiers_pb2_grpc.add_ProcedureServiceServicer_to_server,
-                ProcedureServicer(app),  # type: ignore[abstract]
+                ProcedureServicer(app),
             ),
             (
                 dossiers_pb2_grpc.add_DossierServiceServicer_to_server,
@@ -77,7 +78,7 @@ def wire_service(
         ],
         subscriptions=subscriptions,
         authenticator=authenticator or authenticator_from_settings(settings),
-        public_methods=[LOOKUP_METHOD],
+        public_methods=[LOOKUP_METHOD, *CATALOGUE_METHODS],
         background=background,
         closers=closers,
         app=app,

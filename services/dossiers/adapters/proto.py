@@ -66,6 +66,7 @@ def procedure_to_proto(p: Procedure) -> pb.Procedure:
             pb.ProcedureStep(name=s.name, actor=s.actor, working_days=s.working_days)
             for s in p.steps
         ],
+        source_url=p.source_url,
     )
 
 
@@ -91,6 +92,7 @@ def procedure_from_proto(m: pb.Procedure) -> Procedure:
         legal_basis=m.legal_basis,
         active=m.active,
         steps=tuple(Step(s.name, s.actor, s.working_days) for s in m.steps),
+        source_url=m.source_url.strip(),
     )
 
 

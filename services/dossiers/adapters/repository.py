@@ -9,9 +9,11 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from lgsp.textfold import fold
 from services.dossiers.adapters.tables import (
     dossier_history,
     dossiers,
+    procedure_agencies,
     procedures,
     receipt_sequences,
 )
@@ -28,6 +30,7 @@ from services.dossiers.domain.procedure import (
     OnlineLevel,
     Procedure,
     ProcedureField,
+    ProcedureQuery,
     RequiredPaper,
     Step,
 )
@@ -69,28 +72,48 @@ def procedure_from_json(
         legal_basis=data.get("legal_basis", ""),
         active=bool(data.get("active", True)),
         steps=tuple(Step(**s) for s in data.get("steps", ())),
+        source_url=data.get("source_url", ""),
         update_time=update_time,
         version=version,
     )
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern for the substring `text` (its own % and _ taken literally, escape "!")."""
+    return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 class ProcedureRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    @staticmethod
+    def _columns(p: Procedure) -> dict[str, Any]:
+        return {
+            "name": p.name,
+            "field_code": p.field.code,
+            "field_name": p.field.name,
+            "online_level": int(p.online_level),
+            "search_text": fold(f"{p.code} {p.name}"),
+            "active": p.active,
+            "data": procedure_to_json(p),
+            "version": p.version,
+            "update_time": p.update_time,
+        }
+
+    def _set_agencies(self, p: Procedure) -> None:
+        self.session.execute(
+            sa.delete(procedure_agencies).where(procedure_agencies.c.procedure_code == p.code)
+        )
+        self.session.execute(
+            sa.insert(procedure_agencies),
+            [{"procedure_code": p.code, "agency_code": a} for a in dict.fromkeys(p.agency_codes)],
+        )
+
     def add(self, p: Procedure) -> None:
         assert p.update_time is not None
-        self.session.execute(
-            sa.insert(procedures).values(
-                code=p.code,
-                name=p.name,
-                field_code=p.field.code,
-                active=p.active,
-                data=procedure_to_json(p),
-                version=p.version,
-                update_time=p.update_time,
-            )
-        )
+        self.session.execute(sa.insert(procedures).values(code=p.code, **self._columns(p)))
+        self._set_agencies(p)
 
     def update(self, p: Procedure, expected_version: int) -> None:
         done = cast(
@@ -98,18 +121,12 @@ class ProcedureRepository:
             self.session.execute(
                 sa.update(procedures)
                 .where(procedures.c.code == p.code, procedures.c.version == expected_version)
-                .values(
-                    name=p.name,
-                    field_code=p.field.code,
-                    active=p.active,
-                    data=procedure_to_json(p),
-                    version=p.version,
-                    update_time=p.update_time,
-                )
+                .values(**self._columns(p))
             ),
         )
         if done.rowcount != 1:
             raise StaleEtag(f"procedure {p.code} changed since it was read")
+        self._set_agencies(p)
 
     def get(self, code: str) -> Procedure | None:
         row = self.session.execute(sa.select(procedures).where(procedures.c.code == code)).first()
@@ -117,7 +134,7 @@ class ProcedureRepository:
             return None
         return procedure_from_json(row.data, version=row.version, update_time=_utc(row.update_time))
 
-    def list(self, *, include_inactive: bool = False) -> list[Procedure]:
+    def list_all(self, *, include_inactive: bool = False) -> list[Procedure]:
         q = sa.select(procedures).order_by(procedures.c.code)
         if not include_inactive:
             q = q.where(procedures.c.active.is_(True))
@@ -125,6 +142,54 @@ class ProcedureRepository:
             procedure_from_json(r.data, version=r.version, update_time=_utc(r.update_time))
             for r in self.session.execute(q)
         ]
+
+    @staticmethod
+    def _where(query: ProcedureQuery) -> list[Any]:
+        c = procedures.c
+        where: list[Any] = []
+        if not query.include_inactive:
+            where.append(c.active.is_(True))
+        if query.field_code:
+            where.append(c.field_code == query.field_code)
+        if query.min_online_level:
+            where.append(c.online_level >= int(query.min_online_level))
+        if query.text:
+            where.append(c.search_text.like(_like(query.text), escape="!"))
+        if query.agency_codes is not None:
+            where.append(
+                c.code.in_(
+                    sa.select(procedure_agencies.c.procedure_code).where(
+                        procedure_agencies.c.agency_code.in_(sorted(query.agency_codes))
+                    )
+                )
+            )
+        return where
+
+    def search(self, query: ProcedureQuery, after: str, limit: int) -> list[Procedure]:
+        """Up to `limit` procedures matching `query` with a code after `after`, by code."""
+        q = sa.select(procedures).where(*self._where(query))
+        if after:
+            q = q.where(procedures.c.code > after)
+        q = q.order_by(procedures.c.code).limit(limit)
+        return [
+            procedure_from_json(r.data, version=r.version, update_time=_utc(r.update_time))
+            for r in self.session.execute(q)
+        ]
+
+    def count_matching(self, query: ProcedureQuery) -> int:
+        q = sa.select(sa.func.count()).select_from(procedures).where(*self._where(query))
+        return int(self.session.execute(q).scalar_one())
+
+    def agency_codes(self) -> list[str]:
+        """Every agency that handles some procedure."""
+        q = sa.select(procedure_agencies.c.agency_code).distinct()
+        return [r[0] for r in self.session.execute(q)]
+
+    def fields(self) -> list[ProcedureField]:
+        """The fields of active procedures (unordered)."""
+        c = procedures.c
+        q = sa.select(c.field_code, c.field_name).where(c.active.is_(True)).distinct()
+        return [ProcedureField(code, name) for code, name in self.session.execute(q)]
 
     def count(self) -> int:
         return int(

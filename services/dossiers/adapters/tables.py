@@ -17,6 +17,20 @@ procedures = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),  # the whole procedure (adapters.repository)
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+    # Copies of `data` that ListProcedures filters on (revision 0003).
+    sa.Column("field_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("online_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("search_text", sa.String(1100), nullable=False, server_default=""),  # folded
+)
+
+# Which agencies handle which procedure: the agency filter of ListProcedures without reading
+# every procedure's JSON.
+procedure_agencies = sa.Table(
+    "procedure_agencies",
+    metadata,
+    sa.Column("procedure_code", sa.String(40), primary_key=True),
+    sa.Column("agency_code", sa.String(35), primary_key=True),
+    sa.Index("ix_procedure_agencies_agency", "agency_code", "procedure_code"),
 )
 
 dossiers = sa.Table(

@@ -61,6 +61,28 @@ class ProcedureServicer(dossiers_pb2_grpc.ProcedureServiceServicer):
         p = await call(self.app.get_procedure, request.code)
         return pb.GetProcedureResponse(procedure=procedure_to_proto(p))
 
+    async def ListProcedures(self, request: pb.ListProceduresRequest, context: Any) -> Any:
+        page = await call(
+            self.app.list_procedures,
+            current_principal(),
+            field_code=request.field_code,
+            agency_code=request.agency_code,
+            min_online_level=int(request.min_online_service_level),
+            include_inactive=request.include_inactive,
+            query=request.query,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListProceduresResponse(
+            procedures=[procedure_to_proto(p) for p in page.procedures],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    async def ListFields(self, request: pb.ListFieldsRequest, context: Any) -> Any:
+        fields = await call(self.app.list_fields)
+        return pb.ListFieldsResponse(fields=[pb.Field(code=f.code, name=f.name) for f in fields])
+
     async def CreateProcedure(self, request: pb.CreateProcedureRequest, context: Any) -> Any:
         p = await call(
             self.app.create_procedure, procedure_from_proto(request.procedure), current_principal()
@@ -195,3 +217,8 @@ class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
 
 
 LOOKUP_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier"
+# The catalogue is public, as on the national portal; inactive procedures need role admin.
+CATALOGUE_METHODS = [
+    f"/lgsp.api.dossiers.v1.ProcedureService/{m}"
+    for m in ("GetProcedure", "ListProcedures", "ListFields")
+]

@@ -42,7 +42,7 @@ OFFICIALS = (CLERK, SPECIALIST, LEADER)
 PROCEDURE_FIELDS = {
     "name", "field", "agency_codes", "processing_days", "fee_vnd", "fee_description",
     "required_papers", "online_service_level", "result_description", "legal_basis", "active",
-    "steps",
+    "steps", "source_url",
 }  # fmt: skip
 _FIELD_ATTR = {"online_service_level": "online_level"}
 

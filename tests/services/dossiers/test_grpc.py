@@ -115,7 +115,7 @@ def birth_registration(**applicant: Any) -> pb.SubmitDossierRequest:
     }
     person.update(applicant)
     return pb.SubmitDossierRequest(
-        procedure_code="1.004884",  # Cấp Giấy xác nhận tình trạng hôn nhân: 3 working days
+        procedure_code="1.004873",  # Cấp Giấy xác nhận tình trạng hôn nhân: 3 working days
         agency_code=THANH_SEN,
         applicant=pb.Applicant(**person),
         channel=pb.CHANNEL_COUNTER,
@@ -202,7 +202,7 @@ async def test_a_dossier_from_the_desk_to_the_result(env: Env) -> None:
          "applicant.identity_number"),
         ({"procedure_code": "9.999999"}, "procedure_code"),
         ({"papers": []}, "papers"),
-        ({"agency_code": TRAN_PHU, "as": "tp-vt", "procedure_code": "1.009993"}, "agency_code"),
+        ({"agency_code": TRAN_PHU, "as": "tp-vt", "procedure_code": "1.013236"}, "agency_code"),
     ],
 )  # fmt: skip
 async def test_a_refused_submission_stores_nothing(
@@ -265,7 +265,7 @@ async def test_illegal_jumps_and_other_agencies(env: Env) -> None:
 async def test_procedures_are_seeded_and_only_admins_change_them(env: Env) -> None:
     stub = dossiers_pb2_grpc.ProcedureServiceStub(env.ch)
     p = (
-        await stub.GetProcedure(pb.GetProcedureRequest(code="2.000488"), metadata=env.md("ts-vt"))
+        await stub.GetProcedure(pb.GetProcedureRequest(code="1.014199"), metadata=env.md("ts-vt"))
     ).procedure
     assert p.processing_days == 10 and sum(s.working_days for s in p.steps) == 10
     p.processing_days = 7

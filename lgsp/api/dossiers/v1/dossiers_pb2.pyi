@@ -276,6 +276,7 @@ class Procedure(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    SOURCE_URL_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Code in the national procedure database, e.g. "1.001193"; unique; immutable."""
     name: _builtins.str
@@ -296,6 +297,10 @@ class Procedure(_message.Message):
     """Whether new dossiers may be filed for it."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency."""
+    source_url: _builtins.str
+    """Address of the procedure's page in the national database of administrative procedures
+    (https://dichvucong.gov.vn/...), where its code and name were checked; empty if unknown.
+    """
     @_builtins.property
     def field(self) -> Global___Field:
         """The field it belongs to."""
@@ -334,10 +339,11 @@ class Procedure(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
         steps: _abc.Iterable[Global___ProcedureStep] | None = ...,
+        source_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_codes", b"agency_codes", "code", b"code", "etag", b"etag", "fee_description", b"fee_description", "fee_vnd", b"fee_vnd", "field", b"field", "legal_basis", b"legal_basis", "name", b"name", "online_service_level", b"online_service_level", "processing_days", b"processing_days", "required_papers", b"required_papers", "result_description", b"result_description", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_codes", b"agency_codes", "code", b"code", "etag", b"etag", "fee_description", b"fee_description", "fee_vnd", b"fee_vnd", "field", b"field", "legal_basis", b"legal_basis", "name", b"name", "online_service_level", b"online_service_level", "processing_days", b"processing_days", "required_papers", b"required_papers", "result_description", b"result_description", "source_url", b"source_url", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -779,11 +785,11 @@ class ListProceduresRequest(_message.Message):
     field_code: _builtins.str
     """Only procedures of this field code."""
     agency_code: _builtins.str
-    """Only procedures handled by this agency."""
+    """Only procedures handled by this agency or an agency beneath it."""
     min_online_service_level: Global___OnlineServiceLevel.ValueType
     """Only procedures at least this far online; UNSPECIFIED for any."""
     include_inactive: _builtins.bool
-    """Also return inactive procedures."""
+    """Also return inactive procedures (role admin only)."""
     query: _builtins.str
     """Case- and accent-insensitive substring of the code or name."""
     def __init__(
