@@ -280,7 +280,8 @@ def test_revision_0003_fills_the_listing_columns_of_stored_procedures(tmp_path: 
         conn.execute(
             sa.text(
                 "insert into procedures"
-                " (code, name, field_code, active, data, version, update_time) values (:c, :n, 'HT', 1, :d, 1, '2026-01-01 00:00:00')"
+                " (code, name, field_code, active, data, version, update_time)"
+                " values (:c, :n, 'HT', 1, :d, 1, '2026-01-01 00:00:00')"
             ),
             {"c": birth.code, "n": birth.name, "d": json.dumps(procedure_to_json(birth))},
         )
