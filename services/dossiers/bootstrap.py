@@ -13,6 +13,7 @@ from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
+from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
@@ -37,6 +38,7 @@ def wire_service(
     authenticator: Authenticator | None = None,
     clock: Callable[[], datetime] | None = None,
     http_port: int | None = None,
+    portal_options: ClientOptions | None = None,
 ) -> Wiring:
     """The dossiers plugin's composition root; `app` is the DossiersApp."""
     settings = runtime.settings
@@ -59,7 +61,7 @@ def wire_service(
         app.seed(load_catalogue())
     port = http_port or section.http_port
     # The national portal: its pushes (HTTP), the catch-up pulls, the status sync.
-    portal = portal_from_settings(settings, app, agencies, port)
+    portal = portal_from_settings(settings, app, agencies, port, portal_options)
     routes = [*portal_routes(portal.take_in, lambda: portal.secret, PUSH_PATH)]
     background.append(portal.run)
     subscriptions.append(portal.sync_subscription())

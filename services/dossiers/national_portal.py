@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from lgsp.api.dossiers.v1 import events_pb2
 from lgsp.config import Settings
 from lgsp.connectors.errors import ConnectorError, Unavailable
+from lgsp.connectors.http import ClientOptions
 from lgsp.connectors.public_service_portal import PortalDossier, PublicServicePortalClient
 from lgsp.db import UnitOfWork
 from lgsp.events import topic_for
@@ -295,14 +296,18 @@ class PortalLink:
 
 
 def portal_from_settings(
-    settings: Settings, app: DossiersApp, agencies: AgencyDirectory, http_port: int
+    settings: Settings,
+    app: DossiersApp,
+    agencies: AgencyDirectory,
+    http_port: int,
+    options: ClientOptions | None = None,
 ) -> PortalLink:
     section = settings.dossiers
     host = settings.platform.host
     host = "127.0.0.1" if host in ("0.0.0.0", "") else host
     return PortalLink(
         app,
-        lambda: PublicServicePortalClient.from_settings(settings),
+        lambda: PublicServicePortalClient.from_settings(settings, options=options),
         agencies,
         province=section.portal_province,
         push_url=section.portal_push_url or f"http://{host}:{http_port}{PUSH_PATH}",
