@@ -119,14 +119,24 @@ class Env:
         return Caller()
 
 
-async def eventually(check: Callable[[], Any], timeout: float = 15.0) -> Any:
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Any], within: float = 15.0) -> Any:
+    deadline = time.monotonic() + within
     while True:
         result = await asyncio.to_thread(check)
         if result:
             return result
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.1)
+
+
+def desk_request() -> pb.SubmitDossierRequest:
+    return pb.SubmitDossierRequest(
+        procedure_code=PROCEDURE,
+        agency_code=THANH_SEN,
+        applicant=pb.Applicant(kind=pb.APPLICANT_KIND_CITIZEN, **APPLICANT),
+        channel=pb.CHANNEL_COUNTER,
+        papers=[pb.SubmittedPaper(paper_code="TK", name="Tờ khai", originals=1)],
+    )
 
 
 @pytest.fixture
@@ -294,8 +304,8 @@ async def test_postal_intake(start: Any) -> None:
             **fields,
         )
 
-    d = (await clerk.SubmitDossier(
-        postal(postal_tracking_number="eb 123456785 vn", postmark_date="2025-01-02"))).dossier  # fmt: skip
+    req = postal(postal_tracking_number="eb 123456785 vn", postmark_date="2025-01-02")
+    d = (await clerk.SubmitDossier(req)).dossier
     assert (d.channel, d.postal_tracking_number, d.postmark_date) == (
         pb.CHANNEL_POSTAL, "EB123456785VN", "2025-01-02")  # fmt: skip
     for req, field in (
@@ -320,11 +330,7 @@ async def test_statuses_reach_the_portal_in_order_after_it_was_down(start: Any) 
     env = await start(LGSP_DOSSIERS_PORTAL_SUBSCRIBE="false")
     clerk, leader = env.clerk(), env.clerk("ts-ld")
     env.portal.faults(down=True)
-    submitted = (await clerk.SubmitDossier(pb.SubmitDossierRequest(
-        procedure_code=PROCEDURE, agency_code=THANH_SEN,
-        applicant=pb.Applicant(kind=pb.APPLICANT_KIND_CITIZEN, **APPLICANT),
-        channel=pb.CHANNEL_COUNTER,
-        papers=[pb.SubmittedPaper(paper_code="TK", name="Tờ khai", originals=1)]))).dossier  # fmt: skip
+    submitted = (await clerk.SubmitDossier(desk_request())).dossier
     d = (await clerk.AcceptDossier(pb.AcceptDossierRequest(dossier_id=submitted.id))).dossier
     d = (await leader.StartProcessing(
         pb.StartProcessingRequest(dossier_id=d.id, handler_user_id="ts-cv"))).dossier  # fmt: skip
@@ -351,11 +357,7 @@ async def test_a_permanent_refusal_is_dead_lettered_and_the_sync_goes_on(start: 
     clerk = env.clerk()
 
     async def submit() -> pb.Dossier:
-        return (await clerk.SubmitDossier(pb.SubmitDossierRequest(
-            procedure_code=PROCEDURE, agency_code=THANH_SEN,
-            applicant=pb.Applicant(kind=pb.APPLICANT_KIND_CITIZEN, **APPLICANT),
-            channel=pb.CHANNEL_COUNTER,
-            papers=[pb.SubmittedPaper(paper_code="TK", name="Tờ khai", originals=1)]))).dossier  # fmt: skip
+        return (await clerk.SubmitDossier(desk_request())).dossier
 
     env.portal.faults(fail_next=1, error_status=400)
     lost = await submit()
