@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,7 +217,10 @@ def build_app(
     routes: Sequence[BaseRoute],
     *,
     on_shutdown: Callable[[], Awaitable[None] | None] | None = None,
+    background: Callable[[Starlette], Coroutine[Any, Any, None]] | None = None,
 ) -> Starlette:
+    """The mock's app; `background(app)` runs while it serves (a mock that sends, not only
+    answers), cancelled at shutdown."""
     state = MockState(config)
 
     async def get_faults(request: Request) -> JSONResponse:
@@ -252,7 +255,14 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task: asyncio.Task[None] | None = None
+        if background is not None:
+            task = asyncio.create_task(background(app))
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if on_shutdown is not None:
             result = on_shutdown()
             if result is not None:

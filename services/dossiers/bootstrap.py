@@ -13,6 +13,7 @@ from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
+from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
@@ -26,6 +27,8 @@ from services.dossiers.entrypoints.grpc import (
     ProcedureServicer,
 )
 from services.dossiers.entrypoints.http import build_http_app
+from services.dossiers.entrypoints.portal_http import portal_routes
+from services.dossiers.national_portal import PUSH_PATH, portal_from_settings
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
 
 
@@ -36,6 +39,7 @@ def wire_service(
     authenticator: Authenticator | None = None,
     clock: Callable[[], datetime] | None = None,
     http_port: int | None = None,
+    portal_options: ClientOptions | None = None,
 ) -> Wiring:
     """The dossiers plugin's composition root; `app` is the DossiersApp."""
     settings = runtime.settings
@@ -56,9 +60,13 @@ def wire_service(
     app = DossiersApp(runtime.engine, agencies, rule, after_commit=runtime.after_commit, **options)
     if section.seed_catalogue:
         app.seed(load_catalogue())
-    background.append(
-        asgi_task(build_http_app(), settings.platform.host, http_port or section.http_port)
-    )
+    port = http_port or section.http_port
+    # The national portal: its pushes (HTTP), the catch-up pulls, the status sync.
+    portal = portal_from_settings(settings, app, agencies, port, portal_options)
+    routes = [*portal_routes(portal.take_in, lambda: portal.secret, PUSH_PATH)]
+    background.append(portal.run)
+    subscriptions.append(portal.sync_subscription())
+    background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
     return Wiring(
         servicers=[
             # The RPCs not built yet (docs/dossiers.md) answer UNIMPLEMENTED from the

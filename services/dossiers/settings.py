@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from lgsp.config import Endpoint, ServiceSettings, port_field, secret_field
+from lgsp.config import (
+    HTTP_SCHEMES,
+    Endpoint,
+    ServiceSettings,
+    num_field,
+    port_field,
+    secret_field,
+    url_field,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,18 @@ class DossiersSettings(ServiceSettings):
     cutoff: str = "15:00"
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
+    # The national public service portal (docs/dossiers.md, "Online and postal intake"):
+    # the province's code at the portal ("H30"); "" = the provinces of the agency tree's codes.
+    portal_province: str = ""
+    # Register the push URL and secret at the portal at start (false: catch-up pulls only).
+    portal_subscribe: bool = True
+    # Where the portal pushes online dossiers; "" = http://<host>:<http_port>/portal/v1/dossiers.
+    portal_push_url: str = url_field("", *HTTP_SCHEMES)
+    # The secret pushes are signed with (HMAC-SHA256); "" = a random one made at each start
+    # and registered with the portal (fine while the province registers its own subscription).
+    portal_push_secret: str = secret_field()
+    # Seconds between catch-up pulls of the portal's handover (online dossiers missed by push).
+    portal_poll_seconds: float = num_field(30.0, 0.05, 3600)
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [
@@ -33,8 +54,13 @@ class DossiersSettings(ServiceSettings):
     def problems(self) -> list[tuple[str, str]]:
         from services.dossiers.domain.deadlines import parse_cutoff
 
+        problems: list[tuple[str, str]] = []
         try:
             parse_cutoff(self.cutoff)
         except ValueError as e:
-            return [("cutoff", str(e))]
-        return []
+            problems.append(("cutoff", str(e)))
+        if self.portal_province and not re.fullmatch(r"[A-Z]\d{2}", self.portal_province):
+            problems.append(("portal_province", "a province code such as H30, or empty"))
+        if self.portal_push_secret and len(self.portal_push_secret) < 16:
+            problems.append(("portal_push_secret", "at least 16 characters, or empty"))
+        return problems

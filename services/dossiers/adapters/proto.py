@@ -176,8 +176,12 @@ def dossier_to_proto(d: Dossier) -> pb.Dossier:
         result_attachment_id=d.result_attachment_id,
         on_time=bool(d.on_time),
         status_reason=d.status_reason,
+        portal_synced=d.portal_synced,
         update_time=ts(d.update_time),
         etag=d.etag,
+        portal_code=d.portal_code,
+        postal_tracking_number=d.postal_tracking_number,
+        postmark_date=d.postmark_date.isoformat() if d.postmark_date else "",
     )
 
 
@@ -205,6 +209,8 @@ def status_changed(d: Dossier, entry: HistoryEntry) -> events_pb2.DossierStatusC
         applicant_name=d.applicant.full_name,
         applicant_email=d.applicant.email,
         actor_id=entry.actor_id,
+        portal_code=d.portal_code,
+        change_time=ts(entry.time),
     )
 
 

@@ -248,6 +248,9 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "paid_online": d.paid_online,
         "rating": d.rating,
         "rating_time": d.rating_time,
+        "postal_tracking_number": d.postal_tracking_number,
+        "postmark_date": d.postmark_date,
+        "portal_synced": d.portal_synced,
         "update_time": d.update_time,
         "version": d.version,
     }
@@ -288,6 +291,9 @@ def _dossier(row: Any) -> Dossier:
         paid_online=v["paid_online"],
         rating=v["rating"],
         rating_time=_utc(v["rating_time"]),
+        postal_tracking_number=v["postal_tracking_number"],
+        postmark_date=v["postmark_date"],
+        portal_synced=v["portal_synced"],
         update_time=_utc(v["update_time"]),
         version=v["version"],
     )
@@ -366,6 +372,28 @@ class DossierRepository:
             sa.select(dossiers).where(dossiers.c.request_id == request_id)
         ).first()
         return None if row is None else _dossier(row)
+
+    def by_portal_code(self, code: str) -> Dossier | None:
+        row = self.session.execute(
+            sa.select(dossiers).where(dossiers.c.portal_code == code)
+        ).first()
+        return None if row is None else _dossier(row)
+
+    def mark_portal_synced(self, dossier_id: str, status: Status, time: datetime) -> bool:
+        """portal_synced = true if the dossier's latest step is the one the portal has
+        (`status` at `time`); the version stays, so no clerk's etag goes stale."""
+        last = self.session.execute(
+            sa.select(dossier_history.c.to_status, dossier_history.c.time)
+            .where(dossier_history.c.dossier_id == dossier_id)
+            .order_by(dossier_history.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is None or last.to_status != int(status) or _utc(last.time) != _utc(time):
+            return False
+        self.session.execute(
+            sa.update(dossiers).where(dossiers.c.id == dossier_id).values(portal_synced=True)
+        )
+        return True
 
     def history(self, dossier_id: str) -> list[HistoryEntry]:
         rows = self.session.execute(

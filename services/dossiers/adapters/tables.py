@@ -68,6 +68,11 @@ dossiers = sa.Table(
     sa.Column("paid_online", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("rating", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rating_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("postal_tracking_number", sa.String(13), nullable=False, server_default=""),
+    sa.Column("postmark_date", sa.Date, nullable=True),
+    # Whether the national portal acknowledged the current status; changed without a new
+    # version (the sync must not make a clerk's etag stale).
+    sa.Column("portal_synced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index("ix_dossiers_agency_status", "agency_code", "status"),

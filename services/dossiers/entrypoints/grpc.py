@@ -124,6 +124,8 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
                 papers=papers_from_proto(list(request.papers)),
                 request_id=request.request_id.strip(),
                 principal=principal,
+                postal_tracking_number=request.postal_tracking_number,
+                postmark_date=request.postmark_date,
             )
 
         principal = current_principal()

@@ -89,7 +89,12 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
-        env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_DOSSIERS_HTTP_PORT": str(free_port())}
+        env={
+            "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
+            "LGSP_DOSSIERS_HTTP_PORT": str(free_port()),
+            # No portal here: the service must not subscribe at a portal left running on 8204.
+            "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
+        }
     )
     authn = JwtAuthenticator(issuer.issuer)
     plugin = PLUGIN.with_options(agencies=AGENCIES, authenticator=authn, clock=lambda: NOW)

@@ -507,6 +507,9 @@ class Dossier(_message.Message):
     PORTAL_SYNCED_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    PORTAL_CODE_FIELD_NUMBER: _builtins.int
+    POSTAL_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    POSTMARK_DATE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     receipt_code: _builtins.str
@@ -545,6 +548,16 @@ class Dossier(_message.Message):
     """Whether the national public service portal has the latest status."""
     etag: _builtins.str
     """Opaque version of this record for optimistic concurrency."""
+    portal_code: _builtins.str
+    """Online channel: the national public service portal's code of the dossier (e.g.
+    "DVCQG-260504-000123"); empty for the desk and the post.
+    """
+    postal_tracking_number: _builtins.str
+    """Postal channel: the postal item's tracking number (UPU S10, e.g. "EB123456785VN")."""
+    postmark_date: _builtins.str
+    """Postal channel: the date on the postmark, "YYYY-MM-DD"; the time limit still counts
+    from the receipt at the agency (submit_time).
+    """
     @_builtins.property
     def applicant(self) -> Global___Applicant:
         """Who applied."""
@@ -608,10 +621,13 @@ class Dossier(_message.Message):
         portal_synced: _builtins.bool = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        portal_code: _builtins.str = ...,
+        postal_tracking_number: _builtins.str = ...,
+        postmark_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "applicant", b"applicant", "due_time", b"due_time", "finish_time", b"finish_time", "return_time", b"return_time", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "papers", b"papers", "portal_synced", b"portal_synced", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "papers", b"papers", "portal_code", b"portal_code", "portal_synced", b"portal_synced", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -998,6 +1014,8 @@ class SubmitDossierRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     PAPERS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    POSTAL_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    POSTMARK_DATE_FIELD_NUMBER: _builtins.int
     procedure_code: _builtins.str
     """Code of the procedure applied for."""
     agency_code: _builtins.str
@@ -1007,6 +1025,14 @@ class SubmitDossierRequest(_message.Message):
     request_id: _builtins.str
     """Client-chosen id (UUID) of this request; a retry with the same id returns the first
     dossier instead of filing a second one.
+    """
+    postal_tracking_number: _builtins.str
+    """With channel POSTAL (required then, refused otherwise): the postal item's tracking
+    number, UPU S10 form with its check digit (e.g. "EB123456785VN").
+    """
+    postmark_date: _builtins.str
+    """With channel POSTAL: the date on the postmark, "YYYY-MM-DD", not after the day of
+    receipt; empty when illegible.
     """
     @_builtins.property
     def applicant(self) -> Global___Applicant:
@@ -1025,10 +1051,12 @@ class SubmitDossierRequest(_message.Message):
         channel: Global___Channel.ValueType = ...,
         papers: _abc.Iterable[Global___SubmittedPaper] | None = ...,
         request_id: _builtins.str = ...,
+        postal_tracking_number: _builtins.str = ...,
+        postmark_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "papers", b"papers", "procedure_code", b"procedure_code", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "papers", b"papers", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

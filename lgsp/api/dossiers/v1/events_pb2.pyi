@@ -76,6 +76,8 @@ class DossierStatusChanged(_message.Message):
     APPLICANT_NAME_FIELD_NUMBER: _builtins.int
     APPLICANT_EMAIL_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    PORTAL_CODE_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     """The dossier's id."""
     receipt_code: _builtins.str
@@ -98,9 +100,15 @@ class DossierStatusChanged(_message.Message):
     """Applicant's mail address, for notices; empty when none was given."""
     actor_id: _builtins.str
     """Who made the change."""
+    portal_code: _builtins.str
+    """Online channel: the national portal's code of the dossier; empty otherwise."""
     @_builtins.property
     def due_time(self) -> _timestamp_pb2.Timestamp:
         """The due time after the change (it moves when papers are supplemented)."""
+
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change happened (the history entry's time); the portal's updated_at."""
 
     def __init__(
         self,
@@ -117,10 +125,12 @@ class DossierStatusChanged(_message.Message):
         applicant_name: _builtins.str = ...,
         applicant_email: _builtins.str = ...,
         actor_id: _builtins.str = ...,
+        portal_code: _builtins.str = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "due_time", b"due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "applicant_email", b"applicant_email", "applicant_name", b"applicant_name", "dossier_id", b"dossier_id", "due_time", b"due_time", "from_status", b"from_status", "on_time", b"on_time", "procedure_code", b"procedure_code", "reason", b"reason", "receipt_code", b"receipt_code", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "applicant_email", b"applicant_email", "applicant_name", b"applicant_name", "change_time", b"change_time", "dossier_id", b"dossier_id", "due_time", b"due_time", "from_status", b"from_status", "on_time", b"on_time", "portal_code", b"portal_code", "procedure_code", b"procedure_code", "reason", b"reason", "receipt_code", b"receipt_code", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -168,6 +178,8 @@ class DossierPortalSynced(_message.Message):
     RECEIPT_CODE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     PORTAL_REFERENCE_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     """The dossier's id."""
     receipt_code: _builtins.str
@@ -176,6 +188,12 @@ class DossierPortalSynced(_message.Message):
     """The status the portal now has."""
     portal_reference: _builtins.str
     """The portal's reference for the dossier."""
+    duplicate: _builtins.bool
+    """Whether the portal already had that status (a redelivery)."""
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """The change_time of the DossierStatusChanged the portal acknowledged."""
+
     def __init__(
         self,
         *,
@@ -183,10 +201,12 @@ class DossierPortalSynced(_message.Message):
         receipt_code: _builtins.str = ...,
         status: _dossiers_pb2.DossierStatus.ValueType = ...,
         portal_reference: _builtins.str = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier_id", b"dossier_id", "portal_reference", b"portal_reference", "receipt_code", b"receipt_code", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "dossier_id", b"dossier_id", "duplicate", b"duplicate", "portal_reference", b"portal_reference", "receipt_code", b"receipt_code", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,7 +1,7 @@
 """Catalogue: the columns ListProcedures filters on (field name, online level, folded code and
 name) and the procedure ↔ agency table, filled from the procedures already stored.
 
-Revision ID: 0003_catalogue
+Revision ID: 0003
 Revises: 0002
 """
 
@@ -10,7 +10,7 @@ from alembic import op
 
 from lgsp.textfold import fold
 
-revision = "0003_catalogue"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None
