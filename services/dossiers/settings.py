@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from lgsp.config import Endpoint, ServiceSettings, port_field, secret_field
+from lgsp.config import Endpoint, ServiceSettings, num_field, port_field, secret_field
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,11 @@ class DossiersSettings(ServiceSettings):
     cutoff: str = "15:00"
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
+    # Verify applicants at intake against the national population database and business
+    # registry, through the gateway's national API (the client_id above is the member).
+    verify_applicants: bool = True
+    # Seconds one national check through the gateway may take before intake answers UNAVAILABLE.
+    verify_timeout_s: float = num_field(5.0, 0.1, 60.0)
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [
