@@ -23,6 +23,7 @@ from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
 from lgsp.config import Settings
+from lgsp.connectors.http import ClientOptions
 from lgsp.plugins import Wiring, discover
 from services.gateway.limits import Limiter
 from services.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
@@ -78,6 +79,7 @@ class GatewayOptions:
     tls: TlsOptions | None = None
     data_dir: str | None = None  # where the log signing key lives; None: platform.data_dir
     demo_seed: bool = False  # register the platform's demo members and rights (demo.py)
+    national: ClientOptions | None = None  # the national connectors' deadlines, breakers…
 
 
 def options_from_settings(settings: Settings) -> GatewayOptions:
@@ -248,6 +250,6 @@ def _build(
         from services.gateway.demo import seed_demo_members
 
         seed_demo_members(registry)
-    national = National.from_settings(proxy, settings)
+    national = National.from_settings(proxy, settings, opts.national)
     schemas = SchemaRegistry(settings.bus.partitions)
     return Gateway(registry, limiter, msglog, proxy, schemas, runtime, national)

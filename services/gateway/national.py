@@ -34,6 +34,7 @@ from lgsp.config import Settings
 from lgsp.connectors import errors as conn
 from lgsp.connectors.base import NationalClient
 from lgsp.connectors.business_registry import BusinessRegistryClient, Enterprise
+from lgsp.connectors.http import ClientOptions
 from lgsp.connectors.population import PopulationClient
 from lgsp.grpc import errors
 from services.gateway.proxy import LoggedMethod, Proxy
@@ -94,11 +95,13 @@ class National:
         self.business_registry = business_registry
 
     @classmethod
-    def from_settings(cls, proxy: Proxy, settings: Settings) -> National:
+    def from_settings(
+        cls, proxy: Proxy, settings: Settings, options: ClientOptions | None = None
+    ) -> National:
         return cls(
             proxy,
-            PopulationClient.from_settings(settings),
-            BusinessRegistryClient.from_settings(settings),
+            PopulationClient.from_settings(settings, options=options),
+            BusinessRegistryClient.from_settings(settings, options=options),
         )
 
     def method(self, service: str, name: str, system: str) -> LoggedMethod:
