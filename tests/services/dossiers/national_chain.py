@@ -7,6 +7,7 @@ issuer's token endpoint), tokens from a stand-in issuer. One event loop for the 
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -137,6 +138,10 @@ class Chain:
 async def start_chain(
     tmp: Path, *, verify: bool = True, verify_timeout_s: float = 5.0, mock_args: Sequence[str] = ()
 ) -> Chain:
+    # The gateway and the dossiers service share this loop and its default thread pool: a
+    # dossier's use case holds a worker while it waits for its verification, which needs the
+    # gateway's log writes (also threads). Separate processes in production; here, room.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=64))
     for sub in ("population", "registry"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
     population, registry = await asyncio.gather(
