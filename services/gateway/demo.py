@@ -17,9 +17,10 @@ log = logging.getLogger("services.gateway")
 
 ACTOR = "demo-seed"
 PROVINCE = "000.00.00.H30"  # the demo province's people's committee (identity's demo seed)
-# Decree 45/2020/ND-CP art. 9: data already in national databases is not asked of applicants
-# again but looked up there; the one-stop desk verifies the applicant's identity that way.
-LEGAL_BASIS = "Nghị định 45/2020/NĐ-CP, Điều 9"
+# Decree 45/2020/ND-CP (administrative procedures in the electronic environment): data held
+# in national databases is looked up there rather than asked of the applicant again. The
+# article was not verified (docs/dossiers.md); a real right names the province's agreement.
+LEGAL_BASIS = "Nghị định 45/2020/NĐ-CP (demo)"
 
 # (member code, client id, name, [(service, methods)])
 MEMBERS: list[tuple[str, str, str, list[tuple[str, list[str]]]]] = [
