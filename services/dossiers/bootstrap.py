@@ -4,6 +4,7 @@ authenticator and clock."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -15,8 +16,10 @@ from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
 from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
+from lgsp.national_api import NationalApi
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
+from services.dossiers.adapters.national import GatewayApplicantVerifier
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
@@ -30,6 +33,7 @@ from services.dossiers.entrypoints.http import build_http_app
 from services.dossiers.entrypoints.portal_http import portal_routes
 from services.dossiers.national_portal import PUSH_PATH, portal_from_settings
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
+from services.dossiers.service_layer.verification import ApplicantVerifier, NoVerification
 
 
 def wire_service(
@@ -40,8 +44,10 @@ def wire_service(
     clock: Callable[[], datetime] | None = None,
     http_port: int | None = None,
     portal_options: ClientOptions | None = None,
+    verifier: ApplicantVerifier | None = None,
 ) -> Wiring:
-    """The dossiers plugin's composition root; `app` is the DossiersApp."""
+    """The dossiers plugin's composition root; `app` is the DossiersApp. Called inside the
+    runtime's event loop (the verifier hands its national calls to that loop)."""
     settings = runtime.settings
     section = settings.dossiers
     background: list[Any] = []
@@ -56,8 +62,23 @@ def wire_service(
     rule = DueDateRule(
         WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
     )
+    if verifier is None and section.verify_applicants:
+        api = NationalApi.from_settings(
+            settings, service="dossiers", timeout_s=section.verify_timeout_s
+        )
+        closers.append(api.aclose)
+        verifier = GatewayApplicantVerifier(
+            api, asyncio.get_running_loop(), timeout_s=section.verify_timeout_s
+        )
     options: dict[str, Any] = {"clock": clock} if clock else {}
-    app = DossiersApp(runtime.engine, agencies, rule, after_commit=runtime.after_commit, **options)
+    app = DossiersApp(
+        runtime.engine,
+        agencies,
+        rule,
+        after_commit=runtime.after_commit,
+        verifier=verifier or NoVerification(),
+        **options,
+    )
     if section.seed_catalogue:
         app.seed(load_catalogue())
     port = http_port or section.http_port

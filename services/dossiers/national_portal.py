@@ -46,7 +46,7 @@ from services.dossiers.adapters.portal import (
 from services.dossiers.adapters.proto import ts
 from services.dossiers.adapters.repository import DossierRepository
 from services.dossiers.domain.dossier import Dossier
-from services.dossiers.domain.errors import DomainError, InvalidField
+from services.dossiers.domain.errors import DomainError, InvalidField, NotEligible
 from services.dossiers.domain.status import Status
 from services.dossiers.service_layer.base import AgencyDirectory
 from services.dossiers.service_layer.dossiers import DossiersApp
@@ -135,7 +135,12 @@ class PortalLink:
         """A portal dossier (its JSON) taken in by the intake rules, and whether it is new;
         MalformedDossier or the rules' InvalidField when it cannot be. Idempotent by the
         portal's code."""
-        dossier, new = self.app.take_in_online(submission_from_portal(data))
+        try:
+            dossier, new = self.app.take_in_online(submission_from_portal(data))
+        except NotEligible as e:
+            # A dissolved or suspended enterprise: the rules refuse it, as they refuse a bad
+            # paper (a DomainError would mean "later", and the portal would push forever).
+            raise InvalidField("applicant.organization_code", e.message) from None
         if new:
             log.info(
                 "online dossier %s taken in as %s for %s",

@@ -44,6 +44,11 @@ class DossiersSettings(ServiceSettings):
     portal_push_secret: str = secret_field()
     # Seconds between catch-up pulls of the portal's handover (online dossiers missed by push).
     portal_poll_seconds: float = num_field(30.0, 0.05, 3600)
+    # Verify applicants at intake against the national population database and business
+    # registry, through the gateway's national API (the client_id above is the member).
+    verify_applicants: bool = True
+    # Seconds one national check through the gateway may take before intake answers UNAVAILABLE.
+    verify_timeout_s: float = num_field(5.0, 0.1, 60.0)
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [

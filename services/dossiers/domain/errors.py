@@ -43,3 +43,13 @@ class StaleEtag(DomainError):
 
 class Exhausted(DomainError):
     """A counter ran out, e.g. the 9,999 receipt codes of one agency and day."""
+
+
+class NotEligible(DomainError):
+    """The applicant exists but may not file now, e.g. a dissolved enterprise
+    (→ FAILED_PRECONDITION)."""
+
+
+class Unavailable(DomainError):
+    """A system the decision needs (the national population database, the gateway) cannot
+    answer now; nothing was stored and a retry may succeed (→ UNAVAILABLE)."""

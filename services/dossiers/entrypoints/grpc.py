@@ -43,6 +43,8 @@ def to_service_error(e: domain.DomainError) -> errors.ServiceError:
         return errors.Aborted(e.message)
     if isinstance(e, domain.Exhausted):
         return errors.ResourceExhausted(e.message)
+    if isinstance(e, domain.Unavailable):
+        return errors.Unavailable(e.message, retry_after=1.0)
     return errors.FailedPrecondition(e.message)
 
 

@@ -35,6 +35,7 @@ from services.dossiers.domain.errors import (
     StaleEtag,
 )
 from services.dossiers.domain.status import Status
+from services.dossiers.service_layer.verification import ApplicantVerifier, NoVerification
 
 SOURCE = "dossiers"
 CLERK, SPECIALIST, LEADER, ADMIN = "clerk", "specialist", "leader", "admin"
@@ -65,12 +66,16 @@ class AppBase:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] = lambda: None,
+        verifier: ApplicantVerifier | None = None,
     ) -> None:
         self.engine = engine
         self.agencies = agencies
         self.rule = rule
         self.clock = clock
         self.after_commit = after_commit
+        # The national check of applicants at intake; bootstrap always passes one (the
+        # gateway's, or NoVerification when [dossiers] verify_applicants is off).
+        self.verifier: ApplicantVerifier = verifier or NoVerification()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, source=SOURCE)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from lgsp.api.dossiers.v1 import events_pb2
 from lgsp.auth import Principal, require_role
+from lgsp.db import UnitOfWork
 from lgsp.workdays import local_date
 from services.dossiers.adapters.proto import dossier_to_proto
 from services.dossiers.adapters.repository import DossierRepository, ProcedureRepository
@@ -24,6 +25,7 @@ from services.dossiers.domain.dossier import (
     submit_dossier,
 )
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.procedure import Procedure
 from services.dossiers.domain.receipt import receipt_code
 from services.dossiers.service_layer.base import (
     CLERK,
@@ -88,26 +90,22 @@ class IntakeUseCases(AppBase):
 
     def _take_in(self, s: Submission, *, actor: str) -> tuple[Dossier, bool]:
         """The one intake path of every channel; (dossier, True) when it was new, the first
-        dossier and False for a repeat (same request_id, or same portal code)."""
-        # Checks of the applicant against national databases belong here, before the
-        # transaction: every channel passes this point, and a refusal stores nothing.
+        dossier and False for a repeat (same request_id, or same portal code). The applicant
+        is verified at the national databases after the desk's checks and before a receipt
+        number is taken, outside any transaction (a national call may take seconds): a
+        refusal, or a national system that cannot answer, stores nothing."""
+        with self.uow() as uow:
+            earlier = self._checked(uow, s)
+        if isinstance(earlier, Dossier):
+            return earlier, False
+        self.verifier.verify(s.applicant)
         now = self.clock()
         today = local_date(now)
         with self.uow() as uow:
             repo = DossierRepository(uow.session)
-            earlier = None
-            if s.request_id:
-                earlier = repo.by_request_id(s.request_id)
-            if earlier is None and s.portal_code.strip():
-                earlier = repo.by_portal_code(s.portal_code.strip())
-            if earlier is not None:
-                return earlier, False
-            procedure = ProcedureRepository(uow.session).get(s.procedure_code.strip())
-            # Before a receipt code is spent: the desk's checks and the channel's.
-            check_submission(
-                procedure, s.procedure_code, s.agency_code, s.applicant, s.channel, list(s.papers)
-            )
-            check_channel(s, today)
+            procedure = self._checked(uow, s)  # again: a retry may have won meanwhile
+            if isinstance(procedure, Dossier):
+                return procedure, False
             agency = s.agency_code.strip()
             code = receipt_code(agency, today, repo.next_sequence(agency, today))
             dossier = submit_dossier(
@@ -123,3 +121,20 @@ class IntakeUseCases(AppBase):
             uow.commit()
         self.after_commit()
         return dossier, True
+
+    def _checked(self, uow: UnitOfWork, s: Submission) -> Dossier | Procedure:
+        """The dossier an earlier call made (same request_id or portal code), else the
+        procedure once the desk's checks and the channel's pass (InvalidField otherwise)."""
+        repo = DossierRepository(uow.session)
+        earlier = repo.by_request_id(s.request_id) if s.request_id else None
+        if earlier is None and s.portal_code.strip():
+            earlier = repo.by_portal_code(s.portal_code.strip())
+        if earlier is not None:
+            return earlier
+        procedure = ProcedureRepository(uow.session).get(s.procedure_code.strip())
+        check_submission(
+            procedure, s.procedure_code, s.agency_code, s.applicant, s.channel, list(s.papers)
+        )
+        check_channel(s, local_date(self.clock()))
+        assert procedure is not None  # check_submission refuses a missing one
+        return procedure

@@ -25,6 +25,7 @@ from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from lgsp.workdays import PROVINCE_TZ
 from services.dossiers.plugin import PLUGIN
+from services.dossiers.service_layer.verification import NoVerification
 from tests.integration.test_new_service import bad_request_fields
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
@@ -97,7 +98,10 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         }
     )
     authn = JwtAuthenticator(issuer.issuer)
-    plugin = PLUGIN.with_options(agencies=AGENCIES, authenticator=authn, clock=lambda: NOW)
+    # Applicants are verified at the national databases in test_national.py; here every one is.
+    plugin = PLUGIN.with_options(
+        agencies=AGENCIES, authenticator=authn, clock=lambda: NOW, verifier=NoVerification()
+    )
     runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()
     ch = channel(runtime.server.address, service_name="dossiers-test")

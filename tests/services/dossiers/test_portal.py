@@ -158,6 +158,7 @@ async def start(
             "LGSP_NATIONAL_API_KEY": API_KEY,
             "LGSP_DOSSIERS_PORTAL_PUSH_SECRET": SECRET,
             "LGSP_DOSSIERS_PORTAL_PROVINCE": "H30",
+            "LGSP_DOSSIERS_VERIFY_APPLICANTS": "false",  # no gateway here (test_national.py)
             "LGSP_DOSSIERS_PORTAL_POLL_SECONDS": "0.2",
             **settings,
         }
