@@ -13,9 +13,11 @@ from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
+from lgsp.connectors import PaymentClient
 from lgsp.http_server import asgi_task
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
+from services.dossiers.adapters.payment_platform import PaymentPlatform
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
@@ -25,7 +27,9 @@ from services.dossiers.entrypoints.grpc import (
     ProcedureServicer,
 )
 from services.dossiers.entrypoints.http import build_http_app
+from services.dossiers.entrypoints.payment_http import CALLBACK_PATH, payment_routes
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
+from services.dossiers.service_layer.reconciliation import reconcile_task
 
 
 def wire_service(
@@ -55,9 +59,19 @@ def wire_service(
     app = DossiersApp(runtime.engine, agencies, rule, after_commit=runtime.after_commit, **options)
     if section.seed_catalogue:
         app.seed(load_catalogue())
-    background.append(
-        asgi_task(build_http_app(), settings.platform.host, http_port or section.http_port)
+    # Fees online: the national payment platform, its notices, reconciliation.
+    payment_client = PaymentClient.from_settings(settings)
+    closers.append(payment_client.aclose)
+    port = http_port or section.http_port
+    base = section.callback_base_url(settings.platform.host, port)
+    platform = PaymentPlatform(payment_client, base + CALLBACK_PATH)
+    app.use_payment_platform(platform)
+    routes = payment_routes(
+        app, section.payment_callback_secret, max_age_s=section.payment_callback_max_age_s
     )
+    background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
+    if section.payment_reconcile_interval_s:
+        background.append(reconcile_task(app, platform, section.payment_reconcile_interval_s))
     return Wiring(
         servicers=[
             # The RPCs not built yet (docs/dossiers.md) answer UNIMPLEMENTED from the

@@ -176,6 +176,9 @@ def dossier_to_proto(d: Dossier) -> pb.Dossier:
         status_reason=d.status_reason,
         update_time=ts(d.update_time),
         etag=d.etag,
+        payment_id=d.payment_id,
+        payment_url=d.payment_url,
+        paid_online=d.paid_online,
     )
 
 
@@ -203,6 +206,26 @@ def status_changed(d: Dossier, entry: HistoryEntry) -> events_pb2.DossierStatusC
         applicant_name=d.applicant.full_name,
         applicant_email=d.applicant.email,
         actor_id=entry.actor_id,
+        payment_url=d.payment_url if entry.to_status is Status.FEE_REQUESTED else "",
+        fee_vnd=d.fee_vnd if entry.to_status is Status.FEE_REQUESTED else 0,
+        paid_online=d.paid_online and entry.from_status is Status.FEE_REQUESTED,
+    )
+
+
+def fee_paid(
+    d: Dossier, amount_vnd: int, reference: str, paid_time: datetime, actor_id: str
+) -> events_pb2.DossierFeePaid:
+    return events_pb2.DossierFeePaid(
+        dossier_id=d.id,
+        receipt_code=d.receipt_code,
+        agency_code=d.agency_code,
+        procedure_code=d.procedure_code,
+        amount_vnd=amount_vnd,
+        paid_online=d.paid_online,
+        payment_id=d.payment_id if d.paid_online else "",
+        reference=reference,
+        paid_time=ts(paid_time),
+        actor_id=actor_id,
     )
 
 

@@ -43,3 +43,13 @@ class StaleEtag(DomainError):
 
 class Exhausted(DomainError):
     """A counter ran out, e.g. the 9,999 receipt codes of one agency and day."""
+
+
+class PaymentPlatformUnavailable(DomainError):
+    """The national payment platform could not be reached; nothing was stored (→ UNAVAILABLE,
+    safe to retry)."""
+
+
+class PaidOnline(DomainError):
+    """The fee was already paid through the national payment platform: it is not taken again
+    at the desk (→ FAILED_PRECONDITION)."""
