@@ -57,9 +57,11 @@ def _app(args: argparse.Namespace) -> Iterator[tuple[Any, DossiersApp]]:
     from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
     from services.dossiers.plugin import PLUGIN
     from services.dossiers.service_layer.dossiers import DossiersApp
+    from services.dossiers.settings import DossiersSettings
 
     settings = settings_from_args(args)
     section = settings.service(PLUGIN.name)
+    assert isinstance(section, DossiersSettings)
     rule = DueDateRule(
         WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
     )
