@@ -14,12 +14,14 @@ from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
+from lgsp.connectors import PaymentClient
 from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
 from lgsp.national_api import NationalApi
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
 from services.dossiers.adapters.national import GatewayApplicantVerifier
+from services.dossiers.adapters.payment_platform import PaymentPlatform
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
@@ -30,9 +32,11 @@ from services.dossiers.entrypoints.grpc import (
     ProcedureServicer,
 )
 from services.dossiers.entrypoints.http import build_http_app
+from services.dossiers.entrypoints.payment_http import CALLBACK_PATH, payment_routes
 from services.dossiers.entrypoints.portal_http import portal_routes
 from services.dossiers.national_portal import PUSH_PATH, portal_from_settings
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
+from services.dossiers.service_layer.reconciliation import reconcile_task
 from services.dossiers.service_layer.verification import ApplicantVerifier, NoVerification
 
 
@@ -84,9 +88,22 @@ def wire_service(
     port = http_port or section.http_port
     # The national portal: its pushes (HTTP), the catch-up pulls, the status sync.
     portal = portal_from_settings(settings, app, agencies, port, portal_options)
-    routes = [*portal_routes(portal.take_in, lambda: portal.secret, PUSH_PATH)]
     background.append(portal.run)
     subscriptions.append(portal.sync_subscription())
+    # Fees online: the national payment platform, its notices, reconciliation.
+    payment_client = PaymentClient.from_settings(settings)
+    closers.append(payment_client.aclose)
+    base = section.callback_base_url(settings.platform.host, port)
+    platform = PaymentPlatform(payment_client, base + CALLBACK_PATH)
+    app.use_payment_platform(platform)
+    if section.payment_reconcile_interval_s:
+        background.append(reconcile_task(app, platform, section.payment_reconcile_interval_s))
+    routes = [
+        *portal_routes(portal.take_in, lambda: portal.secret, PUSH_PATH),
+        *payment_routes(
+            app, section.payment_callback_secret, max_age_s=section.payment_callback_max_age_s
+        ),
+    ]
     background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
     return Wiring(
         servicers=[

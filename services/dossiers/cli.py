@@ -6,6 +6,10 @@
     lgsp dossiers procedures import FILE      create or update the procedures of FILE: every
                                               entry is checked first and nothing changes if one
                                               is bad; prints created/updated/unchanged
+    lgsp dossiers reconcile [--date YYYY-MM-DD]   reconcile a day's online fees with the
+                                              national payment platform (default: yesterday,
+                                              province time); exit 1 when discrepancies
+                                              remain, 2 if it is down
 
 The commands read and write this service's own database (from the [dossiers] settings)
 directly, through the service's use cases, so an import emits ProcedureCreated/Updated events
@@ -21,8 +25,9 @@ import getpass
 import json
 import sys
 from collections.abc import Iterator
+from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lgsp.cli import Subparsers, config_option, settings_from_args
 
@@ -33,7 +38,7 @@ if TYPE_CHECKING:
 def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "dossiers",
-        help="one-stop desk dossiers: `lgsp dossiers count`, `lgsp dossiers procedures ...`",
+        help="one-stop desk dossiers: `lgsp dossiers count|procedures|reconcile`",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -54,34 +59,50 @@ def register(subparsers: Subparsers) -> None:
     )
     imp.add_argument("file", metavar="FILE", help='a catalogue JSON file ("-" for stdin)')
     imp.set_defaults(handler=_import)
+    reconcile = sub.add_parser(
+        "reconcile",
+        parents=[config_option()],
+        help="reconcile a day's online fees with the national payment platform",
+    )
+    reconcile.add_argument(
+        "--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday)"
+    )
+    reconcile.set_defaults(handler=_reconcile)
 
 
 @contextlib.contextmanager
-def _app(args: argparse.Namespace) -> Iterator[DossiersApp]:
+def _app(args: argparse.Namespace) -> Iterator[tuple[Any, DossiersApp]]:
+    """(settings, the use cases on this service's own database, migrated)."""
     from lgsp import db
     from lgsp.workdays import WorkingCalendar
-    from services.dossiers.domain.deadlines import DueDateRule
+    from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
     from services.dossiers.plugin import PLUGIN
     from services.dossiers.service_layer.dossiers import DossiersApp
+    from services.dossiers.settings import DossiersSettings
 
     settings = settings_from_args(args)
-    engine = db.create_engine(settings.service(PLUGIN.name).database_url)
+    section = settings.service(PLUGIN.name)
+    assert isinstance(section, DossiersSettings)
+    rule = DueDateRule(
+        WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
+    )
+    engine = db.create_engine(section.database_url)
     try:
         if PLUGIN.migrations is not None:  # a fresh data directory: an empty catalogue
             db.migrate(engine, PLUGIN.migrations)
-        yield DossiersApp(engine, _NoAgencies(), DueDateRule(WorkingCalendar()))
+        yield settings, DossiersApp(engine, _NoAgencies(), rule)
     finally:
         engine.dispose()
 
 
 def _count(args: argparse.Namespace) -> int:
-    with _app(args) as app:
+    with _app(args) as (_, app):
         print(app.count())
     return 0
 
 
 def _export(args: argparse.Namespace) -> int:
-    with _app(args) as app:
+    with _app(args) as (_, app):
         catalogue = app.export_catalogue()
     text = json.dumps(catalogue, ensure_ascii=False, indent=1) + "\n"
     if args.file == "-":
@@ -110,7 +131,7 @@ def _import(args: argparse.Namespace) -> int:
     operator = Principal(
         subject=f"cli:{getpass.getuser()}", kind="user", roles=frozenset({"admin"})
     )
-    with _app(args) as app:
+    with _app(args) as (_, app):
         report = app.import_catalogue(procedures, operator)
     print(
         f"created {len(report.created)}, updated {len(report.updated)}, "
@@ -120,6 +141,34 @@ def _import(args: argparse.Namespace) -> int:
         if codes:
             print(f"  {label}: {', '.join(codes)}")
     return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lgsp.connectors import PaymentClient
+    from lgsp.workdays import PROVINCE_TZ
+    from services.dossiers.adapters.payment_platform import PaymentPlatform
+    from services.dossiers.domain.errors import PaymentPlatformUnavailable
+    from services.dossiers.service_layer.reconciliation import reconcile_day
+
+    day = args.date or datetime.now(PROVINCE_TZ).date() - timedelta(days=1)
+
+    async def run(settings: Any, app: DossiersApp) -> int:
+        async with PaymentClient.from_settings(settings) as client:
+            platform = PaymentPlatform(client, "")
+            try:
+                report = await reconcile_day(app, platform, day)
+            except PaymentPlatformUnavailable as e:
+                print(f"reconcile {day}: {e.message}", file=sys.stderr)
+                return 2
+        for problem in report.problems:
+            print(f"DISCREPANCY {problem}")
+        print(report.summary())
+        return 1 if report.problems else 0
+
+    with _app(args) as (settings, app):
+        return asyncio.run(run(settings, app))
 
 
 class _NoAgencies:

@@ -49,6 +49,17 @@ class DossiersSettings(ServiceSettings):
     verify_applicants: bool = True
     # Seconds one national check through the gateway may take before intake answers UNAVAILABLE.
     verify_timeout_s: float = num_field(5.0, 0.1, 60.0)
+    # Fees online through the national payment platform ([national] payment_port): the secret
+    # it signs its payment notices with (issued by the platform; the default is the mock's,
+    # lgsp.connectors.payment.DEFAULT_CALLBACK_SECRET), how old a notice may be, and the base
+    # URL the platform calls back ("" = http://<platform.host>:<http_port>, right for
+    # `make run`; behind a proxy, the public https URL).
+    payment_callback_secret: str = secret_field("lgsp-dev-callback-secret")
+    payment_callback_max_age_s: int = 300
+    public_base_url: str = ""
+    # Reconcile today's and yesterday's online payments with the platform every N seconds
+    # (0 = only `lgsp dossiers reconcile`).
+    payment_reconcile_interval_s: int = 3600
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [
@@ -68,4 +79,18 @@ class DossiersSettings(ServiceSettings):
             problems.append(("portal_province", "a province code such as H30, or empty"))
         if self.portal_push_secret and len(self.portal_push_secret) < 16:
             problems.append(("portal_push_secret", "at least 16 characters, or empty"))
+        if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
+            problems.append(("public_base_url", "an http(s) URL, or empty"))
+        if not self.payment_callback_secret:
+            problems.append(("payment_callback_secret", "required (the platform's notices)"))
+        if self.payment_callback_max_age_s <= 0 or self.payment_reconcile_interval_s < 0:
+            problems.append(
+                ("payment_callback_max_age_s", "positive; payment_reconcile_interval_s >= 0")
+            )
         return problems
+
+    def callback_base_url(self, host: str, port: int) -> str:
+        """Where the payment platform reaches this service's HTTP side."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"

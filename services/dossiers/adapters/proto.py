@@ -182,6 +182,9 @@ def dossier_to_proto(d: Dossier) -> pb.Dossier:
         portal_code=d.portal_code,
         postal_tracking_number=d.postal_tracking_number,
         postmark_date=d.postmark_date.isoformat() if d.postmark_date else "",
+        payment_id=d.payment_id,
+        payment_url=d.payment_url,
+        paid_online=d.paid_online,
     )
 
 
@@ -211,6 +214,26 @@ def status_changed(d: Dossier, entry: HistoryEntry) -> events_pb2.DossierStatusC
         actor_id=entry.actor_id,
         portal_code=d.portal_code,
         change_time=ts(entry.time),
+        payment_url=d.payment_url if entry.to_status is Status.FEE_REQUESTED else "",
+        fee_vnd=d.fee_vnd if entry.to_status is Status.FEE_REQUESTED else 0,
+        paid_online=d.paid_online and entry.from_status is Status.FEE_REQUESTED,
+    )
+
+
+def fee_paid(
+    d: Dossier, amount_vnd: int, reference: str, paid_time: datetime, actor_id: str
+) -> events_pb2.DossierFeePaid:
+    return events_pb2.DossierFeePaid(
+        dossier_id=d.id,
+        receipt_code=d.receipt_code,
+        agency_code=d.agency_code,
+        procedure_code=d.procedure_code,
+        amount_vnd=amount_vnd,
+        paid_online=d.paid_online,
+        payment_id=d.payment_id if d.paid_online else "",
+        reference=reference,
+        paid_time=ts(paid_time),
+        actor_id=actor_id,
     )
 
 

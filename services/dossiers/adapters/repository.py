@@ -367,6 +367,14 @@ class DossierRepository:
         ).first()
         return None if row is None else _dossier(row)
 
+    def by_payment_id(self, payment_id: str) -> Dossier | None:
+        if not payment_id:
+            return None
+        row = self.session.execute(
+            sa.select(dossiers).where(dossiers.c.payment_id == payment_id)
+        ).first()
+        return None if row is None else _dossier(row)
+
     def by_request_id(self, request_id: str) -> Dossier | None:
         row = self.session.execute(
             sa.select(dossiers).where(dossiers.c.request_id == request_id)

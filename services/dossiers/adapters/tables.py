@@ -77,6 +77,7 @@ dossiers = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index("ix_dossiers_agency_status", "agency_code", "status"),
     sa.Index("ix_dossiers_procedure", "procedure_code"),
+    sa.Index("ix_dossiers_payment", "payment_id"),
 )
 
 dossier_history = sa.Table(
@@ -99,4 +100,26 @@ receipt_sequences = sa.Table(
     sa.Column("agency_code", sa.String(35), primary_key=True),
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("last", sa.Integer, nullable=False),
+)
+
+# Every payment notice of the national payment platform taken in (callback or reconciliation),
+# one row per payment: the key that makes a replayed notice a no-op, and what reconciliation
+# compares with the platform's transactions. `outcome`: recorded (the dossier moved on),
+# not_waiting (the dossier was withdrawn, stopped or paid at the desk: a refund case),
+# mismatch (amount or receipt code differ), unknown (no dossier has the payment).
+payment_receipts = sa.Table(
+    "payment_receipts",
+    metadata,
+    sa.Column("payment_id", sa.String(64), primary_key=True),
+    sa.Column("dossier_id", sa.String(36), nullable=True),
+    sa.Column("receipt_code", sa.String(60), nullable=False),
+    sa.Column("amount_vnd", sa.BigInteger, nullable=False),
+    sa.Column("transaction_ref", sa.String(64), nullable=False),
+    sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # callback | reconcile | desk
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.String(500), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_payment_receipts_paid", "paid_at"),
 )

@@ -191,12 +191,26 @@ class Dossier:
         self.papers = (*self.papers, *papers)
         self._resume(rule, now)
 
-    def request_fee(self, fee_vnd: int, description: str, *, now: datetime, actor: str) -> None:
-        """→ FEE_REQUESTED: the clock stops until the fee is paid."""
+    def request_fee(
+        self,
+        fee_vnd: int,
+        description: str,
+        *,
+        now: datetime,
+        actor: str,
+        payment_id: str = "",
+        payment_url: str = "",
+    ) -> None:
+        """→ FEE_REQUESTED: the clock stops until the fee is paid; with the payment requested
+        at the national payment platform, if any (`payment_url` is the applicant's page)."""
         if fee_vnd <= 0:
             raise InvalidField("fee_vnd", "a positive amount of đồng")
+        if len(description) > MAX_TEXT:
+            raise InvalidField("description", f"at most {MAX_TEXT} characters")
         self._move(Status.FEE_REQUESTED, now, actor, description.strip())
         self.fee_vnd = fee_vnd
+        self.fee_paid = self.paid_online = False
+        self.payment_id, self.payment_url = payment_id, payment_url
         self.paused_since = now
 
     def record_payment(
@@ -210,7 +224,43 @@ class Dossier:
         reference = _required("payment_reference", reference)
         self._move(Status.IN_PROGRESS, now, actor, f"đã nộp phí, biên lai {reference}")
         self.fee_paid = True
+        self.payment_url = ""  # an online payment requested was voided first
         self._resume(rule, now)
+
+    def record_online_payment(
+        self,
+        payment_id: str,
+        amount_vnd: int,
+        transaction_ref: str,
+        paid_at: datetime,
+        *,
+        rule: DueDateRule,
+        now: datetime,
+        actor: str = "",
+    ) -> None:
+        """FEE_REQUESTED → IN_PROGRESS from the national payment platform's word. The clock
+        resumes when the applicant paid, not when the province heard of it (a notice held up
+        by an outage, or found by reconciliation, costs the applicant nothing)."""
+        if self.status is not Status.FEE_REQUESTED or self.fee_paid:
+            raise IllegalTransition(self.status, Status.IN_PROGRESS)
+        if payment_id != self.payment_id:
+            raise InvalidField("payment_id", "not the payment requested for this dossier")
+        if amount_vnd != self.fee_vnd:
+            raise InvalidField("amount_vnd", f"the fee requested is {self.fee_vnd} đồng")
+        self._move(
+            Status.IN_PROGRESS,
+            now,
+            actor,
+            f"đã thanh toán trực tuyến, mã giao dịch {transaction_ref}",
+        )
+        self.fee_paid = self.paid_online = True
+        self.payment_url = ""
+        since = self.paused_since or now
+        self._resume(rule, max(since, min(paid_at, now)))
+
+    @property
+    def online_payment_pending(self) -> bool:
+        return self.status is Status.FEE_REQUESTED and bool(self.payment_id) and not self.fee_paid
 
     def withdraw(self, reason: str, *, now: datetime, actor: str) -> None:
         self._move(Status.WITHDRAWN, now, actor, reason.strip()[:MAX_TEXT])

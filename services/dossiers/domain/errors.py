@@ -53,3 +53,13 @@ class NotEligible(DomainError):
 class Unavailable(DomainError):
     """A system the decision needs (the national population database, the gateway) cannot
     answer now; nothing was stored and a retry may succeed (→ UNAVAILABLE)."""
+
+
+class PaymentPlatformUnavailable(Unavailable):
+    """The national payment platform could not be reached; nothing was stored (→ UNAVAILABLE,
+    safe to retry)."""
+
+
+class PaidOnline(DomainError):
+    """The fee was already paid through the national payment platform: it is not taken again
+    at the desk (→ FAILED_PRECONDITION)."""

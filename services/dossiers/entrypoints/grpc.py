@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
@@ -51,6 +51,14 @@ def to_service_error(e: domain.DomainError) -> errors.ServiceError:
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    except domain.DomainError as e:
+        raise to_service_error(e) from None
+
+
+async def acall(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`call` for the use cases that wait on a remote system (they run their own threads)."""
+    try:
+        return await fn(*args, **kwargs)
     except domain.DomainError as e:
         raise to_service_error(e) from None
 
@@ -163,18 +171,30 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
         ),
         pb.CompleteProcessingResponse,
     )
-    RequestFee = _dossier_step(
-        lambda app, r: functools.partial(
-            app.request_fee, r.dossier_id, r.etag, r.fee_vnd, r.description
-        ),
-        pb.RequestFeeResponse,
-    )
-    RecordPayment = _dossier_step(
-        lambda app, r: functools.partial(
-            app.record_payment, r.dossier_id, r.etag, r.amount_vnd, r.payment_reference
-        ),
-        pb.RecordPaymentResponse,
-    )
+
+    async def RequestFee(self, request: pb.RequestFeeRequest, context: Any) -> Any:
+        d = await acall(
+            self.app.request_fee,
+            request.dossier_id,
+            request.etag,
+            request.fee_vnd,
+            request.description,
+            current_principal(),
+            pay_at_counter=request.pay_at_counter,
+        )
+        return pb.RequestFeeResponse(dossier=dossier_to_proto(d))
+
+    async def RecordPayment(self, request: pb.RecordPaymentRequest, context: Any) -> Any:
+        d = await acall(
+            self.app.record_payment,
+            request.dossier_id,
+            request.etag,
+            request.amount_vnd,
+            request.payment_reference,
+            current_principal(),
+        )
+        return pb.RecordPaymentResponse(dossier=dossier_to_proto(d))
+
     StopDossier = _dossier_step(
         lambda app, r: functools.partial(app.stop, r.dossier_id, r.etag, r.reason),
         pb.StopDossierResponse,

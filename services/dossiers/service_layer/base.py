@@ -12,6 +12,7 @@ takes (load, check role and etag, change, save, emit, commit). Who may do what:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -89,7 +90,10 @@ class AppBase:
         change: Callable[..., None],
         *,
         with_uow: bool = False,
+        dry_run: bool = False,
     ) -> Dossier:
+        """`dry_run`: every check and the change, then roll back and hand back the dossier as
+        it was (a step that needs a remote call first checks it can be taken)."""
         if not dossier_id.strip():
             raise InvalidField("dossier_id", "required")
         now = self.clock()
@@ -102,6 +106,10 @@ class AppBase:
             if etag and etag != d.etag:
                 raise StaleEtag(f"dossier {d.receipt_code} changed since it was read")
             version = d.version
+            if dry_run:
+                trial = copy.deepcopy(d)
+                change(*[trial, now, principal.subject] + ([uow] if with_uow else []))
+                return d
             args: list[Any] = [d, now, principal.subject] + ([uow] if with_uow else [])
             change(*args)
             entries = list(d.new_history)

@@ -315,20 +315,34 @@ async def test_a_fee_stops_the_clock_until_paid_and_a_leader_may_stop_a_dossier(
     for fee in (0, -5000):
         e = await refused(
             specialist.RequestFee(
-                pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=fee, description="x")
+                pb.RequestFeeRequest(
+                    dossier_id=d.id, etag=d.etag, fee_vnd=fee, description="x", pay_at_counter=True
+                )
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
         assert "fee_vnd" in (e.details() or "")
     await refused(  # a leader neither requests fees nor records them at the desk
         leader.RequestFee(
-            pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=20000, description="Lệ phí")
+            pb.RequestFeeRequest(
+                dossier_id=d.id,
+                etag=d.etag,
+                fee_vnd=20000,
+                description="Lệ phí",
+                pay_at_counter=True,
+            )
         ),
         grpc.StatusCode.PERMISSION_DENIED,
     )
     d = (
         await specialist.RequestFee(
-            pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=20000, description="Lệ phí")
+            pb.RequestFeeRequest(
+                dossier_id=d.id,
+                etag=d.etag,
+                fee_vnd=20000,
+                description="Lệ phí",
+                pay_at_counter=True,
+            )
         )
     ).dossier
     assert d.status == pb.DOSSIER_STATUS_FEE_REQUESTED

@@ -510,6 +510,9 @@ class Dossier(_message.Message):
     PORTAL_CODE_FIELD_NUMBER: _builtins.int
     POSTAL_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
     POSTMARK_DATE_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_URL_FIELD_NUMBER: _builtins.int
+    PAID_ONLINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     receipt_code: _builtins.str
@@ -558,6 +561,16 @@ class Dossier(_message.Message):
     """Postal channel: the date on the postmark, "YYYY-MM-DD"; the time limit still counts
     from the receipt at the agency (submit_time).
     """
+    payment_id: _builtins.str
+    """Id of the fee's payment at the national payment platform; empty when none was made
+    (paid at the desk, or no fee).
+    """
+    payment_url: _builtins.str
+    """The applicant's payment page at the national payment platform while the fee waits to be
+    paid online; empty otherwise. Shown to the applicant (also by the public lookup).
+    """
+    paid_online: _builtins.bool
+    """Whether the fee was paid online through the national payment platform (not at the desk)."""
     @_builtins.property
     def applicant(self) -> Global___Applicant:
         """Who applied."""
@@ -624,10 +637,13 @@ class Dossier(_message.Message):
         portal_code: _builtins.str = ...,
         postal_tracking_number: _builtins.str = ...,
         postmark_date: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        payment_url: _builtins.str = ...,
+        paid_online: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "applicant", b"applicant", "due_time", b"due_time", "finish_time", b"finish_time", "return_time", b"return_time", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "papers", b"papers", "portal_code", b"portal_code", "portal_synced", b"portal_synced", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "paid_online", b"paid_online", "papers", b"papers", "payment_id", b"payment_id", "payment_url", b"payment_url", "portal_code", b"portal_code", "portal_synced", b"portal_synced", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1370,6 +1386,7 @@ class RequestFeeRequest(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     FEE_VND_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PAY_AT_COUNTER_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     """The dossier's id."""
     etag: _builtins.str
@@ -1378,6 +1395,11 @@ class RequestFeeRequest(_message.Message):
     """Amount in đồng."""
     description: _builtins.str
     """What the fee is for."""
+    pay_at_counter: _builtins.bool
+    """The applicant pays at the desk: no payment is requested at the national payment platform
+    (otherwise one is, and the dossier carries its payment_url). UNAVAILABLE, nothing stored,
+    when the platform cannot be reached.
+    """
     def __init__(
         self,
         *,
@@ -1385,10 +1407,11 @@ class RequestFeeRequest(_message.Message):
         etag: _builtins.str = ...,
         fee_vnd: _builtins.int = ...,
         description: _builtins.str = ...,
+        pay_at_counter: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "dossier_id", b"dossier_id", "etag", b"etag", "fee_vnd", b"fee_vnd"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "dossier_id", b"dossier_id", "etag", b"etag", "fee_vnd", b"fee_vnd", "pay_at_counter", b"pay_at_counter"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1420,7 +1443,11 @@ Global___RequestFeeResponse: _TypeAlias = RequestFeeResponse  # noqa: Y015
 
 @_typing.final
 class RecordPaymentRequest(_message.Message):
-    """RecordPaymentRequest records a payment."""
+    """RecordPaymentRequest records a payment made at the desk. With a payment pending at the
+    national payment platform, it is voided there first: FAILED_PRECONDITION if the applicant
+    already paid it online (that payment is recorded instead, never both), UNAVAILABLE if the
+    platform cannot say.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
