@@ -27,7 +27,7 @@ $(BUF): package.json package-lock.json
 	else echo "npm not found: buf not installed; install Node.js/npm and rerun make setup"; fi
 
 run: setup
-	LGSP_IDENTITY_DEMO_SEED=true $(VENV)/bin/lgsp up
+	LGSP_IDENTITY_DEMO_SEED=true LGSP_GATEWAY_DEMO_SEED=true $(VENV)/bin/lgsp up
 
 test: setup
 	$(PY) -m pytest -q

@@ -41,8 +41,9 @@ class Enterprise:
 class BusinessRegistryClient(NationalClient):
     system = "business_registry"
 
-    async def get_enterprise(self, tax_code: str) -> Enterprise:
-        """`tax_code` as written: "0101234567", or "0101234567-001" for a branch."""
+    async def get_enterprise(self, tax_code: str, *, deadline_s: float | None = None) -> Enterprise:
+        """`tax_code` as written: "0101234567", or "0101234567-001" for a branch; `deadline_s`
+        as in PopulationClient.verify_citizen."""
         try:
             parse_tax_code(tax_code)
         except IdentifierError as exc:
@@ -59,6 +60,7 @@ class BusinessRegistryClient(NationalClient):
             "/api/v1/enterprises/{tax_code}",
             path={"tax_code": tax_code},
             cache_ttl_s=ENTERPRISE_TTL_S,
+            deadline_s=deadline_s,
         )
         b = reply.body
         return Enterprise(

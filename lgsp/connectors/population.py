@@ -70,8 +70,15 @@ class PopulationClient(NationalClient):
             ) from None
 
     async def verify_citizen(
-        self, id_number: str, full_name: str, birth_date: date | str
+        self,
+        id_number: str,
+        full_name: str,
+        birth_date: date | str,
+        *,
+        deadline_s: float | None = None,
     ) -> CitizenVerification:
+        """`deadline_s`: the call's whole budget when shorter than the client's (a caller's
+        own deadline passed down)."""
         self._check("verify_citizen", id_number)
         born = birth_date.isoformat() if isinstance(birth_date, date) else birth_date
         reply = await self.http.call(
@@ -80,6 +87,7 @@ class PopulationClient(NationalClient):
             "/api/v1/citizens/verify",
             json_body={"id_number": id_number, "full_name": full_name, "birth_date": born},
             cache_ttl_s=CITIZEN_TTL_S,
+            deadline_s=deadline_s,
         )
         b = reply.body
         return CitizenVerification(

@@ -32,6 +32,8 @@ class PortalDossier:
     status: int | None
     status_updated_at: str | None
     history: tuple[PortalStatus, ...] = field(default=())
+    # Papers filed online: {"paper_code", "name", "originals", "copies", "sha256"}.
+    papers: tuple[dict[str, Any], ...] = field(default=())
 
 
 def _dossier(b: dict[str, Any]) -> PortalDossier:
@@ -48,6 +50,7 @@ def _dossier(b: dict[str, Any]) -> PortalDossier:
         tuple(
             PortalStatus(h["status"], h["updated_at"], h["reason"]) for h in b.get("history", [])
         ),
+        tuple(b.get("papers") or ()),
     )
 
 
@@ -85,6 +88,29 @@ class PublicServicePortalClient(NationalClient):
         )
         return _dossier(reply.body)
 
+    async def refuse_handover(self, portal_code: str, reason: str) -> PortalDossier:
+        """Tell the portal the province refused the dossier (status 3 with `reason`, shown to
+        the citizen); idempotent."""
+        reply = await self.http.call(
+            "refuse_handover",
+            "POST",
+            "/api/v1/handover/{code}/refuse",
+            path={"code": portal_code},
+            json_body={"reason": reason},
+        )
+        return _dossier(reply.body)
+
+    async def subscribe(self, province_code: str, url: str, secret: str) -> None:
+        """Register where the portal pushes the province's online dossiers, and the secret
+        they are signed with (lgsp.connectors.portal_push); replaces an earlier one."""
+        await self.http.call(
+            "subscribe",
+            "PUT",
+            "/api/v1/subscriptions/{province}",
+            path={"province": province_code},
+            json_body={"url": url, "secret": secret},
+        )
+
     async def push_status(
         self,
         receipt_code: str,
@@ -95,6 +121,7 @@ class PublicServicePortalClient(NationalClient):
         procedure_code: str,
         reason: str | None = None,
         procedure_name: str | None = None,
+        portal_code: str | None = None,
     ) -> tuple[PortalDossier, bool]:
         """Report a status (1..10); returns what the portal now has and whether it was a
         repeat. `updated_at` must be timezone-aware."""
@@ -109,6 +136,8 @@ class PublicServicePortalClient(NationalClient):
             body["reason"] = reason
         if procedure_name is not None:
             body["procedure_name"] = procedure_name
+        if portal_code:  # an online dossier: the portal knows it by this code already
+            body["portal_code"] = portal_code
         reply = await self.http.call("push_status", "POST", "/api/v1/statuses", json_body=body)
         return _dossier(reply.body), bool(reply.body["duplicate"])
 
@@ -125,6 +154,7 @@ class PublicServicePortalClient(NationalClient):
         procedure_code: str,
         applicant: dict[str, str],
         procedure_name: str | None = None,
+        papers: list[dict[str, Any]] | None = None,
     ) -> PortalDossier:
         """File a dossier on the portal as a citizen would (demo and tests)."""
         reply = await self.http.call(
@@ -136,6 +166,7 @@ class PublicServicePortalClient(NationalClient):
                 "procedure_code": procedure_code,
                 "procedure_name": procedure_name,
                 "applicant": applicant,
+                "papers": papers or [],
             },
             idempotent=False,
         )

@@ -18,6 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 __all__ = [
     "Aborted",
     "AlreadyExists",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "InvalidArgument",
     "InvalidArguments",
@@ -184,6 +185,12 @@ class Unavailable(_Retryable):
     """A dependency is down for now; safe to retry (UNAVAILABLE + RetryInfo if known)."""
 
     code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(_Retryable):
+    """A dependency did not answer within the call's deadline; a retry may succeed."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 def to_status(error: ServiceError) -> tuple[grpc.StatusCode, str, tuple[tuple[str, bytes], ...]]:

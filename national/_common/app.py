@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,8 @@ class MockConfig:
     data_dir: Path = field(default_factory=lambda: Path("data") / "national")
     seed: int = 2025
     faults: Faults = field(default_factory=Faults)
+    # A mock's own flags (see `serve(add_options=...)`), by argparse dest.
+    options: dict[str, Any] = field(default_factory=dict)
 
     @property
     def public_url(self) -> str:
@@ -216,8 +218,12 @@ def build_app(
     config: MockConfig,
     routes: Sequence[BaseRoute],
     *,
+    on_startup: Callable[[], Awaitable[None] | None] | None = None,
     on_shutdown: Callable[[], Awaitable[None] | None] | None = None,
+    background: Callable[[Starlette], Coroutine[Any, Any, None]] | None = None,
 ) -> Starlette:
+    """The mock's app; `background(app)` runs while it serves (a mock that sends, not only
+    answers), cancelled at shutdown."""
     state = MockState(config)
 
     async def get_faults(request: Request) -> JSONResponse:
@@ -252,7 +258,18 @@ def build_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        task: asyncio.Task[None] | None = None
+        if background is not None:
+            task = asyncio.create_task(background(app))
+        if on_startup is not None:
+            started = on_startup()
+            if started is not None:
+                await started
         yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if on_shutdown is not None:
             result = on_shutdown()
             if result is not None:
@@ -277,8 +294,14 @@ def build_app(
 # --- command line --------------------------------------------------------------------------
 
 
-def parse_config(name: str, argv: Sequence[str] | None = None) -> MockConfig:
-    """Settings (port from [national], host and data dir from [platform]) < env < flags."""
+AddOptions = Callable[[argparse.ArgumentParser], None]
+
+
+def parse_config(
+    name: str, argv: Sequence[str] | None = None, add_options: AddOptions | None = None
+) -> MockConfig:
+    """Settings (port from [national], host and data dir from [platform]) < env < flags;
+    `add_options` adds a mock's own flags, handed over in `MockConfig.options`."""
     from lgsp.config import NATIONAL_MOCKS, ConfigError, load_settings
 
     parser = argparse.ArgumentParser(prog=f"python -m national.{name}")
@@ -293,7 +316,11 @@ def parse_config(name: str, argv: Sequence[str] | None = None) -> MockConfig:
     parser.add_argument("--timeout-rate", type=float)
     parser.add_argument("--down", action="store_true", default=None)
     parser.add_argument("--fault-seed", type=int)
+    common = {a.dest for a in parser._actions}
+    if add_options is not None:
+        add_options(parser)
     args = parser.parse_args(argv)
+    own = {k: v for k, v in vars(args).items() if k not in common}
 
     try:
         settings = load_settings()
@@ -329,13 +356,17 @@ def parse_config(name: str, argv: Sequence[str] | None = None) -> MockConfig:
         data_dir=Path(args.data_dir) if args.data_dir else settings.data_dir / "national",
         seed=args.seed,
         faults=fault_config,
+        options=own,
     )
 
 
 def serve(
-    name: str, create_app: Callable[[MockConfig], Starlette], argv: Sequence[str] | None = None
+    name: str,
+    create_app: Callable[[MockConfig], Starlette],
+    argv: Sequence[str] | None = None,
+    add_options: AddOptions | None = None,
 ) -> int:
-    config = parse_config(name, argv)
+    config = parse_config(name, argv, add_options)
     setup_logging(name)
     setup_telemetry(name)
     config.data_dir.mkdir(parents=True, exist_ok=True)
@@ -352,5 +383,9 @@ def serve(
     return 0
 
 
-def main(name: str, create_app: Callable[[MockConfig], Starlette]) -> None:
-    sys.exit(serve(name, create_app))
+def main(
+    name: str,
+    create_app: Callable[[MockConfig], Starlette],
+    add_options: AddOptions | None = None,
+) -> None:
+    sys.exit(serve(name, create_app, add_options=add_options))

@@ -1,45 +1,49 @@
 """`lgsp dossiers`: the dossiers service's commands.
 
-    lgsp dossiers count        how many dossiers are stored
-    lgsp dossiers stats        on time, early and late, online shares, satisfaction
-        [--from YYYY-MM-DD] [--to YYYY-MM-DD]   the period (default: this month so far)
-        [--agency CODE] [--procedure CODE]      the scope (default: the whole province)
-        [--by agency|procedure|month] [--json] [--rebuild]
+    lgsp dossiers count                       how many dossiers are stored
+    lgsp dossiers stats [--from D] [--to D] [--agency CODE] [--procedure CODE]
+                        [--by agency|procedure|month] [--json] [--rebuild]
+                                              on time, early and late, online shares,
+                                              satisfaction (cli_stats.py)
+    lgsp dossiers procedures export FILE      the whole catalogue (inactive procedures too) as
+                                              JSON in catalogue.json's shape ("-": stdout)
+    lgsp dossiers procedures import FILE      create or update the procedures of FILE: every
+                                              entry is checked first and nothing changes if one
+                                              is bad; prints created/updated/unchanged
+    lgsp dossiers reconcile [--date YYYY-MM-DD]   reconcile a day's online fees with the
+                                              national payment platform (default: yesterday,
+                                              province time); exit 1 when discrepancies
+                                              remain, 2 if it is down
 
-The commands read this service's own database (from the [dossiers] settings) directly: run
-them where the service runs, as its user. `--agency` counts that agency alone (the agencies
-below it need identity's tree, which only the running service follows; GetDossierFigures
-with include_sub_agencies counts them). `--rebuild` recounts the figures' summary from the
-dossiers first (after a change of the rating scale, or for dossiers stored before it).
+The commands read and write this service's own database (from the [dossiers] settings)
+directly, through the service's use cases, so an import emits ProcedureCreated/Updated events
+like the gRPC calls (the service publishes them from the outbox). Run them where the service
+runs, as its user.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import getpass
 import json
+import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lgsp.cli import Subparsers, config_option, settings_from_args
+from services.dossiers.cli_stats import register_stats
 
 if TYPE_CHECKING:
-    from lgsp.agencies import Agency
-    from services.dossiers.domain.figures import FigureRow
     from services.dossiers.service_layer.dossiers import DossiersApp
-    from services.dossiers.service_layer.figures import Figures
-
-BY = {"agency": 1, "procedure": 2, "month": 4}
-OPTIONS = {
-    "from_date": "--from", "to_date": "--to", "agency_code": "--agency",
-    "procedure_code": "--procedure",
-}  # fmt: skip
 
 
 def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "dossiers",
-        help="one-stop desk dossiers: `lgsp dossiers count`, `lgsp dossiers stats`",
+        help="one-stop desk dossiers: `lgsp dossiers count|procedures|reconcile|stats`",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -48,150 +52,136 @@ def register(subparsers: Subparsers) -> None:
         "count", parents=[config_option()], help="print how many dossiers are stored"
     )
     count.set_defaults(handler=_count)
-    stats = sub.add_parser(
-        "stats",
-        parents=[config_option()],
-        help="figures of a period: on time, early, late, online, satisfaction",
+    procedures = sub.add_parser("procedures", help="export or import the procedure catalogue")
+    psub = procedures.add_subparsers(dest="procedures_command", metavar="ACTION", required=True)
+    export = psub.add_parser(
+        "export", parents=[config_option()], help="write the catalogue to FILE as JSON"
     )
-    stats.add_argument("--from", dest="from_date", default="", metavar="YYYY-MM-DD")
-    stats.add_argument("--to", dest="to_date", default="", metavar="YYYY-MM-DD")
-    stats.add_argument("--agency", default="", metavar="CODE", help="one agency's identifier code")
-    stats.add_argument("--procedure", default="", metavar="CODE", help="one procedure's code")
-    stats.add_argument("--by", choices=sorted(BY), help="one row per agency, procedure or month")
-    stats.add_argument("--json", action="store_true", help="print JSON (the contract's fields)")
-    stats.add_argument("--rebuild", action="store_true", help="recount the summary first")
-    stats.set_defaults(handler=_stats)
+    export.add_argument("file", metavar="FILE", help='where to write ("-" for stdout)')
+    export.set_defaults(handler=_export)
+    imp = psub.add_parser(
+        "import", parents=[config_option()], help="create or update procedures from FILE"
+    )
+    imp.add_argument("file", metavar="FILE", help='a catalogue JSON file ("-" for stdin)')
+    imp.set_defaults(handler=_import)
+    reconcile = sub.add_parser(
+        "reconcile",
+        parents=[config_option()],
+        help="reconcile a day's online fees with the national payment platform",
+    )
+    reconcile.add_argument(
+        "--date", type=date.fromisoformat, help="YYYY-MM-DD (default: yesterday)"
+    )
+    reconcile.set_defaults(handler=_reconcile)
+    register_stats(sub, _app)
 
 
-@contextmanager
-def _app(args: argparse.Namespace) -> Iterator[DossiersApp]:
+@contextlib.contextmanager
+def _app(args: argparse.Namespace) -> Iterator[tuple[Any, DossiersApp]]:
+    """(settings, the use cases on this service's own database, migrated)."""
     from lgsp import db
     from lgsp.workdays import WorkingCalendar
     from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
     from services.dossiers.plugin import PLUGIN
     from services.dossiers.service_layer.dossiers import DossiersApp
+    from services.dossiers.settings import DossiersSettings
 
     settings = settings_from_args(args)
     section = settings.service(PLUGIN.name)
+    assert isinstance(section, DossiersSettings)
+    rule = DueDateRule(
+        WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
+    )
     engine = db.create_engine(section.database_url)
     try:
-        if PLUGIN.migrations is not None:  # a fresh data directory: zero, not an error
+        if PLUGIN.migrations is not None:  # a fresh data directory: an empty catalogue
             db.migrate(engine, PLUGIN.migrations)
-        rule = DueDateRule(
-            WorkingCalendar.from_settings(settings.calendar),
-            parse_cutoff(getattr(section, "cutoff", "15:00")),
-        )
-        yield DossiersApp(engine, _AnyAgency(), rule)
+        yield settings, DossiersApp(engine, _NoAgencies(), rule)
     finally:
         engine.dispose()
 
 
 def _count(args: argparse.Namespace) -> int:
-    with _app(args) as app:
+    with _app(args) as (_, app):
         print(app.count())
     return 0
 
 
-def _stats(args: argparse.Namespace) -> int:
-    from lgsp.auth import Principal
-    from services.dossiers.adapters.proto import figures_to_proto
-    from services.dossiers.domain.errors import InvalidField
-    from services.dossiers.service_layer.base import ADMIN
-
-    # The operator at the service's own database reads the whole province.
-    operator = Principal(subject="lgsp-cli", kind="user", roles=frozenset({ADMIN}))
-    with _app(args) as app:
-        if args.rebuild:
-            app.rebuild_figures()
-        try:
-            f = app.figures(
-                principal=operator,
-                agency_code=args.agency,
-                procedure_code=args.procedure,
-                from_date=args.from_date,
-                to_date=args.to_date,
-                grouping=BY[args.by] if args.by else 0,
-            )
-        except InvalidField as e:  # one line naming the option, not the contract's field
-            raise ValueError(f"{OPTIONS.get(e.field, e.field)}: {e.reason}") from None
-    if args.json:
-
-        def as_dict(row: FigureRow) -> dict[str, object]:
-            m = figures_to_proto(row)  # the contract's names, numbers as numbers
-            return {fd.name: getattr(m, fd.name) for fd in m.DESCRIPTOR.fields}
-
-        out = {
-            "from_date": f.first.isoformat(),
-            "to_date": f.last.isoformat(),
-            "total": as_dict(f.total),
-            "rows": [as_dict(r) for r in f.rows],
-        }
-        print(json.dumps(out, ensure_ascii=False, indent=2))
+def _export(args: argparse.Namespace) -> int:
+    with _app(args) as (_, app):
+        catalogue = app.export_catalogue()
+    text = json.dumps(catalogue, ensure_ascii=False, indent=1) + "\n"
+    if args.file == "-":
+        sys.stdout.write(text)
     else:
-        print(table(f, args.by or ""))
+        Path(args.file).write_text(text, encoding="utf-8")
+        print(f"exported {len(catalogue['procedures'])} procedures to {args.file}")
     return 0
 
 
-COLUMNS = (
-    "received", "online", "processed", "early", "on time", "late", "on time %",
-    "avg days", "open", "open late", "paid online", "rated", "avg rating",
-)  # fmt: skip
+def _import(args: argparse.Namespace) -> int:
+    from lgsp.auth import Principal
+    from services.dossiers.domain.errors import InvalidField
+    from services.dossiers.service_layer.catalogue_transfer import parse_catalogue
 
-
-def _cells(r: FigureRow) -> list[str]:
-    c = r.counts
-
-    def pct(part: str, whole: str) -> str:
-        return f"{100 * r.share(part, whole):.1f}%" if c[whole] else "-"
-
-    return [
-        str(c["received"]),
-        pct("received_online", "received"),
-        str(c["processed"]),
-        str(c["processed_early"]),
-        str(c["processed_on_time"]),
-        str(c["processed_late"]),
-        pct("processed_on_time", "processed"),
-        f"{r.average_processing_days:.1f}" if c["processed"] else "-",
-        str(r.in_progress_on_time + r.in_progress_late),
-        str(r.in_progress_late),
-        pct("paid_online", "fee_paid"),
-        str(c["rated"]),
-        f"{r.average_rating:.2f}" if c["rated"] else "-",
-    ]
-
-
-def table(f: Figures, by: str) -> str:
-    """The figures as a text table: a row per group, then the total."""
-
-    def label(r: FigureRow) -> str:
-        if by == "month":
-            return r.month.strftime("%Y-%m") if r.month else ""
-        return r.agency_code if by == "agency" else r.procedure_code
-
-    head = [by or "scope", *COLUMNS]
-    body = [[label(r), *_cells(r)] for r in f.rows]
-    body.append(["total", *_cells(f.total)])
-    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
-
-    def line(row: list[str]) -> str:
-        first = row[0].ljust(widths[0])
-        return "  ".join([first, *(v.rjust(w) for v, w in zip(row[1:], widths[1:], strict=True))])
-
-    rule = "-" * len(line(head))
-    period = f"dossiers {f.first.isoformat()} .. {f.last.isoformat()} (province days)"
-    return "\n".join(
-        [period, line(head), rule, *(line(r) for r in body[:-1]), rule, line(body[-1])]
+    try:
+        raw = sys.stdin.read() if args.file == "-" else Path(args.file).read_text("utf-8")
+        procedures = parse_catalogue(json.loads(raw))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        print(f"cannot read {args.file}: {e}", file=sys.stderr)
+        return 1
+    except InvalidField as e:
+        print(f"{args.file}: {e.field}: {e.reason}; nothing imported", file=sys.stderr)
+        return 1
+    # The operator running the command on the service's host acts as an admin of it.
+    operator = Principal(
+        subject=f"cli:{getpass.getuser()}", kind="user", roles=frozenset({"admin"})
     )
+    with _app(args) as (_, app):
+        report = app.import_catalogue(procedures, operator)
+    print(
+        f"created {len(report.created)}, updated {len(report.updated)}, "
+        f"unchanged {len(report.unchanged)}"
+    )
+    for label, codes in (("created", report.created), ("updated", report.updated)):
+        if codes:
+            print(f"  {label}: {', '.join(codes)}")
+    return 0
 
 
-class _AnyAgency:
-    """The CLI has no agency tree: any code is an agency of its own, with none below it."""
+def _reconcile(args: argparse.Namespace) -> int:
+    import asyncio
 
-    def get(self, code: str) -> Agency:
-        from lgsp.agencies import Agency
+    from lgsp.connectors import PaymentClient
+    from lgsp.workdays import PROVINCE_TZ
+    from services.dossiers.adapters.payment_platform import PaymentPlatform
+    from services.dossiers.domain.errors import PaymentPlatformUnavailable
+    from services.dossiers.service_layer.reconciliation import reconcile_day
 
-        return Agency(code, code, "")
+    day = args.date or datetime.now(PROVINCE_TZ).date() - timedelta(days=1)
+
+    async def run(settings: Any, app: DossiersApp) -> int:
+        async with PaymentClient.from_settings(settings) as client:
+            platform = PaymentPlatform(client, "")
+            try:
+                report = await reconcile_day(app, platform, day)
+            except PaymentPlatformUnavailable as e:
+                print(f"reconcile {day}: {e.message}", file=sys.stderr)
+                return 2
+        for problem in report.problems:
+            print(f"DISCREPANCY {problem}")
+        print(report.summary())
+        return 1 if report.problems else 0
+
+    with _app(args) as (settings, app):
+        return asyncio.run(run(settings, app))
+
+
+class _NoAgencies:
+    """No agency tree: the commands check no agency roles."""
+
+    def get(self, code: str) -> None:
+        return None
 
     def ancestors(self, code: str) -> tuple[str, ...]:
         return ()

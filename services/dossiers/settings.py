@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-from lgsp.config import Endpoint, ServiceSettings, port_field, secret_field
+from lgsp.config import (
+    HTTP_SCHEMES,
+    Endpoint,
+    ServiceSettings,
+    num_field,
+    port_field,
+    secret_field,
+    url_field,
+)
 
 
 @dataclass(frozen=True)
@@ -23,6 +32,34 @@ class DossiersSettings(ServiceSettings):
     cutoff: str = "15:00"
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
+    # The national public service portal (docs/dossiers.md, "Online and postal intake"):
+    # the province's code at the portal ("H30"); "" = the provinces of the agency tree's codes.
+    portal_province: str = ""
+    # Register the push URL and secret at the portal at start (false: catch-up pulls only).
+    portal_subscribe: bool = True
+    # Where the portal pushes online dossiers; "" = http://<host>:<http_port>/portal/v1/dossiers.
+    portal_push_url: str = url_field("", *HTTP_SCHEMES)
+    # The secret pushes are signed with (HMAC-SHA256); "" = a random one made at each start
+    # and registered with the portal (fine while the province registers its own subscription).
+    portal_push_secret: str = secret_field()
+    # Seconds between catch-up pulls of the portal's handover (online dossiers missed by push).
+    portal_poll_seconds: float = num_field(30.0, 0.05, 3600)
+    # Verify applicants at intake against the national population database and business
+    # registry, through the gateway's national API (the client_id above is the member).
+    verify_applicants: bool = True
+    # Seconds one national check through the gateway may take before intake answers UNAVAILABLE.
+    verify_timeout_s: float = num_field(5.0, 0.1, 60.0)
+    # Fees online through the national payment platform ([national] payment_port): the secret
+    # it signs its payment notices with (issued by the platform; the default is the mock's,
+    # lgsp.connectors.payment.DEFAULT_CALLBACK_SECRET), how old a notice may be, and the base
+    # URL the platform calls back ("" = http://<platform.host>:<http_port>, right for
+    # `make run`; behind a proxy, the public https URL).
+    payment_callback_secret: str = secret_field("lgsp-dev-callback-secret")
+    payment_callback_max_age_s: int = 300
+    public_base_url: str = ""
+    # Reconcile today's and yesterday's online payments with the platform every N seconds
+    # (0 = only `lgsp dossiers reconcile`).
+    payment_reconcile_interval_s: int = 3600
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [
@@ -33,8 +70,27 @@ class DossiersSettings(ServiceSettings):
     def problems(self) -> list[tuple[str, str]]:
         from services.dossiers.domain.deadlines import parse_cutoff
 
+        problems: list[tuple[str, str]] = []
         try:
             parse_cutoff(self.cutoff)
         except ValueError as e:
-            return [("cutoff", str(e))]
-        return []
+            problems.append(("cutoff", str(e)))
+        if self.portal_province and not re.fullmatch(r"[A-Z]\d{2}", self.portal_province):
+            problems.append(("portal_province", "a province code such as H30, or empty"))
+        if self.portal_push_secret and len(self.portal_push_secret) < 16:
+            problems.append(("portal_push_secret", "at least 16 characters, or empty"))
+        if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
+            problems.append(("public_base_url", "an http(s) URL, or empty"))
+        if not self.payment_callback_secret:
+            problems.append(("payment_callback_secret", "required (the platform's notices)"))
+        if self.payment_callback_max_age_s <= 0 or self.payment_reconcile_interval_s < 0:
+            problems.append(
+                ("payment_callback_max_age_s", "positive; payment_reconcile_interval_s >= 0")
+            )
+        return problems
+
+    def callback_base_url(self, host: str, port: int) -> str:
+        """Where the payment platform reaches this service's HTTP side."""
+        if self.public_base_url:
+            return self.public_base_url.rstrip("/")
+        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"

@@ -18,13 +18,16 @@ from typing import Any
 import grpc
 
 from lgsp.api.gateway.v1 import gateway_pb2_grpc as pbg
+from lgsp.api.national.v1 import national_pb2_grpc as npbg
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
 from lgsp.config import Settings
+from lgsp.connectors.http import ClientOptions
 from lgsp.plugins import Wiring, discover
 from services.gateway.limits import Limiter
 from services.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
+from services.gateway.national import BusinessRegistryServicer, National, PopulationServicer
 from services.gateway.proxy import GatewayAuthenticator, Proxy, Route
 from services.gateway.registry import Registry
 from services.gateway.schemas import SchemaRegistry
@@ -75,6 +78,8 @@ class GatewayOptions:
     authenticator: Authenticator | None = None  # None: authenticator_from_settings
     tls: TlsOptions | None = None
     data_dir: str | None = None  # where the log signing key lives; None: platform.data_dir
+    demo_seed: bool = False  # register the platform's demo members and rights (demo.py)
+    national: ClientOptions | None = None  # the national connectors' deadlines, breakers…
 
 
 def options_from_settings(settings: Settings) -> GatewayOptions:
@@ -96,6 +101,7 @@ def options_from_settings(settings: Settings) -> GatewayOptions:
         seal_interval=g.seal_every_seconds,
         log_retention_days=g.log_retention_days,
         tls=tls,
+        demo_seed=g.demo_seed,
     )
 
 
@@ -121,6 +127,7 @@ class Gateway:
     proxy: Proxy
     schemas: SchemaRegistry
     runtime: ServiceRuntime
+    national: National
     tls_port: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -197,11 +204,17 @@ def wire(runtime: ServiceRuntime, *, options: GatewayOptions | None = None) -> W
                 pbg.add_EventServiceServicer_to_server,
                 EventServicer(gw.registry, lambda: runtime.bus, gw.msglog),
             ),
+            (npbg.add_PopulationServiceServicer_to_server, PopulationServicer(gw.national)),
+            (
+                npbg.add_BusinessRegistryServiceServicer_to_server,
+                BusinessRegistryServicer(gw.national),
+            ),
         ],
         authenticator=GatewayAuthenticator(
             opts.authenticator or authenticator_from_settings(settings)
         ),
         background=[message_log, refresh_registry, retention],
+        closers=[gw.national.aclose],
         app=gw,
     )
 
@@ -233,5 +246,10 @@ def _build(
         require_client_certificate=bool(opts.tls and opts.tls.client_ca_pem),
         max_message_bytes=opts.max_message_bytes,
     )
-    gw = Gateway(registry, limiter, msglog, proxy, SchemaRegistry(settings.bus.partitions), runtime)
-    return gw
+    if opts.demo_seed:
+        from services.gateway.demo import seed_demo_members
+
+        seed_demo_members(registry)
+    national = National.from_settings(proxy, settings, opts.national)
+    schemas = SchemaRegistry(settings.bus.partitions)
+    return Gateway(registry, limiter, msglog, proxy, schemas, runtime, national)

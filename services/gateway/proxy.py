@@ -32,7 +32,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,9 +59,11 @@ from services.gateway.msglog import LogEntry, LogUnavailable, MessageLog, format
 from services.gateway.registry import Registry
 
 __all__ = [
+    "ANSWERED_PREFIXES",
     "AUTH_ERROR_CLAIM",
     "OWN_PREFIXES",
     "GatewayAuthenticator",
+    "LoggedMethod",
     "Proxy",
     "Route",
     "certificate_sha256",
@@ -71,6 +73,9 @@ log = logging.getLogger("services.gateway")
 
 # The gateway answers these itself (its admin services, diagnostics, health, reflection).
 OWN_PREFIXES = ("/lgsp.api.gateway.v1.", "/lgsp.api.diagnostics.v1.", "/grpc.")
+# Answered by the gateway too, but as member calls: rights, limits and the message log as
+# for a forwarded call (national.py, the connectors to the national systems).
+ANSWERED_PREFIXES = ("/lgsp.api.national.v1.",)
 AUTH_ERROR_CLAIM = "lgsp.gateway.auth_error"
 AUTH_CODE_CLAIM = "lgsp.gateway.auth_code"
 MESSAGE_ID = "x-lgsp-message-id"
@@ -239,6 +244,8 @@ class Proxy(grpc.GenericRpcHandler):
             return handler
         if not method.startswith("/lgsp.api.") or method.startswith(OWN_PREFIXES):
             return None
+        if method.startswith(ANSWERED_PREFIXES):
+            return None
         handler, cacheable = self._build(method)
         if cacheable and len(self._handlers) < 10_000:
             self._handlers[method] = handler
@@ -340,12 +347,169 @@ def _refusal(method: str, why: str) -> Any:
     return grpc.stream_stream_rpc_method_handler(refuse)
 
 
-class _MethodProxy:
+class LoggedMethod:
+    """What every call of one method through the gateway goes through, forwarded or answered
+    by the gateway itself (national.py): admission (rights, limits) and its message log entry,
+    written durably before the answer leaves. `service_member` is the log's service side."""
+
+    def __init__(self, gw: Proxy, method: str, service_member: str) -> None:
+        self.gw = gw
+        self.method = method
+        self.service_member = service_member
+
+    # --- pieces shared by the four shapes -----------------------------------------------------
+
+    def _begin(
+        self, context: grpc.aio.ServicerContext
+    ) -> tuple[str, list[tuple[str, Any]], str, bool]:
+        """The message id, the metadata to forward, the trace id and whether the caller sent
+        trace context, in one pass over the metadata."""
+        forward: list[tuple[str, Any]] = []
+        traceparent = None
+        for key, value in context.invocation_metadata() or ():
+            if key in _HOP_BY_HOP:
+                continue
+            if key == "traceparent":
+                traceparent = value
+            forward.append((key, value))
+        return str(uuid.uuid4()), forward, _trace_id(traceparent), traceparent is not None
+
+    @staticmethod
+    def _forward_metadata(
+        md: list[tuple[str, Any]], traced: bool, message_id: str, member: str
+    ) -> list[tuple[str, Any]]:
+        if not traced:  # the call joins the gateway span's trace
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            md.extend(carrier.items())
+        md.append((MESSAGE_ID, message_id))
+        md.append((CLIENT_MEMBER, member))
+        return md
+
+    def _record(self, x: _Exchange) -> LogEntry | None:
+        """The exchange's log entry, appended once (a second call returns None)."""
+        if x.entry is not None:
+            return None
+        ok = x.code is grpc.StatusCode.OK
+        response = x.resp if ok else None
+        x.entry = self.gw.msglog.append(
+            id=x.message_id,
+            time=format_time(x.when),
+            client_member=x.who[0],
+            service_member=self.service_member,
+            caller=x.principal.subject,
+            method=self.method,
+            status_code=_code_number(x.code),
+            duration_us=int((time.perf_counter() - x.started) * 1e6),
+            trace_id=x.trace_id,
+            request_sha256=x.req.hexdigest() if x.req.count else _EMPTY_SHA,
+            response_sha256=response.hexdigest() if response is not None and response.count else "",
+            request_size=x.req.size,
+            response_size=response.size if response is not None else 0,
+        )
+        return x.entry
+
+    async def _logged(self, x: _Exchange, context: grpc.aio.ServicerContext) -> None:
+        """Write-ahead: the answer goes back only once its entry is durable in the log."""
+        entry = self._record(x)
+        if entry is None:
+            return
+        try:
+            await self.gw.msglog.durable(entry)
+        except LogUnavailable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e), ((MESSAGE_ID, x.message_id),))
+
+    async def _refuse(
+        self, context: grpc.aio.ServicerContext, error: ServiceError, x: _Exchange
+    ) -> None:
+        x.code = error.code
+        await self._logged(x, context)
+        code, message, trailers = to_status(error)
+        extra: tuple[tuple[str, Any], ...] = ((MESSAGE_ID, x.message_id),)
+        if isinstance(error, LimitExceeded):
+            extra += ((RETRY_AFTER, str(max(1, int(error.retry_after * 1000)))),)
+        await context.abort(code, message, trailers + extra)
+
+    def _start(
+        self, context: grpc.aio.ServicerContext
+    ) -> tuple[_Exchange, list[tuple[str, Any]], bool]:
+        started, when = time.perf_counter(), time.time()
+        message_id, forward, trace_id, traced = self._begin(context)
+        x = _Exchange(message_id, when, started, current_principal(), trace_id)
+        return x, forward, traced
+
+    def _admit(self, x: _Exchange, context: grpc.aio.ServicerContext) -> Callable[[], None]:
+        release = self.gw.admit(self.method, x.principal, context, x.who)
+        x.release = release
+        return release
+
+    def _end(self, x: _Exchange, failure: BaseException | None) -> None:
+        """Whatever happened: the limits released and the exchange logged once (a call the
+        client cancelled, or one that failed inside the gateway, is logged without waiting)."""
+        if isinstance(failure, asyncio.CancelledError | GeneratorExit):
+            x.code = grpc.StatusCode.CANCELLED
+        elif failure is not None and x.code is grpc.StatusCode.OK and x.entry is None:
+            x.code = grpc.StatusCode.INTERNAL
+        if x.release is not None:
+            x.release()
+            x.release = None
+        self._record(x)
+
+    def _timeout(self, context: grpc.aio.ServicerContext) -> float | None:
+        remaining = context.time_remaining()
+        return None if remaining is None else max(remaining, 0.0)
+
+    def _validate(self, message: bytes) -> None:
+        """Refuse a request that does not parse (a forwarded method's input type)."""
+
+    def _admitted(
+        self, x: _Exchange, context: grpc.aio.ServicerContext, validate: bytes | None
+    ) -> ServiceError | None:
+        """The refusal of the call (rights, limits, the request's schema), if any."""
+        try:
+            self._admit(x, context)
+            if validate is not None:
+                self._validate(validate)
+        except ServiceError as error:
+            return error
+        return None
+
+    async def answered(
+        self,
+        request: ProtoMessage,
+        context: grpc.aio.ServicerContext,
+        work: Callable[[float | None], Awaitable[ProtoMessage]],
+    ) -> ProtoMessage:
+        """A unary call the gateway answers itself: admitted like a forwarded one, then
+        `work(seconds left of the caller's deadline)`; a ServiceError it raises is the answer.
+        Logged (durably) either way, with x-lgsp-message-id in the trailers."""
+        x, _, _ = self._start(context)
+        x.req.add(request.SerializeToString(), False)
+        failure: BaseException | None = None
+        try:
+            refusal = self._admitted(x, context, None)
+            if refusal is not None:
+                await self._refuse(context, refusal, x)
+            try:
+                response = await work(self._timeout(context))
+            except ServiceError as error:
+                await self._refuse(context, error, x)
+            x.resp.add(response.SerializeToString(), False)
+            context.set_trailing_metadata(((MESSAGE_ID, x.message_id),))
+            await self._logged(x, context)
+            return response
+        except BaseException as e:
+            failure = e
+            raise
+        finally:
+            self._end(x, failure)
+
+
+class _MethodProxy(LoggedMethod):
     """Forwarding of one method (its route, shape and input type resolved once)."""
 
     def __init__(self, gw: Proxy, method: str, route: Route, desc: Any) -> None:
-        self.gw = gw
-        self.method = method
+        super().__init__(gw, method, route.member_code)
         self.route = route
         self._callable: Any = None
         if desc is None:
@@ -381,23 +545,6 @@ class _MethodProxy:
             return grpc.unary_stream_rpc_method_handler(self.unary_stream)
         return grpc.unary_unary_rpc_method_handler(self.unary_unary)
 
-    # --- pieces shared by the four shapes -----------------------------------------------------
-
-    def _begin(
-        self, context: grpc.aio.ServicerContext
-    ) -> tuple[str, list[tuple[str, Any]], str, bool]:
-        """The message id, the metadata to forward, the trace id and whether the caller sent
-        trace context, in one pass over the metadata."""
-        forward: list[tuple[str, Any]] = []
-        traceparent = None
-        for key, value in context.invocation_metadata() or ():
-            if key in _HOP_BY_HOP:
-                continue
-            if key == "traceparent":
-                traceparent = value
-            forward.append((key, value))
-        return str(uuid.uuid4()), forward, _trace_id(traceparent), traceparent is not None
-
     def _validate(self, message: bytes) -> None:
         if self.input is not None:
             try:
@@ -406,62 +553,6 @@ class _MethodProxy:
                 raise InvalidArgument(
                     "request", f"is not a valid {self.input.DESCRIPTOR.full_name}"
                 ) from None
-
-    @staticmethod
-    def _forward_metadata(
-        md: list[tuple[str, Any]], traced: bool, message_id: str, member: str
-    ) -> list[tuple[str, Any]]:
-        if not traced:  # the call joins the gateway span's trace
-            carrier: dict[str, str] = {}
-            propagate.inject(carrier)
-            md.extend(carrier.items())
-        md.append((MESSAGE_ID, message_id))
-        md.append((CLIENT_MEMBER, member))
-        return md
-
-    def _record(self, x: _Exchange) -> LogEntry | None:
-        """The exchange's log entry, appended once (a second call returns None)."""
-        if x.entry is not None:
-            return None
-        ok = x.code is grpc.StatusCode.OK
-        response = x.resp if ok else None
-        x.entry = self.gw.msglog.append(
-            id=x.message_id,
-            time=format_time(x.when),
-            client_member=x.who[0],
-            service_member=self.route.member_code,
-            caller=x.principal.subject,
-            method=self.method,
-            status_code=_code_number(x.code),
-            duration_us=int((time.perf_counter() - x.started) * 1e6),
-            trace_id=x.trace_id,
-            request_sha256=x.req.hexdigest() if x.req.count else _EMPTY_SHA,
-            response_sha256=response.hexdigest() if response is not None and response.count else "",
-            request_size=x.req.size,
-            response_size=response.size if response is not None else 0,
-        )
-        return x.entry
-
-    async def _logged(self, x: _Exchange, context: grpc.aio.ServicerContext) -> None:
-        """Write-ahead: the answer goes back only once its entry is durable in the log."""
-        entry = self._record(x)
-        if entry is None:
-            return
-        try:
-            await self.gw.msglog.durable(entry)
-        except LogUnavailable as e:
-            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e), ((MESSAGE_ID, x.message_id),))
-
-    async def _refuse(
-        self, context: grpc.aio.ServicerContext, error: ServiceError, x: _Exchange
-    ) -> None:
-        x.code = error.code
-        await self._logged(x, context)
-        code, message, trailers = to_status(error)
-        extra: tuple[tuple[str, Any], ...] = ((MESSAGE_ID, x.message_id),)
-        if isinstance(error, LimitExceeded):
-            extra += ((RETRY_AFTER, str(max(1, int(error.retry_after * 1000)))),)
-        await context.abort(code, message, trailers + extra)
 
     async def _upstream_error(
         self, context: grpc.aio.ServicerContext, error: grpc.aio.AioRpcError, x: _Exchange
@@ -473,35 +564,6 @@ class _MethodProxy:
             details = f"upstream {self.route.area} unavailable: {details}"
         trailers = [*_trailers(error.trailing_metadata()), (MESSAGE_ID, x.message_id)]
         await context.abort(code, details, tuple(trailers))
-
-    def _start(
-        self, context: grpc.aio.ServicerContext
-    ) -> tuple[_Exchange, list[tuple[str, Any]], bool]:
-        started, when = time.perf_counter(), time.time()
-        message_id, forward, trace_id, traced = self._begin(context)
-        x = _Exchange(message_id, when, started, current_principal(), trace_id)
-        return x, forward, traced
-
-    def _admit(self, x: _Exchange, context: grpc.aio.ServicerContext) -> Callable[[], None]:
-        release = self.gw.admit(self.method, x.principal, context, x.who)
-        x.release = release
-        return release
-
-    def _end(self, x: _Exchange, failure: BaseException | None) -> None:
-        """Whatever happened: the limits released and the exchange logged once (a call the
-        client cancelled, or one that failed inside the gateway, is logged without waiting)."""
-        if isinstance(failure, asyncio.CancelledError | GeneratorExit):
-            x.code = grpc.StatusCode.CANCELLED
-        elif failure is not None and x.code is grpc.StatusCode.OK and x.entry is None:
-            x.code = grpc.StatusCode.INTERNAL
-        if x.release is not None:
-            x.release()
-            x.release = None
-        self._record(x)
-
-    def _timeout(self, context: grpc.aio.ServicerContext) -> float | None:
-        remaining = context.time_remaining()
-        return None if remaining is None else max(remaining, 0.0)
 
     # --- the four shapes ----------------------------------------------------------------------
     # Each: admit (rights, limits, schema) → forward → log the exchange durably → answer.
@@ -550,18 +612,6 @@ class _MethodProxy:
         async for message in request_iterator:
             digest.add(message, True)
             yield message
-
-    def _admitted(
-        self, x: _Exchange, context: grpc.aio.ServicerContext, validate: bytes | None
-    ) -> ServiceError | None:
-        """The refusal of the call (rights, limits, the request's schema), if any."""
-        try:
-            self._admit(x, context)
-            if validate is not None:
-                self._validate(validate)
-        except ServiceError as error:
-            return error
-        return None
 
     async def _one_answer(
         self,

@@ -25,6 +25,9 @@ class GatewaySettings(ServiceSettings):
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    # Register the platform's own services as members with the rights they need (the dossiers
+    # service on the national API); for the demo (`make run`), like identity.demo_seed.
+    demo_seed: bool = False
 
     def problems(self) -> list[tuple[str, str]]:
         if self.tls_port and not (self.tls_cert and self.tls_key):

@@ -67,6 +67,7 @@ def procedure_to_proto(p: Procedure) -> pb.Procedure:
             pb.ProcedureStep(name=s.name, actor=s.actor, working_days=s.working_days)
             for s in p.steps
         ],
+        source_url=p.source_url,
     )
 
 
@@ -92,6 +93,7 @@ def procedure_from_proto(m: pb.Procedure) -> Procedure:
         legal_basis=m.legal_basis,
         active=m.active,
         steps=tuple(Step(s.name, s.actor, s.working_days) for s in m.steps),
+        source_url=m.source_url.strip(),
     )
 
 
@@ -175,8 +177,15 @@ def dossier_to_proto(d: Dossier) -> pb.Dossier:
         result_attachment_id=d.result_attachment_id,
         on_time=bool(d.on_time),
         status_reason=d.status_reason,
+        portal_synced=d.portal_synced,
         update_time=ts(d.update_time),
         etag=d.etag,
+        portal_code=d.portal_code,
+        postal_tracking_number=d.postal_tracking_number,
+        postmark_date=d.postmark_date.isoformat() if d.postmark_date else "",
+        payment_id=d.payment_id,
+        payment_url=d.payment_url,
+        paid_online=d.paid_online,
     )
 
 
@@ -204,6 +213,28 @@ def status_changed(d: Dossier, entry: HistoryEntry) -> events_pb2.DossierStatusC
         applicant_name=d.applicant.full_name,
         applicant_email=d.applicant.email,
         actor_id=entry.actor_id,
+        portal_code=d.portal_code,
+        change_time=ts(entry.time),
+        payment_url=d.payment_url if entry.to_status is Status.FEE_REQUESTED else "",
+        fee_vnd=d.fee_vnd if entry.to_status is Status.FEE_REQUESTED else 0,
+        paid_online=d.paid_online and entry.from_status is Status.FEE_REQUESTED,
+    )
+
+
+def fee_paid(
+    d: Dossier, amount_vnd: int, reference: str, paid_time: datetime, actor_id: str
+) -> events_pb2.DossierFeePaid:
+    return events_pb2.DossierFeePaid(
+        dossier_id=d.id,
+        receipt_code=d.receipt_code,
+        agency_code=d.agency_code,
+        procedure_code=d.procedure_code,
+        amount_vnd=amount_vnd,
+        paid_online=d.paid_online,
+        payment_id=d.payment_id if d.paid_online else "",
+        reference=reference,
+        paid_time=ts(paid_time),
+        actor_id=actor_id,
     )
 
 

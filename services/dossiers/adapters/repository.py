@@ -9,10 +9,11 @@ from typing import Any, cast
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from lgsp.text import fold
+from lgsp.textfold import fold
 from services.dossiers.adapters.tables import (
     dossier_history,
     dossiers,
+    procedure_agencies,
     procedures,
     receipt_sequences,
 )
@@ -29,6 +30,7 @@ from services.dossiers.domain.procedure import (
     OnlineLevel,
     Procedure,
     ProcedureField,
+    ProcedureQuery,
     RequiredPaper,
     Step,
 )
@@ -70,28 +72,48 @@ def procedure_from_json(
         legal_basis=data.get("legal_basis", ""),
         active=bool(data.get("active", True)),
         steps=tuple(Step(**s) for s in data.get("steps", ())),
+        source_url=data.get("source_url", ""),
         update_time=update_time,
         version=version,
     )
+
+
+def _like(text: str) -> str:
+    """A LIKE pattern for the substring `text` (its own % and _ taken literally, escape "!")."""
+    return "%" + text.replace("!", "!!").replace("%", "!%").replace("_", "!_") + "%"
 
 
 class ProcedureRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    @staticmethod
+    def _columns(p: Procedure) -> dict[str, Any]:
+        return {
+            "name": p.name,
+            "field_code": p.field.code,
+            "field_name": p.field.name,
+            "online_level": int(p.online_level),
+            "search_text": fold(f"{p.code} {p.name}"),
+            "active": p.active,
+            "data": procedure_to_json(p),
+            "version": p.version,
+            "update_time": p.update_time,
+        }
+
+    def _set_agencies(self, p: Procedure) -> None:
+        self.session.execute(
+            sa.delete(procedure_agencies).where(procedure_agencies.c.procedure_code == p.code)
+        )
+        self.session.execute(
+            sa.insert(procedure_agencies),
+            [{"procedure_code": p.code, "agency_code": a} for a in dict.fromkeys(p.agency_codes)],
+        )
+
     def add(self, p: Procedure) -> None:
         assert p.update_time is not None
-        self.session.execute(
-            sa.insert(procedures).values(
-                code=p.code,
-                name=p.name,
-                field_code=p.field.code,
-                active=p.active,
-                data=procedure_to_json(p),
-                version=p.version,
-                update_time=p.update_time,
-            )
-        )
+        self.session.execute(sa.insert(procedures).values(code=p.code, **self._columns(p)))
+        self._set_agencies(p)
 
     def update(self, p: Procedure, expected_version: int) -> None:
         done = cast(
@@ -99,18 +121,12 @@ class ProcedureRepository:
             self.session.execute(
                 sa.update(procedures)
                 .where(procedures.c.code == p.code, procedures.c.version == expected_version)
-                .values(
-                    name=p.name,
-                    field_code=p.field.code,
-                    active=p.active,
-                    data=procedure_to_json(p),
-                    version=p.version,
-                    update_time=p.update_time,
-                )
+                .values(**self._columns(p))
             ),
         )
         if done.rowcount != 1:
             raise StaleEtag(f"procedure {p.code} changed since it was read")
+        self._set_agencies(p)
 
     def get(self, code: str) -> Procedure | None:
         row = self.session.execute(sa.select(procedures).where(procedures.c.code == code)).first()
@@ -118,7 +134,7 @@ class ProcedureRepository:
             return None
         return procedure_from_json(row.data, version=row.version, update_time=_utc(row.update_time))
 
-    def list(self, *, include_inactive: bool = False) -> list[Procedure]:
+    def list_all(self, *, include_inactive: bool = False) -> list[Procedure]:
         q = sa.select(procedures).order_by(procedures.c.code)
         if not include_inactive:
             q = q.where(procedures.c.active.is_(True))
@@ -126,6 +142,54 @@ class ProcedureRepository:
             procedure_from_json(r.data, version=r.version, update_time=_utc(r.update_time))
             for r in self.session.execute(q)
         ]
+
+    @staticmethod
+    def _where(query: ProcedureQuery) -> list[Any]:
+        c = procedures.c
+        where: list[Any] = []
+        if not query.include_inactive:
+            where.append(c.active.is_(True))
+        if query.field_code:
+            where.append(c.field_code == query.field_code)
+        if query.min_online_level:
+            where.append(c.online_level >= int(query.min_online_level))
+        if query.text:
+            where.append(c.search_text.like(_like(query.text), escape="!"))
+        if query.agency_codes is not None:
+            where.append(
+                c.code.in_(
+                    sa.select(procedure_agencies.c.procedure_code).where(
+                        procedure_agencies.c.agency_code.in_(sorted(query.agency_codes))
+                    )
+                )
+            )
+        return where
+
+    def search(self, query: ProcedureQuery, after: str, limit: int) -> list[Procedure]:
+        """Up to `limit` procedures matching `query` with a code after `after`, by code."""
+        q = sa.select(procedures).where(*self._where(query))
+        if after:
+            q = q.where(procedures.c.code > after)
+        q = q.order_by(procedures.c.code).limit(limit)
+        return [
+            procedure_from_json(r.data, version=r.version, update_time=_utc(r.update_time))
+            for r in self.session.execute(q)
+        ]
+
+    def count_matching(self, query: ProcedureQuery) -> int:
+        q = sa.select(sa.func.count()).select_from(procedures).where(*self._where(query))
+        return int(self.session.execute(q).scalar_one())
+
+    def agency_codes(self) -> list[str]:
+        """Every agency that handles some procedure."""
+        q = sa.select(procedure_agencies.c.agency_code).distinct()
+        return [r[0] for r in self.session.execute(q)]
+
+    def fields(self) -> list[ProcedureField]:
+        """The fields of active procedures (unordered)."""
+        c = procedures.c
+        q = sa.select(c.field_code, c.field_name).where(c.active.is_(True)).distinct()
+        return [ProcedureField(code, name) for code, name in self.session.execute(q)]
 
     def count(self) -> int:
         return int(
@@ -157,7 +221,8 @@ def _stored(t: datetime | None) -> datetime | None:
 
 def search_columns(a: Applicant) -> dict[str, str]:
     """The officials' search columns of an applicant (adapters/tables.py says what each is)."""
-    names = " ".join(n for n in (fold(a.full_name), fold(a.organization_name)) if n)
+    folded = (" ".join(fold(n).split()) for n in (a.full_name, a.organization_name))
+    names = " ".join(n for n in folded if n)
     return {
         "applicant_key": f" {names}"[:1100],
         "applicant_number": a.identity_number.strip()[:20],
@@ -199,6 +264,9 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "paid_online": d.paid_online,
         "rating": d.rating,
         "rating_time": _stored(d.rating_time),
+        "postal_tracking_number": d.postal_tracking_number,
+        "postmark_date": d.postmark_date,
+        "portal_synced": d.portal_synced,
         "update_time": _stored(d.update_time),
         "version": d.version,
         **search_columns(d.applicant),
@@ -240,6 +308,9 @@ def _dossier(row: Any) -> Dossier:
         paid_online=v["paid_online"],
         rating=v["rating"],
         rating_time=_utc(v["rating_time"]),
+        postal_tracking_number=v["postal_tracking_number"],
+        postmark_date=v["postmark_date"],
+        portal_synced=v["portal_synced"],
         update_time=_utc(v["update_time"]),
         version=v["version"],
     )
@@ -317,11 +388,41 @@ class DossierRepository:
         ).first()
         return None if row is None else _dossier(row)
 
+    def by_payment_id(self, payment_id: str) -> Dossier | None:
+        if not payment_id:
+            return None
+        row = self.session.execute(
+            sa.select(dossiers).where(dossiers.c.payment_id == payment_id)
+        ).first()
+        return None if row is None else _dossier(row)
+
     def by_request_id(self, request_id: str) -> Dossier | None:
         row = self.session.execute(
             sa.select(dossiers).where(dossiers.c.request_id == request_id)
         ).first()
         return None if row is None else _dossier(row)
+
+    def by_portal_code(self, code: str) -> Dossier | None:
+        row = self.session.execute(
+            sa.select(dossiers).where(dossiers.c.portal_code == code)
+        ).first()
+        return None if row is None else _dossier(row)
+
+    def mark_portal_synced(self, dossier_id: str, status: Status, time: datetime) -> bool:
+        """portal_synced = true if the dossier's latest step is the one the portal has
+        (`status` at `time`); the version stays, so no clerk's etag goes stale."""
+        last = self.session.execute(
+            sa.select(dossier_history.c.to_status, dossier_history.c.time)
+            .where(dossier_history.c.dossier_id == dossier_id)
+            .order_by(dossier_history.c.id.desc())
+            .limit(1)
+        ).first()
+        if last is None or last.to_status != int(status) or _utc(last.time) != _utc(time):
+            return False
+        self.session.execute(
+            sa.update(dossiers).where(dossiers.c.id == dossier_id).values(portal_synced=True)
+        )
+        return True
 
     def history(self, dossier_id: str) -> list[HistoryEntry]:
         rows = self.session.execute(

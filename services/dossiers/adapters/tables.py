@@ -19,6 +19,20 @@ procedures = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),  # the whole procedure (adapters.repository)
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
+    # Copies of `data` that ListProcedures filters on (revision 0006).
+    sa.Column("field_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("online_level", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("search_text", sa.String(1100), nullable=False, server_default=""),  # folded
+)
+
+# Which agencies handle which procedure: the agency filter of ListProcedures without reading
+# every procedure's JSON.
+procedure_agencies = sa.Table(
+    "procedure_agencies",
+    metadata,
+    sa.Column("procedure_code", sa.String(40), primary_key=True),
+    sa.Column("agency_code", sa.String(35), primary_key=True),
+    sa.Index("ix_procedure_agencies_agency", "agency_code", "procedure_code"),
 )
 
 dossiers = sa.Table(
@@ -56,16 +70,22 @@ dossiers = sa.Table(
     sa.Column("paid_online", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("rating", sa.Integer, nullable=False, server_default="0"),
     sa.Column("rating_time", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("postal_tracking_number", sa.String(13), nullable=False, server_default=""),
+    sa.Column("postmark_date", sa.Date, nullable=True),
+    # Whether the national portal acknowledged the current status; changed without a new
+    # version (the sync must not make a clerk's etag stale).
+    sa.Column("portal_synced", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    # The officials' search (revision 0003), kept by the repository on every write: the
-    # applicant's and organisation's names folded (lgsp.text.fold, " "-led so a word's start
+    # The officials' search (revision 0006), kept by the repository on every write: the
+    # applicant's and organisation's names folded (lgsp.textfold.fold, " "-led so a word's start
     # is " word"), the PIN, the enterprise or tax code without dashes.
     sa.Column("applicant_key", sa.String(1100), nullable=False, server_default=""),
     sa.Column("applicant_number", sa.String(20), nullable=False, server_default=""),
     sa.Column("applicant_org_code", sa.String(20), nullable=False, server_default=""),
     sa.Index("ix_dossiers_agency_status", "agency_code", "status"),
     sa.Index("ix_dossiers_procedure", "procedure_code"),
+    sa.Index("ix_dossiers_payment", "payment_id"),
     sa.Index("ix_dossiers_agency_submit", "agency_code", "submit_time", "id"),
     sa.Index("ix_dossiers_submit", "submit_time", "id"),
     sa.Index("ix_dossiers_applicant_number", "applicant_number"),
@@ -117,4 +137,26 @@ receipt_sequences = sa.Table(
     sa.Column("agency_code", sa.String(35), primary_key=True),
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("last", sa.Integer, nullable=False),
+)
+
+# Every payment notice of the national payment platform taken in (callback or reconciliation),
+# one row per payment: the key that makes a replayed notice a no-op, and what reconciliation
+# compares with the platform's transactions. `outcome`: recorded (the dossier moved on),
+# not_waiting (the dossier was withdrawn, stopped or paid at the desk: a refund case),
+# mismatch (amount or receipt code differ), unknown (no dossier has the payment).
+payment_receipts = sa.Table(
+    "payment_receipts",
+    metadata,
+    sa.Column("payment_id", sa.String(64), primary_key=True),
+    sa.Column("dossier_id", sa.String(36), nullable=True),
+    sa.Column("receipt_code", sa.String(60), nullable=False),
+    sa.Column("amount_vnd", sa.BigInteger, nullable=False),
+    sa.Column("transaction_ref", sa.String(64), nullable=False),
+    sa.Column("paid_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("source", sa.String(16), nullable=False),  # callback | reconcile | desk
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("detail", sa.String(500), nullable=False),
+    sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Index("ix_payment_receipts_paid", "paid_at"),
 )

@@ -18,6 +18,7 @@ from enum import IntEnum
 from services.dossiers.domain.deadlines import DueDateRule, on_time
 from services.dossiers.domain.errors import IllegalTransition, InvalidField
 from services.dossiers.domain.identity_number import check_identity_number
+from services.dossiers.domain.postal import check_postmark, check_tracking_number
 from services.dossiers.domain.procedure import Procedure
 from services.dossiers.domain.receipt import check_agency_code
 from services.dossiers.domain.status import Status, check_transition
@@ -62,6 +63,22 @@ class Paper:
 
 
 @dataclass(frozen=True)
+class Submission:
+    """A dossier as filed, through any of the three channels; each is checked by the same
+    rules (`check_submission`), plus what its channel adds (`check_channel`)."""
+
+    procedure_code: str
+    agency_code: str
+    applicant: Applicant
+    channel: Channel
+    papers: tuple[Paper, ...]
+    request_id: str = ""
+    portal_code: str = ""  # ONLINE: the national portal's code
+    postal_tracking_number: str = ""  # POSTAL
+    postmark_date: str = ""  # POSTAL, "YYYY-MM-DD" as written; "" when illegible
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     time: datetime
     actor_id: str
@@ -100,6 +117,12 @@ class Dossier:
     paused_days: int = 0  # working days the clock stood still, in total
     # Online channel: the national portal's code of the dossier ("" for desk and post).
     portal_code: str = ""
+    # Postal channel: the item's tracking number and the postmark's date (for the record: the
+    # time limit counts from the receipt at the agency).
+    postal_tracking_number: str = ""
+    postmark_date: date | None = None
+    # Whether the national portal has acknowledged the current status (set by the sync).
+    portal_synced: bool = False
     # Fee through the national payment platform: its payment id, the citizen's payment page,
     # and whether the fee was paid there (not at the desk).
     payment_id: str = ""
@@ -168,12 +191,26 @@ class Dossier:
         self.papers = (*self.papers, *papers)
         self._resume(rule, now)
 
-    def request_fee(self, fee_vnd: int, description: str, *, now: datetime, actor: str) -> None:
-        """→ FEE_REQUESTED: the clock stops until the fee is paid."""
+    def request_fee(
+        self,
+        fee_vnd: int,
+        description: str,
+        *,
+        now: datetime,
+        actor: str,
+        payment_id: str = "",
+        payment_url: str = "",
+    ) -> None:
+        """→ FEE_REQUESTED: the clock stops until the fee is paid; with the payment requested
+        at the national payment platform, if any (`payment_url` is the applicant's page)."""
         if fee_vnd <= 0:
             raise InvalidField("fee_vnd", "a positive amount of đồng")
+        if len(description) > MAX_TEXT:
+            raise InvalidField("description", f"at most {MAX_TEXT} characters")
         self._move(Status.FEE_REQUESTED, now, actor, description.strip())
         self.fee_vnd = fee_vnd
+        self.fee_paid = self.paid_online = False
+        self.payment_id, self.payment_url = payment_id, payment_url
         self.paused_since = now
 
     def record_payment(
@@ -187,7 +224,43 @@ class Dossier:
         reference = _required("payment_reference", reference)
         self._move(Status.IN_PROGRESS, now, actor, f"đã nộp phí, biên lai {reference}")
         self.fee_paid = True
+        self.payment_url = ""  # an online payment requested was voided first
         self._resume(rule, now)
+
+    def record_online_payment(
+        self,
+        payment_id: str,
+        amount_vnd: int,
+        transaction_ref: str,
+        paid_at: datetime,
+        *,
+        rule: DueDateRule,
+        now: datetime,
+        actor: str = "",
+    ) -> None:
+        """FEE_REQUESTED → IN_PROGRESS from the national payment platform's word. The clock
+        resumes when the applicant paid, not when the province heard of it (a notice held up
+        by an outage, or found by reconciliation, costs the applicant nothing)."""
+        if self.status is not Status.FEE_REQUESTED or self.fee_paid:
+            raise IllegalTransition(self.status, Status.IN_PROGRESS)
+        if payment_id != self.payment_id:
+            raise InvalidField("payment_id", "not the payment requested for this dossier")
+        if amount_vnd != self.fee_vnd:
+            raise InvalidField("amount_vnd", f"the fee requested is {self.fee_vnd} đồng")
+        self._move(
+            Status.IN_PROGRESS,
+            now,
+            actor,
+            f"đã thanh toán trực tuyến, mã giao dịch {transaction_ref}",
+        )
+        self.fee_paid = self.paid_online = True
+        self.payment_url = ""
+        since = self.paused_since or now
+        self._resume(rule, max(since, min(paid_at, now)))
+
+    @property
+    def online_payment_pending(self) -> bool:
+        return self.status is Status.FEE_REQUESTED and bool(self.payment_id) and not self.fee_paid
 
     def withdraw(self, reason: str, *, now: datetime, actor: str) -> None:
         self._move(Status.WITHDRAWN, now, actor, reason.strip()[:MAX_TEXT])
@@ -235,6 +308,7 @@ class Dossier:
         self.status = to
         self.update_time = now
         self.version += 1
+        self.portal_synced = False  # the portal learns of it through the sync
 
     def _resume(self, rule: DueDateRule, now: datetime) -> None:
         if self.paused_since is not None and self.due_date is not None:
@@ -305,41 +379,76 @@ def check_checklist(procedure: Procedure, papers: list[Paper]) -> None:
 
 def submit_dossier(
     procedure: Procedure | None,
+    submission: Submission,
     *,
-    procedure_code: str,
-    agency_code: str,
-    applicant: Applicant,
-    channel: Channel,
-    papers: list[Paper],
     receipt_code: str,
     actor: str,
     now: datetime,
-    request_id: str = "",
+    received: date,
 ) -> Dossier:
     """A new dossier in status SUBMITTED, if the desk's checks pass; InvalidField names the
     first field that fails. The receipt code is given by the caller (it needs the day's
-    sequence, which storage keeps)."""
-    check_submission(procedure, procedure_code, agency_code, applicant, channel, papers)
+    sequence, which storage keeps); `received` is the day of receipt in the province."""
+    s = submission
+    check_submission(
+        procedure, s.procedure_code, s.agency_code, s.applicant, s.channel, list(s.papers)
+    )
+    tracking, postmark = check_channel(s, received)
     assert procedure is not None
+    channel = Channel.COUNTER if s.channel is Channel.UNSPECIFIED else s.channel
     dossier = Dossier(
         id=str(uuid.uuid4()),
         receipt_code=receipt_code,
         procedure_code=procedure.code,
         procedure_name=procedure.name,
-        agency_code=agency_code.strip(),
-        applicant=check_applicant(applicant),
+        agency_code=s.agency_code.strip(),
+        applicant=check_applicant(s.applicant),
         status=Status.SUBMITTED,
-        channel=Channel.COUNTER if channel is Channel.UNSPECIFIED else channel,
-        papers=tuple(papers),
+        channel=channel,
+        papers=tuple(s.papers),
         processing_days=procedure.processing_days,
         submit_time=now,
         receiver_user_id=actor,
-        request_id=request_id,
+        request_id=s.request_id,
         fee_vnd=procedure.fee_vnd,
+        portal_code=s.portal_code.strip(),
+        postal_tracking_number=tracking,
+        postmark_date=postmark,
         update_time=now,
     )
-    dossier.new_history.append(HistoryEntry(now, actor, None, Status.SUBMITTED, "tiếp nhận"))
+    comment = _INTAKE_COMMENT[channel]
+    if channel is Channel.ONLINE:
+        comment += f" (mã hồ sơ trên Cổng: {dossier.portal_code})"
+    elif channel is Channel.POSTAL:
+        comment += f" (số hiệu bưu gửi {tracking})"
+    dossier.new_history.append(HistoryEntry(now, actor, None, Status.SUBMITTED, comment))
     return dossier
+
+
+_INTAKE_COMMENT = {
+    Channel.COUNTER: "tiếp nhận",
+    Channel.ONLINE: "tiếp nhận trực tuyến từ Cổng Dịch vụ công quốc gia",
+    Channel.POSTAL: "tiếp nhận qua dịch vụ bưu chính công ích",
+}
+
+
+def check_channel(s: Submission, received: date) -> tuple[str, date | None]:
+    """What the channel adds: online dossiers carry the portal's code (and arrive from the
+    portal, never from a clerk); postal ones a tracking number and maybe a postmark. The
+    tracking number and postmark date, checked."""
+    if s.channel is Channel.ONLINE:
+        if not s.portal_code.strip() or len(s.portal_code.strip()) > 64:
+            raise InvalidField("portal_code", "an online dossier carries the portal's code")
+    elif s.portal_code.strip():
+        raise InvalidField("portal_code", "only for dossiers filed online")
+    if s.channel is Channel.POSTAL:
+        tracking = check_tracking_number(s.postal_tracking_number)
+        return tracking, check_postmark(s.postmark_date, received)
+    if s.postal_tracking_number.strip():
+        raise InvalidField("postal_tracking_number", "only for dossiers sent by post")
+    if s.postmark_date.strip():
+        raise InvalidField("postmark_date", "only for dossiers sent by post")
+    return "", None
 
 
 def check_submission(
@@ -362,7 +471,7 @@ def check_submission(
         raise InvalidField(
             "agency_code", f"{agency_code} does not handle procedure {procedure.code}"
         )
-    if channel not in (Channel.UNSPECIFIED, Channel.COUNTER):
-        raise InvalidField("channel", "only dossiers filed at the desk are taken in so far")
+    if channel not in Channel:
+        raise InvalidField("channel", "counter, online or postal")
     check_applicant(applicant)
     check_checklist(procedure, papers)

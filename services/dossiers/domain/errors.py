@@ -43,3 +43,23 @@ class StaleEtag(DomainError):
 
 class Exhausted(DomainError):
     """A counter ran out, e.g. the 9,999 receipt codes of one agency and day."""
+
+
+class NotEligible(DomainError):
+    """The applicant exists but may not file now, e.g. a dissolved enterprise
+    (→ FAILED_PRECONDITION)."""
+
+
+class Unavailable(DomainError):
+    """A system the decision needs (the national population database, the gateway) cannot
+    answer now; nothing was stored and a retry may succeed (→ UNAVAILABLE)."""
+
+
+class PaymentPlatformUnavailable(Unavailable):
+    """The national payment platform could not be reached; nothing was stored (→ UNAVAILABLE,
+    safe to retry)."""
+
+
+class PaidOnline(DomainError):
+    """The fee was already paid through the national payment platform: it is not taken again
+    at the desk (→ FAILED_PRECONDITION)."""

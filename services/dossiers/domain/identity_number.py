@@ -8,7 +8,7 @@
     └ code of the province of birth registration (001 Hà Nội … 096 Cà Mau)
 
 Only the form is checked here; whether the person exists is the population database's answer
-(through the gateway, not yet wired).
+(through the gateway: adapters/national.py).
 """
 
 from __future__ import annotations

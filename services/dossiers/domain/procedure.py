@@ -8,6 +8,7 @@ internal procedure (quy trình nội bộ) share the processing time out.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,8 @@ from services.dossiers.domain.receipt import check_agency_code
 
 PROCEDURE_CODE = re.compile(r"[0-9]\.[0-9]{6}(\.[0-9A-Z.]{1,20})?")
 MAX_NAME = 1000
+MAX_URL = 500
+MAX_QUERY = 200
 
 
 class OnlineLevel(IntEnum):
@@ -71,6 +74,7 @@ class Procedure:
     legal_basis: str = ""
     active: bool = True
     steps: tuple[Step, ...] = ()
+    source_url: str = ""  # the procedure's page in the national database
     update_time: datetime | None = None
     version: int = 1
 
@@ -113,6 +117,12 @@ def check_procedure(p: Procedure) -> Procedure:
             raise InvalidField(f"{where}.name", "required")
         if paper.originals < 0 or paper.copies < 0 or paper.originals + paper.copies == 0:
             raise InvalidField(f"{where}.copies", "at least one original or copy")
+    if p.source_url and (
+        len(p.source_url) > MAX_URL or not re.fullmatch(r"https://[^\s<>\"]+", p.source_url)
+    ):
+        raise InvalidField(
+            "procedure.source_url", f"an https:// address of at most {MAX_URL} characters"
+        )
     if p.steps:
         total = sum(s.working_days for s in p.steps)
         if any(s.working_days < 0 for s in p.steps) or abs(total - p.processing_days) > 1e-6:
@@ -121,3 +131,22 @@ def check_procedure(p: Procedure) -> Procedure:
                 f"the steps take {total:g} working days, the procedure {p.processing_days}",
             )
     return p
+
+
+def same_terms(a: Procedure, b: Procedure) -> bool:
+    """Whether two versions of a procedure say the same (version and update time aside)."""
+    return dataclasses.replace(a, version=0, update_time=None) == dataclasses.replace(
+        b, version=0, update_time=None
+    )
+
+
+@dataclass(frozen=True)
+class ProcedureQuery:
+    """What ListProcedures filters on. `agency_codes` is the agency asked for and those beneath
+    it (None: any agency); `text` is already folded (lgsp.textfold)."""
+
+    field_code: str = ""
+    agency_codes: frozenset[str] | None = None
+    min_online_level: OnlineLevel = OnlineLevel.UNSPECIFIED
+    include_inactive: bool = False
+    text: str = ""

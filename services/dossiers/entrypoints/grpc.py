@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
@@ -45,12 +45,22 @@ def to_service_error(e: domain.DomainError) -> errors.ServiceError:
         return errors.Aborted(e.message)
     if isinstance(e, domain.Exhausted):
         return errors.ResourceExhausted(e.message)
+    if isinstance(e, domain.Unavailable):
+        return errors.Unavailable(e.message, retry_after=1.0)
     return errors.FailedPrecondition(e.message)
 
 
 async def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     try:
         return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+    except domain.DomainError as e:
+        raise to_service_error(e) from None
+
+
+async def acall(fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+    """`call` for the use cases that wait on a remote system (they run their own threads)."""
+    try:
+        return await fn(*args, **kwargs)
     except domain.DomainError as e:
         raise to_service_error(e) from None
 
@@ -62,6 +72,28 @@ class ProcedureServicer(dossiers_pb2_grpc.ProcedureServiceServicer):
     async def GetProcedure(self, request: pb.GetProcedureRequest, context: Any) -> Any:
         p = await call(self.app.get_procedure, request.code)
         return pb.GetProcedureResponse(procedure=procedure_to_proto(p))
+
+    async def ListProcedures(self, request: pb.ListProceduresRequest, context: Any) -> Any:
+        page = await call(
+            self.app.list_procedures,
+            current_principal(),
+            field_code=request.field_code,
+            agency_code=request.agency_code,
+            min_online_level=int(request.min_online_service_level),
+            include_inactive=request.include_inactive,
+            query=request.query,
+            size=request.page_size,
+            token=request.page_token,
+        )
+        return pb.ListProceduresResponse(
+            procedures=[procedure_to_proto(p) for p in page.procedures],
+            next_page_token=page.next_page_token,
+            total_size=page.total_size,
+        )
+
+    async def ListFields(self, request: pb.ListFieldsRequest, context: Any) -> Any:
+        fields = await call(self.app.list_fields)
+        return pb.ListFieldsResponse(fields=[pb.Field(code=f.code, name=f.name) for f in fields])
 
     async def CreateProcedure(self, request: pb.CreateProcedureRequest, context: Any) -> Any:
         p = await call(
@@ -104,6 +136,8 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
                 papers=papers_from_proto(list(request.papers)),
                 request_id=request.request_id.strip(),
                 principal=principal,
+                postal_tracking_number=request.postal_tracking_number,
+                postmark_date=request.postmark_date,
             )
 
         principal = current_principal()
@@ -139,18 +173,30 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
         ),
         pb.CompleteProcessingResponse,
     )
-    RequestFee = _dossier_step(
-        lambda app, r: functools.partial(
-            app.request_fee, r.dossier_id, r.etag, r.fee_vnd, r.description
-        ),
-        pb.RequestFeeResponse,
-    )
-    RecordPayment = _dossier_step(
-        lambda app, r: functools.partial(
-            app.record_payment, r.dossier_id, r.etag, r.amount_vnd, r.payment_reference
-        ),
-        pb.RecordPaymentResponse,
-    )
+
+    async def RequestFee(self, request: pb.RequestFeeRequest, context: Any) -> Any:
+        d = await acall(
+            self.app.request_fee,
+            request.dossier_id,
+            request.etag,
+            request.fee_vnd,
+            request.description,
+            current_principal(),
+            pay_at_counter=request.pay_at_counter,
+        )
+        return pb.RequestFeeResponse(dossier=dossier_to_proto(d))
+
+    async def RecordPayment(self, request: pb.RecordPaymentRequest, context: Any) -> Any:
+        d = await acall(
+            self.app.record_payment,
+            request.dossier_id,
+            request.etag,
+            request.amount_vnd,
+            request.payment_reference,
+            current_principal(),
+        )
+        return pb.RecordPaymentResponse(dossier=dossier_to_proto(d))
+
     StopDossier = _dossier_step(
         lambda app, r: functools.partial(app.stop, r.dossier_id, r.etag, r.reason),
         pb.StopDossierResponse,
@@ -232,3 +278,8 @@ class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
 
 
 LOOKUP_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier"
+# The catalogue is public, as on the national portal; inactive procedures need role admin.
+CATALOGUE_METHODS = [
+    f"/lgsp.api.dossiers.v1.ProcedureService/{m}"
+    for m in ("GetProcedure", "ListProcedures", "ListFields")
+]

@@ -18,6 +18,7 @@ work (`_step` and intake do), so the figures' summary moves with the dossier or 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from services.dossiers.domain.errors import (
 )
 from services.dossiers.domain.figures import change, contributions
 from services.dossiers.domain.status import Status
+from services.dossiers.service_layer.verification import ApplicantVerifier, NoVerification
 
 SOURCE = "dossiers"
 CLERK, SPECIALIST, LEADER, ADMIN = "clerk", "specialist", "leader", "admin"
@@ -53,7 +55,7 @@ PROVINCE_WIDE = (ADMIN, "auditor")
 PROCEDURE_FIELDS = {
     "name", "field", "agency_codes", "processing_days", "fee_vnd", "fee_description",
     "required_papers", "online_service_level", "result_description", "legal_basis", "active",
-    "steps",
+    "steps", "source_url",
 }  # fmt: skip
 _FIELD_ATTR = {"online_service_level": "online_level"}
 
@@ -78,12 +80,16 @@ class AppBase:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] = lambda: None,
+        verifier: ApplicantVerifier | None = None,
     ) -> None:
         self.engine = engine
         self.agencies = agencies
         self.rule = rule
         self.clock = clock
         self.after_commit = after_commit
+        # The national check of applicants at intake; bootstrap always passes one (the
+        # gateway's, or NoVerification when [dossiers] verify_applicants is off).
+        self.verifier: ApplicantVerifier = verifier or NoVerification()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, source=SOURCE)
@@ -97,7 +103,10 @@ class AppBase:
         change: Callable[..., None],
         *,
         with_uow: bool = False,
+        dry_run: bool = False,
     ) -> Dossier:
+        """`dry_run`: every check and the change, then roll back and hand back the dossier as
+        it was (a step that needs a remote call first checks it can be taken)."""
         if not dossier_id.strip():
             raise InvalidField("dossier_id", "required")
         now = self.clock()
@@ -110,6 +119,10 @@ class AppBase:
             if etag and etag != d.etag:
                 raise StaleEtag(f"dossier {d.receipt_code} changed since it was read")
             version = d.version
+            if dry_run:
+                trial = copy.deepcopy(d)
+                change(*[trial, now, principal.subject] + ([uow] if with_uow else []))
+                return d
             before = dataclasses.replace(d, new_history=[])
             args: list[Any] = [d, now, principal.subject] + ([uow] if with_uow else [])
             change(*args)

@@ -1,9 +1,16 @@
-"""Taking a dossier in: the desk's checks, the receipt code, the first events."""
+"""Taking a dossier in, from any of the three channels, by one path (`_take_in`): the same
+checks (procedure in the catalogue and handled by the agency, applicant, checklist), the
+receipt code, the first events. The desk and the post come through `submit` (a clerk);
+online dossiers through `take_in_online` (the national portal's push or the catch-up pull,
+no official involved), idempotent by the portal's code."""
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from lgsp.api.dossiers.v1 import events_pb2
 from lgsp.auth import Principal, require_role
+from lgsp.db import UnitOfWork
 from lgsp.workdays import local_date
 from services.dossiers.adapters.proto import dossier_to_proto
 from services.dossiers.adapters.repository import DossierRepository, ProcedureRepository
@@ -12,14 +19,21 @@ from services.dossiers.domain.dossier import (
     Channel,
     Dossier,
     Paper,
+    Submission,
+    check_channel,
     check_submission,
     submit_dossier,
 )
+from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.procedure import Procedure
 from services.dossiers.domain.receipt import receipt_code
 from services.dossiers.service_layer.base import (
     CLERK,
     AppBase,
 )
+
+# The actor of what the national portal files: empty, as the contract has it for the system.
+PORTAL_ACTOR = ""
 
 
 class IntakeUseCases(AppBase):
@@ -33,46 +47,95 @@ class IntakeUseCases(AppBase):
         papers: list[Paper],
         request_id: str,
         principal: Principal,
+        postal_tracking_number: str = "",
+        postmark_date: str = "",
     ) -> Dossier:
-        """A dossier taken in at the desk: SUBMITTED with its receipt code, DossierSubmitted
-        and DossierStatusChanged in the same commit. A retry with the same request_id gets the
-        first dossier back."""
+        """A dossier a clerk takes in, at the desk or from the post: SUBMITTED with its
+        receipt code. A retry with the same request_id gets the first dossier back."""
         agency = agency_code.strip()
         require_role(CLERK, agency or None, tree=self.agencies, principal=principal)
+        if channel is Channel.ONLINE:
+            raise InvalidField("channel", "online dossiers arrive from the national portal")
+        submission = Submission(
+            procedure_code=procedure_code,
+            agency_code=agency,
+            applicant=applicant,
+            channel=channel,
+            papers=tuple(papers),
+            request_id=request_id,
+            postal_tracking_number=postal_tracking_number,
+            postmark_date=postmark_date,
+        )
+        return self._take_in(submission, actor=principal.subject)[0]
+
+    def take_in_online(self, submission: Submission) -> tuple[Dossier, bool]:
+        """A dossier filed on the national portal (its push or the catch-up pull): the same
+        rules as the desk, channel ONLINE, no official. Idempotent by the portal's code: a
+        replayed or concurrent duplicate gets the first dossier back, True when it was new."""
+        if submission.channel is not Channel.ONLINE:
+            raise InvalidField("channel", "only online dossiers come from the portal")
+        try:
+            return self._take_in(submission, actor=PORTAL_ACTOR)
+        except sa.exc.IntegrityError:
+            # Two pushes of one dossier raced past the lookup (PostgreSQL; SQLite serialises
+            # writers): the unique portal_code let one in, the other gets that one.
+            earlier = self.by_portal_code(submission.portal_code.strip())
+            if earlier is None:
+                raise
+            return earlier, False
+
+    def by_portal_code(self, portal_code: str) -> Dossier | None:
+        with self.uow() as uow:
+            return DossierRepository(uow.session).by_portal_code(portal_code)
+
+    def _take_in(self, s: Submission, *, actor: str) -> tuple[Dossier, bool]:
+        """The one intake path of every channel; (dossier, True) when it was new, the first
+        dossier and False for a repeat (same request_id, or same portal code). The applicant
+        is verified at the national databases after the desk's checks and before a receipt
+        number is taken, outside any transaction (a national call may take seconds): a
+        refusal, or a national system that cannot answer, stores nothing."""
+        with self.uow() as uow:
+            earlier = self._checked(uow, s)
+        if isinstance(earlier, Dossier):
+            return earlier, False
+        self.verifier.verify(s.applicant)
         now = self.clock()
+        today = local_date(now)
         with self.uow() as uow:
             repo = DossierRepository(uow.session)
-            if request_id:
-                earlier = repo.by_request_id(request_id)
-                if earlier is not None:
-                    return earlier
-            procedure = ProcedureRepository(uow.session).get(procedure_code.strip())
-            check_submission(procedure, procedure_code, agency, applicant, channel, papers)
-            code = receipt_code(
-                agency, local_date(now), repo.next_sequence(agency, local_date(now))
-            )
+            procedure = self._checked(uow, s)  # again: a retry may have won meanwhile
+            if isinstance(procedure, Dossier):
+                return procedure, False
+            agency = s.agency_code.strip()
+            code = receipt_code(agency, today, repo.next_sequence(agency, today))
             dossier = submit_dossier(
-                procedure,
-                procedure_code=procedure_code,
-                agency_code=agency,
-                applicant=applicant,
-                channel=channel,
-                papers=papers,
-                receipt_code=code,
-                actor=principal.subject,
-                now=now,
-                request_id=request_id,
+                procedure, s, receipt_code=code, actor=actor, now=now, received=today
             )
             entries = list(dossier.new_history)
             repo.add(dossier)
             self._record_figures(uow, None, dossier)
             uow.emit(
-                events_pb2.DossierSubmitted(
-                    dossier=dossier_to_proto(dossier), actor_id=principal.subject
-                ),
+                events_pb2.DossierSubmitted(dossier=dossier_to_proto(dossier), actor_id=actor),
                 subject=dossier.receipt_code,
             )
             self._emit_changes(uow, dossier, entries)
             uow.commit()
         self.after_commit()
-        return dossier
+        return dossier, True
+
+    def _checked(self, uow: UnitOfWork, s: Submission) -> Dossier | Procedure:
+        """The dossier an earlier call made (same request_id or portal code), else the
+        procedure once the desk's checks and the channel's pass (InvalidField otherwise)."""
+        repo = DossierRepository(uow.session)
+        earlier = repo.by_request_id(s.request_id) if s.request_id else None
+        if earlier is None and s.portal_code.strip():
+            earlier = repo.by_portal_code(s.portal_code.strip())
+        if earlier is not None:
+            return earlier
+        procedure = ProcedureRepository(uow.session).get(s.procedure_code.strip())
+        check_submission(
+            procedure, s.procedure_code, s.agency_code, s.applicant, s.channel, list(s.papers)
+        )
+        check_channel(s, local_date(self.clock()))
+        assert procedure is not None  # check_submission refuses a missing one
+        return procedure

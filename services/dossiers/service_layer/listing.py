@@ -5,16 +5,12 @@ or leader role is held, and of those below them."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 
 from lgsp.auth import Principal, require_role
-from lgsp.text import fold
+from lgsp.textfold import fold
 from lgsp.workdays import PROVINCE_TZ, local_date
 from services.dossiers.adapters.dossier_search import DossierFilter, list_dossiers
 from services.dossiers.domain.dossier import Dossier
@@ -22,10 +18,15 @@ from services.dossiers.domain.errors import InvalidField
 from services.dossiers.domain.figures import parse_date
 from services.dossiers.domain.status import Status
 from services.dossiers.service_layer.base import OFFICIALS, AppBase
+from services.dossiers.service_layer.paging import (
+    FIELD,
+    decode_token,
+    encode_token,
+    fingerprint,
+    page_size,
+)
 
-DEFAULT_PAGE, MAX_PAGE = 50, 500
 MAX_QUERY = 100
-_BAD_TOKEN = "not a token this service gave for these filters; start from the first page"
 
 
 @dataclass(frozen=True)
@@ -69,44 +70,19 @@ def parse_query(text: str) -> dict[str, str]:
         if " " in q or not q.isascii():
             raise InvalidField("query", "a receipt code has no spaces or accents")
         return {"receipt_prefix": q.upper()}
-    return {"name": fold(q)}
+    return {"name": " ".join(fold(q).split())}
 
 
-def _fingerprint(f: DossierFilter) -> str:
-    return hashlib.sha256(repr(f).encode()).hexdigest()[:16]
-
-
-def _seal(payload: bytes) -> bytes:
-    # Not a secret: the check catches a damaged or edited token; a forged position shows
-    # nothing more, the rights filter is in every query.
-    return hashlib.sha256(b"lgsp.dossiers.page:" + payload).digest()[:8]
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def encode_page_token(after: Dossier, f: DossierFilter) -> str:
-    payload = json.dumps(
-        {"t": after.submit_time.isoformat(), "i": after.id, "f": _fingerprint(f)},
-        separators=(",", ":"),
-    ).encode()
-    return f"{_b64(payload)}.{_b64(_seal(payload))}"
-
-
-def decode_page_token(token: str, f: DossierFilter) -> tuple[datetime, str]:
+def _after(token: str, f: DossierFilter) -> tuple[datetime, str] | None:
+    """The (submit time, id) the page starts after, from a paging.py token."""
+    key = decode_token(token, fingerprint(repr(f)))
+    if not key:
+        return None
+    when, _, dossier_id = key.partition("|")
     try:
-        body, tag = token.split(".")
-        payload = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        seal = base64.urlsafe_b64decode(tag + "=" * (-len(tag) % 4))
-        if len(token) > 400 or seal != _seal(payload):
-            raise ValueError
-        state = json.loads(payload)
-        if state["f"] != _fingerprint(f):
-            raise ValueError
-        return datetime.fromisoformat(state["t"]), str(state["i"])
-    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeError):
-        raise InvalidField("page_token", _BAD_TOKEN) from None
+        return datetime.fromisoformat(when), dossier_id
+    except ValueError:
+        raise InvalidField(FIELD, "is not a token returned by this service") from None
 
 
 class ListingUseCases(AppBase):
@@ -118,16 +94,19 @@ class ListingUseCases(AppBase):
             codes: tuple[str, ...] = (agency,)
         else:
             codes = tuple(sorted(self._official_agencies(principal, OFFICIALS)))
-        if r.page_size < 0:
-            raise InvalidField("page_size", "0 (the default, 50) or more")
-        size = min(r.page_size or DEFAULT_PAGE, MAX_PAGE)
+        size = page_size(r.page_size)
         f = self._filter(r, codes)
-        after = decode_page_token(r.page_token.strip(), f) if r.page_token.strip() else None
+        after = _after(r.page_token.strip(), f)
         with self.uow() as uow:
             found, total = list_dossiers(uow.session, f, after, size + 1)
         more = len(found) > size
         found = found[:size]
-        token = encode_page_token(found[-1], f) if more else ""
+        last = found[-1] if found else None
+        token = (
+            encode_token(f"{last.submit_time.isoformat()}|{last.id}", fingerprint(repr(f)))
+            if more and last
+            else ""
+        )
         return DossierPage(found, token, total)
 
     def _filter(self, r: ListRequest, codes: tuple[str, ...]) -> DossierFilter:

@@ -63,26 +63,6 @@ class StepUseCases(AppBase):
             lambda d, now, who: d.supplement(papers, rule=self.rule, now=now, actor=who),
         )  # fmt: skip
 
-    def request_fee(
-        self, dossier_id: str, etag: str, fee_vnd: int, description: str, principal: Principal
-    ) -> Dossier:
-        """→ FEE_REQUESTED (6): the desk or the specialist; the clock stops until paid."""
-        return self._step(
-            dossier_id, etag, principal, (CLERK, SPECIALIST),
-            lambda d, now, who: d.request_fee(fee_vnd, description, now=now, actor=who),
-        )  # fmt: skip
-
-    def record_payment(
-        self, dossier_id: str, etag: str, amount_vnd: int, reference: str, principal: Principal
-    ) -> Dossier:
-        """FEE_REQUESTED → IN_PROGRESS (4) at the desk; the clock resumes, the due date moves by
-        the working days it waited. (The payment platform's callback comes with the portal.)"""
-        return self._step(
-            dossier_id, etag, principal, (CLERK,),
-            lambda d, now, who: d.record_payment(
-                amount_vnd, reference, rule=self.rule, now=now, actor=who),
-        )  # fmt: skip
-
     def stop(self, dossier_id: str, etag: str, reason: str, principal: Principal) -> Dossier:
         """→ STOPPED (8): a leader, for a legal reason given."""
         return self._step(

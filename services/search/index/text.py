@@ -10,8 +10,11 @@ from __future__ import annotations
 import functools
 import html
 import re
-import unicodedata
 from dataclasses import dataclass
+
+from lgsp.textfold import FOLD_TABLE as _TABLE
+from lgsp.textfold import fold as fold  # re-exported: the backends fold queries here
+from lgsp.textfold import nfc
 
 # Runs of letters and digits: the boundaries of tantivy's simple tokenizer.
 _WORD = re.compile(r"[^\W_]+")
@@ -19,36 +22,9 @@ _WORD = re.compile(r"[^\W_]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
 
 
-def _fold_table() -> dict[int, str]:
-    table: dict[int, str] = {}
-    # Latin-1 Supplement through Latin Extended Additional (Vietnamese: U+1EA0–U+1EF9).
-    for cp in range(0x00C0, 0x1F00):
-        ch = chr(cp)
-        base = "".join(c for c in unicodedata.normalize("NFD", ch) if not unicodedata.combining(c))
-        if base != ch and base.isascii() and base.isalpha():
-            table[cp] = base.lower()
-    # Letters that do not decompose but ascii_fold/asciifolding still map.
-    extra = {"đ": "d", "Đ": "d", "ø": "o", "Ø": "o", "æ": "ae", "Æ": "ae", "ß": "ss", "ł": "l"}
-    table.update({ord(k): v for k, v in extra.items()})
-    return table
-
-
-_TABLE = _fold_table()
-
-
-def nfc(text: str) -> str:
-    """NFC form: decomposed input ("a" + U+0309) would split words at the combining mark."""
-    return text if unicodedata.is_normalized("NFC", text) else unicodedata.normalize("NFC", text)
-
-
 def clean(text: str) -> str:
     """NFC with control characters replaced by spaces."""
     return _CONTROL.sub(" ", nfc(text))
-
-
-def fold(text: str) -> str:
-    """Lowercase and strip Vietnamese diacritics: "Quyết ĐỊNH" -> "quyet dinh"."""
-    return nfc(text).lower().translate(_TABLE)
 
 
 def tokens(text: str) -> list[str]:

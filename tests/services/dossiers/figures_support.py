@@ -24,7 +24,7 @@ AGENCIES = AgencyDirectory(
         Agency(TRAN_PHU, "Ủy ban nhân dân phường Trần Phú", "UBND", PROVINCE, "Hà Tĩnh"),
     ]
 )
-MARRIAGE_STATUS = "1.004884"  # Cấp Giấy xác nhận tình trạng hôn nhân: 3 working days, paper TK
+MARRIAGE_STATUS = "1.004873"  # Cấp Giấy xác nhận tình trạng hôn nhân: 3 working days, paper TK
 
 
 def official(user: str, agency: str, *roles: str) -> Principal:

@@ -5,6 +5,7 @@ history through the use cases (and a write path of another kind, through `_step`
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
@@ -18,6 +19,8 @@ from services.dossiers.adapters.repository import dossier_from_row
 from services.dossiers.adapters.tables import dossiers
 from services.dossiers.domain.dossier import Dossier, Paper
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.fees import OnlinePayment
+from services.dossiers.domain.fees import Outcome as FeeOutcome
 from services.dossiers.domain.figures import OPEN, TOP_RATING, Grain, recount, segments
 from services.dossiers.domain.status import Status
 from services.dossiers.service_layer.figures import Figures
@@ -178,9 +181,20 @@ def _random_history(desk: Desk, n: int, seed: int) -> None:
         d = app.accept(d.id, "", clerk)
         if rnd.random() < 0.3:
             t = later(t)
-            app.request_fee(d.id, "", 15000, "Lệ phí", clerk)
-            t = later(t)
-            app.record_payment(d.id, "", 15000, f"BL{i}", clerk)
+            if rnd.random() < 0.5:  # at the desk
+                asyncio.run(app.request_fee(d.id, "", 15000, "Lệ phí", clerk))
+                t = later(t)
+                asyncio.run(app.record_payment(d.id, "", 15000, f"BL{i}", clerk))
+            else:  # through the payment platform: its notice saves the dossier itself
+                app._step(
+                    d.id, "", clerk, ("clerk",),
+                    lambda d, now, who, pay=f"PAY{i}": d.request_fee(
+                        15000, "Lệ phí", now=now, actor=who, payment_id=pay,
+                        payment_url="https://pay.example/x"),
+                )  # fmt: skip
+                t = later(t)
+                paid = OnlinePayment(f"PAY{i}", d.receipt_code, 15000, f"FT{i}", t)
+                assert app.take_payment(paid, "test") is FeeOutcome.RECORDED
         if rnd.random() < 0.3:
             t = later(t)
             app.request_supplement(d.id, "", "Thiếu", [], leader)
@@ -200,15 +214,12 @@ def _random_history(desk: Desk, n: int, seed: int) -> None:
         if rnd.random() < 0.7:
             t = later(t)
             d = app.return_result(d.id, "", "", clerk)
-            grade, online = rnd.randint(1, 5), rnd.random() < 0.5
+            grade = rnd.randint(1, 5)
 
-            def rate(
-                d: Dossier, now: datetime, who: str, grade: int = grade, online: bool = online
-            ) -> None:
-                # Another write path (the rating, the payment platform's callback), through
-                # `_step`: the figures follow without it knowing of them.
+            def rate(d: Dossier, now: datetime, who: str, grade: int = grade) -> None:
+                # Another write path (the rating, to come), through `_step`: the figures
+                # follow without it knowing of them.
                 d.rating, d.rating_time = grade, now
-                d.paid_online = online and d.fee_paid
                 d.version += 1
 
             later(t)
@@ -296,4 +307,5 @@ def test_the_summary_equals_a_count_over_the_dossiers(desk: Desk) -> None:
     c = totals.total.counts  # the history went every way the figures count
     assert all(c[k] for k in ("processed_early", "processed_late", "closed_unprocessed"))
     assert all(c[k] for k in ("rated", "rating_top", "paid_online", "fee_paid"))
+    assert c["paid_online"] < c["fee_paid"]  # some paid at the desk
     assert totals.total.in_progress_late + totals.total.in_progress_on_time

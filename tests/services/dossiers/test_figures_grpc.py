@@ -50,7 +50,7 @@ async def test_figures_and_list_over_grpc(env: Env) -> None:
     )
     assert (f.total.received, f.total.processed, f.total.processed_early) == (1, 1, 1)
     assert f.total.on_time_share == 1.0
-    assert [(r.procedure_code, r.month) for r in f.rows] == [("1.004884", "2026-05")]
+    assert [(r.procedure_code, r.month) for r in f.rows] == [("1.004873", "2026-05")]
     province = await env.dossiers("admin").GetDossierFigures(
         pb.GetDossierFiguresRequest(agency_code=PROVINCE, include_sub_agencies=True)
     )

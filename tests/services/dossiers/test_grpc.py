@@ -25,6 +25,7 @@ from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from lgsp.workdays import PROVINCE_TZ
 from services.dossiers.plugin import PLUGIN
+from services.dossiers.service_layer.verification import NoVerification
 from tests.integration.test_new_service import bad_request_fields
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
@@ -89,10 +90,18 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
-        env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_DOSSIERS_HTTP_PORT": str(free_port())}
+        env={
+            "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
+            "LGSP_DOSSIERS_HTTP_PORT": str(free_port()),
+            # No portal here: the service must not subscribe at a portal left running on 8204.
+            "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
+        }
     )
     authn = JwtAuthenticator(issuer.issuer)
-    plugin = PLUGIN.with_options(agencies=AGENCIES, authenticator=authn, clock=lambda: NOW)
+    # Applicants are verified at the national databases in test_national.py; here every one is.
+    plugin = PLUGIN.with_options(
+        agencies=AGENCIES, authenticator=authn, clock=lambda: NOW, verifier=NoVerification()
+    )
     runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()
     ch = channel(runtime.server.address, service_name="dossiers-test")
@@ -115,7 +124,7 @@ def birth_registration(**applicant: Any) -> pb.SubmitDossierRequest:
     }
     person.update(applicant)
     return pb.SubmitDossierRequest(
-        procedure_code="1.004884",  # Cấp Giấy xác nhận tình trạng hôn nhân: 3 working days
+        procedure_code="1.004873",  # Cấp Giấy xác nhận tình trạng hôn nhân: 3 working days
         agency_code=THANH_SEN,
         applicant=pb.Applicant(**person),
         channel=pb.CHANNEL_COUNTER,
@@ -202,7 +211,7 @@ async def test_a_dossier_from_the_desk_to_the_result(env: Env) -> None:
          "applicant.identity_number"),
         ({"procedure_code": "9.999999"}, "procedure_code"),
         ({"papers": []}, "papers"),
-        ({"agency_code": TRAN_PHU, "as": "tp-vt", "procedure_code": "1.009993"}, "agency_code"),
+        ({"agency_code": TRAN_PHU, "as": "tp-vt", "procedure_code": "1.013236"}, "agency_code"),
     ],
 )  # fmt: skip
 async def test_a_refused_submission_stores_nothing(
@@ -265,7 +274,7 @@ async def test_illegal_jumps_and_other_agencies(env: Env) -> None:
 async def test_procedures_are_seeded_and_only_admins_change_them(env: Env) -> None:
     stub = dossiers_pb2_grpc.ProcedureServiceStub(env.ch)
     p = (
-        await stub.GetProcedure(pb.GetProcedureRequest(code="2.000488"), metadata=env.md("ts-vt"))
+        await stub.GetProcedure(pb.GetProcedureRequest(code="1.014199"), metadata=env.md("ts-vt"))
     ).procedure
     assert p.processing_days == 10 and sum(s.working_days for s in p.steps) == 10
     p.processing_days = 7
@@ -306,20 +315,34 @@ async def test_a_fee_stops_the_clock_until_paid_and_a_leader_may_stop_a_dossier(
     for fee in (0, -5000):
         e = await refused(
             specialist.RequestFee(
-                pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=fee, description="x")
+                pb.RequestFeeRequest(
+                    dossier_id=d.id, etag=d.etag, fee_vnd=fee, description="x", pay_at_counter=True
+                )
             ),
             grpc.StatusCode.INVALID_ARGUMENT,
         )
         assert "fee_vnd" in (e.details() or "")
     await refused(  # a leader neither requests fees nor records them at the desk
         leader.RequestFee(
-            pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=20000, description="Lệ phí")
+            pb.RequestFeeRequest(
+                dossier_id=d.id,
+                etag=d.etag,
+                fee_vnd=20000,
+                description="Lệ phí",
+                pay_at_counter=True,
+            )
         ),
         grpc.StatusCode.PERMISSION_DENIED,
     )
     d = (
         await specialist.RequestFee(
-            pb.RequestFeeRequest(dossier_id=d.id, etag=d.etag, fee_vnd=20000, description="Lệ phí")
+            pb.RequestFeeRequest(
+                dossier_id=d.id,
+                etag=d.etag,
+                fee_vnd=20000,
+                description="Lệ phí",
+                pay_at_counter=True,
+            )
         )
     ).dossier
     assert d.status == pb.DOSSIER_STATUS_FEE_REQUESTED

@@ -288,6 +288,7 @@ class Procedure(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    SOURCE_URL_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Code in the national procedure database, e.g. "1.001193"; unique; immutable."""
     name: _builtins.str
@@ -308,6 +309,10 @@ class Procedure(_message.Message):
     """Whether new dossiers may be filed for it."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency."""
+    source_url: _builtins.str
+    """Address of the procedure's page in the national database of administrative procedures
+    (https://dichvucong.gov.vn/...), where its code and name were checked; empty if unknown.
+    """
     @_builtins.property
     def field(self) -> Global___Field:
         """The field it belongs to."""
@@ -346,10 +351,11 @@ class Procedure(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
         steps: _abc.Iterable[Global___ProcedureStep] | None = ...,
+        source_url: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["field", b"field", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_codes", b"agency_codes", "code", b"code", "etag", b"etag", "fee_description", b"fee_description", "fee_vnd", b"fee_vnd", "field", b"field", "legal_basis", b"legal_basis", "name", b"name", "online_service_level", b"online_service_level", "processing_days", b"processing_days", "required_papers", b"required_papers", "result_description", b"result_description", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "agency_codes", b"agency_codes", "code", b"code", "etag", b"etag", "fee_description", b"fee_description", "fee_vnd", b"fee_vnd", "field", b"field", "legal_basis", b"legal_basis", "name", b"name", "online_service_level", b"online_service_level", "processing_days", b"processing_days", "required_papers", b"required_papers", "result_description", b"result_description", "source_url", b"source_url", "steps", b"steps", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -513,6 +519,12 @@ class Dossier(_message.Message):
     PORTAL_SYNCED_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    PORTAL_CODE_FIELD_NUMBER: _builtins.int
+    POSTAL_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    POSTMARK_DATE_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    PAYMENT_URL_FIELD_NUMBER: _builtins.int
+    PAID_ONLINE_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     receipt_code: _builtins.str
@@ -551,6 +563,26 @@ class Dossier(_message.Message):
     """Whether the national public service portal has the latest status."""
     etag: _builtins.str
     """Opaque version of this record for optimistic concurrency."""
+    portal_code: _builtins.str
+    """Online channel: the national public service portal's code of the dossier (e.g.
+    "DVCQG-260504-000123"); empty for the desk and the post.
+    """
+    postal_tracking_number: _builtins.str
+    """Postal channel: the postal item's tracking number (UPU S10, e.g. "EB123456785VN")."""
+    postmark_date: _builtins.str
+    """Postal channel: the date on the postmark, "YYYY-MM-DD"; the time limit still counts
+    from the receipt at the agency (submit_time).
+    """
+    payment_id: _builtins.str
+    """Id of the fee's payment at the national payment platform; empty when none was made
+    (paid at the desk, or no fee).
+    """
+    payment_url: _builtins.str
+    """The applicant's payment page at the national payment platform while the fee waits to be
+    paid online; empty otherwise. Shown to the applicant (also by the public lookup).
+    """
+    paid_online: _builtins.bool
+    """Whether the fee was paid online through the national payment platform (not at the desk)."""
     @_builtins.property
     def applicant(self) -> Global___Applicant:
         """Who applied."""
@@ -614,10 +646,16 @@ class Dossier(_message.Message):
         portal_synced: _builtins.bool = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        portal_code: _builtins.str = ...,
+        postal_tracking_number: _builtins.str = ...,
+        postmark_date: _builtins.str = ...,
+        payment_id: _builtins.str = ...,
+        payment_url: _builtins.str = ...,
+        paid_online: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "applicant", b"applicant", "due_time", b"due_time", "finish_time", b"finish_time", "return_time", b"return_time", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "papers", b"papers", "portal_synced", b"portal_synced", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "paid_online", b"paid_online", "papers", b"papers", "payment_id", b"payment_id", "payment_url", b"payment_url", "portal_code", b"portal_code", "portal_synced", b"portal_synced", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -831,11 +869,11 @@ class ListProceduresRequest(_message.Message):
     field_code: _builtins.str
     """Only procedures of this field code."""
     agency_code: _builtins.str
-    """Only procedures handled by this agency."""
+    """Only procedures handled by this agency or an agency beneath it."""
     min_online_service_level: Global___OnlineServiceLevel.ValueType
     """Only procedures at least this far online; UNSPECIFIED for any."""
     include_inactive: _builtins.bool
-    """Also return inactive procedures."""
+    """Also return inactive procedures (role admin only)."""
     query: _builtins.str
     """Case- and accent-insensitive substring of the code or name."""
     def __init__(
@@ -1044,6 +1082,8 @@ class SubmitDossierRequest(_message.Message):
     CHANNEL_FIELD_NUMBER: _builtins.int
     PAPERS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    POSTAL_TRACKING_NUMBER_FIELD_NUMBER: _builtins.int
+    POSTMARK_DATE_FIELD_NUMBER: _builtins.int
     procedure_code: _builtins.str
     """Code of the procedure applied for."""
     agency_code: _builtins.str
@@ -1053,6 +1093,14 @@ class SubmitDossierRequest(_message.Message):
     request_id: _builtins.str
     """Client-chosen id (UUID) of this request; a retry with the same id returns the first
     dossier instead of filing a second one.
+    """
+    postal_tracking_number: _builtins.str
+    """With channel POSTAL (required then, refused otherwise): the postal item's tracking
+    number, UPU S10 form with its check digit (e.g. "EB123456785VN").
+    """
+    postmark_date: _builtins.str
+    """With channel POSTAL: the date on the postmark, "YYYY-MM-DD", not after the day of
+    receipt; empty when illegible.
     """
     @_builtins.property
     def applicant(self) -> Global___Applicant:
@@ -1071,10 +1119,12 @@ class SubmitDossierRequest(_message.Message):
         channel: Global___Channel.ValueType = ...,
         papers: _abc.Iterable[Global___SubmittedPaper] | None = ...,
         request_id: _builtins.str = ...,
+        postal_tracking_number: _builtins.str = ...,
+        postmark_date: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "papers", b"papers", "procedure_code", b"procedure_code", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "papers", b"papers", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "request_id", b"request_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1388,6 +1438,7 @@ class RequestFeeRequest(_message.Message):
     ETAG_FIELD_NUMBER: _builtins.int
     FEE_VND_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
+    PAY_AT_COUNTER_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     """The dossier's id."""
     etag: _builtins.str
@@ -1396,6 +1447,11 @@ class RequestFeeRequest(_message.Message):
     """Amount in đồng."""
     description: _builtins.str
     """What the fee is for."""
+    pay_at_counter: _builtins.bool
+    """The applicant pays at the desk: no payment is requested at the national payment platform
+    (otherwise one is, and the dossier carries its payment_url). UNAVAILABLE, nothing stored,
+    when the platform cannot be reached.
+    """
     def __init__(
         self,
         *,
@@ -1403,10 +1459,11 @@ class RequestFeeRequest(_message.Message):
         etag: _builtins.str = ...,
         fee_vnd: _builtins.int = ...,
         description: _builtins.str = ...,
+        pay_at_counter: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "dossier_id", b"dossier_id", "etag", b"etag", "fee_vnd", b"fee_vnd"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "dossier_id", b"dossier_id", "etag", b"etag", "fee_vnd", b"fee_vnd", "pay_at_counter", b"pay_at_counter"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1438,7 +1495,11 @@ Global___RequestFeeResponse: _TypeAlias = RequestFeeResponse  # noqa: Y015
 
 @_typing.final
 class RecordPaymentRequest(_message.Message):
-    """RecordPaymentRequest records a payment."""
+    """RecordPaymentRequest records a payment made at the desk. With a payment pending at the
+    national payment platform, it is voided there first: FAILED_PRECONDITION if the applicant
+    already paid it online (that payment is recorded instead, never both), UNAVAILABLE if the
+    platform cannot say.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 

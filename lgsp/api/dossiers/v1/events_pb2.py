@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from lgsp.api.dossiers.v1 import dossiers_pb2 as lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!lgsp/api/dossiers/v1/events.proto\x12\x14lgsp.api.dossiers.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#lgsp/api/dossiers/v1/dossiers.proto\"T\n\x10\x44ossierSubmitted\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lgsp.api.dossiers.v1.Dossier\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xf1\x02\n\x14\x44ossierStatusChanged\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x04 \x01(\t\x12\x38\n\x0b\x66rom_status\x18\x05 \x01(\x0e\x32#.lgsp.api.dossiers.v1.DossierStatus\x12\x36\n\tto_status\x18\x06 \x01(\x0e\x32#.lgsp.api.dossiers.v1.DossierStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12,\n\x08\x64ue_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07on_time\x18\t \x01(\x08\x12\x16\n\x0e\x61pplicant_name\x18\n \x01(\t\x12\x17\n\x0f\x61pplicant_email\x18\x0b \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x0c \x01(\t\"m\n\x10\x44ossierProcessed\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lgsp.api.dossiers.v1.Dossier\x12\x17\n\x0fprocessing_days\x18\x02 \x01(\x01\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\"\x8e\x01\n\x13\x44ossierPortalSynced\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x33\n\x06status\x18\x03 \x01(\x0e\x32#.lgsp.api.dossiers.v1.DossierStatus\x12\x18\n\x10portal_reference\x18\x04 \x01(\t\"X\n\x10ProcedureCreated\x12\x32\n\tprocedure\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.dossiers.v1.Procedure\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"p\n\x10ProcedureUpdated\x12\x32\n\tprocedure\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.dossiers.v1.Procedure\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\tb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!lgsp/api/dossiers/v1/events.proto\x12\x14lgsp.api.dossiers.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a#lgsp/api/dossiers/v1/dossiers.proto\"T\n\x10\x44ossierSubmitted\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lgsp.api.dossiers.v1.Dossier\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"\xf2\x03\n\x14\x44ossierStatusChanged\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x04 \x01(\t\x12\x38\n\x0b\x66rom_status\x18\x05 \x01(\x0e\x32#.lgsp.api.dossiers.v1.DossierStatus\x12\x36\n\tto_status\x18\x06 \x01(\x0e\x32#.lgsp.api.dossiers.v1.DossierStatus\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12,\n\x08\x64ue_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07on_time\x18\t \x01(\x08\x12\x16\n\x0e\x61pplicant_name\x18\n \x01(\t\x12\x17\n\x0f\x61pplicant_email\x18\x0b \x01(\t\x12\x10\n\x08\x61\x63tor_id\x18\x0c \x01(\t\x12\x13\n\x0bportal_code\x18\r \x01(\t\x12/\n\x0b\x63hange_time\x18\x0e \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bpayment_url\x18\x10 \x01(\t\x12\x0f\n\x07\x66\x65\x65_vnd\x18\x11 \x01(\x03\x12\x13\n\x0bpaid_online\x18\x12 \x01(\x08\"\xf8\x01\n\x0e\x44ossierFeePaid\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x03 \x01(\t\x12\x16\n\x0eprocedure_code\x18\x04 \x01(\t\x12\x12\n\namount_vnd\x18\x05 \x01(\x03\x12\x13\n\x0bpaid_online\x18\x06 \x01(\x08\x12\x12\n\npayment_id\x18\x07 \x01(\t\x12\x11\n\treference\x18\x08 \x01(\t\x12-\n\tpaid_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61\x63tor_id\x18\n \x01(\t\"m\n\x10\x44ossierProcessed\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lgsp.api.dossiers.v1.Dossier\x12\x17\n\x0fprocessing_days\x18\x02 \x01(\x01\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\t\"\xd2\x01\n\x13\x44ossierPortalSynced\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x14\n\x0creceipt_code\x18\x02 \x01(\t\x12\x33\n\x06status\x18\x03 \x01(\x0e\x32#.lgsp.api.dossiers.v1.DossierStatus\x12\x18\n\x10portal_reference\x18\x04 \x01(\t\x12/\n\x0b\x63hange_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tduplicate\x18\x06 \x01(\x08\"X\n\x10ProcedureCreated\x12\x32\n\tprocedure\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.dossiers.v1.Procedure\x12\x10\n\x08\x61\x63tor_id\x18\x02 \x01(\t\"p\n\x10ProcedureUpdated\x12\x32\n\tprocedure\x18\x01 \x01(\x0b\x32\x1f.lgsp.api.dossiers.v1.Procedure\x12\x16\n\x0e\x63hanged_fields\x18\x02 \x03(\t\x12\x10\n\x08\x61\x63tor_id\x18\x03 \x01(\tb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,13 +36,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DOSSIERSUBMITTED']._serialized_start=129
   _globals['_DOSSIERSUBMITTED']._serialized_end=213
   _globals['_DOSSIERSTATUSCHANGED']._serialized_start=216
-  _globals['_DOSSIERSTATUSCHANGED']._serialized_end=585
-  _globals['_DOSSIERPROCESSED']._serialized_start=587
-  _globals['_DOSSIERPROCESSED']._serialized_end=696
-  _globals['_DOSSIERPORTALSYNCED']._serialized_start=699
-  _globals['_DOSSIERPORTALSYNCED']._serialized_end=841
-  _globals['_PROCEDURECREATED']._serialized_start=843
-  _globals['_PROCEDURECREATED']._serialized_end=931
-  _globals['_PROCEDUREUPDATED']._serialized_start=933
-  _globals['_PROCEDUREUPDATED']._serialized_end=1045
+  _globals['_DOSSIERSTATUSCHANGED']._serialized_end=714
+  _globals['_DOSSIERFEEPAID']._serialized_start=717
+  _globals['_DOSSIERFEEPAID']._serialized_end=965
+  _globals['_DOSSIERPROCESSED']._serialized_start=967
+  _globals['_DOSSIERPROCESSED']._serialized_end=1076
+  _globals['_DOSSIERPORTALSYNCED']._serialized_start=1079
+  _globals['_DOSSIERPORTALSYNCED']._serialized_end=1289
+  _globals['_PROCEDURECREATED']._serialized_start=1291
+  _globals['_PROCEDURECREATED']._serialized_end=1379
+  _globals['_PROCEDUREUPDATED']._serialized_start=1381
+  _globals['_PROCEDUREUPDATED']._serialized_end=1493
 # @@protoc_insertion_point(module_scope)

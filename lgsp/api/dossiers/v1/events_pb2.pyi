@@ -76,6 +76,11 @@ class DossierStatusChanged(_message.Message):
     APPLICANT_NAME_FIELD_NUMBER: _builtins.int
     APPLICANT_EMAIL_FIELD_NUMBER: _builtins.int
     ACTOR_ID_FIELD_NUMBER: _builtins.int
+    PORTAL_CODE_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    PAYMENT_URL_FIELD_NUMBER: _builtins.int
+    FEE_VND_FIELD_NUMBER: _builtins.int
+    PAID_ONLINE_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     """The dossier's id."""
     receipt_code: _builtins.str
@@ -98,9 +103,23 @@ class DossierStatusChanged(_message.Message):
     """Applicant's mail address, for notices; empty when none was given."""
     actor_id: _builtins.str
     """Who made the change."""
+    portal_code: _builtins.str
+    """Online channel: the national portal's code of the dossier; empty otherwise."""
+    payment_url: _builtins.str
+    """With to_status FEE_REQUESTED: the applicant's payment page at the national payment
+    platform, for the notice; empty when the fee is paid at the desk.
+    """
+    fee_vnd: _builtins.int
+    """With to_status FEE_REQUESTED: the fee in đồng."""
+    paid_online: _builtins.bool
+    """When leaving FEE_REQUESTED because the fee was paid: whether it was paid online."""
     @_builtins.property
     def due_time(self) -> _timestamp_pb2.Timestamp:
         """The due time after the change (it moves when papers are supplemented)."""
+
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """When the change happened (the history entry's time); the portal's updated_at."""
 
     def __init__(
         self,
@@ -117,14 +136,81 @@ class DossierStatusChanged(_message.Message):
         applicant_name: _builtins.str = ...,
         applicant_email: _builtins.str = ...,
         actor_id: _builtins.str = ...,
+        portal_code: _builtins.str = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+        payment_url: _builtins.str = ...,
+        fee_vnd: _builtins.int = ...,
+        paid_online: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "due_time", b"due_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "applicant_email", b"applicant_email", "applicant_name", b"applicant_name", "dossier_id", b"dossier_id", "due_time", b"due_time", "from_status", b"from_status", "on_time", b"on_time", "procedure_code", b"procedure_code", "reason", b"reason", "receipt_code", b"receipt_code", "to_status", b"to_status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "applicant_email", b"applicant_email", "applicant_name", b"applicant_name", "change_time", b"change_time", "dossier_id", b"dossier_id", "due_time", b"due_time", "fee_vnd", b"fee_vnd", "from_status", b"from_status", "on_time", b"on_time", "paid_online", b"paid_online", "payment_url", b"payment_url", "portal_code", b"portal_code", "procedure_code", b"procedure_code", "reason", b"reason", "receipt_code", b"receipt_code", "to_status", b"to_status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___DossierStatusChanged: _TypeAlias = DossierStatusChanged  # noqa: Y015
+
+@_typing.final
+class DossierFeePaid(_message.Message):
+    """DossierFeePaid: the fee of a dossier was paid, at the desk or online through the national
+    payment platform (recorded once, whether from its notice or from reconciliation).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_ID_FIELD_NUMBER: _builtins.int
+    RECEIPT_CODE_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    PROCEDURE_CODE_FIELD_NUMBER: _builtins.int
+    AMOUNT_VND_FIELD_NUMBER: _builtins.int
+    PAID_ONLINE_FIELD_NUMBER: _builtins.int
+    PAYMENT_ID_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    PAID_TIME_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    dossier_id: _builtins.str
+    """The dossier's id."""
+    receipt_code: _builtins.str
+    """The receipt code."""
+    agency_code: _builtins.str
+    """Identifier code of the handling agency."""
+    procedure_code: _builtins.str
+    """Code of the procedure."""
+    amount_vnd: _builtins.int
+    """Amount paid, in đồng."""
+    paid_online: _builtins.bool
+    """Whether it was paid online through the national payment platform."""
+    payment_id: _builtins.str
+    """The platform's payment id; empty at the desk."""
+    reference: _builtins.str
+    """The platform's transaction reference, or the desk's receipt number."""
+    actor_id: _builtins.str
+    """Who recorded it; empty when recorded from the platform."""
+    @_builtins.property
+    def paid_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was paid."""
+
+    def __init__(
+        self,
+        *,
+        dossier_id: _builtins.str = ...,
+        receipt_code: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        procedure_code: _builtins.str = ...,
+        amount_vnd: _builtins.int = ...,
+        paid_online: _builtins.bool = ...,
+        payment_id: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        paid_time: _timestamp_pb2.Timestamp | None = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["paid_time", b"paid_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "amount_vnd", b"amount_vnd", "dossier_id", b"dossier_id", "paid_online", b"paid_online", "paid_time", b"paid_time", "payment_id", b"payment_id", "procedure_code", b"procedure_code", "receipt_code", b"receipt_code", "reference", b"reference"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DossierFeePaid: _TypeAlias = DossierFeePaid  # noqa: Y015
 
 @_typing.final
 class DossierProcessed(_message.Message):
@@ -168,6 +254,8 @@ class DossierPortalSynced(_message.Message):
     RECEIPT_CODE_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
     PORTAL_REFERENCE_FIELD_NUMBER: _builtins.int
+    CHANGE_TIME_FIELD_NUMBER: _builtins.int
+    DUPLICATE_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     """The dossier's id."""
     receipt_code: _builtins.str
@@ -176,6 +264,12 @@ class DossierPortalSynced(_message.Message):
     """The status the portal now has."""
     portal_reference: _builtins.str
     """The portal's reference for the dossier."""
+    duplicate: _builtins.bool
+    """Whether the portal already had that status (a redelivery)."""
+    @_builtins.property
+    def change_time(self) -> _timestamp_pb2.Timestamp:
+        """The change_time of the DossierStatusChanged the portal acknowledged."""
+
     def __init__(
         self,
         *,
@@ -183,10 +277,12 @@ class DossierPortalSynced(_message.Message):
         receipt_code: _builtins.str = ...,
         status: _dossiers_pb2.DossierStatus.ValueType = ...,
         portal_reference: _builtins.str = ...,
+        change_time: _timestamp_pb2.Timestamp | None = ...,
+        duplicate: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier_id", b"dossier_id", "portal_reference", b"portal_reference", "receipt_code", b"receipt_code", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change_time", b"change_time", "dossier_id", b"dossier_id", "duplicate", b"duplicate", "portal_reference", b"portal_reference", "receipt_code", b"receipt_code", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

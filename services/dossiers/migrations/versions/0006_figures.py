@@ -1,18 +1,20 @@
 """Dossiers: the officials' search columns (folded applicant name, PIN, enterprise code) and
 indexes, and the summary table of the figures (per grain, day, agency, procedure).
 
-The summary starts empty: dossiers already stored are counted by `lgsp dossiers stats
---rebuild` (none exist before this revision in a release).
+The search columns of dossiers already stored are filled here; the summary starts empty and
+`lgsp dossiers stats --rebuild` counts them (it needs the province's calendar, a setting).
 
-Revision ID: 0003_figures
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_figures"
-down_revision = "0002"
+from lgsp.textfold import fold
+
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
@@ -32,6 +34,7 @@ def upgrade() -> None:
         t.add_column(
             sa.Column("applicant_org_code", sa.String(20), nullable=False, server_default="")
         )
+    _fill_search_columns()
     op.create_index("ix_dossiers_agency_submit", "dossiers", ["agency_code", "submit_time", "id"])
     op.create_index("ix_dossiers_submit", "dossiers", ["submit_time", "id"])
     op.create_index("ix_dossiers_applicant_number", "dossiers", ["applicant_number"])
@@ -73,3 +76,28 @@ def downgrade() -> None:
     with op.batch_alter_table("dossiers") as t:
         for column in ("applicant_org_code", "applicant_number", "applicant_key"):
             t.drop_column(column)
+
+
+def _fill_search_columns() -> None:
+    # As adapters/repository.search_columns writes them (written out: revisions are frozen).
+    t = sa.table(
+        "dossiers",
+        sa.column("id", sa.String),
+        sa.column("applicant", sa.JSON),
+        sa.column("applicant_key", sa.String),
+        sa.column("applicant_number", sa.String),
+        sa.column("applicant_org_code", sa.String),
+    )
+    bind = op.get_bind()
+    for row in list(bind.execute(sa.select(t.c.id, t.c.applicant))):
+        a = row.applicant or {}
+        names = [" ".join(fold(a.get(k) or "").split()) for k in ("full_name", "organization_name")]
+        bind.execute(
+            sa.update(t)
+            .where(t.c.id == row.id)
+            .values(
+                applicant_key=(" " + " ".join(n for n in names if n))[:1100],
+                applicant_number=(a.get("identity_number") or "").strip()[:20],
+                applicant_org_code=(a.get("organization_code") or "").replace("-", "").strip()[:20],
+            )
+        )
