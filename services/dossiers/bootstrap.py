@@ -15,16 +15,21 @@ from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
 from lgsp.http_server import asgi_task
 from lgsp.plugins import Subscription, Wiring
+from lgsp.ratelimit import KeyedBuckets
 from lgsp.workdays import WorkingCalendar
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
+    LOOKUP_BURST,
     LOOKUP_METHOD,
+    LOOKUP_PER_MINUTE,
+    RATE_METHOD,
     DossierLookupServicer,
     DossierServicer,
     ProcedureServicer,
 )
 from services.dossiers.entrypoints.http import build_http_app
+from services.dossiers.entrypoints.lookup_http import LookupPage
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
 
 
@@ -52,12 +57,22 @@ def wire_service(
         WorkingCalendar.from_settings(settings.calendar), parse_cutoff(section.cutoff)
     )
     options: dict[str, Any] = {"clock": clock} if clock else {}
-    app = DossiersApp(runtime.engine, agencies, rule, after_commit=runtime.after_commit, **options)
+    port = http_port or section.http_port
+    public_url = section.public_url or f"http://{settings.platform.host}:{port}"
+    app = DossiersApp(
+        runtime.engine,
+        agencies,
+        rule,
+        after_commit=runtime.after_commit,
+        public_url=public_url,
+        **options,
+    )
     if section.seed_catalogue:
         app.seed(load_catalogue())
-    background.append(
-        asgi_task(build_http_app(), settings.platform.host, http_port or section.http_port)
-    )
+    # One bucket per client address for the public lookup, over gRPC and on the page alike.
+    lookup_limits = KeyedBuckets(LOOKUP_PER_MINUTE, LOOKUP_BURST)
+    routes = [*LookupPage(app, lookup_limits).routes()]
+    background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
     return Wiring(
         servicers=[
             # The RPCs not built yet (docs/dossiers.md) answer UNIMPLEMENTED from the
@@ -72,12 +87,12 @@ def wire_service(
             ),
             (
                 dossiers_pb2_grpc.add_DossierLookupServiceServicer_to_server,
-                DossierLookupServicer(app),
+                DossierLookupServicer(app, lookup_limits),
             ),
         ],
         subscriptions=subscriptions,
         authenticator=authenticator or authenticator_from_settings(settings),
-        public_methods=[LOOKUP_METHOD],
+        public_methods=[LOOKUP_METHOD, RATE_METHOD],
         background=background,
         closers=closers,
         app=app,

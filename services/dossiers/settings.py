@@ -21,6 +21,9 @@ class DossiersSettings(ServiceSettings):
     # Afternoon cut-off, HH:MM province time: a dossier received at or after it counts from the
     # next working day (docs/dossiers.md says why 15:00).
     cutoff: str = "15:00"
+    # Base URL citizens reach the lookup page at (printed as the slip's QR code, with
+    # /tra-cuu?ma=<receipt code>); "" = http://<platform host>:<http_port>.
+    public_url: str = ""
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
 

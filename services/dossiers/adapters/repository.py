@@ -183,6 +183,9 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "paid_online": d.paid_online,
         "rating": d.rating,
         "rating_time": d.rating_time,
+        "rescheduled_date": d.rescheduled_date,
+        "apology_reason": d.apology_reason,
+        "apology_time": d.apology_time,
         "update_time": d.update_time,
         "version": d.version,
     }
@@ -223,6 +226,9 @@ def _dossier(row: Any) -> Dossier:
         paid_online=v["paid_online"],
         rating=v["rating"],
         rating_time=_utc(v["rating_time"]),
+        rescheduled_date=v["rescheduled_date"],
+        apology_reason=v["apology_reason"],
+        apology_time=_utc(v["apology_time"]),
         update_time=_utc(v["update_time"]),
         version=v["version"],
     )

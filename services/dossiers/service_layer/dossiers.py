@@ -1,4 +1,4 @@
-"""The dossiers use cases, one class per group (base, catalogue, intake, steps, reading),
+"""The dossiers use cases, one class per group (base, catalogue, intake, steps, reading, citizen),
 put together as DossiersApp. Each write is one unit of work: the rows and their events commit
 together through the outbox (lgsp.db.UnitOfWork), or nothing does."""
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from services.dossiers.service_layer.base import AgencyDirectory
 from services.dossiers.service_layer.catalogue import CatalogueUseCases
+from services.dossiers.service_layer.citizen import CitizenUseCases
 from services.dossiers.service_layer.intake import IntakeUseCases
 from services.dossiers.service_layer.reading import ReadingUseCases
 from services.dossiers.service_layer.steps import StepUseCases
@@ -13,5 +14,7 @@ from services.dossiers.service_layer.steps import StepUseCases
 __all__ = ["AgencyDirectory", "DossiersApp"]
 
 
-class DossiersApp(CatalogueUseCases, IntakeUseCases, StepUseCases, ReadingUseCases):
+class DossiersApp(
+    CatalogueUseCases, IntakeUseCases, StepUseCases, ReadingUseCases, CitizenUseCases
+):
     """The whole service: what the gRPC servicers, the CLI and the tests call."""
