@@ -20,9 +20,7 @@ from lgsp.workdays import WorkingCalendar
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
-    LOOKUP_BURST,
     LOOKUP_METHOD,
-    LOOKUP_PER_MINUTE,
     RATE_METHOD,
     DossierLookupServicer,
     DossierServicer,
@@ -70,7 +68,7 @@ def wire_service(
     if section.seed_catalogue:
         app.seed(load_catalogue())
     # One bucket per client address for the public lookup, over gRPC and on the page alike.
-    lookup_limits = KeyedBuckets(LOOKUP_PER_MINUTE, LOOKUP_BURST)
+    lookup_limits = KeyedBuckets(section.lookup_per_minute, section.lookup_burst)
     routes = [*LookupPage(app, lookup_limits).routes()]
     background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
     return Wiring(

@@ -24,6 +24,9 @@ class DossiersSettings(ServiceSettings):
     # Base URL citizens reach the lookup page at (printed as the slip's QR code, with
     # /tra-cuu?ma=<receipt code>); "" = http://<platform host>:<http_port>.
     public_url: str = ""
+    # The public lookup (gRPC and page) per client address: calls a minute, and the burst.
+    lookup_per_minute: int = 30
+    lookup_burst: int = 10
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
 

@@ -245,8 +245,9 @@ class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
         return pb.RateDossierResponse(dossier=lookup_to_proto(d, agency_name))
 
 
-# Per client address, shared by the gRPC lookup and the page: a citizen looks up a few times a
-# day; 30 a minute with a burst of 10 leaves room for a family behind one address.
+# Per client address when not configured ([dossiers] lookup_per_minute, lookup_burst): a
+# citizen looks up a few times a day; 30 a minute with a burst of 10 leaves room for a family
+# or an office behind one address.
 LOOKUP_PER_MINUTE, LOOKUP_BURST = 30, 10
 LOOKUP_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier"
 RATE_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/RateDossier"
