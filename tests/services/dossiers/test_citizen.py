@@ -141,7 +141,9 @@ async def test_an_apology_is_refused_when_it_does_not_fit(env: CitizenEnv) -> No
     d = await env.accepted()
     before = (len(env.events()), env.rows("dossier_history"))
 
-    def apology(dossier_id: str = d.id, day: str = "2026-05-12", reason: str = "chậm") -> object:
+    def apology(
+        dossier_id: str = d.id, day: str = "2026-05-12", reason: str = "chậm"
+    ) -> pb.IssueApologyRequest:
         return pb.IssueApologyRequest(dossier_id=dossier_id, new_due_date=day, reason=reason)
 
     await refused(leader.IssueApology(apology(submitted.id)), grpc.StatusCode.FAILED_PRECONDITION)
@@ -173,8 +175,14 @@ async def test_the_citizen_rates_once_after_the_return(env: CitizenEnv) -> None:
     lookup = env.lookup()
     d = await env.accepted()
 
-    def rating(value: int, code: str = d.receipt_code, digits: str = "5678") -> object:
-        return pb.RateDossierRequest(receipt_code=code, verification=digits, rating=value)
+    def rating(
+        value: int, code: str = d.receipt_code, digits: str = "5678"
+    ) -> pb.RateDossierRequest:
+        return pb.RateDossierRequest(
+            receipt_code=code,
+            verification=digits,
+            rating=value,  # type: ignore[arg-type]
+        )
 
     await refused(
         lookup.RateDossier(rating(pb.SATISFACTION_RATING_SATISFIED)),
@@ -269,7 +277,7 @@ async def test_the_lookup_is_rate_limited_per_peer(tight: CitizenEnv) -> None:
     # The rating shares the bucket.
     await refused(
         lookup.RateDossier(pb.RateDossierRequest(receipt_code=d.receipt_code, verification="1234",
-                                                 rating=2)),
+                                                 rating=pb.SATISFACTION_RATING_SATISFIED)),
         grpc.StatusCode.RESOURCE_EXHAUSTED,
     )  # fmt: skip
 
