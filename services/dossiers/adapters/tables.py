@@ -73,6 +73,9 @@ dossiers = sa.Table(
     # Whether the national portal acknowledged the current status; changed without a new
     # version (the sync must not make a clerk's etag stale).
     sa.Column("portal_synced", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("rescheduled_date", sa.Date, nullable=True),
+    sa.Column("apology_reason", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("apology_time", sa.DateTime(timezone=True), nullable=True),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.Index("ix_dossiers_agency_status", "agency_code", "status"),
