@@ -125,7 +125,7 @@ def generate(
                 d.return_time = finish + timedelta(days=rnd.randrange(3))
                 d.status, d.update_time = Status.RESULT_RETURNED, d.return_time
                 if rnd.random() < 0.3:
-                    d.rating, d.rating_time = rnd.choice([3, 4, 4, 5, 5, 5]), d.return_time
+                    d.rating, d.rating_time = rnd.choice([1, 2, 2, 3, 3, 3]), d.return_time
         if d.update_time and d.update_time > NOW:  # nothing happens after the bench's day
             d.update_time = NOW
         yield d

@@ -19,6 +19,7 @@ from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
 from lgsp.national_api import NationalApi
 from lgsp.plugins import Subscription, Wiring
+from lgsp.ratelimit import KeyedBuckets
 from lgsp.workdays import WorkingCalendar
 from services.dossiers.adapters.national import GatewayApplicantVerifier
 from services.dossiers.adapters.payment_platform import PaymentPlatform
@@ -27,11 +28,13 @@ from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
     CATALOGUE_METHODS,
     LOOKUP_METHOD,
+    RATE_METHOD,
     DossierLookupServicer,
     DossierServicer,
     ProcedureServicer,
 )
 from services.dossiers.entrypoints.http import build_http_app
+from services.dossiers.entrypoints.lookup_http import LookupPage
 from services.dossiers.entrypoints.payment_http import CALLBACK_PATH, payment_routes
 from services.dossiers.entrypoints.portal_http import portal_routes
 from services.dossiers.national_portal import PUSH_PATH, portal_from_settings
@@ -75,17 +78,19 @@ def wire_service(
             api, asyncio.get_running_loop(), timeout_s=section.verify_timeout_s
         )
     options: dict[str, Any] = {"clock": clock} if clock else {}
+    port = http_port or section.http_port
+    public_url = section.public_base(settings.platform.host, port)
     app = DossiersApp(
         runtime.engine,
         agencies,
         rule,
         after_commit=runtime.after_commit,
         verifier=verifier or NoVerification(),
+        public_url=public_url,
         **options,
     )
     if section.seed_catalogue:
         app.seed(load_catalogue())
-    port = http_port or section.http_port
     # The national portal: its pushes (HTTP), the catch-up pulls, the status sync.
     portal = portal_from_settings(settings, app, agencies, port, portal_options)
     background.append(portal.run)
@@ -93,16 +98,18 @@ def wire_service(
     # Fees online: the national payment platform, its notices, reconciliation.
     payment_client = PaymentClient.from_settings(settings)
     closers.append(payment_client.aclose)
-    base = section.callback_base_url(settings.platform.host, port)
-    platform = PaymentPlatform(payment_client, base + CALLBACK_PATH)
+    platform = PaymentPlatform(payment_client, public_url + CALLBACK_PATH)
     app.use_payment_platform(platform)
     if section.payment_reconcile_interval_s:
         background.append(reconcile_task(app, platform, section.payment_reconcile_interval_s))
+    # One bucket per client address for the public lookup, over gRPC and on the page alike.
+    lookup_limits = KeyedBuckets(section.lookup_per_minute, section.lookup_burst)
     routes = [
         *portal_routes(portal.take_in, lambda: portal.secret, PUSH_PATH),
         *payment_routes(
             app, section.payment_callback_secret, max_age_s=section.payment_callback_max_age_s
         ),
+        *LookupPage(app, lookup_limits).routes(),
     ]
     background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
     return Wiring(
@@ -119,12 +126,12 @@ def wire_service(
             ),
             (
                 dossiers_pb2_grpc.add_DossierLookupServiceServicer_to_server,
-                DossierLookupServicer(app),
+                DossierLookupServicer(app, lookup_limits),
             ),
         ],
         subscriptions=subscriptions,
         authenticator=authenticator or authenticator_from_settings(settings),
-        public_methods=[LOOKUP_METHOD, *CATALOGUE_METHODS],
+        public_methods=[LOOKUP_METHOD, RATE_METHOD, *CATALOGUE_METHODS],
         background=background,
         closers=closers,
         app=app,

@@ -8,7 +8,7 @@ The operator at the service's database reads the whole province. `--agency` coun
 agency alone (the agencies below it need identity's tree, which only the running service
 follows; GetDossierFigures with include_sub_agencies counts them). `--rebuild` recounts the
 figures' summary from the dossiers first (after a change of the rating scale, or for
-dossiers stored before revision 0006).
+dossiers stored before revision 0007).
 """
 
 from __future__ import annotations

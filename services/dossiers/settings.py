@@ -30,6 +30,13 @@ class DossiersSettings(ServiceSettings):
     # Afternoon cut-off, HH:MM province time: a dossier received at or after it counts from the
     # next working day (docs/dossiers.md says why 15:00).
     cutoff: str = "15:00"
+    # Base URL of this service's HTTP side as citizens and the payment platform reach it: the
+    # lookup page (the slip's QR code, /tra-cuu?ma=<receipt code>) and the platform's notices;
+    # "" = http://<platform host>:<http_port>; behind a proxy, the public https URL.
+    public_url: str = url_field("", *HTTP_SCHEMES)
+    # The public lookup (gRPC and page) per client address: calls a minute, and the burst.
+    lookup_per_minute: int = 30
+    lookup_burst: int = 10
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
     # The national public service portal (docs/dossiers.md, "Online and postal intake"):
@@ -56,7 +63,6 @@ class DossiersSettings(ServiceSettings):
     # `make run`; behind a proxy, the public https URL).
     payment_callback_secret: str = secret_field("lgsp-dev-callback-secret")
     payment_callback_max_age_s: int = 300
-    public_base_url: str = ""
     # Reconcile today's and yesterday's online payments with the platform every N seconds
     # (0 = only `lgsp dossiers reconcile`).
     payment_reconcile_interval_s: int = 3600
@@ -79,8 +85,6 @@ class DossiersSettings(ServiceSettings):
             problems.append(("portal_province", "a province code such as H30, or empty"))
         if self.portal_push_secret and len(self.portal_push_secret) < 16:
             problems.append(("portal_push_secret", "at least 16 characters, or empty"))
-        if self.public_base_url and not self.public_base_url.startswith(("http://", "https://")):
-            problems.append(("public_base_url", "an http(s) URL, or empty"))
         if not self.payment_callback_secret:
             problems.append(("payment_callback_secret", "required (the platform's notices)"))
         if self.payment_callback_max_age_s <= 0 or self.payment_reconcile_interval_s < 0:
@@ -89,8 +93,9 @@ class DossiersSettings(ServiceSettings):
             )
         return problems
 
-    def callback_base_url(self, host: str, port: int) -> str:
-        """Where the payment platform reaches this service's HTTP side."""
-        if self.public_base_url:
-            return self.public_base_url.rstrip("/")
+    def public_base(self, host: str, port: int) -> str:
+        """Where citizens (the QR on the slip) and the payment platform (its notices) reach
+        this service's HTTP side: public_url, else this host and http_port."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
         return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from lgsp.grpc.errors import ResourceExhausted
+from lgsp.ratelimit import TokenBucket
 
 __all__ = ["LimitExceeded", "Limiter", "TokenBucket"]
 
@@ -20,26 +20,6 @@ class LimitExceeded(ResourceExhausted):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message, retry_after=retry_after)
         self.retry_after = retry_after
-
-
-@dataclass(slots=True)
-class TokenBucket:
-    rate: float  # tokens per second
-    burst: float
-    tokens: float = field(default=-1.0)
-    stamp: float = 0.0
-
-    def take(self, now: float) -> float:
-        """0.0 if a token was taken, else the seconds until one is available."""
-        if self.tokens < 0:  # first use: full
-            self.tokens, self.stamp = self.burst, now
-        else:
-            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
-            self.stamp = now
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return 0.0
-        return (1.0 - self.tokens) / self.rate
 
 
 class Limiter:

@@ -186,6 +186,11 @@ def dossier_to_proto(d: Dossier) -> pb.Dossier:
         payment_id=d.payment_id,
         payment_url=d.payment_url,
         paid_online=d.paid_online,
+        rating=d.rating,  # type: ignore[arg-type]
+        rating_time=ts(d.rating_time),
+        rescheduled_due_time=ts(due_moment(d.rescheduled_date)) if d.rescheduled_date else None,
+        apology_reason=d.apology_reason,
+        apology_time=ts(d.apology_time),
     )
 
 
@@ -240,14 +245,30 @@ def fee_paid(
 
 NEXT_STEP = {
     Status.SUBMITTED: "Hồ sơ đang được kiểm tra.",
-    Status.SUPPLEMENT_REQUESTED: "Đề nghị bổ sung giấy tờ theo hướng dẫn của cơ quan.",
-    Status.FEE_REQUESTED: "Đề nghị nộp phí, lệ phí.",
-    Status.PROCESSED: "Kết quả đã có, mời nhận tại Bộ phận Một cửa.",
+    Status.ACCEPTED: "Hồ sơ đã được tiếp nhận, đang chờ giải quyết.",
+    Status.IN_PROGRESS: "Hồ sơ đang được giải quyết; mời nhận kết quả theo ngày hẹn.",
+    Status.SUPPLEMENT_REQUESTED: (
+        "Đề nghị bổ sung giấy tờ theo hướng dẫn của cơ quan; thời hạn giải quyết tạm dừng "
+        "đến khi nhận đủ giấy tờ."
+    ),
+    Status.FEE_REQUESTED: "Đề nghị nộp phí, lệ phí; hồ sơ được giải quyết tiếp sau khi nộp.",
+    Status.PROCESSED: (
+        "Kết quả đã có, mời mang giấy tiếp nhận hồ sơ đến Bộ phận Một cửa để nhận kết quả."
+    ),
+    Status.RESULT_RETURNED: "Đã trả kết quả. Mời ông/bà đánh giá mức độ hài lòng.",
+    Status.REFUSED: "Hồ sơ không được tiếp nhận; xem phiếu từ chối của cơ quan.",
+    Status.WITHDRAWN: "Hồ sơ đã được rút theo đề nghị của người nộp.",
+    Status.STOPPED: "Cơ quan đã dừng giải quyết hồ sơ; xem văn bản thông báo lý do.",
 }
 
 
 def lookup_to_proto(d: Dossier, agency_name: str) -> pb.LookupDossierResponse:
     """What a citizen may see: no applicant, no papers, no officials, no reasons."""
+    returned = d.status is Status.RESULT_RETURNED
+    waiting_fee = d.status is Status.FEE_REQUESTED and not d.fee_paid
+    message = NEXT_STEP.get(d.status, "")
+    if returned and d.rating:
+        message = "Đã trả kết quả. Cảm ơn ông/bà đã đánh giá."
     return pb.LookupDossierResponse(
         receipt_code=d.receipt_code,
         procedure_name=d.procedure_name,
@@ -256,7 +277,39 @@ def lookup_to_proto(d: Dossier, agency_name: str) -> pb.LookupDossierResponse:
         submit_time=ts(d.submit_time),
         due_time=ts(due_moment(d.due_date)) if d.due_date else None,
         finish_time=ts(d.finish_time),
-        message=NEXT_STEP.get(d.status, ""),
+        message=message,
+        rescheduled_due_time=ts(due_moment(d.rescheduled_date)) if d.rescheduled_date else None,
+        rating=d.rating,  # type: ignore[arg-type]
+        fee_vnd=d.fee_vnd if waiting_fee else 0,
+        payment_url=d.payment_url if waiting_fee else "",
+        can_rate=returned and not d.rating,
+    )
+
+
+def apology_issued(d: Dossier, actor: str) -> events_pb2.DossierApologyIssued:
+    assert d.due_date is not None and d.rescheduled_date is not None
+    return events_pb2.DossierApologyIssued(
+        dossier_id=d.id,
+        receipt_code=d.receipt_code,
+        agency_code=d.agency_code,
+        procedure_code=d.procedure_code,
+        due_time=ts(due_moment(d.due_date)),
+        rescheduled_due_time=ts(due_moment(d.rescheduled_date)),
+        reason=d.apology_reason,
+        applicant_name=d.applicant.full_name,
+        applicant_email=d.applicant.email,
+        actor_id=actor,
+    )
+
+
+def dossier_rated(d: Dossier) -> events_pb2.DossierRated:
+    return events_pb2.DossierRated(
+        dossier_id=d.id,
+        receipt_code=d.receipt_code,
+        agency_code=d.agency_code,
+        procedure_code=d.procedure_code,
+        rating=d.rating,  # type: ignore[arg-type]
+        rating_time=ts(d.rating_time),
     )
 
 

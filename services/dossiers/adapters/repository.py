@@ -38,7 +38,8 @@ from services.dossiers.domain.status import Status
 
 
 def _utc(t: datetime | None) -> datetime | None:
-    # SQLite hands back naive datetimes; every time stored here is UTC.
+    # Every time is stored as UTC: SQLite keeps an aware datetime's wall time and drops its
+    # offset, and hands back naive datetimes, read here as UTC.
     if t is None:
         return None
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
@@ -214,11 +215,6 @@ def _applicant(data: dict[str, Any]) -> Applicant:
     return Applicant(**data)
 
 
-def _stored(t: datetime | None) -> datetime | None:
-    # UTC on the way in too: SQLite keeps a datetime's wall time and drops its offset.
-    return None if t is None else t.astimezone(UTC)
-
-
 def search_columns(a: Applicant) -> dict[str, str]:
     """The officials' search columns of an applicant (adapters/tables.py says what each is)."""
     folded = (" ".join(fold(n).split()) for n in (a.full_name, a.organization_name))
@@ -243,11 +239,11 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "applicant": _applicant_json(d.applicant),
         "papers": [dataclasses.asdict(p) for p in d.papers],
         "processing_days": d.processing_days,
-        "submit_time": _stored(d.submit_time),
-        "accept_time": _stored(d.accept_time),
+        "submit_time": _utc(d.submit_time),
+        "accept_time": _utc(d.accept_time),
         "due_date": d.due_date,
-        "finish_time": _stored(d.finish_time),
-        "return_time": _stored(d.return_time),
+        "finish_time": _utc(d.finish_time),
+        "return_time": _utc(d.return_time),
         "receiver_user_id": d.receiver_user_id,
         "handler_user_id": d.handler_user_id,
         "fee_vnd": d.fee_vnd,
@@ -256,18 +252,21 @@ def _row_values(d: Dossier) -> dict[str, Any]:
         "result_attachment_id": d.result_attachment_id,
         "on_time": d.on_time,
         "status_reason": d.status_reason,
-        "paused_since": _stored(d.paused_since),
+        "paused_since": _utc(d.paused_since),
         "paused_days": d.paused_days,
         "portal_code": d.portal_code or None,
         "payment_id": d.payment_id,
         "payment_url": d.payment_url,
         "paid_online": d.paid_online,
         "rating": d.rating,
-        "rating_time": _stored(d.rating_time),
+        "rating_time": _utc(d.rating_time),
         "postal_tracking_number": d.postal_tracking_number,
         "postmark_date": d.postmark_date,
         "portal_synced": d.portal_synced,
-        "update_time": _stored(d.update_time),
+        "rescheduled_date": d.rescheduled_date,
+        "apology_reason": d.apology_reason,
+        "apology_time": _utc(d.apology_time),
+        "update_time": _utc(d.update_time),
         "version": d.version,
         **search_columns(d.applicant),
     }
@@ -311,6 +310,9 @@ def _dossier(row: Any) -> Dossier:
         postal_tracking_number=v["postal_tracking_number"],
         postmark_date=v["postmark_date"],
         portal_synced=v["portal_synced"],
+        rescheduled_date=v["rescheduled_date"],
+        apology_reason=v["apology_reason"],
+        apology_time=_utc(v["apology_time"]),
         update_time=_utc(v["update_time"]),
         version=v["version"],
     )
@@ -367,7 +369,7 @@ class DossierRepository:
                 [
                     {
                         "dossier_id": d.id,
-                        "time": h.time,
+                        "time": _utc(h.time),
                         "actor_id": h.actor_id,
                         "from_status": int(h.from_status) if h.from_status else None,
                         "to_status": int(h.to_status),

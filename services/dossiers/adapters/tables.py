@@ -19,7 +19,7 @@ procedures = sa.Table(
     sa.Column("data", sa.JSON, nullable=False),  # the whole procedure (adapters.repository)
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
-    # Copies of `data` that ListProcedures filters on (revision 0006).
+    # Copies of `data` that ListProcedures filters on (revision 0007).
     sa.Column("field_name", sa.String(200), nullable=False, server_default=""),
     sa.Column("online_level", sa.Integer, nullable=False, server_default="0"),
     sa.Column("search_text", sa.String(1100), nullable=False, server_default=""),  # folded
@@ -75,9 +75,12 @@ dossiers = sa.Table(
     # Whether the national portal acknowledged the current status; changed without a new
     # version (the sync must not make a clerk's etag stale).
     sa.Column("portal_synced", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("rescheduled_date", sa.Date, nullable=True),
+    sa.Column("apology_reason", sa.String(2000), nullable=False, server_default=""),
+    sa.Column("apology_time", sa.DateTime(timezone=True), nullable=True),
     sa.Column("update_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
-    # The officials' search (revision 0006), kept by the repository on every write: the
+    # The officials' search (revision 0007), kept by the repository on every write: the
     # applicant's and organisation's names folded (lgsp.textfold.fold, " "-led so a word's start
     # is " word"), the PIN, the enterprise or tax code without dashes.
     sa.Column("applicant_key", sa.String(1100), nullable=False, server_default=""),

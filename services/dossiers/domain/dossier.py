@@ -131,6 +131,11 @@ class Dossier:
     # The applicant's satisfaction with the result (0 = not rated) and when it was given.
     rating: int = 0
     rating_time: datetime | None = None
+    # The last apology letter: the new appointment it promised (the legal due_date does not
+    # move), why, and when (domain.citizen).
+    rescheduled_date: date | None = None
+    apology_reason: str = ""
+    apology_time: datetime | None = None
     update_time: datetime | None = None
     version: int = 1
     # Steps taken since loaded, for the repository to append to the history.

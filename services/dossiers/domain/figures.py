@@ -25,6 +25,7 @@ from datetime import date, datetime, timedelta
 from enum import Enum
 
 from lgsp.workdays import local_date
+from services.dossiers.domain.citizen import Rating
 from services.dossiers.domain.deadlines import DueDateRule
 from services.dossiers.domain.dossier import Channel, Dossier
 from services.dossiers.domain.errors import InvalidField
@@ -45,9 +46,9 @@ COUNTERS = (
     "rating_sum",
     "rating_top",
 )
-# Ratings at or above this grade count as the top grades (higher is better). The scale is
-# the rating's (docs/dossiers.md): change both together, then `lgsp dossiers stats --rebuild`.
-TOP_RATING = 4
+# Ratings at or above this grade count as the top grades: hài lòng and rất hài lòng (the
+# scale is domain/citizen.Rating's; after changing either, `lgsp dossiers stats --rebuild`).
+TOP_RATING = int(Rating.SATISFIED)
 CLOSED_UNPROCESSED = frozenset({Status.REFUSED, Status.WITHDRAWN, Status.STOPPED})
 # Accepted and not yet processed: the clock runs (or is stopped) against a due date.
 OPEN = frozenset(

@@ -15,6 +15,7 @@ from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
 from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.auth import current_principal
 from lgsp.grpc import errors
+from lgsp.ratelimit import KeyedBuckets
 from services.dossiers.adapters.proto import (
     applicant_from_proto,
     channel_from_proto,
@@ -44,7 +45,7 @@ def to_service_error(e: domain.DomainError) -> errors.ServiceError:
     if isinstance(e, domain.StaleEtag):
         return errors.Aborted(e.message)
     if isinstance(e, domain.Exhausted):
-        return errors.ResourceExhausted(e.message)
+        return errors.ResourceExhausted(e.message, retry_after=getattr(e, "retry_after", None))
     if isinstance(e, domain.Unavailable):
         return errors.Unavailable(e.message, retry_after=1.0)
     return errors.FailedPrecondition(e.message)
@@ -267,19 +268,74 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
         entries = await call(self.app.history, request.dossier_id, current_principal())
         return pb.ListDossierHistoryResponse(entries=[history_to_proto(e) for e in entries])
 
+    async def GetReceiptSlip(self, request: pb.GetReceiptSlipRequest, context: Any) -> Any:
+        pdf, name = await call(self.app.receipt_slip, request.dossier_id, current_principal())
+        return pb.GetReceiptSlipResponse(pdf=pdf, file_name=name)
+
+    async def IssueApology(self, request: pb.IssueApologyRequest, context: Any) -> Any:
+        r = request
+        d, pdf = await call(
+            self.app.issue_apology,
+            r.dossier_id,
+            r.etag,
+            r.new_due_date,
+            r.reason,
+            current_principal(),
+        )
+        return pb.IssueApologyResponse(
+            dossier=dossier_to_proto(d), pdf=pdf, file_name=f"phieu-xin-loi-{d.receipt_code}.pdf"
+        )
+
+    async def GetApologyLetter(self, request: pb.GetApologyLetterRequest, context: Any) -> Any:
+        pdf, name = await call(self.app.apology_letter, request.dossier_id, current_principal())
+        return pb.GetApologyLetterResponse(pdf=pdf, file_name=name)
+
+
+def peer_address(context: Any) -> str:
+    """The caller's address without the port: "ipv4:10.0.0.5:51234" → "10.0.0.5"."""
+    peer = str(context.peer() or "")
+    kind, _, rest = peer.partition(":")
+    if kind in ("ipv4", "ipv6"):
+        return rest.rsplit(":", 1)[0].strip("[]")
+    return peer
+
 
 class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
-    def __init__(self, app: DossiersApp) -> None:
+    """Public (no token): rate-limited per peer address before any work, on top of the lock
+    on wrong verifications per receipt code the use cases keep."""
+
+    def __init__(self, app: DossiersApp, limits: KeyedBuckets | None = None) -> None:
         self.app = app
+        self.limits = limits or KeyedBuckets(LOOKUP_PER_MINUTE, LOOKUP_BURST)
+
+    def _admit(self, context: Any) -> None:
+        wait = self.limits.take(peer_address(context))
+        if wait:
+            raise errors.ResourceExhausted(
+                f"too many lookups from this address; retry in {wait:.0f} s", retry_after=wait
+            )
 
     async def LookupDossier(self, request: pb.LookupDossierRequest, context: Any) -> Any:
+        self._admit(context)
         d, agency_name = await call(self.app.lookup, request.receipt_code, request.verification)
         return lookup_to_proto(d, agency_name)
 
+    async def RateDossier(self, request: pb.RateDossierRequest, context: Any) -> Any:
+        self._admit(context)
+        d, agency_name = await call(
+            self.app.rate, request.receipt_code, request.verification, int(request.rating)
+        )
+        return pb.RateDossierResponse(dossier=lookup_to_proto(d, agency_name))
 
+
+# Per client address when not configured ([dossiers] lookup_per_minute, lookup_burst): a
+# citizen looks up a few times a day; 30 a minute with a burst of 10 leaves room for a family
+# or an office behind one address.
+LOOKUP_PER_MINUTE, LOOKUP_BURST = 30, 10
 LOOKUP_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier"
 # The catalogue is public, as on the national portal; inactive procedures need role admin.
 CATALOGUE_METHODS = [
     f"/lgsp.api.dossiers.v1.ProcedureService/{m}"
     for m in ("GetProcedure", "ListProcedures", "ListFields")
 ]
+RATE_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/RateDossier"

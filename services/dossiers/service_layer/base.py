@@ -104,9 +104,12 @@ class AppBase:
         *,
         with_uow: bool = False,
         dry_run: bool = False,
+        emit: Callable[[UnitOfWork, Dossier, str], None] | None = None,
     ) -> Dossier:
-        """`dry_run`: every check and the change, then roll back and hand back the dossier as
-        it was (a step that needs a remote call first checks it can be taken)."""
+        """Load, check role and etag, `change`, save, emit, commit. `dry_run`: every check
+        and the change, then roll back and hand back the dossier as it was (a step that needs
+        a remote call first checks it can be taken). `emit` replaces the status events for a
+        change that keeps the status (an apology)."""
         if not dossier_id.strip():
             raise InvalidField("dossier_id", "required")
         now = self.clock()
@@ -129,7 +132,10 @@ class AppBase:
             entries = list(d.new_history)
             repo.save(d, version)
             self._record_figures(uow, before, d)
-            self._emit_changes(uow, d, entries)
+            if emit is not None:
+                emit(uow, d, principal.subject)
+            else:
+                self._emit_changes(uow, d, entries)
             if any(e.to_status is Status.PROCESSED for e in entries):
                 assert d.accept_time is not None and d.finish_time is not None
                 uow.emit(

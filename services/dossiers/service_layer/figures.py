@@ -117,7 +117,7 @@ class FiguresUseCases(AppBase):
 
     def rebuild_figures(self) -> int:
         """The summary recounted from the dossiers (after a change of the rules, or for
-        dossiers stored before revision 0006); the rows written."""
+        dossiers stored before revision 0007); the rows written."""
         with self.uow() as uow:
             rows = (dossier_from_row(r) for r in uow.session.execute(dossiers.select()))
             written = replace_figures(uow.session, recount(rows, self.rule))

@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import threading
-import time
-from collections import deque
 from dataclasses import dataclass
 
 import argon2
 import pyotp
+
+from lgsp.ratelimit import FailureWindow
 
 __all__ = [
     "ARGON2_MEMORY_KIB",
@@ -99,7 +98,7 @@ class LockoutPolicy:
         return now + self.lock_seconds if failures >= self.max_failures else None
 
 
-class AddressThrottle:
+class AddressThrottle(FailureWindow):
     """Per-address: at most `limit` failed sign-ins per `window` seconds from one address.
 
     Process-local (one identity process per province in the embedded mode); behind several
@@ -107,30 +106,4 @@ class AddressThrottle:
     """
 
     def __init__(self, limit: int = 20, window: float = 300.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def _trim(self, q: deque[float], now: float) -> None:
-        while q and q[0] <= now - self.window:
-            q.popleft()
-
-    def blocked(self, address: str, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
-        with self._lock:
-            q = self._failures.get(address)
-            if not q:
-                return False
-            self._trim(q, now)
-            return len(q) >= self.limit
-
-    def failed(self, address: str, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        with self._lock:
-            q = self._failures.setdefault(address, deque())
-            self._trim(q, now)
-            q.append(now)
-            if len(self._failures) > 100_000:  # bound memory under a spray from many addresses
-                for key in [k for k, v in self._failures.items() if not v][:50_000]:
-                    del self._failures[key]
+        super().__init__(limit, window)

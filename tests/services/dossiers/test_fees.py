@@ -363,7 +363,7 @@ async def test_a_lost_notice_is_recorded_by_reconciliation_and_the_desk_takes_no
     tmp_path: Path, payment_mock: MockProcess
 ) -> None:
     # The platform calls a dead address: every notice is lost.
-    lost = {"LGSP_DOSSIERS_PUBLIC_BASE_URL": f"http://127.0.0.1:{free_port()}"}
+    lost = {"LGSP_DOSSIERS_PUBLIC_URL": f"http://127.0.0.1:{free_port()}"}
     async with fees_env(tmp_path, payment_mock, **lost) as fees:
         first, second = await fees.online_fee(), await fees.online_fee(30_000)
         for d in (first, second):

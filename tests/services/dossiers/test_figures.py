@@ -214,16 +214,19 @@ def _random_history(desk: Desk, n: int, seed: int) -> None:
         if rnd.random() < 0.7:
             t = later(t)
             d = app.return_result(d.id, "", "", clerk)
-            grade = rnd.randint(1, 5)
+            grade = rnd.randint(1, 3)
 
             def rate(d: Dossier, now: datetime, who: str, grade: int = grade) -> None:
-                # Another write path (the rating, to come), through `_step`: the figures
-                # follow without it knowing of them.
+                # A write path of another kind, through `_step`: the figures follow
+                # without it knowing of them (the applicant's own rating is tested too).
                 d.rating, d.rating_time = grade, now
                 d.version += 1
 
             later(t)
-            app._step(d.id, "", clerk, ("clerk",), rate)
+            if rnd.random() < 0.5:  # the applicant's own rating (public, receipt + 4 digits)
+                app.rate(d.receipt_code, f"{i:05d}"[-4:], grade)
+            else:
+                app._step(d.id, "", clerk, ("clerk",), rate)
     desk.at(local(2026, 6, 20, 10, 0))
 
 

@@ -21,6 +21,36 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _SatisfactionRating:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SatisfactionRatingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SatisfactionRating.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SATISFACTION_RATING_UNSPECIFIED: _SatisfactionRating.ValueType  # 0
+    """Not rated."""
+    SATISFACTION_RATING_NOT_SATISFIED: _SatisfactionRating.ValueType  # 1
+    """Không hài lòng."""
+    SATISFACTION_RATING_SATISFIED: _SatisfactionRating.ValueType  # 2
+    """Hài lòng."""
+    SATISFACTION_RATING_VERY_SATISFIED: _SatisfactionRating.ValueType  # 3
+    """Rất hài lòng."""
+
+class SatisfactionRating(_SatisfactionRating, metaclass=_SatisfactionRatingEnumTypeWrapper):
+    """SatisfactionRating is the applicant's judgement of how the dossier was handled, on the
+    three levels of the national public service portal's rating.
+    """
+
+SATISFACTION_RATING_UNSPECIFIED: SatisfactionRating.ValueType  # 0
+"""Not rated."""
+SATISFACTION_RATING_NOT_SATISFIED: SatisfactionRating.ValueType  # 1
+"""Không hài lòng."""
+SATISFACTION_RATING_SATISFIED: SatisfactionRating.ValueType  # 2
+"""Hài lòng."""
+SATISFACTION_RATING_VERY_SATISFIED: SatisfactionRating.ValueType  # 3
+"""Rất hài lòng."""
+Global___SatisfactionRating: _TypeAlias = SatisfactionRating  # noqa: Y015
+
 class _OnlineServiceLevel:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -525,6 +555,11 @@ class Dossier(_message.Message):
     PAYMENT_ID_FIELD_NUMBER: _builtins.int
     PAYMENT_URL_FIELD_NUMBER: _builtins.int
     PAID_ONLINE_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    RATING_TIME_FIELD_NUMBER: _builtins.int
+    RESCHEDULED_DUE_TIME_FIELD_NUMBER: _builtins.int
+    APOLOGY_REASON_FIELD_NUMBER: _builtins.int
+    APOLOGY_TIME_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     receipt_code: _builtins.str
@@ -583,6 +618,10 @@ class Dossier(_message.Message):
     """
     paid_online: _builtins.bool
     """Whether the fee was paid online through the national payment platform (not at the desk)."""
+    rating: Global___SatisfactionRating.ValueType
+    """The applicant's satisfaction, once the result is returned; UNSPECIFIED until rated."""
+    apology_reason: _builtins.str
+    """Why the dossier is late, as the last apology letter says."""
     @_builtins.property
     def applicant(self) -> Global___Applicant:
         """Who applied."""
@@ -616,6 +655,20 @@ class Dossier(_message.Message):
     @_builtins.property
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the record last changed."""
+
+    @_builtins.property
+    def rating_time(self) -> _timestamp_pb2.Timestamp:
+        """When the applicant rated it."""
+
+    @_builtins.property
+    def rescheduled_due_time(self) -> _timestamp_pb2.Timestamp:
+        """The new appointment promised by the last apology letter; unset when none was issued.
+        due_time stays the legal one, by which on time is measured.
+        """
+
+    @_builtins.property
+    def apology_time(self) -> _timestamp_pb2.Timestamp:
+        """When the last apology letter was issued."""
 
     def __init__(
         self,
@@ -652,10 +705,15 @@ class Dossier(_message.Message):
         payment_id: _builtins.str = ...,
         payment_url: _builtins.str = ...,
         paid_online: _builtins.bool = ...,
+        rating: Global___SatisfactionRating.ValueType = ...,
+        rating_time: _timestamp_pb2.Timestamp | None = ...,
+        rescheduled_due_time: _timestamp_pb2.Timestamp | None = ...,
+        apology_reason: _builtins.str = ...,
+        apology_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "applicant", b"applicant", "due_time", b"due_time", "finish_time", b"finish_time", "return_time", b"return_time", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "apology_time", b"apology_time", "applicant", b"applicant", "due_time", b"due_time", "finish_time", b"finish_time", "rating_time", b"rating_time", "rescheduled_due_time", b"rescheduled_due_time", "return_time", b"return_time", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "paid_online", b"paid_online", "papers", b"papers", "payment_id", b"payment_id", "payment_url", b"payment_url", "portal_code", b"portal_code", "portal_synced", b"portal_synced", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accept_time", b"accept_time", "agency_code", b"agency_code", "apology_reason", b"apology_reason", "apology_time", b"apology_time", "applicant", b"applicant", "channel", b"channel", "due_time", b"due_time", "etag", b"etag", "fee_paid", b"fee_paid", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "handler_user_id", b"handler_user_id", "id", b"id", "on_time", b"on_time", "paid_online", b"paid_online", "papers", b"papers", "payment_id", b"payment_id", "payment_url", b"payment_url", "portal_code", b"portal_code", "portal_synced", b"portal_synced", "postal_tracking_number", b"postal_tracking_number", "postmark_date", b"postmark_date", "procedure_code", b"procedure_code", "procedure_name", b"procedure_name", "processing_days", b"processing_days", "rating", b"rating", "rating_time", b"rating_time", "receipt_code", b"receipt_code", "receiver_user_id", b"receiver_user_id", "rescheduled_due_time", b"rescheduled_due_time", "result_attachment_id", b"result_attachment_id", "result_number", b"result_number", "return_time", b"return_time", "status", b"status", "status_reason", b"status_reason", "submit_time", b"submit_time", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2083,6 +2141,11 @@ class LookupDossierResponse(_message.Message):
     DUE_TIME_FIELD_NUMBER: _builtins.int
     FINISH_TIME_FIELD_NUMBER: _builtins.int
     MESSAGE_FIELD_NUMBER: _builtins.int
+    RESCHEDULED_DUE_TIME_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    FEE_VND_FIELD_NUMBER: _builtins.int
+    PAYMENT_URL_FIELD_NUMBER: _builtins.int
+    CAN_RATE_FIELD_NUMBER: _builtins.int
     receipt_code: _builtins.str
     """The receipt code."""
     procedure_name: _builtins.str
@@ -2093,6 +2156,14 @@ class LookupDossierResponse(_message.Message):
     """Where it stands."""
     message: _builtins.str
     """What the applicant has to do next, if anything (papers, fee, collect the result)."""
+    rating: Global___SatisfactionRating.ValueType
+    """The applicant's rating, once given."""
+    fee_vnd: _builtins.int
+    """The fee asked, in đồng, while it waits to be paid; 0 otherwise."""
+    payment_url: _builtins.str
+    """The national payment platform's page for that fee, when there is one."""
+    can_rate: _builtins.bool
+    """Whether the applicant may rate the dossier now (result returned, not rated yet)."""
     @_builtins.property
     def submit_time(self) -> _timestamp_pb2.Timestamp:
         """When it was submitted."""
@@ -2105,6 +2176,10 @@ class LookupDossierResponse(_message.Message):
     def finish_time(self) -> _timestamp_pb2.Timestamp:
         """When it was processed; unset before."""
 
+    @_builtins.property
+    def rescheduled_due_time(self) -> _timestamp_pb2.Timestamp:
+        """The new appointment after an apology letter; unset when none was issued."""
+
     def __init__(
         self,
         *,
@@ -2116,11 +2191,236 @@ class LookupDossierResponse(_message.Message):
         due_time: _timestamp_pb2.Timestamp | None = ...,
         finish_time: _timestamp_pb2.Timestamp | None = ...,
         message: _builtins.str = ...,
+        rescheduled_due_time: _timestamp_pb2.Timestamp | None = ...,
+        rating: Global___SatisfactionRating.ValueType = ...,
+        fee_vnd: _builtins.int = ...,
+        payment_url: _builtins.str = ...,
+        can_rate: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "finish_time", b"finish_time", "submit_time", b"submit_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "finish_time", b"finish_time", "rescheduled_due_time", b"rescheduled_due_time", "submit_time", b"submit_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_name", b"agency_name", "due_time", b"due_time", "finish_time", b"finish_time", "message", b"message", "procedure_name", b"procedure_name", "receipt_code", b"receipt_code", "status", b"status", "submit_time", b"submit_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_name", b"agency_name", "can_rate", b"can_rate", "due_time", b"due_time", "fee_vnd", b"fee_vnd", "finish_time", b"finish_time", "message", b"message", "payment_url", b"payment_url", "procedure_name", b"procedure_name", "rating", b"rating", "receipt_code", b"receipt_code", "rescheduled_due_time", b"rescheduled_due_time", "status", b"status", "submit_time", b"submit_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LookupDossierResponse: _TypeAlias = LookupDossierResponse  # noqa: Y015
+
+@_typing.final
+class RateDossierRequest(_message.Message):
+    """RateDossierRequest carries the applicant's rating."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_CODE_FIELD_NUMBER: _builtins.int
+    VERIFICATION_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    receipt_code: _builtins.str
+    """The receipt code printed on the receipt."""
+    verification: _builtins.str
+    """Last four digits of the applicant's identity number or phone, as for LookupDossier."""
+    rating: Global___SatisfactionRating.ValueType
+    """The rating; UNSPECIFIED is refused."""
+    def __init__(
+        self,
+        *,
+        receipt_code: _builtins.str = ...,
+        verification: _builtins.str = ...,
+        rating: Global___SatisfactionRating.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["rating", b"rating", "receipt_code", b"receipt_code", "verification", b"verification"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateDossierRequest: _TypeAlias = RateDossierRequest  # noqa: Y015
+
+@_typing.final
+class RateDossierResponse(_message.Message):
+    """RateDossierResponse is the dossier as the citizen sees it, with the rating."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dossier(self) -> Global___LookupDossierResponse:
+        """The public view after the rating."""
+
+    def __init__(
+        self,
+        *,
+        dossier: Global___LookupDossierResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dossier", b"dossier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier", b"dossier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateDossierResponse: _TypeAlias = RateDossierResponse  # noqa: Y015
+
+@_typing.final
+class GetReceiptSlipRequest(_message.Message):
+    """GetReceiptSlipRequest names the dossier."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_ID_FIELD_NUMBER: _builtins.int
+    dossier_id: _builtins.str
+    """The dossier's id."""
+    def __init__(
+        self,
+        *,
+        dossier_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier_id", b"dossier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReceiptSlipRequest: _TypeAlias = GetReceiptSlipRequest  # noqa: Y015
+
+@_typing.final
+class GetReceiptSlipResponse(_message.Message):
+    """GetReceiptSlipResponse carries the printed slip."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PDF_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    pdf: _builtins.bytes
+    """The slip, a PDF (A4, fonts embedded)."""
+    file_name: _builtins.str
+    """A file name for it, e.g. "giay-tiep-nhan-000.00.61.H30-260504-0001.pdf"."""
+    def __init__(
+        self,
+        *,
+        pdf: _builtins.bytes = ...,
+        file_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_name", b"file_name", "pdf", b"pdf"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetReceiptSlipResponse: _TypeAlias = GetReceiptSlipResponse  # noqa: Y015
+
+@_typing.final
+class IssueApologyRequest(_message.Message):
+    """IssueApologyRequest gives the new appointment and the reason."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_ID_FIELD_NUMBER: _builtins.int
+    ETAG_FIELD_NUMBER: _builtins.int
+    NEW_DUE_DATE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    dossier_id: _builtins.str
+    """The dossier's id."""
+    etag: _builtins.str
+    """The etag last read."""
+    new_due_date: _builtins.str
+    """The new appointment, "YYYY-MM-DD": a working day after the current appointment and after
+    today.
+    """
+    reason: _builtins.str
+    """Why the dossier is late; printed on the letter and required."""
+    def __init__(
+        self,
+        *,
+        dossier_id: _builtins.str = ...,
+        etag: _builtins.str = ...,
+        new_due_date: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier_id", b"dossier_id", "etag", b"etag", "new_due_date", b"new_due_date", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueApologyRequest: _TypeAlias = IssueApologyRequest  # noqa: Y015
+
+@_typing.final
+class IssueApologyResponse(_message.Message):
+    """IssueApologyResponse carries the dossier and the letter."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_FIELD_NUMBER: _builtins.int
+    PDF_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    pdf: _builtins.bytes
+    """The letter, a PDF."""
+    file_name: _builtins.str
+    """A file name for it."""
+    @_builtins.property
+    def dossier(self) -> Global___Dossier:
+        """The dossier as stored, rescheduled_due_time set."""
+
+    def __init__(
+        self,
+        *,
+        dossier: Global___Dossier | None = ...,
+        pdf: _builtins.bytes = ...,
+        file_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dossier", b"dossier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier", b"dossier", "file_name", b"file_name", "pdf", b"pdf"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueApologyResponse: _TypeAlias = IssueApologyResponse  # noqa: Y015
+
+@_typing.final
+class GetApologyLetterRequest(_message.Message):
+    """GetApologyLetterRequest names the dossier."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_ID_FIELD_NUMBER: _builtins.int
+    dossier_id: _builtins.str
+    """The dossier's id."""
+    def __init__(
+        self,
+        *,
+        dossier_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier_id", b"dossier_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetApologyLetterRequest: _TypeAlias = GetApologyLetterRequest  # noqa: Y015
+
+@_typing.final
+class GetApologyLetterResponse(_message.Message):
+    """GetApologyLetterResponse carries the last letter (FAILED_PRECONDITION when none was
+    issued).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PDF_FIELD_NUMBER: _builtins.int
+    FILE_NAME_FIELD_NUMBER: _builtins.int
+    pdf: _builtins.bytes
+    """The letter, a PDF."""
+    file_name: _builtins.str
+    """A file name for it."""
+    def __init__(
+        self,
+        *,
+        pdf: _builtins.bytes = ...,
+        file_name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["file_name", b"file_name", "pdf", b"pdf"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetApologyLetterResponse: _TypeAlias = GetApologyLetterResponse  # noqa: Y015

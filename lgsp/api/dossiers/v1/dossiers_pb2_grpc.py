@@ -373,6 +373,21 @@ class DossierServiceStub:
                 request_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetDossierFiguresRequest.SerializeToString,
                 response_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetDossierFiguresResponse.FromString,
                 _registered_method=True)
+        self.GetReceiptSlip = channel.unary_unary(
+                '/lgsp.api.dossiers.v1.DossierService/GetReceiptSlip',
+                request_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetReceiptSlipRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetReceiptSlipResponse.FromString,
+                _registered_method=True)
+        self.IssueApology = channel.unary_unary(
+                '/lgsp.api.dossiers.v1.DossierService/IssueApology',
+                request_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.IssueApologyRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.IssueApologyResponse.FromString,
+                _registered_method=True)
+        self.GetApologyLetter = channel.unary_unary(
+                '/lgsp.api.dossiers.v1.DossierService/GetApologyLetter',
+                request_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetApologyLetterRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetApologyLetterResponse.FromString,
+                _registered_method=True)
 
 
 class DossierServiceServicer:
@@ -498,6 +513,31 @@ class DossierServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetReceiptSlip(self, request, context):
+        """GetReceiptSlip prints the receipt and appointment slip (giấy tiếp nhận hồ sơ và hẹn trả
+        kết quả) of an accepted dossier as a PDF, with a QR code of the public lookup page.
+        FAILED_PRECONDITION before acceptance (the appointment is not fixed yet).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def IssueApology(self, request, context):
+        """IssueApology records the apology and new appointment (phiếu xin lỗi và hẹn lại ngày trả
+        kết quả) of an open dossier that misses or will miss its appointment, and prints it.
+        The legal due time, by which on time is measured, does not move.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetApologyLetter(self, request, context):
+        """GetApologyLetter prints the last apology letter of a dossier again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DossierServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -580,6 +620,21 @@ def add_DossierServiceServicer_to_server(servicer, server):
                     servicer.GetDossierFigures,
                     request_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetDossierFiguresRequest.FromString,
                     response_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetDossierFiguresResponse.SerializeToString,
+            ),
+            'GetReceiptSlip': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetReceiptSlip,
+                    request_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetReceiptSlipRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetReceiptSlipResponse.SerializeToString,
+            ),
+            'IssueApology': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueApology,
+                    request_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.IssueApologyRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.IssueApologyResponse.SerializeToString,
+            ),
+            'GetApologyLetter': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetApologyLetter,
+                    request_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetApologyLetterRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetApologyLetterResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1027,6 +1082,87 @@ class DossierService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def GetReceiptSlip(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.dossiers.v1.DossierService/GetReceiptSlip',
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetReceiptSlipRequest.SerializeToString,
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetReceiptSlipResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueApology(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.dossiers.v1.DossierService/IssueApology',
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.IssueApologyRequest.SerializeToString,
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.IssueApologyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetApologyLetter(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.dossiers.v1.DossierService/GetApologyLetter',
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetApologyLetterRequest.SerializeToString,
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.GetApologyLetterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class DossierLookupServiceStub:
     """DossierLookupService is the citizens' window: anyone holding a receipt code may see where
@@ -1044,6 +1180,11 @@ class DossierLookupServiceStub:
                 request_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.LookupDossierRequest.SerializeToString,
                 response_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.LookupDossierResponse.FromString,
                 _registered_method=True)
+        self.RateDossier = channel.unary_unary(
+                '/lgsp.api.dossiers.v1.DossierLookupService/RateDossier',
+                request_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.RateDossierRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.RateDossierResponse.FromString,
+                _registered_method=True)
 
 
 class DossierLookupServiceServicer:
@@ -1059,6 +1200,15 @@ class DossierLookupServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RateDossier(self, request, context):
+        """RateDossier records the applicant's satisfaction once the result is returned, once.
+        Verified as LookupDossier; FAILED_PRECONDITION before the return, ALREADY_EXISTS when
+        already rated.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DossierLookupServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1066,6 +1216,11 @@ def add_DossierLookupServiceServicer_to_server(servicer, server):
                     servicer.LookupDossier,
                     request_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.LookupDossierRequest.FromString,
                     response_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.LookupDossierResponse.SerializeToString,
+            ),
+            'RateDossier': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateDossier,
+                    request_deserializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.RateDossierRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.RateDossierResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1097,6 +1252,33 @@ class DossierLookupService:
             '/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier',
             lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.LookupDossierRequest.SerializeToString,
             lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.LookupDossierResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateDossier(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.dossiers.v1.DossierLookupService/RateDossier',
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.RateDossierRequest.SerializeToString,
+            lgsp_dot_api_dot_dossiers_dot_v1_dot_dossiers__pb2.RateDossierResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -169,6 +169,18 @@ class DossierServiceStub:
     """GetDossierFigures returns on-time, early and late figures per agency, procedure or month,
     with the shares filed and paid online and the satisfaction ratings.
     """
+    GetReceiptSlip: _grpc.UnaryUnaryMultiCallable[_dossiers_pb2.GetReceiptSlipRequest, _dossiers_pb2.GetReceiptSlipResponse]
+    """GetReceiptSlip prints the receipt and appointment slip (giấy tiếp nhận hồ sơ và hẹn trả
+    kết quả) of an accepted dossier as a PDF, with a QR code of the public lookup page.
+    FAILED_PRECONDITION before acceptance (the appointment is not fixed yet).
+    """
+    IssueApology: _grpc.UnaryUnaryMultiCallable[_dossiers_pb2.IssueApologyRequest, _dossiers_pb2.IssueApologyResponse]
+    """IssueApology records the apology and new appointment (phiếu xin lỗi và hẹn lại ngày trả
+    kết quả) of an open dossier that misses or will miss its appointment, and prints it.
+    The legal due time, by which on time is measured, does not move.
+    """
+    GetApologyLetter: _grpc.UnaryUnaryMultiCallable[_dossiers_pb2.GetApologyLetterRequest, _dossiers_pb2.GetApologyLetterResponse]
+    """GetApologyLetter prints the last apology letter of a dossier again."""
 
 @_typing.type_check_only
 class DossierServiceAsyncStub(DossierServiceStub):
@@ -220,6 +232,18 @@ class DossierServiceAsyncStub(DossierServiceStub):
     """GetDossierFigures returns on-time, early and late figures per agency, procedure or month,
     with the shares filed and paid online and the satisfaction ratings.
     """
+    GetReceiptSlip: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.GetReceiptSlipRequest, _dossiers_pb2.GetReceiptSlipResponse]  # type: ignore[assignment]
+    """GetReceiptSlip prints the receipt and appointment slip (giấy tiếp nhận hồ sơ và hẹn trả
+    kết quả) of an accepted dossier as a PDF, with a QR code of the public lookup page.
+    FAILED_PRECONDITION before acceptance (the appointment is not fixed yet).
+    """
+    IssueApology: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.IssueApologyRequest, _dossiers_pb2.IssueApologyResponse]  # type: ignore[assignment]
+    """IssueApology records the apology and new appointment (phiếu xin lỗi và hẹn lại ngày trả
+    kết quả) of an open dossier that misses or will miss its appointment, and prints it.
+    The legal due time, by which on time is measured, does not move.
+    """
+    GetApologyLetter: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.GetApologyLetterRequest, _dossiers_pb2.GetApologyLetterResponse]  # type: ignore[assignment]
+    """GetApologyLetter prints the last apology letter of a dossier again."""
 
 class DossierServiceServicer(metaclass=_abc_1.ABCMeta):
     """DossierService handles dossiers (hồ sơ) at the one-stop desk (bộ phận một cửa), from
@@ -365,6 +389,36 @@ class DossierServiceServicer(metaclass=_abc_1.ABCMeta):
         with the shares filed and paid online and the satisfaction ratings.
         """
 
+    @_abc_1.abstractmethod
+    def GetReceiptSlip(
+        self,
+        request: _dossiers_pb2.GetReceiptSlipRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dossiers_pb2.GetReceiptSlipResponse, _abc.Awaitable[_dossiers_pb2.GetReceiptSlipResponse]]:
+        """GetReceiptSlip prints the receipt and appointment slip (giấy tiếp nhận hồ sơ và hẹn trả
+        kết quả) of an accepted dossier as a PDF, with a QR code of the public lookup page.
+        FAILED_PRECONDITION before acceptance (the appointment is not fixed yet).
+        """
+
+    @_abc_1.abstractmethod
+    def IssueApology(
+        self,
+        request: _dossiers_pb2.IssueApologyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dossiers_pb2.IssueApologyResponse, _abc.Awaitable[_dossiers_pb2.IssueApologyResponse]]:
+        """IssueApology records the apology and new appointment (phiếu xin lỗi và hẹn lại ngày trả
+        kết quả) of an open dossier that misses or will miss its appointment, and prints it.
+        The legal due time, by which on time is measured, does not move.
+        """
+
+    @_abc_1.abstractmethod
+    def GetApologyLetter(
+        self,
+        request: _dossiers_pb2.GetApologyLetterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dossiers_pb2.GetApologyLetterResponse, _abc.Awaitable[_dossiers_pb2.GetApologyLetterResponse]]:
+        """GetApologyLetter prints the last apology letter of a dossier again."""
+
 def add_DossierServiceServicer_to_server(servicer: DossierServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class DossierLookupServiceStub:
@@ -380,6 +434,11 @@ class DossierLookupServiceStub:
     """LookupDossier returns the public status of one dossier. NOT_FOUND when the receipt code
     is unknown or the verification does not match (the two are not told apart).
     """
+    RateDossier: _grpc.UnaryUnaryMultiCallable[_dossiers_pb2.RateDossierRequest, _dossiers_pb2.RateDossierResponse]
+    """RateDossier records the applicant's satisfaction once the result is returned, once.
+    Verified as LookupDossier; FAILED_PRECONDITION before the return, ALREADY_EXISTS when
+    already rated.
+    """
 
 @_typing.type_check_only
 class DossierLookupServiceAsyncStub(DossierLookupServiceStub):
@@ -391,6 +450,11 @@ class DossierLookupServiceAsyncStub(DossierLookupServiceStub):
     LookupDossier: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.LookupDossierRequest, _dossiers_pb2.LookupDossierResponse]  # type: ignore[assignment]
     """LookupDossier returns the public status of one dossier. NOT_FOUND when the receipt code
     is unknown or the verification does not match (the two are not told apart).
+    """
+    RateDossier: _aio.UnaryUnaryMultiCallable[_dossiers_pb2.RateDossierRequest, _dossiers_pb2.RateDossierResponse]  # type: ignore[assignment]
+    """RateDossier records the applicant's satisfaction once the result is returned, once.
+    Verified as LookupDossier; FAILED_PRECONDITION before the return, ALREADY_EXISTS when
+    already rated.
     """
 
 class DossierLookupServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -406,6 +470,17 @@ class DossierLookupServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_dossiers_pb2.LookupDossierResponse, _abc.Awaitable[_dossiers_pb2.LookupDossierResponse]]:
         """LookupDossier returns the public status of one dossier. NOT_FOUND when the receipt code
         is unknown or the verification does not match (the two are not told apart).
+        """
+
+    @_abc_1.abstractmethod
+    def RateDossier(
+        self,
+        request: _dossiers_pb2.RateDossierRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_dossiers_pb2.RateDossierResponse, _abc.Awaitable[_dossiers_pb2.RateDossierResponse]]:
+        """RateDossier records the applicant's satisfaction once the result is returned, once.
+        Verified as LookupDossier; FAILED_PRECONDITION before the return, ALREADY_EXISTS when
+        already rated.
         """
 
 def add_DossierLookupServiceServicer_to_server(servicer: DossierLookupServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

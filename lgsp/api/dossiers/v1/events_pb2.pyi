@@ -349,3 +349,111 @@ class ProcedureUpdated(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ProcedureUpdated: _TypeAlias = ProcedureUpdated  # noqa: Y015
+
+@_typing.final
+class DossierApologyIssued(_message.Message):
+    """DossierApologyIssued: the agency apologised for a late dossier and gave a new appointment
+    (phiếu xin lỗi và hẹn lại ngày trả kết quả). due_time stays the legal one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_ID_FIELD_NUMBER: _builtins.int
+    RECEIPT_CODE_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    PROCEDURE_CODE_FIELD_NUMBER: _builtins.int
+    DUE_TIME_FIELD_NUMBER: _builtins.int
+    RESCHEDULED_DUE_TIME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    APPLICANT_NAME_FIELD_NUMBER: _builtins.int
+    APPLICANT_EMAIL_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    dossier_id: _builtins.str
+    """The dossier's id."""
+    receipt_code: _builtins.str
+    """The receipt code."""
+    agency_code: _builtins.str
+    """Identifier code of the handling agency."""
+    procedure_code: _builtins.str
+    """Code of the procedure."""
+    reason: _builtins.str
+    """Why it is late."""
+    applicant_name: _builtins.str
+    """Applicant's name, for notices."""
+    applicant_email: _builtins.str
+    """Applicant's mail address, for notices; empty when none was given."""
+    actor_id: _builtins.str
+    """Who issued it."""
+    @_builtins.property
+    def due_time(self) -> _timestamp_pb2.Timestamp:
+        """The legal due time, by which on time is measured."""
+
+    @_builtins.property
+    def rescheduled_due_time(self) -> _timestamp_pb2.Timestamp:
+        """The new appointment."""
+
+    def __init__(
+        self,
+        *,
+        dossier_id: _builtins.str = ...,
+        receipt_code: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        procedure_code: _builtins.str = ...,
+        due_time: _timestamp_pb2.Timestamp | None = ...,
+        rescheduled_due_time: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        applicant_name: _builtins.str = ...,
+        applicant_email: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_time", b"due_time", "rescheduled_due_time", b"rescheduled_due_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "agency_code", b"agency_code", "applicant_email", b"applicant_email", "applicant_name", b"applicant_name", "dossier_id", b"dossier_id", "due_time", b"due_time", "procedure_code", b"procedure_code", "reason", b"reason", "receipt_code", b"receipt_code", "rescheduled_due_time", b"rescheduled_due_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DossierApologyIssued: _TypeAlias = DossierApologyIssued  # noqa: Y015
+
+@_typing.final
+class DossierRated(_message.Message):
+    """DossierRated: the applicant rated a returned dossier; feeds the satisfaction figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_ID_FIELD_NUMBER: _builtins.int
+    RECEIPT_CODE_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    PROCEDURE_CODE_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    RATING_TIME_FIELD_NUMBER: _builtins.int
+    dossier_id: _builtins.str
+    """The dossier's id."""
+    receipt_code: _builtins.str
+    """The receipt code."""
+    agency_code: _builtins.str
+    """Identifier code of the handling agency."""
+    procedure_code: _builtins.str
+    """Code of the procedure."""
+    rating: _dossiers_pb2.SatisfactionRating.ValueType
+    """The rating."""
+    @_builtins.property
+    def rating_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was given."""
+
+    def __init__(
+        self,
+        *,
+        dossier_id: _builtins.str = ...,
+        receipt_code: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        procedure_code: _builtins.str = ...,
+        rating: _dossiers_pb2.SatisfactionRating.ValueType = ...,
+        rating_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["rating_time", b"rating_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "dossier_id", b"dossier_id", "procedure_code", b"procedure_code", "rating", b"rating", "rating_time", b"rating_time", "receipt_code", b"receipt_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DossierRated: _TypeAlias = DossierRated  # noqa: Y015

@@ -4,8 +4,8 @@ indexes, and the summary table of the figures (per grain, day, agency, procedure
 The search columns of dossiers already stored are filled here; the summary starts empty and
 `lgsp dossiers stats --rebuild` counts them (it needs the province's calendar, a setting).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 """
 
 import sqlalchemy as sa
@@ -13,8 +13,8 @@ from alembic import op
 
 from lgsp.textfold import fold
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
