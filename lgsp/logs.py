@@ -309,6 +309,8 @@ THIRD_PARTY = (
     "elastic_transport",
     "pyhanko",
     "uvicorn.access",
+    "fontTools",  # one INFO line per glyph table each time a PDF embeds a font subset
+    "fpdf",
 )
 
 

@@ -22,6 +22,7 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from services.dossiers.plugin import PLUGIN
+from tests.services.dossiers.isolated import isolated_env
 from tests.services.dossiers.test_grpc import AGENCIES, NOW, Env, birth_registration
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
@@ -58,12 +59,8 @@ async def start(tmp_path: Path, **settings: str) -> AsyncIterator[CitizenEnv]:
     await issuer.start()
     port = free_port()
     env = {
-        "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
+        **isolated_env(tmp_path),
         "LGSP_DOSSIERS_HTTP_PORT": str(port),
-        # Neither a gateway, a portal nor a payment platform here (their own tests).
-        "LGSP_DOSSIERS_VERIFY_APPLICANTS": "false",
-        "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
-        "LGSP_DOSSIERS_PAYMENT_RECONCILE_INTERVAL_S": "0",
         **{f"LGSP_DOSSIERS_{k.upper()}": v for k, v in settings.items()},
     }
     authn = JwtAuthenticator(issuer.issuer)

@@ -29,6 +29,7 @@ from services.dossiers.service_layer.verification import NoVerification
 from services.gateway.app import GatewayOptions
 from services.gateway.plugin import PLUGIN as GATEWAY
 from tests.national.mockproc import API_KEY, MockProcess
+from tests.services.dossiers.isolated import isolated_env
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
 
@@ -174,8 +175,9 @@ async def start_chain(
     gw_port = gateway.server.address.rsplit(":", 1)[1]
     settings = load_settings(
         env={
+            **isolated_env(tmp / "dossiers"),
             **base,
-            "LGSP_PLATFORM_DATA_DIR": str(tmp / "dossiers"),
+            "LGSP_DOSSIERS_VERIFY_APPLICANTS": "true",
             "LGSP_DOSSIERS_HTTP_PORT": str(free_port()),
             "LGSP_DOSSIERS_CLIENT_SECRET": DOSSIERS_SECRET,
             "LGSP_DOSSIERS_VERIFY_TIMEOUT_S": str(verify_timeout_s),

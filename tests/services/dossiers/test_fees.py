@@ -31,6 +31,7 @@ from lgsp.grpc.client import channel
 from lgsp.workdays import PROVINCE_TZ
 from services.dossiers.plugin import PLUGIN
 from tests.national.mockproc import API_KEY, MockProcess
+from tests.services.dossiers.isolated import isolated_env
 from tests.services.dossiers.test_grpc import AGENCIES, NOW, Env, birth_registration, refused
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
@@ -126,14 +127,11 @@ async def fees_env(tmp_path: Path, mock: MockProcess, **extra: str) -> AsyncIter
     http_port = free_port()
     settings = load_settings(
         env={
-            "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
+            **isolated_env(tmp_path),
             "LGSP_DOSSIERS_HTTP_PORT": str(http_port),
             "LGSP_NATIONAL_PAYMENT_PORT": str(mock.port),
             "LGSP_NATIONAL_API_KEY": API_KEY,
             "LGSP_DOSSIERS_PAYMENT_RECONCILE_INTERVAL_S": "0",
-            # Neither a gateway nor a portal here (test_national.py, test_portal.py).
-            "LGSP_DOSSIERS_VERIFY_APPLICANTS": "false",
-            "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
             **extra,
         }
     )

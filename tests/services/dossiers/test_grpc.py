@@ -27,7 +27,7 @@ from lgsp.workdays import PROVINCE_TZ
 from services.dossiers.plugin import PLUGIN
 from services.dossiers.service_layer.verification import NoVerification
 from tests.integration.test_new_service import bad_request_fields
-from tests.support import free_port
+from tests.services.dossiers.isolated import isolated_env
 from tests.support.issuer import FakeIssuer
 
 PROVINCE, THANH_SEN, TRAN_PHU = "000.00.00.H30", "000.00.61.H30", "000.00.62.H30"
@@ -89,14 +89,7 @@ class Env:
 async def env(tmp_path: Path) -> AsyncIterator[Env]:
     issuer = FakeIssuer()
     await issuer.start()
-    settings = load_settings(
-        env={
-            "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
-            "LGSP_DOSSIERS_HTTP_PORT": str(free_port()),
-            # No portal here: the service must not subscribe at a portal left running on 8204.
-            "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
-        }
-    )
+    settings = load_settings(env=isolated_env(tmp_path))
     authn = JwtAuthenticator(issuer.issuer)
     # Applicants are verified at the national databases in test_national.py; here every one is.
     plugin = PLUGIN.with_options(

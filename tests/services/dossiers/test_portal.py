@@ -33,6 +33,7 @@ from services.dossiers.national_portal import PUSH_PATH, SYNC_GROUP
 from services.dossiers.plugin import PLUGIN
 from tests.integration.test_new_service import bad_request_fields
 from tests.national.mockproc import API_KEY, MockProcess
+from tests.services.dossiers.isolated import isolated_env
 from tests.services.dossiers.test_grpc import AGENCIES, OFFICIALS, THANH_SEN, refused
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
@@ -152,13 +153,13 @@ async def start(
     async def launch(**settings: str) -> Env:
         http_port = free_port()
         env = {
-            "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
+            **isolated_env(tmp_path),
+            "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "true",
             "LGSP_DOSSIERS_HTTP_PORT": str(http_port),
             "LGSP_NATIONAL_PUBLIC_SERVICE_PORTAL_PORT": str(portal.port),
             "LGSP_NATIONAL_API_KEY": API_KEY,
             "LGSP_DOSSIERS_PORTAL_PUSH_SECRET": SECRET,
             "LGSP_DOSSIERS_PORTAL_PROVINCE": "H30",
-            "LGSP_DOSSIERS_VERIFY_APPLICANTS": "false",  # no gateway here (test_national.py)
             "LGSP_DOSSIERS_PORTAL_POLL_SECONDS": "0.2",
             **settings,
         }
