@@ -309,6 +309,7 @@ THIRD_PARTY = (
     "elastic_transport",
     "pyhanko",
     "uvicorn.access",
+    "fontTools",  # fpdf2's font subsetting: a dozen lines per PDF printed
 )
 
 
