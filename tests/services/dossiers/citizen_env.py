@@ -63,6 +63,9 @@ async def start(tmp_path: Path, **settings: str) -> AsyncIterator[CitizenEnv]:
         # Neither a gateway, a portal nor a payment platform here (their own tests).
         "LGSP_DOSSIERS_VERIFY_APPLICANTS": "false",
         "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
+        # Not the default ports, where `lgsp up` may be running the mocks.
+        "LGSP_NATIONAL_PUBLIC_SERVICE_PORTAL_PORT": str(free_port()),
+        "LGSP_NATIONAL_PAYMENT_PORT": str(free_port()),
         "LGSP_DOSSIERS_PAYMENT_RECONCILE_INTERVAL_S": "0",
         **{f"LGSP_DOSSIERS_{k.upper()}": v for k, v in settings.items()},
     }

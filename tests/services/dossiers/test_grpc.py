@@ -95,6 +95,9 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
             "LGSP_DOSSIERS_HTTP_PORT": str(free_port()),
             # No portal here: the service must not subscribe at a portal left running on 8204.
             "LGSP_DOSSIERS_PORTAL_SUBSCRIBE": "false",
+            # Nor sync to, or pull from, a portal mock `lgsp up` may run on the default port.
+            "LGSP_NATIONAL_PUBLIC_SERVICE_PORTAL_PORT": str(free_port()),
+            "LGSP_NATIONAL_PAYMENT_PORT": str(free_port()),
         }
     )
     authn = JwtAuthenticator(issuer.issuer)
