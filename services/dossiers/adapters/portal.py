@@ -18,6 +18,7 @@ from services.dossiers.domain.dossier import (
     Submission,
 )
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.fields import check_date
 
 MAX_PAPERS = 50
 
@@ -77,8 +78,8 @@ def _applicant(value: Any) -> Applicant:
     raw_birth = _text(value, "birth_date", "applicant.birth_date", 10, required=False)
     if raw_birth:
         try:
-            birth = date.fromisoformat(raw_birth)
-        except ValueError:
+            birth = check_date("applicant.birth_date", raw_birth)
+        except InvalidField:
             raise MalformedDossier("applicant.birth_date", "a date YYYY-MM-DD") from None
     org_code = _text(value, "organization_code", "applicant.organization_code", 14, required=False)
     return Applicant(
