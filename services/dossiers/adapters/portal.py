@@ -35,6 +35,9 @@ REFUSAL_MESSAGES = {
 
 def refusal_message(error: InvalidField) -> str:
     """The Vietnamese reason for a refusal on `error.field`, for the citizen."""
+    if error.field.startswith("papers") and not error.reason.startswith("missing"):
+        # A paper malformed (papers[2].sha256) or too many: not a missing paper.
+        return "Thành phần hồ sơ không hợp lệ"
     key = error.field.split("[", 1)[0]
     return REFUSAL_MESSAGES.get(
         key,

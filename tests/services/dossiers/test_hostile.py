@@ -189,3 +189,16 @@ async def test_printing_a_slip_writes_no_log_lines(env: Env) -> None:
     # closed port here, may say once that it cannot reach the portal).
     assert [n for n in loggers if n not in ("lgsp.access", "services.dossiers.portal")] == []
     assert loggers.count("lgsp.access") == 1
+
+
+def test_the_portal_is_told_a_malformed_paper_is_not_a_missing_one() -> None:
+    from services.dossiers.adapters.portal import refusal_message
+    from services.dossiers.domain.errors import InvalidField
+
+    missing = InvalidField("papers", "missing: TK Tờ khai (1 bản chính, 0 bản sao)")
+    assert refusal_message(missing) == "Hồ sơ thiếu thành phần hồ sơ bắt buộc"
+    for bad in (
+        InvalidField("papers[0].sha256", "64 hexadecimal digits (SHA-256)"),
+        InvalidField("papers", "at most 100 papers"),
+    ):
+        assert refusal_message(bad) == "Thành phần hồ sơ không hợp lệ"
