@@ -224,7 +224,10 @@ class ResilientClient:
                 if time.monotonic() + wait >= deadline:
                     # Sleeping would only end at the deadline: fail now, with the reason.
                     raise error from None
-                log.warning(
+                # DEBUG: a retry that succeeds is no news, and one that fails reaches the
+                # caller, which logs it once (a poller during an outage would otherwise write
+                # these lines at every pass). The span keeps the attempts.
+                log.debug(
                     "national call failed, retrying",
                     extra={
                         "system": self.system,

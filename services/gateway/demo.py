@@ -33,6 +33,21 @@ MEMBERS: list[tuple[str, str, str, list[tuple[str, list[str]]]]] = [
             ("lgsp.api.national.v1.BusinessRegistryService", ["GetEnterprise"]),
         ],
     ),
+    # The one-stop desks' systems (identity's demo clients of the same names): their officials
+    # sign in through them and work dossiers through the gateway; without these, `make run`
+    # answered every desk call "client … is not a registered LGSP member".
+    (
+        "000.00.61.H30:motcua-thanhsen",
+        "motcua-thanhsen",
+        "Hệ thống một cửa phường Thành Sen",
+        [("lgsp.api.dossiers.v1.*", [])],
+    ),
+    (
+        "000.00.20.H30:dvc-hatinh",
+        "dvc-hatinh",
+        "Cổng dịch vụ công tỉnh Hà Tĩnh",
+        [("lgsp.api.dossiers.v1.*", [])],
+    ),
 ]
 
 
@@ -47,7 +62,11 @@ def seed_demo_members(registry: Registry) -> int:
                     code=code,
                     name=name,
                     agency_code=code.partition(":")[0],
-                    kind=pb.MEMBER_KIND_PLATFORM_SERVICE,
+                    kind=(
+                        pb.MEMBER_KIND_PLATFORM_SERVICE
+                        if code.startswith(PROVINCE)
+                        else pb.MEMBER_KIND_PROVINCIAL_SYSTEM
+                    ),
                     client_id=client_id,
                 ),
             )

@@ -18,6 +18,7 @@ from services.dossiers.domain.dossier import (
     Submission,
 )
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.fields import check_date
 
 MAX_PAPERS = 50
 
@@ -34,6 +35,9 @@ REFUSAL_MESSAGES = {
 
 def refusal_message(error: InvalidField) -> str:
     """The Vietnamese reason for a refusal on `error.field`, for the citizen."""
+    if error.field.startswith("papers") and not error.reason.startswith("missing"):
+        # A paper malformed (papers[2].sha256) or too many: not a missing paper.
+        return "Thành phần hồ sơ không hợp lệ"
     key = error.field.split("[", 1)[0]
     return REFUSAL_MESSAGES.get(
         key,
@@ -77,8 +81,8 @@ def _applicant(value: Any) -> Applicant:
     raw_birth = _text(value, "birth_date", "applicant.birth_date", 10, required=False)
     if raw_birth:
         try:
-            birth = date.fromisoformat(raw_birth)
-        except ValueError:
+            birth = check_date("applicant.birth_date", raw_birth)
+        except InvalidField:
             raise MalformedDossier("applicant.birth_date", "a date YYYY-MM-DD") from None
     org_code = _text(value, "organization_code", "applicant.organization_code", 14, required=False)
     return Applicant(

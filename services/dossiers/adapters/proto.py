@@ -18,6 +18,7 @@ from services.dossiers.domain.dossier import (
     Paper,
 )
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.fields import check_date
 from services.dossiers.domain.figures import FigureRow
 from services.dossiers.domain.procedure import (
     OnlineLevel,
@@ -100,10 +101,7 @@ def procedure_from_proto(m: pb.Procedure) -> Procedure:
 def applicant_from_proto(m: pb.Applicant) -> Applicant:
     birth: date | None = None
     if m.birth_date:
-        try:
-            birth = date.fromisoformat(m.birth_date)
-        except ValueError:
-            raise InvalidField("applicant.birth_date", "a date YYYY-MM-DD") from None
+        birth = check_date("applicant.birth_date", m.birth_date)
     kind = m.kind if m.kind in ApplicantKind._value2member_map_ else 0
     return Applicant(
         kind=ApplicantKind(kind),
@@ -128,7 +126,9 @@ def papers_from_proto(papers: list[pb.SubmittedPaper]) -> list[Paper]:
 
 
 def channel_from_proto(c: int) -> Channel:
-    return Channel(c) if c in Channel._value2member_map_ else Channel.UNSPECIFIED
+    if c not in Channel._value2member_map_:
+        raise InvalidField("channel", "counter, online or postal")
+    return Channel(c)
 
 
 def dossier_to_proto(d: Dossier) -> pb.Dossier:

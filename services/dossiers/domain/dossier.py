@@ -11,12 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import IntEnum
 
 from services.dossiers.domain.deadlines import DueDateRule, on_time
-from services.dossiers.domain.errors import IllegalTransition, InvalidField
+from services.dossiers.domain.errors import IllegalTransition, InvalidField, NotEligible
+from services.dossiers.domain.fields import (
+    check_email,
+    check_phone,
+    check_sha256,
+    check_text,
+    check_token,
+)
 from services.dossiers.domain.identity_number import check_identity_number
 from services.dossiers.domain.postal import check_postmark, check_tracking_number
 from services.dossiers.domain.procedure import Procedure
@@ -190,10 +198,11 @@ class Dossier:
             raise IllegalTransition(self.status, Status.IN_PROGRESS)
         if not papers:
             raise InvalidField("papers", "at least one paper is supplemented")
-        for i, p in enumerate(papers):
-            _check_paper(p, f"papers[{i}]")
-        self._move(Status.IN_PROGRESS, now, actor, f"bổ sung {len(papers)} giấy tờ")
-        self.papers = (*self.papers, *papers)
+        checked = check_papers(papers)
+        if len(self.papers) + len(checked) > MAX_PAPERS:
+            raise InvalidField("papers", f"a dossier holds at most {MAX_PAPERS} papers")
+        self._move(Status.IN_PROGRESS, now, actor, f"bổ sung {len(checked)} giấy tờ")
+        self.papers = (*self.papers, *checked)
         self._resume(rule, now)
 
     def request_fee(
@@ -210,9 +219,8 @@ class Dossier:
         at the national payment platform, if any (`payment_url` is the applicant's page)."""
         if fee_vnd <= 0:
             raise InvalidField("fee_vnd", "a positive amount of đồng")
-        if len(description) > MAX_TEXT:
-            raise InvalidField("description", f"at most {MAX_TEXT} characters")
-        self._move(Status.FEE_REQUESTED, now, actor, description.strip())
+        description = check_text("description", description, MAX_TEXT)
+        self._move(Status.FEE_REQUESTED, now, actor, description)
         self.fee_vnd = fee_vnd
         self.fee_paid = self.paid_online = False
         self.payment_id, self.payment_url = payment_id, payment_url
@@ -223,7 +231,7 @@ class Dossier:
     ) -> None:
         """FEE_REQUESTED → IN_PROGRESS once the whole fee is paid."""
         if self.status is not Status.FEE_REQUESTED:
-            raise IllegalTransition(self.status, Status.IN_PROGRESS)
+            raise NotEligible(f"no fee is awaited: the dossier is {self.status}")
         if amount_vnd != self.fee_vnd:
             raise InvalidField("amount_vnd", f"the fee requested is {self.fee_vnd} đồng")
         reference = _required("payment_reference", reference)
@@ -268,7 +276,7 @@ class Dossier:
         return self.status is Status.FEE_REQUESTED and bool(self.payment_id) and not self.fee_paid
 
     def withdraw(self, reason: str, *, now: datetime, actor: str) -> None:
-        self._move(Status.WITHDRAWN, now, actor, reason.strip()[:MAX_TEXT])
+        self._move(Status.WITHDRAWN, now, actor, check_text("reason", reason, MAX_TEXT))
         self.paused_since = None
 
     def stop(self, reason: str, *, now: datetime, actor: str) -> None:
@@ -286,6 +294,7 @@ class Dossier:
     ) -> None:
         """IN_PROGRESS → PROCESSED: on time or late is decided here; late needs a comment."""
         check_transition(self.status, Status.PROCESSED)
+        comment = check_text("comment", comment, MAX_TEXT)
         assert self.due_date is not None  # accepted before it could be in progress
         timely = on_time(now, self.due_date)
         if not timely and not comment.strip():
@@ -293,11 +302,11 @@ class Dossier:
         self._move(Status.PROCESSED, now, actor, comment.strip())
         self.finish_time = now
         self.on_time = timely
-        self.result_number = result_number.strip()
-        self.result_attachment_id = result_attachment_id.strip()
+        self.result_number = check_text("result_number", result_number, 100)
+        self.result_attachment_id = check_token("result_attachment_id", result_attachment_id, 100)
 
     def return_result(self, received_by: str, *, now: datetime, actor: str) -> None:
-        received_by = received_by.strip()
+        received_by = check_text("received_by", received_by, 200)
         self._move(
             Status.RESULT_RETURNED, now, actor, f"người nhận: {received_by}" if received_by else ""
         )
@@ -324,43 +333,75 @@ class Dossier:
 
 
 def _required(field_name: str, value: str) -> str:
-    value = value.strip()
+    value = check_text(field_name, value, MAX_TEXT)
     if not value:
         raise InvalidField(field_name, "required")
-    if len(value) > MAX_TEXT:
-        raise InvalidField(field_name, f"at most {MAX_TEXT} characters")
     return value
 
 
-def _check_paper(p: Paper, where: str) -> None:
-    if p.originals < 0 or p.copies < 0 or p.originals + p.copies == 0:
+MAX_PAPERS = 100
+MAX_PAPER_COPIES = 100
+
+
+def _check_paper(p: Paper, where: str) -> Paper:
+    """`p` with its text normalised, if it holds; InvalidField naming the part otherwise."""
+    for n, part in ((p.originals, "originals"), (p.copies, "copies")):
+        if not 0 <= n <= MAX_PAPER_COPIES:
+            raise InvalidField(f"{where}.{part}", f"from 0 to {MAX_PAPER_COPIES}")
+    if p.originals + p.copies == 0:
         raise InvalidField(f"{where}.copies", "at least one original or copy")
-    if not p.name.strip() and not p.paper_code.strip():
+    p = dataclasses.replace(
+        p,
+        paper_code=check_text(f"{where}.paper_code", p.paper_code, 40),
+        name=check_text(f"{where}.name", p.name, 500),
+        attachment_id=check_token(f"{where}.attachment_id", p.attachment_id, 100),
+        sha256=check_sha256(f"{where}.sha256", p.sha256),
+    )
+    if not p.name and not p.paper_code:
         raise InvalidField(f"{where}.name", "a paper needs a code or a name")
+    return p
+
+
+def check_papers(papers: Sequence[Paper], where: str = "papers") -> tuple[Paper, ...]:
+    """The papers, each checked and normalised; at most MAX_PAPERS of them."""
+    if len(papers) > MAX_PAPERS:
+        raise InvalidField(where, f"at most {MAX_PAPERS} papers")
+    return tuple(_check_paper(p, f"{where}[{i}]") for i, p in enumerate(papers))
 
 
 def check_applicant(a: Applicant) -> Applicant:
+    """`a` with its text normalised, if the form holds; InvalidField naming the field."""
     if a.kind is ApplicantKind.UNSPECIFIED:
         raise InvalidField("applicant.kind", "citizen or organization")
-    if not a.full_name.strip():
+    # 200: what the national population database takes for a name (the gateway's limit).
+    a = dataclasses.replace(
+        a,
+        full_name=check_text("applicant.full_name", a.full_name, 200),
+        identity_number=a.identity_number.strip(),
+        organization_name=check_text("applicant.organization_name", a.organization_name, 500),
+        organization_code=check_text("applicant.organization_code", a.organization_code, 20),
+        phone=check_phone("applicant.phone", a.phone),
+        email=check_email("applicant.email", a.email),
+        address=check_text("applicant.address", a.address, 500),
+    )
+    if not a.full_name:
         raise InvalidField("applicant.full_name", "required")
     check_identity_number(a.identity_number, a.birth_date, field="applicant.identity_number")
     if a.kind is ApplicantKind.ORGANIZATION:
-        if not a.organization_name.strip():
+        if not a.organization_name:
             raise InvalidField("applicant.organization_name", "required for an organization")
         code = a.organization_code.replace("-", "")
         if not (code.isascii() and code.isdigit() and len(code) in (10, 13)):
             raise InvalidField(
                 "applicant.organization_code", "an enterprise or tax code of 10 or 13 digits"
             )
-    return dataclasses.replace(a, full_name=a.full_name.strip())
+    return a
 
 
 def check_checklist(procedure: Procedure, papers: list[Paper]) -> None:
     """Every mandatory paper of the procedure is there, with its originals and copies."""
     filed: dict[str, tuple[int, int]] = {}
-    for i, p in enumerate(papers):
-        _check_paper(p, f"papers[{i}]")
+    for i, p in enumerate(check_papers(papers)):
         if p.paper_code:
             if procedure.paper(p.paper_code) is None:
                 raise InvalidField(
@@ -410,7 +451,7 @@ def submit_dossier(
         applicant=check_applicant(s.applicant),
         status=Status.SUBMITTED,
         channel=channel,
-        papers=tuple(s.papers),
+        papers=tuple(_named(p, procedure) for p in check_papers(s.papers)),
         processing_days=procedure.processing_days,
         submit_time=now,
         receiver_user_id=actor,
@@ -428,6 +469,13 @@ def submit_dossier(
         comment += f" (số hiệu bưu gửi {tracking})"
     dossier.new_history.append(HistoryEntry(now, actor, None, Status.SUBMITTED, comment))
     return dossier
+
+
+def _named(p: Paper, procedure: Procedure) -> Paper:
+    """A paper filed by its code alone carries the catalogue's name, so the slip, the history
+    and the portal read "Tờ khai …", not "TK"."""
+    req = procedure.paper(p.paper_code) if p.paper_code and not p.name else None
+    return dataclasses.replace(p, name=req.name) if req is not None else p
 
 
 _INTAKE_COMMENT = {

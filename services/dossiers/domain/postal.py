@@ -16,6 +16,7 @@ import re
 from datetime import date
 
 from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.fields import check_date
 
 _S10 = re.compile(r"([A-Z]{2})(\d{8})(\d)([A-Z]{2})")
 _WEIGHTS = (8, 6, 4, 2, 3, 5, 9, 7)
@@ -40,12 +41,9 @@ def check_tracking_number(value: str, field: str = "postal_tracking_number") -> 
 
 def check_postmark(value: str, received: date, field: str = "postmark_date") -> date | None:
     """The postmark's date (None when empty); never after the day of receipt."""
-    if not value.strip():
+    day = check_date(field, value)
+    if day is None:
         return None
-    try:
-        day = date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidField(field, "a date YYYY-MM-DD") from None
     if day > received:
         raise InvalidField(field, f"after the day of receipt {received.isoformat()}")
     return day

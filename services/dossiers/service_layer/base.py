@@ -2,10 +2,11 @@
 checks walk, the due-date rule, the clock, and `_step`, the one path every status change
 takes (load, check role and etag, change, save, emit, commit). Who may do what:
 
-    desk clerk (clerk)      submit, accept, refuse, supplement, withdraw, return the result
+    desk (clerk or          submit, accept, refuse, supplement, withdraw, return the result,
+      one_stop_officer)     take a fee at the desk
     leader (leader)         hand to a specialist, complete (approve), stop
     specialist or leader    request more papers
-    any of the three        read a dossier and its history
+    any of them             read a dossier and its history
     admin                   create and change procedures
     anyone                  look up a dossier by receipt code (+ 4 digits): status only
     any of the three        list and search dossiers of their agencies (and those below)
@@ -49,7 +50,12 @@ from services.dossiers.service_layer.verification import ApplicantVerifier, NoVe
 
 SOURCE = "dossiers"
 CLERK, SPECIALIST, LEADER, ADMIN = "clerk", "specialist", "leader", "admin"
-OFFICIALS = (CLERK, SPECIALIST, LEADER)
+# Identity's "Cán bộ một cửa": the official at the one-stop desk, what a commune's and the
+# public administration service centre's desks are staffed with; the desk's steps are theirs
+# as much as the clerk's (văn thư).
+ONE_STOP = "one_stop_officer"
+DESK = (CLERK, ONE_STOP)
+OFFICIALS = (*DESK, SPECIALIST, LEADER)
 # Read the figures of every agency of the province (identity's role names).
 PROVINCE_WIDE = (ADMIN, "auditor")
 PROCEDURE_FIELDS = {

@@ -5,7 +5,6 @@ letter printed for the desk."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import date
 from typing import Any
 
 from lgsp.auth import Principal, require_role
@@ -18,6 +17,7 @@ from services.dossiers.adapters.repository import DossierRepository
 from services.dossiers.domain import citizen
 from services.dossiers.domain.dossier import Dossier
 from services.dossiers.domain.errors import Exhausted, InvalidField, NotFound
+from services.dossiers.domain.fields import check_date
 from services.dossiers.domain.receipt import parse_receipt_code
 from services.dossiers.service_layer.base import LEADER, OFFICIALS, SPECIALIST, AppBase
 
@@ -96,10 +96,9 @@ class CitizenUseCases(AppBase):
         """The apology and new appointment of a late dossier (a leader, or the specialist who
         drafts it for the head's signature): stored with a history entry and
         DossierApologyIssued in one commit, and the letter printed."""
-        try:
-            new_date = date.fromisoformat(new_due_date.strip())
-        except ValueError:
-            raise InvalidField("new_due_date", "a date YYYY-MM-DD") from None
+        new_date = check_date("new_due_date", new_due_date)
+        if new_date is None:
+            raise InvalidField("new_due_date", "a date YYYY-MM-DD")
 
         def change(d: Dossier, now: Any, who: str) -> None:
             citizen.issue_apology(

@@ -37,7 +37,7 @@ from services.dossiers.adapters.repository import DossierRepository
 from services.dossiers.domain.dossier import Dossier
 from services.dossiers.domain.errors import PaidOnline, StaleEtag
 from services.dossiers.domain.fees import UNRESOLVED, OnlinePayment, Outcome, judge
-from services.dossiers.service_layer.base import CLERK, SPECIALIST, AppBase
+from services.dossiers.service_layer.base import DESK, SPECIALIST, AppBase
 
 log = logging.getLogger("dossiers.payments")
 
@@ -61,7 +61,7 @@ class FeeUseCases(AppBase):
     ) -> Dossier:
         """→ FEE_REQUESTED (6): the desk or the specialist; the clock stops until paid. Unless
         paid at the counter, the payment is requested at the platform (order: module doc)."""
-        roles = (CLERK, SPECIALIST)
+        roles = (*DESK, SPECIALIST)
         if pay_at_counter or self.payments is None:
             return await asyncio.to_thread(
                 self._step, dossier_id, etag, principal, roles,
@@ -91,7 +91,7 @@ class FeeUseCases(AppBase):
             uow.emit(fee_paid(d, amount_vnd, reference.strip(), now, who), subject=d.receipt_code)
 
         d = await asyncio.to_thread(
-            self._step, dossier_id, etag, principal, (CLERK,), desk, with_uow=True, dry_run=True
+            self._step, dossier_id, etag, principal, DESK, desk, with_uow=True, dry_run=True
         )
         if d.online_payment_pending and self.payments is not None:
             paid = await self.payments.void(d.payment_id)
@@ -102,7 +102,7 @@ class FeeUseCases(AppBase):
                     f"{paid.transaction_ref}) and is recorded: take no payment at the desk"
                 )
         return await asyncio.to_thread(
-            self._step, d.id, d.etag, principal, (CLERK,), desk, with_uow=True
+            self._step, d.id, d.etag, principal, DESK, desk, with_uow=True
         )
 
     def take_payment(self, paid: OnlinePayment, source: str) -> Outcome:

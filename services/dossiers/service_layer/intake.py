@@ -24,13 +24,11 @@ from services.dossiers.domain.dossier import (
     check_submission,
     submit_dossier,
 )
-from services.dossiers.domain.errors import InvalidField
+from services.dossiers.domain.errors import AlreadyExists, InvalidField
+from services.dossiers.domain.fields import check_token
 from services.dossiers.domain.procedure import Procedure
 from services.dossiers.domain.receipt import receipt_code
-from services.dossiers.service_layer.base import (
-    CLERK,
-    AppBase,
-)
+from services.dossiers.service_layer.base import DESK, AppBase
 
 # The actor of what the national portal files: empty, as the contract has it for the system.
 PORTAL_ACTOR = ""
@@ -53,9 +51,11 @@ class IntakeUseCases(AppBase):
         """A dossier a clerk takes in, at the desk or from the post: SUBMITTED with its
         receipt code. A retry with the same request_id gets the first dossier back."""
         agency = agency_code.strip()
-        require_role(CLERK, agency or None, tree=self.agencies, principal=principal)
+        require_role(DESK, agency or None, tree=self.agencies, principal=principal)
         if channel is Channel.ONLINE:
             raise InvalidField("channel", "online dossiers arrive from the national portal")
+        # The column holds 64; an id a client makes up is visible ASCII.
+        request_id = check_token("request_id", request_id, 64)
         submission = Submission(
             procedure_code=procedure_code,
             agency_code=agency,
@@ -66,7 +66,16 @@ class IntakeUseCases(AppBase):
             postal_tracking_number=postal_tracking_number,
             postmark_date=postmark_date,
         )
-        return self._take_in(submission, actor=principal.subject)[0]
+        try:
+            return self._take_in(submission, actor=principal.subject)[0]
+        except sa.exc.IntegrityError:
+            # Two calls with one request_id raced past the lookup (PostgreSQL): the unique
+            # column let one in; the other answers with it, as a retry would.
+            with self.uow() as uow:
+                earlier = self._earlier(uow, submission)
+            if earlier is None:
+                raise
+            return earlier
 
     def take_in_online(self, submission: Submission) -> tuple[Dossier, bool]:
         """A dossier filed on the national portal (its push or the catch-up pull): the same
@@ -123,13 +132,30 @@ class IntakeUseCases(AppBase):
         self.after_commit()
         return dossier, True
 
+    @staticmethod
+    def _earlier(uow: UnitOfWork, s: Submission) -> Dossier | None:
+        """The dossier a previous call with the same request_id (or portal code) made. A
+        request_id names one submission: reused for another agency, procedure or applicant it
+        is ALREADY_EXISTS, never the other dossier (whose applicant the caller may not see)."""
+        repo = DossierRepository(uow.session)
+        if s.request_id:
+            earlier = repo.by_request_id(s.request_id)
+            if earlier is not None and (
+                earlier.agency_code != s.agency_code.strip()
+                or earlier.procedure_code != s.procedure_code.strip()
+                or earlier.applicant.identity_number != s.applicant.identity_number.strip()
+            ):
+                raise AlreadyExists(f"request_id {s.request_id} was used for another dossier")
+            if earlier is not None:
+                return earlier
+        if s.portal_code.strip():
+            return repo.by_portal_code(s.portal_code.strip())
+        return None
+
     def _checked(self, uow: UnitOfWork, s: Submission) -> Dossier | Procedure:
         """The dossier an earlier call made (same request_id or portal code), else the
         procedure once the desk's checks and the channel's pass (InvalidField otherwise)."""
-        repo = DossierRepository(uow.session)
-        earlier = repo.by_request_id(s.request_id) if s.request_id else None
-        if earlier is None and s.portal_code.strip():
-            earlier = repo.by_portal_code(s.portal_code.strip())
+        earlier = self._earlier(uow, s)
         if earlier is not None:
             return earlier
         procedure = ProcedureRepository(uow.session).get(s.procedure_code.strip())

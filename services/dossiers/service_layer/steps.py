@@ -12,7 +12,7 @@ from services.dossiers.domain.dossier import (
     Paper,
 )
 from services.dossiers.service_layer.base import (
-    CLERK,
+    DESK,
     LEADER,
     SPECIALIST,
     AppBase,
@@ -25,7 +25,7 @@ class StepUseCases(AppBase):
             dossier_id,
             etag,
             principal,
-            (CLERK,),
+            DESK,
             lambda d, now, who: d.accept(rule=self.rule, now=now, actor=who),
         )
 
@@ -34,7 +34,7 @@ class StepUseCases(AppBase):
             dossier_id,
             etag,
             principal,
-            (CLERK,),
+            DESK,
             lambda d, now, who: d.refuse(reason, now=now, actor=who),
         )
 
@@ -59,7 +59,7 @@ class StepUseCases(AppBase):
         self, dossier_id: str, etag: str, papers: list[Paper], principal: Principal
     ) -> Dossier:
         return self._step(
-            dossier_id, etag, principal, (CLERK,),
+            dossier_id, etag, principal, DESK,
             lambda d, now, who: d.supplement(papers, rule=self.rule, now=now, actor=who),
         )  # fmt: skip
 
@@ -75,7 +75,7 @@ class StepUseCases(AppBase):
             dossier_id,
             etag,
             principal,
-            (CLERK,),
+            DESK,
             lambda d, now, who: d.withdraw(reason, now=now, actor=who),
         )
 
@@ -98,6 +98,6 @@ class StepUseCases(AppBase):
         self, dossier_id: str, etag: str, received_by: str, principal: Principal
     ) -> Dossier:
         return self._step(
-            dossier_id, etag, principal, (CLERK,),
+            dossier_id, etag, principal, DESK,
             lambda d, now, who: d.return_result(received_by, now=now, actor=who),
         )  # fmt: skip

@@ -18,7 +18,6 @@ import pytest_asyncio
 
 from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
 from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
-from lgsp.api.gateway.v1 import gateway_pb2 as gpb
 from lgsp.api.national.v1 import national_pb2 as npb
 from lgsp.api.national.v1 import national_pb2_grpc as npbg
 from lgsp.national_api import bad_field
@@ -42,17 +41,8 @@ TIMEOUT_S = 1.0  # [dossiers] verify_timeout_s here: the slow-mock test waits th
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def chain(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chain]:
     c = await start_chain(tmp_path_factory.mktemp("chain"), verify_timeout_s=TIMEOUT_S)
-    # A member without any right on the national API.
-    c.gateway.app.registry.register_member(
-        "test",
-        gpb.Member(
-            code="000.00.61.H30:motcua",
-            name="Một cửa phường Thành Sen",
-            agency_code="000.00.61.H30",
-            kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
-            client_id="motcua-thanhsen",
-        ),
-    )
+    # The demo seed's one-stop desk system (000.00.61.H30:motcua-thanhsen) is a member with
+    # no right on the national API.
     try:
         yield c
     finally:
@@ -159,7 +149,7 @@ async def test_the_gateway_refuses_members_without_the_right_and_logs_it(chain: 
     entries = [e for e in await chain.log_entries() if e["method"] == VERIFY]
     refusals = [(e["client_member"], e["status_code"]) for e in entries[-3:]]
     assert refusals == [
-        ("000.00.61.H30:motcua", grpc.StatusCode.PERMISSION_DENIED.value[0]),
+        ("000.00.61.H30:motcua-thanhsen", grpc.StatusCode.PERMISSION_DENIED.value[0]),
         ("", grpc.StatusCode.PERMISSION_DENIED.value[0]),
         ("", grpc.StatusCode.UNAUTHENTICATED.value[0]),
     ]
