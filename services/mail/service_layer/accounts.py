@@ -113,7 +113,8 @@ class Accounts(AppBase):
                 mb.purged, mb.used_bytes = True, 0
                 store.save_mailbox(mb, version)
                 purged.append(mb.address)
-            uow.commit()
+            if purged:
+                uow.commit()
         return purged
 
     def login_name(self, login: str) -> str:

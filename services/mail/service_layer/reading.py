@@ -134,7 +134,7 @@ class Reading(AppBase):
                 m.seen = True
                 store.update_message(m)
                 uow.commit()
-        text, html = read_bodies(raw)
+        text, _html = read_bodies(raw)
         # HTML is handed on as text only: sanitising it for a web client is not built yet
         # (docs/mail.md "Not yet"), so the API leaves html_body empty rather than unsafe.
         return m, text, ""
