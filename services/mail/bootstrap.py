@@ -96,9 +96,7 @@ def wire_service(
                 tls=tls,
                 submission=kind == "submission",
                 passwords=passwords,
-                on_listening=(
-                    (lambda p, k=kind: on_smtp_listening(k, p)) if on_smtp_listening else None
-                ),
+                on_listening=_reporter(on_smtp_listening, kind),
             )
         )
     background.append(purge_task(app))
@@ -110,6 +108,10 @@ def wire_service(
         closers=closers,
         app=app,
     )
+
+
+def _reporter(report: Callable[[str, int], None] | None, kind: str) -> Callable[[int], None] | None:
+    return None if report is None else (lambda port: report(kind, port))
 
 
 def purge_task(app: MailApp) -> Callable[[asyncio.Event], Any]:

@@ -63,8 +63,10 @@ class MailHandler:
             allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
             if address not in allowed:
                 return "553 5.7.1 Sender address is not yours"
-        elif address and await asyncio.to_thread(self.app.is_local, address):
-            return "553 5.7.1 Local senders must authenticate on the submission port"
+        elif address:
+            local: bool = await asyncio.to_thread(self.app.is_local, address)
+            if local:
+                return "553 5.7.1 Local senders must authenticate on the submission port"
         envelope.mail_from = address
         envelope.mail_options.extend(options)
         return "250 2.1.0 OK"

@@ -79,7 +79,7 @@ class MailEnv:
 
     @property
     def app(self) -> MailApp:
-        return self.runtime.app  # type: ignore[no-any-return]
+        return self.runtime.app
 
     def add_official(
         self,

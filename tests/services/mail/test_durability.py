@@ -85,8 +85,8 @@ def stored(data: Path, address: str) -> int:
             return int(
                 conn.execute(
                     sa.text(
-                        "select count(*) from messages m join message_blobs b on b.sha256 = m.blob_sha256 "
-                        "where m.mailbox_address = :a"
+                        "select count(*) from messages m join message_blobs b"
+                        " on b.sha256 = m.blob_sha256 where m.mailbox_address = :a"
                     ),
                     {"a": address},
                 ).scalar_one()

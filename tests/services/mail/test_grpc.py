@@ -8,6 +8,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -215,7 +216,7 @@ async def test_bad_messages_are_refused_naming_the_field(
 ) -> None:
     an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
     binh = env.add_official("u-binh", "Trần Thị Bình", HEALTH)
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "mailbox_address": an,
         "to": [pb.Address(address=binh)],
         "subject": "Chào",
@@ -223,7 +224,7 @@ async def test_bad_messages_are_refused_naming_the_field(
     values.update(change)
     error = await refusal(
         env.stub().SendMessage(pb.SendMessageRequest(**values), metadata=env.md("u-an"))
-    )  # type: ignore[arg-type]
+    )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
     assert bad_request_fields(error) == [field]
     assert env.rows("messages") == 0 and env.rows("message_blobs") == 0

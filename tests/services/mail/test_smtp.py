@@ -54,7 +54,8 @@ def refused(fn: object, *args: object) -> tuple[int, str]:
     try:
         fn(*args)  # type: ignore[operator]
     except smtplib.SMTPResponseException as e:
-        return e.smtp_code, e.smtp_error.decode()
+        error = e.smtp_error
+        return e.smtp_code, error.decode() if isinstance(error, bytes) else error
     except smtplib.SMTPRecipientsRefused as e:
         code, text = next(iter(e.recipients.values()))
         return code, text.decode()
@@ -130,7 +131,7 @@ async def test_only_own_address_and_no_unknown_local_recipients(env: MailEnv) ->
     binh = env.add_official("u-binh", "Trần Thị Bình", HEALTH)
 
     def attempts() -> dict[str, tuple[int, str]]:
-        out = {}
+        out: dict[str, tuple[int, str | bytes]] = {}
         with login(env, an) as s:
             out["mail_from_other"] = s.docmd("MAIL", f"FROM:<{binh}>")
             s.rset()
@@ -181,7 +182,7 @@ async def test_oversized_and_malformed_messages(env: MailEnv) -> None:
         "Content-Transfer-Encoding: base64\r\n\r\n@@@not base64@@@\r\n"
     ).encode()
 
-    def send() -> tuple[tuple[int, bytes], tuple[int, str], dict[str, object]]:
+    def send() -> tuple[tuple[int, bytes], tuple[int, str], dict[str, tuple[int, bytes]]]:
         with login(env, an) as s:
             declared = s.mail(an, ["SIZE=999999999"])
             s.rset()
