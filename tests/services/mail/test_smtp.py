@@ -99,6 +99,17 @@ async def test_auth_needs_starttls_and_right_password(env: MailEnv) -> None:
     assert code == 530 or code == 538, text
     assert "530" in text  # MAIL before STARTTLS refused too
 
+    def attempt(password: str) -> int:
+        s = submit(env)
+        s.starttls(context=client_tls())
+        s.ehlo("client.test")
+        token = base64.b64encode(f"\0{an}\0{password}".encode()).decode()
+        return s.docmd("AUTH", f"PLAIN {token}")[0]  # one try (smtplib.login makes two)
+
+    env.passwords.down = True
+    assert await asyncio.to_thread(attempt, PASSWORD) == 454  # temporary: try again later
+    env.passwords.down = False
+
     def guesses() -> list[int]:
         s = submit(env)
         s.starttls(context=client_tls())
@@ -111,19 +122,14 @@ async def test_auth_needs_starttls_and_right_password(env: MailEnv) -> None:
             s.noop()
         return codes
 
-    codes = await asyncio.to_thread(guesses)
-    assert codes == [535, 535, 421], codes
-
-    env.passwords.down = True
-
-    def identity_down() -> tuple[int, str]:
-        s = submit(env)
-        s.starttls(context=client_tls())
-        s.ehlo("client.test")
-        return refused(s.login, an, PASSWORD)
-
-    code, _ = await asyncio.to_thread(identity_down)
-    assert code == 454  # temporary: the client tries again later
+    for _ in range(3):  # three per session, then the server hangs up
+        assert await asyncio.to_thread(guesses) == [535, 535, 421]
+    # The tenth failure from this address; then the address is refused without asking
+    # identity, whose own per-address throttle every SMTP login shares.
+    assert await asyncio.to_thread(attempt, "sai10") == 535
+    asked = env.passwords.calls
+    assert await asyncio.to_thread(attempt, PASSWORD) == 454
+    assert env.passwords.calls == asked
 
 
 async def test_only_own_address_and_no_unknown_local_recipients(env: MailEnv) -> None:
