@@ -26,8 +26,8 @@ MAX_SUBJECT = 998  # RFC 5322's line limit; a longer subject is folded by nobody
 
 def local_part_for(full_name: str) -> str:
     """The conventional local part of a Vietnamese full name ("Nguyễn Văn An" → "annv")."""
-    words = [re.sub(r"[^a-z0-9]", "", w) for w in fold(full_name).split()]
-    words = [w for w in words if w]
+    # Anything but a letter or digit separates words ("Nguyễn-Văn An" → annv).
+    words = re.findall(r"[a-z0-9]+", fold(full_name))
     if not words:
         raise InvalidField("display_name", "no letters to make an address from")
     given, rest = words[-1], words[:-1]
