@@ -125,6 +125,20 @@ async def test_mailboxes_follow_identity_and_auth_is_identitys(platform: Platfor
             return s.sendmail(address, [address], msg.as_bytes())
 
     assert await asyncio.to_thread(send) == {}
+    # SMTP needs no session at identity: each one the password grant opened was ended.
+    with platform.identity.engine.connect() as conn:
+        open_sessions = conn.execute(
+            sa.text(
+                "select count(*) from sessions where user_id = :u and client_id = 'mail'"
+                " and revoked_at is null"
+            ),
+            {"u": by_username[justice]},
+        ).scalar_one()
+        made = conn.execute(
+            sa.text("select count(*) from sessions where user_id = :u and client_id = 'mail'"),
+            {"u": by_username[justice]},
+        ).scalar_one()
+    assert (made, open_sessions) == (2, 0)
 
     # Five wrong passwords (over two connections: mail hangs up after three) lock the
     # account at identity: then even the right password is refused.

@@ -230,3 +230,55 @@ async def test_disabled_and_full_mailboxes(env: MailEnv) -> None:
         return disabled, full
 
     assert await asyncio.to_thread(send) == (550, 452)
+
+
+async def test_swaks_submits_and_is_refused_as_open_relay(env: MailEnv) -> None:
+    """swaks (Debian's SMTP test tool) as a second, independent client."""
+    import shutil
+    import subprocess
+
+    from tests.fixtures import missing_server
+
+    if shutil.which("swaks") is None:
+        missing_server("swaks not installed (apt-get install swaks)")
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    binh = env.add_official("u-binh", "Trần Thị Bình", HEALTH)
+
+    def swaks(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["swaks", "--server", "127.0.0.1", "--timeout", "10", *args],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+
+    sent = await asyncio.to_thread(
+        swaks,
+        "--port",
+        str(env.ports["submission"]),
+        "--tls",
+        "--auth",
+        "LOGIN",
+        "--auth-user",
+        an,
+        "--auth-password",
+        PASSWORD,
+        "--from",
+        an,
+        "--to",
+        binh,
+        "--header",
+        "Subject: swaks",
+    )
+    assert sent.returncode == 0, sent.stdout
+    assert env.rows("messages", f"mailbox_address = '{binh}' and subject = 'swaks'") == 1
+    relay = await asyncio.to_thread(
+        swaks,
+        "--port",
+        str(env.ports["inbound"]),
+        "--from",
+        "spam@example.org",
+        "--to",
+        "victim@example.com",
+    )
+    assert relay.returncode != 0 and "<** 554 5.7.1" in relay.stdout, relay.stdout
