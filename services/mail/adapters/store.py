@@ -1,9 +1,9 @@
 """The mail store over the tables, inside a unit of work's session: mailboxes, folders,
-messages and their raw bytes, the officials followed from identity, the outgoing queue."""
+messages and their raw bytes; with the officials followed from identity (officials.py) and
+the outgoing queue (outgoing.py)."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,9 +12,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lgsp.textfold import fold
+from services.mail.adapters.officials import OfficialRows
+from services.mail.adapters.outgoing import OutgoingRows
 from services.mail.adapters.tables import (
     folders,
-    mail_users,
     mailboxes,
     message_blobs,
     messages,
@@ -38,47 +39,12 @@ def _addresses(pairs: Sequence[Sequence[str]]) -> tuple[Address, ...]:
     return tuple(Address(p[0], p[1]) for p in pairs)
 
 
-class MailStore:
+class MailStore(OfficialRows, OutgoingRows):
+    """Mailboxes, folders, messages and their bytes (the officials and the outgoing queue
+    come from the two bases)."""
+
     def __init__(self, session: Session) -> None:
         self.session = session
-
-    # --- officials followed from identity ------------------------------------------------
-
-    def put_user(
-        self,
-        user_id: str,
-        username: str,
-        display_name: str,
-        agency_code: str,
-        active: bool,
-        roles: list[list[str]],
-        now: datetime,
-    ) -> None:
-        values = dict(
-            username=username,
-            display_name=display_name,
-            agency_code=agency_code,
-            active=active,
-            roles=roles,
-            update_time=now,
-        )
-        done = self.session.execute(
-            sa.update(mail_users).where(mail_users.c.user_id == user_id).values(**values)
-        )
-        if not done.rowcount:  # type: ignore[attr-defined]
-            self.session.execute(sa.insert(mail_users).values(user_id=user_id, **values))
-
-    def set_user_active(self, user_id: str, active: bool, now: datetime) -> None:
-        self.session.execute(
-            sa.update(mail_users)
-            .where(mail_users.c.user_id == user_id)
-            .values(active=active, update_time=now)
-        )
-
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        row = self.session.execute(sa.select(mail_users).where(mail_users.c.user_id == user_id))
-        found = row.first()
-        return found._asdict() if found else None
 
     # --- mailboxes ------------------------------------------------------------------------
 
@@ -405,27 +371,4 @@ class MailStore:
             related_document_id=row.related_document_id,
             related_receipt_code=row.related_receipt_code,
             request_id=row.request_id,
-        )
-
-    # --- outgoing queue -------------------------------------------------------------------
-
-    def queue_outgoing(
-        self, message_ref: str, sha256: str, mail_from: str, rcpt: str, now: datetime
-    ) -> None:
-        self.session.execute(
-            sa.insert(outgoing).values(
-                id=str(uuid.uuid4()),
-                message_ref=message_ref,
-                blob_sha256=sha256,
-                mail_from=mail_from,
-                rcpt_to=rcpt,
-                attempts=0,
-                create_time=now,
-                next_attempt_time=now,
-            )
-        )
-
-    def outgoing_count(self) -> int:
-        return int(
-            self.session.execute(sa.select(sa.func.count()).select_from(outgoing)).scalar_one()
         )
