@@ -45,6 +45,7 @@ __all__ = [
     "agencies_from_tree",
     "identity_address",
     "identity_credentials",
+    "service_secret",
 ]
 
 log = logging.getLogger("lgsp.agencies")
@@ -62,6 +63,7 @@ class Agency:
     place_name: str = ""  # printed before the promulgation date: "Hà Tĩnh"
     disabled: bool = False  # dissolved or merged; kept so older documents stay readable
     successor_code: str = ""  # the agency that took over its work
+    mail_domain: str = ""  # its own mail domain ("stp.hatinh.gov.vn"); "" = its parent's
 
 
 def agency_from_proto(a: identity_pb2.Agency) -> Agency:
@@ -73,6 +75,7 @@ def agency_from_proto(a: identity_pb2.Agency) -> Agency:
         a.place_name,
         disabled=a.status == identity_pb2.AGENCY_STATUS_DISABLED,
         successor_code=a.successor_code,
+        mail_domain=a.mail_domain,
     )
 
 
@@ -409,15 +412,21 @@ def identity_credentials(
     neither is there yet (the caller's load then fails and says so)."""
     from lgsp.authn.jwt import issuer_from_settings
 
-    secret = client_secret
-    if not secret:
-        demo = settings.data_dir / "identity-demo.json"
-        try:
-            secret = str(json.loads(demo.read_text()).get("client_secrets", {}).get(client_id, ""))
-        except (OSError, ValueError):
-            secret = ""
+    secret = service_secret(settings, client_id, client_secret)
     if not secret:
         log.debug("no client secret for %s yet: identity calls go without a token", client_id)
         return None
     token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
     return ClientCredentials(token_url, client_id, secret)
+
+
+def service_secret(settings: Settings, client_id: str, client_secret: str = "") -> str:
+    """A service's client secret at identity: its setting, else the one identity's demo seed
+    wrote to <data_dir>/identity-demo.json on first start; "" when neither is there yet."""
+    if client_secret:
+        return client_secret
+    demo = settings.data_dir / "identity-demo.json"
+    try:
+        return str(json.loads(demo.read_text()).get("client_secrets", {}).get(client_id, ""))
+    except (OSError, ValueError):
+        return ""

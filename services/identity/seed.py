@@ -153,6 +153,8 @@ CLIENTS: list[tuple[str, str, str, list[str] | None]] = [
     ("dossiers", "Dịch vụ hồ sơ một cửa", PROVINCE, ["one_stop_officer"]),
     # Reads the agency tree (a role held in an agency reads what the agencies below issued).
     ("search", "Dịch vụ tra cứu văn bản", PROVINCE, ["specialist"]),
+    # Reads the agency tree (mail domains) and checks officials' SMTP logins (password grant).
+    ("mail", "Dịch vụ thư điện tử công vụ", PROVINCE, []),
     ("lgsp-gateway", "Cổng kết nối LGSP", PROVINCE, ["operator"]),
     ("motcua-thanhsen", "Hệ thống một cửa phường Thành Sen", "000.00.61.H30", ["one_stop_officer"]),
     ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H30", ["one_stop_officer"]),

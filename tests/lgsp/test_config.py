@@ -36,8 +36,7 @@ def test_defaults_follow_the_port_plan_and_derive_from_data_dir(tmp_path: Path) 
     assert s.platform.data_dir == str(data)
     assert s.bus.url == f"sqlite:///{data}/bus.db"
     assert s.documents.database_url == f"sqlite:///{data}/documents.db"
-    # One section per installed service, from its plugin; the port plan reserves 50055 for
-    # mail, which will declare it.
+    # One section per installed service, from its plugin, by the port plan.
     ports = {name: section.grpc_port for name, section in s.services.items()}
     assert ports == {
         "gateway": 50050,
@@ -45,6 +44,7 @@ def test_defaults_follow_the_port_plan_and_derive_from_data_dir(tmp_path: Path) 
         "documents": 50052,
         "dossiers": 50053,
         "search": 50054,
+        "mail": 50055,
     }
     assert (s.identity.http_port, s.console.port) == (8180, 8100)
     assert s.telemetry.otlp_endpoint == "http://127.0.0.1:8100"

@@ -1,0 +1,130 @@
+"""Wiring: configuration → agency tree, use cases, gRPC servicer, SMTP servers, identity's
+events. `wire_service(runtime)` is the plugin's composition root; tests pass their own
+directory, authenticator, password check, clock and SMTP ports."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from lgsp.agencies import follow_identity, service_secret
+from lgsp.api.mail.v1 import mail_pb2_grpc
+from lgsp.app import ServiceRuntime
+from lgsp.auth import Authenticator
+from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
+from lgsp.plugins import Subscription, Wiring
+from services.mail.adapters.identity_login import IdentityPasswords
+from services.mail.adapters.tls import ensure_self_signed, server_context
+from services.mail.entrypoints.grpc import MailServicer
+from services.mail.entrypoints.smtp import Passwords, smtp_task
+from services.mail.service_layer.base import AgencyDirectory
+from services.mail.service_layer.identity_events import user_subscription
+from services.mail.service_layer.mail import MailApp, MailRules
+
+log = logging.getLogger("services.mail")
+PURGE_INTERVAL_S = 3600.0
+
+
+def wire_service(
+    runtime: ServiceRuntime,
+    *,
+    agencies: AgencyDirectory | None = None,
+    authenticator: Authenticator | None = None,
+    passwords: Passwords | None = None,
+    clock: Callable[[], datetime] | None = None,
+    smtp_ports: tuple[int, int] | None = None,
+    on_smtp_listening: Callable[[str, int], None] | None = None,
+) -> Wiring:
+    """The mail plugin's composition root; `app` is the MailApp. `smtp_ports` (submission,
+    inbound) overrides the settings (tests pass 0, 0 and learn the ports from
+    `on_smtp_listening(kind, port)`)."""
+    settings = runtime.settings
+    section = settings.mail
+    background: list[Any] = []
+    closers: list[Any] = []
+    subscriptions: list[Subscription] = []
+    if agencies is None:  # identity's tree, kept current from its events
+        followed = follow_identity(settings, "mail")
+        agencies = followed.directory
+        subscriptions.extend(followed.subscriptions)
+        background.extend(followed.background)
+        closers.extend(followed.closers)
+    rules = MailRules(
+        default_domain=section.default_domain,
+        quota_bytes=section.quota_bytes,
+        max_message_bytes=section.max_message_bytes,
+        max_recipients=section.max_recipients,
+        retention_days=section.retention_days,
+    )
+    options: dict[str, Any] = {"clock": clock} if clock else {}
+    app = MailApp(runtime.engine, agencies, rules, after_commit=runtime.after_commit, **options)
+    subscriptions.append(user_subscription(app))
+    authenticator = authenticator or authenticator_from_settings(settings)
+    if passwords is None:
+        if not isinstance(authenticator, JwtAuthenticator):
+            raise TypeError("SMTP AUTH needs a JwtAuthenticator or a `passwords` option")
+        identity_passwords = IdentityPasswords(
+            issuer_from_settings(settings),
+            section.client_id,
+            lambda: service_secret(settings, section.client_id, section.client_secret),
+            authenticator.verify,
+        )
+        closers.append(identity_passwords.aclose)
+        passwords = identity_passwords
+    hostname = section.smtp_hostname or socket.gethostname()
+    if section.tls_cert_file:
+        cert, key = Path(section.tls_cert_file), Path(section.tls_key_file)
+    else:
+        cert, key = ensure_self_signed(settings.data_dir / "mail-tls", hostname)
+    tls = server_context(cert, key)
+    submission_port, inbound_port = smtp_ports or (
+        section.smtp_submission_port,
+        section.smtp_inbound_port,
+    )
+    for kind, port in (("submission", submission_port), ("inbound", inbound_port)):
+        background.append(
+            smtp_task(
+                app,
+                host=settings.platform.host,
+                port=port,
+                hostname=hostname,
+                tls=tls,
+                submission=kind == "submission",
+                passwords=passwords,
+                on_listening=_reporter(on_smtp_listening, kind),
+            )
+        )
+    background.append(purge_task(app))
+    return Wiring(
+        servicers=[(mail_pb2_grpc.add_MailServiceServicer_to_server, MailServicer(app))],
+        subscriptions=subscriptions,
+        authenticator=authenticator,
+        background=background,
+        closers=closers,
+        app=app,
+    )
+
+
+def _reporter(report: Callable[[str, int], None] | None, kind: str) -> Callable[[int], None] | None:
+    return None if report is None else (lambda port: report(kind, port))
+
+
+def purge_task(app: MailApp) -> Callable[[asyncio.Event], Any]:
+    """Purge the mail of mailboxes disabled past the retention period, hourly."""
+
+    async def purge_disabled(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            purged = await asyncio.to_thread(app.purge_expired)
+            if purged:
+                log.info("purged the mail of %d disabled mailboxes", len(purged))
+            try:
+                await asyncio.wait_for(stop.wait(), PURGE_INTERVAL_S)
+            except TimeoutError:
+                pass
+
+    return purge_disabled

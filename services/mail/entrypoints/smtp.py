@@ -1,0 +1,278 @@
+"""The SMTP servers (aiosmtpd), one per port, on the service's event loop.
+
+Submission (RFC 6409, [mail] smtp_submission_port): STARTTLS first, then AUTH PLAIN or LOGIN
+checked by identity, then mail only from the addresses the official may send as. Local
+recipients are delivered into the store, outside ones queued for the relay.
+
+Inbound ([mail] smtp_inbound_port): mail from other servers, for local mailboxes only: no
+AUTH, no relaying (554), no local senders (they submit). STARTTLS offered, not required.
+
+Replies (RFC 5321 / RFC 3463 enhanced codes):
+    530 5.7.0   AUTH (submission) or STARTTLS first
+    535 5.7.8   wrong credentials; 421 after three in one session; 454 identity unreachable
+                or ten failures from one address in five minutes
+    553 5.7.1   MAIL FROM an address not yours (submission) or a local one (inbound)
+    550 5.1.1   RCPT to an unknown local mailbox; 550 5.2.1 to a disabled one
+    452 4.2.2   mailbox full; 452 4.5.3 too many recipients
+    554 5.7.1   relay refused (inbound to an outside domain)
+    552         message over the size limit (SIZE parameter or DATA)
+    550 5.7.1   a From header not yours (submission)
+    250 2.0.0   stored durably (the transaction committed), only then
+    451 4.3.0   anything else went wrong: nothing stored, the client tries again
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
+
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from lgsp.grpc.errors import Unavailable
+from lgsp.ratelimit import FailureWindow
+from services.mail.domain.errors import Conflict, InvalidField, NotFound, QuotaExceeded, TooLarge
+from services.mail.domain.message import parse_summary
+from services.mail.service_layer.mail import MailApp
+
+log = logging.getLogger("services.mail.smtp")
+
+MAX_AUTH_FAILURES = 3  # per session, then 421 and the connection is closed
+# Per client address (below identity's 20 per 5 minutes per address, which all SMTP logins
+# share: they reach identity from this service).
+AUTH_FAILURES_PER_ADDRESS = 10
+AUTH_FAILURE_WINDOW_S = 300.0
+
+
+class Passwords(Protocol):
+    async def check(self, username: str, password: str) -> str | None: ...
+
+
+class MailHandler:
+    """aiosmtpd's handler for the inbound port; SubmissionHandler adds AUTH."""
+
+    submission = False
+
+    def __init__(self, app: MailApp) -> None:
+        self.app = app
+
+    # --- envelope ---------------------------------------------------------------------------
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        address = address.lower()
+        if self.submission:
+            allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
+            if address not in allowed:
+                return "553 5.7.1 Sender address is not yours"
+        elif address:
+            local: bool = await asyncio.to_thread(self.app.is_local, address)
+            if local:
+                return "553 5.7.1 Local senders must authenticate on the submission port"
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if len(envelope.rcpt_tos) >= self.app.rules.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        try:
+            local = await asyncio.to_thread(self.app.check_recipient, address)
+        except InvalidField:
+            return "501 5.1.3 Bad recipient address syntax"
+        except NotFound:
+            return "550 5.1.1 No such mailbox"
+        except Conflict:
+            return "550 5.2.1 Mailbox disabled"
+        except QuotaExceeded:
+            return "452 4.2.2 Mailbox full"
+        if local is None and not self.submission:
+            return "554 5.7.1 Relay access denied"
+        envelope.rcpt_tos.append(address.lower())
+        envelope.rcpt_options.extend(options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        raw = envelope.original_content or b""
+        if self.submission:
+            allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
+            senders = {a.address for a in _from_header(raw)}
+            if not senders or not senders <= allowed:
+                return "550 5.7.1 The From header must be your own address"
+        raw = _received(server, session, self.submission) + raw
+        try:
+            done = await asyncio.to_thread(
+                self.app.deliver,
+                raw,
+                envelope.mail_from or "",
+                envelope.rcpt_tos,
+                actor_id=str(session.auth_data or ""),
+                strict=True,
+            )
+        except TooLarge:
+            return "552 5.3.4 Message too big"
+        except QuotaExceeded as e:
+            return f"552 5.2.2 {e.message}"
+        except Conflict as e:
+            return f"550 5.2.1 {e.message}"
+        except Exception:
+            log.exception("SMTP delivery failed; nothing stored")
+            return "451 4.3.0 Temporary failure, try again"
+        log.info(
+            "SMTP %s from %s: %d bytes delivered to %d, queued for %d",
+            "submission" if self.submission else "inbound",
+            envelope.mail_from or "<>",
+            len(raw),
+            len(done.delivered),
+            len(done.queued),
+        )
+        return "250 2.0.0 OK stored"
+
+
+class SubmissionHandler(MailHandler):
+    """The submission port's handler: AUTH checked by identity (aiosmtpd calls the handler's
+    auth_<MECHANISM> methods in place of its own)."""
+
+    submission = True
+
+    def __init__(self, app: MailApp, passwords: Passwords) -> None:
+        super().__init__(app)
+        self.passwords = passwords
+        # Failed logins per client address, checked before identity is asked: identity sees
+        # every SMTP login coming from this service's address, so its own per-address
+        # throttle must not be reached by one guesser (it would lock out every official's
+        # mail client). Identity's per-account lockout still applies.
+        self.failures = FailureWindow(AUTH_FAILURES_PER_ADDRESS, AUTH_FAILURE_WINDOW_S)
+
+    async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._auth(server, await SMTP.auth_PLAIN(server, None, args))
+
+    async def auth_LOGIN(self, server: SMTP, args: list[str]) -> AuthResult:
+        return await self._auth(server, await SMTP.auth_LOGIN(server, None, args))
+
+    async def _auth(self, server: SMTP, parsed: AuthResult) -> AuthResult:
+        """`parsed` is aiosmtpd's decoding of the exchange (its authenticator only hands the
+        login and password back, see `pass_through`); identity decides."""
+        if not parsed.success or not isinstance(parsed.auth_data, LoginPassword):
+            return parsed
+        peer = _peer(server)
+        if self.failures.blocked(peer):
+            log.warning("SMTP AUTH from %s refused: too many failures", peer)
+            await server.push("454 4.7.0 Too many failed logins from your address, try later")
+            return AuthResult(success=False, handled=True)
+        login = parsed.auth_data.login.decode("utf-8", "replace").strip()
+        password = parsed.auth_data.password.decode("utf-8", "replace")
+        try:
+            username = await asyncio.to_thread(self.app.login_name, login)
+            user_id = await self.passwords.check(username, password) if username else None
+        except Unavailable as e:
+            log.warning("SMTP AUTH: identity unavailable: %s", e.message)
+            await server.push("454 4.7.0 Temporary authentication failure, try again later")
+            return AuthResult(success=False, handled=True)
+        if user_id is None:
+            self.failures.failed(peer)
+            failures = getattr(server, "lgsp_auth_failures", 0) + 1
+            server.lgsp_auth_failures = failures  # type: ignore[attr-defined]
+            log.info("SMTP AUTH refused for %r from %s", login[:100], _peer(server))
+            if failures >= MAX_AUTH_FAILURES:
+                await server.push("421 4.7.0 Too many failed authentications, closing")
+                if server.transport is not None:
+                    server.transport.close()
+                return AuthResult(success=False, handled=True)
+            return AuthResult(success=False, handled=False)
+        return AuthResult(success=True, auth_data=user_id)
+
+
+def pass_through(
+    server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+) -> AuthResult:
+    """aiosmtpd's (synchronous) authenticator: hands the decoded login back to the handler's
+    async `_auth`, which asks identity without blocking the event loop."""
+    return AuthResult(success=True, handled=False, auth_data=data)
+
+
+def _from_header(raw: bytes) -> tuple[Any, ...]:
+    try:
+        summary = parse_summary(raw)
+    except Exception:
+        return ()
+    return (summary.sender,) if summary.sender.address else ()
+
+
+def _peer(server: SMTP) -> str:
+    peer = server.session.peer if server.session else None
+    return str(peer[0]) if isinstance(peer, tuple) else str(peer)
+
+
+def _received(server: SMTP, session: Session, submission: bool) -> bytes:
+    """The trace header RFC 5321 §4.4 asks every server to prepend."""
+    proto = ("ESMTPSA" if session.authenticated else "ESMTPS") if server._tls_protocol else "ESMTP"
+    helo = (session.host_name or "unknown").replace("\r", "").replace("\n", "")[:100]
+    line = (
+        f"Received: from {helo} ({_peer(server)}) by {server.hostname} with {proto}; "
+        f"{email.utils.formatdate(localtime=False)}\r\n"
+    )
+    return line.encode("ascii", "replace")
+
+
+def smtp_task(
+    app: MailApp,
+    *,
+    host: str,
+    port: int,
+    hostname: str,
+    tls: ssl.SSLContext,
+    submission: bool,
+    passwords: Passwords | None = None,
+    on_listening: Callable[[int], None] | None = None,
+) -> Callable[[asyncio.Event], Awaitable[None]]:
+    """A background task (lgsp.plugins.Background) serving one SMTP port until stop."""
+    if submission:
+        assert passwords is not None, "submission needs identity's password check"
+        handler: MailHandler = SubmissionHandler(app, passwords)
+    else:
+        handler = MailHandler(app)
+
+    def protocol() -> SMTP:
+        return SMTP(
+            handler,
+            hostname=hostname,
+            ident="LGSP mail",
+            data_size_limit=app.rules.max_message_bytes,
+            tls_context=tls,
+            require_starttls=submission,
+            auth_required=submission,
+            auth_require_tls=True,
+            authenticator=pass_through,
+            # Inbound: no AUTH at all (the builtin mechanisms would be offered otherwise).
+            auth_exclude_mechanism=() if submission else ("LOGIN", "PLAIN"),
+            decode_data=False,
+            enable_SMTPUTF8=True,
+        )
+
+    async def serve(stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(protocol, host=host, port=port)
+        bound = server.sockets[0].getsockname()[1]
+        log.info(
+            "SMTP %s listening on %s:%d", "submission" if submission else "inbound", host, bound
+        )
+        if on_listening is not None:
+            on_listening(bound)
+        try:
+            await stop.wait()
+        finally:
+            server.close()
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2.0)
+            except TimeoutError:
+                pass
+
+    serve.__name__ = f"smtp-{'submission' if submission else 'inbound'}"
+    return serve

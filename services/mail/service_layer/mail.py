@@ -1,0 +1,16 @@
+"""MailApp: every group of mail use cases in one object, what bootstrap hands the servicer,
+the SMTP servers and the event consumer."""
+
+from __future__ import annotations
+
+from services.mail.service_layer.accounts import Accounts
+from services.mail.service_layer.base import AgencyDirectory, MailRules
+from services.mail.service_layer.delivery import Delivered, Delivery
+from services.mail.service_layer.reading import Reading
+
+
+class MailApp(Accounts, Delivery, Reading):
+    """Mailboxes (accounts.py), delivery (delivery.py), reading (reading.py)."""
+
+
+__all__ = ["AgencyDirectory", "Delivered", "MailApp", "MailRules"]
