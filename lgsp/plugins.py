@@ -23,6 +23,7 @@ when used:
         cli="services.search.cli:register",
         migrations=Path(__file__).parent / "migrations",
         routes=("search",),
+        public_methods=("/lgsp.api.search.v1.SearchService/Search",),  # if it were public
     )
 """
 
@@ -100,6 +101,10 @@ class Plugin:
     backup: Callable[[Any], Any] | str | None = None
     # API areas (lgsp.api.<area>.v1) the gateway routes to this service's gRPC port.
     routes: Sequence[str] = ()
+    # Full method paths ("/lgsp.api.<area>.v1.<Service>/<Method>") callable without a token:
+    # the service's own server and the gateway (rate-limited per caller address) admit
+    # anonymous calls to them, and only to them.
+    public_methods: Sequence[str] = ()
     # Start order among services (lower first); the gateway, which routes to all, goes first.
     order: int = 50
     grace_seconds: float = 10.0

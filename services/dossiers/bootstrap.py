@@ -18,6 +18,7 @@ from lgsp.connectors import PaymentClient
 from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
 from lgsp.national_api import NationalApi
+from lgsp.netaddr import TrustedProxies, parse_addresses
 from lgsp.plugins import Subscription, Wiring
 from lgsp.ratelimit import KeyedBuckets
 from lgsp.workdays import WorkingCalendar
@@ -26,9 +27,6 @@ from services.dossiers.adapters.payment_platform import PaymentPlatform
 from services.dossiers.catalogue import load_catalogue
 from services.dossiers.domain.deadlines import DueDateRule, parse_cutoff
 from services.dossiers.entrypoints.grpc import (
-    CATALOGUE_METHODS,
-    LOOKUP_METHOD,
-    RATE_METHOD,
     DossierLookupServicer,
     DossierServicer,
     ProcedureServicer,
@@ -38,6 +36,7 @@ from services.dossiers.entrypoints.lookup_http import LookupPage
 from services.dossiers.entrypoints.payment_http import CALLBACK_PATH, payment_routes
 from services.dossiers.entrypoints.portal_http import portal_routes
 from services.dossiers.national_portal import PUSH_PATH, portal_from_settings
+from services.dossiers.plugin import PLUGIN
 from services.dossiers.service_layer.dossiers import AgencyDirectory, DossiersApp
 from services.dossiers.service_layer.reconciliation import reconcile_task
 from services.dossiers.service_layer.verification import ApplicantVerifier, NoVerification
@@ -126,12 +125,14 @@ def wire_service(
             ),
             (
                 dossiers_pb2_grpc.add_DossierLookupServiceServicer_to_server,
-                DossierLookupServicer(app, lookup_limits),
+                DossierLookupServicer(
+                    app, lookup_limits, TrustedProxies(parse_addresses(section.trusted_proxies))
+                ),
             ),
         ],
         subscriptions=subscriptions,
         authenticator=authenticator or authenticator_from_settings(settings),
-        public_methods=[LOOKUP_METHOD, RATE_METHOD, *CATALOGUE_METHODS],
+        public_methods=PLUGIN.public_methods,  # one list: the gateway reads it too
         background=background,
         closers=closers,
         app=app,

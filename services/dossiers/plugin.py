@@ -18,5 +18,15 @@ PLUGIN = Plugin(
     cli="services.dossiers.cli:register",
     # The gateway routes calls of lgsp.api.dossiers.v1 to this service's gRPC port.
     routes=("dossiers",),
+    # Without a token, here and through the gateway: the citizens' lookup and rating (a
+    # receipt code and its verification) and the procedure catalogue, public as on the
+    # national portal (inactive procedures still need role admin).
+    public_methods=(
+        "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier",
+        "/lgsp.api.dossiers.v1.DossierLookupService/RateDossier",
+        "/lgsp.api.dossiers.v1.ProcedureService/GetProcedure",
+        "/lgsp.api.dossiers.v1.ProcedureService/ListProcedures",
+        "/lgsp.api.dossiers.v1.ProcedureService/ListFields",
+    ),
     order=50,
 )

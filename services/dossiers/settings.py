@@ -14,6 +14,7 @@ from lgsp.config import (
     secret_field,
     url_field,
 )
+from lgsp.netaddr import address_problems
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,10 @@ class DossiersSettings(ServiceSettings):
     # The public lookup (gRPC and page) per client address: calls a minute, and the burst.
     lookup_per_minute: int = 30
     lookup_burst: int = 10
+    # Whose x-forwarded-for the public lookup believes (comma-separated addresses or CIDR
+    # networks): the gateway, which appends each citizen's address, so each citizen has a
+    # bucket; the default is the gateway on this host (`lgsp up`). Anyone else is the client.
+    trusted_proxies: str = "127.0.0.1"
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
     # The national public service portal (docs/dossiers.md, "Online and postal intake"):
@@ -91,6 +96,7 @@ class DossiersSettings(ServiceSettings):
             problems.append(
                 ("payment_callback_max_age_s", "positive; payment_reconcile_interval_s >= 0")
             )
+        problems.extend(address_problems("trusted_proxies", self.trusted_proxies))
         return problems
 
     def public_base(self, host: str, port: int) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from lgsp.authn import authenticator_from_settings
 from lgsp.config import Settings
 from lgsp.connectors.http import ClientOptions
 from lgsp.plugins import Wiring, discover
+from lgsp.ratelimit import KeyedBuckets
 from services.gateway.limits import Limiter
 from services.gateway.msglog import LogSigner, MessageLog, apply_retention, format_time
 from services.gateway.national import BusinessRegistryServicer, National, PopulationServicer
@@ -75,6 +76,10 @@ class GatewayOptions:
     registry_refresh_seconds: float = 5.0
     max_message_bytes: int = 4 * 1024 * 1024
     routes: Mapping[str, Route] | None = None  # None: the services' ports in Settings
+    # Callable without a token (per caller address limits); None: the plugins' public_methods.
+    public_methods: Sequence[str] | None = None
+    public_per_minute: int = 600
+    public_burst: int = 60
     authenticator: Authenticator | None = None  # None: authenticator_from_settings
     tls: TlsOptions | None = None
     data_dir: str | None = None  # where the log signing key lives; None: platform.data_dir
@@ -102,6 +107,8 @@ def options_from_settings(settings: Settings) -> GatewayOptions:
         log_retention_days=g.log_retention_days,
         tls=tls,
         demo_seed=g.demo_seed,
+        public_per_minute=g.public_per_minute,
+        public_burst=g.public_burst,
     )
 
 
@@ -117,6 +124,11 @@ def routes_from_settings(settings: Settings) -> dict[str, Route]:
         for name, plugin in discover().items()
         for area in plugin.routes
     }
+
+
+def public_methods_from_plugins() -> list[str]:
+    """The methods the installed services declare callable without a token."""
+    return [m for plugin in discover().values() for m in plugin.public_methods]
 
 
 @dataclass
@@ -245,6 +257,10 @@ def _build(
         routes,
         require_client_certificate=bool(opts.tls and opts.tls.client_ca_pem),
         max_message_bytes=opts.max_message_bytes,
+        public_methods=(
+            public_methods_from_plugins() if opts.public_methods is None else opts.public_methods
+        ),
+        public_limits=KeyedBuckets(opts.public_per_minute, opts.public_burst),
     )
     if opts.demo_seed:
         from services.gateway.demo import seed_demo_members

@@ -9,12 +9,15 @@ For each call it:
    member is the token's client (azp); a user token from a member system's frontend counts
    for that member; with mutual TLS the certificate names the member and the token must
    belong to it;
-2. checks the member is active and holds a right on the method (AccessService);
+2. checks the member is active and holds a right on the method (AccessService); a call with
+   no authorization entry at all to a method a service declares public (Plugin.public_methods:
+   the citizens' dossier lookup) needs no member and is limited per caller address instead;
 3. admits it under the member's rate and concurrency limits (RESOURCE_EXHAUSTED otherwise);
 4. checks the request parses as the method's input type (INVALID_ARGUMENT otherwise);
 5. forwards it with the caller's metadata (authorization, traceparent/tracestate,
    x-request-id…; hop-by-hop headers dropped; x-lgsp-message-id and x-lgsp-client-member
-   added) and the remaining deadline; all four call shapes stream message by message;
+   added, the caller's address appended to x-forwarded-for) and the remaining deadline;
+   all four call shapes stream message by message;
 6. appends an entry to the message log (also for refused calls) and returns the upstream's
    answer, status and trailers, with x-lgsp-message-id in the trailers.
 
@@ -32,7 +35,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +57,8 @@ from lgsp.grpc.errors import (
     Unavailable,
     to_status,
 )
+from lgsp.netaddr import peer_host
+from lgsp.ratelimit import KeyedBuckets
 from services.gateway.limits import Limiter, LimitExceeded
 from services.gateway.msglog import LogEntry, LogUnavailable, MessageLog, format_time
 from services.gateway.registry import Registry
@@ -78,6 +83,10 @@ OWN_PREFIXES = ("/lgsp.api.gateway.v1.", "/lgsp.api.diagnostics.v1.", "/grpc.")
 ANSWERED_PREFIXES = ("/lgsp.api.national.v1.",)
 AUTH_ERROR_CLAIM = "lgsp.gateway.auth_error"
 AUTH_CODE_CLAIM = "lgsp.gateway.auth_code"
+# Set on an anonymous principal when the call carried no authorization entry at all: only such
+# a call may reach a public method without a token (a bad token is refused as ever).
+NO_TOKEN_CLAIM = "lgsp.gateway.no_token"
+FORWARDED_FOR = "x-forwarded-for"
 MESSAGE_ID = "x-lgsp-message-id"
 CLIENT_MEMBER = "x-lgsp-client-member"
 RETRY_AFTER = "retry-after-ms"
@@ -128,11 +137,13 @@ class GatewayAuthenticator:
         try:
             return await self.inner.authenticate(metadata, method)
         except ServiceError as error:
-            return Principal(
-                subject="",
-                kind="anonymous",
-                claims={AUTH_ERROR_CLAIM: error.message, AUTH_CODE_CLAIM: error.code.name},
-            )
+            claims: dict[str, Any] = {
+                AUTH_ERROR_CLAIM: error.message,
+                AUTH_CODE_CLAIM: error.code.name,
+            }
+            if "authorization" not in metadata:
+                claims[NO_TOKEN_CLAIM] = True
+            return Principal(subject="", kind="anonymous", claims=claims)
 
 
 def certificate_sha256(context: grpc.aio.ServicerContext) -> str:
@@ -223,8 +234,14 @@ class Proxy(grpc.GenericRpcHandler):
         *,
         require_client_certificate: bool = False,
         max_message_bytes: int = 4 * 1024 * 1024,
+        public_methods: Iterable[str] = (),
+        public_limits: KeyedBuckets | None = None,
     ) -> None:
         self.registry = registry
+        # Methods the services declare public (Plugin.public_methods): callable without a
+        # token, each caller address under `public_limits`.
+        self.public_methods = frozenset(public_methods)
+        self.public_limits = public_limits or KeyedBuckets(600, 60)
         self.limiter = limiter
         self.msglog = msglog
         self.routes = dict(routes)
@@ -298,6 +315,8 @@ class Proxy(grpc.GenericRpcHandler):
         is set to the member's code as soon as it is known (refused calls are logged with it)."""
         error = principal.claims.get(AUTH_ERROR_CLAIM) if principal.is_anonymous else None
         if principal.is_anonymous:
+            if principal.claims.get(NO_TOKEN_CLAIM) and method in self.public_methods:
+                return self.admit_public(context)
             code = principal.claims.get(AUTH_CODE_CLAIM)
             if code == "UNAVAILABLE":
                 raise Unavailable(str(error))
@@ -339,6 +358,24 @@ class Proxy(grpc.GenericRpcHandler):
         )
         return release
 
+    def admit_public(self, context: grpc.aio.ServicerContext) -> Callable[[], None]:
+        """A call without a token to a public method: no member (logged with an empty client
+        member), limited per caller address instead."""
+        try:
+            self.msglog.check_capacity()
+        except LogUnavailable:
+            raise Unavailable("message log unavailable, retry later", retry_after=1.0) from None
+        wait = self.public_limits.take(peer_host(str(context.peer() or "")))
+        if wait:
+            raise LimitExceeded(
+                f"too many calls without a token from this address; retry in {wait:.1f} s", wait
+            )
+        return _no_release
+
+
+def _no_release() -> None:
+    """Public calls hold no member's concurrency slot."""
+
 
 def _refusal(method: str, why: str) -> Any:
     async def refuse(request_iterator: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -366,12 +403,21 @@ class LoggedMethod:
         trace context, in one pass over the metadata."""
         forward: list[tuple[str, Any]] = []
         traceparent = None
+        hops: list[str] = []
         for key, value in context.invocation_metadata() or ():
             if key in _HOP_BY_HOP:
                 continue
             if key == "traceparent":
                 traceparent = value
+            if key == FORWARDED_FOR:
+                hops.append(str(value))
+                continue
             forward.append((key, value))
+        # As any proxy: the caller's address appended, so a service that trusts the gateway
+        # (dossiers' trusted_proxies) limits each citizen, not the gateway; entries the caller
+        # sent are kept left of it, and such a service believes only the rightmost untrusted.
+        hops.append(peer_host(str(context.peer() or "")))
+        forward.append((FORWARDED_FOR, ", ".join(hops)))
         return str(uuid.uuid4()), forward, _trace_id(traceparent), traceparent is not None
 
     @staticmethod

@@ -25,6 +25,12 @@ class GatewaySettings(ServiceSettings):
     tls_cert: str = ""
     tls_key: str = ""
     tls_client_ca: str = ""
+    # Calls without a token to the methods services declare public (the citizens' dossier
+    # lookup, the procedure catalogue), per caller address: a minute's calls and the burst.
+    # Generous: a ward's office or a mobile carrier's NAT puts many citizens behind one
+    # address; the service keeps its own, tighter limit per citizen (x-forwarded-for).
+    public_per_minute: int = num_field(600, 1)
+    public_burst: int = num_field(60, 1)
     # Register the platform's own services as members with the rights they need (the dossiers
     # service on the national API); for the demo (`make run`), like identity.demo_seed.
     demo_seed: bool = False

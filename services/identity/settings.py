@@ -3,7 +3,6 @@ lgsp.authn.issuer_from_settings reads them to know which tokens every service ac
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from lgsp.config import (
@@ -15,6 +14,7 @@ from lgsp.config import (
     secret_field,
     url_field,
 )
+from lgsp.netaddr import address_problems, parse_addresses
 
 
 @dataclass(frozen=True)
@@ -45,22 +45,12 @@ class IdentitySettings(ServiceSettings):
         out = []
         if self.provider == "keycloak" and not self.keycloak_url:
             out.append(("keycloak_url", "identity.provider = keycloak needs keycloak_url"))
-        for proxy in self.proxies():
-            try:
-                ipaddress.ip_network(proxy, strict=False)
-            except ValueError:
-                out.append(
-                    (
-                        "trusted_proxies",
-                        f"{proxy!r} is not an IP address or CIDR network (e.g. 10.0.0.5 or "
-                        "10.0.0.0/24); list the reverse proxies, comma-separated",
-                    )
-                )
+        out.extend(address_problems("trusted_proxies", self.trusted_proxies))
         return out
 
     def proxies(self) -> list[str]:
         """trusted_proxies as a list."""
-        return [p.strip() for p in self.trusted_proxies.split(",") if p.strip()]
+        return parse_addresses(self.trusted_proxies)
 
     def endpoints(self, name: str, host: str) -> list[Endpoint]:
         return [

@@ -15,6 +15,7 @@ from lgsp.api.dossiers.v1 import dossiers_pb2 as pb
 from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.auth import current_principal
 from lgsp.grpc import errors
+from lgsp.netaddr import TrustedProxies, peer_host
 from lgsp.ratelimit import KeyedBuckets
 from services.dossiers.adapters.proto import (
     applicant_from_proto,
@@ -291,25 +292,30 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
         return pb.GetApologyLetterResponse(pdf=pdf, file_name=name)
 
 
-def peer_address(context: Any) -> str:
-    """The caller's address without the port: "ipv4:10.0.0.5:51234" → "10.0.0.5"."""
-    peer = str(context.peer() or "")
-    kind, _, rest = peer.partition(":")
-    if kind in ("ipv4", "ipv6"):
-        return rest.rsplit(":", 1)[0].strip("[]")
-    return peer
-
-
 class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
-    """Public (no token): rate-limited per peer address before any work, on top of the lock
-    on wrong verifications per receipt code the use cases keep."""
+    """Public (no token): rate-limited per client address before any work, on top of the
+    lock on wrong verifications per receipt code the use cases keep. The client is the peer,
+    or, from a trusted proxy (the gateway), the address it appended to x-forwarded-for."""
 
-    def __init__(self, app: DossiersApp, limits: KeyedBuckets | None = None) -> None:
+    def __init__(
+        self,
+        app: DossiersApp,
+        limits: KeyedBuckets | None = None,
+        proxies: TrustedProxies | None = None,
+    ) -> None:
         self.app = app
         self.limits = limits or KeyedBuckets(LOOKUP_PER_MINUTE, LOOKUP_BURST)
+        self.proxies = proxies or TrustedProxies()
+
+    def client(self, context: Any) -> str:
+        forwarded = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-forwarded-for" and isinstance(value, str):
+                forwarded = value if forwarded is None else f"{forwarded}, {value}"
+        return self.proxies.client(peer_host(str(context.peer() or "")), forwarded)
 
     def _admit(self, context: Any) -> None:
-        wait = self.limits.take(peer_address(context))
+        wait = self.limits.take(self.client(context))
         if wait:
             raise errors.ResourceExhausted(
                 f"too many lookups from this address; retry in {wait:.0f} s", retry_after=wait
@@ -332,10 +338,3 @@ class DossierLookupServicer(dossiers_pb2_grpc.DossierLookupServiceServicer):
 # citizen looks up a few times a day; 30 a minute with a burst of 10 leaves room for a family
 # or an office behind one address.
 LOOKUP_PER_MINUTE, LOOKUP_BURST = 30, 10
-LOOKUP_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier"
-# The catalogue is public, as on the national portal; inactive procedures need role admin.
-CATALOGUE_METHODS = [
-    f"/lgsp.api.dossiers.v1.ProcedureService/{m}"
-    for m in ("GetProcedure", "ListProcedures", "ListFields")
-]
-RATE_METHOD = "/lgsp.api.dossiers.v1.DossierLookupService/RateDossier"
