@@ -32,6 +32,10 @@ from services.dossiers.domain.receipt import check_agency_code
 from services.dossiers.domain.status import Status, check_transition
 
 MAX_TEXT = 2000
+# No fee or charge of a procedure comes near it; the national payment platform's limit for
+# one transaction (the mock's MAX_AMOUNT_VND), so an absurd amount is refused here, before
+# the platform is asked, and a counter fee cannot exceed what could be paid online.
+MAX_FEE_VND = 10_000_000_000
 
 
 class Channel(IntEnum):
@@ -219,6 +223,8 @@ class Dossier:
         at the national payment platform, if any (`payment_url` is the applicant's page)."""
         if fee_vnd <= 0:
             raise InvalidField("fee_vnd", "a positive amount of đồng")
+        if fee_vnd > MAX_FEE_VND:
+            raise InvalidField("fee_vnd", f"at most {MAX_FEE_VND:,} đồng (one payment)")
         description = check_text("description", description, MAX_TEXT)
         self._move(Status.FEE_REQUESTED, now, actor, description)
         self.fee_vnd = fee_vnd

@@ -27,7 +27,7 @@ from services.dossiers.domain.dossier import (
 from services.dossiers.domain.errors import AlreadyExists, InvalidField
 from services.dossiers.domain.fields import check_token
 from services.dossiers.domain.procedure import Procedure
-from services.dossiers.domain.receipt import receipt_code
+from services.dossiers.domain.receipt import check_agency_code, receipt_code
 from services.dossiers.service_layer.base import DESK, AppBase
 
 # The actor of what the national portal files: empty, as the contract has it for the system.
@@ -50,8 +50,9 @@ class IntakeUseCases(AppBase):
     ) -> Dossier:
         """A dossier a clerk takes in, at the desk or from the post: SUBMITTED with its
         receipt code. A retry with the same request_id gets the first dossier back."""
-        agency = agency_code.strip()
-        require_role(DESK, agency or None, tree=self.agencies, principal=principal)
+        # The code's form first: a malformed one is the caller's input error, whoever calls.
+        agency = check_agency_code(agency_code)
+        require_role(DESK, agency, tree=self.agencies, principal=principal)
         if channel is Channel.ONLINE:
             raise InvalidField("channel", "online dossiers arrive from the national portal")
         # The column holds 64; an id a client makes up is visible ASCII.

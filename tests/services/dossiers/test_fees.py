@@ -413,3 +413,23 @@ async def test_a_payment_after_withdrawal_is_kept_and_reported(tmp_path: Path, f
     assert f"DISCREPANCY {d.payment_id}" in out and "withdrawn: refund" in out
     assert "1 discrepancies" in out
     assert mock_get(fees.mock, f"/api/v1/payments/{d.payment_id}")["status"] == "PAID"
+
+
+async def test_an_absurd_fee_is_refused_before_the_platform_is_asked(fees: Fees) -> None:
+    from services.dossiers.domain.dossier import MAX_FEE_VND
+    from tests.integration.test_new_service import bad_request_fields
+
+    clerk, leader = fees.env.dossiers("ts-vt"), fees.env.dossiers("ts-ld")
+    d = (await clerk.SubmitDossier(birth_registration())).dossier
+    d = (await clerk.AcceptDossier(pb.AcceptDossierRequest(dossier_id=d.id, etag=d.etag))).dossier
+    d = (await leader.StartProcessing(pb.StartProcessingRequest(
+        dossier_id=d.id, etag=d.etag, handler_user_id="ts-cv"))).dossier  # fmt: skip
+    before = fees.mock.calls()
+    for absurd in (MAX_FEE_VND + 1, 2**63 - 1):
+        e = await refused(fees.request_fee(d, absurd), grpc.StatusCode.INVALID_ARGUMENT)
+        assert bad_request_fields(e) == ["fee_vnd"]
+    assert fees.mock.calls() == before  # refused here, not at the platform
+    assert (await fees.get(d)).status == pb.DOSSIER_STATUS_IN_PROGRESS
+    # The platform's own limit is allowed.
+    paid = (await fees.request_fee(d, MAX_FEE_VND)).dossier
+    assert paid.status == pb.DOSSIER_STATUS_FEE_REQUESTED and paid.payment_url

@@ -202,3 +202,23 @@ def test_the_portal_is_told_a_malformed_paper_is_not_a_missing_one() -> None:
         InvalidField("papers", "at most 100 papers"),
     ):
         assert refusal_message(bad) == "Thành phần hồ sơ không hợp lệ"
+
+
+@pytest.mark.parametrize(
+    "agency", ["", "   ", "000..61.H30", "THANH SEN", "000.00.61.H30-1", "0" * 10_000, "'; drop"]
+)
+async def test_a_malformed_agency_code_is_named_before_the_role_is_checked(
+    env: Env, agency: str
+) -> None:
+    request = birth_registration()
+    request.agency_code = agency
+    # A clerk of Thành Sen would be refused the role at an agency that cannot exist; the
+    # code's form is what is wrong, so it is named.
+    e = await refused(
+        env.dossiers("ts-vt").SubmitDossier(request), grpc.StatusCode.INVALID_ARGUMENT
+    )
+    assert bad_request_fields(e) == ["agency_code"]
+    # A well-formed code of another agency is still a matter of rights.
+    request.agency_code = TRAN_PHU
+    await refused(env.dossiers("ts-vt").SubmitDossier(request), grpc.StatusCode.PERMISSION_DENIED)
+    assert env.rows("dossiers") == 0
