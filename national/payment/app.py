@@ -8,7 +8,8 @@ GET  /api/v1/payments/{id}         PENDING → PAID (→ CONFIRMED), or CANCELLE
 POST /api/v1/payments/{id}/confirm the province confirms it has reconciled a PAID payment
 POST /api/v1/payments/{id}/cancel  the province voids a payment not made (paid at the desk)
 GET  /pay/{id}                     the citizen's payment page (no API key: a browser)
-POST /pay/{id}                     simulate the citizen paying; the notice goes out (callbacks)
+POST /pay/{id}                     simulate the citizen paying; the notice goes out (callbacks);
+                                   JSON, or a Vietnamese page for a browser (Accept: text/html)
 GET  /_callbacks/{id}              test hook: the notice's delivery state
 POST /_callbacks/{id}/replay       test hook: deliver the notice once more now (?exact=true:
                                    the very bytes and signature of the last delivery)
@@ -22,7 +23,6 @@ from __future__ import annotations
 import argparse
 import base64
 import hashlib
-import html
 import json
 import os
 import sqlite3
@@ -33,13 +33,14 @@ from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from lgsp.connectors.payment import DEFAULT_CALLBACK_SECRET
 from national._common.app import MockConfig, build_app, read_json
 from national._common.errors import ApiError, conflict, invalid, not_found
 from national._common.store import open_db
+from national.payment import pages
 from national.payment.callbacks import CallbackSender, day_bounds
 
 MAX_AMOUNT_VND = 10_000_000_000
@@ -286,21 +287,31 @@ def create_app(config: MockConfig) -> Starlette:
         status, error = await sender.send(row, attempt=row["attempts"] + 1, exact=exact)
         return JSONResponse({"status": status, "error": error, "exact": exact})
 
-    async def pay_page(request: Request) -> HTMLResponse:
-        p = public(load(request.path_params["payment_id"]))
-        amount = f"{p['amount_vnd']:,}".replace(",", ".")
-        return HTMLResponse(
-            "<!doctype html><html lang='vi'><meta charset='utf-8'><title>Thanh toán</title>"
-            f"<h1>Thanh toán trực tuyến</h1><p>Mã hồ sơ: {html.escape(p['receipt_code'])}</p>"
-            f"<p>Số tiền: {amount} đ</p><p>Trạng thái: {html.escape(p['status'])}</p>"
-            "<form method='post'><button>Thanh toán</button></form></html>"
-        )
+    async def page(request: Request) -> HTMLResponse:
+        try:
+            return pages.pay_page(public(load(request.path_params["payment_id"])))
+        except ApiError as e:
+            return pages.error_page(e.status, e.message)
 
-    async def pay(request: Request) -> JSONResponse:
-        row = load(request.path_params["payment_id"])
+    async def pay(request: Request) -> Response:
+        """The citizen pays: JSON for API callers, a page for the form in a browser."""
+        browser = pages.wants_html(request)
+        try:
+            paid, already = settle(request.path_params["payment_id"])
+        except ApiError as e:
+            if browser:
+                return pages.error_page(e.status, e.message)
+            raise
+        if browser:
+            return pages.paid_page(paid, already=already)
+        return JSONResponse(paid)
+
+    def settle(payment_id: str) -> tuple[dict[str, Any], bool]:
+        """The payment paid (and its notice queued), and whether it was paid before."""
+        row = load(payment_id)
         p = public(row)
         if p["status"] in {"PAID", "CONFIRMED"}:
-            return JSONResponse(p)
+            return p, True
         if p["status"] == "EXPIRED":
             raise ApiError(410, "PAYMENT_EXPIRED", "Yêu cầu thanh toán đã hết hạn")
         if p["status"] == "CANCELLED":
@@ -313,7 +324,7 @@ def create_app(config: MockConfig) -> Starlette:
         paid = public(load(row["id"]))
         if row["callback_url"]:
             sender.enqueue(paid, row["callback_url"])
-        return JSONResponse(paid)
+        return paid, False
 
     async def shutdown() -> None:
         await sender.stop()
@@ -327,7 +338,7 @@ def create_app(config: MockConfig) -> Starlette:
             Route("/api/v1/payments/{payment_id}", get, methods=["GET"]),
             Route("/api/v1/payments/{payment_id}/confirm", confirm, methods=["POST"]),
             Route("/api/v1/payments/{payment_id}/cancel", cancel, methods=["POST"]),
-            Route("/pay/{payment_id}", pay_page, methods=["GET"]),
+            Route("/pay/{payment_id}", page, methods=["GET"]),
             Route("/pay/{payment_id}", pay, methods=["POST"]),
             Route("/_callbacks/{payment_id}", callback_state, methods=["GET"]),
             Route("/_callbacks/{payment_id}/replay", replay, methods=["POST"]),

@@ -181,3 +181,38 @@ def test_faults_from_the_command_line(mock_factory: Callable[..., MockProcess]) 
     with mock.api() as api:
         assert api.get("/api/v1/enterprises/5858229469").status_code == 503
     assert httpx.get(f"{mock.url}/_faults").json()["down"] is True
+
+
+def test_the_citizens_payment_pages_are_vietnamese_and_escaped(payment: MockProcess) -> None:
+    body = {
+        "amount_vnd": 1_250_000,
+        "receipt_code": "000.00.03.H30-250701-0002",
+        "payer": {"full_name": "Trần Văn <b>An</b>"},
+        "description": "Lệ phí <script>alert(1)</script>",
+    }
+    browser = {"Accept": "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"}
+    with payment.api() as api:
+        p = api.post("/api/v1/payments", json=body).json()
+        page = httpx.get(p["pay_url"], headers=browser)
+        assert "Trạng thái: Chờ thanh toán" in page.text and "PENDING" not in page.text
+        assert "1.250.000 đ" in page.text and "<button>" in page.text
+        assert "<script>" not in page.text and "&lt;script&gt;" in page.text
+        paid = httpx.post(p["pay_url"], headers=browser)
+        assert paid.status_code == 200 and paid.headers["content-type"].startswith("text/html")
+        assert "Thanh toán thành công" in paid.text and "Đã thanh toán" in paid.text
+        assert "Mã giao dịch: FT" in paid.text and "<script>" not in paid.text
+        again = httpx.post(p["pay_url"], headers=browser)
+        assert "Khoản này đã được thanh toán" in again.text
+        api.post(f"/api/v1/payments/{p['payment_id']}/confirm").raise_for_status()
+        confirmed = httpx.get(p["pay_url"], headers=browser).text
+        assert "Đã đối soát" in confirmed and "<button>" not in confirmed
+        # A voided payment: the form answers 410 with a page saying why.
+        q = api.post("/api/v1/payments", json={**body, "receipt_code": "000.00.03.H30-250701-0003"})
+        api.post(f"/api/v1/payments/{q.json()['payment_id']}/cancel").raise_for_status()
+        void = httpx.post(q.json()["pay_url"], headers=browser)
+        assert void.status_code == 410 and "Yêu cầu thanh toán đã bị hủy" in void.text
+        assert "Đã hủy" in httpx.get(q.json()["pay_url"], headers=browser).text
+        # An API caller still gets JSON; an unknown payment is a page for a browser.
+        assert httpx.post(q.json()["pay_url"]).json()["code"] == "PAYMENT_CANCELLED"
+        unknown = httpx.get(f"{payment.url}/pay/PAY%3Cx%3E", headers=browser)
+        assert unknown.status_code == 404 and "<x>" not in unknown.text
