@@ -11,13 +11,14 @@ GET  /api/v1/subscriptions/{province_code}    the URL registered (never the secr
 GET  /_pushes[?portal_code=]                  test hook: the push queue and its states
 POST /_pushes/{portal_code}/replay            test hook: send the last push again, {"fresh"}
 
-On first start the portal holds two online dossiers per province (seeded, deterministic);
-those are for the pull handover. Each dossier filed through the API is also pushed to its
+On first start the portal holds two online dossiers per province (seeded, deterministic;
+`--seed-dossiers N` per province, 0 for none); those are for the pull handover. Each dossier filed through the API is also pushed to its
 province (push.py), signed; the handover stays as the catch-up path.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import random
 import re
@@ -54,11 +55,20 @@ STATUS_NAMES = {
 }
 REASON_REQUIRED = {3, 5, 7, 8}
 FINAL = {3, 7, 8, 10}
-PROCEDURES = (
-    ("1.001193", "Đăng ký khai sinh", 3),  # agency: Sở Tư pháp (03) in the seeded data
-    ("2.000908", "Chứng thực bản sao từ bản chính giấy tờ, văn bản", 3),
-    ("1.009972", "Cấp giấy phép xây dựng mới đối với nhà ở riêng lẻ", 5),
-)
+# The seeded online dossiers: procedures of the national catalogue, filed at an agency of
+# each province numbered as the demo province's are (61: its first commune, 14: Sở Xây
+# dựng), with the papers the procedure asks for, so that `make run` takes them in.
+PROCEDURES: tuple[tuple[str, str, int, tuple[tuple[str, str, int, int], ...]], ...] = (
+    ("1.001193", "Thủ tục đăng ký khai sinh", 61,
+     (("TK", "Tờ khai đăng ký khai sinh", 1, 0), ("GCS", "Giấy chứng sinh", 1, 0))),
+    ("1.004873", "Thủ tục cấp Giấy xác nhận tình trạng hôn nhân", 61,
+     (("TK", "Tờ khai cấp Giấy xác nhận tình trạng hôn nhân", 1, 0),)),
+    ("1.013236", "Cấp giấy phép xây dựng mới công trình cấp đặc biệt, cấp I, cấp II", 14,
+     (("DON", "Đơn đề nghị cấp giấy phép xây dựng", 1, 0),
+      ("DAT", "Giấy tờ hợp pháp về đất đai", 0, 1),
+      ("QD", "Quyết định phê duyệt dự án", 0, 1),
+      ("BV", "Bản vẽ thiết kế xây dựng", 2, 0))),
+)  # fmt: skip
 PROCEDURE_CODE = re.compile(r"\d\.\d{6}")
 PROVINCE_CODE = re.compile(r"[A-Z]\d{2}")
 MAX_PAPERS = 50
@@ -166,7 +176,19 @@ def _public(row: sqlite3.Row, history: list[sqlite3.Row] | None = None) -> dict[
     return out
 
 
-def seed_dossiers(db: sqlite3.Connection, seed: int) -> None:
+def add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--seed-dossiers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="online dossiers per province waiting on first start (default 2; tests: 0)",
+    )
+
+
+def seed_dossiers(db: sqlite3.Connection, seed: int, per_province: int = 2) -> None:
+    if per_province <= 0:
+        return
     if db.execute("SELECT 1 FROM dossiers LIMIT 1").fetchone() is not None:
         return
     from national.population.data import generate
@@ -178,7 +200,7 @@ def seed_dossiers(db: sqlite3.Connection, seed: int) -> None:
     n = 0
     for province in geo.PROVINCE_NAMES:
         suffix = geo.province_agency_code(province).rsplit(".", 1)[1]
-        for code, name, dept in rng.sample(PROCEDURES, 2):
+        for code, name, dept, papers in rng.sample(PROCEDURES, min(per_province, len(PROCEDURES))):
             n += 1
             person = rng.choice(by_province[province])
             applicant = {
@@ -191,7 +213,7 @@ def seed_dossiers(db: sqlite3.Connection, seed: int) -> None:
             day = date(2025, 7, 1 + n % 28)
             db.execute(
                 "INSERT INTO dossiers (portal_code, agency_code, procedure_code, procedure_name,"
-                " applicant, submitted_at, status) VALUES (?, ?, ?, ?, ?, ?, 1)",
+                " applicant, submitted_at, status, papers) VALUES (?, ?, ?, ?, ?, ?, 1, ?)",
                 (
                     f"DVCQG-{day:%y%m%d}-{n:06d}",
                     f"000.00.{dept:02d}.{suffix}",
@@ -199,6 +221,13 @@ def seed_dossiers(db: sqlite3.Connection, seed: int) -> None:
                     name,
                     json.dumps(applicant, ensure_ascii=False),
                     f"{day.isoformat()}T08:{n % 60:02d}:00.000+07:00",
+                    json.dumps(
+                        [
+                            {"paper_code": c, "name": t, "originals": o, "copies": k}
+                            for c, t, o, k in papers
+                        ],
+                        ensure_ascii=False,
+                    ),
                 ),
             )
 
@@ -211,7 +240,7 @@ def create_app(config: MockConfig) -> Starlette:
     db = open_db(config.db_path, SCHEMA + PUSH_SCHEMA)
     if "papers" not in {r["name"] for r in db.execute("PRAGMA table_info(dossiers)")}:
         db.execute("ALTER TABLE dossiers ADD COLUMN papers TEXT")  # a file of an older mock
-    seed_dossiers(db, config.seed)
+    seed_dossiers(db, config.seed, int(config.options.get("seed_dossiers", 2)))
     app_ref: list[Starlette] = []
 
     def dossier_of(code: str) -> dict[str, Any] | None:

@@ -53,7 +53,13 @@ PROCEDURE, PAPERS = "1.004873", [{"paper_code": "TK", "name": "Tờ khai", "orig
 @pytest.fixture
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MockProcess]:
     # One per test: each test's province starts its receipt numbers afresh.
-    mock = MockProcess("public_service_portal", tmp_path_factory.mktemp("portal")).start()
+    mock = MockProcess(
+        # No seeded online dossiers: each test counts what it files.
+        "public_service_portal",
+        tmp_path_factory.mktemp("portal"),
+        "--seed-dossiers",
+        "0",
+    ).start()
     yield mock
     mock.stop()
 
