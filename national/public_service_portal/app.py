@@ -12,8 +12,9 @@ GET  /_pushes[?portal_code=]                  test hook: the push queue and its 
 POST /_pushes/{portal_code}/replay            test hook: send the last push again, {"fresh"}
 
 On first start the portal holds two online dossiers per province (seeded, deterministic;
-`--seed-dossiers N` per province, 0 for none); those are for the pull handover. Each dossier filed through the API is also pushed to its
-province (push.py), signed; the handover stays as the catch-up path.
+`--seed-dossiers N` per province, 0 for none); those are for the pull handover. Each dossier
+filed through the API is also pushed to its province (push.py), signed; the handover stays as
+the catch-up path.
 """
 
 from __future__ import annotations
