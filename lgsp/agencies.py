@@ -42,6 +42,7 @@ __all__ = [
     "Agency",
     "AgencyDirectory",
     "IdentityAgencyDirectory",
+    "LazyCredentials",
     "agencies_from_tree",
     "identity_address",
     "identity_credentials",
@@ -190,24 +191,11 @@ class IdentityAgencyDirectory(AgencyDirectory):
         from lgsp.grpc.client import channel
 
         address = identity_address(settings)
-        made: dict[str, ClientCredentials] = {}
-
-        async def metadata() -> Sequence[tuple[str, str]]:
-            if "credentials" not in made:
-                credentials = identity_credentials(settings, client_id, client_secret)
-                if credentials is None:
-                    return ()
-                made["credentials"] = credentials
-            return await made["credentials"].metadata()
-
-        async def close() -> None:
-            if "credentials" in made:
-                await made["credentials"].aclose()
-
+        token = LazyCredentials(settings, client_id, client_secret)
         return cls(
             lambda: channel(address, service_name=service),
-            metadata=metadata,
-            on_close=close,
+            metadata=token.metadata,
+            on_close=token.aclose,
         )
 
     async def load(self, *, force: bool = False) -> IdentityAgencyDirectory:
@@ -418,6 +406,28 @@ def identity_credentials(
         return None
     token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
     return ClientCredentials(token_url, client_id, secret)
+
+
+class LazyCredentials:
+    """A service's token metadata for its calls (to identity, to the gateway), made from
+    `identity_credentials` on the first call that finds the secret: on a first start
+    identity may not have written its demo secrets yet, so until then calls go without a
+    token (and the callee says why)."""
+
+    def __init__(self, settings: Settings, client_id: str, client_secret: str = "") -> None:
+        self._args = (settings, client_id, client_secret)
+        self._credentials: ClientCredentials | None = None
+
+    async def metadata(self) -> Sequence[tuple[str, str]]:
+        if self._credentials is None:
+            self._credentials = identity_credentials(*self._args)
+            if self._credentials is None:
+                return ()
+        return await self._credentials.metadata()
+
+    async def aclose(self) -> None:
+        if self._credentials is not None:
+            await self._credentials.aclose()
 
 
 def service_secret(settings: Settings, client_id: str, client_secret: str = "") -> str:

@@ -81,33 +81,20 @@ class NationalApi:
         """The gateway at its configured port (or `address`), called with the token of
         `client_id` (default: the service's [<service>] client_id and client_secret, else the
         demo secret identity wrote; looked for at each call until found)."""
-        from lgsp.agencies import identity_credentials
-        from lgsp.authn.client import ClientCredentials
+        from lgsp.agencies import LazyCredentials
         from lgsp.grpc.client import channel
 
         section = settings.service(service)
         client_id = client_id or str(getattr(section, "client_id", service))
         client_secret = client_secret or str(getattr(section, "client_secret", ""))
         target = address or gateway_address(settings)
-        made: dict[str, ClientCredentials] = {}
-
-        async def metadata() -> Sequence[tuple[str, str]]:
-            if "credentials" not in made:
-                credentials = identity_credentials(settings, client_id, client_secret)
-                if credentials is None:
-                    return ()  # the gateway answers UNAUTHENTICATED, which says why
-                made["credentials"] = credentials
-            return await made["credentials"].metadata()
-
-        async def close() -> None:
-            if "credentials" in made:
-                await made["credentials"].aclose()
-
+        # Until identity's secret is found the gateway answers UNAUTHENTICATED, which says why.
+        token = LazyCredentials(settings, client_id, client_secret)
         return cls(
             lambda: channel(target, service_name=service),
-            metadata=metadata,
+            metadata=token.metadata,
             timeout_s=timeout_s,
-            on_close=close,
+            on_close=token.aclose,
         )
 
     def _stubs(self) -> tuple[pbg.PopulationServiceStub, pbg.BusinessRegistryServiceStub]:
