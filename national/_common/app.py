@@ -218,7 +218,6 @@ def build_app(
     config: MockConfig,
     routes: Sequence[BaseRoute],
     *,
-    on_startup: Callable[[], Awaitable[None] | None] | None = None,
     on_shutdown: Callable[[], Awaitable[None] | None] | None = None,
     background: Callable[[Starlette], Coroutine[Any, Any, None]] | None = None,
 ) -> Starlette:
@@ -261,10 +260,6 @@ def build_app(
         task: asyncio.Task[None] | None = None
         if background is not None:
             task = asyncio.create_task(background(app))
-        if on_startup is not None:
-            started = on_startup()
-            if started is not None:
-                await started
         yield
         if task is not None:
             task.cancel()

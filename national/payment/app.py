@@ -326,9 +326,8 @@ def create_app(config: MockConfig) -> Starlette:
             sender.enqueue(paid, row["callback_url"])
         return paid, False
 
-    async def shutdown() -> None:
-        await sender.stop()
-        db.close()
+    async def deliver_notices(app: Starlette) -> None:
+        await sender.run()
 
     return build_app(
         config,
@@ -343,6 +342,6 @@ def create_app(config: MockConfig) -> Starlette:
             Route("/_callbacks/{payment_id}", callback_state, methods=["GET"]),
             Route("/_callbacks/{payment_id}/replay", replay, methods=["POST"]),
         ],
-        on_startup=sender.start,
-        on_shutdown=shutdown,
+        on_shutdown=db.close,
+        background=deliver_notices,
     )

@@ -55,7 +55,6 @@ class CallbackSender:
         self.backoff_s = backoff_s
         self.max_attempts = max_attempts
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
         db.executescript(SCHEMA)
 
@@ -78,19 +77,16 @@ class CallbackSender:
 
     # --- the worker --------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._http = httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT_S)
-        self._task = asyncio.create_task(self._run())
+    async def run(self) -> None:
+        """Deliver due notices until cancelled (the mock's background task)."""
+        async with httpx.AsyncClient(timeout=ATTEMPT_TIMEOUT_S) as http:
+            self._http = http
+            try:
+                await self._deliver_forever()
+            finally:
+                self._http = None
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._http is not None:
-            await self._http.aclose()
-
-    async def _run(self) -> None:
+    async def _deliver_forever(self) -> None:
         while True:
             due = self.db.execute(
                 "SELECT * FROM callbacks WHERE delivered_at IS NULL AND gave_up_at IS NULL"
