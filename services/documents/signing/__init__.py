@@ -8,7 +8,8 @@ result = verify_pdf(signed, [ca.root_cert], ca.crls(), [ca.intermediate_cert])
 result.valid, result.refusal, result.reason_vi
 """
 
-from .ca import REVOCATION_REASONS, CAError, Credential, DevCA
+from lgsp.ca import REVOCATION_REASONS, CAError, Credential, DevCA
+
 from .pades import Refusal, SigningError, VerificationResult, sign_pdf, verify_pdf
 
 

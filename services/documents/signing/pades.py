@@ -30,7 +30,7 @@ from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from .ca import Credential
+from lgsp.ca import Credential
 
 
 class SigningError(ValueError):
