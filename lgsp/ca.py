@@ -1,5 +1,7 @@
 """A development certificate authority standing in for the government CA (Ban Cơ yếu Chính phủ).
 
+Shared by the services that sign for officials: documents (PAdES) and mail (S/MIME).
+
 Root → intermediate → end-entity certificates for officials and agencies, all persisted under
 one directory so `lgsp documents ca issue/revoke` and the services see the same CA:
 
@@ -304,6 +306,19 @@ class DevCA:
         key, cert, extra = pkcs12.load_key_and_certificates(path.read_bytes(), None)
         assert isinstance(key, rsa.RSAPrivateKey) and cert is not None
         return Credential(cert, key, tuple(extra))
+
+    def official_serial(self, user_id: str) -> str:
+        """Serial of the official's newest valid certificate (issued to their user id); "" if
+        none. Documents signs PDFs with it, mail signs S/MIME with it."""
+        now = _now()
+        best = ("", "")
+        for serial, e in self.certificates().items():
+            if e.get("kind") != "official" or e.get("user_id") != user_id or e.get("revoked_at"):
+                continue
+            not_after = str(e.get("not_after") or "")
+            if not_after and dt.datetime.fromisoformat(not_after) > now and not_after > best[1]:
+                best = (serial, not_after)
+        return best[0]
 
     def export_pkcs12(self, serial: str, password: bytes | None = None) -> bytes:
         return self.credential(serial).pkcs12(password)

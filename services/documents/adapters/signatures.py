@@ -8,7 +8,6 @@ issues one."""
 
 from __future__ import annotations
 
-import datetime as dt
 import threading
 from pathlib import Path
 
@@ -43,15 +42,7 @@ class DevCASignatures:
 
     def certificate_of(self, user_id: str) -> str:
         """Serial of the signer's newest valid official certificate; "" if none."""
-        now = dt.datetime.now(dt.UTC)
-        best = ("", "")
-        for serial, e in self.ca.certificates().items():
-            if e.get("kind") != "official" or e.get("user_id") != user_id or e.get("revoked_at"):
-                continue
-            not_after = str(e.get("not_after") or "")
-            if not_after and dt.datetime.fromisoformat(not_after) > now and not_after > best[1]:
-                best = (serial, not_after)
-        return best[0]
+        return self.ca.official_serial(user_id)
 
     def sign(
         self, pdf: bytes, who: SigningIdentity, *, reason: str, location: str
