@@ -10,17 +10,22 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: setup run test proto proto-check lint bench clean
 
-setup: $(STAMP) $(BUF) browser
+setup: $(STAMP) $(BUF) debian
 
-# Debian's chromium, driven by Playwright in the dossiers' lookup page test. Installed when
-# setup runs as root (CI does); elsewhere the test skips saying so (and fails under CI=true).
-.PHONY: browser
-browser:
-	@if [ -x /usr/bin/chromium ]; then :; \
+# Debian packages the tests drive as real clients and servers: chromium (Playwright, the
+# dossiers' lookup page), swaks (an independent SMTP client) and postfix (the mail service's
+# scale-out relay). Installed when setup runs as root (CI does); elsewhere the tests that need
+# them skip saying so (and fail under CI=true).
+DEBIAN_PACKAGES := chromium swaks postfix
+.PHONY: debian
+debian:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
-	    >/dev/null || echo "apt-get could not install chromium"; \
-	else echo "chromium not installed (needs root and apt-get): the lookup page browser test skips"; fi
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing) \
+	    >/dev/null || echo "apt-get could not install:$$missing"; \
+	else echo "not installed (needs root and apt-get):$$missing; the tests using them skip"; fi
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
