@@ -24,6 +24,7 @@ from services.mail.domain.addresses import (
     normalize_address,
     split,
 )
+from services.mail.domain.authresults import Authentication
 from services.mail.domain.errors import InvalidField, TooLarge
 
 
@@ -257,3 +258,4 @@ class Stored:
     related_document_id: str = ""
     related_receipt_code: str = ""
     request_id: str | None = None
+    authentication: Authentication | None = None  # SPF/DKIM at receipt (inbound mail)

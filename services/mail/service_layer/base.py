@@ -46,6 +46,8 @@ class MailRules:
     max_message_bytes: int = 25 * 1024 * 1024
     max_recipients: int = 100
     retention_days: int = 90
+    # The name this server gives itself (SMTP greeting, DSNs' Reporting-MTA).
+    hostname: str = "localhost"
 
 
 class AppBase:
