@@ -17,7 +17,6 @@ from lgsp.api.mail.v1 import mail_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
-from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
 from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
 from services.mail.adapters.identity_login import IdentityPasswords
@@ -30,7 +29,7 @@ from services.mail.service_layer.base import AgencyDirectory
 from services.mail.service_layer.identity_events import user_subscription
 from services.mail.service_layer.mail import MailApp, MailRules
 from services.mail.service_layer.relay import Relay, RelayPolicy
-from services.mail.settings import host_port, retry_schedule
+from services.mail.settings import MailSettings, host_port, retry_schedule
 
 log = logging.getLogger("services.mail")
 PURGE_INTERVAL_S = 3600.0
@@ -93,7 +92,9 @@ def wire_service(
         section.smtp_submission_port,
         section.smtp_inbound_port,
     )
-    checks = InboundChecks(make_resolver(section.dns_resolver), authserv_id=hostname)
+    checks = InboundChecks(
+        make_resolver(section.dns_resolver), authserv_id=hostname, budget_s=section.dns_budget_s
+    )
     for kind, port in (("submission", submission_port), ("inbound", inbound_port)):
         background.append(
             smtp_task(
@@ -111,7 +112,7 @@ def wire_service(
     background.append(purge_task(app))
     if section.smarthost:
         keys = keys_from_settings(settings)
-        background.append(relay_task(build_relay(app, settings, keys), keys, app))
+        background.append(relay_task(build_relay(app, section, keys), keys, app))
     else:
         log.warning("[mail] smarthost is not set: mail for outside the province stays queued")
     return Wiring(
@@ -144,11 +145,8 @@ def purge_task(app: MailApp) -> Callable[[asyncio.Event], Any]:
     return purge_disabled
 
 
-def build_relay(
-    app: MailApp, settings: Settings, keys: DkimKeys | None = None, *, worker: str = ""
-) -> Relay:
+def build_relay(app: MailApp, section: MailSettings, keys: DkimKeys, *, worker: str = "") -> Relay:
     """A relay worker over `app`'s queue to [mail] smarthost (tests make several)."""
-    section = settings.mail
     host, port = host_port(section.smarthost)
     transport = Smarthost(
         host,
@@ -165,7 +163,7 @@ def build_relay(
         lease_s=section.relay_lease_s,
         interval_s=section.relay_interval_s,
     )
-    return Relay(app, transport, keys or keys_from_settings(settings), policy, worker=worker)
+    return Relay(app, transport, keys, policy, worker=worker)
 
 
 def relay_task(relay: Relay, keys: DkimKeys, app: MailApp) -> Callable[[asyncio.Event], Any]:

@@ -92,6 +92,9 @@ class MailSettings(ServiceSettings):
     dkim_key_file: str = ""
     # DNS server for SPF and DKIM lookups, "host:port"; "" = the system's resolver.
     dns_resolver: str = ""
+    # Seconds all SPF and DKIM lookups of one inbound message may take together; past it
+    # the result is temperror (the SMTP session never waits longer).
+    dns_budget_s: float = num_field(5.0, 0.1, 30)
 
     def problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

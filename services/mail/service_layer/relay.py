@@ -18,6 +18,7 @@ two workers at once: the claim is exclusive and every settle names its claim.
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from services.mail.domain.outbound import Envelope, Next, Outcome, RetryPolicy
 from services.mail.service_layer.mail import MailApp
 
 log = logging.getLogger("services.mail.relay")
+BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class Transport(Protocol):
@@ -94,8 +96,10 @@ class Relay:
         return len(rows)
 
     def _signed(self, raw: bytes, mail_from: str) -> bytes:
-        """DKIM-signed for the From header's domain when it is ours (else the envelope
-        sender's); a message of no local domain goes unsigned."""
+        """With CRLF line ends (RFC 5322 §2.3; mail clients may submit bare LF), DKIM-signed
+        for the From header's domain when it is ours (else the envelope sender's); a
+        message of no local domain goes unsigned."""
+        raw = BARE_LF.sub(b"\r\n", raw)
         if self.signer is None or not raw:
             return raw
         sender = parse_summary(raw).sender.address or mail_from

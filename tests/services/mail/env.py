@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,9 @@ class MailEnv:
 
 
 @asynccontextmanager
-async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
+async def mail_env(
+    tmp_path: Path, clock: Callable[[], datetime] | None = None, **env: str
+) -> AsyncIterator[MailEnv]:
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
@@ -161,6 +164,7 @@ async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
         passwords=passwords,
         smtp_ports=(0, 0),
         on_smtp_listening=on_listening,
+        **({"clock": clock} if clock else {}),
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()
