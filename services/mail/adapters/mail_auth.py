@@ -139,24 +139,27 @@ class InboundChecks:
                 raise DnsTempError(str(e)) from None
             return b"".join(next(iter(answer)).strings)
 
+        domain = selector = ""
         try:
             d = dkim.DKIM(raw, minkey=1024)
             prep = d.verify_headerprep(0)
             if not prep:
                 return "none", "", ""
-            sig = prep[0]
-            domain, selector = _tag(sig, b"d"), _tag(sig, b"s")
+            domain, selector = _tag(prep[0], b"d"), _tag(prep[0], b"s")
             ok = d.verify(0, dnsfunc=txt)
+            result = "pass" if ok else "permerror" if empty else "fail"
         except DnsTempError:
-            return "temperror", "", ""
+            result = "temperror"
+        except dkim.ValidationError as e:
+            # A body altered after signing is a signature that failed to verify (fail); a
+            # malformed one cannot be checked at all (permerror). RFC 8601 §2.7.1.
+            result = "fail" if "body hash" in str(e) else "permerror"
         except dkim.DKIMException:
-            return "permerror", "", ""  # a malformed signature or key (RFC 8601 §2.7.1)
+            result = "permerror"  # a malformed signature or key
         except Exception:
             log.warning("DKIM check failed", exc_info=True)
-            return "permerror", "", ""
-        if ok:
-            return "pass", domain, selector
-        return ("permerror" if empty else "fail"), domain, selector
+            result = "permerror"
+        return result, domain, selector
 
 
 _WORDS = ("pass", "fail", "softfail", "neutral", "none", "temperror", "permerror")

@@ -112,13 +112,15 @@ class MailHandler:
             if not senders or not senders <= allowed:
                 return "550 5.7.1 The From header must be your own address"
         auth = None
+        trace = _received(server, session, self.submission)
         if self.checks is not None:
             auth = await self._authenticate(server, session, envelope, raw)
             raw, forged = strip_ours(raw, self.checks.authserv_id)
             if forged:
                 log.info("SMTP inbound: %d forged Authentication-Results removed", forged)
-            raw = f"Authentication-Results: {auth.summary}\r\n".encode() + raw
-        raw = _received(server, session, self.submission) + raw
+            # RFC 8601 §5: at the top, above this hop's Received.
+            trace = f"Authentication-Results: {auth.summary}\r\n".encode() + trace
+        raw = trace + raw
         try:
             done = await asyncio.to_thread(
                 self.app.deliver,

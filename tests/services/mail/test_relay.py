@@ -69,7 +69,7 @@ def message(sender: str, to: str, subject: str = "Kế hoạch tháng 5") -> byt
 
 def relay(env: MailEnv, host: Smarthost, worker: str = "", **changes: object) -> Relay:
     changes = {"smarthost": host.address, "smarthost_tls": "none", **changes}
-    section = dataclasses.replace(env.runtime.settings.mail, **changes)  # type: ignore[arg-type]
+    section = dataclasses.replace(env.runtime.settings.mail, **changes)
     return build_relay(env.app, section, keys_from_settings(env.runtime.settings), worker=worker)
 
 
