@@ -6,6 +6,7 @@ connection while `down`.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ class Handler:
     answers: dict[str, str] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     tls_seen: list[bool] = field(default_factory=list)
+    delay_s: float = 0.0  # a slow server: each DATA answered this much later
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -48,6 +50,8 @@ class Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
         with self.lock:
             self.received.append(
                 Received(

@@ -278,13 +278,15 @@ async def test_a_dropped_connection_is_retried(tmp_path: Path, smarthost: Smarth
 
 
 async def test_two_workers_on_one_queue_send_each_message_once(
-    tmp_path: Path, smarthost: Smarthost
+    tmp_path: Path, smarthost: Smarthost, db_url: str
 ) -> None:
-    async with mail_env(tmp_path) as env:
+    """On SQLite and on PostgreSQL (FOR UPDATE SKIP LOCKED)."""
+    async with mail_env(tmp_path, LGSP_MAIL_DATABASE_URL=db_url) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         rcpts = [f"kh{i}@example.org" for i in range(40)]
         for r in rcpts:
             queue(env, an, r)
+        smarthost.handler.delay_s = 0.01  # so that the two workers' passes overlap
         workers = [relay(env, smarthost, worker=w) for w in ("w1", "w2")]
         for w in workers:
             w.policy = dataclasses.replace(w.policy, batch=5)
@@ -438,8 +440,5 @@ def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> Non
             time.sleep(1.0)
             assert len(host.received) == 2  # once more after the lease, and no more
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            proc.kill()
+            proc.wait(10)
