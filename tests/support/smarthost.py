@@ -1,8 +1,7 @@
 """A real SMTP server (aiosmtpd's Controller, its own thread, a free port) standing in for
-the province's smarthost in relay tests: it records what it accepts, and answers what a
-test asks for a recipient — a 4xx, a 5xx, or a dropped connection — or refuses every
-connection while `down`.
-"""
+the province's smarthost in relay tests: it records what it accepts (and whose AUTH it
+took, when `login` is given), and answers what a test asks for a recipient: a 4xx, a 5xx,
+or a dropped connection. Not started (or stopped), it refuses connections."""
 
 from __future__ import annotations
 
@@ -15,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from tests.support import free_port
 
@@ -68,8 +67,11 @@ class Smarthost:
     """`with Smarthost() as relay:` … `relay.address` ("127.0.0.1:port") for [mail]
     smarthost. `tls` = (cert, key) offers STARTTLS with that pair."""
 
-    def __init__(self, tls: tuple[Path, Path] | None = None) -> None:
+    def __init__(
+        self, tls: tuple[Path, Path] | None = None, login: tuple[str, str] | None = None
+    ) -> None:
         self.handler = Handler()
+        self.logins: list[str] = []
         self.port = free_port()
         context = None
         if tls is not None:
@@ -82,7 +84,20 @@ class Smarthost:
             server_hostname="smarthost.test",
             tls_context=context,
             decode_data=False,
+            **({"authenticator": self._check, "auth_required": True} if login else {}),
         )
+        self.login = login
+
+    def _check(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and self.login == (
+            data.login.decode(),
+            data.password.decode(),
+        )
+        if ok:
+            self.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)
 
     @property
     def address(self) -> str:

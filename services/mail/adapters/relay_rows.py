@@ -78,13 +78,16 @@ class RelayRows:
         )
         return bool(done.rowcount)  # type: ignore[attr-defined]
 
-    def postpone(self, row_id: str, token: str, next_time: datetime, error: str) -> bool:
-        """A temporary failure: one attempt more, tried again at `next_time`."""
+    def postpone(
+        self, row_id: str, token: str, next_time: datetime, error: str, *, attempted: bool = True
+    ) -> bool:
+        """A temporary failure: one attempt more (unless not `attempted`), tried again at
+        `next_time`; the claim released."""
         done = self.session.execute(
             sa.update(outgoing)
             .where(outgoing.c.id == row_id, outgoing.c.claim_token == token)
             .values(
-                attempts=outgoing.c.attempts + 1,
+                attempts=outgoing.c.attempts + int(attempted),
                 next_attempt_time=next_time,
                 last_error=error[:1000],
                 claim_token=None,

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+import time
 from collections.abc import Sequence
 
-from services.mail.domain.outbound import Envelope, Outcome
+from services.mail.domain.outbound import NOT_TRIED, Envelope, Outcome
 
 TIMEOUT_S = 60.0
 
@@ -75,7 +76,7 @@ class Smarthost:
             raise
         return s
 
-    def send(self, envelopes: Sequence[Envelope]) -> list[Outcome]:
+    def send(self, envelopes: Sequence[Envelope], deadline: float) -> list[Outcome]:
         try:
             s = self._open()
         except (OSError, smtplib.SMTPException, ssl.SSLError) as e:
@@ -83,6 +84,10 @@ class Smarthost:
         out: list[Outcome] = []
         try:
             for env in envelopes:
+                if time.monotonic() > deadline:  # the claim's lease is ending: next pass
+                    late = Outcome(NOT_TRIED, "not tried: the relay's lease was ending")
+                    out.extend([late] * (len(envelopes) - len(out)))
+                    break
                 try:
                     out.append(self._one(s, env))
                 except (OSError, smtplib.SMTPServerDisconnected) as e:

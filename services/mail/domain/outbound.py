@@ -19,14 +19,18 @@ class Envelope:
 @dataclass(frozen=True)
 class Outcome:
     """The smarthost's final answer for one message: reply code and text (code 0: no answer
-    at all, the connection failed or was lost)."""
+    at all, the connection failed or was lost; NOT_TRIED: not begun, no attempt counted)."""
 
     code: int
     text: str
     remote: str = ""
 
 
+NOT_TRIED = -1
+
+
 class Next(Enum):
+    AGAIN = "released"  # not tried: due again at once, no attempt counted
     SENT = "sent"
     RETRY = "retry"
     BOUNCE = "bounce"
@@ -39,6 +43,8 @@ class RetryPolicy:
     bounce_after_s: float = 5 * 86400
 
     def decide(self, outcome: Outcome, queued_for_s: float) -> Next:
+        if outcome.code == NOT_TRIED:
+            return Next.AGAIN
         if 200 <= outcome.code < 300:
             return Next.SENT
         if 500 <= outcome.code < 600:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,7 +40,9 @@ BARE_LF = re.compile(rb"(?<!\r)\n")
 
 
 class Transport(Protocol):
-    def send(self, envelopes: Sequence[Envelope]) -> list[Outcome]: ...
+    def send(self, envelopes: Sequence[Envelope], deadline: float) -> list[Outcome]:
+        """One Outcome per envelope; none is begun after `deadline` (time.monotonic())."""
+        ...
 
 
 class Signer(Protocol):
@@ -89,7 +92,9 @@ class Relay:
             if r.blob_sha256 not in signed:
                 signed[r.blob_sha256] = self._signed(raw, r.mail_from)
             envelopes.append(Envelope(r.mail_from, r.rcpt_to, signed[r.blob_sha256]))
-        outcomes = self.transport.send(envelopes)
+        # Stop starting messages well before the lease ends, so that no other worker can
+        # take a row over while this one is still sending it.
+        outcomes = self.transport.send(envelopes, time.monotonic() + 0.8 * self.policy.lease_s)
         fault_point("mail.relay.after_send")  # a crash here: sent, not yet settled
         for row, outcome in zip(rows, outcomes, strict=True):
             self._settle(row, token, outcome, blobs.get(row.blob_sha256) or b"")
@@ -117,10 +122,13 @@ class Relay:
         step = self.policy.decide(outcome, (now - row.create_time).total_seconds())
         with self.app.uow() as uow:
             store = MailStore(uow.session)
-            if step is Next.RETRY:
-                wait = self.policy.wait_s(row.attempts)
-                error = f"{outcome.code} {outcome.text}" if outcome.code else outcome.text
-                if not store.postpone(row.id, token, now + timedelta(seconds=wait), error):
+            if step in (Next.RETRY, Next.AGAIN):
+                again = step is Next.RETRY
+                wait = self.policy.wait_s(row.attempts) if again else 0.0
+                error = f"{outcome.code} {outcome.text}" if outcome.code > 0 else outcome.text
+                if not store.postpone(
+                    row.id, token, now + timedelta(seconds=wait), error, attempted=again
+                ):
                     return  # the claim was lost (lease over): its new holder decides
             else:
                 if not store.end_claim(row.id, token):

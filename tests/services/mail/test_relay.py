@@ -323,6 +323,53 @@ async def test_starttls_opportunistic_and_required(tmp_path: Path) -> None:
             assert "certificate" in waiting(env)[0][2].lower()
 
 
+async def test_auth_at_the_smarthost_only_over_tls(tmp_path: Path) -> None:
+    from services.mail.adapters.tls import ensure_self_signed
+
+    pair = ensure_self_signed(tmp_path / "smarthost-tls", "smarthost.test")
+    clock = Clock()
+    with Smarthost(tls=pair, login=("lgsp-relay", "bi-mat")) as host:
+        async with mail_env(tmp_path, clock) as env:
+            an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+            queue(env, an)
+            wrong = relay(
+                env,
+                host,
+                smarthost_tls="opportunistic",
+                smarthost_user="lgsp-relay",
+                smarthost_password="sai",
+            )
+            await asyncio.to_thread(wrong.run_once)  # a wrong password: retried, not bounced
+            assert waiting(env)[0][:2] == (OUTSIDE, 1) and "535" in waiting(env)[0][2]
+            worker = relay(
+                env,
+                host,
+                smarthost_tls="opportunistic",
+                smarthost_user="lgsp-relay",
+                smarthost_password="bi-mat",
+            )
+            clock.advance(61)
+            await asyncio.to_thread(worker.run_once)
+            assert host.logins == ["lgsp-relay"] and len(host.received) == 1
+            assert waiting(env) == []
+
+
+async def test_rows_not_begun_before_the_lease_ends_are_released(
+    tmp_path: Path, smarthost: Smarthost
+) -> None:
+    async with mail_env(tmp_path) as env:
+        an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+        queue(env, an)
+        worker = relay(env, smarthost)
+        worker.policy = dataclasses.replace(worker.policy, lease_s=0.0)  # ends at once
+        assert await asyncio.to_thread(worker.run_once) == 1
+        assert smarthost.received == []
+        assert waiting(env)[0][:2] == (OUTSIDE, 0)  # no attempt counted, due again now
+        worker.policy = dataclasses.replace(worker.policy, lease_s=300.0)
+        assert await asyncio.to_thread(worker.run_once) == 1
+        assert len(smarthost.received) == 1
+
+
 async def test_a_null_sender_is_never_bounced(tmp_path: Path, smarthost: Smarthost) -> None:
     async with mail_env(tmp_path) as env:
         env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
