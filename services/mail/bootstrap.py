@@ -112,7 +112,7 @@ def wire_service(
     background.append(purge_task(app))
     if section.smarthost:
         keys = keys_from_settings(settings)
-        background.append(relay_task(build_relay(app, section, keys), keys, app))
+        background.append(relay_task(build_relay(app, section, keys), keys))
     else:
         log.warning("[mail] smarthost is not set: mail for outside the province stays queued")
     return Wiring(
@@ -166,13 +166,13 @@ def build_relay(app: MailApp, section: MailSettings, keys: DkimKeys, *, worker: 
     return Relay(app, transport, keys, policy, worker=worker)
 
 
-def relay_task(relay: Relay, keys: DkimKeys, app: MailApp) -> Callable[[asyncio.Event], Any]:
+def relay_task(relay: Relay, keys: DkimKeys) -> Callable[[asyncio.Event], Any]:
     """Relay the outgoing queue every [mail] relay_interval_s (at once again after a full
     batch); the DKIM keys of the domains known now are made first (docs/mail.md)."""
     interval = relay.policy.interval_s
 
     async def relay_outgoing(stop: asyncio.Event) -> None:
-        for domain in sorted(app.local_domains()):
+        for domain in sorted(relay.app.local_domains()):
             await asyncio.to_thread(keys.private_pem, domain)
         while not stop.is_set():
             try:
