@@ -37,13 +37,13 @@ def header_value(
     client_ip: str = "",
 ) -> str:
     """The value of an Authentication-Results header (RFC 8601 §2.2)."""
-    spf_prop = f"smtp.mailfrom={_prop(mail_from)}" if mail_from else f"smtp.helo={_prop(helo)}"
+    spf_prop = f"smtp.mailfrom={_prop(mail_from)}" if mail_from else f"smtp.helo={_name(helo)}"
     parts = [authserv_id, f"spf={spf} ({_prop(client_ip) or 'unknown'}) {spf_prop}"]
     dkim_part = f"dkim={dkim}"
     if dkim_domain:
-        dkim_part += f" header.d={_prop(dkim_domain)}"
+        dkim_part += f" header.d={_name(dkim_domain)}"
     if dkim_selector:
-        dkim_part += f" header.s={_prop(dkim_selector)}"
+        dkim_part += f" header.s={_name(dkim_selector)}"
     parts.append(dkim_part)
     return ";\r\n\t".join(parts)
 
@@ -51,6 +51,11 @@ def header_value(
 def _prop(value: str) -> str:
     """A property value as RFC 8601 allows it (no quoting issues, no CR/LF, bounded)."""
     return re.sub(r"[^A-Za-z0-9.@_+=:-]", "", value)[:200]
+
+
+def _name(value: str) -> str:
+    """A domain name (HELO) as a property value: letters, digits, dots and hyphens only."""
+    return re.sub(r"[^A-Za-z0-9.-]", "", value)[:200]
 
 
 def authserv_of(value: str) -> str:

@@ -70,7 +70,7 @@ class MailHandler:
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        address = address.lower()
+        address = address.lower()  # the null reverse-path stays "<>" (aiosmtpd needs it set)
         if self.submission:
             allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
             if address not in allowed:
@@ -125,7 +125,7 @@ class MailHandler:
             done = await asyncio.to_thread(
                 self.app.deliver,
                 raw,
-                envelope.mail_from or "",
+                _reverse_path(envelope),
                 envelope.rcpt_tos,
                 actor_id=str(session.auth_data or ""),
                 strict=self.submission,
@@ -159,7 +159,7 @@ class MailHandler:
         """SPF and DKIM within the checks' time budget (a thread left behind by a stuck
         resolver ends at its own DNS lifetime); past it, temperror."""
         assert self.checks is not None
-        ip, helo, sender = _peer(server), session.host_name or "", envelope.mail_from or ""
+        ip, helo, sender = _peer(server), session.host_name or "", _reverse_path(envelope)
         try:
             return await asyncio.wait_for(
                 asyncio.to_thread(self.checks.check, raw, ip, helo, sender),
@@ -245,6 +245,13 @@ def _from_header(raw: bytes) -> tuple[Any, ...]:
     except Exception:
         return ()
     return (summary.sender,) if summary.sender.address else ()
+
+
+def _reverse_path(envelope: Envelope) -> str:
+    """MAIL FROM's address; "" for the null reverse-path of bounces (RFC 5321 §4.5.5),
+    which aiosmtpd keeps as "<>"."""
+    sender = (envelope.mail_from or "").strip()
+    return "" if sender == "<>" else sender
 
 
 def _peer(server: SMTP) -> str:

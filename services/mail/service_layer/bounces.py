@@ -51,7 +51,7 @@ class Bounces(AppBase):
             ),
             subject=mail_from or failure.recipient,
         )
-        if not mail_from:
+        if not mail_from or mail_from == "<>":
             log.info("bounce of a bounce to %s dropped (null sender)", failure.recipient)
             return
         local = self.is_local(mail_from)

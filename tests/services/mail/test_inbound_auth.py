@@ -183,3 +183,53 @@ async def test_forged_authentication_results_for_our_id_are_removed(
     assert len(ours) == 1 and "spf=none" in ours[0]  # only the one made here
     assert "mx.example.org; spf=pass" in results  # another server's stays
     assert "(x) MAIL.TEST" not in raw.decode("utf-8", "replace")
+
+
+async def test_a_malformed_signature_is_permerror_and_still_delivered(
+    env: MailEnv, dns_server: DnsServer
+) -> None:
+    env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    dns_server.add_txt("example.org", ALLOW)
+    await receive(env, b"DKIM-Signature: v=1; a=rsa-sha256; d=; garbage\r\n" + message())
+    _, m = stored(env)
+    assert m.authentication is not None
+    assert (m.authentication.spf, m.authentication.dkim) == ("pass", "permerror")
+
+
+async def test_a_signature_whose_key_is_not_published_is_permerror(
+    env: MailEnv, dns_server: DnsServer, tmp_path: Path
+) -> None:
+    env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    dns_server.add_txt("example.org", ALLOW)  # the domain exists, sel1._domainkey does not
+    await receive(env, signed(message(), DkimKeys(tmp_path / "unpublished", "sel1")))
+    _, m = stored(env)
+    assert m.authentication is not None
+    assert m.authentication.dkim == "permerror"
+
+
+async def test_null_sender_is_checked_by_helo_and_hostile_names_stay_out_of_the_header(
+    env: MailEnv, dns_server: DnsServer
+) -> None:
+    env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    dns_server.add_txt("mx.example.org", ALLOW)
+
+    def send(helo: str) -> None:
+        with smtplib.SMTP("127.0.0.1", env.ports["inbound"], timeout=20) as s:
+            s.ehlo(helo)
+            s.sendmail("", ["annv@stp.hatinh.gov.vn"], message())
+
+    await asyncio.to_thread(send, "mx.example.org")
+    _, m = stored(env)
+    assert m.authentication is not None
+    assert m.authentication.spf == "pass"
+    assert "smtp.helo=mx.example.org" in m.authentication.summary
+    with env.app.uow() as uow:
+        store = MailStore(uow.session)
+        store.delete_message(m)
+        uow.commit()
+    await asyncio.to_thread(send, "x;dkim=pass(y)")  # a HELO dressed as a result
+    raw, m = stored(env)
+    assert m.authentication is not None
+    header = raw.split(b"\r\nReceived:")[0].decode()
+    assert header.count(";") == 2 and header.count("dkim=") == 1  # no result smuggled in
+    assert "smtp.helo=xdkimpassy;" in header

@@ -393,7 +393,9 @@ async def test_an_empty_poll_logs_nothing(
         assert [r for r in caplog.records if r.name.startswith("services.mail")] == []
 
 
-async def test_inbound_recipient_disabled_after_rcpt_gets_the_sender_a_dsn(tmp_path: Path) -> None:
+async def test_inbound_recipient_disabled_after_rcpt_gets_the_sender_a_dsn(
+    tmp_path: Path,
+) -> None:
     async with mail_env(tmp_path) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         binh = env.add_official("u-binh", "Trần Thị Bình", JUSTICE)
@@ -427,6 +429,32 @@ async def test_inbound_recipient_disabled_after_rcpt_gets_the_sender_a_dsn(tmp_p
         fields = report_fields(email.message_from_bytes(raw, policy=policy.default))
         assert fields["final-recipient"] == f"rfc822; {binh}"
         assert fields["status"] == "5.2.1"
+
+
+async def test_inbound_bounce_with_a_null_sender_gets_no_dsn(tmp_path: Path) -> None:
+    async with mail_env(tmp_path) as env:
+        an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+        binh = env.add_official("u-binh", "Trần Thị Bình", JUSTICE)
+
+        def send() -> int:
+            with smtplib.SMTP("127.0.0.1", env.ports["inbound"], timeout=10) as s:
+                s.ehlo("mx.example.org")
+                s.mail("<>")
+                s.rcpt(an)
+                s.rcpt(binh)
+                with env.app.uow() as uow:
+                    store = MailStore(uow.session)
+                    mb = store.mailbox(binh)
+                    assert mb is not None
+                    mb.status, mb.disabled_time = Status.DISABLED, datetime.now(UTC)
+                    store.save_mailbox(mb, mb.version)
+                    uow.commit()
+                return s.data(message("MAILER-DAEMON@example.org", an))[0]
+
+        assert await asyncio.to_thread(send) == 250
+        assert len(inbox(env, an)) == 1
+        assert waiting(env) == []  # a bounce is never bounced
+        assert [e[0] for e in env.events()].count("MailBounced") == 1
 
 
 def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> None:
