@@ -386,6 +386,9 @@ async def test_an_empty_poll_logs_nothing(
     tmp_path: Path, smarthost: Smarthost, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with mail_env(tmp_path) as env:
+        # No smarthost configured: said once at start.
+        unset = [r for r in caplog.records if "smarthost is not set" in r.getMessage()]
+        assert len(unset) == 1 and unset[0].levelno == logging.WARNING
         worker = relay(env, smarthost)
         with caplog.at_level(logging.DEBUG, logger="services.mail"):
             caplog.clear()  # the start's own lines
