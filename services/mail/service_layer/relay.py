@@ -113,7 +113,7 @@ class Relay:
             return raw
         try:
             return self.signer.sign(raw, domain)
-        except Exception:  # an unsignable message still goes (unsigned), noted once
+        except Exception:  # an unsignable message still goes, unsigned, with a warning
             log.warning("DKIM signing for %s failed; sent unsigned", domain, exc_info=True)
             return raw
 
