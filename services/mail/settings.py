@@ -43,6 +43,12 @@ class MailSettings(ServiceSettings):
     # Days a disabled account's mailbox keeps its mail before it is purged (the address
     # stays reserved for good: it is never handed to someone else).
     retention_days: int = num_field(90, 1, 3650)
+    # The development CA that S/MIME signs and verifies with; "" = <data_dir>/ca, the one
+    # documents signs PDFs with (lgsp/ca.py).
+    ca_dir: str = ""
+    # An official without a valid certificate carrying their mail address gets one on their
+    # first signed message (embedded default); false = only `lgsp documents ca issue`.
+    smime_auto_issue: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
