@@ -19,6 +19,7 @@ from lgsp.auth import Authenticator
 from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
 from lgsp.plugins import Subscription, Wiring
 from services.mail.adapters.identity_login import IdentityPasswords
+from services.mail.adapters.smime import DevCASmime
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.entrypoints.grpc import MailServicer
 from services.mail.entrypoints.smtp import Passwords, smtp_task
@@ -62,7 +63,17 @@ def wire_service(
         retention_days=section.retention_days,
     )
     options: dict[str, Any] = {"clock": clock} if clock else {}
-    app = MailApp(runtime.engine, agencies, rules, after_commit=runtime.after_commit, **options)
+    smime = DevCASmime(
+        section.ca_dir or settings.data_dir / "ca", auto_issue=section.smime_auto_issue
+    )
+    app = MailApp(
+        runtime.engine,
+        agencies,
+        rules,
+        after_commit=runtime.after_commit,
+        smime=smime,
+        **options,
+    )
     subscriptions.append(user_subscription(app))
     authenticator = authenticator or authenticator_from_settings(settings)
     if passwords is None:
