@@ -17,8 +17,12 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.serialization import pkcs7
-from pyhanko.sign.validation.generic_cms import async_validate_detached_cms
+from pyhanko.sign.validation.generic_cms import (
+    async_validate_cms_signature,
+    async_validate_detached_cms,
+)
 from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import StandardCMSSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
 from lgsp.ca import DevCA, certificate_emails
@@ -90,21 +94,15 @@ class DevCASmime:
             return SignatureCheck(SignatureStatus.UNSIGNED)
         try:
             if isinstance(found, Detached):
-                data: bytes | cms.EncapsulatedContentInfo = found.content
-                signed = _signed_data(found.signature)
-            else:
-                signed = _signed_data(found.der)
-                data = signed["encap_content_info"]
-            return self._validate(data, signed)
+                return self._validate(_signed_data(found.signature), found.content)
+            return self._validate(_signed_data(found.der), None)  # opaque: content inside
         except Exception as e:  # asn1crypto parses lazily: malformed DER fails anywhere
             log.info("unreadable S/MIME signature: %s", e)
             return SignatureCheck(
                 SignatureStatus.INVALID, reason=MALFORMED, detail=f"unreadable: {e}"
             )
 
-    def _validate(
-        self, data: bytes | cms.EncapsulatedContentInfo, signed: cms.SignedData
-    ) -> SignatureCheck:
+    def _validate(self, signed: cms.SignedData, detached: bytes | None) -> SignatureCheck:
         self.ca.refresh_crls()
         context = ValidationContext(
             trust_roots=[_asn1(self.ca.root_cert)],
@@ -116,11 +114,24 @@ class DevCASmime:
             revocation_mode="require",
         )
         # pyHanko's validation is async; the use cases run in worker threads with no loop.
-        status = asyncio.run(
-            async_validate_detached_cms(
-                data, signed, signer_validation_context=context, key_usage_settings=_KEY_USAGE
+        if detached is None:
+            status = asyncio.run(
+                async_validate_cms_signature(
+                    signed,
+                    StandardCMSSignatureStatus,
+                    validation_context=context,
+                    key_usage_settings=_KEY_USAGE,
+                )
             )
-        )
+        else:
+            status = asyncio.run(
+                async_validate_detached_cms(
+                    detached,
+                    signed,
+                    signer_validation_context=context,
+                    key_usage_settings=_KEY_USAGE,
+                )
+            )
         cert = status.signing_cert
         subject = cert.subject.native if cert is not None else {}
         emails = tuple(sorted(certificate_emails(_crypto(cert)))) if cert is not None else ()
