@@ -15,6 +15,7 @@ the original from the raw message.
 
 from __future__ import annotations
 
+import html as entities
 import re
 
 import nh3
@@ -71,7 +72,20 @@ def sanitize(html: str) -> str:
         attributes=ATTRIBUTES,
         attribute_filter=_filter,
         url_schemes=URL_SCHEMES,
+        url_relative="deny",  # a mail has no base URL; relative links would hit the client
         filter_style_properties=STYLES,
         link_rel="noopener noreferrer",
         strip_comments=True,
     ).strip()
+
+
+BLOCK_END = re.compile(r"<\s*(?:br|/p|/div|/li|/tr|/h[1-6]|/table|/blockquote)\b[^>]*>", re.I)
+
+
+def text_of(html: str) -> str:
+    """A plain-text rendering of `html`, for the text/plain part of a message sent with an
+    HTML body only (mail clients without HTML, and search, read that part)."""
+    marked = BLOCK_END.sub("\n", html)
+    text = entities.unescape(nh3.clean(marked, tags=set(), clean_content_tags=DROPPED_WHOLE))
+    lines = [" ".join(line.split()) for line in text.splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip() + "\n"

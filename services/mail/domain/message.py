@@ -25,6 +25,7 @@ from services.mail.domain.addresses import (
     split,
 )
 from services.mail.domain.errors import InvalidField, TooLarge
+from services.mail.domain.html import text_of
 from services.mail.domain.smime import is_signature_part, readable, signed_message
 
 
@@ -253,7 +254,8 @@ def compose(
 
 def _fill(msg: EmailMessage, out: Outgoing) -> None:
     """The body: text, the HTML alternative, the attachments."""
-    msg.set_content(out.text_body or "")
+    text = out.text_body or (text_of(out.html_body) if out.html_body else "")
+    msg.set_content(text)
     if out.html_body:
         msg.add_alternative(out.html_body, subtype="html")
     for i, (name, ctype, content) in enumerate(out.attachments):
