@@ -118,7 +118,7 @@ class DevCASmime:
             status = asyncio.run(
                 async_validate_cms_signature(
                     signed,
-                    StandardCMSSignatureStatus,
+                    status_cls=StandardCMSSignatureStatus,
                     validation_context=context,
                     key_usage_settings=_KEY_USAGE,
                 )
