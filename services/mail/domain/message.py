@@ -234,6 +234,7 @@ def compose(
         msg["In-Reply-To"] = f"<{out.in_reply_to}>"
         msg["References"] = f"<{out.in_reply_to}>"
     if out.sender_agent is not None:  # RFC 5322 §3.6.2: who sends for the mailbox in From
+        check_header_text("sign", out.sender_agent.display_name, MAX_DISPLAY_NAME)
         msg["Sender"] = _header_address(out.sender_agent)
     if sign is None:
         _fill(msg, out)
