@@ -1,25 +1,23 @@
-"""A citizen's mail address as a dossier carries it (typed at a desk or on a portal): checked
-before any notice goes to it. The RFC 5322 dot-atom form (§3.4.1, §3.2.3) with a domain of
-letters, digits and hyphens; anything else — a line break that would add a header ("a@b.c\\r\\n
-Bcc: x@y"), a display name, a comment, spaces, a quoted local part, an IP literal — is refused:
-a notice to a citizen has no reason to reach an unusual address, and sending to it would let
-whoever typed it steer the platform's mail."""
+"""A citizen's mail address as a dossier carries it (typed at a desk or on a portal), checked
+before any notice goes to it: a plain address and nothing else (the checks every address of
+the service passes, addresses.normalize_address: a conservative dot-atom local part, a
+domain of letters, digits and hyphens). A line break that would add a header ("a@b.c\\r\\n
+Bcc: x@y"), a display name, a comment, spaces, a quoted local part, an IP literal are
+refused: a notice to a citizen has no reason to reach an unusual address, and sending to it
+would let whoever typed it steer the platform's mail. Lowercased, as the service stores
+every address (the mail systems citizens use treat local parts case-insensitively)."""
 
 from __future__ import annotations
 
-import re
-
-_ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LOCAL = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*")
-_DOMAIN = re.compile(r"(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+from services.mail.domain.addresses import normalize_address
+from services.mail.domain.errors import InvalidField
 
 
 def citizen_address(text: str) -> str | None:
-    """The address, its domain lowercased, or None if it is not a plain address."""
-    if len(text) > 254 or text.count("@") != 1:
+    """The address, lowercased, or None if it is not a plain address."""
+    if any(c.isspace() or not c.isprintable() for c in text):
         return None
-    local, domain = text.split("@")
-    domain = domain.lower()
-    if len(local) > 64 or not _LOCAL.fullmatch(local) or not _DOMAIN.fullmatch(domain):
+    try:
+        return normalize_address(text, "applicant_email")
+    except InvalidField:
         return None
-    return f"{local}@{domain}"

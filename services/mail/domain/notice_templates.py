@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from urllib.parse import quote
 
 from lgsp.workdays import PROVINCE_TZ
 
@@ -135,7 +136,10 @@ def task_nearing(*, description: str, due_date: str, days_left: int, sender: str
             [
                 ("Nội dung", one_line(description, 500)),
                 ("Hạn hoàn thành", day(due_date)),
-                ("Còn lại", f"{days_left} ngày làm việc"),
+                (
+                    "Còn lại",
+                    f"{days_left} ngày làm việc" if days_left > 0 else "hết hạn trong hôm nay",
+                ),
             ]
         ),
         "",
@@ -244,7 +248,7 @@ def dossier_apology(
 def _lookup(url: str, code: str) -> list[str]:
     if not url:
         return []
-    return [f"Tra cứu tình trạng hồ sơ tại: {url}?ma={code}"]
+    return [f"Tra cứu tình trạng hồ sơ tại: {url}?ma={quote(code, safe='')}"]
 
 
 # --- agency mailboxes -----------------------------------------------------------------------

@@ -98,7 +98,7 @@ class Notices(AppBase):
         """Store one notice for `recipient` in `uow`: "delivered", "held" (digest),
         "queued" (outside the province) or "skipped"."""
         store = MailStore(uow.session)
-        address = recipient.address.lower()
+        address = recipient.address.lower()  # as the service stores and sends every address
         now = self.clock()
         if not self.is_local(address):
             raw = self._compose(uow, recipient, notice, now)
