@@ -43,10 +43,12 @@ def wire_service(
     clock: Callable[[], datetime] | None = None,
     smtp_ports: tuple[int, int] | None = None,
     on_smtp_listening: Callable[[str, int], None] | None = None,
+    notices_interval: float = NOTICES_INTERVAL_S,
 ) -> Wiring:
     """The mail plugin's composition root; `app` is the MailApp. `smtp_ports` (submission,
     inbound) overrides the settings (tests pass 0, 0 and learn the ports from
-    `on_smtp_listening(kind, port)`)."""
+    `on_smtp_listening(kind, port)`); `notices_interval` is the reminders' and digests'
+    period (0: not run; tests drive them with their own clock)."""
     settings = runtime.settings
     section = settings.mail
     background: list[Any] = []
@@ -111,7 +113,8 @@ def wire_service(
             )
         )
     background.append(purge_task(app))
-    background.append(notices_task(app))
+    if notices_interval > 0:
+        background.append(notices_task(app, notices_interval))
     return Wiring(
         servicers=[(mail_pb2_grpc.add_MailServiceServicer_to_server, MailServicer(app))],
         subscriptions=subscriptions,

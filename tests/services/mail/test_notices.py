@@ -5,6 +5,7 @@ reminders and the daily digest with a fake clock; the owner's daily_digest switc
 
 from __future__ import annotations
 
+import asyncio
 import email
 import logging
 import unicodedata
@@ -32,11 +33,12 @@ from tests.services.mail.notice_support import envelope, inbox, outgoing, publis
 LOOKUP = "https://dichvucong.hatinh.gov.vn/tra-cuu"
 SENDER = "thongbao@hatinh.gov.vn"
 CODE = "000.00.12.H30-270315-0007"
+MANUAL = {"notices_interval": 0}  # reminders and digests run when a test calls them
 
 
 @pytest.fixture
 async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
-    async with mail_env(tmp_path, LGSP_MAIL_DOSSIER_LOOKUP_URL=LOOKUP) as e:
+    async with mail_env(tmp_path, options=MANUAL, LGSP_MAIL_DOSSIER_LOOKUP_URL=LOOKUP) as e:
         yield e
 
 
@@ -340,7 +342,7 @@ async def test_task_reminders_nearing_then_overdue_each_once(env: MailEnv) -> No
 async def test_the_daily_digest_is_held_sent_once_at_the_hour_and_not_after_a_restart(
     tmp_path: Path,
 ) -> None:
-    async with mail_env(tmp_path) as env:
+    async with mail_env(tmp_path, options=MANUAL) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         env.add_official("u-binh", "Trần Thị Bình", JUSTICE)
         stub = env.stub()
@@ -400,7 +402,7 @@ async def test_the_daily_digest_is_held_sent_once_at_the_hour_and_not_after_a_re
         await settle(env, GROUP, 3)
         assert env.rows("digest_items") == 1
 
-    async with mail_env(tmp_path) as env:  # restarted, same day
+    async with mail_env(tmp_path, options=MANUAL) as env:  # restarted, same day
         env.app.clock = lambda: at(2027, 3, 16, 20, 0)
         assert env.app.send_digests() == 0
         env.app.clock = lambda: at(2027, 3, 17, 8, 0)
@@ -408,3 +410,21 @@ async def test_the_daily_digest_is_held_sent_once_at_the_hour_and_not_after_a_re
         assert env.app.send_digests() == 0
         assert len(inbox(env, an)) == 2 and env.rows("digest_items") == 0
         assert env.app.send_digests() == 0  # nothing held: nothing sent
+
+
+async def test_the_service_runs_reminders_and_digests_itself(tmp_path: Path) -> None:
+    """The periodic job as bootstrap wires it, on the service's (injected) clock."""
+    now = at(2027, 3, 16, 8, 0)
+    options = {"notices_interval": 0.05, "clock": lambda: now}
+    async with mail_env(tmp_path, options=options) as env:
+        an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+        await publish(env, envelope(task("t-1", "2027-03-17", "u-an"), "documents", "doc-9"))
+        await settle(env, GROUP, 1)
+        for _ in range(100):
+            if inbox(env, an):
+                break
+            await asyncio.sleep(0.05)
+        [reminder] = inbox(env, an)
+        assert reminder["subject"].startswith("Nhiệm vụ sắp đến hạn: ")
+        await asyncio.sleep(0.3)  # more rounds: still one
+        assert len(inbox(env, an)) == 1
