@@ -187,7 +187,9 @@ async def test_clerks_by_role_open_the_agency_mailbox_and_hear_of_its_mail(env: 
     assert env.runtime.processors[USERS].counts["duplicate"] == 1
 
 
-async def test_clerks_named_before_the_agency_mailbox_exists_get_it(env: MailEnv) -> None:
+async def test_clerks_named_before_the_agency_mailbox_exists_get_it_and_moves_follow(
+    env: MailEnv,
+) -> None:
     identity = Identity(env)
     await identity.created("u-thu", "Phạm Thị Thu", JUSTICE, "clerk")
     await identity.grant("u-thu", "clerk", JUSTICE)  # twice: still one entry
@@ -203,6 +205,20 @@ async def test_clerks_named_before_the_agency_mailbox_exists_get_it(env: MailEnv
         metadata=env.md("u-admin", PROVINCE, ("admin",)),
     )
     assert await opens(env, "u-thu") == grpc.StatusCode.OK
+    # Moved to Sở Y tế, where identity now grants her the clerk role: she follows.
+    moved = ipb.User(
+        id="u-thu",
+        username="u-thu.test",
+        display_name="Phạm Thị Thu",
+        agency_code=HEALTH,
+        status=ipb.USER_STATUS_ACTIVE,
+        role_grants=[ipb.RoleGrant(role=ipb.ROLE_CLERK, agency_code=HEALTH)],
+    )
+    await identity.send(iev.UserUpdated(user=moved, changed_fields=["agency_code"]), "u-thu")
+    assert await opens(env, "u-thu", HEALTH) == grpc.StatusCode.PERMISSION_DENIED
+    moved.role_grants.append(ipb.RoleGrant(role=ipb.ROLE_CLERK, agency_code=JUSTICE))
+    await identity.send(iev.UserUpdated(user=moved, changed_fields=["role_grants"]), "u-thu")
+    assert await opens(env, "u-thu", HEALTH) == grpc.StatusCode.OK
     with env.app.uow() as uow:
         from services.mail.adapters.store import MailStore
 
