@@ -19,6 +19,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from google.protobuf.field_mask_pb2 import FieldMask
 
 from lgsp import db, events
 from lgsp.api.identity.v1 import admin_pb2 as apb
@@ -400,6 +401,13 @@ async def test_hostile_and_unauthorized_calls(run: Running) -> None:
                 await call
             assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
+        async with httpx.AsyncClient() as http:
+            r = await http.get(
+                f"{run.base_url}/admin/realms/lgsp/users",
+                headers={"Authorization": f"Bearer {by_app}"},
+            )
+        assert r.status_code == 403
+
         # The administrator's own token: lists and revokes another official's.
         admin_tok = await token(run, admin_name)
         listed_by_admin = await admin.ListUserAppPasswords(
@@ -423,6 +431,42 @@ async def test_hostile_and_unauthorized_calls(run: Running) -> None:
     finally:
         run.identity.app_passwords.per_user = 10
     assert admin_uid and uid
+
+
+@ASYNC
+async def test_an_administrator_lets_a_client_take_app_passwords(run: Running) -> None:
+    """UpdateClientSystem sets the flag; from then on that client's password grant takes
+    them (the change lands at once: the token path's cache follows the directory)."""
+    _, username = official(run)
+    _, secret = await create(run, await token(run, username))
+    admin_tok = await token(run, official(run, "admin")[1])
+    client, cs = run.identity.clients.create(
+        SYSTEM,
+        pb.ClientSystem(client_id=f"imap-{uuid.uuid4().hex[:6]}", owner_agency_code=JUSTICE),
+    )[:2]
+
+    async def login() -> int:
+        async with httpx.AsyncClient() as http:
+            r = await http.post(
+                f"{run.base_url}/realms/lgsp/protocol/openid-connect/token",
+                data={"grant_type": "password", "username": username, "password": secret},
+                auth=(client.client_id, cs),
+            )
+        return r.status_code
+
+    assert await login() == 401
+    async with channel(run.grpc_address) as ch:
+        out = await admin_pb2_grpc.AdminServiceStub(ch).UpdateClientSystem(
+            apb.UpdateClientSystemRequest(
+                client=pb.ClientSystem(
+                    client_id=client.client_id, etag=client.etag, allow_app_passwords=True
+                ),
+                update_mask=FieldMask(paths=["allow_app_passwords"]),
+            ),
+            metadata=md(admin_tok),
+        )
+    assert out.client.allow_app_passwords
+    assert await login() == 200
 
 
 def test_migration_0002_flags_an_existing_mail_client(tmp_path: Path) -> None:
