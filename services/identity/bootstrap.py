@@ -94,7 +94,7 @@ def wire(
     keys = KeyStore(storage)
     keys.load(force=True)  # creates the first key now, never inside a token transaction
     cache = DirectoryCache(storage)
-    logins = Logins(storage)
+    logins = Logins(storage, app_password_verifies=app_passwords_per_user)
     grants = Grants(storage, keys, logins, cache, base_url)
     sessions = Sessions(storage, keys, cache, base_url)
     agencies, users, roles = Agencies(storage), Users(storage), Roles(storage)

@@ -23,6 +23,7 @@ from services.identity.domain.errors import (
 )
 from services.identity.domain.model import Status
 from services.identity.service_layer import ended
+from services.identity.service_layer.app_passwords import DEFAULT_PER_USER
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
@@ -68,6 +69,9 @@ class Logins:
     storage: Storage
     lockout: security.LockoutPolicy = field(default_factory=security.LockoutPolicy)
     throttle: security.AddressThrottle = field(default_factory=security.AddressThrottle)
+    # argon2 verifies a wrong app password costs: the most an account may hold
+    # (identity.app_passwords_per_user).
+    app_password_verifies: int = DEFAULT_PER_USER
 
     def committed(self) -> None:
         """Login events wake the relay like any other event. (Leaving them to its 0.5 s poll
@@ -310,11 +314,13 @@ class Logins:
             if user is not None:
                 with self.storage.read() as r:
                     stored = r.app_passwords.for_sign_in(user["id"])
-            if not stored:  # the same argon2 time as one wrong app password
-                security.verify_password(None, letters)
             for row in stored:
                 if security.verify_password(row["secret_hash"], letters):
                     return str(row["id"])
+            # A wrong one costs the same argon2 time whoever it was for (unknown, locked, with
+            # none or with many): the time tells nobody who exists or how many they hold.
+            for _ in range(self.app_password_verifies - len(stored)):
+                security.verify_password(None, letters)
             return None
 
         user, _, app_password_id = self._attempt(a, verify)

@@ -313,6 +313,40 @@ async def test_failed_app_passwords_count_toward_the_lockout(run: Running) -> No
 
 
 @ASYNC
+async def test_a_wrong_one_costs_the_same_whoever_it_is_for(
+    run: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """argon2 verifies per login, counted where the service makes them: a wrong app password
+    costs app_passwords_per_user of them for an unknown username, an account with none and
+    one with two; a right one is found with the one used last tried first."""
+    calls = []
+    original = security.verify_password
+
+    def counting(stored: str | None, password: str) -> bool:
+        calls.append(stored)
+        return original(stored, password)
+
+    monkeypatch.setattr(security, "verify_password", counting)
+    _, none = official(run)
+    _, two = official(run)
+    tok = await token(run, two)
+    _, older = await create(run, tok, "Thunderbird")
+    await create(run, tok, "Điện thoại")
+
+    async def verifies(username: str, password: str) -> tuple[int, int]:
+        calls.clear()
+        r = await grant(run, "mail", username, password)
+        return r.status_code, len(calls)
+
+    wrong = "abcd efgh ijkl mnop"
+    per_user = run.identity.app_passwords.per_user
+    for username in (f"khongco{uuid.uuid4().hex[:6]}", none, two):
+        assert await verifies(username, wrong) == (401, per_user)
+    assert await verifies(two, older) == (200, 2)  # the newer one first: never used
+    assert await verifies(two, older) == (200, 1)  # now the one used last comes first
+
+
+@ASYNC
 async def test_revoked_by_a_password_reset_and_by_disabling(run: Running) -> None:
     uid, username = official(run)
     tok = await token(run, username)
