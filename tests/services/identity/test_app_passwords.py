@@ -4,6 +4,7 @@ the token endpoint and the login page, the lockout, revocation, hostile input.""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -310,6 +311,39 @@ async def test_failed_app_passwords_count_toward_the_lockout(run: Running) -> No
         failed = [ev.LoginFailed.FromString(events.decode(p).payload) for p in payloads]
     assert [f.consecutive_failures for f in failed[2:5]] == [3, 4, 5]
     assert failed[-1].method == ev.LOGIN_METHOD_APP_PASSWORD
+
+
+@ASYNC
+async def test_thirty_parallel_wrong_app_passwords_lock_once(
+    run: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Racing guesses take attempt slots like passwords: at most five reach the account's
+    app passwords, one UserLocked, and the right one is refused after."""
+    uid, username = official(run)
+    _, secret = await create(run, await token(run, username))
+    with run.identity.storage.session() as db_session:
+        real = set(
+            db_session.execute(
+                sa.select(t.app_passwords.c.secret_hash).where(t.app_passwords.c.user_id == uid)
+            ).scalars()
+        )
+    checked = []
+    original = security.verify_password
+
+    def counting(stored: str | None, password: str) -> bool:
+        if stored in real:
+            checked.append(password)
+        return original(stored, password)
+
+    monkeypatch.setattr(security, "verify_password", counting)
+    monkeypatch.setattr(run.identity.logins, "app_password_verifies", 1)
+    guesses = [f"{i:0>16}".translate(str.maketrans("0123456789", "abcdefghij")) for i in range(30)]
+    answers = await asyncio.gather(*(grant(run, "mail", username, g) for g in guesses))
+    assert {r.status_code for r in answers} == {401}
+    assert len(checked) <= 5
+    assert run.identity.users.row(uid)["status"] == Status.LOCKED
+    assert events_of(run, uid).count("UserLocked") == 1
+    assert (await grant(run, "mail", username, secret)).status_code == 401
 
 
 @ASYNC
