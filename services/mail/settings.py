@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lgsp.config import Endpoint, ServiceSettings, num_field, port_field, secret_field
+from lgsp.config import (
+    Endpoint,
+    ServiceSettings,
+    num_field,
+    port_field,
+    secret_field,
+    url_field,
+)
 
 DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 MIB = 1024 * 1024
@@ -43,6 +50,17 @@ class MailSettings(ServiceSettings):
     # Days a disabled account's mailbox keeps its mail before it is purged (the address
     # stays reserved for good: it is never handed to someone else).
     retention_days: int = num_field(90, 1, 3650)
+    # Notices (docs/mail.md "Notifications"): the SYSTEM mailbox they come from ("" =
+    # thongbao@<default_domain>, made on first need) and the name they are signed with.
+    notice_address: str = ""
+    notice_sender_name: str = "Hệ thống LGSP tỉnh Hà Tĩnh"
+    # The citizens' dossier lookup page named in their notices ("" = the dossiers service's
+    # public_url + "/tra-cuu", read from its settings section when it is installed).
+    dossier_lookup_url: str = url_field("", "http", "https")
+    # "Sắp đến hạn" is sent when a directive task's deadline is this many working days away.
+    task_reminder_days: int = num_field(1, 0, 30)
+    # Hour (province time, 0-23) at which the daily digest goes out.
+    digest_hour: int = num_field(7, 0, 23)
     # The development CA that S/MIME signs and verifies with; "" = <data_dir>/ca, the one
     # documents signs PDFs with (lgsp/ca.py).
     ca_dir: str = ""
@@ -58,6 +76,10 @@ class MailSettings(ServiceSettings):
             problems.append(
                 ("tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
             )
+        if self.notice_address and (
+            "@" not in self.notice_address or any(c in self.notice_address for c in " \r\n<>")
+        ):
+            problems.append(("notice_address", "a mail address such as thongbao@hatinh.gov.vn"))
         if self.smtp_submission_port == self.smtp_inbound_port:
             problems.append(("smtp_inbound_port", "must differ from smtp_submission_port"))
         return problems

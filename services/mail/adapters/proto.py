@@ -38,6 +38,7 @@ def mailbox_to_proto(mb: Mailbox) -> pb.Mailbox:
         status=pb.MailboxStatus.ValueType(int(mb.status)),
         create_time=_ts(mb.create_time),
         etag=mb.etag,
+        daily_digest=mb.daily_digest,
     )
 
 

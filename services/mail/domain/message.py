@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -226,7 +227,6 @@ def compose(
         msg["To"] = [_header_address(a) for a in to]
     if cc:
         msg["Cc"] = [_header_address(a) for a in cc]
-    msg["Subject"] = out.subject
     msg["Date"] = email.utils.format_datetime(now)
     message_id = f"{uuid.uuid4()}@{domain}"
     msg["Message-ID"] = f"<{message_id}>"
@@ -248,6 +248,7 @@ def compose(
         signed = entity.as_bytes()
         head = b"".join(policy.SMTP.fold_binary(k, v) for k, v in msg.items())
         raw = signed_message(head, signed, sign(signed))
+    raw = b"Subject: " + _subject_header(out.subject) + b"\r\n" + raw
     if len(raw) > max_bytes:
         raise TooLarge(f"the message is {len(raw)} bytes; at most {max_bytes}")
     return raw, message_id, [a.address for a in (*to, *cc, *bcc)]
@@ -269,6 +270,17 @@ def _fill(msg: EmailMessage, out: Outgoing) -> None:
                 f"attachments[{i}].content_type", "a MIME type such as application/pdf"
             )
         msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
+
+
+def _subject_header(subject: str) -> bytes:
+    """The Subject's value as RFC 2047 encoded words, folded. Not through EmailMessage:
+    Python 3.11's folder turns the space between two encoded words into folding white space,
+    which RFC 2047 §6.2 says a reader drops ("xử lý" arrived as "xửlý"); the legacy Header
+    encoder keeps every space inside an encoded word."""
+    if not subject:
+        return b""
+    charset = "us-ascii" if subject.isascii() else "utf-8"
+    return Header(subject, charset, header_name="Subject").encode(linesep="\r\n").encode()
 
 
 def _header_address(a: Address) -> HeaderAddress:

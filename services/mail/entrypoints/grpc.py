@@ -70,6 +70,7 @@ def _mailbox(m: pb.Mailbox) -> Mailbox:
         delegate_user_ids=list(m.delegate_user_ids),
         quota_bytes=m.quota_bytes,
         status=Status(m.status) if m.status in Status._value2member_map_ else Status.ACTIVE,
+        daily_digest=m.daily_digest,
     )
 
 

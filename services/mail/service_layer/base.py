@@ -22,6 +22,7 @@ from services.mail.adapters.store import MailStore
 from services.mail.domain.addresses import normalize_address, split
 from services.mail.domain.errors import Forbidden, NotFound
 from services.mail.domain.mailbox import Mailbox
+from services.mail.domain.message import Summary
 from services.mail.domain.smime import SignatureCheck, Signer
 
 SOURCE = "mail"
@@ -55,6 +56,13 @@ class MailRules:
     max_message_bytes: int = 25 * 1024 * 1024
     max_recipients: int = 100
     retention_days: int = 90
+    # Notices (service_layer/notices.py): the sender, the citizen's lookup page, reminders
+    # and the daily digest.
+    notice_address: str = ""  # "" = thongbao@<default_domain>
+    notice_sender_name: str = "Hệ thống LGSP tỉnh Hà Tĩnh"
+    dossier_lookup_url: str = ""
+    task_reminder_days: int = 1
+    digest_hour: int = 7
 
 
 class AppBase:
@@ -99,6 +107,10 @@ class AppBase:
 
     def is_local(self, address: str) -> bool:
         return split(address)[1] in self.local_domains()
+
+    def on_local_delivery(self, uow: UnitOfWork, mb: Mailbox, summary: Summary) -> None:
+        """Called by a delivery in its unit of work for each local mailbox it stored into
+        (vanthu.py tells an agency mailbox's clerks)."""
 
     # --- access ----------------------------------------------------------------------------
 

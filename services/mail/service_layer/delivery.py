@@ -144,6 +144,7 @@ class Delivery(AppBase):
                 store.add_message(m)
                 store.add_used(rcpt, len(raw))
                 uow.emit(mail_delivered(m), subject=rcpt)
+                self.on_local_delivery(uow, mb, summary)  # type: ignore[arg-type]
                 out.delivered.append(rcpt)
             uow.commit()
         self.after_commit()

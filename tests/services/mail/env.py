@@ -139,7 +139,10 @@ class MailEnv:
 
 
 @asynccontextmanager
-async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
+async def mail_env(
+    tmp_path: Path, *, options: dict[str, Any] | None = None, **env: str
+) -> AsyncIterator[MailEnv]:
+    """`options` go to the plugin's wire_service beside the test's own."""
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
@@ -161,6 +164,7 @@ async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
         passwords=passwords,
         smtp_ports=(0, 0),
         on_smtp_listening=on_listening,
+        **(options or {}),
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()

@@ -200,6 +200,7 @@ class Mailbox(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    DAILY_DIGEST_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """The address; unique; the mailbox's id; immutable."""
     display_name: _builtins.str
@@ -218,6 +219,10 @@ class Mailbox(_message.Message):
     """Whether it receives mail."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency."""
+    daily_digest: _builtins.bool
+    """Receive one daily summary of notifications instead of each notice. The owner of the
+    mailbox may change it (UpdateMailbox with update_mask "daily_digest").
+    """
     @_builtins.property
     def delegate_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """User ids (besides the owner) who may read and send from it."""
@@ -240,10 +245,11 @@ class Mailbox(_message.Message):
         status: Global___MailboxStatus.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        daily_digest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agency_code", b"agency_code", "create_time", b"create_time", "delegate_user_ids", b"delegate_user_ids", "display_name", b"display_name", "etag", b"etag", "kind", b"kind", "owner_user_id", b"owner_user_id", "quota_bytes", b"quota_bytes", "status", b"status", "used_bytes", b"used_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agency_code", b"agency_code", "create_time", b"create_time", "daily_digest", b"daily_digest", "delegate_user_ids", b"delegate_user_ids", "display_name", b"display_name", "etag", b"etag", "kind", b"kind", "owner_user_id", b"owner_user_id", "quota_bytes", b"quota_bytes", "status", b"status", "used_bytes", b"used_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
