@@ -23,14 +23,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import pkcs7
+from cryptography.hazmat.primitives.serialization import pkcs7, pkcs12
 from cryptography.x509.oid import NameOID
 
 from lgsp.api.mail.v1 import mail_pb2 as pb
 from lgsp.ca import DevCA
 from services.mail.adapters.store import MailStore
 from tests.fixtures import missing_server
-from tests.services.mail.env import HEALTH, JUSTICE, PROVINCE, MailEnv, mail_env
+from tests.services.mail.env import HEALTH, JUSTICE, PROVINCE, MailEnv, client_tls, mail_env
 
 TAMPERED = "Nội dung đã bị thay đổi sau khi ký"
 
@@ -414,3 +414,44 @@ async def test_a_caller_without_a_mailbox_of_their_own_cannot_sign(env: MailEnv)
         await send_signed(env, "vanthu@syt.hatinh.gov.vn", "u-robot", binh)
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "sign" in (info.value.details() or "")
+
+
+async def test_mail_a_client_signs_with_the_exported_certificate_verifies(env: MailEnv) -> None:
+    """What Thunderbird does after `lgsp mail cert export`: the PKCS#12 loaded, the message
+    signed client-side (cryptography's own S/MIME writer: another layout than ours, the
+    legacy x-pkcs7-signature type), submitted over SMTP with STARTTLS and AUTH."""
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    binh = env.add_official("u-binh", "Trần Thị Bình", HEALTH)
+    authority = ca(env)
+    serial = authority.ensure_official(
+        user_id="u-an",
+        full_name="Nguyễn Văn An",
+        agency_name="Sở Tư pháp",
+        agency_code=JUSTICE,
+        email=an,
+    )
+    exported = authority.credential(serial).pkcs12(b"Mat-khau-p12!")
+    key, cert, chain = pkcs12.load_key_and_certificates(exported, b"Mat-khau-p12!")
+    assert isinstance(key, rsa.RSAPrivateKey) and cert is not None
+    entity = (
+        b'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+        + base64.encodebytes("Ký từ máy trạm.\n".encode())
+    )
+    builder = pkcs7.PKCS7SignatureBuilder().set_data(entity).add_signer(cert, key, hashes.SHA256())
+    for c in chain:
+        builder = builder.add_certificate(c)
+    smime = builder.sign(serialization.Encoding.SMIME, [pkcs7.PKCS7Options.DetachedSignature])
+    head = f"From: Nguyễn Văn An <{an}>\r\nTo: <{binh}>\r\nSubject: Thunderbird\r\n"
+    raw = head.encode() + smime.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+    def submit() -> None:
+        with smtplib.SMTP("127.0.0.1", env.ports["submission"], timeout=10) as s:
+            s.starttls(context=client_tls())
+            s.login("u-an.test", "Mat-khau-2026!")
+            s.sendmail(an, [binh], raw)
+
+    await asyncio.to_thread(submit)
+    got = await read(env, binh, "u-binh")
+    assert got.signature.status == pb.SIGNATURE_STATUS_VALID, got.signature.reason
+    assert got.signature.certificate_serial == serial
+    assert got.text_body == "Ký từ máy trạm.\n"
