@@ -141,13 +141,6 @@ class Reading(AppBase):
         more = offset + len(found) < total
         return found, (str(offset + len(found)) if more else ""), total
 
-    def get_message(
-        self, principal: Principal, address: str, message_id: str, *, mark_seen: bool = False
-    ) -> tuple[Stored, str, str]:
-        """The message with its plain-text and sanitised HTML bodies."""
-        found = self.read_message(principal, address, message_id, mark_seen=mark_seen)
-        return found.message, found.text, found.html
-
     def read_message(
         self,
         principal: Principal,
