@@ -21,6 +21,7 @@ from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
 from services.mail.adapters.identity_login import IdentityPasswords
+from services.mail.adapters.smime import DevCASmime
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.entrypoints.grpc import MailServicer
 from services.mail.entrypoints.smtp import Passwords, smtp_task
@@ -73,7 +74,17 @@ def wire_service(
         digest_hour=section.digest_hour,
     )
     options: dict[str, Any] = {"clock": clock} if clock else {}
-    app = MailApp(runtime.engine, agencies, rules, after_commit=runtime.after_commit, **options)
+    smime = DevCASmime(
+        section.ca_dir or settings.data_dir / "ca", auto_issue=section.smime_auto_issue
+    )
+    app = MailApp(
+        runtime.engine,
+        agencies,
+        rules,
+        after_commit=runtime.after_commit,
+        smime=smime,
+        **options,
+    )
     app.calendar = WorkingCalendar.from_settings(settings.calendar)
     subscriptions.append(user_subscription(app))
     subscriptions.append(notice_subscription(app))

@@ -61,6 +61,12 @@ class MailSettings(ServiceSettings):
     task_reminder_days: int = num_field(1, 0, 30)
     # Hour (province time, 0-23) at which the daily digest goes out.
     digest_hour: int = num_field(7, 0, 23)
+    # The development CA that S/MIME signs and verifies with; "" = <data_dir>/ca, the one
+    # documents signs PDFs with (lgsp/ca.py).
+    ca_dir: str = ""
+    # An official without a valid certificate carrying their mail address gets one on their
+    # first signed message (embedded default); false = only `lgsp documents ca issue`.
+    smime_auto_issue: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []

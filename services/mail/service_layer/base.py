@@ -23,9 +23,18 @@ from services.mail.domain.addresses import normalize_address, split
 from services.mail.domain.errors import Forbidden, NotFound
 from services.mail.domain.mailbox import Mailbox
 from services.mail.domain.message import Summary
+from services.mail.domain.smime import SignatureCheck, Signer
 
 SOURCE = "mail"
 ADMINS = ("admin", "agency_admin")
+
+
+class Smime(Protocol):
+    """adapters/smime.py: S/MIME signing and verification with the CA."""
+
+    def sign(self, data: bytes, who: Signer) -> bytes: ...
+
+    def verify(self, raw: bytes) -> SignatureCheck: ...
 
 
 class AgencyDirectory(Protocol):
@@ -65,12 +74,14 @@ class AppBase:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] = lambda: None,
+        smime: Smime | None = None,
     ) -> None:
         self.engine = engine
         self.agencies = agencies
         self.rules = rules
         self.clock = clock
         self.after_commit = after_commit
+        self.smime = smime
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, source=SOURCE)
