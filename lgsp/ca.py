@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import secrets
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,22 @@ REVOCATION_REASONS = {
     "cessation_of_operation": x509.ReasonFlags.cessation_of_operation,
     "certificate_hold": x509.ReasonFlags.certificate_hold,
 }
+
+
+_ISSUING = threading.Lock()
+
+
+def certificate_emails(cert: x509.Certificate) -> set[str]:
+    """The mail addresses a certificate names (SAN rfc822Name, subject emailAddress), lower."""
+    found = {
+        str(a.value).lower() for a in cert.subject.get_attributes_for_oid(NameOID.EMAIL_ADDRESS)
+    }
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        found |= {e.lower() for e in san.get_values_for_type(x509.RFC822Name)}
+    except x509.ExtensionNotFound:
+        pass
+    return found
 
 
 class CAError(ValueError):
@@ -307,18 +324,53 @@ class DevCA:
         assert isinstance(key, rsa.RSAPrivateKey) and cert is not None
         return Credential(cert, key, tuple(extra))
 
-    def official_serial(self, user_id: str) -> str:
-        """Serial of the official's newest valid certificate (issued to their user id); "" if
-        none. Documents signs PDFs with it, mail signs S/MIME with it."""
+    def official_serial(self, user_id: str, email: str = "") -> str:
+        """Serial of the official's newest valid certificate (issued to their user id, and
+        naming `email` when given); "" if none. Documents signs PDFs with it, mail signs
+        S/MIME with it (a mail certificate must name the sender's address, RFC 8550 §3)."""
         now = _now()
         best = ("", "")
         for serial, e in self.certificates().items():
             if e.get("kind") != "official" or e.get("user_id") != user_id or e.get("revoked_at"):
                 continue
             not_after = str(e.get("not_after") or "")
-            if not_after and dt.datetime.fromisoformat(not_after) > now and not_after > best[1]:
-                best = (serial, not_after)
+            if not not_after or dt.datetime.fromisoformat(not_after) <= now or not_after <= best[1]:
+                continue
+            if email and email.lower() not in self._emails(serial):
+                continue
+            best = (serial, not_after)
         return best[0]
+
+    def ensure_official(
+        self,
+        *,
+        user_id: str,
+        full_name: str,
+        agency_name: str,
+        agency_code: str,
+        email: str = "",
+        auto_issue: bool = True,
+    ) -> str:
+        """Serial of the official's valid certificate (naming `email` when given), issued now
+        if they have none and `auto_issue`; "" if none and not `auto_issue`. The signing
+        services' first-use rule, in one place (documents for PDFs, mail for S/MIME)."""
+        with _ISSUING:  # one certificate per official, even when two requests race
+            serial = self.official_serial(user_id, email)
+            if serial or not auto_issue:
+                return serial
+            return self.issue_official(
+                full_name=full_name,
+                agency_name=agency_name,
+                agency_code=agency_code,
+                email=email,
+                user_id=user_id,
+            ).serial
+
+    def _emails(self, serial: str) -> set[str]:
+        path = self.directory / "issued" / f"{serial}.pem"
+        if not path.exists():
+            return set()
+        return certificate_emails(x509.load_pem_x509_certificate(path.read_bytes()))
 
     def export_pkcs12(self, serial: str, password: bytes | None = None) -> bytes:
         return self.credential(serial).pkcs12(password)

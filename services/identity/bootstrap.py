@@ -33,6 +33,7 @@ from services.identity.entrypoints.grpc import (
 )
 from services.identity.entrypoints.http import OidcApp
 from services.identity.service_layer.agencies import Agencies
+from services.identity.service_layer.app_passwords import DEFAULT_PER_USER, AppPasswords
 from services.identity.service_layer.cache import DirectoryCache
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
@@ -80,14 +81,20 @@ class Identity:
     grants: Grants
     sessions: Sessions
     app: OidcApp
+    app_passwords: AppPasswords
 
 
-def wire(engine: Engine, base_url: str, after_commit: Any = lambda: None) -> Identity:
+def wire(
+    engine: Engine,
+    base_url: str,
+    after_commit: Any = lambda: None,
+    app_passwords_per_user: int = DEFAULT_PER_USER,
+) -> Identity:
     storage = Storage(engine, after_commit=after_commit)
     keys = KeyStore(storage)
     keys.load(force=True)  # creates the first key now, never inside a token transaction
     cache = DirectoryCache(storage)
-    logins = Logins(storage)
+    logins = Logins(storage, app_password_verifies=app_passwords_per_user)
     grants = Grants(storage, keys, logins, cache, base_url)
     sessions = Sessions(storage, keys, cache, base_url)
     agencies, users, roles = Agencies(storage), Users(storage), Roles(storage)
@@ -104,7 +111,18 @@ def wire(engine: Engine, base_url: str, after_commit: Any = lambda: None) -> Ide
         clients=clients,
     )
     return Identity(
-        storage, agencies, users, roles, groups, clients, keys, logins, grants, sessions, app
+        storage,
+        agencies,
+        users,
+        roles,
+        groups,
+        clients,
+        keys,
+        logins,
+        grants,
+        sessions,
+        app,
+        AppPasswords(storage, app_passwords_per_user),
     )
 
 
@@ -149,11 +167,11 @@ def ensure_master(identity: Identity, data_dir: str | None, admin_password: str 
 
 
 def _identity_servicer(i: Identity) -> IdentityServicer:
-    return IdentityServicer(i.agencies, i.users, i.groups, i.clients)
+    return IdentityServicer(i.agencies, i.users, i.groups, i.clients, i.app_passwords)
 
 
 def _admin_servicer(i: Identity) -> AdminServicer:
-    return AdminServicer(i.agencies, i.users, i.roles, i.groups, i.clients)
+    return AdminServicer(i.agencies, i.users, i.roles, i.groups, i.clients, i.app_passwords)
 
 
 async def _ensure_topics(runtime: ServiceRuntime) -> None:
@@ -178,7 +196,12 @@ def wire_service(
     empty)."""
     settings = runtime.settings
     port = http_port or settings.identity.http_port
-    ident = wire(runtime.engine, public_base_url(settings, port), runtime.after_commit)
+    ident = wire(
+        runtime.engine,
+        public_base_url(settings, port),
+        runtime.after_commit,
+        settings.identity.app_passwords_per_user,
+    )
     if seed_demo is None:
         seed_demo = settings.identity.demo_seed
     authenticator = local_authenticator(ident.sessions, ident.app.build())

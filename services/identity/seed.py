@@ -160,6 +160,9 @@ CLIENTS: list[tuple[str, str, str, list[str] | None]] = [
     ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H30", ["one_stop_officer"]),
     ("lgsp-web", "Ứng dụng web LGSP", PROVINCE, None),
 ]
+# Clients whose password grant takes officials' app passwords (mail clients cannot ask for a
+# one-time code; docs/identity.md, "App passwords").
+APP_PASSWORD_CLIENTS = frozenset({"mail"})
 
 
 @dataclass
@@ -346,7 +349,12 @@ def seed_demo(
         else:
             identity.clients.create(
                 SYSTEM,
-                pb.ClientSystem(client_id=client_id, display_name=name, owner_agency_code=owner),
+                pb.ClientSystem(
+                    client_id=client_id,
+                    display_name=name,
+                    owner_agency_code=owner,
+                    allow_app_passwords=client_id in APP_PASSWORD_CLIENTS,
+                ),
                 secret=secrets_out[client_id],
                 roles=roles,
             )

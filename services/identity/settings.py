@@ -10,6 +10,7 @@ from lgsp.config import (
     Endpoint,
     ServiceSettings,
     choice_field,
+    num_field,
     port_field,
     secret_field,
     url_field,
@@ -38,6 +39,9 @@ class IdentitySettings(ServiceSettings):
     # addresses or CIDR networks); "" = none: the client is the TCP peer, so a forged header
     # neither escapes the per-address throttle nor reaches the audit log.
     trusted_proxies: str = ""
+    # App passwords (mail clients of officials with a second factor) an official may hold;
+    # also the argon2 verifies (~15 ms each) every wrong app password costs.
+    app_passwords_per_user: int = num_field(10, 1, 50)
     # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
     admin_password: str = secret_field()
 

@@ -17,22 +17,27 @@ from lgsp.api.mail.v1 import mail_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
+from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
+from lgsp.workdays import WorkingCalendar
 from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
 from services.mail.adapters.identity_login import IdentityPasswords
 from services.mail.adapters.mail_auth import InboundChecks, make_resolver
 from services.mail.adapters.smarthost import Smarthost
+from services.mail.adapters.smime import DevCASmime
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.entrypoints.grpc import MailServicer
 from services.mail.entrypoints.smtp import Passwords, smtp_task
 from services.mail.service_layer.base import AgencyDirectory
 from services.mail.service_layer.identity_events import user_subscription
 from services.mail.service_layer.mail import MailApp, MailRules
+from services.mail.service_layer.notice_events import notice_subscription
 from services.mail.service_layer.relay import Relay, RelayPolicy
 from services.mail.settings import MailSettings, host_port, retry_schedule
 
 log = logging.getLogger("services.mail")
 PURGE_INTERVAL_S = 3600.0
+NOTICES_INTERVAL_S = 60.0  # reminders and digests are due at a day or an hour: a minute is fine
 
 
 def wire_service(
@@ -44,10 +49,12 @@ def wire_service(
     clock: Callable[[], datetime] | None = None,
     smtp_ports: tuple[int, int] | None = None,
     on_smtp_listening: Callable[[str, int], None] | None = None,
+    notices_interval: float = NOTICES_INTERVAL_S,
 ) -> Wiring:
     """The mail plugin's composition root; `app` is the MailApp. `smtp_ports` (submission,
     inbound) overrides the settings (tests pass 0, 0 and learn the ports from
-    `on_smtp_listening(kind, port)`)."""
+    `on_smtp_listening(kind, port)`); `notices_interval` is the reminders' and digests'
+    period (0: not run; tests drive them with their own clock)."""
     settings = runtime.settings
     section = settings.mail
     background: list[Any] = []
@@ -67,10 +74,27 @@ def wire_service(
         max_recipients=section.max_recipients,
         retention_days=section.retention_days,
         hostname=hostname,
+        notice_address=section.notice_address.lower(),
+        notice_sender_name=section.notice_sender_name,
+        dossier_lookup_url=lookup_url(settings),
+        task_reminder_days=section.task_reminder_days,
+        digest_hour=section.digest_hour,
     )
     options: dict[str, Any] = {"clock": clock} if clock else {}
-    app = MailApp(runtime.engine, agencies, rules, after_commit=runtime.after_commit, **options)
+    smime = DevCASmime(
+        section.ca_dir or settings.data_dir / "ca", auto_issue=section.smime_auto_issue
+    )
+    app = MailApp(
+        runtime.engine,
+        agencies,
+        rules,
+        after_commit=runtime.after_commit,
+        smime=smime,
+        **options,
+    )
+    app.calendar = WorkingCalendar.from_settings(settings.calendar)
     subscriptions.append(user_subscription(app))
+    subscriptions.append(notice_subscription(app))
     authenticator = authenticator or authenticator_from_settings(settings)
     if passwords is None:
         if not isinstance(authenticator, JwtAuthenticator):
@@ -115,6 +139,8 @@ def wire_service(
         background.append(relay_task(build_relay(app, section, keys), keys))
     else:
         log.warning("[mail] smarthost is not set: mail for outside the province stays queued")
+    if notices_interval > 0:
+        background.append(notices_task(app, notices_interval))
     return Wiring(
         servicers=[(mail_pb2_grpc.add_MailServiceServicer_to_server, MailServicer(app))],
         subscriptions=subscriptions,
@@ -188,3 +214,40 @@ def relay_task(relay: Relay, keys: DkimKeys) -> Callable[[asyncio.Event], Any]:
                 pass
 
     return relay_outgoing
+
+
+def lookup_url(settings: Settings) -> str:
+    """The citizens' lookup page: `[mail] dossier_lookup_url`, else the dossiers service's
+    public address (its settings section, never its code) + /tra-cuu."""
+    own = str(settings.mail.dossier_lookup_url)
+    if own:
+        return own.rstrip("/")
+    dossiers = settings.services.get("dossiers")
+    if dossiers is None:
+        return ""
+    base = getattr(dossiers, "public_url", "") or (
+        f"http://{settings.platform.host}:{getattr(dossiers, 'http_port', 0)}"
+    )
+    return f"{str(base).rstrip('/')}/tra-cuu"
+
+
+def notices_task(
+    app: MailApp, interval: float = NOTICES_INTERVAL_S
+) -> Callable[[asyncio.Event], Any]:
+    """Directive-task reminders and the daily digests, every minute."""
+
+    async def notices(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                reminded = await asyncio.to_thread(app.remind_tasks)
+                digests = await asyncio.to_thread(app.send_digests)
+                if reminded or digests:
+                    log.info("sent %d task reminders, %d daily digests", reminded, digests)
+            except Exception:
+                log.exception("task reminders / daily digests failed; retrying next round")
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                pass
+
+    return notices

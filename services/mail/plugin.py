@@ -1,6 +1,6 @@
 """The mail service as a platform plugin: what `lgsp up`, `lgsp run mail`, the settings, the
 gateway and the `lgsp` command read. Keep this module light: discovery imports it in every
-process; `wire` is imported when used."""
+process; `wire` and `cli` are imported when used."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ PLUGIN = Plugin(
     settings=MailSettings,
     wire="services.mail.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
+    cli="services.mail.cli:register",
     # The gateway routes calls of lgsp.api.mail.v1 to this service's gRPC port.
     routes=("mail",),
     order=60,  # after identity, whose users it follows

@@ -12,6 +12,7 @@ from lgsp.config import (
     num_field,
     port_field,
     secret_field,
+    url_field,
 )
 
 DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
@@ -95,6 +96,23 @@ class MailSettings(ServiceSettings):
     # Seconds all SPF and DKIM lookups of one inbound message may take together; past it
     # the result is temperror (the SMTP session never waits longer).
     dns_budget_s: float = num_field(5.0, 0.1, 30)
+    # Notices (docs/mail.md "Notifications"): the SYSTEM mailbox they come from ("" =
+    # thongbao@<default_domain>, made on first need) and the name they are signed with.
+    notice_address: str = ""
+    notice_sender_name: str = "Hệ thống LGSP tỉnh Hà Tĩnh"
+    # The citizens' dossier lookup page named in their notices ("" = the dossiers service's
+    # public_url + "/tra-cuu", read from its settings section when it is installed).
+    dossier_lookup_url: str = url_field("", "http", "https")
+    # "Sắp đến hạn" is sent when a directive task's deadline is this many working days away.
+    task_reminder_days: int = num_field(1, 0, 30)
+    # Hour (province time, 0-23) at which the daily digest goes out.
+    digest_hour: int = num_field(7, 0, 23)
+    # The development CA that S/MIME signs and verifies with; "" = <data_dir>/ca, the one
+    # documents signs PDFs with (lgsp/ca.py).
+    ca_dir: str = ""
+    # An official without a valid certificate carrying their mail address gets one on their
+    # first signed message (embedded default); false = only `lgsp documents ca issue`.
+    smime_auto_issue: bool = True
 
     def problems(self) -> list[tuple[str, str]]:
         problems: list[tuple[str, str]] = []
@@ -113,6 +131,10 @@ class MailSettings(ServiceSettings):
             problems.append(("retry_schedule_s", "comma-separated seconds, e.g. 60,300,900"))
         if not SELECTOR.fullmatch(self.dkim_selector):
             problems.append(("dkim_selector", "a DNS label such as lgsp"))
+        if self.notice_address and (
+            "@" not in self.notice_address or any(c in self.notice_address for c in " \r\n<>")
+        ):
+            problems.append(("notice_address", "a mail address such as thongbao@hatinh.gov.vn"))
         if self.smtp_submission_port == self.smtp_inbound_port:
             problems.append(("smtp_inbound_port", "must differ from smtp_submission_port"))
         return problems

@@ -8,7 +8,6 @@ issues one."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from services.documents.domain.errors import InvalidTransition
@@ -22,7 +21,6 @@ class DevCASignatures:
     def __init__(self, directory: str | Path, *, auto_issue: bool = True) -> None:
         self.ca = DevCA.open_or_create(directory)
         self.auto_issue = auto_issue
-        self._lock = threading.Lock()  # one certificate per signer, even under concurrency
 
     def verify(self, pdf: bytes) -> SignatureCheck:
         self.ca.refresh_crls()
@@ -47,19 +45,17 @@ class DevCASignatures:
     def sign(
         self, pdf: bytes, who: SigningIdentity, *, reason: str, location: str
     ) -> tuple[bytes, str]:
-        with self._lock:
-            serial = self.certificate_of(who.user_id)
-            if not serial:
-                if not self.auto_issue:
-                    raise InvalidTransition(
-                        f"sign: {who.user_id} has no valid signing certificate; an admin issues "
-                        f"one with `lgsp documents ca issue --user …`"
-                    )
-                serial = self.ca.issue_official(
-                    full_name=who.full_name,
-                    agency_name=who.agency_name,
-                    agency_code=who.agency_code,
-                    user_id=who.user_id,
-                ).serial
+        serial = self.ca.ensure_official(
+            user_id=who.user_id,
+            full_name=who.full_name,
+            agency_name=who.agency_name,
+            agency_code=who.agency_code,
+            auto_issue=self.auto_issue,
+        )
+        if not serial:
+            raise InvalidTransition(
+                f"sign: {who.user_id} has no valid signing certificate; an admin issues "
+                f"one with `lgsp documents ca issue --user …`"
+            )
         credential = self.ca.credential(serial)
         return sign_pdf(pdf, credential, reason=reason, location=location), serial

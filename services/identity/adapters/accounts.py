@@ -43,6 +43,12 @@ class AccountRepository:
         """An account known to exist (named by a session, a code or a client)."""
         return self.s.execute(_BY_ID, {"id": user_id}).mappings().one()
 
+    def for_update(self, user_id: str) -> Row | None:
+        """The account, row-locked until the transaction ends (PostgreSQL; SQLite's write
+        lock already serializes): changes that count an account's records go one at a time."""
+        q = sa.select(t.users).where(t.users.c.id == user_id).with_for_update()
+        return self.s.execute(q).mappings().first()
+
     def find(self, realm: str, username: str) -> Row | None:
         return (
             self.s.execute(

@@ -97,4 +97,14 @@ def client(row: Row) -> pb.ClientSystem:
         create_time=ts(row["created_at"]),
         secret_rotate_time=ts(row["secret_rotated_at"]),
         etag=etag(row["version"]),
+        allow_app_passwords=row["allow_app_passwords"],
+    )
+
+
+def app_password(row: Row) -> pb.AppPassword:
+    return pb.AppPassword(
+        id=row["id"],
+        name=row["name"],
+        create_time=ts(row["created_at"]),
+        last_use_time=ts(row["last_used_at"]),
     )

@@ -121,7 +121,27 @@ clients = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("secret_rotated_at", sa.Float, nullable=True),
     sa.Column("version", sa.Integer, nullable=False),
+    # Its password grant takes officials' app passwords (a mail server's SMTP/IMAP login).
+    sa.Column(
+        "allow_app_passwords", sa.Boolean, nullable=False, default=False, server_default=sa.false()
+    ),
     sa.UniqueConstraint("realm", "client_id", name="uq_clients_client_id"),
+)
+
+# Officials' passwords for mail clients that cannot ask for a one-time code (argon2id, like
+# account passwords). Revoked rows stay, for the audit trail; only live ones sign in.
+app_passwords = sa.Table(
+    "app_passwords",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("user_id", sa.String(36), sa.ForeignKey("users.id", ondelete="CASCADE")),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("secret_hash", sa.String(200), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_used_at", sa.Float, nullable=True),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("revoked_reason", sa.String(64), nullable=False, default=""),
+    sa.Index("ix_app_passwords_user", "user_id", "revoked_at"),
 )
 
 # One sign-in: refresh tokens rotate inside it; reuse of a spent one revokes it all.

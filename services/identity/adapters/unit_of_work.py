@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from lgsp.db import UnitOfWork, for_writing
 from services.identity.adapters.accounts import AccountRepository
 from services.identity.adapters.agencies import AgencyRepository
+from services.identity.adapters.app_passwords import AppPasswordRepository
 from services.identity.adapters.audit import AuditLog, RequestLog
 from services.identity.adapters.clients import ClientRepository
 from services.identity.adapters.groups import GroupRepository
@@ -35,6 +36,7 @@ class Repositories:
         self.session = session
         self.agencies = AgencyRepository(session)
         self.accounts = AccountRepository(session)
+        self.app_passwords = AppPasswordRepository(session)
         self.grants = GrantRepository(session)
         self.realm_roles = RealmRoleRepository(session)
         self.groups = GroupRepository(session)

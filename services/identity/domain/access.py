@@ -28,6 +28,8 @@ class Actor:
     realm: str = REALM
     remote_ip: str = ""
     name: str = ""
+    # Its token was obtained with an app password (a mail client's): no self-service.
+    by_app_password: bool = False
 
     @property
     def is_system(self) -> bool:
@@ -41,12 +43,24 @@ class Actor:
 SYSTEM = Actor(id="", name="system")
 
 
+# The `amr` (RFC 8176) of a token obtained with an app password (an unregistered value, which
+# RFC 8176 §2 allows).
+APP_PASSWORD_AMR = "app_password"
+
+
+def signed_in_by_app_password(claims: Mapping[str, Any]) -> bool:
+    amr = claims.get("amr") or []
+    return isinstance(amr, list) and APP_PASSWORD_AMR in amr
+
+
 def actor_from_claims(claims: Mapping[str, Any], remote_ip: str = "") -> Actor:
     """The actor an access token of this provider names (master-realm tokens count as admin
-    only with the admin role)."""
+    only with the admin role; a token a mail client got with an app password administers
+    nothing)."""
     realm = str(claims.get("iss", "")).rsplit("/", 1)[-1]
     roles = frozenset(claims.get("realm_access", {}).get("roles", []))
-    if realm == MASTER and "admin" not in roles:
+    by_app_password = signed_in_by_app_password(claims)
+    if (realm == MASTER and "admin" not in roles) or by_app_password:
         roles = frozenset()
     ident = (
         f"client:{claims['client_id']}" if claims.get("client_id") else str(claims.get("sub", ""))
@@ -57,7 +71,19 @@ def actor_from_claims(claims: Mapping[str, Any], remote_ip: str = "") -> Actor:
         realm=realm,
         remote_ip=remote_ip,
         name=str(claims.get("preferred_username", "")),
+        by_app_password=by_app_password,
     )
+
+
+def require_own_account(actor: Actor) -> str:
+    """The user id of an official acting on their own account (self-service): not a client
+    system, not the system, not a token obtained with an app password (an app password in a
+    mail client must not be able to make more of them, nor revoke the official's others)."""
+    if actor.is_system or actor.id.startswith("client:") or actor.realm != REALM:
+        raise PermissionDenied("this needs an official's own access token")
+    if actor.by_app_password:
+        raise PermissionDenied("a token obtained with an app password cannot manage app passwords")
+    return actor.id
 
 
 def require_platform_admin(actor: Actor) -> None:

@@ -209,6 +209,8 @@ def client_values(c: Any, mask: Iterable[str]) -> dict[str, Any]:
             values["token_ttl"] = check_token_ttl(c.token_ttl_seconds)
         elif f == "owner_agency_code":
             values[f] = model.check_agency_code(c.owner_agency_code, "client.owner_agency_code")
+        elif f == "allow_app_passwords":
+            values[f] = bool(c.allow_app_passwords)
         else:
             raise Invalid("update_mask", f"field {f!r} cannot be changed")
     require_mask(values)

@@ -23,6 +23,7 @@ __all__ = [
     "Invalid",
     "Status",
     "check_agency_code",
+    "check_app_password_name",
     "check_client_id",
     "check_email",
     "check_mail_domain",
@@ -119,6 +120,14 @@ def check_name(text: str, field: str, max_len: int = 200, required: bool = True)
     if has_control(text):
         raise Invalid(field, "must not contain control characters")
     return text
+
+
+APP_PASSWORD_NAME_MAX = 100
+
+
+def check_app_password_name(name: str, field: str = "name") -> str:
+    """An app password's label, e.g. "Thunderbird ở cơ quan"."""
+    return check_name(name, field, APP_PASSWORD_NAME_MAX)
 
 
 # Usernames are ASCII so they can be typed on any keyboard and used in mail local parts.

@@ -25,8 +25,10 @@ __all__ = [
     "hash_password",
     "hash_secret",
     "needs_rehash",
+    "new_app_password",
     "new_secret",
     "new_totp_secret",
+    "normalize_app_password",
     "verify_password",
     "verify_secret",
     "verify_totp",
@@ -79,6 +81,30 @@ def hash_secret(secret: str) -> str:
 
 def verify_secret(stored_hash: str | None, secret: str) -> bool:
     return stored_hash is not None and hmac.compare_digest(stored_hash, hash_secret(secret))
+
+
+# App passwords: 16 random lowercase letters shown in four groups of four, as Google's (26^16,
+# 75 bits: beyond guessing, and typed on a phone without switching keyboards). Hashed with
+# argon2id like account passwords.
+APP_PASSWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+APP_PASSWORD_LENGTH = 16
+
+
+def new_app_password() -> str:
+    """A new app password, e.g. "abcd efgh ijkl mnop"."""
+    letters = "".join(secrets.choice(APP_PASSWORD_LETTERS) for _ in range(APP_PASSWORD_LENGTH))
+    return " ".join(letters[i : i + 4] for i in range(0, APP_PASSWORD_LENGTH, 4))
+
+
+def normalize_app_password(typed: str) -> str | None:
+    """The 16 letters of an app password as typed (with or without its spaces, in either
+    case), or None when the text cannot be one. An account password never has this shape
+    (the password policy wants three character classes), so the shape decides which of the
+    two a mail client's login is checked as."""
+    letters = typed.replace(" ", "").lower()
+    if len(letters) == APP_PASSWORD_LENGTH and all(c in APP_PASSWORD_LETTERS for c in letters):
+        return letters
+    return None
 
 
 def verify_totp(secret: str, code: str) -> bool:

@@ -23,9 +23,10 @@ from lgsp.authn import JwtAuthenticator
 from lgsp.grpc import errors
 from lgsp.grpc.errors import InvalidArgument, Unauthenticated
 from services.identity.domain import errors as de
-from services.identity.domain.access import REALM, Actor
+from services.identity.domain.access import REALM, Actor, signed_in_by_app_password
 from services.identity.domain.model import ROLE_NAMES
 from services.identity.service_layer.agencies import Agencies
+from services.identity.service_layer.app_passwords import AppPasswords
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.roles import Roles
@@ -121,7 +122,10 @@ def actor() -> Actor:
     p = current_principal()
     if p.is_anonymous:
         raise Unauthenticated("a Bearer access token is required")
-    return Actor(id=caller_id(p), roles=p.roles)
+    by_app_password = signed_in_by_app_password(p.claims)
+    # A token a mail client got with an app password administers nothing.
+    roles = frozenset() if by_app_password else p.roles
+    return Actor(id=caller_id(p), roles=roles, by_app_password=by_app_password)
 
 
 def _mask(m: Any) -> list[str]:
@@ -136,11 +140,19 @@ def _role(number: int) -> str:
 
 @_rpc_methods
 class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
-    def __init__(self, agencies: Agencies, users: Users, groups: Groups, clients: Clients) -> None:
+    def __init__(
+        self,
+        agencies: Agencies,
+        users: Users,
+        groups: Groups,
+        clients: Clients,
+        app_passwords: AppPasswords,
+    ) -> None:
         self.agencies = agencies
         self.users = users
         self.groups = groups
         self.clients = clients
+        self.app_passwords = app_passwords
 
     async def WhoAmI(self, request: pb.WhoAmIRequest, context: Any) -> pb.WhoAmIResponse:
         p = current_principal()
@@ -195,17 +207,42 @@ class IdentityServicer(identity_pb2_grpc.IdentityServiceServicer):
     ) -> pb.ListGroupsResponse:
         return await asyncio.to_thread(self.groups.list, request)
 
+    async def CreateAppPassword(
+        self, request: pb.CreateAppPasswordRequest, context: Any
+    ) -> pb.CreateAppPasswordResponse:
+        made, secret = await asyncio.to_thread(self.app_passwords.create, actor(), request.name)
+        return pb.CreateAppPasswordResponse(app_password=made, secret=secret)
+
+    async def ListAppPasswords(
+        self, request: pb.ListAppPasswordsRequest, context: Any
+    ) -> pb.ListAppPasswordsResponse:
+        found = await asyncio.to_thread(self.app_passwords.list_own, actor())
+        return pb.ListAppPasswordsResponse(app_passwords=found)
+
+    async def RevokeAppPassword(
+        self, request: pb.RevokeAppPasswordRequest, context: Any
+    ) -> pb.RevokeAppPasswordResponse:
+        await asyncio.to_thread(self.app_passwords.revoke_own, actor(), request.id)
+        return pb.RevokeAppPasswordResponse()
+
 
 @_rpc_methods
 class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     def __init__(
-        self, agencies: Agencies, users: Users, roles: Roles, groups: Groups, clients: Clients
+        self,
+        agencies: Agencies,
+        users: Users,
+        roles: Roles,
+        groups: Groups,
+        clients: Clients,
+        app_passwords: AppPasswords,
     ) -> None:
         self.agencies = agencies
         self.users = users
         self.roles = roles
         self.groups = groups
         self.clients = clients
+        self.app_passwords = app_passwords
 
     async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.to_thread(fn, actor(), *args, **kwargs)
@@ -327,3 +364,21 @@ class AdminServicer(admin_pb2_grpc.AdminServiceServicer):
     async def ListClientSystems(self, request: apb.ListClientSystemsRequest, context: Any) -> Any:
         clients, nxt = await self._run(self.clients.list, request)
         return apb.ListClientSystemsResponse(clients=clients, next_page_token=nxt)
+
+    async def ListUserAppPasswords(
+        self, request: apb.ListUserAppPasswordsRequest, context: Any
+    ) -> Any:
+        if not request.user_id:
+            raise InvalidArgument("user_id", "is required")
+        found = await self._run(self.app_passwords.list_for, request.user_id)
+        return apb.ListUserAppPasswordsResponse(app_passwords=found)
+
+    async def RevokeUserAppPassword(
+        self, request: apb.RevokeUserAppPasswordRequest, context: Any
+    ) -> Any:
+        if not request.user_id:
+            raise InvalidArgument("user_id", "is required")
+        count = await self._run(
+            self.app_passwords.revoke_for, request.user_id, request.id, request.reason
+        )
+        return apb.RevokeUserAppPasswordResponse(revoked_count=count)

@@ -101,6 +101,7 @@ class Clients(DirectoryUseCases):
                 service_accounts=bool(service_user),
                 direct_grants=direct_grants,
                 service_user_id=service_user,
+                allow_app_passwords=c.allow_app_passwords,
                 status=Status.ACTIVE,
                 token_ttl=c.token_ttl_seconds,
                 created_at=ts,

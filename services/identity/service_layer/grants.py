@@ -17,6 +17,7 @@ from lgsp.api.identity.v1 import events_pb2 as ev
 from services.identity.adapters.unit_of_work import Repositories, Storage
 from services.identity.domain import security
 from services.identity.domain import sessions as rules
+from services.identity.domain.access import APP_PASSWORD_AMR
 from services.identity.domain.errors import (
     BadRequest,
     ClientNotAuthenticated,
@@ -59,6 +60,7 @@ class Grants:
         scope: str,
         session_id: str | None,
         nonce: str = "",
+        amr: list[str] | None = None,
     ) -> dict[str, Any]:
         ttl = client["token_ttl"] or self.access_ttl
         access, ident = rules.claims(
@@ -72,6 +74,8 @@ class Grants:
             ttl,
             int(time.time()),
         )
+        if amr:
+            access["amr"] = ident["amr"] = amr  # RFC 8176: how the user authenticated
         out: dict[str, Any] = {
             "access_token": self.keys.sign(access),
             "expires_in": ttl,
@@ -128,7 +132,19 @@ class Grants:
             client = self.cache.client(r, realm, client_id, secret)
         if not client["direct_grants"]:
             raise FlowNotAllowed("Client not allowed for direct access grants")
-        user = self.logins.check_password(realm, username, password, totp, client_id, ctx)
+        if client["allow_app_passwords"]:
+            letters = security.normalize_app_password(password)
+            if letters is not None:
+                return self._app_password_grant(realm, client, username, letters, scope, ctx)
+        user = self.logins.check_password(
+            realm,
+            username,
+            password,
+            totp,
+            client_id,
+            ctx,
+            app_password_client=client["allow_app_passwords"],
+        )
         if user["password_temporary"]:
             self.logins.release(user)
             raise GrantRefused("Account is not fully set up (change the password)")
@@ -146,6 +162,38 @@ class Grants:
                 out = None
         if out is None:
             raise self.logins.refused_at_commit(realm, user, client_id, ctx)
+        self.logins.committed()
+        return out
+
+    def _app_password_grant(
+        self, realm: str, client: Row, username: str, letters: str, scope: str, ctx: ClientContext
+    ) -> dict[str, Any]:
+        """The password grant with an app password, at a client that allows them: it stands
+        in for the password and the second factor. An access token only: no session and no
+        refresh token (a mail client signs in again on each connection; nothing is left to
+        end), marked `amr: ["app_password"]` so that such a token cannot manage the
+        account's app passwords."""
+        client_id = client["client_id"]
+        user, app_password_id = self.logins.check_app_password(
+            realm, username, letters, client_id, ctx
+        )
+        if user["password_temporary"]:
+            self.logins.release(user)
+            raise GrantRefused("Account is not fully set up (change the password)")
+        method = ev.LOGIN_METHOD_APP_PASSWORD
+        with self.storage.token_change() as uow:
+            r = uow.repos
+            if self.logins.signed_in(
+                uow, realm, user, client_id, ctx, app_password_id=app_password_id
+            ):
+                scope = rules.granted_scope(scope, client)
+                out = self._response(r, realm, user, client, scope, None, amr=[APP_PASSWORD_AMR])
+                uow.commit()
+            else:
+                uow.rollback()
+                out = None
+        if out is None:
+            raise self.logins.refused_at_commit(realm, user, client_id, ctx, method)
         self.logins.committed()
         return out
 

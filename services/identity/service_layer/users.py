@@ -17,7 +17,7 @@ from services.identity.domain import model, security
 from services.identity.domain.access import REALM, Actor, require_platform_admin
 from services.identity.domain.errors import AlreadyExists, FailedPrecondition, Invalid, NotFound
 from services.identity.domain.model import Status
-from services.identity.service_layer import ended
+from services.identity.service_layer import app_passwords, ended
 from services.identity.service_layer.common import (
     DirectoryUseCases,
     Row,
@@ -221,6 +221,7 @@ class Users(DirectoryUseCases):
                 ts = now()
                 gone = r.sessions.revoke_open(ts, "user disabled", user_id=user_id)
                 ended.account_ended(uow, gone, user_id, row["realm"], ts)
+                app_passwords.revoke_all(uow, actor, user_id, row["realm"], "user disabled")
                 event = ev.UserDisabled(
                     user_id=user_id,
                     username=row["username"],
@@ -258,6 +259,7 @@ class Users(DirectoryUseCases):
             ts = now()
             gone = r.sessions.revoke_open(ts, "user deleted", user_id=user_id)
             ended.account_ended(uow, gone, user_id, row["realm"], ts)
+            app_passwords.revoke_all(uow, actor, user_id, row["realm"], "user deleted")
             event = ev.UserDisabled(
                 user_id=user_id,
                 username=row["username"],
@@ -298,10 +300,12 @@ class Users(DirectoryUseCases):
                 updated_at=now(),
                 version=row["version"] + 1,
             )
-            # Whoever held the old password (or its sessions) is out.
+            # Whoever held the old password (or its sessions, or an app password made with
+            # it) is out.
             ts = now()
             gone = r.sessions.revoke_open(ts, "password reset", user_id=user_id)
             ended.account_ended(uow, gone, user_id, row["realm"], ts)
+            app_passwords.revoke_all(uow, actor, user_id, row["realm"], "password reset")
             event = ev.PasswordReset(user_id=user_id, actor_id=actor.id)
             self.record(
                 uow,

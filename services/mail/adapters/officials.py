@@ -49,3 +49,8 @@ class OfficialRows:
         row = self.session.execute(sa.select(mail_users).where(mail_users.c.user_id == user_id))
         found = row.first()
         return found._asdict() if found else None
+
+    def user_by_username(self, username: str) -> dict[str, Any] | None:
+        row = self.session.execute(sa.select(mail_users).where(mail_users.c.username == username))
+        found = row.first()
+        return found._asdict() if found else None

@@ -10,6 +10,7 @@ from lgsp.api.mail.v1 import events_pb2
 from lgsp.api.mail.v1 import mail_pb2 as pb
 from services.mail.domain.mailbox import Folder, Mailbox
 from services.mail.domain.message import Address, Attachment, Stored
+from services.mail.domain.smime import SignatureCheck
 
 
 def _ts(d: datetime | None) -> Timestamp | None:
@@ -37,6 +38,7 @@ def mailbox_to_proto(mb: Mailbox) -> pb.Mailbox:
         status=pb.MailboxStatus.ValueType(int(mb.status)),
         create_time=_ts(mb.create_time),
         etag=mb.etag,
+        daily_digest=mb.daily_digest,
     )
 
 
@@ -61,7 +63,23 @@ def attachment_to_proto(a: Attachment) -> pb.MailAttachment:
     )
 
 
-def message_to_proto(m: Stored, text_body: str = "", html_body: str = "") -> pb.MailMessage:
+def signature_to_proto(c: SignatureCheck) -> pb.MessageSignature:
+    return pb.MessageSignature(
+        status=pb.SignatureStatus.ValueType(int(c.status)),
+        signer_name=c.signer_name,
+        signer_email=c.signer_email,
+        certificate_serial=c.certificate_serial,
+        reason=c.reason,
+        signing_time=_ts(c.signing_time),
+    )
+
+
+def message_to_proto(
+    m: Stored,
+    text_body: str = "",
+    html_body: str = "",
+    signature: SignatureCheck | None = None,
+) -> pb.MailMessage:
     s = m.summary
     return pb.MailMessage(
         id=m.id,
@@ -90,6 +108,7 @@ def message_to_proto(m: Stored, text_body: str = "", html_body: str = "") -> pb.
         )
         if m.authentication
         else None,
+        signature=signature_to_proto(signature) if signature is not None else None,
     )
 
 

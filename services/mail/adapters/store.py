@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lgsp.textfold import fold
+from services.mail.adapters.notice_rows import NoticeRows
 from services.mail.adapters.officials import OfficialRows
 from services.mail.adapters.outgoing import OutgoingRows
 from services.mail.adapters.relay_rows import RelayRows
@@ -46,9 +47,9 @@ def _auth_values(auth: Authentication | None) -> dict[str, str]:
     return {"auth_spf": a.spf, "auth_dkim": a.dkim, "auth_summary": a.summary[:1000]}
 
 
-class MailStore(OfficialRows, OutgoingRows, RelayRows):
-    """Mailboxes, folders, messages and their bytes (the officials, the outgoing queue and
-    the relay's claims on it come from the bases)."""
+class MailStore(OfficialRows, OutgoingRows, NoticeRows, RelayRows):
+    """Mailboxes, folders, messages and their bytes (the officials, the outgoing queue, the
+    notices' rows and the relay's claims on the queue come from the bases)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -67,14 +68,19 @@ class MailStore(OfficialRows, OutgoingRows, RelayRows):
         return self._mailbox(row) if row else None
 
     def delegated_to(self, user_id: str) -> list[Mailbox]:
-        """The mailboxes `user_id` is a delegate of (the JSON list is matched as text, then
-        checked exactly)."""
+        """The mailboxes `user_id` is a delegate of, or a clerk of (an agency mailbox); the
+        JSON lists are matched as text, then checked exactly."""
         rows = self.session.execute(
             sa.select(mailboxes).where(
                 sa.cast(mailboxes.c.delegate_user_ids, sa.String).contains(user_id, autoescape=True)
+                | sa.cast(mailboxes.c.clerk_user_ids, sa.String).contains(user_id, autoescape=True)
             )
         )
-        return [m for m in map(self._mailbox, rows) if user_id in m.delegate_user_ids]
+        return [
+            m
+            for m in map(self._mailbox, rows)
+            if user_id in m.delegate_user_ids or user_id in m.clerk_user_ids
+        ]
 
     def taken(self, local_base: str, domain: str) -> set[str]:
         """The addresses on `domain` whose local part starts with `local_base`."""
@@ -148,6 +154,8 @@ class MailStore(OfficialRows, OutgoingRows, RelayRows):
             purged=mb.purged,
             search_text=fold(f"{mb.address} {mb.display_name}")[:500],
             version=mb.version,
+            daily_digest=mb.daily_digest,
+            clerk_user_ids=list(mb.clerk_user_ids),
         )
 
     @staticmethod
@@ -166,6 +174,8 @@ class MailStore(OfficialRows, OutgoingRows, RelayRows):
             disabled_time=_utc(row.disabled_time),
             purged=row.purged,
             version=row.version,
+            daily_digest=bool(row.daily_digest),
+            clerk_user_ids=list(row.clerk_user_ids or []),
         )
 
     # --- folders --------------------------------------------------------------------------

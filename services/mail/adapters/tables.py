@@ -44,6 +44,11 @@ mailboxes = sa.Table(
     sa.Column("purged", sa.Boolean, nullable=False),
     sa.Column("search_text", sa.String(500), nullable=False),  # folded address + name
     sa.Column("version", sa.Integer, nullable=False),
+    # The owner receives one daily summary of notices instead of each (0004_notices).
+    sa.Column("daily_digest", sa.Boolean, nullable=False, server_default=sa.false()),
+    # AGENCY mailboxes: the officials holding the clerk role in its agency, kept from
+    # identity's events (service_layer/vanthu.py); they open it as implicit delegates.
+    sa.Column("clerk_user_ids", sa.JSON, nullable=False, server_default="[]"),
 )
 
 folders = sa.Table(
@@ -117,4 +122,54 @@ outgoing = sa.Table(
     sa.Column("claim_token", sa.String(64), nullable=True),
     sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
     sa.Column("last_error", sa.String(1000), nullable=False, server_default=""),
+)
+
+# Directive tasks followed from documents' events for their reminders (service_layer/reminders.py).
+notice_tasks = sa.Table(
+    "notice_tasks",
+    metadata,
+    sa.Column("task_id", sa.String(64), primary_key=True),
+    sa.Column("document_id", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(500), nullable=False),
+    sa.Column("assignee_agency_code", sa.String(35), nullable=False),
+    sa.Column("assignee_user_id", sa.String(64), nullable=False),
+    sa.Column("due_date", sa.String(10), nullable=False),  # YYYY-MM-DD, "" = none
+    sa.Column("open", sa.Boolean, nullable=False),  # false once done or cancelled
+    sa.Column("nearing_sent", sa.Boolean, nullable=False),
+    sa.Column("overdue_sent", sa.Boolean, nullable=False),
+    sa.Index("ix_notice_tasks_open_due", "open", "due_date"),
+)
+
+# Incoming documents as their DocumentReceived told (an assignment notice names them).
+notice_documents = sa.Table(
+    "notice_documents",
+    metadata,
+    sa.Column("document_id", sa.String(64), primary_key=True),
+    sa.Column("agency_code", sa.String(35), nullable=False),
+    sa.Column("number_notation", sa.String(100), nullable=False),
+    sa.Column("subject", sa.String(1000), nullable=False),  # "" for a confidential one
+    sa.Column("sender_agency_name", sa.String(300), nullable=False),
+    sa.Column("confidential", sa.Boolean, nullable=False),
+)
+
+# Notices held for a mailbox whose owner chose the daily digest.
+digest_items = sa.Table(
+    "digest_items",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("mailbox_address", sa.String(254), nullable=False, index=True),
+    sa.Column("subject", sa.String(1000), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("related_document_id", sa.String(64), nullable=False),
+    sa.Column("related_receipt_code", sa.String(60), nullable=False),
+    sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
+)
+
+# One row per mailbox and province day a digest went out: never twice, even after a restart.
+digests_sent = sa.Table(
+    "digests_sent",
+    metadata,
+    sa.Column("mailbox_address", sa.String(254), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("notice_count", sa.Integer, nullable=False),
 )

@@ -64,16 +64,22 @@ class Mailbox:
     disabled_time: datetime | None = None
     purged: bool = False
     version: int = 1
+    daily_digest: bool = False  # the owner takes notices as one daily summary
+    # AGENCY mailboxes: the agency's clerks (văn thư) by role, implicit delegates.
+    clerk_user_ids: list[str] = field(default_factory=list)
 
     @property
     def etag(self) -> str:
         return f"v{self.version}"
 
     def may_open(self, user_id: str) -> bool:
-        """Whether `user_id` may read and send from it: its owner and its delegates only
-        (administrators manage mailboxes, they do not read them)."""
+        """Whether `user_id` may read and send from it: its owner, its delegates and, for an
+        agency mailbox, the agency's clerks only (administrators manage mailboxes, they do
+        not read them)."""
         return bool(user_id) and (
-            user_id == self.owner_user_id or user_id in self.delegate_user_ids
+            user_id == self.owner_user_id
+            or user_id in self.delegate_user_ids
+            or user_id in self.clerk_user_ids
         )
 
     def receives(self) -> bool:

@@ -9,10 +9,11 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email import policy
+from email.header import Header
 from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
@@ -26,6 +27,8 @@ from services.mail.domain.addresses import (
 )
 from services.mail.domain.authresults import Authentication
 from services.mail.domain.errors import InvalidField, TooLarge
+from services.mail.domain.html import text_of
+from services.mail.domain.smime import is_signature_part, readable, signed_message
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ class Summary:
 
 
 def _parse(raw: bytes) -> Message:
-    return BytesParser(policy=policy.default).parsebytes(raw)
+    return BytesParser(policy=policy.default).parsebytes(readable(raw))
 
 
 def _header(msg: Message, name: str) -> str:
@@ -92,7 +95,11 @@ def _strip_brackets(value: str) -> str:
 
 def _attachment_parts(msg: Message) -> list[Message]:
     try:
-        return [p for p in msg.walk() if not p.is_multipart() and p.get_filename() is not None]
+        return [
+            p
+            for p in msg.walk()
+            if not p.is_multipart() and p.get_filename() is not None and not is_signature_part(p)
+        ]
     except Exception:
         return []
 
@@ -133,16 +140,22 @@ def parse_summary(raw: bytes) -> Summary:
 
 
 def read_bodies(raw: bytes) -> tuple[str, str]:
-    """The plain-text and HTML bodies ("" when absent or unreadable)."""
+    """The plain-text and HTML bodies ("" when absent or unreadable), lines ending LF."""
     msg = _parse(raw)
     out = []
     for kind in ("plain", "html"):
         try:
             part = msg.get_body(preferencelist=(kind,))  # type: ignore[attr-defined]
-            out.append(part.get_content() if part is not None else "")
+            out.append(part.get_content().replace("\r\n", "\n") if part is not None else "")
         except Exception:
             out.append("")
     return out[0], out[1]
+
+
+def originators(raw: bytes) -> list[str]:
+    """The From and Sender addresses (RFC 5322 §3.6.2), which a signer must match."""
+    msg = _parse(raw)
+    return [a.address for name in ("From", "Sender") for a in _addresses(msg, name)]
 
 
 def read_attachment(raw: bytes, attachment_id: str) -> tuple[Attachment, bytes] | None:
@@ -174,6 +187,7 @@ class Outgoing:
     html_body: str = ""
     attachments: Sequence[tuple[str, str, bytes]] = ()  # file name, content type, content
     in_reply_to: str = ""
+    sender_agent: Address | None = None  # the official sending for an agency mailbox
 
 
 def check_recipients(field_name: str, addresses: Sequence[Address]) -> list[Address]:
@@ -191,10 +205,16 @@ def check_recipients(field_name: str, addresses: Sequence[Address]) -> list[Addr
 
 
 def compose(
-    out: Outgoing, *, domain: str, max_bytes: int, now: datetime
+    out: Outgoing,
+    *,
+    domain: str,
+    max_bytes: int,
+    now: datetime,
+    sign: Callable[[bytes], bytes] | None = None,
 ) -> tuple[bytes, str, list[str]]:
     """The RFC 5322 bytes of `out`, its Message-ID and every envelope recipient. Refuses
-    (InvalidField naming the field) what would break the headers or the size limit."""
+    (InvalidField naming the field) what would break the headers or the size limit. With
+    `sign` (signed bytes → detached DER signature) the message is S/MIME multipart/signed."""
     to = check_recipients("to", out.to)
     cc = check_recipients("cc", out.cc)
     bcc = check_recipients("bcc", out.bcc)
@@ -208,14 +228,37 @@ def compose(
         msg["To"] = [_header_address(a) for a in to]
     if cc:
         msg["Cc"] = [_header_address(a) for a in cc]
-    msg["Subject"] = out.subject
     msg["Date"] = email.utils.format_datetime(now)
     message_id = f"{uuid.uuid4()}@{domain}"
     msg["Message-ID"] = f"<{message_id}>"
     if out.in_reply_to:
         msg["In-Reply-To"] = f"<{out.in_reply_to}>"
         msg["References"] = f"<{out.in_reply_to}>"
-    msg.set_content(out.text_body or "")
+    if out.sender_agent is not None:  # RFC 5322 §3.6.2: who sends for the mailbox in From
+        check_header_text("sign", out.sender_agent.display_name, MAX_DISPLAY_NAME)
+        msg["Sender"] = _header_address(out.sender_agent)
+    if sign is None:
+        _fill(msg, out)
+        raw = msg.as_bytes()
+    else:
+        # RFC 8551 §3.1: what is signed must survive 7-bit transport unchanged, so its text
+        # is quoted-printable or base64, never 8bit; lines end CRLF (policy.SMTP).
+        entity = EmailMessage(policy=policy.SMTP.clone(cte_type="7bit"))
+        _fill(entity, out)
+        del entity["MIME-Version"]
+        signed = entity.as_bytes()
+        head = b"".join(policy.SMTP.fold_binary(k, v) for k, v in msg.items())
+        raw = signed_message(head, signed, sign(signed))
+    raw = b"Subject: " + _subject_header(out.subject) + b"\r\n" + raw
+    if len(raw) > max_bytes:
+        raise TooLarge(f"the message is {len(raw)} bytes; at most {max_bytes}")
+    return raw, message_id, [a.address for a in (*to, *cc, *bcc)]
+
+
+def _fill(msg: EmailMessage, out: Outgoing) -> None:
+    """The body: text, the HTML alternative, the attachments."""
+    text = out.text_body or (text_of(out.html_body) if out.html_body else "")
+    msg.set_content(text)
     if out.html_body:
         msg.add_alternative(out.html_body, subtype="html")
     for i, (name, ctype, content) in enumerate(out.attachments):
@@ -228,10 +271,17 @@ def compose(
                 f"attachments[{i}].content_type", "a MIME type such as application/pdf"
             )
         msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
-    raw = msg.as_bytes()
-    if len(raw) > max_bytes:
-        raise TooLarge(f"the message is {len(raw)} bytes; at most {max_bytes}")
-    return raw, message_id, [a.address for a in (*to, *cc, *bcc)]
+
+
+def _subject_header(subject: str) -> bytes:
+    """The Subject's value as RFC 2047 encoded words, folded. Not through EmailMessage:
+    Python 3.11's folder turns the space between two encoded words into folding white space,
+    which RFC 2047 §6.2 says a reader drops ("xử lý" arrived as "xửlý"); the legacy Header
+    encoder keeps every space inside an encoded word."""
+    if not subject:
+        return b""
+    charset = "us-ascii" if subject.isascii() else "utf-8"
+    return Header(subject, charset, header_name="Subject").encode(linesep="\r\n").encode()
 
 
 def _header_address(a: Address) -> HeaderAddress:

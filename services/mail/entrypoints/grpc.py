@@ -70,6 +70,7 @@ def _mailbox(m: pb.Mailbox) -> Mailbox:
         delegate_user_ids=list(m.delegate_user_ids),
         quota_bytes=m.quota_bytes,
         status=Status(m.status) if m.status in Status._value2member_map_ else Status.ACTIVE,
+        daily_digest=m.daily_digest,
     )
 
 
@@ -168,12 +169,13 @@ class MailServicer(mail_pb2_grpc.MailServiceServicer):
         )
         if request.reply_to_message_id:
             replied = await call(
-                self.app.get_message,
+                self.app.read_message,
                 current_principal(),
                 request.mailbox_address,
                 request.reply_to_message_id,
+                verify=False,
             )
-            out = Outgoing(**{**out.__dict__, "in_reply_to": replied[0].summary.message_id})
+            out = Outgoing(**{**out.__dict__, "in_reply_to": replied.message.summary.message_id})
         copy = await call(
             self.app.send_message,
             current_principal(),
@@ -181,6 +183,7 @@ class MailServicer(mail_pb2_grpc.MailServiceServicer):
             out,
             request_id=request.request_id,
             related=(request.related_document_id, request.related_receipt_code),
+            sign=request.sign,
         )
         return pb.SendMessageResponse(message=message_to_proto(copy))
 
@@ -204,14 +207,16 @@ class MailServicer(mail_pb2_grpc.MailServiceServicer):
     async def GetMessage(
         self, request: pb.GetMessageRequest, context: Any
     ) -> pb.GetMessageResponse:
-        m, text, html = await call(
-            self.app.get_message,
+        found = await call(
+            self.app.read_message,
             current_principal(),
             request.mailbox_address,
             request.id,
             mark_seen=request.mark_seen,
         )
-        return pb.GetMessageResponse(message=message_to_proto(m, text, html))
+        return pb.GetMessageResponse(
+            message=message_to_proto(found.message, found.text, found.html, found.signature)
+        )
 
     async def UpdateMessageFlags(
         self, request: pb.UpdateMessageFlagsRequest, context: Any

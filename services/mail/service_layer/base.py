@@ -22,9 +22,19 @@ from services.mail.adapters.store import MailStore
 from services.mail.domain.addresses import normalize_address, split
 from services.mail.domain.errors import Forbidden, NotFound
 from services.mail.domain.mailbox import Mailbox
+from services.mail.domain.message import Summary
+from services.mail.domain.smime import SignatureCheck, Signer
 
 SOURCE = "mail"
 ADMINS = ("admin", "agency_admin")
+
+
+class Smime(Protocol):
+    """adapters/smime.py: S/MIME signing and verification with the CA."""
+
+    def sign(self, data: bytes, who: Signer) -> bytes: ...
+
+    def verify(self, raw: bytes) -> SignatureCheck: ...
 
 
 class AgencyDirectory(Protocol):
@@ -48,6 +58,13 @@ class MailRules:
     retention_days: int = 90
     # The name this server gives itself (SMTP greeting, DSNs' Reporting-MTA).
     hostname: str = "localhost"
+    # Notices (service_layer/notices.py): the sender, the citizen's lookup page, reminders
+    # and the daily digest.
+    notice_address: str = ""  # "" = thongbao@<default_domain>
+    notice_sender_name: str = "Hệ thống LGSP tỉnh Hà Tĩnh"
+    dossier_lookup_url: str = ""
+    task_reminder_days: int = 1
+    digest_hour: int = 7
 
 
 class AppBase:
@@ -59,12 +76,14 @@ class AppBase:
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         after_commit: Callable[[], None] = lambda: None,
+        smime: Smime | None = None,
     ) -> None:
         self.engine = engine
         self.agencies = agencies
         self.rules = rules
         self.clock = clock
         self.after_commit = after_commit
+        self.smime = smime
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, source=SOURCE)
@@ -90,6 +109,10 @@ class AppBase:
 
     def is_local(self, address: str) -> bool:
         return split(address)[1] in self.local_domains()
+
+    def on_local_delivery(self, uow: UnitOfWork, mb: Mailbox, summary: Summary) -> None:
+        """Called by a delivery in its unit of work for each local mailbox it stored into
+        (vanthu.py tells an agency mailbox's clerks)."""
 
     # --- access ----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -34,6 +34,7 @@ from services.mail.domain.message import (
     compose,
     parse_summary,
 )
+from services.mail.domain.smime import Signer
 from services.mail.service_layer.bounces import Bounces
 
 FULL = "mailbox full"
@@ -141,6 +142,7 @@ class Delivery(Bounces):
                 store.add_message(m)
                 store.add_used(rcpt, len(raw))
                 uow.emit(mail_delivered(m), subject=rcpt)
+                self.on_local_delivery(uow, mb, summary)  # type: ignore[arg-type]
                 out.delivered.append(rcpt)
             if partial and bounced and not (out.delivered or out.queued):
                 error = QuotaExceeded if bounced[0][1] == FULL else Conflict
@@ -197,9 +199,11 @@ class Delivery(Bounces):
         *,
         request_id: str = "",
         related: tuple[str, str] = ("", ""),
+        sign: bool = False,
     ) -> Stored:
         """Compose and deliver a message from the caller's mailbox; a retry with the same
-        request_id returns the first send's copy and sends nothing."""
+        request_id returns the first send's copy and sends nothing. With `sign`, S/MIME
+        signed with the caller's own certificate (docs/mail.md, "S/MIME")."""
         if request_id:
             try:
                 uuid.UUID(request_id)
@@ -212,6 +216,7 @@ class Delivery(Bounces):
                 earlier = store.by_request(mb.address, request_id)
                 if earlier is not None:
                     return earlier
+            signer = self._signer(store, principal) if sign else None
         if not mb.receives():
             raise Conflict(f"mailbox {mb.address} is disabled")
         n = len(out.to) + len(out.cc) + len(out.bcc)
@@ -229,10 +234,18 @@ class Delivery(Bounces):
                 out.html_body,
                 out.attachments,
                 out.in_reply_to,
+                # Sending for an agency mailbox, signed: the official is the Sender, the
+                # address their certificate names (RFC 8550 §3 matches From or Sender).
+                sender_agent=(
+                    Address(signer.email, signer.full_name)
+                    if signer is not None and signer.email != mb.address
+                    else None
+                ),
             ),
             domain=mb.address.rpartition("@")[2],
             max_bytes=self.rules.max_message_bytes,
             now=self.clock(),
+            sign=self._sign_with(signer),
         )
         if not mb.has_room_for(len(raw)):
             raise QuotaExceeded(f"mailbox {mb.address} is full")
@@ -253,3 +266,29 @@ class Delivery(Bounces):
         )
         assert done.sent_copy is not None
         return done.sent_copy
+
+    def _signer(self, store: MailStore, principal: Principal) -> Signer:
+        """The calling official as their certificate names them."""
+        own = store.mailbox_of(principal.subject)
+        if own is None or not own.receives():
+            raise InvalidField(
+                "sign", "only an official with an active mailbox of their own signs mail"
+            )
+        user = store.user(principal.subject) or {}
+        agency_code = str(user.get("agency_code") or own.agency_code)
+        agency = self.agencies.get(agency_code)
+        return Signer(
+            user_id=principal.subject,
+            full_name=str(user.get("display_name") or own.display_name),
+            agency_code=agency_code,
+            agency_name=agency.name if agency is not None else agency_code,
+            email=own.address,
+        )
+
+    def _sign_with(self, signer: Signer | None) -> Callable[[bytes], bytes] | None:
+        if signer is None:
+            return None
+        smime = self.smime
+        if smime is None:
+            raise Conflict("S/MIME signing is not configured on this server")
+        return lambda data: smime.sign(data, signer)

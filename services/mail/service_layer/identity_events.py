@@ -29,14 +29,29 @@ def user_subscription(app: MailApp, group: str = "mail-users") -> Subscription:
         assert isinstance(payload, events_pb2.UserCreated | events_pb2.UserUpdated)
         await tree_ready(payload.user.agency_code)
         await asyncio.to_thread(app.on_user, uow, payload.user, payload.actor_id)
+        await asyncio.to_thread(app.sync_clerk, uow, payload.user.id)  # vanthu.py
 
     def disabled(event: ReceivedEvent, uow: Any) -> None:
         assert isinstance(event.payload, events_pb2.UserDisabled)
         app.on_user_active(uow, event.payload.user_id, False)
+        app.sync_clerk(uow, event.payload.user_id)
 
     def enabled(event: ReceivedEvent, uow: Any) -> None:
         assert isinstance(event.payload, events_pb2.UserEnabled)
         app.on_user_active(uow, event.payload.user_id, True)
+        app.sync_clerk(uow, event.payload.user_id)
+
+    def granted(event: ReceivedEvent, uow: Any) -> None:
+        payload = event.payload
+        assert isinstance(payload, events_pb2.RoleGranted)
+        app.on_role_change(
+            uow, payload.user_id, payload.grant.role, payload.grant.agency_code, True
+        )
+
+    def revoked(event: ReceivedEvent, uow: Any) -> None:
+        payload = event.payload
+        assert isinstance(payload, events_pb2.RoleRevoked)
+        app.on_role_change(uow, payload.user_id, payload.role, payload.agency_code, False)
 
     return Subscription(
         group,
@@ -46,6 +61,8 @@ def user_subscription(app: MailApp, group: str = "mail-users") -> Subscription:
             events_pb2.UserUpdated: user,
             events_pb2.UserDisabled: disabled,
             events_pb2.UserEnabled: enabled,
+            events_pb2.RoleGranted: granted,
+            events_pb2.RoleRevoked: revoked,
         },
         max_attempts=10,
     )

@@ -6,11 +6,16 @@ from __future__ import annotations
 from services.mail.service_layer.accounts import Accounts
 from services.mail.service_layer.base import AgencyDirectory, MailRules
 from services.mail.service_layer.delivery import Delivered, Delivery
+from services.mail.service_layer.event_notices import EventNotices
 from services.mail.service_layer.reading import Reading
+from services.mail.service_layer.reminders import Reminders
+from services.mail.service_layer.vanthu import Vanthu
 
 
-class MailApp(Accounts, Delivery, Reading):
-    """Mailboxes (accounts.py), delivery (delivery.py), reading (reading.py)."""
+class MailApp(Accounts, Delivery, Reading, EventNotices, Reminders, Vanthu):
+    """Mailboxes (accounts.py), delivery (delivery.py), reading (reading.py), notices from
+    events (event_notices.py, reminders.py, notices.py) and agency mailboxes' clerks
+    (vanthu.py)."""
 
 
 __all__ = ["AgencyDirectory", "Delivered", "MailApp", "MailRules"]

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,8 +140,9 @@ class MailEnv:
 
 @asynccontextmanager
 async def mail_env(
-    tmp_path: Path, clock: Callable[[], datetime] | None = None, **env: str
+    tmp_path: Path, *, options: dict[str, Any] | None = None, **env: str
 ) -> AsyncIterator[MailEnv]:
+    """`options` go to the plugin's wire_service beside the test's own."""
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
@@ -164,7 +164,7 @@ async def mail_env(
         passwords=passwords,
         smtp_ports=(0, 0),
         on_smtp_listening=on_listening,
-        **({"clock": clock} if clock else {}),
+        **(options or {}),
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()

@@ -21,6 +21,7 @@ from lgsp.bus import Bus, open_bus
 from lgsp.config import load_settings
 from services.identity.plugin import PLUGIN as IDENTITY
 from services.identity.seed import AGENCIES, PROVINCE, officials, read_demo
+from services.mail.adapters.store import MailStore
 from services.mail.adapters.tables import mailboxes
 from services.mail.plugin import PLUGIN as MAIL
 from tests.services.identity.conftest import ADMIN_PASSWORD
@@ -193,3 +194,42 @@ async def test_a_disabled_account_stops_receiving_and_comes_back(platform: Platf
     await status_becomes(1)
     assert await asyncio.to_thread(rcpt) == 250
     assert platform.addresses()[user_id][0] == address  # the same address as before
+
+
+async def test_the_agency_mailbox_follows_identitys_clerk_grants(platform: Platform) -> None:
+    """Văn thư by role with identity's own grants and events (docs/mail.md, "Agency
+    mailboxes"): the seed's clerk of Sở Tư pháp opens vanthu@ as soon as it exists; a revoke
+    and a grant made at identity move it."""
+    from lgsp.auth import Principal
+    from services.identity.domain.access import SYSTEM
+    from services.mail.domain.mailbox import Kind, Mailbox
+
+    justice = "000.00.12.H30"
+    with platform.identity.engine.connect() as conn:
+        ids = {r[1]: r[0] for r in conn.execute(sa.text("select id, username from users"))}
+    staff = [o for o in officials() if o["agency_code"] == justice]
+    clerk = next(ids[o["username"]] for o in staff if "clerk" in o["roles"])
+    other = next(ids[o["username"]] for o in staff if "clerk" not in o["roles"])
+    mail = platform.mail.app
+    admin = Principal("u-admin", "user", PROVINCE, frozenset({"admin"}))
+    vanthu = Mailbox("vanthu@stp.hatinh.gov.vn", "Văn thư Sở Tư pháp", Kind.AGENCY, justice)
+    made = await asyncio.to_thread(mail.create_mailbox, admin, vanthu)
+    assert made.clerk_user_ids == [clerk]
+    assert made.may_open(clerk) and not made.may_open(other)
+
+    async def clerks_become(want: list[str]) -> None:
+        for _ in range(200):
+            with mail.uow() as uow:
+                got = MailStore(uow.session).clerk_ids(made.address)
+            if got == sorted(want):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"clerks stayed {got}, wanted {sorted(want)}")
+
+    roles = platform.identity.app.roles
+    await asyncio.to_thread(roles.grant, SYSTEM, other, "clerk", justice)
+    await clerks_become([clerk, other])
+    await asyncio.to_thread(roles.revoke, SYSTEM, clerk, "clerk", justice)
+    await clerks_become([other])
+    assert vanthu.address in await asyncio.to_thread(mail.sender_addresses, other)
+    assert vanthu.address not in await asyncio.to_thread(mail.sender_addresses, clerk)

@@ -160,7 +160,7 @@ async def test_a_4xx_is_retried_on_schedule_then_delivered(
     tmp_path: Path, smarthost: Smarthost
 ) -> None:
     clock = Clock()
-    async with mail_env(tmp_path, clock) as env:
+    async with mail_env(tmp_path, options={"clock": clock}) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         queue(env, an)
         smarthost.handler.answers[OUTSIDE] = "450 4.2.0 Mailbox busy, try later"
@@ -219,7 +219,7 @@ async def test_a_5xx_bounces_once_with_a_dsn_in_the_senders_inbox(
 
 async def test_give_up_after_bounce_after_s(tmp_path: Path, smarthost: Smarthost) -> None:
     clock = Clock()
-    async with mail_env(tmp_path, clock) as env:
+    async with mail_env(tmp_path, options={"clock": clock}) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         queue(env, an)
         smarthost.handler.answers[OUTSIDE] = "451 4.3.0 Greylisted"
@@ -240,7 +240,7 @@ async def test_give_up_after_bounce_after_s(tmp_path: Path, smarthost: Smarthost
 async def test_smarthost_down_nothing_lost(tmp_path: Path) -> None:
     clock = Clock()
     host = Smarthost()  # not started: connections are refused
-    async with mail_env(tmp_path, clock) as env:
+    async with mail_env(tmp_path, options={"clock": clock}) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         for i in range(3):
             queue(env, an, f"kh{i}@example.org")
@@ -264,7 +264,7 @@ async def test_smarthost_down_nothing_lost(tmp_path: Path) -> None:
 
 async def test_a_dropped_connection_is_retried(tmp_path: Path, smarthost: Smarthost) -> None:
     clock = Clock()
-    async with mail_env(tmp_path, clock) as env:
+    async with mail_env(tmp_path, options={"clock": clock}) as env:
         an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
         queue(env, an)
         smarthost.handler.answers[OUTSIDE] = "drop"
@@ -310,7 +310,7 @@ async def test_starttls_opportunistic_and_required(tmp_path: Path) -> None:
     with Smarthost(
         tls=ensure_self_signed(tmp_path / "smarthost-tls", "smarthost.test")
     ) as tls_host:
-        async with mail_env(tmp_path, clock) as env:
+        async with mail_env(tmp_path, options={"clock": clock}) as env:
             an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
             queue(env, an)
             await asyncio.to_thread(relay(env, tls_host, smarthost_tls="opportunistic").run_once)
@@ -329,7 +329,7 @@ async def test_auth_at_the_smarthost_only_over_tls(tmp_path: Path) -> None:
     pair = ensure_self_signed(tmp_path / "smarthost-tls", "smarthost.test")
     clock = Clock()
     with Smarthost(tls=pair, login=("lgsp-relay", "bi-mat")) as host:
-        async with mail_env(tmp_path, clock) as env:
+        async with mail_env(tmp_path, options={"clock": clock}) as env:
             an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
             queue(env, an)
             wrong = relay(

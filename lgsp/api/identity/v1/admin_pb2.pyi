@@ -1090,3 +1090,101 @@ class ListClientSystemsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListClientSystemsResponse: _TypeAlias = ListClientSystemsResponse  # noqa: Y015
+
+@_typing.final
+class ListUserAppPasswordsRequest(_message.Message):
+    """ListUserAppPasswordsRequest names the user."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user's id."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUserAppPasswordsRequest: _TypeAlias = ListUserAppPasswordsRequest  # noqa: Y015
+
+@_typing.final
+class ListUserAppPasswordsResponse(_message.Message):
+    """ListUserAppPasswordsResponse lists the user's app passwords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_PASSWORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def app_passwords(self) -> _containers.RepeatedCompositeFieldContainer[_identity_pb2.AppPassword]:
+        """The live app passwords, newest first."""
+
+    def __init__(
+        self,
+        *,
+        app_passwords: _abc.Iterable[_identity_pb2.AppPassword] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_passwords", b"app_passwords"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListUserAppPasswordsResponse: _TypeAlias = ListUserAppPasswordsResponse  # noqa: Y015
+
+@_typing.final
+class RevokeUserAppPasswordRequest(_message.Message):
+    """RevokeUserAppPasswordRequest names the user and the app password."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user's id."""
+    id: _builtins.str
+    """The app password's id; empty to revoke every app password of the user."""
+    reason: _builtins.str
+    """Why, kept in the audit trail."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeUserAppPasswordRequest: _TypeAlias = RevokeUserAppPasswordRequest  # noqa: Y015
+
+@_typing.final
+class RevokeUserAppPasswordResponse(_message.Message):
+    """RevokeUserAppPasswordResponse says how many app passwords were revoked."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVOKED_COUNT_FIELD_NUMBER: _builtins.int
+    revoked_count: _builtins.int
+    """How many were revoked."""
+    def __init__(
+        self,
+        *,
+        revoked_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["revoked_count", b"revoked_count"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeUserAppPasswordResponse: _TypeAlias = RevokeUserAppPasswordResponse  # noqa: Y015

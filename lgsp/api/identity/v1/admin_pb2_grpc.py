@@ -138,6 +138,16 @@ class AdminServiceStub:
                 request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListClientSystemsRequest.SerializeToString,
                 response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListClientSystemsResponse.FromString,
                 _registered_method=True)
+        self.ListUserAppPasswords = channel.unary_unary(
+                '/lgsp.api.identity.v1.AdminService/ListUserAppPasswords',
+                request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListUserAppPasswordsRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListUserAppPasswordsResponse.FromString,
+                _registered_method=True)
+        self.RevokeUserAppPassword = channel.unary_unary(
+                '/lgsp.api.identity.v1.AdminService/RevokeUserAppPassword',
+                request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.RevokeUserAppPasswordRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.RevokeUserAppPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServiceServicer:
@@ -289,6 +299,21 @@ class AdminServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListUserAppPasswords(self, request, context):
+        """ListUserAppPasswords lists a user's live app passwords (never their secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeUserAppPassword(self, request, context):
+        """RevokeUserAppPassword revokes one of a user's app passwords, or all of them when id is
+        empty. NOT_FOUND when the user has no live app password with that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -391,6 +416,16 @@ def add_AdminServiceServicer_to_server(servicer, server):
                     servicer.ListClientSystems,
                     request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListClientSystemsRequest.FromString,
                     response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListClientSystemsResponse.SerializeToString,
+            ),
+            'ListUserAppPasswords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListUserAppPasswords,
+                    request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListUserAppPasswordsRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListUserAppPasswordsResponse.SerializeToString,
+            ),
+            'RevokeUserAppPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeUserAppPassword,
+                    request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.RevokeUserAppPasswordRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.RevokeUserAppPasswordResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -937,6 +972,60 @@ class AdminService:
             '/lgsp.api.identity.v1.AdminService/ListClientSystems',
             lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListClientSystemsRequest.SerializeToString,
             lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListClientSystemsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListUserAppPasswords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.identity.v1.AdminService/ListUserAppPasswords',
+            lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListUserAppPasswordsRequest.SerializeToString,
+            lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.ListUserAppPasswordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeUserAppPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.identity.v1.AdminService/RevokeUserAppPassword',
+            lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.RevokeUserAppPasswordRequest.SerializeToString,
+            lgsp_dot_api_dot_identity_dot_v1_dot_admin__pb2.RevokeUserAppPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -81,6 +81,12 @@ class AdminServiceStub:
     """RotateClientSecret replaces a client system's secret and returns the new one, once."""
     ListClientSystems: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListClientSystemsRequest, _admin_pb2.ListClientSystemsResponse]
     """ListClientSystems pages through the registered client systems."""
+    ListUserAppPasswords: _grpc.UnaryUnaryMultiCallable[_admin_pb2.ListUserAppPasswordsRequest, _admin_pb2.ListUserAppPasswordsResponse]
+    """ListUserAppPasswords lists a user's live app passwords (never their secrets)."""
+    RevokeUserAppPassword: _grpc.UnaryUnaryMultiCallable[_admin_pb2.RevokeUserAppPasswordRequest, _admin_pb2.RevokeUserAppPasswordResponse]
+    """RevokeUserAppPassword revokes one of a user's app passwords, or all of them when id is
+    empty. NOT_FOUND when the user has no live app password with that id.
+    """
 
 @_typing.type_check_only
 class AdminServiceAsyncStub(AdminServiceStub):
@@ -135,6 +141,12 @@ class AdminServiceAsyncStub(AdminServiceStub):
     """RotateClientSecret replaces a client system's secret and returns the new one, once."""
     ListClientSystems: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListClientSystemsRequest, _admin_pb2.ListClientSystemsResponse]  # type: ignore[assignment]
     """ListClientSystems pages through the registered client systems."""
+    ListUserAppPasswords: _aio.UnaryUnaryMultiCallable[_admin_pb2.ListUserAppPasswordsRequest, _admin_pb2.ListUserAppPasswordsResponse]  # type: ignore[assignment]
+    """ListUserAppPasswords lists a user's live app passwords (never their secrets)."""
+    RevokeUserAppPassword: _aio.UnaryUnaryMultiCallable[_admin_pb2.RevokeUserAppPasswordRequest, _admin_pb2.RevokeUserAppPasswordResponse]  # type: ignore[assignment]
+    """RevokeUserAppPassword revokes one of a user's app passwords, or all of them when id is
+    empty. NOT_FOUND when the user has no live app password with that id.
+    """
 
 class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
     """AdminService changes accounts, agencies, roles, groups and client systems. Callers need
@@ -306,5 +318,23 @@ class AdminServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_admin_pb2.ListClientSystemsResponse, _abc.Awaitable[_admin_pb2.ListClientSystemsResponse]]:
         """ListClientSystems pages through the registered client systems."""
+
+    @_abc_1.abstractmethod
+    def ListUserAppPasswords(
+        self,
+        request: _admin_pb2.ListUserAppPasswordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.ListUserAppPasswordsResponse, _abc.Awaitable[_admin_pb2.ListUserAppPasswordsResponse]]:
+        """ListUserAppPasswords lists a user's live app passwords (never their secrets)."""
+
+    @_abc_1.abstractmethod
+    def RevokeUserAppPassword(
+        self,
+        request: _admin_pb2.RevokeUserAppPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_admin_pb2.RevokeUserAppPasswordResponse, _abc.Awaitable[_admin_pb2.RevokeUserAppPasswordResponse]]:
+        """RevokeUserAppPassword revokes one of a user's app passwords, or all of them when id is
+        empty. NOT_FOUND when the user has no live app password with that id.
+        """
 
 def add_AdminServiceServicer_to_server(servicer: AdminServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

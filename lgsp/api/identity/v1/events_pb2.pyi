@@ -36,6 +36,8 @@ class _LoginMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_LoginMeth
     """Refresh token exchange."""
     LOGIN_METHOD_FEDERATED: _LoginMethod.ValueType  # 4
     """The national identity (VNeID) federation."""
+    LOGIN_METHOD_APP_PASSWORD: _LoginMethod.ValueType  # 5
+    """An app password, at a client that allows them (a mail server's password grant)."""
 
 class LoginMethod(_LoginMethod, metaclass=_LoginMethodEnumTypeWrapper):
     """LoginMethod is how a sign-in was attempted."""
@@ -50,6 +52,8 @@ LOGIN_METHOD_REFRESH_TOKEN: LoginMethod.ValueType  # 3
 """Refresh token exchange."""
 LOGIN_METHOD_FEDERATED: LoginMethod.ValueType  # 4
 """The national identity (VNeID) federation."""
+LOGIN_METHOD_APP_PASSWORD: LoginMethod.ValueType  # 5
+"""An app password, at a client that allows them (a mail server's password grant)."""
 Global___LoginMethod: _TypeAlias = LoginMethod  # noqa: Y015
 
 class _LoginFailureReason:
@@ -637,3 +641,77 @@ class LoginFailed(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LoginFailed: _TypeAlias = LoginFailed  # noqa: Y015
+
+@_typing.final
+class AppPasswordCreated(_message.Message):
+    """AppPasswordCreated: an official made an app password for a mail client."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_PASSWORD_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user's id."""
+    app_password_id: _builtins.str
+    """The app password's id."""
+    name: _builtins.str
+    """Its label."""
+    actor_id: _builtins.str
+    """Who made it (the official themselves)."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        app_password_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "app_password_id", b"app_password_id", "name", b"name", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppPasswordCreated: _TypeAlias = AppPasswordCreated  # noqa: Y015
+
+@_typing.final
+class AppPasswordRevoked(_message.Message):
+    """AppPasswordRevoked: an app password stopped signing anyone in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    USER_ID_FIELD_NUMBER: _builtins.int
+    APP_PASSWORD_ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    ACTOR_ID_FIELD_NUMBER: _builtins.int
+    user_id: _builtins.str
+    """The user's id."""
+    app_password_id: _builtins.str
+    """The app password's id."""
+    name: _builtins.str
+    """Its label."""
+    reason: _builtins.str
+    """Why: "revoked" (by the official), "admin", "user disabled", "user deleted",
+    "password reset".
+    """
+    actor_id: _builtins.str
+    """Who revoked it; empty for the system."""
+    def __init__(
+        self,
+        *,
+        user_id: _builtins.str = ...,
+        app_password_id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        actor_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor_id", b"actor_id", "app_password_id", b"app_password_id", "name", b"name", "reason", b"reason", "user_id", b"user_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppPasswordRevoked: _TypeAlias = AppPasswordRevoked  # noqa: Y015

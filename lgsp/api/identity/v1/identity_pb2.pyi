@@ -514,6 +514,7 @@ class ClientSystem(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     SECRET_ROTATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    ALLOW_APP_PASSWORDS_FIELD_NUMBER: _builtins.int
     client_id: _builtins.str
     """OAuth client id, unique, e.g. "dvc-hatinh". Immutable."""
     display_name: _builtins.str
@@ -526,6 +527,11 @@ class ClientSystem(_message.Message):
     """Token lifetime in seconds; 0 means the platform default."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency (see User.etag)."""
+    allow_app_passwords: _builtins.bool
+    """Whether officials may sign in to this client with an app password (the password grant
+    of a mail server checking SMTP AUTH or IMAP LOGIN). Its officials with a second factor
+    then must: their own password alone is refused there.
+    """
     @_builtins.property
     def scopes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Scopes the client may request, e.g. "documents.read", "dossiers.write"."""
@@ -550,10 +556,11 @@ class ClientSystem(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         secret_rotate_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        allow_app_passwords: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "secret_rotate_time", b"secret_rotate_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["client_id", b"client_id", "create_time", b"create_time", "display_name", b"display_name", "etag", b"etag", "owner_agency_code", b"owner_agency_code", "scopes", b"scopes", "secret_rotate_time", b"secret_rotate_time", "status", b"status", "token_ttl_seconds", b"token_ttl_seconds"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["allow_app_passwords", b"allow_app_passwords", "client_id", b"client_id", "create_time", b"create_time", "display_name", b"display_name", "etag", b"etag", "owner_agency_code", b"owner_agency_code", "scopes", b"scopes", "secret_rotate_time", b"secret_rotate_time", "status", b"status", "token_ttl_seconds", b"token_ttl_seconds"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1037,3 +1044,176 @@ class ListGroupsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListGroupsResponse: _TypeAlias = ListGroupsResponse  # noqa: Y015
+
+@_typing.final
+class AppPassword(_message.Message):
+    """AppPassword is a password an official made for one mail client (Thunderbird, a phone),
+    which cannot ask for a one-time code. Only the clients that allow app passwords accept it,
+    in place of the account's password and second factor; never the sign-in page.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    CREATE_TIME_FIELD_NUMBER: _builtins.int
+    LAST_USE_TIME_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Stable id (UUID). Set by the server."""
+    name: _builtins.str
+    """The official's label for it, e.g. "Thunderbird ở cơ quan"."""
+    @_builtins.property
+    def create_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was made."""
+
+    @_builtins.property
+    def last_use_time(self) -> _timestamp_pb2.Timestamp:
+        """When a mail client last signed in with it; unset if never."""
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        create_time: _timestamp_pb2.Timestamp | None = ...,
+        last_use_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "last_use_time", b"last_use_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "id", b"id", "last_use_time", b"last_use_time", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AppPassword: _TypeAlias = AppPassword  # noqa: Y015
+
+@_typing.final
+class CreateAppPasswordRequest(_message.Message):
+    """CreateAppPasswordRequest names the new app password."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The label, 1-100 characters, no control characters, e.g. "Điện thoại"."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAppPasswordRequest: _TypeAlias = CreateAppPasswordRequest  # noqa: Y015
+
+@_typing.final
+class CreateAppPasswordResponse(_message.Message):
+    """CreateAppPasswordResponse carries the app password and its secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_PASSWORD_FIELD_NUMBER: _builtins.int
+    SECRET_FIELD_NUMBER: _builtins.int
+    secret: _builtins.str
+    """16 lowercase letters in four groups, e.g. "abcd efgh ijkl mnop" (typed with or without
+    the spaces). Only a hash is stored, so it is shown this once.
+    """
+    @_builtins.property
+    def app_password(self) -> Global___AppPassword:
+        """The app password as stored."""
+
+    def __init__(
+        self,
+        *,
+        app_password: Global___AppPassword | None = ...,
+        secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["app_password", b"app_password"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_password", b"app_password", "secret", b"secret"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreateAppPasswordResponse: _TypeAlias = CreateAppPasswordResponse  # noqa: Y015
+
+@_typing.final
+class ListAppPasswordsRequest(_message.Message):
+    """ListAppPasswordsRequest has no fields: the caller's own app passwords are listed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAppPasswordsRequest: _TypeAlias = ListAppPasswordsRequest  # noqa: Y015
+
+@_typing.final
+class ListAppPasswordsResponse(_message.Message):
+    """ListAppPasswordsResponse lists app passwords."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    APP_PASSWORDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def app_passwords(self) -> _containers.RepeatedCompositeFieldContainer[Global___AppPassword]:
+        """The live app passwords, newest first."""
+
+    def __init__(
+        self,
+        *,
+        app_passwords: _abc.Iterable[Global___AppPassword] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["app_passwords", b"app_passwords"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListAppPasswordsResponse: _TypeAlias = ListAppPasswordsResponse  # noqa: Y015
+
+@_typing.final
+class RevokeAppPasswordRequest(_message.Message):
+    """RevokeAppPasswordRequest names the app password to revoke."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """The app password's id."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAppPasswordRequest: _TypeAlias = RevokeAppPasswordRequest  # noqa: Y015
+
+@_typing.final
+class RevokeAppPasswordResponse(_message.Message):
+    """RevokeAppPasswordResponse is empty: the app password no longer signs anyone in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeAppPasswordResponse: _TypeAlias = RevokeAppPasswordResponse  # noqa: Y015

@@ -27,7 +27,10 @@ if _version_not_supported:
 
 class IdentityServiceStub:
     """IdentityService answers read-only questions about accounts and agencies. Every service and
-    member system may call it; the answers are limited to what the caller may see.
+    member system may call it; the answers are limited to what the caller may see. The
+    AppPassword methods are an official's self-service: they act on the caller's own account
+    (an official's token; PERMISSION_DENIED for client systems and for tokens that were
+    themselves obtained with an app password).
     """
 
     def __init__(self, channel):
@@ -76,11 +79,29 @@ class IdentityServiceStub:
                 request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListGroupsRequest.SerializeToString,
                 response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListGroupsResponse.FromString,
                 _registered_method=True)
+        self.CreateAppPassword = channel.unary_unary(
+                '/lgsp.api.identity.v1.IdentityService/CreateAppPassword',
+                request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.CreateAppPasswordRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.CreateAppPasswordResponse.FromString,
+                _registered_method=True)
+        self.ListAppPasswords = channel.unary_unary(
+                '/lgsp.api.identity.v1.IdentityService/ListAppPasswords',
+                request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListAppPasswordsRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListAppPasswordsResponse.FromString,
+                _registered_method=True)
+        self.RevokeAppPassword = channel.unary_unary(
+                '/lgsp.api.identity.v1.IdentityService/RevokeAppPassword',
+                request_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.RevokeAppPasswordRequest.SerializeToString,
+                response_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.RevokeAppPasswordResponse.FromString,
+                _registered_method=True)
 
 
 class IdentityServiceServicer:
     """IdentityService answers read-only questions about accounts and agencies. Every service and
-    member system may call it; the answers are limited to what the caller may see.
+    member system may call it; the answers are limited to what the caller may see. The
+    AppPassword methods are an official's self-service: they act on the caller's own account
+    (an official's token; PERMISSION_DENIED for client systems and for tokens that were
+    themselves obtained with an app password).
     """
 
     def WhoAmI(self, request, context):
@@ -140,6 +161,29 @@ class IdentityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CreateAppPassword(self, request, context):
+        """CreateAppPassword makes an app password for the caller's own mail client and returns its
+        secret, once. FAILED_PRECONDITION when the caller has as many as the platform allows.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListAppPasswords(self, request, context):
+        """ListAppPasswords lists the caller's live app passwords (never their secrets).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAppPassword(self, request, context):
+        """RevokeAppPassword revokes one of the caller's app passwords. NOT_FOUND when the caller
+        has no live app password with that id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdentityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +227,21 @@ def add_IdentityServiceServicer_to_server(servicer, server):
                     request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListGroupsRequest.FromString,
                     response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListGroupsResponse.SerializeToString,
             ),
+            'CreateAppPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateAppPassword,
+                    request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.CreateAppPasswordRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.CreateAppPasswordResponse.SerializeToString,
+            ),
+            'ListAppPasswords': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAppPasswords,
+                    request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListAppPasswordsRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListAppPasswordsResponse.SerializeToString,
+            ),
+            'RevokeAppPassword': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAppPassword,
+                    request_deserializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.RevokeAppPasswordRequest.FromString,
+                    response_serializer=lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.RevokeAppPasswordResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'lgsp.api.identity.v1.IdentityService', rpc_method_handlers)
@@ -193,7 +252,10 @@ def add_IdentityServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IdentityService:
     """IdentityService answers read-only questions about accounts and agencies. Every service and
-    member system may call it; the answers are limited to what the caller may see.
+    member system may call it; the answers are limited to what the caller may see. The
+    AppPassword methods are an official's self-service: they act on the caller's own account
+    (an official's token; PERMISSION_DENIED for client systems and for tokens that were
+    themselves obtained with an app password).
     """
 
     @staticmethod
@@ -402,6 +464,87 @@ class IdentityService:
             '/lgsp.api.identity.v1.IdentityService/ListGroups',
             lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListGroupsRequest.SerializeToString,
             lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListGroupsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateAppPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.identity.v1.IdentityService/CreateAppPassword',
+            lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.CreateAppPasswordRequest.SerializeToString,
+            lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.CreateAppPasswordResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAppPasswords(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.identity.v1.IdentityService/ListAppPasswords',
+            lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListAppPasswordsRequest.SerializeToString,
+            lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.ListAppPasswordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAppPassword(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lgsp.api.identity.v1.IdentityService/RevokeAppPassword',
+            lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.RevokeAppPasswordRequest.SerializeToString,
+            lgsp_dot_api_dot_identity_dot_v1_dot_identity__pb2.RevokeAppPasswordResponse.FromString,
             options,
             channel_credentials,
             insecure,

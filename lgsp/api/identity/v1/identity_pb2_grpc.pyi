@@ -28,7 +28,10 @@ GRPC_VERSION: str
 
 class IdentityServiceStub:
     """IdentityService answers read-only questions about accounts and agencies. Every service and
-    member system may call it; the answers are limited to what the caller may see.
+    member system may call it; the answers are limited to what the caller may see. The
+    AppPassword methods are an official's self-service: they act on the caller's own account
+    (an official's token; PERMISSION_DENIED for client systems and for tokens that were
+    themselves obtained with an app password).
     """
 
     @_typing.overload
@@ -53,11 +56,24 @@ class IdentityServiceStub:
     """GetGroup returns one group with its members."""
     ListGroups: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListGroupsRequest, _identity_pb2.ListGroupsResponse]
     """ListGroups pages through the groups of an agency."""
+    CreateAppPassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.CreateAppPasswordRequest, _identity_pb2.CreateAppPasswordResponse]
+    """CreateAppPassword makes an app password for the caller's own mail client and returns its
+    secret, once. FAILED_PRECONDITION when the caller has as many as the platform allows.
+    """
+    ListAppPasswords: _grpc.UnaryUnaryMultiCallable[_identity_pb2.ListAppPasswordsRequest, _identity_pb2.ListAppPasswordsResponse]
+    """ListAppPasswords lists the caller's live app passwords (never their secrets)."""
+    RevokeAppPassword: _grpc.UnaryUnaryMultiCallable[_identity_pb2.RevokeAppPasswordRequest, _identity_pb2.RevokeAppPasswordResponse]
+    """RevokeAppPassword revokes one of the caller's app passwords. NOT_FOUND when the caller
+    has no live app password with that id.
+    """
 
 @_typing.type_check_only
 class IdentityServiceAsyncStub(IdentityServiceStub):
     """IdentityService answers read-only questions about accounts and agencies. Every service and
-    member system may call it; the answers are limited to what the caller may see.
+    member system may call it; the answers are limited to what the caller may see. The
+    AppPassword methods are an official's self-service: they act on the caller's own account
+    (an official's token; PERMISSION_DENIED for client systems and for tokens that were
+    themselves obtained with an app password).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -79,10 +95,23 @@ class IdentityServiceAsyncStub(IdentityServiceStub):
     """GetGroup returns one group with its members."""
     ListGroups: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListGroupsRequest, _identity_pb2.ListGroupsResponse]  # type: ignore[assignment]
     """ListGroups pages through the groups of an agency."""
+    CreateAppPassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.CreateAppPasswordRequest, _identity_pb2.CreateAppPasswordResponse]  # type: ignore[assignment]
+    """CreateAppPassword makes an app password for the caller's own mail client and returns its
+    secret, once. FAILED_PRECONDITION when the caller has as many as the platform allows.
+    """
+    ListAppPasswords: _aio.UnaryUnaryMultiCallable[_identity_pb2.ListAppPasswordsRequest, _identity_pb2.ListAppPasswordsResponse]  # type: ignore[assignment]
+    """ListAppPasswords lists the caller's live app passwords (never their secrets)."""
+    RevokeAppPassword: _aio.UnaryUnaryMultiCallable[_identity_pb2.RevokeAppPasswordRequest, _identity_pb2.RevokeAppPasswordResponse]  # type: ignore[assignment]
+    """RevokeAppPassword revokes one of the caller's app passwords. NOT_FOUND when the caller
+    has no live app password with that id.
+    """
 
 class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
     """IdentityService answers read-only questions about accounts and agencies. Every service and
-    member system may call it; the answers are limited to what the caller may see.
+    member system may call it; the answers are limited to what the caller may see. The
+    AppPassword methods are an official's self-service: they act on the caller's own account
+    (an official's token; PERMISSION_DENIED for client systems and for tokens that were
+    themselves obtained with an app password).
     """
 
     @_abc_1.abstractmethod
@@ -150,5 +179,33 @@ class IdentityServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_identity_pb2.ListGroupsResponse, _abc.Awaitable[_identity_pb2.ListGroupsResponse]]:
         """ListGroups pages through the groups of an agency."""
+
+    @_abc_1.abstractmethod
+    def CreateAppPassword(
+        self,
+        request: _identity_pb2.CreateAppPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.CreateAppPasswordResponse, _abc.Awaitable[_identity_pb2.CreateAppPasswordResponse]]:
+        """CreateAppPassword makes an app password for the caller's own mail client and returns its
+        secret, once. FAILED_PRECONDITION when the caller has as many as the platform allows.
+        """
+
+    @_abc_1.abstractmethod
+    def ListAppPasswords(
+        self,
+        request: _identity_pb2.ListAppPasswordsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.ListAppPasswordsResponse, _abc.Awaitable[_identity_pb2.ListAppPasswordsResponse]]:
+        """ListAppPasswords lists the caller's live app passwords (never their secrets)."""
+
+    @_abc_1.abstractmethod
+    def RevokeAppPassword(
+        self,
+        request: _identity_pb2.RevokeAppPasswordRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_identity_pb2.RevokeAppPasswordResponse, _abc.Awaitable[_identity_pb2.RevokeAppPasswordResponse]]:
+        """RevokeAppPassword revokes one of the caller's app passwords. NOT_FOUND when the caller
+        has no live app password with that id.
+        """
 
 def add_IdentityServiceServicer_to_server(servicer: IdentityServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -121,6 +121,42 @@ FOLDER_ROLE_CUSTOM: FolderRole.ValueType  # 7
 """A folder the user created."""
 Global___FolderRole: _TypeAlias = FolderRole  # noqa: Y015
 
+class _SignatureStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SignatureStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SignatureStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SIGNATURE_STATUS_UNSPECIFIED: _SignatureStatus.ValueType  # 0
+    """Not verified (lists, SendMessage's answer)."""
+    SIGNATURE_STATUS_UNSIGNED: _SignatureStatus.ValueType  # 1
+    """The message carries no S/MIME signature."""
+    SIGNATURE_STATUS_VALID: _SignatureStatus.ValueType  # 2
+    """Intact, chained to the CA's root, not revoked, made by the sender."""
+    SIGNATURE_STATUS_INVALID: _SignatureStatus.ValueType  # 3
+    """Altered after signing, unreadable, or signed by someone other than the sender."""
+    SIGNATURE_STATUS_UNTRUSTED: _SignatureStatus.ValueType  # 4
+    """Intact, but the certificate does not chain to the CA's root (or has expired)."""
+    SIGNATURE_STATUS_REVOKED: _SignatureStatus.ValueType  # 5
+    """Intact, but the signer's certificate has been revoked."""
+
+class SignatureStatus(_SignatureStatus, metaclass=_SignatureStatusEnumTypeWrapper):
+    """SignatureStatus is the outcome of verifying a message's S/MIME signature (RFC 8551)."""
+
+SIGNATURE_STATUS_UNSPECIFIED: SignatureStatus.ValueType  # 0
+"""Not verified (lists, SendMessage's answer)."""
+SIGNATURE_STATUS_UNSIGNED: SignatureStatus.ValueType  # 1
+"""The message carries no S/MIME signature."""
+SIGNATURE_STATUS_VALID: SignatureStatus.ValueType  # 2
+"""Intact, chained to the CA's root, not revoked, made by the sender."""
+SIGNATURE_STATUS_INVALID: SignatureStatus.ValueType  # 3
+"""Altered after signing, unreadable, or signed by someone other than the sender."""
+SIGNATURE_STATUS_UNTRUSTED: SignatureStatus.ValueType  # 4
+"""Intact, but the certificate does not chain to the CA's root (or has expired)."""
+SIGNATURE_STATUS_REVOKED: SignatureStatus.ValueType  # 5
+"""Intact, but the signer's certificate has been revoked."""
+Global___SignatureStatus: _TypeAlias = SignatureStatus  # noqa: Y015
+
 @_typing.final
 class Address(_message.Message):
     """Address is a mail address with an optional display name."""
@@ -164,6 +200,7 @@ class Mailbox(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
+    DAILY_DIGEST_FIELD_NUMBER: _builtins.int
     address: _builtins.str
     """The address; unique; the mailbox's id; immutable."""
     display_name: _builtins.str
@@ -182,6 +219,10 @@ class Mailbox(_message.Message):
     """Whether it receives mail."""
     etag: _builtins.str
     """Opaque version for optimistic concurrency."""
+    daily_digest: _builtins.bool
+    """Receive one daily summary of notifications instead of each notice. The owner of the
+    mailbox may change it (UpdateMailbox with update_mask "daily_digest").
+    """
     @_builtins.property
     def delegate_user_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """User ids (besides the owner) who may read and send from it."""
@@ -204,10 +245,11 @@ class Mailbox(_message.Message):
         status: Global___MailboxStatus.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         etag: _builtins.str = ...,
+        daily_digest: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agency_code", b"agency_code", "create_time", b"create_time", "delegate_user_ids", b"delegate_user_ids", "display_name", b"display_name", "etag", b"etag", "kind", b"kind", "owner_user_id", b"owner_user_id", "quota_bytes", b"quota_bytes", "status", b"status", "used_bytes", b"used_bytes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "agency_code", b"agency_code", "create_time", b"create_time", "daily_digest", b"daily_digest", "delegate_user_ids", b"delegate_user_ids", "display_name", b"display_name", "etag", b"etag", "kind", b"kind", "owner_user_id", b"owner_user_id", "quota_bytes", b"quota_bytes", "status", b"status", "used_bytes", b"used_bytes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -348,6 +390,7 @@ class MailMessage(_message.Message):
     SIZE_BYTES_FIELD_NUMBER: _builtins.int
     RELATED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     RELATED_RECEIPT_CODE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
     AUTHENTICATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id within the platform (UUID)."""
@@ -404,6 +447,12 @@ class MailMessage(_message.Message):
         """When it arrived in this mailbox."""
 
     @_builtins.property
+    def signature(self) -> Global___MessageSignature:
+        """The S/MIME signature and its verification when read (GetMessage only; UNSPECIFIED in
+        lists and in SendMessage's answer).
+        """
+
+    @_builtins.property
     def authentication(self) -> Global___AuthenticationResults:
         """SPF and DKIM results recorded when it came in from another server (RFC 8601); unset
         for mail sent within the platform.
@@ -431,15 +480,60 @@ class MailMessage(_message.Message):
         size_bytes: _builtins.int = ...,
         related_document_id: _builtins.str = ...,
         related_receipt_code: _builtins.str = ...,
+        signature: Global___MessageSignature | None = ...,
         authentication: Global___AuthenticationResults | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["authentication", b"authentication", "flags", b"flags", "receive_time", b"receive_time", "send_time", b"send_time", "sender", b"sender"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["authentication", b"authentication", "flags", b"flags", "receive_time", b"receive_time", "send_time", b"send_time", "sender", b"sender", "signature", b"signature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "authentication", b"authentication", "bcc", b"bcc", "cc", b"cc", "flags", b"flags", "folder_id", b"folder_id", "html_body", b"html_body", "id", b"id", "in_reply_to", b"in_reply_to", "mailbox_address", b"mailbox_address", "message_id", b"message_id", "receive_time", b"receive_time", "related_document_id", b"related_document_id", "related_receipt_code", b"related_receipt_code", "send_time", b"send_time", "sender", b"sender", "size_bytes", b"size_bytes", "subject", b"subject", "text_body", b"text_body", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "authentication", b"authentication", "bcc", b"bcc", "cc", b"cc", "flags", b"flags", "folder_id", b"folder_id", "html_body", b"html_body", "id", b"id", "in_reply_to", b"in_reply_to", "mailbox_address", b"mailbox_address", "message_id", b"message_id", "receive_time", b"receive_time", "related_document_id", b"related_document_id", "related_receipt_code", b"related_receipt_code", "send_time", b"send_time", "sender", b"sender", "signature", b"signature", "size_bytes", b"size_bytes", "subject", b"subject", "text_body", b"text_body", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MailMessage: _TypeAlias = MailMessage  # noqa: Y015
+
+@_typing.final
+class MessageSignature(_message.Message):
+    """MessageSignature describes an S/MIME signature as verified when the message was read."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    SIGNER_NAME_FIELD_NUMBER: _builtins.int
+    SIGNER_EMAIL_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_SERIAL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    SIGNING_TIME_FIELD_NUMBER: _builtins.int
+    status: Global___SignatureStatus.ValueType
+    """The verdict."""
+    signer_name: _builtins.str
+    """Signer's name (certificate subject CN)."""
+    signer_email: _builtins.str
+    """Signer's mail address from the certificate."""
+    certificate_serial: _builtins.str
+    """Certificate serial number in hex."""
+    reason: _builtins.str
+    """Why it is not VALID, in Vietnamese for officials; empty when VALID or UNSIGNED."""
+    @_builtins.property
+    def signing_time(self) -> _timestamp_pb2.Timestamp:
+        """Signing time the signer reported (signed attribute), if any."""
+
+    def __init__(
+        self,
+        *,
+        status: Global___SignatureStatus.ValueType = ...,
+        signer_name: _builtins.str = ...,
+        signer_email: _builtins.str = ...,
+        certificate_serial: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        signing_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["signing_time", b"signing_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_serial", b"certificate_serial", "reason", b"reason", "signer_email", b"signer_email", "signer_name", b"signer_name", "signing_time", b"signing_time", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MessageSignature: _TypeAlias = MessageSignature  # noqa: Y015
 
 @_typing.final
 class AuthenticationResults(_message.Message):
@@ -875,6 +969,7 @@ class SendMessageRequest(_message.Message):
     RELATED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     RELATED_RECEIPT_CODE_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    SIGN_FIELD_NUMBER: _builtins.int
     mailbox_address: _builtins.str
     """Address of the mailbox to send from."""
     subject: _builtins.str
@@ -891,6 +986,10 @@ class SendMessageRequest(_message.Message):
     """Receipt code of the dossier it is about, if any."""
     request_id: _builtins.str
     """Client-chosen id (UUID) of this request; a retry with the same id does not send again."""
+    sign: _builtins.bool
+    """Sign with the S/MIME certificate of the calling official (RFC 8551 multipart/signed),
+    also when sending from an agency mailbox (the official is then the Sender).
+    """
     @_builtins.property
     def to(self) -> _containers.RepeatedCompositeFieldContainer[Global___Address]:
         """Recipients in To; at least one of to, cc, bcc is required."""
@@ -922,10 +1021,11 @@ class SendMessageRequest(_message.Message):
         related_document_id: _builtins.str = ...,
         related_receipt_code: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        sign: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "bcc", b"bcc", "cc", b"cc", "html_body", b"html_body", "mailbox_address", b"mailbox_address", "related_document_id", b"related_document_id", "related_receipt_code", b"related_receipt_code", "reply_to_message_id", b"reply_to_message_id", "request_id", b"request_id", "subject", b"subject", "text_body", b"text_body", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "bcc", b"bcc", "cc", b"cc", "html_body", b"html_body", "mailbox_address", b"mailbox_address", "related_document_id", b"related_document_id", "related_receipt_code", b"related_receipt_code", "reply_to_message_id", b"reply_to_message_id", "request_id", b"request_id", "sign", b"sign", "subject", b"subject", "text_body", b"text_body", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

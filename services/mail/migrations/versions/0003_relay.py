@@ -2,14 +2,14 @@
 results recorded on messages that came in (docs/mail.md, "Relay and bounces", "DKIM and SPF").
 
 Revision ID: 0003_relay
-Revises: 0001
+Revises: 0004_notices
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_relay"
-down_revision = "0001"
+down_revision = "0004_notices"
 branch_labels = None
 depends_on = None
 
