@@ -520,3 +520,19 @@ def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> Non
         finally:
             proc.kill()
             proc.wait(10)
+
+
+def test_lgsp_mail_dkim_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lgsp.cli import main
+
+    monkeypatch.setenv("LGSP_PLATFORM_DATA_DIR", str(tmp_path))
+    assert main(["mail", "dkim-record", "STP.hatinh.gov.vn."]) == 0
+    record = capsys.readouterr().out.strip()
+    assert record.startswith('lgsp._domainkey.stp.hatinh.gov.vn. IN TXT ( "v=DKIM1; k=rsa; p=')
+    assert (tmp_path / "mail-dkim" / "stp.hatinh.gov.vn.key").stat().st_mode & 0o777 == 0o600
+    assert main(["mail", "dkim-record", "stp.hatinh.gov.vn"]) == 0  # the same key again
+    assert capsys.readouterr().out.strip() == record
+    assert main(["mail", "dkim-record", "../etc/passwd"]) == 2
+    assert "not a mail domain" in capsys.readouterr().err
