@@ -139,7 +139,10 @@ class MailEnv:
 
 
 @asynccontextmanager
-async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
+async def mail_env(
+    tmp_path: Path, *, smtp_ports: tuple[int, int] = (0, 0), **env: str
+) -> AsyncIterator[MailEnv]:
+    """`smtp_ports` (submission, inbound): 0 = any free port, learnt from `MailEnv.ports`."""
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
@@ -159,7 +162,7 @@ async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
         agencies=AGENCIES,
         authenticator=authn,
         passwords=passwords,
-        smtp_ports=(0, 0),
+        smtp_ports=smtp_ports,
         on_smtp_listening=on_listening,
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
