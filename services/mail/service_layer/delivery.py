@@ -55,8 +55,8 @@ class Delivery(AppBase):
         address = normalize_address(address, "recipient")
         if not self.is_local(address):
             return None
-        with self.uow() as uow:
-            mb = MailStore(uow.session).mailbox(address)
+        with self.reading() as store:
+            mb = store.mailbox(address)
         if mb is None or mb.purged:
             raise NotFound(f"no mailbox {address}")
         if not mb.receives():
@@ -67,8 +67,7 @@ class Delivery(AppBase):
 
     def sender_addresses(self, user_id: str) -> set[str]:
         """The addresses `user_id` may send as: the mailboxes they may open."""
-        with self.uow() as uow:
-            store = MailStore(uow.session)
+        with self.reading() as store:
             own = store.mailbox_of(user_id)
             found = {own.address} if own is not None and own.receives() else set()
             found |= {m.address for m in store.delegated_to(user_id) if m.receives()}
@@ -100,7 +99,7 @@ class Delivery(AppBase):
         now = self.clock()
         out = Delivered()
         rcpts = list(dict.fromkeys(r.lower() for r in recipients))
-        with self.uow() as uow:
+        with self._one_writer, self.uow() as uow:
             store = MailStore(uow.session)
             store.put_blob(sha, raw)
             if sent_from is not None:
