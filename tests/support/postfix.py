@@ -58,6 +58,8 @@ relayhost = {relayhost}
 # Recipients of relay_domains are checked at the mail service before Postfix says 250.
 unverified_recipient_reject_code = 550
 address_verify_poll_delay = 1s
+# Below [mail] max_message_bytes (25 MiB), with room for the Received header we add.
+message_size_limit = 26200000
 smtp_tls_security_level = may
 smtputf8_enable = yes
 # Hermetic: no DNS (next hops are IP literals), log to a file the tests read.
