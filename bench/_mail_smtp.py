@@ -24,12 +24,9 @@ sendmail() in ms.
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import smtplib
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import textwrap
@@ -53,12 +50,19 @@ from lgsp.api.identity.v1 import identity_pb2
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.plugin import PLUGIN
 from services.mail.service_layer.mail import MailApp, MailRules
-from tests.services.mail.env import AGENCIES, JUSTICE, PROVINCE, MailEnv, client_tls, mail_env
+from tests.services.mail.env import (
+    AGENCIES,
+    JUSTICE,
+    PROVINCE,
+    MailEnv,
+    client_tls,
+    mail_env,
+    start_process,
+)
 from tests.support import free_port
 
 CLIENTS = 16
 PASSWORD = "Mat-khau-2026!"
-ROOT = Path(__file__).resolve().parents[1]
 
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Vũ", "Đặng", "Bùi", "Đỗ"]
 MIDDLE = ["Văn", "Thị", "Hữu", "Minh", "Thu", "Quốc", "Ngọc", "Đức"]
@@ -301,36 +305,11 @@ def prepare_store(data: Path, people: list[str]) -> list[str]:
 
 @contextmanager
 def service_process(data: Path) -> Iterator[int]:
-    """`python -m services.mail` on `data`; its inbound port."""
+    """`python -m services.mail` on `data` (its log in service.log); its inbound port."""
     inbound = free_port()
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "LGSP_PLATFORM_DATA_DIR": str(data),
-        "LGSP_MAIL_GRPC_PORT": str(free_port()),
-        "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(free_port()),
-        "LGSP_MAIL_SMTP_INBOUND_PORT": str(inbound),
-        "LGSP_MAIL_SMTP_HOSTNAME": "mail.bench",
-        # No identity here: keep the service's calls off any identity left running.
-        "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
-        "LGSP_IDENTITY_HTTP_PORT": str(free_port()),
-    }
     with open(data / "service.log", "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "services.mail"], cwd=ROOT, env=env, stdout=log, stderr=log
-        )
+        proc = start_process(data, inbound, output=log)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", inbound), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"the mail service did not start; see {data / 'service.log'}"
-                    ) from None
-                time.sleep(0.1)
         yield inbound
     finally:
         proc.terminate()
