@@ -85,16 +85,18 @@ class Delivery(AppBase):
         request_id: str | None = None,
         related: tuple[str, str] = ("", ""),
         strict: bool = False,
+        summary: Summary | None = None,
     ) -> Delivered:
         """Store `raw` for each recipient (local ones in their Inbox, outside ones queued),
         and a copy in `sent_from`'s Sent folder; all or nothing. A local recipient that
         cannot take it (full, disabled since RCPT) bounces (MailBounced), or with `strict`
-        refuses the whole message (QuotaExceeded / Conflict: SMTP then answers 552/550)."""
+        refuses the whole message (QuotaExceeded / Conflict: SMTP then answers 552/550).
+        `summary`: parse_summary of `raw`, when the caller has it."""
         if len(raw) > self.rules.max_message_bytes:
             raise TooLarge(
                 f"the message is {len(raw)} bytes; at most {self.rules.max_message_bytes}"
             )
-        summary = parse_summary(raw)
+        summary = summary or parse_summary(raw)  # the SMTP server has parsed it already
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
         out = Delivered()
