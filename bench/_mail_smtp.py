@@ -27,11 +27,13 @@ import asyncio
 import random
 import smtplib
 import ssl
+import subprocess
 import sys
 import tempfile
 import textwrap
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -313,7 +315,12 @@ def service_process(data: Path) -> Iterator[int]:
         yield inbound
     finally:
         proc.terminate()
-        proc.wait(30)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            tail = (data / "service.log").read_text(errors="replace")[-3000:]
+            print(f"the mail service did not stop in 30 s on SIGTERM; its log ends:\n{tail}")
 
 
 def count(engine: sa.Engine) -> int:
@@ -334,6 +341,8 @@ def stored(
 
 
 def run(quick: bool) -> int:
+    # aiosmtpd 1.4 sets its own deprecated Session.login_data on every AUTH.
+    warnings.filterwarnings("ignore", message="Session.login_data is deprecated")
     per_client = 10 if quick else 60
     rounds = 1 if quick else 2
     rnd = random.Random(2026)
