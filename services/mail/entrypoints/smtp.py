@@ -35,7 +35,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from lgsp.grpc.errors import Unavailable
 from lgsp.ratelimit import FailureWindow
 from services.mail.domain.errors import Conflict, InvalidField, NotFound, QuotaExceeded, TooLarge
-from services.mail.domain.message import parse_summary
+from services.mail.domain.message import Summary, parse_summary
 from services.mail.service_layer.mail import MailApp
 
 log = logging.getLogger("services.mail.smtp")
@@ -69,6 +69,7 @@ class MailHandler:
             allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
             if address not in allowed:
                 return "553 5.7.1 Sender address is not yours"
+            envelope.lgsp_senders = allowed  # type: ignore[attr-defined]  # for DATA's check
         elif address:
             local: bool = await asyncio.to_thread(self.app.is_local, address)
             if local:
@@ -100,10 +101,13 @@ class MailHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        # Parsed once, off the event loop (the Received line added below changes nothing of
+        # it); None leaves it to deliver, whose failure answers 451.
+        summary = await asyncio.to_thread(_summary, raw)
         if self.submission:
-            allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
-            senders = {a.address for a in _from_header(raw)}
-            if not senders or not senders <= allowed:
+            allowed: set[str] = getattr(envelope, "lgsp_senders", set())
+            sender = summary.sender.address if summary else ""
+            if not sender or sender not in allowed:
                 return "550 5.7.1 The From header must be your own address"
         raw = _received(server, session, self.submission) + raw
         try:
@@ -114,6 +118,7 @@ class MailHandler:
                 envelope.rcpt_tos,
                 actor_id=str(session.auth_data or ""),
                 strict=True,
+                summary=summary,
             )
         except TooLarge:
             return "552 5.3.4 Message too big"
@@ -197,12 +202,12 @@ def pass_through(
     return AuthResult(success=True, handled=False, auth_data=data)
 
 
-def _from_header(raw: bytes) -> tuple[Any, ...]:
+def _summary(raw: bytes) -> Summary | None:
     try:
-        summary = parse_summary(raw)
-    except Exception:
-        return ()
-    return (summary.sender,) if summary.sender.address else ()
+        return parse_summary(raw)
+    except Exception:  # it reads what it can of malformed mail: this would be a bug
+        log.exception("could not parse a message")
+        return None
 
 
 def _peer(server: SMTP) -> str:

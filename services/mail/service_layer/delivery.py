@@ -56,8 +56,8 @@ class Delivery(AppBase):
         address = normalize_address(address, "recipient")
         if not self.is_local(address):
             return None
-        with self.uow() as uow:
-            mb = MailStore(uow.session).mailbox(address)
+        with self.reading() as store:
+            mb = store.mailbox(address)
         if mb is None or mb.purged:
             raise NotFound(f"no mailbox {address}")
         if not mb.receives():
@@ -68,8 +68,7 @@ class Delivery(AppBase):
 
     def sender_addresses(self, user_id: str) -> set[str]:
         """The addresses `user_id` may send as: the mailboxes they may open."""
-        with self.uow() as uow:
-            store = MailStore(uow.session)
+        with self.reading() as store:
             own = store.mailbox_of(user_id)
             found = {own.address} if own is not None and own.receives() else set()
             found |= {m.address for m in store.delegated_to(user_id) if m.receives()}
@@ -87,21 +86,23 @@ class Delivery(AppBase):
         request_id: str | None = None,
         related: tuple[str, str] = ("", ""),
         strict: bool = False,
+        summary: Summary | None = None,
     ) -> Delivered:
         """Store `raw` for each recipient (local ones in their Inbox, outside ones queued),
         and a copy in `sent_from`'s Sent folder; all or nothing. A local recipient that
         cannot take it (full, disabled since RCPT) bounces (MailBounced), or with `strict`
-        refuses the whole message (QuotaExceeded / Conflict: SMTP then answers 552/550)."""
+        refuses the whole message (QuotaExceeded / Conflict: SMTP then answers 552/550).
+        `summary`: parse_summary of `raw`, when the caller has it."""
         if len(raw) > self.rules.max_message_bytes:
             raise TooLarge(
                 f"the message is {len(raw)} bytes; at most {self.rules.max_message_bytes}"
             )
-        summary = parse_summary(raw)
+        summary = summary or parse_summary(raw)  # the SMTP server has parsed it already
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
         out = Delivered()
         rcpts = list(dict.fromkeys(r.lower() for r in recipients))
-        with self.uow() as uow:
+        with self._one_writer, self.uow() as uow:
             store = MailStore(uow.session)
             store.put_blob(sha, raw)
             if sent_from is not None:
