@@ -21,7 +21,8 @@ from lgsp.plugins import Subscription, Wiring
 from services.mail.adapters.identity_login import IdentityPasswords
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.entrypoints.grpc import MailServicer
-from services.mail.entrypoints.smtp import Passwords, smtp_task
+from services.mail.entrypoints.logins import MailLogins, Passwords
+from services.mail.entrypoints.smtp import smtp_task
 from services.mail.service_layer.base import AgencyDirectory
 from services.mail.service_layer.identity_events import user_subscription
 from services.mail.service_layer.mail import MailApp, MailRules
@@ -86,6 +87,7 @@ def wire_service(
         section.smtp_submission_port,
         section.smtp_inbound_port,
     )
+    logins = MailLogins(app, passwords)
     for kind, port in (("submission", submission_port), ("inbound", inbound_port)):
         background.append(
             smtp_task(
@@ -95,7 +97,7 @@ def wire_service(
                 hostname=hostname,
                 tls=tls,
                 submission=kind == "submission",
-                passwords=passwords,
+                logins=logins,
                 on_listening=_reporter(on_smtp_listening, kind),
             )
         )
