@@ -22,6 +22,7 @@ from services.mail.adapters.store import MailStore
 from services.mail.domain.addresses import normalize_address, split
 from services.mail.domain.errors import Forbidden, NotFound
 from services.mail.domain.mailbox import Mailbox
+from services.mail.service_layer.changes import Changes
 
 SOURCE = "mail"
 ADMINS = ("admin", "agency_admin")
@@ -63,6 +64,8 @@ class AppBase:
         self.rules = rules
         self.clock = clock
         self.after_commit = after_commit
+        # Mailboxes changed, told after each commit (IMAP sessions wait on it).
+        self.changes = Changes()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, source=SOURCE)

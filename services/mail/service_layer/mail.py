@@ -6,11 +6,13 @@ from __future__ import annotations
 from services.mail.service_layer.accounts import Accounts
 from services.mail.service_layer.base import AgencyDirectory, MailRules
 from services.mail.service_layer.delivery import Delivered, Delivery
+from services.mail.service_layer.imap import ImapAccess
 from services.mail.service_layer.reading import Reading
 
 
-class MailApp(Accounts, Delivery, Reading):
-    """Mailboxes (accounts.py), delivery (delivery.py), reading (reading.py)."""
+class MailApp(Accounts, Delivery, Reading, ImapAccess):
+    """Mailboxes (accounts.py), delivery (delivery.py), reading (reading.py), the IMAP
+    server's use cases (imap.py)."""
 
 
 __all__ = ["AgencyDirectory", "Delivered", "MailApp", "MailRules"]

@@ -134,6 +134,7 @@ class Reading(AppBase):
                 m.seen = True
                 store.update_message(m)
                 uow.commit()
+                self.changes.notify([mb.address])
         text, _html = read_bodies(raw)
         # HTML is handed on as text only: sanitising it for a web client is not built yet
         # (docs/mail.md "Not yet"), so the API leaves html_body empty rather than unsafe.
@@ -166,6 +167,7 @@ class Reading(AppBase):
                 store.update_message(m)
                 n += 1
             uow.commit()
+        self.changes.notify([mb.address])
         return n
 
     def move(self, principal: Principal, address: str, ids: Sequence[str], folder_id: str) -> int:
@@ -183,6 +185,7 @@ class Reading(AppBase):
                 store.update_message(m)
                 n += 1
             uow.commit()
+        self.changes.notify([mb.address])
         return n
 
     def delete(self, principal: Principal, address: str, ids: Sequence[str]) -> tuple[int, int]:
@@ -204,6 +207,7 @@ class Reading(AppBase):
                     store.update_message(m)
                     trashed += 1
             uow.commit()
+        self.changes.notify([mb.address])
         return trashed, purged
 
     def attachment(
