@@ -1,6 +1,6 @@
 """The mail service running for a test: ServiceRuntime with the plugin, a stand-in token
-issuer for gRPC, a static agency tree, the SMTP servers on free ports, and officials added
-the way identity's events add them (MailApp.on_user in a unit of work)."""
+issuer for gRPC, a static agency tree, the SMTP and IMAP servers on free ports, and
+officials added the way identity's events add them (MailApp.on_user in a unit of work)."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
 
     def on_listening(kind: str, port: int) -> None:
         ports[kind] = port
-        if len(ports) == 2:
+        if {"submission", "inbound", "imap", "imaps"} <= set(ports):
             listening.set()
 
     plugin = PLUGIN.with_options(
@@ -161,6 +161,8 @@ async def mail_env(tmp_path: Path, **env: str) -> AsyncIterator[MailEnv]:
         passwords=passwords,
         smtp_ports=(0, 0),
         on_smtp_listening=on_listening,
+        imap_ports=(0, 0),
+        on_imap_listening=on_listening,
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
     await runtime.start()
