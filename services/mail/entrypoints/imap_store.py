@@ -55,7 +55,7 @@ from services.mail.domain.errors import (
     TooLarge,
 )
 from services.mail.domain.mailbox import INBOX, Folder, Mailbox, Role
-from services.mail.service_layer.imap import Entry, FolderState, user
+from services.mail.service_layer.imap import HEAD_BYTES, Entry, FolderState, user
 from services.mail.service_layer.mail import MailApp
 
 T = TypeVar("T")
@@ -154,7 +154,9 @@ class StoreMessage(BaseMessage):
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:
             return BaseLoadedMessage(self, requirement, None)
-        raw = await self.folder.raw(self.uid)
+        # ENVELOPE, BODY[HEADER…]: the header section is enough (attachments stay unread).
+        head = not requirement.has_all(FetchRequirement.BODY)
+        raw = await self.folder.raw(self.uid, head=head)
         content = MessageContent.parse(raw) if raw is not None else None
         return BaseLoadedMessage(self, requirement, content)
 
@@ -174,7 +176,7 @@ class StoreFolder:
         self._version = 0
         self._plan: dict[int, int] = {}  # uid → place in the FETCH/SEARCH under way
         self._plan_uids: list[int] = []
-        self._ahead: dict[int, bytes] = {}
+        self._ahead: dict[tuple[int, bool], bytes] = {}  # (uid, header only) → bytes
 
     # --- what pymap reads -------------------------------------------------------------------
 
@@ -270,24 +272,31 @@ class StoreFolder:
         self._plan = {uid: i for i, uid in enumerate(self._plan_uids)}
         self._ahead.clear()
 
-    async def raw(self, uid: int) -> bytes | None:
-        if uid not in self._ahead:
+    async def raw(self, uid: int, *, head: bool = False) -> bytes | None:
+        """The message's bytes (with `head`, its header section), read ahead along the
+        plan: up to READ_AHEAD messages or READ_AHEAD_BYTES per query."""
+        key = (uid, head)
+        if key not in self._ahead:
             start = self._plan.get(uid)
             chunk, total = [uid], 0
             if start is not None:
                 chunk = []
                 for u in self._plan_uids[start : start + READ_AHEAD]:
                     m = self._messages.get(u)
-                    total += m.size if m else 0
+                    total += min(m.size, HEAD_BYTES) if m and head else m.size if m else 0
                     if chunk and total > READ_AHEAD_BYTES:
                         break
                     chunk.append(u)
-            self._ahead.update(
-                await call(
-                    self.app.imap_raws, self.owner.user_id, self.address, self.folder.id, chunk
-                )
+            found = await call(
+                self.app.imap_raws,
+                self.owner.user_id,
+                self.address,
+                self.folder.id,
+                chunk,
+                head=head,
             )
-        return self._ahead.pop(uid, None)
+            self._ahead.update(((u, head), raw) for u, raw in found.items())
+        return self._ahead.pop(key, None)
 
     # --- messages ---------------------------------------------------------------------------
 

@@ -32,6 +32,16 @@ from services.mail.domain.message import Stored, parse_summary
 from services.mail.service_layer.base import AppBase
 
 MAX_KEYWORDS = 50
+HEAD_BYTES = 16 * 1024  # read for a header; longer headers are read whole
+
+
+def header_section(raw: bytes) -> bytes | None:
+    """The header section with its closing empty line, None if `raw` holds no end of it."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        end = raw.find(sep)
+        if end >= 0:
+            return raw[: end + len(sep)]
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,12 +102,22 @@ class ImapAccess(AppBase):
         return FolderState(folder, entries)
 
     def imap_raws(
-        self, user_id: str, address: str, folder_id: str, uids: Sequence[int]
+        self, user_id: str, address: str, folder_id: str, uids: Sequence[int], *, head: bool
     ) -> dict[int, bytes]:
+        """The messages' bytes; with `head`, their header section only (RFC 5322 §2.1: up to
+        the first empty line), read without the body where it ends in the first 16 KiB."""
         with self.uow() as uow:
             store = MailStore(uow.session)
             mb = self._open(store, user(user_id), address)
-            return store.raws(mb.address, folder_id, list(uids))
+            if not head:
+                return store.raws(mb.address, folder_id, list(uids))
+            found = store.raws(mb.address, folder_id, list(uids), head=HEAD_BYTES)
+            headers = {uid: header_section(raw) for uid, raw in found.items()}
+            longer = [uid for uid, h in headers.items() if h is None]
+            if longer:  # a header past 16 KiB: read those whole
+                full = store.raws(mb.address, folder_id, longer)
+                headers.update((uid, header_section(raw) or raw) for uid, raw in full.items())
+        return {uid: h for uid, h in headers.items() if h is not None}
 
     def imap_set_flags(
         self,

@@ -177,6 +177,12 @@ async def test_list_select_fetch_and_seen_shared_with_grpc(env: MailEnv) -> None
         out["peeked"] = c.fetch("1", "(FLAGS)")
         out["body"] = c.fetch("1", "(BODY[])")
         out["seen"] = c.fetch("1", "(FLAGS)")
+        # Flagged through the use case gRPC UpdateFlags runs: the session hears of it.
+        official = Principal("u-an", "user")
+        other = env.app.list_messages(official, an, "INBOX", query="giay moi")[0][0]
+        env.app.update_flags(official, an, [other.id], {"flagged": True})
+        c.noop()
+        out["pushed"] = c.response("FETCH")
         c.logout()
         return out
 
@@ -195,6 +201,7 @@ async def test_list_select_fetch_and_seen_shared_with_grpc(env: MailEnv) -> None
     assert out["peeked"][1] == [b"1 (FLAGS ())"]  # BODY.PEEK does not mark it seen
     assert b"K\xc3\xadnh g\xe1\xbb\xadi anh An" in out["body"][1][0][1]
     assert out["seen"][1] == [b"1 (FLAGS (\\Seen))"]
+    assert out["pushed"] == ("FETCH", [b"2 (FLAGS (\\Flagged))"])
     # The same store: gRPC sees it read.
     listed = await env.stub().ListMessages(
         pb.ListMessagesRequest(mailbox_address=an, unread_only=True), metadata=env.md("u-an")
