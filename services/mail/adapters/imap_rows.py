@@ -39,6 +39,23 @@ class ImapRows:
             )
         )
 
+    def folder_fingerprint(self, address: str, folder_id: str) -> tuple[int, ...]:
+        """A cheap summary of a folder that changes when a message comes, goes, or changes
+        flags or keywords (UID-weighted sums): an IMAP session compares it to learn whether
+        another process wrote, without reading every row into Python."""
+        c = messages.c
+        bits = sum((c[name].cast(sa.Integer) * (1 << i) for i, name in enumerate(FLAG_COLUMNS)))
+        keywords = sa.func.length(sa.cast(c.keywords, sa.String))
+        row = self.session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.max(c.uid), 0),
+                sa.func.coalesce(sa.func.sum(c.uid * (1 + bits)), 0),
+                sa.func.coalesce(sa.func.sum(c.uid * keywords), 0),
+            ).where(c.mailbox_address == address, c.folder_id == folder_id)
+        ).one()
+        return tuple(int(v) for v in row)
+
     def raws(
         self, address: str, folder_id: str, uids: Sequence[int], head: int = 0
     ) -> dict[int, bytes]:

@@ -174,6 +174,7 @@ class StoreFolder:
         self._generation = -1
         self._loaded_at = 0.0
         self._version = 0
+        self._fingerprint: tuple[int, ...] = ()
         self._plan: dict[int, int] = {}  # uid → place in the FETCH/SEARCH under way
         self._plan_uids: list[int] = []
         self._ahead: dict[tuple[int, bool], bytes] = {}  # (uid, header only) → bytes
@@ -206,15 +207,28 @@ class StoreFolder:
 
     # --- state ------------------------------------------------------------------------------
 
-    async def load(self, *, force: bool = False) -> None:
-        """Read the folder's UIDs and flags again if its mailbox changed (or may have)."""
+    async def load(self) -> None:
+        """Read the folder's UIDs and flags again if this process saw its mailbox change;
+        past `recheck_s` without that, compare the folder's fingerprint first (another
+        process may have written) and read it again only if it moved."""
         generation = self.app.changes.generation(self.address)
-        stale = time.monotonic() - self._loaded_at > self.owner.recheck_s
-        if not force and generation == self._generation and not stale:
-            return
+        if generation == self._generation:
+            if time.monotonic() - self._loaded_at <= self.owner.recheck_s:
+                return
+            fingerprint = await call(
+                self.app.imap_fingerprint,
+                self.owner.user_id,
+                self.address,
+                self.folder.id,
+                name=self.name,
+            )
+            if fingerprint == self._fingerprint:
+                self._loaded_at = time.monotonic()
+                return
         state: FolderState = await call(
             self.app.imap_state, self.owner.user_id, self.address, self.folder.id, name=self.name
         )
+        self._fingerprint = state.fingerprint
         self.folder = state.folder
         self._messages = {
             e.uid: StoreMessage(self, e.uid, e.internal_date, to_flags(e), e.size)
@@ -245,7 +259,7 @@ class StoreFolder:
             unsubscribe()
 
     async def snapshot(self) -> MailboxSnapshot:
-        await self.load(force=True)
+        await self.load()
         unseen, first_unseen = 0, None
         for seq, m in enumerate(self._messages.values(), 1):
             if Seen not in m.permanent_flags:

@@ -59,6 +59,7 @@ class Entry:
 class FolderState:
     folder: Folder
     entries: list[Entry]
+    fingerprint: tuple[int, ...]  # MailStore.folder_fingerprint, read with the entries
 
 
 def user(user_id: str) -> Principal:
@@ -88,6 +89,7 @@ class ImapAccess(AppBase):
             mb = self._open(store, user(user_id), address)
             folder = self._imap_folder(store, mb.address, folder_id)
             rows = store.folder_entries(mb.address, folder.id)
+            fingerprint = store.folder_fingerprint(mb.address, folder.id)
         n = len(FLAG_COLUMNS)
         entries = [
             Entry(
@@ -99,7 +101,15 @@ class ImapAccess(AppBase):
             )
             for r in rows
         ]
-        return FolderState(folder, entries)
+        return FolderState(folder, entries, fingerprint)
+
+    def imap_fingerprint(self, user_id: str, address: str, folder_id: str) -> tuple[int, ...]:
+        with self.uow() as uow:
+            store = MailStore(uow.session)
+            mb = self._open(store, user(user_id), address)
+            return store.folder_fingerprint(
+                mb.address, self._imap_folder(store, mb.address, folder_id).id
+            )
 
     def imap_raws(
         self, user_id: str, address: str, folder_id: str, uids: Sequence[int], *, head: bool

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import sqlalchemy as sa
 from imap_tools import AND, MailBox, MailboxLoginError, MailBoxStartTls
 
 from lgsp.api.mail.v1 import mail_pb2 as pb
@@ -87,8 +88,6 @@ def used(env: MailEnv, address: str) -> int:
 
 
 def _scalar(env: MailEnv, sql: str) -> Any:
-    import sqlalchemy as sa
-
     with env.runtime.engine.connect() as conn:
         return conn.execute(sa.text(sql)).scalar_one()
 
@@ -307,6 +306,44 @@ async def test_copy_and_move_follow_the_stores_rules(env: MailEnv) -> None:
     assert sorted(m.subject for m in trash.messages) == ["Công văn 1", "Công văn 2"]
 
 
+async def test_folders_create_rename_subscribe_delete(env: MailEnv) -> None:
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    deliver(env, an, "Một")
+
+    def session() -> dict[str, Any]:
+        c = starttls(env, an)
+        out: dict[str, Any] = {"create": c.create("Projects")[0]}
+        out["taken"] = refused(c.create, "projects")
+        out["rename"] = c.rename("Projects", '"Archive 2026"')[0]
+        out["rename_inbox"] = refused(c.rename, "INBOX", "Old")
+        out["rename_sent"] = refused(c.rename, "Sent", "Gone")
+        out["unsubscribe"] = c.unsubscribe("Trash")[0]
+        out["lsub"] = c.lsub()[1]
+        c.select("INBOX")
+        c.copy("1", '"Archive 2026"')
+        out["delete_full"] = refused(c.delete, '"Archive 2026"')
+        out["delete_standard"] = refused(c.delete, "Drafts")
+        c.create("Empty")
+        out["delete"] = c.delete("Empty")[0]
+        out["examine"] = c.select("INBOX", readonly=True)[0]
+        out["store_readonly"] = refused(c.store, "1", "+FLAGS", "(\\Seen)")
+        out["list"] = c.list()[1]
+        c.logout()
+        return out
+
+    out = await run(session)
+    assert out["create"] == out["rename"] == out["unsubscribe"] == out["delete"] == "OK"
+    assert "[ALREADYEXISTS]" in out["taken"]
+    assert "NO" in out["rename_inbox"] and "[CANNOT]" in out["rename_sent"]
+    assert b'(\\HasNoChildren \\Trash) "/" Trash' not in out["lsub"]
+    assert b'(\\HasNoChildren) "/" INBOX' in out["lsub"]
+    assert "[CANNOT]" in out["delete_full"] and "[CANNOT]" in out["delete_standard"]
+    assert out["examine"] == "OK" and "[READ-ONLY]" in out["store_readonly"]
+    assert b'(\\HasNoChildren) "/" "Archive 2026"' in out["list"]
+    assert not any(b"Empty" in n or b"Projects" in n for n in out["list"])
+    assert env.rows("folders", f"mailbox_address = '{an}' and name = 'Archive 2026'") == 1
+
+
 async def test_append_to_sent_counts_against_the_quota(env: MailEnv) -> None:
     an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
     raw = message(an, "binhtt@syt.hatinh.gov.vn", "Bản lưu")
@@ -326,8 +363,6 @@ async def test_append_to_sent_counts_against_the_quota(env: MailEnv) -> None:
     assert used(env, an) == len(raw)
     # Now the mailbox is full: APPEND refused with OVERQUOTA, nothing stored.
     with env.runtime.engine.begin() as conn:
-        import sqlalchemy as sa
-
         conn.execute(sa.text(f"update mailboxes set quota_bytes = {len(raw) + 10}"))
 
     def full() -> str:
@@ -378,6 +413,30 @@ async def test_idle_sees_an_smtp_delivery_within_a_second(env: MailEnv) -> None:
     responses, seen = await task
     assert b"* 1 EXISTS" in responses
     assert seen - sent < 1.0
+
+
+async def test_a_change_by_another_process_shows_after_the_recheck(tmp_path: Path) -> None:
+    async with mail_env(tmp_path, LGSP_MAIL_IMAP_RECHECK_SECONDS="0.5") as env:
+        an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+        deliver(env, an, "Một")
+
+        def session() -> tuple[Any, Any]:
+            c = starttls(env, an)
+            c.select("INBOX")
+            # Written past this process's notifier, as another mail process would.
+            with env.runtime.engine.begin() as conn:
+                conn.execute(sa.text("update messages set flagged = true"))
+            c.noop()
+            at_once = c.response("FETCH")
+            time.sleep(0.7)
+            c.noop()
+            later = c.response("FETCH")
+            c.logout()
+            return at_once, later
+
+        at_once, later = await run(session)
+    assert at_once == ("FETCH", [None])
+    assert later == ("FETCH", [b"1 (FLAGS (\\Flagged))"])
 
 
 # --- delegates --------------------------------------------------------------------------------
