@@ -116,7 +116,7 @@ def to_names(flags: Iterable[Flag]) -> tuple[frozenset[str], list[str]]:
 
 def to_flags(entry: Entry) -> frozenset[Flag]:
     flags = {FLAGS_BY_NAME[n] for n in entry.flags}
-    flags.update(Flag(k.encode("ascii")) for k in entry.keywords if Flag(k.encode()) in KEYWORDS)
+    flags.update(k for k in (Flag(w.encode("ascii")) for w in entry.keywords) if k in KEYWORDS)
     return frozenset(flags)
 
 
@@ -141,7 +141,8 @@ class StoreMessage(BaseMessage):
         self.folder, self.size = folder, size
 
     def expunged_copy(self) -> StoreMessage:
-        m = StoreMessage(
+        """What pymap shows for a message another session expunged meanwhile."""
+        return StoreMessage(
             self.folder,
             self.uid,
             self.internal_date,
@@ -149,7 +150,6 @@ class StoreMessage(BaseMessage):
             self.size,
             expunged=True,
         )
-        return m
 
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:

@@ -206,6 +206,13 @@ async def test_list_select_fetch_and_seen_shared_with_grpc(env: MailEnv) -> None
         pb.ListMessagesRequest(mailbox_address=an, unread_only=True), metadata=env.md("u-an")
     )
     assert [m.subject for m in listed.messages] == ["Giấy mời họp"]
+    first = await env.stub().ListMessages(
+        pb.ListMessagesRequest(mailbox_address=an, query="cai cach"), metadata=env.md("u-an")
+    )
+    read = await env.stub().GetMessage(
+        pb.GetMessageRequest(mailbox_address=an, id=first.messages[0].id), metadata=env.md("u-an")
+    )
+    assert read.message.flags.seen and not read.message.flags.flagged
 
 
 async def test_search_is_accent_insensitive(env: MailEnv) -> None:
