@@ -446,6 +446,38 @@ async def test_a_change_by_another_process_shows_after_the_recheck(tmp_path: Pat
     assert later == ("FETCH", [b"1 (FLAGS (\\Flagged))"])
 
 
+async def test_the_store_queries_on_postgresql(tmp_path: Path, postgres_url: str) -> None:
+    """The IMAP queries (header sections by substr, the fingerprint's casts) on PostgreSQL."""
+    async with mail_env(
+        tmp_path, LGSP_MAIL_DATABASE_URL=postgres_url, LGSP_MAIL_IMAP_RECHECK_SECONDS="0.5"
+    ) as env:
+        assert env.runtime.engine.dialect.name == "postgresql"
+        an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+        deliver(env, an, "Báo cáo Hà Tĩnh")
+        deliver(env, an, "Lịch họp")
+
+        def session() -> tuple[Any, ...]:
+            c = imaps(env, an)
+            c.select("INBOX")
+            headers = c.fetch("1:*", "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")[1]
+            found = c.search(None, "SUBJECT", '"ha tinh"')[1]
+            c.store("2", "+FLAGS", "(\\Deleted $Junk)")
+            c.expunge()
+            with env.runtime.engine.begin() as conn:
+                conn.execute(sa.text("update messages set flagged = true"))
+            time.sleep(0.7)
+            c.noop()
+            later = c.response("FETCH")
+            appended = c.append("Drafts", "(\\Draft)", None, message(an, an, "Nháp"))[0]
+            c.logout()
+            return headers, found, later, appended
+
+        headers, found, later, appended = await run(session)
+        assert b"Subject:" in headers[0][1] and found == [b"1"]
+        assert later == ("FETCH", [b"1 (FLAGS (\\Flagged))"]) and appended == "OK"
+        assert env.rows("messages", "draft") == 1 and env.rows("messages") == 2
+
+
 # --- delegates --------------------------------------------------------------------------------
 
 
