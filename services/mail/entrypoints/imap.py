@@ -12,7 +12,8 @@ What is ours around pymap:
 - LIST with SPECIAL-USE attributes (RFC 6154), SEARCH accent-insensitive on text keys, and
   FETCH/SEARCH reading message bytes in chunks.
 
-Refusals (RFC 5530 codes): wrong login NO [AUTHENTICATIONFAILED]; ten failures from one
+Refusals (RFC 5530 codes): wrong login NO [AUTHENTICATIONFAILED], the third in one
+connection with BYE; ten failures from one
 address, or identity unreachable, NO [UNAVAILABLE]; a mailbox not yours or not there NO
 [NONEXISTENT] (or [TRYCREATE] for COPY/APPEND); mailbox full NO [OVERQUOTA]; over the size
 limit NO [TOOBIG]; a name or folder rule NO [CANNOT].
@@ -39,7 +40,13 @@ from pymap.exceptions import AuthorizationFailure, InvalidAuth, NotAllowedError
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
 from pymap.interfaces.login import IdentityInterface, LoginInterface
-from pymap.parsing.response import CommandResponse, Response, ResponseBye, ResponseOk
+from pymap.parsing.response import (
+    CommandResponse,
+    Response,
+    ResponseBye,
+    ResponseNo,
+    ResponseOk,
+)
 from pymap.parsing.specials import FetchRequirement, SearchKey, SequenceSet
 from pymap.search import SearchParams
 from pymap.selected import SelectedMailbox
@@ -60,6 +67,7 @@ from services.mail.service_layer.mail import MailApp
 
 log = logging.getLogger("services.mail.imap")
 MAX_LINE = 64 * 1024  # a command line (literals apart); the stream reader's limit
+MAX_LOGIN_FAILURES = 3  # per connection, then BYE (as SMTP AUTH's 421)
 
 
 class StoreConfig(IMAPConfig):
@@ -230,10 +238,29 @@ class StoreSession(BaseSession[StoreMessage]):
         return found, await folder.update_selected(selected)
 
 
+class _HangUp(InvalidAuth):
+    def get_response(self, tag: bytes) -> ResponseNo:
+        response = super().get_response(tag)
+        response.add_untagged(ResponseBye(b"Too many failed logins."))
+        return response
+
+
 class StoreState(ConnectionState):
+    failures = 0
+
     async def do_greeting(self) -> CommandResponse:
         # pymap would allow LOGIN in clear text from localhost; not here (tests, proxies).
         return ResponseOk(b"*", self.config.greeting, self.capability)
+
+    async def do_authenticate(self, cmd: Any, creds: ServerCredentials | None) -> CommandResponse:
+        """As SMTP AUTH: the third wrong password in one connection ends it."""
+        try:
+            return await super().do_authenticate(cmd, creds)
+        except InvalidAuth:
+            self.failures += 1
+            if self.failures >= MAX_LOGIN_FAILURES:
+                raise _HangUp() from None
+            raise
 
 
 class _Coalesced:

@@ -109,6 +109,17 @@ async def test_login_only_after_starttls_and_with_identitys_password(env: MailEn
         c.logout()
         return caps, before, auth_before, wrong, ok
 
+    def guesser() -> str:
+        c = imaplib.IMAP4_SSL("127.0.0.1", env.ports["imaps"], ssl_context=client_tls())
+        refused(c.login, an, "one")
+        refused(c.login, an, "two")
+        try:
+            c.login(an, "three")
+        except imaplib.IMAP4.abort as e:  # imaplib's name for a BYE
+            return str(e)
+        raise AssertionError("the connection stayed open")
+
+    assert "Too many failed logins" in await run(guesser)
     caps, before, auth_before, wrong, ok = await run(session)
     assert "STARTTLS" in caps and "LOGINDISABLED" in caps
     assert "LOGIN is disabled" in before
