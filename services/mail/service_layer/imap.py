@@ -9,6 +9,7 @@ other IMAP atom, kept as a list (the IMAP edge maps them to and from IMAP flags)
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import Sequence
@@ -226,15 +227,13 @@ class ImapAccess(AppBase):
                 if not dst.has_room_for(m.size):
                     raise QuotaExceeded(f"mailbox {dst.address} is full")
                 flags, keywords = store.flags_of(m.id)
-                copy = Stored(
-                    **{
-                        **m.__dict__,
-                        "id": str(uuid.uuid4()),
-                        "mailbox_address": dst.address,
-                        "folder_id": folder.id,
-                        "uid": store.take_uid(dst.address, folder.id),
-                        "request_id": None,
-                    }
+                copy = dataclasses.replace(
+                    m,
+                    id=str(uuid.uuid4()),
+                    mailbox_address=dst.address,
+                    folder_id=folder.id,
+                    uid=store.take_uid(dst.address, folder.id),
+                    request_id=None,
                 )
                 store.add_message(copy)
                 store.set_flags(copy.id, flags, keywords)
