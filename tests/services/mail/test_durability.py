@@ -54,6 +54,8 @@ def start(data: Path, inbound: int, faults: str = "") -> subprocess.Popen[bytes]
         "LGSP_MAIL_GRPC_PORT": str(free_port()),
         "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(free_port()),
         "LGSP_MAIL_SMTP_INBOUND_PORT": str(inbound),
+        "LGSP_MAIL_IMAP_PORT": str(free_port()),
+        "LGSP_MAIL_IMAPS_PORT": str(free_port()),
         # No identity here: keep the service's calls off any identity left running.
         "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
         "LGSP_IDENTITY_HTTP_PORT": str(free_port()),
