@@ -13,10 +13,10 @@ What is ours around pymap:
   FETCH/SEARCH reading message bytes in chunks.
 
 Refusals (RFC 5530 codes): wrong login NO [AUTHENTICATIONFAILED], the third in one
-connection with BYE; ten failures from one
-address, or identity unreachable, NO [UNAVAILABLE]; a mailbox not yours or not there NO
-[NONEXISTENT] (or [TRYCREATE] for COPY/APPEND); mailbox full NO [OVERQUOTA]; over the size
-limit NO [TOOBIG]; a name or folder rule NO [CANNOT].
+connection with BYE; ten failures from one address, or identity unreachable, NO
+[UNAVAILABLE]; a mailbox not yours or not there NO [NONEXISTENT] (or [TRYCREATE] for
+COPY/APPEND); mailbox full NO [OVERQUOTA]; an APPEND over APPENDLIMIT BAD before its bytes
+are sent; a name or folder rule NO [CANNOT].
 """
 
 from __future__ import annotations
