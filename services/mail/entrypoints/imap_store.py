@@ -55,6 +55,7 @@ from services.mail.domain.errors import (
     TooLarge,
 )
 from services.mail.domain.mailbox import INBOX, Folder, Mailbox, Role
+from services.mail.entrypoints.imap_envelope import LoadedMessage
 from services.mail.service_layer.imap import HEAD_BYTES, Entry, FolderState, user
 from services.mail.service_layer.mail import MailApp
 
@@ -153,12 +154,12 @@ class StoreMessage(BaseMessage):
 
     async def load_content(self, requirement: FetchRequirement) -> BaseLoadedMessage:
         if requirement.has_none(FetchRequirement.CONTENT) or self.expunged:
-            return BaseLoadedMessage(self, requirement, None)
+            return LoadedMessage(self, requirement, None)
         # ENVELOPE, BODY[HEADER…]: the header section is enough (attachments stay unread).
         head = not requirement.has_all(FetchRequirement.BODY)
         raw = await self.folder.raw(self.uid, head=head)
         content = MessageContent.parse(raw) if raw is not None else None
-        return BaseLoadedMessage(self, requirement, content)
+        return LoadedMessage(self, requirement, content)
 
 
 class StoreFolder:

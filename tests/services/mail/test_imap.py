@@ -205,9 +205,13 @@ async def test_list_select_fetch_and_seen_shared_with_grpc(env: MailEnv) -> None
     flat = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in headers)
     assert b"UID 1" in flat and b"UID 2" in flat and b"RFC822.SIZE" in flat
     assert b"Subject: =?utf-8?" in headers[0][1]  # the header as stored (RFC 2047)
-    assert b'"text" "plain"' in out["structure"][1][-1] or b"BODYSTRUCTURE" in b"".join(
-        x if isinstance(x, bytes) else x[0] for x in out["structure"][1]
+    structure = b"".join(x if isinstance(x, bytes) else b"".join(x) for x in out["structure"][1])
+    # ENVELOPE's subject as in the header: RFC 2047 words, no 8-bit (RFC 3501 7.4.2).
+    assert (
+        b"ENVELOPE (NIL {64}=?utf-8?b?S+G6vyBob+G6oWNoIGPhuqNpIGPDoWNoIGjDoG5oIGNow61uaA==?="
+        in (structure)
     )
+    assert structure.isascii() and b'("text" "plain" ("charset" "utf-8")' in structure
     assert out["peeked"][1] == [b"1 (FLAGS ())"]  # BODY.PEEK does not mark it seen
     assert b"K\xc3\xadnh g\xe1\xbb\xadi anh An" in out["body"][1][0][1]
     assert out["seen"][1] == [b"1 (FLAGS (\\Seen))"]
