@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from argparse import Namespace
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager, closing
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -40,6 +42,7 @@ from pymap.exceptions import AuthorizationFailure, InvalidAuth, NotAllowedError
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
 from pymap.interfaces.login import IdentityInterface, LoginInterface
+from pymap.parsing.command import Command
 from pymap.parsing.response import (
     CommandResponse,
     Response,
@@ -48,6 +51,7 @@ from pymap.parsing.response import (
     ResponseOk,
 )
 from pymap.parsing.specials import FetchRequirement, SearchKey, SequenceSet
+from pymap.parsing.state import ParsingInterrupt, ParsingState
 from pymap.search import SearchParams
 from pymap.selected import SelectedMailbox
 from pymap.user import UserMetadata
@@ -206,9 +210,11 @@ class StoreSession(BaseSession[StoreMessage]):
     ) -> tuple[Iterable[tuple[str, str | None, Sequence[bytes]]], SelectedMailbox | None]:
         found, updates = await super().list_mailboxes(ref_name, filter_, subscribed, selected)
         special = await self._mailboxes.special_use()
+        only = special_use_only.get()
         return [
             (name, sep, [*attrs, *([special[name]] if name in special else [])])
             for name, sep, attrs in found
+            if not only or name in special
         ], updates
 
     async def _selected_folder(self, selected: SelectedMailbox) -> StoreFolder:
@@ -283,10 +289,37 @@ class _Coalesced:
             self.parts, self.size = [], 0
 
 
+# RFC 6154 §5.1 LIST forms pymap's parser does not take (it has no LIST-EXTENDED): the
+# selection option `LIST (SPECIAL-USE) ref pattern` (only the special-use folders) and the
+# return option `LIST ref pattern RETURN (SPECIAL-USE)` (plain LIST gives the attributes).
+_LIST_SELECT = re.compile(rb"^(\S+ LIST) \(SPECIAL-USE\) ", re.IGNORECASE)
+_LIST_RETURN = re.compile(rb" RETURN \(SPECIAL-USE\)(\r?\n)$", re.IGNORECASE)
+special_use_only: ContextVar[bool] = ContextVar("special_use_only", default=False)
+
+
 class StoreConnection(IMAPConnection):
-    """pymap's connection with bounded literals and lines, and whole lines per write."""
+    """pymap's connection with bounded literals and lines, whole lines per write, and the
+    SPECIAL-USE forms of LIST."""
 
     max_literal = 0
+
+    async def read_command(self, state: ConnectionState) -> Command:
+        """pymap's, with the LIST line rewritten first."""
+        line = bytes(await self.readline())
+        selected = _LIST_SELECT.match(line)
+        special_use_only.set(bool(selected))
+        if selected:
+            line = selected.group(1) + b" " + line[selected.end() :]
+        buf = memoryview(_LIST_RETURN.sub(rb"\1", line))
+        conts: list[memoryview] = []
+        while True:
+            params = self.params.copy(ParsingState(continuations=conts))
+            try:
+                cmd, _ = self.commands.parse(buf, params)
+            except ParsingInterrupt as interrupt:
+                await self._interrupt(state, interrupt, conts)
+            else:
+                return cmd
 
     async def write_response(self, resp: Response) -> None:
         out = _Coalesced(self.writer)

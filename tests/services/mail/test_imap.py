@@ -178,6 +178,11 @@ async def test_list_select_fetch_and_seen_shared_with_grpc(env: MailEnv) -> None
     def session() -> dict[str, Any]:
         c = starttls(env, an)
         out: dict[str, Any] = {"list": c.list()[1]}
+        # RFC 6154 §5.1: the selection option lists only the special-use folders.
+        c._simple_command("LIST", "(SPECIAL-USE)", '""', '"*"')
+        out["special"] = c.response("LIST")[1]
+        c._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+        out["returned"] = c.response("LIST")[1]
         out["select"] = c.select("INBOX")
         out["uidvalidity"] = c.response("UIDVALIDITY")[1]
         out["headers"] = c.uid(
@@ -199,6 +204,8 @@ async def test_list_select_fetch_and_seen_shared_with_grpc(env: MailEnv) -> None
     out = await run(session)
     assert b'(\\HasNoChildren \\Sent) "/" Sent' in out["list"]
     assert b'(\\HasNoChildren \\Trash) "/" Trash' in out["list"]
+    assert [n.rsplit(b" ", 1)[1] for n in out["special"]] == [b"Sent", b"Drafts", b"Trash"]
+    assert out["returned"] == out["list"]
     assert out["select"] == ("OK", [b"2"])
     assert out["uidvalidity"] == [str(inbox.uidvalidity).encode()]
     headers = out["headers"][1]
