@@ -27,6 +27,7 @@ from services.mail.domain.errors import Forbidden, NotFound
 from services.mail.domain.mailbox import Mailbox
 from services.mail.domain.message import Summary
 from services.mail.domain.smime import SignatureCheck, Signer
+from services.mail.service_layer.changes import Changes
 
 SOURCE = "mail"
 ADMINS = ("admin", "agency_admin")
@@ -89,6 +90,8 @@ class AppBase:
         # rather than in SQLite's busy handler, which polls with sleeps growing to 100 ms
         # (measured: a third of the throughput and most of the p99, bench/_mail_smtp.py).
         self._one_writer = threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+        # Mailboxes changed, told after each commit (IMAP sessions wait on it).
+        self.changes = Changes()
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.engine, source=SOURCE)

@@ -149,6 +149,7 @@ class Delivery(AppBase):
                 out.delivered.append(rcpt)
             uow.commit()
         self.after_commit()
+        self.changes.notify([*out.delivered, *([sent_from.address] if sent_from else [])])
         return out
 
     @staticmethod

@@ -1,6 +1,6 @@
 """The mail service running for a test: ServiceRuntime with the plugin, a stand-in token
-issuer for gRPC, a static agency tree, the SMTP servers on free ports, and officials added
-the way identity's events add them (MailApp.on_user in a unit of work)."""
+issuer for gRPC, a static agency tree, the SMTP and IMAP servers on free ports, and
+officials added the way identity's events add them (MailApp.on_user in a unit of work)."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ async def mail_env(
 
     def on_listening(kind: str, port: int) -> None:
         ports[kind] = port
-        if len(ports) == 2:
+        if {"submission", "inbound", "imap", "imaps"} <= set(ports):
             listening.set()
 
     plugin = PLUGIN.with_options(
@@ -177,6 +177,8 @@ async def mail_env(
         passwords=passwords,
         smtp_ports=smtp_ports,
         on_smtp_listening=on_listening,
+        imap_ports=(0, 0),
+        on_imap_listening=on_listening,
         **(options or {}),
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
@@ -213,6 +215,8 @@ def start_process(
         "LGSP_MAIL_GRPC_PORT": str(free_port()),
         "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(free_port()),
         "LGSP_MAIL_SMTP_INBOUND_PORT": str(inbound),
+        "LGSP_MAIL_IMAP_PORT": str(free_port()),
+        "LGSP_MAIL_IMAPS_PORT": str(free_port()),
         # No identity here: keep the service's calls off any identity left running.
         "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
         "LGSP_IDENTITY_HTTP_PORT": str(free_port()),
