@@ -1,6 +1,6 @@
-"""Wiring: configuration → agency tree, use cases, gRPC servicer, SMTP servers, identity's
-events. `wire_service(runtime)` is the plugin's composition root; tests pass their own
-directory, authenticator, password check, clock and SMTP ports."""
+"""Wiring: configuration → agency tree, use cases, gRPC servicer, SMTP and IMAP servers,
+identity's events. `wire_service(runtime)` is the plugin's composition root; tests pass
+their own directory, authenticator, password check, clock, SMTP and IMAP ports."""
 
 from __future__ import annotations
 
@@ -27,7 +27,9 @@ from services.mail.adapters.smarthost import Smarthost
 from services.mail.adapters.smime import DevCASmime
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.entrypoints.grpc import MailServicer
-from services.mail.entrypoints.smtp import Passwords, smtp_task
+from services.mail.entrypoints.imap import imap_task
+from services.mail.entrypoints.logins import MailLogins, Passwords
+from services.mail.entrypoints.smtp import smtp_task
 from services.mail.service_layer.base import AgencyDirectory
 from services.mail.service_layer.identity_events import user_subscription
 from services.mail.service_layer.mail import MailApp, MailRules
@@ -50,11 +52,14 @@ def wire_service(
     smtp_ports: tuple[int, int] | None = None,
     on_smtp_listening: Callable[[str, int], None] | None = None,
     notices_interval: float = NOTICES_INTERVAL_S,
+    imap_ports: tuple[int, int] | None = None,
+    on_imap_listening: Callable[[str, int], None] | None = None,
 ) -> Wiring:
     """The mail plugin's composition root; `app` is the MailApp. `smtp_ports` (submission,
-    inbound) overrides the settings (tests pass 0, 0 and learn the ports from
-    `on_smtp_listening(kind, port)`); `notices_interval` is the reminders' and digests'
-    period (0: not run; tests drive them with their own clock)."""
+    inbound) and `imap_ports` (imap, imaps) override the settings (tests pass 0, 0 and learn
+    the ports from `on_smtp_listening(kind, port)` / `on_imap_listening(kind, port)`);
+    `notices_interval` is the reminders' and digests' period (0: not run; tests drive them
+    with their own clock)."""
     settings = runtime.settings
     section = settings.mail
     background: list[Any] = []
@@ -119,6 +124,8 @@ def wire_service(
     checks = InboundChecks(
         make_resolver(section.dns_resolver), authserv_id=hostname, budget_s=section.dns_budget_s
     )
+    # One login check (and one per-address failure window) for SMTP AUTH and IMAP LOGIN.
+    logins = MailLogins(app, passwords)
     for kind, port in (("submission", submission_port), ("inbound", inbound_port)):
         background.append(
             smtp_task(
@@ -128,9 +135,24 @@ def wire_service(
                 hostname=hostname,
                 tls=tls,
                 submission=kind == "submission",
-                passwords=passwords,
+                logins=logins,
                 checks=None if kind == "submission" else checks,
                 on_listening=_reporter(on_smtp_listening, kind),
+            )
+        )
+    imap_port, imaps_port = imap_ports or (section.imap_port, section.imaps_port)
+    for kind, port in (("imap", imap_port), ("imaps", imaps_port)):
+        background.append(
+            imap_task(
+                app,
+                logins,
+                host=settings.platform.host,
+                port=port,
+                hostname=hostname,
+                tls=tls,
+                implicit_tls=kind == "imaps",
+                recheck_s=section.imap_recheck_seconds,
+                on_listening=_reporter(on_imap_listening, kind),
             )
         )
     background.append(purge_task(app))

@@ -44,6 +44,13 @@ class MailSettings(ServiceSettings):
     smtp_submission_port: int = port_field(2587)
     # Inbound (MX-style): mail from other servers to local mailboxes only, no AUTH, no relay.
     smtp_inbound_port: int = port_field(2525)
+    # IMAP (RFC 3501) for officials' mail clients: STARTTLS before LOGIN on imap_port,
+    # implicit TLS on imaps_port (RFC 8314). Not 143/993, as for SMTP.
+    imap_port: int = port_field(2143)
+    imaps_port: int = port_field(2993)
+    # Seconds after which an IMAP session reads its folder again even when this process saw
+    # no change (another mail process on the same database may have written).
+    imap_recheck_seconds: float = num_field(10.0, 0.5, 3600.0)
     # Name the SMTP servers greet with and the certificate is made for; "" = this host's name.
     smtp_hostname: str = ""
     # PEM certificate and key for STARTTLS; "" = a self-signed pair made at first start in
@@ -144,4 +151,6 @@ class MailSettings(ServiceSettings):
             *super().endpoints(name, host),
             Endpoint(name, "smtp", host, self.smtp_submission_port, "submission, STARTTLS + AUTH"),
             Endpoint(name, "smtp", host, self.smtp_inbound_port, "inbound to local mailboxes"),
+            Endpoint(name, "imap", host, self.imap_port, "IMAP, STARTTLS + LOGIN"),
+            Endpoint(name, "imaps", host, self.imaps_port, "IMAP over TLS"),
         ]

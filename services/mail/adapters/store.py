@@ -1,6 +1,6 @@
 """The mail store over the tables, inside a unit of work's session: mailboxes, folders,
-messages and their raw bytes; with the officials followed from identity (officials.py) and
-the outgoing queue (outgoing.py)."""
+messages and their raw bytes; with the officials followed from identity (officials.py), the
+outgoing queue (outgoing.py) and the IMAP server's queries (imap_rows.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from lgsp.textfold import fold
+from services.mail.adapters.imap_rows import ImapRows
 from services.mail.adapters.notice_rows import NoticeRows
 from services.mail.adapters.officials import OfficialRows
 from services.mail.adapters.outgoing import OutgoingRows
@@ -47,9 +48,10 @@ def _auth_values(auth: Authentication | None) -> dict[str, str]:
     return {"auth_spf": a.spf, "auth_dkim": a.dkim, "auth_summary": a.summary[:1000]}
 
 
-class MailStore(OfficialRows, OutgoingRows, NoticeRows, RelayRows):
+class MailStore(OfficialRows, OutgoingRows, NoticeRows, ImapRows, RelayRows):
     """Mailboxes, folders, messages and their bytes (the officials, the outgoing queue, the
-    notices' rows and the relay's claims on the queue come from the bases)."""
+    notices' rows, the IMAP queries and the relay's claims on the queue come from the
+    bases)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -60,6 +60,8 @@ folders = sa.Table(
     sa.Column("role", sa.Integer, nullable=False),
     sa.Column("uidvalidity", sa.BigInteger, nullable=False),
     sa.Column("uidnext", sa.BigInteger, nullable=False),
+    # IMAP SUBSCRIBE/UNSUBSCRIBE (0002_imap); every folder starts subscribed.
+    sa.Column("subscribed", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.UniqueConstraint("mailbox_address", "name", name="uq_folders_name"),
 )
 
@@ -83,6 +85,10 @@ messages = sa.Table(
     sa.Column("seen", sa.Boolean, nullable=False),
     sa.Column("flagged", sa.Boolean, nullable=False),
     sa.Column("answered", sa.Boolean, nullable=False),
+    # IMAP's \Deleted (until EXPUNGE) and \Draft flags and its keywords (0002_imap).
+    sa.Column("deleted", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("draft", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("keywords", sa.JSON, nullable=False, server_default="[]"),
     sa.Column("search_text", sa.String(2000), nullable=False),  # folded subject + addresses
     sa.Column("related_document_id", sa.String(64), nullable=False),
     sa.Column("related_receipt_code", sa.String(60), nullable=False),

@@ -13,7 +13,7 @@ columns), never enforced; a recipient that cannot take the message by the time i
 Replies (RFC 5321 / RFC 3463 enhanced codes):
     530 5.7.0   AUTH (submission) or STARTTLS first
     535 5.7.8   wrong credentials; 421 after three in one session; 454 identity unreachable
-                or ten failures from one address in five minutes
+                or ten failures from one address in five minutes (SMTP and IMAP together)
     553 5.7.1   MAIL FROM an address not yours (submission) or a local one (inbound)
     550 5.1.1   RCPT to an unknown local mailbox; 550 5.2.1 to a disabled one
     452 4.2.2   mailbox full; 452 4.5.3 too many recipients
@@ -31,29 +31,20 @@ import email.utils
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from lgsp.grpc.errors import Unavailable
-from lgsp.ratelimit import FailureWindow
 from services.mail.adapters.mail_auth import InboundChecks
 from services.mail.domain.authresults import Authentication, header_value, strip_ours
 from services.mail.domain.errors import Conflict, InvalidField, NotFound, QuotaExceeded, TooLarge
-from services.mail.domain.message import parse_summary
+from services.mail.domain.message import Summary, parse_summary
+from services.mail.entrypoints.logins import MailLogins, Outcome
 from services.mail.service_layer.mail import MailApp
 
 log = logging.getLogger("services.mail.smtp")
 
 MAX_AUTH_FAILURES = 3  # per session, then 421 and the connection is closed
-# Per client address (below identity's 20 per 5 minutes per address, which all SMTP logins
-# share: they reach identity from this service).
-AUTH_FAILURES_PER_ADDRESS = 10
-AUTH_FAILURE_WINDOW_S = 300.0
-
-
-class Passwords(Protocol):
-    async def check(self, username: str, password: str) -> str | None: ...
 
 
 class MailHandler:
@@ -75,6 +66,7 @@ class MailHandler:
             allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
             if address not in allowed:
                 return "553 5.7.1 Sender address is not yours"
+            envelope.lgsp_senders = allowed  # type: ignore[attr-defined]  # for DATA's check
         elif address:
             local: bool = await asyncio.to_thread(self.app.is_local, address)
             if local:
@@ -106,10 +98,13 @@ class MailHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
+        # Parsed once, off the event loop (the Received line added below changes nothing of
+        # it); None leaves it to deliver, whose failure answers 451.
+        summary = await asyncio.to_thread(_summary, raw)
         if self.submission:
-            allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
-            senders = {a.address for a in _from_header(raw)}
-            if not senders or not senders <= allowed:
+            allowed: set[str] = getattr(envelope, "lgsp_senders", set())
+            sender = summary.sender.address if summary else ""
+            if not sender or sender not in allowed:
                 return "550 5.7.1 The From header must be your own address"
         auth = None
         trace = _received(server, session, self.submission)
@@ -131,6 +126,7 @@ class MailHandler:
                 strict=self.submission,
                 partial=not self.submission,
                 authentication=auth,
+                summary=summary,
             )
         except TooLarge:
             return "552 5.3.4 Message too big"
@@ -178,19 +174,14 @@ class MailHandler:
 
 
 class SubmissionHandler(MailHandler):
-    """The submission port's handler: AUTH checked by identity (aiosmtpd calls the handler's
-    auth_<MECHANISM> methods in place of its own)."""
+    """The submission port's handler: AUTH checked by identity through the logins shared
+    with IMAP (aiosmtpd calls the handler's auth_<MECHANISM> methods in place of its own)."""
 
     submission = True
 
-    def __init__(self, app: MailApp, passwords: Passwords) -> None:
+    def __init__(self, app: MailApp, logins: MailLogins) -> None:
         super().__init__(app)
-        self.passwords = passwords
-        # Failed logins per client address, checked before identity is asked: identity sees
-        # every SMTP login coming from this service's address, so its own per-address
-        # throttle must not be reached by one guesser (it would lock out every official's
-        # mail client). Identity's per-account lockout still applies.
-        self.failures = FailureWindow(AUTH_FAILURES_PER_ADDRESS, AUTH_FAILURE_WINDOW_S)
+        self.logins = logins
 
     async def auth_PLAIN(self, server: SMTP, args: list[str]) -> AuthResult:
         return await self._auth(server, await SMTP.auth_PLAIN(server, None, args))
@@ -203,32 +194,25 @@ class SubmissionHandler(MailHandler):
         login and password back, see `pass_through`); identity decides."""
         if not parsed.success or not isinstance(parsed.auth_data, LoginPassword):
             return parsed
-        peer = _peer(server)
-        if self.failures.blocked(peer):
-            log.warning("SMTP AUTH from %s refused: too many failures", peer)
+        login = parsed.auth_data.login.decode("utf-8", "replace")
+        password = parsed.auth_data.password.decode("utf-8", "replace")
+        done = await self.logins.check(login, password, _peer(server), "SMTP")
+        if done.outcome is Outcome.BLOCKED:
             await server.push("454 4.7.0 Too many failed logins from your address, try later")
             return AuthResult(success=False, handled=True)
-        login = parsed.auth_data.login.decode("utf-8", "replace").strip()
-        password = parsed.auth_data.password.decode("utf-8", "replace")
-        try:
-            username = await asyncio.to_thread(self.app.login_name, login)
-            user_id = await self.passwords.check(username, password) if username else None
-        except Unavailable as e:
-            log.warning("SMTP AUTH: identity unavailable: %s", e.message)
+        if done.outcome is Outcome.UNAVAILABLE:
             await server.push("454 4.7.0 Temporary authentication failure, try again later")
             return AuthResult(success=False, handled=True)
-        if user_id is None:
-            self.failures.failed(peer)
+        if done.outcome is Outcome.REFUSED:
             failures = getattr(server, "lgsp_auth_failures", 0) + 1
             server.lgsp_auth_failures = failures  # type: ignore[attr-defined]
-            log.info("SMTP AUTH refused for %r from %s", login[:100], _peer(server))
             if failures >= MAX_AUTH_FAILURES:
                 await server.push("421 4.7.0 Too many failed authentications, closing")
                 if server.transport is not None:
                     server.transport.close()
                 return AuthResult(success=False, handled=True)
             return AuthResult(success=False, handled=False)
-        return AuthResult(success=True, auth_data=user_id)
+        return AuthResult(success=True, auth_data=done.user_id)
 
 
 def pass_through(
@@ -239,12 +223,12 @@ def pass_through(
     return AuthResult(success=True, handled=False, auth_data=data)
 
 
-def _from_header(raw: bytes) -> tuple[Any, ...]:
+def _summary(raw: bytes) -> Summary | None:
     try:
-        summary = parse_summary(raw)
-    except Exception:
-        return ()
-    return (summary.sender,) if summary.sender.address else ()
+        return parse_summary(raw)
+    except Exception:  # it reads what it can of malformed mail: this would be a bug
+        log.exception("could not parse a message")
+        return None
 
 
 def _reverse_path(envelope: Envelope) -> str:
@@ -278,14 +262,14 @@ def smtp_task(
     hostname: str,
     tls: ssl.SSLContext,
     submission: bool,
-    passwords: Passwords | None = None,
+    logins: MailLogins | None = None,
     checks: InboundChecks | None = None,
     on_listening: Callable[[int], None] | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A background task (lgsp.plugins.Background) serving one SMTP port until stop."""
     if submission:
-        assert passwords is not None, "submission needs identity's password check"
-        handler: MailHandler = SubmissionHandler(app, passwords)
+        assert logins is not None, "submission needs identity's password check"
+        handler: MailHandler = SubmissionHandler(app, logins)
     else:
         handler = MailHandler(app, checks)
 

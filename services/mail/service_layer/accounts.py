@@ -123,8 +123,7 @@ class Accounts(AppBase):
         address or their username; "" for an address no official owns."""
         if "@" not in login:
             return login
-        with self.uow() as uow:
-            store = MailStore(uow.session)
+        with self.reading() as store:
             mb = store.mailbox(login.lower())
             user = store.user(mb.owner_user_id) if mb is not None and mb.owner_user_id else None
         return str(user["username"]) if user else ""

@@ -58,8 +58,8 @@ class Delivery(Bounces):
         address = normalize_address(address, "recipient")
         if not self.is_local(address):
             return None
-        with self.uow() as uow:
-            mb = MailStore(uow.session).mailbox(address)
+        with self.reading() as store:
+            mb = store.mailbox(address)
         if mb is None or mb.purged:
             raise NotFound(f"no mailbox {address}")
         if not mb.receives():
@@ -70,8 +70,7 @@ class Delivery(Bounces):
 
     def sender_addresses(self, user_id: str) -> set[str]:
         """The addresses `user_id` may send as: the mailboxes they may open."""
-        with self.uow() as uow:
-            store = MailStore(uow.session)
+        with self.reading() as store:
             own = store.mailbox_of(user_id)
             found = {own.address} if own is not None and own.receives() else set()
             found |= {m.address for m in store.delegated_to(user_id) if m.receives()}
@@ -91,6 +90,7 @@ class Delivery(Bounces):
         strict: bool = False,
         partial: bool = False,
         authentication: Authentication | None = None,
+        summary: Summary | None = None,
     ) -> Delivered:
         """Store `raw` for each recipient (local ones in their Inbox, outside ones queued),
         and a copy in `sent_from`'s Sent folder; all or nothing. A local recipient that
@@ -98,18 +98,19 @@ class Delivery(Bounces):
         to the sender, service_layer/bounces.py); with `strict` it refuses the whole message
         instead (QuotaExceeded / Conflict: SMTP then answers 552/550), with `partial` only
         when no recipient at all can take it. `authentication` (inbound mail's SPF/DKIM) is
-        recorded on the recipients' copies."""
+        recorded on the recipients' copies. `summary`: parse_summary of `raw`, when the
+        caller has it."""
         if len(raw) > self.rules.max_message_bytes:
             raise TooLarge(
                 f"the message is {len(raw)} bytes; at most {self.rules.max_message_bytes}"
             )
-        summary = parse_summary(raw)
+        summary = summary or parse_summary(raw)  # the SMTP server has parsed it already
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
         out = Delivered()
         bounced: list[tuple[str, str]] = []
         rcpts = list(dict.fromkeys(r.lower() for r in recipients))
-        with self.uow() as uow:
+        with self._one_writer, self.uow() as uow:
             store = MailStore(uow.session)
             store.put_blob(sha, raw)
             if sent_from is not None:
@@ -154,6 +155,7 @@ class Delivery(Bounces):
                 out.bounced.append((rcpt, 550, reason))
             uow.commit()
         self.after_commit()
+        self.changes.notify([*out.delivered, *([sent_from.address] if sent_from else [])])
         return out
 
     @staticmethod

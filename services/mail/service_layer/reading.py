@@ -161,6 +161,7 @@ class Reading(AppBase):
                 m.seen = True
                 store.update_message(m)
                 uow.commit()
+                self.changes.notify([mb.address])
         text, html = read_bodies(raw)
         signature = SignatureCheck(SignatureStatus.UNSPECIFIED)
         if verify and self.smime is not None:
@@ -194,6 +195,7 @@ class Reading(AppBase):
                 store.update_message(m)
                 n += 1
             uow.commit()
+        self.changes.notify([mb.address])
         return n
 
     def move(self, principal: Principal, address: str, ids: Sequence[str], folder_id: str) -> int:
@@ -211,6 +213,7 @@ class Reading(AppBase):
                 store.update_message(m)
                 n += 1
             uow.commit()
+        self.changes.notify([mb.address])
         return n
 
     def delete(self, principal: Principal, address: str, ids: Sequence[str]) -> tuple[int, int]:
@@ -232,6 +235,7 @@ class Reading(AppBase):
                     store.update_message(m)
                     trashed += 1
             uow.commit()
+        self.changes.notify([mb.address])
         return trashed, purged
 
     def attachment(

@@ -1,11 +1,16 @@
 """The mail service running for a test: ServiceRuntime with the plugin, a stand-in token
-issuer for gRPC, a static agency tree, the SMTP servers on free ports, and officials added
-the way identity's events add them (MailApp.on_user in a unit of work)."""
+issuer for gRPC, a static agency tree, the SMTP and IMAP servers on free ports, and
+officials added the way identity's events add them (MailApp.on_user in a unit of work)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
 import ssl
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -25,7 +30,10 @@ from lgsp.config import load_settings
 from lgsp.grpc.client import channel
 from services.mail.plugin import PLUGIN
 from services.mail.service_layer.mail import MailApp
+from tests.support import free_port
 from tests.support.issuer import FakeIssuer
+
+ROOT = Path(__file__).resolve().parents[3]
 
 PROVINCE, JUSTICE, JUSTICE_UNIT, HEALTH = (
     "000.00.00.H30",
@@ -140,9 +148,14 @@ class MailEnv:
 
 @asynccontextmanager
 async def mail_env(
-    tmp_path: Path, *, options: dict[str, Any] | None = None, **env: str
+    tmp_path: Path,
+    *,
+    smtp_ports: tuple[int, int] = (0, 0),
+    options: dict[str, Any] | None = None,
+    **env: str,
 ) -> AsyncIterator[MailEnv]:
-    """`options` go to the plugin's wire_service beside the test's own."""
+    """`smtp_ports` (submission, inbound): 0 = any free port, learnt from `MailEnv.ports`;
+    `options` go to the plugin's wire_service beside the test's own."""
     issuer = FakeIssuer()
     await issuer.start()
     settings = load_settings(
@@ -155,15 +168,17 @@ async def mail_env(
 
     def on_listening(kind: str, port: int) -> None:
         ports[kind] = port
-        if len(ports) == 2:
+        if {"submission", "inbound", "imap", "imaps"} <= set(ports):
             listening.set()
 
     plugin = PLUGIN.with_options(
         agencies=AGENCIES,
         authenticator=authn,
         passwords=passwords,
-        smtp_ports=(0, 0),
+        smtp_ports=smtp_ports,
         on_smtp_listening=on_listening,
+        imap_ports=(0, 0),
+        on_imap_listening=on_listening,
         **(options or {}),
     )
     runtime = ServiceRuntime(plugin, settings, port=0)
@@ -186,3 +201,37 @@ def client_tls() -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     return ctx
+
+
+def start_process(
+    data: Path, inbound: int, faults: str = "", output: Any = subprocess.DEVNULL
+) -> subprocess.Popen[bytes]:
+    """`python -m services.mail` on the data directory `data`, once its inbound port answers
+    (other ports free ones; no identity: its calls go to ports nothing listens on)."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "LGSP_PLATFORM_DATA_DIR": str(data),
+        "LGSP_MAIL_GRPC_PORT": str(free_port()),
+        "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(free_port()),
+        "LGSP_MAIL_SMTP_INBOUND_PORT": str(inbound),
+        "LGSP_MAIL_IMAP_PORT": str(free_port()),
+        "LGSP_MAIL_IMAPS_PORT": str(free_port()),
+        # No identity here: keep the service's calls off any identity left running.
+        "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
+        "LGSP_IDENTITY_HTTP_PORT": str(free_port()),
+        "LGSP_FAULTS": faults,
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "services.mail"], cwd=ROOT, env=env, stdout=output, stderr=output
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", inbound), 0.2).close()
+            return proc
+        except OSError:
+            assert proc.poll() is None, "the mail service exited at start"
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the mail service did not listen")

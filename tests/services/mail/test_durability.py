@@ -5,13 +5,8 @@ commits) leaves nothing half-stored, and the client, which got no 250, still hol
 
 from __future__ import annotations
 
-import os
 import signal
 import smtplib
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -20,10 +15,8 @@ from lgsp import db
 from lgsp.api.identity.v1 import identity_pb2
 from services.mail.plugin import PLUGIN
 from services.mail.service_layer.mail import MailApp, MailRules
-from tests.services.mail.env import AGENCIES, PROVINCE
+from tests.services.mail.env import AGENCIES, PROVINCE, start_process
 from tests.support import free_port
-
-ROOT = Path(__file__).resolve().parents[3]
 
 
 def prepare(data: Path) -> str:
@@ -44,38 +37,6 @@ def prepare(data: Path) -> str:
         uow.commit()
     engine.dispose()
     return address
-
-
-def start(data: Path, inbound: int, faults: str = "") -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT),
-        "LGSP_PLATFORM_DATA_DIR": str(data),
-        "LGSP_MAIL_GRPC_PORT": str(free_port()),
-        "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(free_port()),
-        "LGSP_MAIL_SMTP_INBOUND_PORT": str(inbound),
-        # No identity here: keep the service's calls off any identity left running.
-        "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
-        "LGSP_IDENTITY_HTTP_PORT": str(free_port()),
-        "LGSP_FAULTS": faults,
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "services.mail"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", inbound), 0.2).close()
-            return proc
-        except OSError:
-            assert proc.poll() is None, "the mail service exited at start"
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("the mail service did not listen")
 
 
 def stored(data: Path, address: str) -> int:
@@ -101,7 +62,7 @@ MESSAGE = b"From: ban@example.org\r\nTo: annv@hatinh.gov.vn\r\nSubject: test\r\n
 def test_a_message_answered_250_survives_a_kill(tmp_path: Path) -> None:
     address = prepare(tmp_path)
     inbound = free_port()
-    proc = start(tmp_path, inbound)
+    proc = start_process(tmp_path, inbound)
     try:
         with smtplib.SMTP("127.0.0.1", inbound, timeout=10) as s:
             s.ehlo("mx.example.org")
@@ -112,7 +73,7 @@ def test_a_message_answered_250_survives_a_kill(tmp_path: Path) -> None:
         assert code == 250
         proc.wait(10)
         assert stored(tmp_path, address) == 1
-        proc = start(tmp_path, inbound)  # and the service comes back over it
+        proc = start_process(tmp_path, inbound)  # and the service comes back over it
         assert stored(tmp_path, address) == 1
     finally:
         proc.kill()
@@ -122,7 +83,7 @@ def test_a_message_answered_250_survives_a_kill(tmp_path: Path) -> None:
 def test_a_crash_before_commit_stores_nothing_and_gives_no_250(tmp_path: Path) -> None:
     address = prepare(tmp_path)
     inbound = free_port()
-    proc = start(tmp_path, inbound, faults="uow.before_commit")
+    proc = start_process(tmp_path, inbound, faults="uow.before_commit")
     try:
         with smtplib.SMTP("127.0.0.1", inbound, timeout=10) as s:
             s.ehlo("mx.example.org")

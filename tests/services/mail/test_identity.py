@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import imaplib
 import smtplib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Platform:
     mail: ServiceRuntime
     data: Path
     submission: int
+    imaps: int
 
     def addresses(self) -> dict[str, tuple[str, int]]:
         """owner user id → (address, status)."""
@@ -47,7 +49,7 @@ class Platform:
 
 @pytest.fixture
 async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
-    submission = free_port()
+    submission, imaps = free_port(), free_port()
     settings = load_settings(
         env={
             "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
@@ -58,6 +60,8 @@ async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
             "LGSP_TELEMETRY_ENABLED": "false",
             "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(submission),
             "LGSP_MAIL_SMTP_INBOUND_PORT": str(free_port()),
+            "LGSP_MAIL_IMAP_PORT": str(free_port()),
+            "LGSP_MAIL_IMAPS_PORT": str(imaps),
         }
     )
     bus: Bus = open_bus(settings.bus.url, client_id="test")
@@ -65,7 +69,7 @@ async def platform(tmp_path: Path) -> AsyncIterator[Platform]:
     await identity.start()
     mail = ServiceRuntime(MAIL, settings, port=0, bus=bus)
     await mail.start()
-    p = Platform(identity, mail, tmp_path, submission)
+    p = Platform(identity, mail, tmp_path, submission, imaps)
     try:
         want = len(officials())
         for _ in range(600):
@@ -126,7 +130,23 @@ async def test_mailboxes_follow_identity_and_auth_is_identitys(platform: Platfor
             return s.sendmail(address, [address], msg.as_bytes())
 
     assert await asyncio.to_thread(send) == {}
-    # SMTP needs no session at identity: each one the password grant opened was ended.
+
+    def imap_login(password: str) -> str:
+        c = imaplib.IMAP4_SSL("127.0.0.1", platform.imaps, ssl_context=client_tls(), timeout=20)
+        try:
+            typ, data = c.login(address, password)
+            c.select("INBOX")
+            typ, data = c.search(None, "SUBJECT", '"tu gui"')
+            c.logout()
+            return f"{typ} {data}"
+        except imaplib.IMAP4.error as e:
+            return str(e)
+
+    # IMAP logs in the same way, and finds the message just sent.
+    assert await asyncio.to_thread(imap_login, demo.password(justice)) == "OK [b'1']"
+    assert "AUTHENTICATIONFAILED" in await asyncio.to_thread(imap_login, "wrong")
+    # Mail needs no session at identity: each one the password grant opened (two SMTP
+    # logins, one IMAP) was ended.
     with platform.identity.engine.connect() as conn:
         open_sessions = conn.execute(
             sa.text(
@@ -139,7 +159,7 @@ async def test_mailboxes_follow_identity_and_auth_is_identitys(platform: Platfor
             sa.text("select count(*) from sessions where user_id = :u and client_id = 'mail'"),
             {"u": by_username[justice]},
         ).scalar_one()
-    assert (made, open_sessions) == (2, 0)
+    assert (made, open_sessions) == (3, 0)
 
     # Five wrong passwords (over two connections: mail hangs up after three) lock the
     # account at identity: then even the right password is refused.

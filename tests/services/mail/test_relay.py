@@ -32,8 +32,8 @@ from services.mail.adapters.store import MailStore
 from services.mail.bootstrap import build_relay
 from services.mail.domain.mailbox import INBOX, Status
 from services.mail.service_layer.relay import Relay
-from tests.services.mail.env import JUSTICE, MailEnv, client_tls, mail_env
-from tests.services.mail.test_durability import ROOT, prepare
+from tests.services.mail.env import JUSTICE, ROOT, MailEnv, client_tls, mail_env
+from tests.services.mail.test_durability import prepare
 from tests.support import free_port
 from tests.support.dns_server import DnsServer
 from tests.support.smarthost import Smarthost
@@ -479,6 +479,8 @@ def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> Non
                 "LGSP_MAIL_GRPC_PORT": str(free_port()),
                 "LGSP_MAIL_SMTP_SUBMISSION_PORT": str(free_port()),
                 "LGSP_MAIL_SMTP_INBOUND_PORT": str(free_port()),
+                "LGSP_MAIL_IMAP_PORT": str(free_port()),
+                "LGSP_MAIL_IMAPS_PORT": str(free_port()),
                 "LGSP_IDENTITY_GRPC_PORT": str(free_port()),
                 "LGSP_IDENTITY_HTTP_PORT": str(free_port()),
                 "LGSP_MAIL_SMARTHOST": host.address,

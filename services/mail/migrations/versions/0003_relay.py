@@ -2,14 +2,18 @@
 results recorded on messages that came in (docs/mail.md, "Relay and bounces", "DKIM and SPF").
 
 Revision ID: 0003_relay
-Revises: 0004_notices
+Revises: 0002_imap, 0004_notices
+
+Also the merge point of main's two heads (0002_imap and 0004_notices both follow 0001), so
+the mail database upgrades in one line; the brief's "down_revision = 0001" is re-chained at
+merge in any case.
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_relay"
-down_revision = "0004_notices"
+down_revision = ("0002_imap", "0004_notices")
 branch_labels = None
 depends_on = None
 
