@@ -13,6 +13,7 @@ import base64
 import os
 import re
 import threading
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import dkim
@@ -21,7 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from lgsp.config import Settings
 
-# Signed header fields (RFC 6376 §5.4.1's recommended set, as present); From is required.
+# Signed header fields (RFC 6376 §5.4.1's recommended set), those the message has; From is
+# required.
 SIGNED_HEADERS = [
     b"from",
     b"to",
@@ -87,12 +89,15 @@ class DkimKeys:
 
     def sign(self, raw: bytes, domain: str) -> bytes:
         """`raw` with a DKIM-Signature for `domain` prepended (relaxed/relaxed, rsa-sha256)."""
+        # Only the fields present: a field signed as absent breaks the signature when a later
+        # MTA adds it (Postfix's cleanup adds Message-ID and Date to mail that lacks them).
+        present = {name.lower().encode() for name in BytesHeaderParser().parsebytes(raw).keys()}
         header = dkim.sign(
             raw,
             self.selector.encode(),
             domain.lower().encode(),
             self.private_pem(domain),
-            include_headers=SIGNED_HEADERS,
+            include_headers=[h for h in SIGNED_HEADERS if h in present],
             canonicalize=(b"relaxed", b"relaxed"),
             linesep=b"\r\n",
         )
