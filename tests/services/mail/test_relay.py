@@ -95,6 +95,17 @@ def inbox(env: MailEnv, address: str) -> list[Message]:
     return found
 
 
+def disable(env: MailEnv, address: str) -> None:
+    """The mailbox disabled, as identity's UserDisabled would (between RCPT and DATA)."""
+    with env.app.uow() as uow:
+        store = MailStore(uow.session)
+        mb = store.mailbox(address)
+        assert mb is not None
+        mb.status, mb.disabled_time = Status.DISABLED, datetime.now(UTC)
+        store.save_mailbox(mb, mb.version)
+        uow.commit()
+
+
 def report_fields(dsn: Message) -> dict[str, str]:
     part = next(p for p in dsn.walk() if p.get_content_type() == "message/delivery-status")
     fields: dict[str, str] = {}
@@ -409,13 +420,7 @@ async def test_inbound_recipient_disabled_after_rcpt_gets_the_sender_a_dsn(
                 s.mail(OUTSIDE)
                 s.rcpt(an)
                 s.rcpt(binh)
-                with env.app.uow() as uow:  # identity disables Bình in between
-                    store = MailStore(uow.session)
-                    mb = store.mailbox(binh)
-                    assert mb is not None
-                    mb.status, mb.disabled_time = Status.DISABLED, datetime.now(UTC)
-                    store.save_mailbox(mb, mb.version)
-                    uow.commit()
+                disable(env, binh)  # identity disables Bình in between
                 code, _ = s.data(message(OUTSIDE, f"{an}, {binh}"))
                 return {"code": (code, b"")}
 
@@ -445,13 +450,7 @@ async def test_inbound_bounce_with_a_null_sender_gets_no_dsn(tmp_path: Path) -> 
                 s.mail("<>")
                 s.rcpt(an)
                 s.rcpt(binh)
-                with env.app.uow() as uow:
-                    store = MailStore(uow.session)
-                    mb = store.mailbox(binh)
-                    assert mb is not None
-                    mb.status, mb.disabled_time = Status.DISABLED, datetime.now(UTC)
-                    store.save_mailbox(mb, mb.version)
-                    uow.commit()
+                disable(env, binh)
                 return s.data(message("MAILER-DAEMON@example.org", an))[0]
 
         assert await asyncio.to_thread(send) == 250
