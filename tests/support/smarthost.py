@@ -34,6 +34,8 @@ class Handler:
     lock: threading.Lock = field(default_factory=threading.Lock)
     tls_seen: list[bool] = field(default_factory=list)
     delay_s: float = 0.0  # a slow server: each DATA answered this much later
+    # recipient → the answer at the end of DATA instead of 250 (e.g. "552 5.3.4 Too big")
+    data_answers: dict[str, str] = field(default_factory=dict)
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -51,6 +53,9 @@ class Handler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
+        for rcpt in envelope.rcpt_tos:
+            if rcpt.lower() in self.data_answers:
+                return self.data_answers[rcpt.lower()]
         with self.lock:
             self.received.append(
                 Received(

@@ -228,6 +228,19 @@ async def test_a_5xx_bounces_once_with_a_dsn_in_the_senders_inbox(
         assert ("MailDelivered", an) in env.events()  # the DSN, as any mail to the Inbox
 
 
+async def test_a_5xx_after_data_bounces_too(tmp_path: Path, smarthost: Smarthost) -> None:
+    async with mail_env(tmp_path) as env:
+        an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+        queue(env, an)
+        smarthost.handler.data_answers[OUTSIDE] = "552 5.3.4 Message too big for this system"
+        await asyncio.to_thread(relay(env, smarthost).run_once)
+        assert waiting(env) == [] and smarthost.received == []
+        [dsn] = inbox(env, an)
+        fields = report_fields(dsn)
+        assert fields["status"] == "5.3.4"
+        assert fields["remote-mta"] == "dns; 127.0.0.1"
+
+
 async def test_give_up_after_bounce_after_s(tmp_path: Path, smarthost: Smarthost) -> None:
     clock = Clock()
     async with mail_env(tmp_path, options={"clock": clock}) as env:
