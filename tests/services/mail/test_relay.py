@@ -481,6 +481,7 @@ def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> Non
     app = MailApp(engine, AGENCIES, MailRules())
     app.deliver(message(address, OUTSIDE), address, [OUTSIDE])
     engine.dispose()
+    log = tmp_path / "mail-service.log"
     with Smarthost() as host:
 
         def start(faults: str) -> subprocess.Popen[bytes]:
@@ -501,13 +502,14 @@ def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> Non
                 "LGSP_MAIL_RELAY_LEASE_S": "2",
                 "LGSP_FAULTS": faults,
             }
-            return subprocess.Popen(
-                [sys.executable, "-m", "services.mail"],
-                cwd=ROOT,
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
+            with log.open("ab") as out:  # the service's log, shown when an assertion fails
+                return subprocess.Popen(
+                    [sys.executable, "-m", "services.mail"],
+                    cwd=ROOT,
+                    env=env,
+                    stdout=out,
+                    stderr=out,
+                )
 
         def queued() -> int:
             e = sa.create_engine(f"sqlite:///{tmp_path / 'mail.db'}")
@@ -517,20 +519,23 @@ def test_a_relay_killed_mid_send_sends_again_at_most_once(tmp_path: Path) -> Non
             finally:
                 e.dispose()
 
+        def tail() -> str:
+            return log.read_text(errors="replace")[-3000:]
+
         proc = start("mail.relay.after_send")
         try:
-            assert proc.wait(60) == -signal.SIGKILL  # killed after the smarthost's 250
+            assert proc.wait(45) == -signal.SIGKILL, tail()  # killed after the smarthost's 250
         finally:
             proc.kill()
-        assert len(host.received) == 1 and queued() == 1  # sent, not yet settled
+        assert (len(host.received), queued()) == (1, 1), tail()  # sent, not yet settled
         proc = start("")
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 60  # a start on a busy machine takes long
             while queued() and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert queued() == 0
+            assert queued() == 0, tail()
             time.sleep(1.0)
-            assert len(host.received) == 2  # once more after the lease, and no more
+            assert len(host.received) == 2, tail()  # once more after the lease, and no more
         finally:
             proc.kill()
             proc.wait(10)
