@@ -20,7 +20,10 @@ from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_fro
 from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
+from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
 from services.mail.adapters.identity_login import IdentityPasswords
+from services.mail.adapters.mail_auth import InboundChecks, make_resolver
+from services.mail.adapters.smarthost import Smarthost
 from services.mail.adapters.smime import DevCASmime
 from services.mail.adapters.tls import ensure_self_signed, server_context
 from services.mail.entrypoints.grpc import MailServicer
@@ -31,6 +34,8 @@ from services.mail.service_layer.base import AgencyDirectory
 from services.mail.service_layer.identity_events import user_subscription
 from services.mail.service_layer.mail import MailApp, MailRules
 from services.mail.service_layer.notice_events import notice_subscription
+from services.mail.service_layer.relay import Relay, RelayPolicy
+from services.mail.settings import MailSettings, host_port, retry_schedule
 
 log = logging.getLogger("services.mail")
 PURGE_INTERVAL_S = 3600.0
@@ -66,12 +71,14 @@ def wire_service(
         subscriptions.extend(followed.subscriptions)
         background.extend(followed.background)
         closers.extend(followed.closers)
+    hostname = section.smtp_hostname or socket.gethostname()
     rules = MailRules(
         default_domain=section.default_domain,
         quota_bytes=section.quota_bytes,
         max_message_bytes=section.max_message_bytes,
         max_recipients=section.max_recipients,
         retention_days=section.retention_days,
+        hostname=hostname,
         notice_address=section.notice_address.lower(),
         notice_sender_name=section.notice_sender_name,
         dossier_lookup_url=lookup_url(settings),
@@ -105,7 +112,6 @@ def wire_service(
         )
         closers.append(identity_passwords.aclose)
         passwords = identity_passwords
-    hostname = section.smtp_hostname or socket.gethostname()
     if section.tls_cert_file:
         cert, key = Path(section.tls_cert_file), Path(section.tls_key_file)
     else:
@@ -114,6 +120,9 @@ def wire_service(
     submission_port, inbound_port = smtp_ports or (
         section.smtp_submission_port,
         section.smtp_inbound_port,
+    )
+    checks = InboundChecks(
+        make_resolver(section.dns_resolver), authserv_id=hostname, budget_s=section.dns_budget_s
     )
     # One login check (and one per-address failure window) for SMTP AUTH and IMAP LOGIN.
     logins = MailLogins(app, passwords)
@@ -127,6 +136,7 @@ def wire_service(
                 tls=tls,
                 submission=kind == "submission",
                 logins=logins,
+                checks=None if kind == "submission" else checks,
                 on_listening=_reporter(on_smtp_listening, kind),
             )
         )
@@ -146,6 +156,11 @@ def wire_service(
             )
         )
     background.append(purge_task(app))
+    if section.smarthost:
+        keys = keys_from_settings(settings)
+        background.append(relay_task(build_relay(app, section, keys), keys))
+    else:
+        log.warning("[mail] smarthost is not set: mail for outside the province stays queued")
     if notices_interval > 0:
         background.append(notices_task(app, notices_interval))
     return Wiring(
@@ -176,6 +191,51 @@ def purge_task(app: MailApp) -> Callable[[asyncio.Event], Any]:
                 pass
 
     return purge_disabled
+
+
+def build_relay(app: MailApp, section: MailSettings, keys: DkimKeys, *, worker: str = "") -> Relay:
+    """A relay worker over `app`'s queue to [mail] smarthost (tests make several)."""
+    host, port = host_port(section.smarthost)
+    transport = Smarthost(
+        host,
+        port,
+        tls=section.smarthost_tls,
+        ca_file=section.smarthost_ca_file,
+        user=section.smarthost_user,
+        password=section.smarthost_password,
+        helo=app.rules.hostname,
+    )
+    policy = RelayPolicy(
+        retry_schedule_s=retry_schedule(section.retry_schedule_s),
+        bounce_after_s=section.bounce_after_s,
+        lease_s=section.relay_lease_s,
+        interval_s=section.relay_interval_s,
+    )
+    return Relay(app, transport, keys, policy, worker=worker)
+
+
+def relay_task(relay: Relay, keys: DkimKeys) -> Callable[[asyncio.Event], Any]:
+    """Relay the outgoing queue every [mail] relay_interval_s (at once again after a full
+    batch); the DKIM keys of the domains known now are made first (docs/mail.md)."""
+    interval = relay.policy.interval_s
+
+    async def relay_outgoing(stop: asyncio.Event) -> None:
+        for domain in sorted(relay.app.local_domains()):
+            await asyncio.to_thread(keys.private_pem, domain)
+        while not stop.is_set():
+            try:
+                taken = await asyncio.to_thread(relay.run_once)
+            except Exception:
+                log.exception("relay pass failed; trying again")
+                taken = 0
+            if taken >= relay.policy.batch:
+                continue
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                pass
+
+    return relay_outgoing
 
 
 def lookup_url(settings: Settings) -> str:

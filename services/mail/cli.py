@@ -9,6 +9,8 @@
                                                     as PKCS#12 for Thunderbird/Outlook; the
                                                     password is asked on the terminal (or
                                                     read from the first line of stdin)
+    lgsp mail dkim-record DOMAIN                    the DNS TXT record of the domain's DKIM
+                                                    key (made now if it has none)
 
 The commands read this service's own database (the [mail] settings) and the development CA
 ([mail] ca_dir, the one documents uses); run them where the service runs, as its user.
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from lgsp.cli import Subparsers, config_option, settings_from_args
+from services.mail.dkim_cli import dkim_record
 
 MIB = 1024 * 1024
 MIN_PASSWORD = 8
@@ -37,7 +40,7 @@ MIN_PASSWORD = 8
 def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "mail",
-        help="official mail: `lgsp mail mailboxes|show|queue|cert`",
+        help="official mail: `lgsp mail mailboxes|show|queue|cert|dkim-record`",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -77,8 +80,13 @@ def register(subparsers: Subparsers) -> None:
         help="agency name printed in a certificate issued now (default: the agency code)",
     )
     export.set_defaults(handler=_cert_export)
-    # `lgsp mail dkim-record DOMAIN` (the DNS TXT record of the DKIM key) belongs to the DKIM
-    # work: it adds its parser here, beside these, with its handler in its own module.
+    dkim = sub.add_parser(
+        "dkim-record",
+        parents=[config_option()],
+        help="the DNS TXT record of a domain's DKIM key (made now if it has none)",
+    )
+    dkim.add_argument("domain", metavar="DOMAIN", help="a province mail domain")
+    dkim.set_defaults(handler=dkim_record)
 
 
 @contextlib.contextmanager

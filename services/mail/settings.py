@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from lgsp.config import (
     Endpoint,
     ServiceSettings,
+    choice_field,
     num_field,
     port_field,
     secret_field,
@@ -16,6 +17,21 @@ from lgsp.config import (
 
 DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 MIB = 1024 * 1024
+HOST_PORT = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):[0-9]{1,5}")
+SELECTOR = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def retry_schedule(text: str) -> tuple[float, ...]:
+    """ "60,300,900" → (60.0, 300.0, 900.0); ValueError when empty or not positive."""
+    values = tuple(float(v) for v in text.split(",") if v.strip())
+    if not values or any(v <= 0 for v in values):
+        raise ValueError(text)
+    return values
+
+
+def host_port(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host.strip("[]"), int(port)
 
 
 @dataclass(frozen=True)
@@ -57,6 +73,36 @@ class MailSettings(ServiceSettings):
     # Days a disabled account's mailbox keeps its mail before it is purged (the address
     # stays reserved for good: it is never handed to someone else).
     retention_days: int = num_field(90, 1, 3650)
+    # --- the relay of mail for outside recipients (docs/mail.md "Relay and bounces") ---
+    # The smarthost, "host:port"; "" = outside mail stays queued (warned at start).
+    smarthost: str = ""
+    # STARTTLS to the smarthost: opportunistic (when offered, certificate not verified, like
+    # Postfix's "may"), required (offered and the certificate verified, else retried later),
+    # none (plain text, for a smarthost on the same host or network).
+    smarthost_tls: str = choice_field("opportunistic", "opportunistic", "required", "none")
+    # CA certificates (PEM) for smarthost_tls = "required"; "" = the system's store.
+    smarthost_ca_file: str = ""
+    # AUTH at the smarthost (only ever over TLS unless smarthost_tls = "none"); "" = none.
+    smarthost_user: str = ""
+    smarthost_password: str = secret_field()
+    # Seconds to wait after the 1st, 2nd, ... temporary failure (the last one repeats).
+    retry_schedule_s: str = "60,300,900,3600,7200,14400"
+    # A message not delivered this long after it was queued bounces (Postfix's
+    # maximal_queue_lifetime: 5 days).
+    bounce_after_s: int = num_field(5 * 86400, 60)
+    # How often the relay looks for due rows, and how long a claimed row stays with one
+    # relay worker before another may take it (a worker that died mid-send).
+    relay_interval_s: float = num_field(5.0, 0.05, 3600)
+    relay_lease_s: float = num_field(300.0, 1, 86400)
+    # DKIM (RFC 6376) on mail leaving through the relay: the selector, and a PEM RSA key
+    # for every domain; "" = a key per domain made at first use in <data_dir>/mail-dkim/.
+    dkim_selector: str = "lgsp"
+    dkim_key_file: str = ""
+    # DNS server for SPF and DKIM lookups, "host:port"; "" = the system's resolver.
+    dns_resolver: str = ""
+    # Seconds all SPF and DKIM lookups of one inbound message may take together; past it
+    # the result is temperror (the SMTP session never waits longer).
+    dns_budget_s: float = num_field(5.0, 0.1, 30)
     # Notices (docs/mail.md "Notifications"): the SYSTEM mailbox they come from ("" =
     # thongbao@<default_domain>, made on first need) and the name they are signed with.
     notice_address: str = ""
@@ -83,6 +129,15 @@ class MailSettings(ServiceSettings):
             problems.append(
                 ("tls_cert_file", "set both tls_cert_file and tls_key_file, or neither")
             )
+        for key in ("smarthost", "dns_resolver"):
+            if getattr(self, key) and not HOST_PORT.fullmatch(getattr(self, key)):
+                problems.append((key, "host:port, e.g. 127.0.0.1:25"))
+        try:
+            retry_schedule(self.retry_schedule_s)
+        except ValueError:
+            problems.append(("retry_schedule_s", "comma-separated seconds, e.g. 60,300,900"))
+        if not SELECTOR.fullmatch(self.dkim_selector):
+            problems.append(("dkim_selector", "a DNS label such as lgsp"))
         if self.notice_address and (
             "@" not in self.notice_address or any(c in self.notice_address for c in " \r\n<>")
         ):

@@ -1,4 +1,4 @@
-"""The queue of mail for recipients outside the province (the relay is not built yet)."""
+"""The queue of mail for recipients outside the province (sent on by service_layer/relay.py)."""
 
 from __future__ import annotations
 

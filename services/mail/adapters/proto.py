@@ -101,6 +101,13 @@ def message_to_proto(
         size_bytes=m.size,
         related_document_id=m.related_document_id,
         related_receipt_code=m.related_receipt_code,
+        authentication=pb.AuthenticationResults(
+            spf=m.authentication.spf,
+            dkim=m.authentication.dkim,
+            summary=m.authentication.summary,
+        )
+        if m.authentication
+        else None,
         signature=signature_to_proto(signature) if signature is not None else None,
     )
 

@@ -16,6 +16,7 @@ from services.mail.adapters.imap_rows import ImapRows
 from services.mail.adapters.notice_rows import NoticeRows
 from services.mail.adapters.officials import OfficialRows
 from services.mail.adapters.outgoing import OutgoingRows
+from services.mail.adapters.relay_rows import RelayRows
 from services.mail.adapters.tables import (
     folders,
     mailboxes,
@@ -23,6 +24,7 @@ from services.mail.adapters.tables import (
     messages,
     outgoing,
 )
+from services.mail.domain.authresults import Authentication
 from services.mail.domain.errors import StaleEtag
 from services.mail.domain.mailbox import Folder, Kind, Mailbox, Role, Status
 from services.mail.domain.message import Address, Attachment, Stored, Summary
@@ -41,9 +43,15 @@ def _addresses(pairs: Sequence[Sequence[str]]) -> tuple[Address, ...]:
     return tuple(Address(p[0], p[1]) for p in pairs)
 
 
-class MailStore(OfficialRows, OutgoingRows, NoticeRows, ImapRows):
+def _auth_values(auth: Authentication | None) -> dict[str, str]:
+    a = auth or Authentication()
+    return {"auth_spf": a.spf, "auth_dkim": a.dkim, "auth_summary": a.summary[:1000]}
+
+
+class MailStore(OfficialRows, OutgoingRows, NoticeRows, ImapRows, RelayRows):
     """Mailboxes, folders, messages and their bytes (the officials, the outgoing queue, the
-    notices' rows and the IMAP queries come from the bases)."""
+    notices' rows, the IMAP queries and the relay's claims on the queue come from the
+    bases)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
@@ -285,6 +293,7 @@ class MailStore(OfficialRows, OutgoingRows, NoticeRows, ImapRows):
                 related_document_id=m.related_document_id,
                 related_receipt_code=m.related_receipt_code,
                 request_id=m.request_id,
+                **_auth_values(m.authentication),
             )
         )
 
@@ -382,4 +391,7 @@ class MailStore(OfficialRows, OutgoingRows, NoticeRows, ImapRows):
             related_document_id=row.related_document_id,
             related_receipt_code=row.related_receipt_code,
             request_id=row.request_id,
+            authentication=Authentication(row.auth_spf, row.auth_dkim, row.auth_summary)
+            if row.auth_summary
+            else None,
         )

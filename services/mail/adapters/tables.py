@@ -94,6 +94,10 @@ messages = sa.Table(
     sa.Column("related_receipt_code", sa.String(60), nullable=False),
     # SendMessage's request_id on the sender's copy: a retry does not send again.
     sa.Column("request_id", sa.String(64), nullable=True),
+    # SPF and DKIM results at receipt (RFC 8601 words), "" for mail that was not checked.
+    sa.Column("auth_spf", sa.String(20), nullable=False, server_default=""),
+    sa.Column("auth_dkim", sa.String(20), nullable=False, server_default=""),
+    sa.Column("auth_summary", sa.String(1000), nullable=False, server_default=""),
     sa.UniqueConstraint("mailbox_address", "folder_id", "uid", name="uq_messages_uid"),
     sa.UniqueConstraint("mailbox_address", "request_id", name="uq_messages_request"),
     sa.Index("ix_messages_folder_date", "mailbox_address", "folder_id", "internal_date"),
@@ -107,8 +111,8 @@ message_blobs = sa.Table(
     sa.Column("size", sa.BigInteger, nullable=False),
 )
 
-# Mail for recipients outside the platform, waiting for the smarthost relay (not built yet:
-# docs/mail.md "Not yet").
+# Mail for recipients outside the platform, one row per recipient, until the smarthost took
+# it (the row is deleted) or it bounced (docs/mail.md, "Relay and bounces").
 outgoing = sa.Table(
     "outgoing",
     metadata,
@@ -120,6 +124,10 @@ outgoing = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("create_time", sa.DateTime(timezone=True), nullable=False),
     sa.Column("next_attempt_time", sa.DateTime(timezone=True), nullable=False, index=True),
+    # The relay worker's claim and its lease (a dead worker's rows are taken again after it).
+    sa.Column("claim_token", sa.String(64), nullable=True),
+    sa.Column("lease_until", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("last_error", sa.String(1000), nullable=False, server_default=""),
 )
 
 # Directive tasks followed from documents' events for their reminders (service_layer/reminders.py).

@@ -25,6 +25,7 @@ from services.mail.domain.addresses import (
     normalize_address,
     split,
 )
+from services.mail.domain.authresults import Authentication
 from services.mail.domain.errors import InvalidField, TooLarge
 from services.mail.domain.html import text_of
 from services.mail.domain.smime import is_signature_part, readable, signed_message
@@ -307,3 +308,4 @@ class Stored:
     related_document_id: str = ""
     related_receipt_code: str = ""
     request_id: str | None = None
+    authentication: Authentication | None = None  # SPF/DKIM at receipt (inbound mail)

@@ -6,6 +6,9 @@ recipients are delivered into the store, outside ones queued for the relay.
 
 Inbound ([mail] smtp_inbound_port): mail from other servers, for local mailboxes only: no
 AUTH, no relaying (554), no local senders (they submit). STARTTLS offered, not required.
+SPF and DKIM are checked and recorded (an Authentication-Results header and the message's
+columns), never enforced; a recipient that cannot take the message by the time it is stored
+(disabled since RCPT) gets a DSN to the sender while the others get the message.
 
 Replies (RFC 5321 / RFC 3463 enhanced codes):
     530 5.7.0   AUTH (submission) or STARTTLS first
@@ -32,6 +35,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from services.mail.adapters.mail_auth import InboundChecks
+from services.mail.domain.authresults import Authentication, header_value, strip_ours
 from services.mail.domain.errors import Conflict, InvalidField, NotFound, QuotaExceeded, TooLarge
 from services.mail.domain.message import Summary, parse_summary
 from services.mail.entrypoints.logins import MailLogins, Outcome
@@ -47,15 +52,16 @@ class MailHandler:
 
     submission = False
 
-    def __init__(self, app: MailApp) -> None:
+    def __init__(self, app: MailApp, checks: InboundChecks | None = None) -> None:
         self.app = app
+        self.checks = checks
 
     # --- envelope ---------------------------------------------------------------------------
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
     ) -> str:
-        address = address.lower()
+        address = address.lower()  # the null reverse-path stays "<>" (aiosmtpd needs it set)
         if self.submission:
             allowed = await asyncio.to_thread(self.app.sender_addresses, str(session.auth_data))
             if address not in allowed:
@@ -100,15 +106,26 @@ class MailHandler:
             sender = summary.sender.address if summary else ""
             if not sender or sender not in allowed:
                 return "550 5.7.1 The From header must be your own address"
-        raw = _received(server, session, self.submission) + raw
+        auth = None
+        trace = _received(server, session, self.submission)
+        if self.checks is not None:
+            auth = await self._authenticate(server, session, envelope, raw)
+            raw, forged = strip_ours(raw, self.checks.authserv_id)
+            if forged:
+                log.info("SMTP inbound: %d forged Authentication-Results removed", forged)
+            # RFC 8601 §5: at the top, above this hop's Received.
+            trace = f"Authentication-Results: {auth.summary}\r\n".encode() + trace
+        raw = trace + raw
         try:
             done = await asyncio.to_thread(
                 self.app.deliver,
                 raw,
-                envelope.mail_from or "",
+                _reverse_path(envelope),
                 envelope.rcpt_tos,
                 actor_id=str(session.auth_data or ""),
-                strict=True,
+                strict=self.submission,
+                partial=not self.submission,
+                authentication=auth,
                 summary=summary,
             )
         except TooLarge:
@@ -121,14 +138,39 @@ class MailHandler:
             log.exception("SMTP delivery failed; nothing stored")
             return "451 4.3.0 Temporary failure, try again"
         log.info(
-            "SMTP %s from %s: %d bytes delivered to %d, queued for %d",
+            "SMTP %s from %s: %d bytes delivered to %d, queued for %d, bounced %d%s",
             "submission" if self.submission else "inbound",
             envelope.mail_from or "<>",
             len(raw),
             len(done.delivered),
             len(done.queued),
+            len(done.bounced),
+            f" (spf={auth.spf} dkim={auth.dkim})" if auth else "",
         )
         return "250 2.0.0 OK stored"
+
+    async def _authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, raw: bytes
+    ) -> Authentication:
+        """SPF and DKIM within the checks' time budget (a thread left behind by a stuck
+        resolver ends at its own DNS lifetime); past it, temperror."""
+        assert self.checks is not None
+        ip, helo, sender = _peer(server), session.host_name or "", _reverse_path(envelope)
+        try:
+            return await asyncio.wait_for(
+                asyncio.to_thread(self.checks.check, raw, ip, helo, sender),
+                self.checks.budget_s + 1.0,
+            )
+        except TimeoutError:
+            value = header_value(
+                self.checks.authserv_id,
+                spf="temperror",
+                mail_from=sender,
+                helo=helo,
+                dkim="temperror",
+                client_ip=ip,
+            )
+            return Authentication("temperror", "temperror", value)
 
 
 class SubmissionHandler(MailHandler):
@@ -189,6 +231,13 @@ def _summary(raw: bytes) -> Summary | None:
         return None
 
 
+def _reverse_path(envelope: Envelope) -> str:
+    """MAIL FROM's address; "" for the null reverse-path of bounces (RFC 5321 §4.5.5),
+    which aiosmtpd keeps as "<>"."""
+    sender = (envelope.mail_from or "").strip()
+    return "" if sender == "<>" else sender
+
+
 def _peer(server: SMTP) -> str:
     peer = server.session.peer if server.session else None
     return str(peer[0]) if isinstance(peer, tuple) else str(peer)
@@ -214,6 +263,7 @@ def smtp_task(
     tls: ssl.SSLContext,
     submission: bool,
     logins: MailLogins | None = None,
+    checks: InboundChecks | None = None,
     on_listening: Callable[[int], None] | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A background task (lgsp.plugins.Background) serving one SMTP port until stop."""
@@ -221,7 +271,7 @@ def smtp_task(
         assert logins is not None, "submission needs identity's password check"
         handler: MailHandler = SubmissionHandler(app, logins)
     else:
-        handler = MailHandler(app)
+        handler = MailHandler(app, checks)
 
     def protocol() -> SMTP:
         return SMTP(

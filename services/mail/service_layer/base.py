@@ -60,6 +60,8 @@ class MailRules:
     max_message_bytes: int = 25 * 1024 * 1024
     max_recipients: int = 100
     retention_days: int = 90
+    # The name this server gives itself (SMTP greeting, DSNs' Reporting-MTA).
+    hostname: str = "localhost"
     # Notices (service_layer/notices.py): the sender, the citizen's lookup page, reminders
     # and the daily digest.
     notice_address: str = ""  # "" = thongbao@<default_domain>

@@ -12,11 +12,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lgsp.api.mail.v1 import events_pb2
 from lgsp.auth import Principal
 from services.mail.adapters.proto import mail_delivered, mail_sent
 from services.mail.adapters.store import MailStore
 from services.mail.domain.addresses import normalize_address
+from services.mail.domain.authresults import Authentication
+from services.mail.domain.dsn import Failure
 from services.mail.domain.errors import (
     Conflict,
     InvalidField,
@@ -34,9 +35,10 @@ from services.mail.domain.message import (
     parse_summary,
 )
 from services.mail.domain.smime import Signer
-from services.mail.service_layer.base import AppBase
+from services.mail.service_layer.bounces import Bounces
 
 FULL = "mailbox full"
+NO_MAILBOX = "no such mailbox"
 
 
 @dataclass
@@ -49,7 +51,7 @@ class Delivered:
     bounced: list[tuple[str, int, str]] = field(default_factory=list)  # rcpt, code, reason
 
 
-class Delivery(AppBase):
+class Delivery(Bounces):
     def check_recipient(self, address: str) -> Mailbox | None:
         """RCPT TO: the local mailbox that will take a message (None for an address outside
         the province); NotFound (550), Conflict (disabled, 550) or QuotaExceeded (452)."""
@@ -86,13 +88,18 @@ class Delivery(AppBase):
         request_id: str | None = None,
         related: tuple[str, str] = ("", ""),
         strict: bool = False,
+        partial: bool = False,
+        authentication: Authentication | None = None,
         summary: Summary | None = None,
     ) -> Delivered:
         """Store `raw` for each recipient (local ones in their Inbox, outside ones queued),
         and a copy in `sent_from`'s Sent folder; all or nothing. A local recipient that
-        cannot take it (full, disabled since RCPT) bounces (MailBounced), or with `strict`
-        refuses the whole message (QuotaExceeded / Conflict: SMTP then answers 552/550).
-        `summary`: parse_summary of `raw`, when the caller has it."""
+        cannot take it (full, disabled or purged since RCPT) bounces (MailBounced and a DSN
+        to the sender, service_layer/bounces.py); with `strict` it refuses the whole message
+        instead (QuotaExceeded / Conflict: SMTP then answers 552/550), with `partial` only
+        when no recipient at all can take it. `authentication` (inbound mail's SPF/DKIM) is
+        recorded on the recipients' copies. `summary`: parse_summary of `raw`, when the
+        caller has it."""
         if len(raw) > self.rules.max_message_bytes:
             raise TooLarge(
                 f"the message is {len(raw)} bytes; at most {self.rules.max_message_bytes}"
@@ -101,6 +108,7 @@ class Delivery(AppBase):
         sha = hashlib.sha256(raw).hexdigest()
         now = self.clock()
         out = Delivered()
+        bounced: list[tuple[str, str]] = []
         rcpts = list(dict.fromkeys(r.lower() for r in recipients))
         with self._one_writer, self.uow() as uow:
             store = MailStore(uow.session)
@@ -126,27 +134,25 @@ class Delivery(AppBase):
                     raise error(f"{rcpt}: {reason}")
                 if reason:
                     # Checked at RCPT already; this is a change in between (a quota filled,
-                    # an account disabled): the sender hears of it from the event (DSN later).
-                    out.bounced.append((rcpt, 550, reason))
-                    uow.emit(
-                        events_pb2.MailBounced(
-                            id=ref,
-                            message_id=summary.message_id,
-                            mailbox_address=mail_from,
-                            recipient=rcpt,
-                            smtp_code=550,
-                            reason=reason,
-                        ),
-                        subject=mail_from or rcpt,
-                    )
+                    # an account disabled or purged): the sender gets a DSN.
+                    bounced.append((rcpt, reason))
                     continue
                 m = self._store(store, rcpt, INBOX, summary, raw, sha, now, False)
                 m.related_document_id, m.related_receipt_code = related
+                m.authentication = authentication
                 store.add_message(m)
                 store.add_used(rcpt, len(raw))
                 uow.emit(mail_delivered(m), subject=rcpt)
                 self.on_local_delivery(uow, mb, summary)  # type: ignore[arg-type]
                 out.delivered.append(rcpt)
+            if partial and bounced and not (out.delivered or out.queued):
+                error = QuotaExceeded if bounced[0][1] == FULL else Conflict
+                raise error(f"{bounced[0][0]}: {bounced[0][1]}")  # nothing was accepted
+            for rcpt, reason in bounced:
+                status = {FULL: "5.2.2", NO_MAILBOX: "5.1.1"}.get(reason, "5.2.1")
+                failure = Failure(rcpt, 550, f"{status} {reason}")
+                self.bounce(uow, store, raw, mail_from, failure, ref=ref, arrival=now)
+                out.bounced.append((rcpt, 550, reason))
             uow.commit()
         self.after_commit()
         self.changes.notify([*out.delivered, *([sent_from.address] if sent_from else [])])
@@ -155,7 +161,7 @@ class Delivery(AppBase):
     @staticmethod
     def _refusal(mb: Mailbox | None, size: int) -> str:
         if mb is None or mb.purged:
-            return "no such mailbox"
+            return NO_MAILBOX
         if not mb.receives():
             return "mailbox disabled"
         if not mb.has_room_for(size):

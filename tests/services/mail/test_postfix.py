@@ -7,7 +7,8 @@ MX, and behind it as the smarthost for outside mail, with smtplib as the sending
   550 quoted (reject_unverified_recipient probes our inbound port first); a mailbox disabled
   after Postfix verified it ends as Postfix's bounce (a DSN to the sender) carrying our 550;
   Postfix's MX port relays nothing else.
-- Smarthost: mail from 127.0.0.1 on the relay port goes on to the relayhost (a sink here).
+- Smarthost: mail from 127.0.0.1 on the relay port goes on to the relayhost (a sink here),
+  and so does the mail service's own relay, DKIM-signed.
 
 Postfix is started once per module (about 2 s to start and 2 s to stop); each test has its
 own mail service on the inbound port Postfix was configured with."""
@@ -15,6 +16,7 @@ own mail service on the inbound port Postfix was configured with."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import smtplib
 import threading
 import time
@@ -27,10 +29,14 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from services.mail.adapters.dkim_keys import keys_from_settings
+from services.mail.adapters.mail_auth import InboundChecks, make_resolver
 from services.mail.adapters.store import MailStore
+from services.mail.bootstrap import build_relay
 from tests.fixtures import missing_server
 from tests.services.mail.env import JUSTICE, MailEnv, mail_env
 from tests.support import free_port
+from tests.support.dns_server import DnsServer
 from tests.support.postfix import HOSTNAME, Postfix, running_postfix, unavailable
 
 DOMAINS = ("hatinh.gov.vn", "stp.hatinh.gov.vn", "syt.hatinh.gov.vn")
@@ -222,3 +228,30 @@ def test_postfix_as_smarthost_relays_outside_mail(postfix: Postfix, sink: Sink) 
     assert got.mail_from == an
     assert f"by {HOSTNAME} (Postfix) with ESMTP id".encode() in (got.original_content or b"")
     postfix.wait_log(f"to=<{OUTSIDE}>, relay=127.0.0.1[127.0.0.1]:{sink.port}")
+
+
+async def test_the_relay_sends_through_postfix_dkim_signed(
+    env: MailEnv, postfix: Postfix, sink: Sink
+) -> None:
+    """The mail service's own relay ([mail] smarthost = Postfix's relay port) hands a queued
+    message to Postfix, which takes it to its relayhost; the DKIM signature the relay made
+    still verifies there (dkimpy, the key published in a real DNS server)."""
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    raw = message(an, OUTSIDE, "Công văn qua Postfix", marker="relay-through-postfix")
+    await asyncio.to_thread(env.app.deliver, raw, an, [OUTSIDE])
+    section = dataclasses.replace(
+        env.runtime.settings.mail, smarthost=f"127.0.0.1:{postfix.relay_port}"
+    )
+    keys = keys_from_settings(env.runtime.settings)
+    assert await asyncio.to_thread(build_relay(env.app, section, keys).run_once) == 1
+    got = await asyncio.to_thread(sink.wait_for, OUTSIDE, b"relay-through-postfix")
+    assert got.mail_from == an
+    data = got.original_content or b""
+    assert f"by {HOSTNAME} (Postfix)".encode() in data and b"DKIM-Signature:" in data
+    with DnsServer() as dns_server:
+        dns_server.add_txt("lgsp._domainkey.stp.hatinh.gov.vn", keys.txt_value("stp.hatinh.gov.vn"))
+        checks = InboundChecks(make_resolver(dns_server.address), "sink.test")
+        auth = await asyncio.to_thread(checks.check, data, "127.0.0.1", "postfix", an)
+    assert auth.dkim == "pass"
+    with env.app.uow() as uow:
+        assert MailStore(uow.session).queue_waiting() == []

@@ -391,6 +391,7 @@ class MailMessage(_message.Message):
     RELATED_DOCUMENT_ID_FIELD_NUMBER: _builtins.int
     RELATED_RECEIPT_CODE_FIELD_NUMBER: _builtins.int
     SIGNATURE_FIELD_NUMBER: _builtins.int
+    AUTHENTICATION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id within the platform (UUID)."""
     mailbox_address: _builtins.str
@@ -451,6 +452,12 @@ class MailMessage(_message.Message):
         lists and in SendMessage's answer).
         """
 
+    @_builtins.property
+    def authentication(self) -> Global___AuthenticationResults:
+        """SPF and DKIM results recorded when it came in from another server (RFC 8601); unset
+        for mail sent within the platform.
+        """
+
     def __init__(
         self,
         *,
@@ -474,10 +481,11 @@ class MailMessage(_message.Message):
         related_document_id: _builtins.str = ...,
         related_receipt_code: _builtins.str = ...,
         signature: Global___MessageSignature | None = ...,
+        authentication: Global___AuthenticationResults | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["flags", b"flags", "receive_time", b"receive_time", "send_time", b"send_time", "sender", b"sender", "signature", b"signature"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["authentication", b"authentication", "flags", b"flags", "receive_time", b"receive_time", "send_time", b"send_time", "sender", b"sender", "signature", b"signature"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "bcc", b"bcc", "cc", b"cc", "flags", b"flags", "folder_id", b"folder_id", "html_body", b"html_body", "id", b"id", "in_reply_to", b"in_reply_to", "mailbox_address", b"mailbox_address", "message_id", b"message_id", "receive_time", b"receive_time", "related_document_id", b"related_document_id", "related_receipt_code", b"related_receipt_code", "send_time", b"send_time", "sender", b"sender", "signature", b"signature", "size_bytes", b"size_bytes", "subject", b"subject", "text_body", b"text_body", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attachments", b"attachments", "authentication", b"authentication", "bcc", b"bcc", "cc", b"cc", "flags", b"flags", "folder_id", b"folder_id", "html_body", b"html_body", "id", b"id", "in_reply_to", b"in_reply_to", "mailbox_address", b"mailbox_address", "message_id", b"message_id", "receive_time", b"receive_time", "related_document_id", b"related_document_id", "related_receipt_code", b"related_receipt_code", "send_time", b"send_time", "sender", b"sender", "signature", b"signature", "size_bytes", b"size_bytes", "subject", b"subject", "text_body", b"text_body", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -526,6 +534,39 @@ class MessageSignature(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MessageSignature: _TypeAlias = MessageSignature  # noqa: Y015
+
+@_typing.final
+class AuthenticationResults(_message.Message):
+    """AuthenticationResults are the checks made on a message at receipt (recorded, not
+    enforced), each an RFC 8601 result word: pass, fail, softfail, neutral, none, temperror,
+    permerror.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SPF_FIELD_NUMBER: _builtins.int
+    DKIM_FIELD_NUMBER: _builtins.int
+    SUMMARY_FIELD_NUMBER: _builtins.int
+    spf: _builtins.str
+    """SPF (RFC 7208) of the sending server for the envelope sender (or HELO name)."""
+    dkim: _builtins.str
+    """DKIM (RFC 6376) of the message's first signature; "none" when it had none."""
+    summary: _builtins.str
+    """The Authentication-Results header value recorded on the message."""
+    def __init__(
+        self,
+        *,
+        spf: _builtins.str = ...,
+        dkim: _builtins.str = ...,
+        summary: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dkim", b"dkim", "spf", b"spf", "summary", b"summary"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthenticationResults: _TypeAlias = AuthenticationResults  # noqa: Y015
 
 @_typing.final
 class CreateMailboxRequest(_message.Message):
