@@ -22,7 +22,6 @@ def _session_context(request: Request) -> dict[str, Any]:
     return {
         "user": getattr(request.state, "user", None),
         "csrf_token": getattr(request.state, "csrf_token", ""),
-        "refresh": None,
     }
 
 
