@@ -9,6 +9,8 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
+from console.pages import fmt_duration, fmt_time
+
 ENV = Environment(
     loader=PackageLoader("console", "templates"),
     autoescape=True,  # span names and attributes come from outside: escape everything
@@ -16,6 +18,10 @@ ENV = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+
+ENV.filters["time_ns"] = fmt_time
+ENV.filters["duration_ns"] = fmt_duration
 
 
 def _session_context(request: Request) -> dict[str, Any]:
