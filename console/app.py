@@ -209,7 +209,7 @@ def query_from_params(params: Mapping[str, str]) -> tuple[TraceQuery, dict[str, 
         if not 0 <= min_ms <= 86_400_000:
             raise ValueError("min duration must be between 0 and 86400000 ms")
         min_ns = int(min_ms * 1e6)
-    bounds = []
+    bounds: list[int | None] = []
     for name in ("from", "to"):
         value = form[name]
         if not value:

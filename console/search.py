@@ -107,11 +107,14 @@ def _from_traces(db: sqlite3.Connection, q: TraceQuery, limit: int) -> list[str]
 
 def service_map(db: sqlite3.Connection, since_ns: int) -> tuple[dict[str, int], list[Edge]]:
     """(spans per service, caller → callee edges) over spans that started since `since_ns`:
-    an edge is a span whose parent span belongs to another service."""
+    an edge is a span whose parent span belongs to another service. The plan is pinned (the
+    window by start time, each parent by its id): left to itself SQLite walks the service
+    index over the whole store."""
     nodes = {
         r[0]: r[1]
         for r in db.execute(
-            "SELECT service, COUNT(*) FROM spans WHERE start_ns >= ? GROUP BY service",
+            "SELECT service, COUNT(*) FROM spans INDEXED BY spans_start WHERE start_ns >= ? "
+            "GROUP BY service",
             (since_ns,),
         )
     }
@@ -120,7 +123,9 @@ def service_map(db: sqlite3.Connection, since_ns: int) -> tuple[dict[str, int], 
         for r in db.execute(
             """
             SELECT p.service, c.service, COUNT(*), SUM(c.status_code = 2)
-            FROM spans c JOIN spans p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+            FROM spans c INDEXED BY spans_start
+            CROSS JOIN spans p INDEXED BY spans_parent
+                ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
             WHERE c.start_ns >= ? AND c.parent_span_id != '' AND p.service != c.service
             GROUP BY p.service, c.service ORDER BY p.service, c.service
             """,
