@@ -320,3 +320,46 @@ def test_console_does_not_trace_itself() -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     assert out.stdout.strip() == "true", out.stderr
+
+
+def test_search_page_finds_by_business_key_and_names_bad_input(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
+    from lgsp.telemetry import DOCUMENT_NUMBER
+
+    base, settings = console
+    provider = provider_for(base, settings, "documents")
+    with provider.get_tracer("t").start_as_current_span(
+        "IssueDocument", attributes={DOCUMENT_NUMBER: "7/TB-UBND"}
+    ) as s:
+        trace_id = format(s.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    found = web.get(f"{base}/traces", params={"key": "7/TB-UBND"})
+    assert found.status_code == 200 and found.text.count('href="/traces/') == 1
+    assert f'href="/traces/{trace_id}"' in found.text
+    assert 'value="7/TB-UBND"' in found.text  # the form keeps what was asked
+    other = web.get(f"{base}/traces", params={"key": "8/TB-UBND"})
+    assert 'id="none"' in other.text
+    bad = web.get(f"{base}/traces", params={"trace_id": "<b>x</b>", "min_ms": "1"})
+    assert bad.status_code == 400 and "32 hexadecimal digits" in bad.text
+    assert "<b>x</b>" not in bad.text
+
+
+def test_service_map_page_draws_a_call_between_services(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
+    from opentelemetry import trace
+
+    base, settings = console
+    gateway = provider_for(base, settings, "gw-map")
+    documents = provider_for(base, settings, "docs-map")
+    with gateway.get_tracer("t").start_as_current_span("POST /x") as parent:
+        ctx = trace.set_span_in_context(parent)
+        with documents.get_tracer("t").start_as_current_span("GetDocument", context=ctx):
+            pass
+    gateway.shutdown()
+    documents.shutdown()
+    page = web.get(f"{base}/service-map", params={"hours": "1"})
+    assert page.status_code == 200
+    assert "<td>gw-map</td><td>docs-map</td>" in page.text.replace("\n", "")
+    assert "<svg" in page.text and "gw-map → docs-map: 1 call(s)" in page.text
