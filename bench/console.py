@@ -272,6 +272,10 @@ def search(spans: int, rounds: int) -> list[tuple[str, float, float, float]]:
                     )
                 ),
             ),
+            (
+                "no match (scan bound): service + 10 s",
+                lambda: store.search(TraceQuery(service="search", min_duration_ns=10**10)),
+            ),
             ("service map, last hour", lambda: store.service_map(now - 3600 * 10**9)),
         ]
         for name, fn in kinds:
