@@ -191,3 +191,19 @@ def test_processes_are_given_the_token_only_for_the_console(tmp_path: Path) -> N
         }
     )
     assert "OTEL_EXPORTER_OTLP_HEADERS" not in elsewhere.process_env("documents")
+
+
+def test_the_sdk_exporter_sends_the_token_from_the_process_environment(
+    env: tuple[str, Settings, FakeOidc], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a process started by `lgsp up` does: Settings.process_env's OTEL_* variables only."""
+    base, settings, _ = env
+    monkeypatch.setenv(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        settings.process_env("documents")["OTEL_EXPORTER_OTLP_HEADERS"],
+    )
+    provider, statuses = _exporter(base, None)
+    with provider.get_tracer("t").start_as_current_span("from the environment"):
+        pass
+    provider.shutdown()
+    assert statuses == [200]
