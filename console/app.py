@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -27,6 +28,8 @@ from console.templating import templates
 from lgsp import otlp_token
 from lgsp.config import Endpoint, Settings, mask_url
 
+log = logging.getLogger("console")
+
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
 SEARCH_LIMIT = 100
 
@@ -48,9 +51,15 @@ def create_app(
     token = otlp_token.installation_token(data_dir, settings.console.otlp_token)
     sessions = Sessions(session_key(data_dir), settings.console.session_hours * 3600)
     oidc = oidc or OidcClient(settings)
+    quiet_until = [0.0]
 
     async def receive_traces(request: Request) -> Response:
         if not otlp_token.matches(request.headers.get(otlp_token.HEADER), token):
+            # Its access line is filtered out (__main__): say it here, once a minute at most.
+            if time.monotonic() >= quiet_until[0]:
+                quiet_until[0] = time.monotonic() + 60
+                peer = request.client.host if request.client else "?"
+                log.warning("refused spans from %s: missing or wrong %s", peer, otlp_token.HEADER)
             return PlainTextResponse(
                 f"spans are accepted only from this platform's processes ({otlp_token.HEADER})",
                 status_code=401,

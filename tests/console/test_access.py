@@ -161,7 +161,9 @@ def _exporter(base: str, headers: dict[str, str] | None) -> tuple[TracerProvider
     return provider, statuses
 
 
-def test_otlp_needs_the_installation_token(env: tuple[str, Settings, FakeOidc]) -> None:
+def test_otlp_needs_the_installation_token(
+    env: tuple[str, Settings, FakeOidc], caplog: pytest.LogCaptureFixture
+) -> None:
     base, settings, _ = env
     path = Path(settings.platform.data_dir) / FILE_NAME
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -173,6 +175,8 @@ def test_otlp_needs_the_installation_token(env: tuple[str, Settings, FakeOidc]) 
         assert statuses and statuses[0] == status
     r = httpx.post(f"{base}/v1/traces", content=b"\x00" * 10)
     assert r.status_code == 401 and HEADER in r.text
+    refusals = [m for m in caplog.messages if m.startswith("refused spans from 127.0.0.1")]
+    assert len(refusals) == 1  # three refusals, one line
 
 
 def test_processes_are_given_the_token_only_for_the_console(tmp_path: Path) -> None:
