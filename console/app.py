@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
 from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from console import otlp, pages
+from console.auth import OidcClient, SessionMiddleware, Sessions, session_key
 from console.health import LagReader, Probe, probe_all
+from console.search import TraceQuery
+from console.signin import sign_in_routes
 from console.store import SpanStore
+from console.templating import templates
+from lgsp import otlp_token
 from lgsp.config import Endpoint, Settings, mask_url
 
+log = logging.getLogger("console")
+
 TRACE_ID = re.compile(r"^[0-9a-f]{32}$")
+SEARCH_LIMIT = 100
 
 
-def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlette:
+def create_app(
+    settings: Settings, *, store: SpanStore | None = None, oidc: OidcClient | None = None
+) -> Starlette:
     """The console app; `store` defaults to <data_dir>/console-traces.db."""
     if store is None:
         Path(settings.platform.data_dir).mkdir(parents=True, exist_ok=True)
@@ -32,8 +47,23 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
         )
     lag_reader = LagReader(settings)
     limit = settings.console.max_otlp_bytes
+    data_dir = settings.platform.data_dir
+    token = otlp_token.installation_token(data_dir, settings.console.otlp_token)
+    sessions = Sessions(session_key(data_dir), settings.console.session_hours * 3600)
+    oidc = oidc or OidcClient(settings)
+    quiet_until = [0.0]
 
     async def receive_traces(request: Request) -> Response:
+        if not otlp_token.matches(request.headers.get(otlp_token.HEADER), token):
+            # Its access line is filtered out (__main__): say it here, once a minute at most.
+            if time.monotonic() >= quiet_until[0]:
+                quiet_until[0] = time.monotonic() + 60
+                peer = request.client.host if request.client else "?"
+                log.warning("refused spans from %s: missing or wrong %s", peer, otlp_token.HEADER)
+            return PlainTextResponse(
+                f"spans are accepted only from this platform's processes ({otlp_token.HEADER})",
+                status_code=401,
+            )
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             return PlainTextResponse(f"body larger than {limit} bytes", status_code=413)
@@ -86,19 +116,48 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
         count = await run_in_threadpool(store.count_spans)
         return HTMLResponse(pages.overview(rows, lag, count, summary))
 
-    async def traces(request: Request) -> HTMLResponse:
-        service = request.query_params.get("service") or None
-        errors_only = request.query_params.get("errors") == "1"
-        found = await run_in_threadpool(store.recent_traces, 200, service, errors_only)
-        return HTMLResponse(pages.traces_list(found, service, errors_only))
+    async def traces(request: Request) -> Response:
+        try:
+            q, form = query_from_params(request.query_params)
+            error = ""
+        except ValueError as exc:
+            q, form, error = TraceQuery(), dict(request.query_params), str(exc)
+        found = [] if error else await run_in_threadpool(store.search, q, SEARCH_LIMIT)
+        services = await run_in_threadpool(store.services)
+        form.setdefault("min_ms", "")
+        form.setdefault("from", "")
+        form.setdefault("to", "")
+        context = {
+            "q": q,
+            "form": form,
+            "traces": found,
+            "services": services,
+            "error": error,
+            "limit": SEARCH_LIMIT,
+            "tz": time.strftime("%Z"),
+        }
+        return templates.TemplateResponse(
+            request, "traces.html", context, status_code=400 if error else 200
+        )
 
-    async def trace(request: Request) -> HTMLResponse:
+    async def trace(request: Request) -> Response:
         trace_id = request.path_params["trace_id"].lower()
         spans = await run_in_threadpool(store.trace, trace_id) if TRACE_ID.match(trace_id) else []
         if not spans:
             body = "<h1>Trace not found</h1><p>It may have been pruned, or not arrived yet.</p>"
             return HTMLResponse(pages.layout("Not found", body), status_code=404)
-        return HTMLResponse(pages.waterfall(trace_id, spans))
+        context = {"trace_id": trace_id, **pages.waterfall_rows(spans)}
+        return templates.TemplateResponse(request, "trace.html", context)
+
+    async def service_map_page(request: Request) -> Response:
+        hours = request.query_params.get("hours", "1")
+        hours_n = int(hours) if hours in {"1", "6", "24"} else 1
+        since = time.time_ns() - hours_n * 3600 * 10**9
+        nodes, edges = await run_in_threadpool(store.service_map, since)
+        context = {"hours": hours_n, **pages.map_layout(nodes, edges)}
+        if not nodes:
+            context["nodes"] = []
+        return templates.TemplateResponse(request, "service_map.html", context)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -109,6 +168,7 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
             yield
         finally:
             await lag_reader.close()
+            await oidc.aclose()
             store.close()
 
     app = Starlette(
@@ -116,9 +176,13 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
             Route("/", overview),
             Route("/traces", traces),
             Route("/traces/{trace_id}", trace),
+            Route("/service-map", service_map_page),
             Route("/v1/traces", receive_traces, methods=["POST"]),
             Route("/healthz", healthz),
+            *sign_in_routes(sessions, oidc),
+            Mount("/static", StaticFiles(packages=[("console", "static")]), name="static"),
         ],
+        middleware=[Middleware(SessionMiddleware, sessions=sessions)],
         lifespan=lifespan,
     )
     app.state.store = store
@@ -137,3 +201,41 @@ def _supervisor_note(state: dict[str, object] | None) -> str:
     if state.get("last_exit"):
         text += f", last exit {state['last_exit']}"
     return text
+
+
+def query_from_params(params: Mapping[str, str]) -> tuple[TraceQuery, dict[str, str]]:
+    """The search form's fields as a TraceQuery; ValueError (shown on the page) if malformed."""
+    form = {k: params.get(k, "").strip() for k in ("min_ms", "from", "to")}
+    trace_id = params.get("trace_id", "").strip().lower()
+    if trace_id and not TRACE_ID.match(trace_id):
+        raise ValueError("a trace id is 32 hexadecimal digits")
+    min_ns = 0
+    if form["min_ms"]:
+        try:
+            min_ms = float(form["min_ms"])
+        except ValueError:
+            raise ValueError("min duration must be a number of milliseconds") from None
+        if not 0 <= min_ms <= 86_400_000:
+            raise ValueError("min duration must be between 0 and 86400000 ms")
+        min_ns = int(min_ms * 1e6)
+    bounds: list[int | None] = []
+    for name in ("from", "to"):
+        value = form[name]
+        if not value:
+            bounds.append(None)
+            continue
+        try:
+            bounds.append(int(datetime.fromisoformat(value).timestamp() * 1e9))
+        except (ValueError, OverflowError, OSError):
+            raise ValueError(f"{name} must be a date and time (YYYY-MM-DDTHH:MM)") from None
+    q = TraceQuery(
+        service=params.get("service", "").strip()[:200],
+        operation=params.get("operation", "").strip()[:500],
+        errors_only=params.get("status") == "error" or params.get("errors") == "1",
+        min_duration_ns=min_ns,
+        start_ns=bounds[0],
+        end_ns=bounds[1],
+        trace_id=trace_id,
+        key=params.get("key", "").strip()[:200],
+    )
+    return q, form

@@ -1,16 +1,19 @@
-"""Server-rendered HTML. Every piece of data goes through `e()`: span names, attributes and
-service names come from whoever can reach the OTLP endpoint and are untrusted."""
+"""What the pages show. The overview is still built here (every piece of data through `e()`);
+the trace pages are Jinja2 templates (console/templates, autoescape on) fed by the view
+models below: span names and attributes come from outside and are never marked safe."""
 
 from __future__ import annotations
 
 import html
 import json
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
 
 from console.health import Probe
-from console.store import SpanRecord, TraceSummary
+from console.search import Edge
+from console.store import SpanRecord
 from lgsp.bus.base import is_dlq_topic
 
 KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
@@ -51,7 +54,7 @@ def layout(title: str, body: str, *, refresh: int | None = None) -> str:
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         f"<title>{e(title)} · LGSP console</title>{meta}<style>{CSS}</style></head><body>"
         '<header><b>LGSP operator console</b><a href="/">Overview</a>'
-        '<a href="/traces">Traces</a></header>'
+        '<a href="/traces">Traces</a><a href="/service-map">Service map</a></header>'
         f"<main>{body}</main></body></html>"
     )
 
@@ -155,44 +158,6 @@ def overview(
     return layout("Overview", "".join(out), refresh=10)
 
 
-def traces_list(traces: Sequence[TraceSummary], service: str | None, errors_only: bool) -> str:
-    title = "Recent traces" + (f" of {service}" if service else "")
-    out = [
-        f"<h1>{e(title)}</h1><form method=get><label>service "
-        f'<input name=service value="{e(service or "")}"></label> '
-        f"<label><input type=checkbox name=errors value=1"
-        f"{' checked' if errors_only else ''}> errors only</label> "
-        "<button>filter</button></form><br>"
-    ]
-    if not traces:
-        out.append(
-            "<p class=muted>No traces received yet. Processes export spans to "
-            "<code>/v1/traces</code> (OTLP/HTTP) on this console's port.</p>"
-        )
-        return layout(title, "".join(out))
-    out.append(
-        "<table><tr><th>started</th><th>root span</th><th>service</th>"
-        "<th class=num>duration</th><th class=num>spans</th><th>services</th>"
-        "<th></th></tr>"
-    )
-    for t in traces:
-        root = (
-            e(t.root_name)
-            if t.has_root
-            else f"{e(t.root_name)} <span class=muted>(root not received)</span>"
-        )
-        flag = "<span class=err>error</span>" if t.error else ""
-        out.append(
-            f"<tr><td>{e(fmt_time(t.start_ns))}</td>"
-            f'<td><a href="/traces/{e(t.trace_id)}">{root}</a></td><td>{e(t.service)}</td>'
-            f"<td class=num>{e(fmt_duration(t.duration_ns))}</td>"
-            f"<td class=num>{t.span_count}</td><td>{e(', '.join(t.services))}</td>"
-            f"<td>{flag}</td></tr>"
-        )
-    out.append("</table>")
-    return layout(title, "".join(out))
-
-
 def tree_order(spans: Sequence[SpanRecord]) -> list[tuple[int, SpanRecord]]:
     """(depth, span) in depth-first order; spans whose parent is missing become roots."""
     ids = {s.span_id for s in spans}
@@ -219,26 +184,17 @@ def tree_order(spans: Sequence[SpanRecord]) -> list[tuple[int, SpanRecord]]:
     return out
 
 
-def waterfall(trace_id: str, spans: Sequence[SpanRecord]) -> str:
+def waterfall_rows(spans: Sequence[SpanRecord]) -> dict[str, Any]:
+    """What templates/trace.html draws: each span's depth, bar position (percent of the
+    trace) and details, in depth-first order."""
     start = min(s.start_ns for s in spans)
     end = max(s.end_ns for s in spans)
     total = max(end - start, 1)
-    errors = sum(1 for s in spans if s.status_code == 2)
-    services = sorted({s.service for s in spans})
-    out = [
-        f"<h1>Trace <code>{e(trace_id)}</code></h1>",
-        f"<p>{e(fmt_time(start))} · {e(fmt_duration(end - start))} · {len(spans)} spans · "
-        f"services: {e(', '.join(services))}"
-        + (f" · <span class=err>{errors} error(s)</span>" if errors else "")
-        + "</p>",
-        "<div class=wf>",
-    ]
+    rows = []
     for depth, s in tree_order(spans):
         left = (s.start_ns - start) / total * 100
         width = s.duration_ns / total * 100
         kind = KINDS.get(s.kind, "")
-        css = "wf-bar error" if s.status_code == 2 else "wf-bar"
-        label_left = min(left + width, 85.0)
         details = {
             "span_id": s.span_id,
             "parent_span_id": s.parent_span_id or None,
@@ -249,20 +205,46 @@ def waterfall(trace_id: str, spans: Sequence[SpanRecord]) -> str:
             "events": s.events or None,
         }
         shown = {k: v for k, v in details.items() if v is not None}
-        out.append(
-            "<div class=wf-row>"
-            f'<div class=wf-name style="padding-left:{0.4 + depth * 1.1:.1f}rem" '
-            f'title="{e(s.name)}">'
-            f"<span class=muted>{e(s.service)}</span> {e(s.name)}"
-            + (f" <span class=muted>({e(kind)})</span>" if kind else "")
-            + "</div><div class=wf-track>"
-            f'<div class="{css}" style="left:{left:.3f}%;width:{width:.3f}%"></div>'
-            f'<span class=wf-label style="left:{label_left:.3f}%">'
-            f"{e(fmt_duration(s.duration_ns))}</span></div></div>"
-            f"<details><summary>details</summary><pre>{e(_pretty(shown))}</pre></details>"
+        rows.append(
+            {
+                "depth": depth,
+                "span": s,
+                "kind": kind,
+                "left": left,
+                "width": width,
+                "label_left": min(left + width, 85.0),
+                "details": _pretty(shown),
+            }
         )
-    out.append("</div>")
-    return layout(f"Trace {trace_id}", "".join(out))
+    return {
+        "rows": rows,
+        "start_ns": start,
+        "total_ns": end - start,
+        "errors": sum(1 for s in spans if s.status_code == 2),
+        "services": sorted({s.service for s in spans}),
+    }
+
+
+def map_layout(nodes: dict[str, int], edges: Sequence[Edge], size: int = 640) -> dict[str, Any]:
+    """Services on a circle, edges as arrows between them (templates/service_map.html)."""
+    names = sorted(nodes)
+    radius, centre = size / 2 - 60, size / 2
+    at: dict[str, tuple[float, float]] = {}
+    for i, name in enumerate(names):
+        angle = 2 * math.pi * i / max(len(names), 1) - math.pi / 2
+        at[name] = (centre + radius * math.cos(angle), centre + radius * math.sin(angle))
+    lines = []
+    for edge in edges:
+        (x1, y1), (x2, y2) = at[edge.caller], at[edge.callee]
+        # Stop short of the callee's circle so the arrowhead shows.
+        dx, dy = x2 - x1, y2 - y1
+        length = max(math.hypot(dx, dy), 1.0)
+        x2, y2 = x2 - dx / length * 10, y2 - dy / length * 10
+        lines.append(
+            {"edge": edge, "x1": round(x1), "y1": round(y1), "x2": round(x2), "y2": round(y2)}
+        )
+    points = [{"name": n, "x": round(at[n][0]), "y": round(at[n][1])} for n in names]
+    return {"nodes": points, "edges": lines, "size": size}
 
 
 def _pretty(data: Any) -> str:

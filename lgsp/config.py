@@ -140,6 +140,12 @@ class ConsoleSettings:
     retention_spans: int = num_field(200_000, 100)
     retention_hours: float = num_field(24.0, 0.01)
     max_otlp_bytes: int = num_field(8 * 1024 * 1024, 1024)
+    # "" = the per-installation token in <data_dir>/console-otlp.token (lgsp.otlp_token).
+    otlp_token: str = secret_field()
+    # OpenID Connect client the console signs operators in with (identity's demo seed
+    # registers `console` with <console_url>auth/callback as its redirect URI).
+    oidc_client_id: str = "console"
+    session_hours: float = num_field(8.0, 0.1, 24.0)
 
 
 @dataclass(frozen=True)
@@ -263,6 +269,11 @@ class Settings:
     def console_url(self) -> str:
         return f"http://{_url_host(self.platform.host)}:{self.console.port}/"
 
+    @property
+    def console_otlp_endpoint(self) -> str:
+        """The console's own OTLP receiver (only it is sent the installation's token)."""
+        return f"http://{_url_host(self.platform.host)}:{self.console.port}"
+
     def endpoints(self, component: str | None = None) -> list[Endpoint]:
         """Where each known component listens (all of them, or only `component`'s)."""
         host = self.platform.host
@@ -318,6 +329,16 @@ class Settings:
             env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
             env["OTEL_TRACES_SAMPLER"] = "parentbased_traceidratio"
             env["OTEL_TRACES_SAMPLER_ARG"] = repr(self.telemetry.sampling_ratio)
+            # Only the console is sent the token (a collector elsewhere is not), unless it
+            # was configured for a stack whose console is not on platform.host.
+            if (
+                self.telemetry.otlp_endpoint == self.console_otlp_endpoint
+                or self.console.otlp_token
+            ):
+                from lgsp.otlp_token import HEADER, installation_token
+
+                token = installation_token(self.platform.data_dir, self.console.otlp_token)
+                env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{HEADER}={token}"
         else:
             env["OTEL_SDK_DISABLED"] = "true"
         return env

@@ -48,6 +48,7 @@ __all__ = [
     "flush_telemetry",
     "setup_telemetry",
     "shutdown_telemetry",
+    "tag_business_keys",
     "trace_headers",
     "tracer",
 ]
@@ -175,6 +176,41 @@ def unsampled() -> Iterator[None]:
 def new_trace() -> otel_context.Context:
     """A context with no parent span: what `start_as_current_span(context=…)` roots a trace at."""
     return otel_context.Context()
+
+
+# Span attributes naming the business object a span works on; the console indexes their
+# values (console/store.py KEY_ATTRIBUTES), so an operator finds a trace by what a user quotes.
+DOCUMENT_ID = "lgsp.document.id"
+DOCUMENT_NUMBER = "lgsp.document.number"  # số, ký hiệu as written: "12/QĐ-UBND"
+DOCUMENT_NOTATION = "lgsp.document.notation"  # ký hiệu alone: "QĐ-UBND"
+DOSSIER_ID = "lgsp.dossier.id"
+DOSSIER_RECEIPT_CODE = "lgsp.dossier.receipt_code"  # mã hồ sơ on the receipt
+AGENCY_CODE = "lgsp.agency.code"  # mã định danh of the agency acting or concerned
+
+
+def tag_business_keys(
+    *,
+    document_id: str = "",
+    document_number: str = "",
+    document_notation: str = "",
+    dossier_id: str = "",
+    receipt_code: str = "",
+    agency_code: str = "",
+) -> None:
+    """Put the given (non-empty) business keys on the current span; nothing outside a span."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    for key, value in (
+        (DOCUMENT_ID, document_id),
+        (DOCUMENT_NUMBER, document_number),
+        (DOCUMENT_NOTATION, document_notation),
+        (DOSSIER_ID, dossier_id),
+        (DOSSIER_RECEIPT_CODE, receipt_code),
+        (AGENCY_CODE, agency_code),
+    ):
+        if value:
+            span.set_attribute(key, value)
 
 
 def tracer(name: str) -> trace.Tracer:

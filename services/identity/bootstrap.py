@@ -221,7 +221,9 @@ def wire_service(
             except RemoteSeedRefused as e:
                 log.error("%s", e)
             else:
-                await asyncio.to_thread(seed, ident, settings.platform.data_dir, True)
+                await asyncio.to_thread(
+                    seed, ident, settings.platform.data_dir, True, settings.console_url
+                )
         # Forwarded headers only from the proxies named in identity.trusted_proxies.
         await serve_asgi(
             ident.app.build(),

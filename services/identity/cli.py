@@ -50,7 +50,9 @@ def _run(args: argparse.Namespace) -> int:
             except RemoteSeedRefused as e:
                 print(f"lgsp admin seed-demo: {e}", file=sys.stderr)
                 return 1
-            created = seed_demo(identity, settings.platform.data_dir)
+            created = seed_demo(
+                identity, settings.platform.data_dir, console_url=settings.console_url
+            )
             print(
                 f"demo province: {created}; passwords and client secrets in "
                 f"{settings.platform.data_dir}/identity-demo.json"

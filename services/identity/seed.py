@@ -159,6 +159,8 @@ CLIENTS: list[tuple[str, str, str, list[str] | None]] = [
     ("motcua-thanhsen", "Hệ thống một cửa phường Thành Sen", "000.00.61.H30", ["one_stop_officer"]),
     ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H30", ["one_stop_officer"]),
     ("lgsp-web", "Ứng dụng web LGSP", PROVINCE, None),
+    # The operator console signs operators in (authorization code + PKCE; docs/console.md).
+    ("console", "Bảng điều khiển vận hành LGSP", PROVINCE, None),
 ]
 # Clients whose password grant takes officials' app passwords (mail clients cannot ask for a
 # one-time code; docs/identity.md, "App passwords").
@@ -227,6 +229,12 @@ def check_may_seed(host: str, allow_remote: bool) -> None:
         )
 
 
+def _redirect_uris(client_id: str, console_url: str) -> list[str]:
+    if client_id == "console":
+        return [console_url + "auth/callback"]
+    return ["http://127.0.0.1:8100/callback", "http://localhost:8100/callback"]
+
+
 def _new_password() -> str:
     # 16 random URL-safe characters, plus one of each class the password policy counts.
     return security.new_secret(12) + "Aa1!"
@@ -291,10 +299,14 @@ def officials() -> list[dict[str, Any]]:
 
 
 def seed_demo(
-    identity: Identity, data_dir: str | Path | None, only_if_empty: bool = False
+    identity: Identity,
+    data_dir: str | Path | None,
+    only_if_empty: bool = False,
+    console_url: str = "http://127.0.0.1:8100/",
 ) -> dict[str, Any]:
     """Create what is missing of the demo province; returns counts of what was created.
-    The new officials' passwords and clients' secrets are added to <data_dir>/DEMO_FILE."""
+    The new officials' passwords and clients' secrets are added to <data_dir>/DEMO_FILE.
+    `console_url` (Settings.console_url) gives the console client its redirect URI."""
     with identity.storage.read() as r:
         if only_if_empty and r.agencies.count():
             return {"skipped": "directory not empty"}
@@ -343,7 +355,7 @@ def seed_demo(
                 SYSTEM,
                 pb.ClientSystem(client_id=client_id, display_name=name, owner_agency_code=owner),
                 secret=None,
-                redirect_uris=["http://127.0.0.1:8100/callback", "http://localhost:8100/callback"],
+                redirect_uris=_redirect_uris(client_id, console_url),
                 service_accounts=False,
             )
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,18 +10,14 @@ from pathlib import Path
 import grpc
 import httpx
 import pytest
-import uvicorn
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Status, StatusCode
 
 from console.app import create_app
 from console.health import probe
 from console.store import SpanRecord, SpanStore
 from lgsp.config import Endpoint, Settings, load_settings
+from tests.console.support import FakeOidc, otlp_headers, provider_for, running_console, sign_in
 from tests.fixtures import free_port
 
 HOSTILE = '<script>alert("x")</script>'
@@ -39,32 +34,21 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Set
             "LGSP_CONSOLE_MAX_OTLP_BYTES": "65536",
         }
     )
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=settings.console.port,
-            log_level="warning",
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    base = f"http://127.0.0.1:{settings.console.port}"
-    deadline = time.monotonic() + 15
-    while not server.started:
-        assert time.monotonic() < deadline, "console did not start"
-        time.sleep(0.02)
-    yield base, settings
-    server.should_exit = True
-    thread.join(10)
-    assert not thread.is_alive()
+    with running_console(settings, oidc=FakeOidc(settings)) as base:
+        yield base, settings
 
 
-def export_trace(base: str, service: str, root_name: str) -> str:
+@pytest.fixture(scope="module")
+def web(console: tuple[str, Settings]) -> Iterator[httpx.Client]:
+    """A signed-in operator's client."""
+    with httpx.Client(timeout=20) as client:
+        sign_in(client, console[0])
+        yield client
+
+
+def export_trace(console: tuple[str, Settings], service: str, root_name: str) -> str:
     """Send one two-span trace with the real SDK exporter; returns its trace id (hex)."""
-    exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", timeout=10)
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider = provider_for(*console, service)
     tracer = provider.get_tracer("tests")
     with tracer.start_as_current_span(root_name, attributes={"note": '"><img src=x>'}) as root:
         with tracer.start_as_current_span("child-step") as child:
@@ -80,32 +64,36 @@ def test_healthz(console: tuple[str, Settings]) -> None:
     assert resp.status_code == 200 and resp.json() == {"status": "ok"}
 
 
-def test_exported_trace_appears_in_list_and_waterfall(console: tuple[str, Settings]) -> None:
+def test_exported_trace_appears_in_list_and_waterfall(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
     base, _ = console
-    trace_id = export_trace(base, "documents", "IssueDocument")
-    listing = httpx.get(f"{base}/traces").text
+    trace_id = export_trace(console, "documents", "IssueDocument")
+    listing = web.get(f"{base}/traces").text
     assert f'href="/traces/{trace_id}"' in listing
     assert "IssueDocument" in listing and ">error<" in listing
-    page = httpx.get(f"{base}/traces/{trace_id}")
+    page = web.get(f"{base}/traces/{trace_id}")
     assert page.status_code == 200
-    assert page.text.count("class=wf-row") == 2
+    assert page.text.count('class="wf-row"') == 2
     assert "IssueDocument" in page.text and "child-step" in page.text
     assert "wf-bar error" in page.text  # the failed child is drawn as an error
-    filtered = httpx.get(f"{base}/traces", params={"service": "nosuch"}).text
+    filtered = web.get(f"{base}/traces", params={"service": "nosuch"}).text
     assert trace_id not in filtered
 
 
-def test_hostile_span_names_and_attributes_are_escaped(console: tuple[str, Settings]) -> None:
+def test_hostile_span_names_and_attributes_are_escaped(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
     base, _ = console
-    trace_id = export_trace(base, "<i>svc</i>", HOSTILE)
+    trace_id = export_trace(console, "<i>svc</i>", HOSTILE)
     for url in (f"{base}/traces", f"{base}/traces/{trace_id}"):
-        text = httpx.get(url).text
+        text = web.get(url).text
         assert "<script>" not in text and "<img" not in text and "<i>svc" not in text
-        assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in text
-    assert "&quot;&gt;&lt;img src=x&gt;" in httpx.get(f"{base}/traces/{trace_id}").text
+        assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in text
+    assert "&#34;&gt;&lt;img src=x&gt;" in web.get(f"{base}/traces/{trace_id}").text
 
 
-def test_otlp_json_is_accepted(console: tuple[str, Settings]) -> None:
+def test_otlp_json_is_accepted(console: tuple[str, Settings], web: httpx.Client) -> None:
     base, _ = console
     trace_id = "5b8efff798038103d269b633813fc60c"
     body = {
@@ -131,9 +119,9 @@ def test_otlp_json_is_accepted(console: tuple[str, Settings]) -> None:
             }
         ]
     }
-    resp = httpx.post(f"{base}/v1/traces", json=body)
+    resp = httpx.post(f"{base}/v1/traces", json=body, headers=otlp_headers(console[1]))
     assert resp.status_code == 200, resp.text
-    page = httpx.get(f"{base}/traces/{trace_id}").text
+    page = web.get(f"{base}/traces/{trace_id}").text
     assert "DeliverMail" in page and "250.0 ms" in page
 
 
@@ -155,7 +143,8 @@ def test_otlp_json_is_accepted(console: tuple[str, Settings]) -> None:
 def test_bad_or_oversized_bodies_are_refused_not_fatal(
     console: tuple[str, Settings], body: bytes, headers: dict[str, str], status: int
 ) -> None:
-    base, _ = console
+    base, settings = console
+    headers = {**headers, **otlp_headers(settings)}
     assert httpx.post(f"{base}/v1/traces", content=body, headers=headers).status_code == status
     assert httpx.get(f"{base}/healthz").status_code == 200
 
@@ -167,21 +156,22 @@ def test_oversized_chunked_body_without_length_is_refused(console: tuple[str, Se
         for _ in range(20):
             yield b"\x00" * 8192
 
-    resp = httpx.post(
-        f"{base}/v1/traces", content=chunks(), headers={"content-type": "application/x-protobuf"}
-    )
+    headers = {"content-type": "application/x-protobuf", **otlp_headers(console[1])}
+    resp = httpx.post(f"{base}/v1/traces", content=chunks(), headers=headers)
     assert resp.status_code == 413
 
 
-def test_unknown_trace_is_404(console: tuple[str, Settings]) -> None:
+def test_unknown_trace_is_404(console: tuple[str, Settings], web: httpx.Client) -> None:
     base, _ = console
-    assert httpx.get(f"{base}/traces/{'0' * 32}").status_code == 404
-    assert httpx.get(f"{base}/traces/..%2Fetc").status_code == 404
+    assert web.get(f"{base}/traces/{'0' * 32}").status_code == 404
+    assert web.get(f"{base}/traces/..%2Fetc").status_code == 404
 
 
-def test_overview_shows_components_and_lag(console: tuple[str, Settings]) -> None:
+def test_overview_shows_components_and_lag(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
     base, _ = console
-    page = httpx.get(f"{base}/", timeout=20)
+    page = web.get(f"{base}/", timeout=20)
     assert page.status_code == 200
     assert "operator console" in page.text and "this console" in page.text
     for name in ("gateway", "identity", "documents", "dossiers", "search"):
@@ -190,7 +180,9 @@ def test_overview_shows_components_and_lag(console: tuple[str, Settings]) -> Non
     assert "Traceback" not in page.text
 
 
-def test_overview_shows_a_crash_looping_component(console: tuple[str, Settings]) -> None:
+def test_overview_shows_a_crash_looping_component(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
     """What `lgsp up` knows (its state file) is on the health table."""
     import json
     import os
@@ -213,11 +205,11 @@ def test_overview_shows_a_crash_looping_component(console: tuple[str, Settings])
     path = settings.data_dir / "lgsp-up.json"
     path.write_text(json.dumps(state))
     try:
-        page = httpx.get(f"{base}/", timeout=20).text
+        page = web.get(f"{base}/", timeout=20).text
     finally:
         path.unlink()
     assert "crash-looping, started 7 time(s), last exit code 3" in page
-    assert "crash-looping" not in httpx.get(f"{base}/", timeout=20).text
+    assert "crash-looping" not in web.get(f"{base}/", timeout=20).text
 
 
 async def test_grpc_probe_reports_up_and_not_running() -> None:
@@ -248,8 +240,10 @@ async def test_http_and_smtp_probes_report_not_running() -> None:
 
 async def overview_page(settings: Settings) -> str:
     """The console's overview page, rendered by its app in process."""
-    transport = httpx.ASGITransport(app=create_app(settings))
-    async with httpx.AsyncClient(transport=transport, base_url="http://console") as client:
+    app = create_app(settings, oidc=FakeOidc(settings))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url=settings.console_url) as client:
+        await client.get("/auth/start", follow_redirects=True)
         return (await client.get("/")).text
 
 
@@ -326,3 +320,46 @@ def test_console_does_not_trace_itself() -> None:
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parents[2])},
     )
     assert out.stdout.strip() == "true", out.stderr
+
+
+def test_search_page_finds_by_business_key_and_names_bad_input(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
+    from lgsp.telemetry import DOCUMENT_NUMBER
+
+    base, settings = console
+    provider = provider_for(base, settings, "documents")
+    with provider.get_tracer("t").start_as_current_span(
+        "IssueDocument", attributes={DOCUMENT_NUMBER: "7/TB-UBND"}
+    ) as s:
+        trace_id = format(s.get_span_context().trace_id, "032x")
+    provider.shutdown()
+    found = web.get(f"{base}/traces", params={"key": "7/TB-UBND"})
+    assert found.status_code == 200 and found.text.count('href="/traces/') == 1
+    assert f'href="/traces/{trace_id}"' in found.text
+    assert 'value="7/TB-UBND"' in found.text  # the form keeps what was asked
+    other = web.get(f"{base}/traces", params={"key": "8/TB-UBND"})
+    assert 'id="none"' in other.text
+    bad = web.get(f"{base}/traces", params={"trace_id": "<b>x</b>", "min_ms": "1"})
+    assert bad.status_code == 400 and "32 hexadecimal digits" in bad.text
+    assert "<b>x</b>" not in bad.text
+
+
+def test_service_map_page_draws_a_call_between_services(
+    console: tuple[str, Settings], web: httpx.Client
+) -> None:
+    from opentelemetry import trace
+
+    base, settings = console
+    gateway = provider_for(base, settings, "gw-map")
+    documents = provider_for(base, settings, "docs-map")
+    with gateway.get_tracer("t").start_as_current_span("POST /x") as parent:
+        ctx = trace.set_span_in_context(parent)
+        with documents.get_tracer("t").start_as_current_span("GetDocument", context=ctx):
+            pass
+    gateway.shutdown()
+    documents.shutdown()
+    page = web.get(f"{base}/service-map", params={"hours": "1"})
+    assert page.status_code == 200
+    assert "<td>gw-map</td><td>docs-map</td>" in page.text.replace("\n", "")
+    assert "<svg" in page.text and "gw-map → docs-map: 1 call(s)" in page.text

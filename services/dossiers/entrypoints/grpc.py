@@ -17,6 +17,7 @@ from lgsp.auth import current_principal
 from lgsp.grpc import errors
 from lgsp.netaddr import TrustedProxies, peer_host
 from lgsp.ratelimit import KeyedBuckets
+from lgsp.telemetry import tag_business_keys
 from services.dossiers.adapters.proto import (
     applicant_from_proto,
     channel_from_proto,
@@ -114,12 +115,18 @@ class ProcedureServicer(dossiers_pb2_grpc.ProcedureServiceServicer):
         return pb.UpdateProcedureResponse(procedure=procedure_to_proto(p))
 
 
+def _tagged(d: Any) -> pb.Dossier:
+    """The dossier of a one-dossier call, its keys put on the call's span."""
+    tag_business_keys(dossier_id=d.id, receipt_code=d.receipt_code, agency_code=d.agency_code)
+    return dossier_to_proto(d)
+
+
 def _dossier_step(method: Callable[..., Any], response: type[Any]) -> Any:
     """A servicer method for a step: the use case method named, its response with the dossier."""
 
     async def handler(self: DossierServicer, request: Any, context: Any) -> Any:
         d = await call(method(self.app, request), current_principal())
-        return response(dossier=dossier_to_proto(d))
+        return response(dossier=_tagged(d))
 
     return handler
 
@@ -144,7 +151,7 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
 
         principal = current_principal()
         d = await call(submit)
-        return pb.SubmitDossierResponse(dossier=dossier_to_proto(d))
+        return pb.SubmitDossierResponse(dossier=_tagged(d))
 
     AcceptDossier = _dossier_step(
         lambda app, r: functools.partial(app.accept, r.dossier_id, r.etag), pb.AcceptDossierResponse
@@ -186,7 +193,7 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
             current_principal(),
             pay_at_counter=request.pay_at_counter,
         )
-        return pb.RequestFeeResponse(dossier=dossier_to_proto(d))
+        return pb.RequestFeeResponse(dossier=_tagged(d))
 
     async def RecordPayment(self, request: pb.RecordPaymentRequest, context: Any) -> Any:
         d = await acall(
@@ -197,7 +204,7 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
             request.payment_reference,
             current_principal(),
         )
-        return pb.RecordPaymentResponse(dossier=dossier_to_proto(d))
+        return pb.RecordPaymentResponse(dossier=_tagged(d))
 
     StopDossier = _dossier_step(
         lambda app, r: functools.partial(app.stop, r.dossier_id, r.etag, r.reason),
@@ -216,7 +223,7 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
             papers_from_proto(list(request.papers)),
             current_principal(),
         )
-        return pb.SupplementDossierResponse(dossier=dossier_to_proto(d))
+        return pb.SupplementDossierResponse(dossier=_tagged(d))
 
     async def GetDossier(self, request: pb.GetDossierRequest, context: Any) -> Any:
         key = request.WhichOneof("key")
@@ -228,7 +235,7 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
             receipt=request.receipt_code if key == "receipt_code" else "",
             principal=current_principal(),
         )
-        return pb.GetDossierResponse(dossier=dossier_to_proto(d))
+        return pb.GetDossierResponse(dossier=_tagged(d))
 
     async def ListDossiers(self, request: pb.ListDossiersRequest, context: Any) -> Any:
         r = ListRequest(
@@ -284,7 +291,7 @@ class DossierServicer(dossiers_pb2_grpc.DossierServiceServicer):
             current_principal(),
         )
         return pb.IssueApologyResponse(
-            dossier=dossier_to_proto(d), pdf=pdf, file_name=f"phieu-xin-loi-{d.receipt_code}.pdf"
+            dossier=_tagged(d), pdf=pdf, file_name=f"phieu-xin-loi-{d.receipt_code}.pdf"
         )
 
     async def GetApologyLetter(self, request: pb.GetApologyLetterRequest, context: Any) -> Any:
