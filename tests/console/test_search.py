@@ -161,9 +161,10 @@ def test_service_map_draws_edges_across_services(store: SpanStore) -> None:
 
 def test_retention_by_age_keeps_young_spans_whatever_arrives(tmp_path: Path) -> None:
     s = SpanStore(tmp_path / "t.db", max_spans=1000, max_age_s=60)
-    s.add([span(i, 0, f"young{i}", "svc") for i in range(1, 6)])
+    now = time.time_ns()  # not the module's NOW: a long run makes that older than 60 s
+    s.add([span(i, 0, f"young{i}", "svc", at=now) for i in range(1, 6)])
     # A span from two hours ago arrives last (a late exporter, a skewed clock).
-    s.add([span(99, 0, "stale", "svc", at=NOW - 7200 * 10**9, attrs={"lgsp.document.id": "d"})])
+    s.add([span(99, 0, "stale", "svc", at=now - 7200 * 10**9, attrs={"lgsp.document.id": "d"})])
     s.prune()
     assert sorted(ids(s.search(TraceQuery()))) == [1, 2, 3, 4, 5]
     assert s.search(TraceQuery(key="d")) == []
