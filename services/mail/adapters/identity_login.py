@@ -16,6 +16,7 @@ import httpx
 
 from lgsp.auth import Principal
 from lgsp.grpc.errors import Unauthenticated, Unavailable
+from services.mail.domain.errors import AppPasswordRequired
 
 log = logging.getLogger("services.mail.login")
 
@@ -52,6 +53,8 @@ class IdentityPasswords:
         except httpx.HTTPError as e:
             raise Unavailable(f"identity unreachable: {e}") from None
         if r.status_code in (400, 401, 429) and _error(r) == "invalid_grant":
+            if "app password" in _error(r, "error_description"):
+                raise AppPasswordRequired("the account needs an app password for mail clients")
             return None
         if r.status_code != 200:
             # invalid_client (the mail client is not set up) is the operator's problem.
@@ -77,8 +80,8 @@ class IdentityPasswords:
         await self._http.aclose()
 
 
-def _error(r: httpx.Response) -> str:
+def _error(r: httpx.Response, field: str = "error") -> str:
     try:
-        return str(r.json().get("error", ""))
+        return str(r.json().get(field, ""))
     except ValueError:
         return ""

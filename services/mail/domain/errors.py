@@ -47,3 +47,8 @@ class QuotaExceeded(DomainError):
 
 class TooLarge(DomainError):
     """The message is over the size limit (→ INVALID_ARGUMENT; SMTP 552)."""
+
+
+class AppPasswordRequired(DomainError):
+    """The right password of an account with a second factor, at a mail client: identity
+    takes only an app password there (a mail client cannot send the one-time code)."""

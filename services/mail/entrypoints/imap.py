@@ -138,6 +138,12 @@ class StoreLogin(LoginInterface):
             raise Refused(b"UNAVAILABLE", "Too many failed logins from your address, try later")
         if done.outcome is Outcome.UNAVAILABLE:
             raise Refused(b"UNAVAILABLE", "Temporary authentication failure, try again later")
+        if done.outcome is Outcome.APP_PASSWORD_REQUIRED:
+            raise Refused(
+                b"ALERT",
+                "Application-specific password required: two-step verification is on for this"
+                " account (create an app password)",
+            )
         if done.outcome is Outcome.REFUSED:
             raise InvalidAuth()
         log.info("IMAP login of %s from %s", done.user_id, peer)

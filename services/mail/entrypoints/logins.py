@@ -19,6 +19,7 @@ from typing import Protocol
 
 from lgsp.grpc.errors import Unavailable
 from lgsp.ratelimit import FailureWindow
+from services.mail.domain.errors import AppPasswordRequired
 from services.mail.service_layer.mail import MailApp
 
 log = logging.getLogger("services.mail.login")
@@ -37,6 +38,9 @@ class Outcome(enum.Enum):
     REFUSED = "refused"  # wrong login or password (or locked, disabled: identity says alike)
     BLOCKED = "blocked"  # too many failures from this client address
     UNAVAILABLE = "unavailable"  # identity cannot be asked: try later
+    # The right password of an account with a second factor: the client needs an app
+    # password. Not a failure: a client retrying the old password must not block its address.
+    APP_PASSWORD_REQUIRED = "app_password_required"
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class MailLogins:
         except Unavailable as e:
             log.warning("%s login: identity unavailable: %s", protocol, e.message)
             return Login(Outcome.UNAVAILABLE)
+        except AppPasswordRequired:
+            log.info("%s login of %r from %s: needs an app password", protocol, login[:100], peer)
+            return Login(Outcome.APP_PASSWORD_REQUIRED)
         if user_id is None:
             self.failures.failed(peer)
             log.info("%s login refused for %r from %s", protocol, login[:100], peer)

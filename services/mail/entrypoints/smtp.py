@@ -203,6 +203,13 @@ class SubmissionHandler(MailHandler):
         if done.outcome is Outcome.UNAVAILABLE:
             await server.push("454 4.7.0 Temporary authentication failure, try again later")
             return AuthResult(success=False, handled=True)
+        if done.outcome is Outcome.APP_PASSWORD_REQUIRED:
+            # Gmail's answer in the same case; RFC 4954's 534 5.7.9 "mechanism too weak".
+            await server.push(
+                "534 5.7.9 Application-specific password required: two-step verification is on"
+                " for this account (create an app password)"
+            )
+            return AuthResult(success=False, handled=True)
         if done.outcome is Outcome.REFUSED:
             failures = getattr(server, "lgsp_auth_failures", 0) + 1
             server.lgsp_auth_failures = failures  # type: ignore[attr-defined]
