@@ -162,7 +162,8 @@ class BackgroundHandler(logging.Handler):
 
     `emit` (on the logging thread) keeps the span context current at that moment, so the
     trace ids are the logging code's, and freezes the message when its arguments are not
-    plain values. The writer wakes every `interval` s, or at once for WARNING and above.
+    plain values. The writer sleeps until a record comes, then lets `interval` s of records
+    gather into one write (none for WARNING and above); an idle process never wakes it.
     `flush()` writes everything pending before it returns; `close()` also stops the thread.
     """
 
@@ -175,7 +176,8 @@ class BackgroundHandler(logging.Handler):
         self.max_pending = max_pending
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
         self._write_lock = threading.RLock()  # the writer may log while writing
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a record is pending
+        self._now = threading.Event()  # write it without waiting for more
         self._closed = False
         self._thread: threading.Thread | None = None
         self._start_thread()
@@ -192,13 +194,17 @@ class BackgroundHandler(logging.Handler):
         self._pending.append(record)
         if self._closed or len(self._pending) >= self.max_pending:
             self.flush()  # the writer cannot keep up: write here rather than grow or drop
-        elif record.levelno >= logging.WARNING:
-            self._wake.set()
+            return
+        if record.levelno >= logging.WARNING:
+            self._now.set()
+        self._wake.set()
 
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self.interval)
+            self._wake.wait()
+            self._now.wait(self.interval)
             self._wake.clear()
+            self._now.clear()
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -224,6 +230,7 @@ class BackgroundHandler(logging.Handler):
 
     def close(self) -> None:
         self._closed = True
+        self._now.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -236,6 +243,7 @@ class BackgroundHandler(logging.Handler):
         self._pending.clear()  # the parent writes its own records
         self._write_lock = threading.RLock()  # the writer may log while writing
         self._wake = threading.Event()
+        self._now = threading.Event()
         if not self._closed:
             self._start_thread()
 

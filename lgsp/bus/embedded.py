@@ -38,6 +38,7 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+from lgsp.bus import doorbell
 from lgsp.bus.base import (
     DLQ_REPLAY_GROUP,
     Bus,
@@ -237,7 +238,8 @@ class EmbeddedBus(Bus):
         retention_bytes: int | None = None,
         retention_check_interval: float = 60.0,
         session_timeout_ms: int = 10_000,
-        heartbeat_interval_ms: int = 1_000,
+        # Kafka's default: a heartbeat is a write to the file, which every process notices.
+        heartbeat_interval_ms: int = 3_000,
         poll_backoff_max_ms: float = 10.0,
     ) -> None:
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -251,9 +253,14 @@ class EmbeddedBus(Bus):
         self.retention_check_interval = retention_check_interval
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
-        # Idle consumers re-check the file at most this often: the bound on the latency added
-        # by polling across processes (in-process publishes wake consumers at once).
+        # Where the doorbell (lgsp.bus.doorbell) cannot watch, idle consumers re-check the file
+        # at most this often: the bound on the latency added by polling across processes
+        # (in-process publishes wake consumers at once; with the doorbell, other processes'
+        # publishes do too).
         self.poll_backoff_max = poll_backoff_max_ms / 1000
+        self._bell = doorbell.bell_path(path)
+        self._watcher: doorbell.Watcher | None = None
+        self._watch_tried = False
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous.upper()
         self._db = _Db(path, busy_timeout_ms=busy_timeout_ms, synchronous=self._synchronous)
@@ -371,6 +378,7 @@ class EmbeddedBus(Bus):
                     fut.set_result(None)
             for consumer in self._consumers:
                 consumer._wake.set()
+            doorbell.ring(self._bell)  # consumers in other processes
 
     @staticmethod
     def _append_sync(conn: sqlite3.Connection, rows: list[_Row]) -> None:
@@ -481,6 +489,19 @@ class EmbeddedBus(Bus):
 
     # -- consumers --------------------------------------------------------------------------
 
+    def _watching(self) -> bool:
+        """Whether other processes' publishes wake this process's consumers (the doorbell)."""
+        if not self._watch_tried:
+            self._watch_tried = True
+            self._watcher = doorbell.Watcher.start(self._bell)
+            if self._watcher is not None:
+                self._watcher.callbacks.add(self._ring_consumers)
+        return self._watcher is not None
+
+    def _ring_consumers(self) -> None:
+        for consumer in self._consumers:
+            consumer._wake.set()
+
     def consumer(self, group: str, topics: Sequence[str], **options: object) -> EmbeddedConsumer:
         if not topics:
             raise BusError("a consumer needs at least one topic")
@@ -503,6 +524,9 @@ class EmbeddedBus(Bus):
             await asyncio.gather(self._flusher, return_exceptions=True)
         for c in list(self._consumers):
             await c.close()
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
         await self._db.close()
 
 
@@ -688,9 +712,16 @@ class EmbeddedConsumer(Consumer):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            # Short sleeps keep latency low; a publish from this process wakes us at once.
+            if self._bus._watching():
+                # Any process's publish rings the doorbell: sleep until then, or until the
+                # group heartbeat is due.
+                due = self._last_heartbeat + self.heartbeat_interval_ms / 1000 - time.monotonic()
+                wait = min(remaining, max(due, 0.001))
+            else:
+                # Short sleeps keep latency low; a publish from this process wakes us at once.
+                wait = min(backoff, remaining)
             try:
-                await asyncio.wait_for(self._wake.wait(), min(backoff, remaining))
+                await asyncio.wait_for(self._wake.wait(), wait)
                 backoff = 0.001
             except TimeoutError:
                 backoff = min(backoff * 2, self._bus.poll_backoff_max)

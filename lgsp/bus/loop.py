@@ -18,7 +18,7 @@ async def run_consumer(
     stop: asyncio.Event,
     *,
     commit_interval: float = 0.2,
-    poll_timeout: float = 0.2,
+    poll_timeout: float = 1.0,
     max_records: int = 500,
 ) -> None:
     """Poll `consumer` until `stop` is set, awaiting `handler` for each record in order.
