@@ -447,10 +447,10 @@ class EmbeddedBus(Bus):
     # -- operator view ----------------------------------------------------------------------
 
     async def lag(self) -> dict[tuple[str, str, int], int]:
-        """Records behind per (group, topic, partition), for every group that committed or has
-        live members, and for the dead-letter replay group on every dead-letter topic (its
-        lag is what waits for `lgsp dlq replay`). A group with no commit counts from the
-        earliest retained record."""
+        """Records behind per (group, topic, partition), on every partition of the topics a
+        group committed on or has live members for, and for the dead-letter replay group on
+        every dead-letter topic (its lag is what waits for `lgsp dlq replay`). A partition
+        without a commit counts from the earliest retained record."""
 
         def run(conn: sqlite3.Connection) -> dict[tuple[str, str, int], int]:
             heads = {
@@ -471,6 +471,9 @@ class EmbeddedBus(Bus):
                 )
             }
             keys = set(committed)
+            # Every partition of a topic a group committed on, as on Kafka (KafkaBus.lag).
+            committed_topics = {(g, t) for g, t, _ in committed}
+            keys.update((g, t, p) for g, t in committed_topics for (tt, p) in heads if tt == t)
             keys.update((DLQ_REPLAY_GROUP, t, p) for (t, p) in heads if is_dlq_topic(t))
             for g, topics in conn.execute("SELECT group_id, topics FROM bus_members"):
                 for t in json.loads(topics):
