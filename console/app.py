@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from console import otlp, pages
+from console import bus_pages, otlp, pages
 from console.health import LagReader, Probe, probe_all
 from console.store import SpanStore
 from lgsp.config import Endpoint, Settings, mask_url
@@ -111,8 +111,12 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
             await lag_reader.close()
             store.close()
 
+    bus_views = bus_pages.routes(settings, lag_reader)
     app = Starlette(
         routes=[
+            Route("/bus", bus_views["bus_page"]),
+            Route("/deadletters", bus_views["dead_letters_page"]),
+            Route("/deadletters/replay", bus_views["replay_dead_letters"], methods=["POST"]),
             Route("/", overview),
             Route("/traces", traces),
             Route("/traces/{trace_id}", trace),
@@ -122,6 +126,7 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.lag_reader = lag_reader
     return app
 
 
