@@ -189,6 +189,7 @@ def run_service(plugin: Plugin, settings: Settings | None = None) -> int:
         plugin.name,
         settings.platform.log_level,
         json={"json": True, "text": False}.get(settings.platform.log_format),
+        third_party_level=settings.platform.third_party_log_level,
     )
     apply_telemetry_settings(plugin.name, settings, os.environ)
     setup_telemetry(plugin.name)

@@ -115,6 +115,11 @@ class PlatformSettings:
     data_dir: str = "./data"
     host: str = "127.0.0.1"
     log_level: str = choice_field("INFO", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    # Libraries' loggers (lgsp.logs.THIRD_PARTY: httpx, alembic, kafka, aiosmtpd…): their INFO
+    # lines are one per poller request or per start; lower this to debug them.
+    third_party_log_level: str = choice_field(
+        "WARNING", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
+    )
     # auto: JSON when a process's log stream is not a terminal (lgsp.logs decides).
     log_format: str = choice_field("auto", "auto", "text", "json")
 

@@ -273,6 +273,7 @@ def setup_logging(
     *,
     stream: TextIO | None = None,
     background: bool | None = None,
+    third_party_level: str | int | None = None,
 ) -> logging.Handler:
     """Route the root logger to one handler on `stream` (stderr by default).
 
@@ -280,6 +281,8 @@ def setup_logging(
     when LGSP_LOG_FORMAT=text or it is one. `background=None` writes through a
     BackgroundHandler when the stream is an OS file (stderr, a pipe), synchronously for
     in-memory streams (tests reading a StringIO). Calling again replaces the handler.
+    The loggers of THIRD_PARTY get `third_party_level`, by default the setting
+    `[platform] third_party_log_level` as `lgsp up` passes it (WARNING).
     """
     stream = stream if stream is not None else sys.stderr
     if json is None:
@@ -299,13 +302,19 @@ def setup_logging(
             old.close()
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    if third_party_level is None:
+        third_party_level = os.environ.get(THIRD_PARTY_LEVEL_ENV, "").strip() or "WARNING"
+    if isinstance(third_party_level, str):
+        third_party_level = third_party_level.upper()
     for name in THIRD_PARTY:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(third_party_level)
     return handler
 
 
 # Libraries whose INFO lines say nothing an operator acts on (one line per HTTP request of a
-# poller, alembic's plugin set-up at every start): WARNING and above only.
+# poller, alembic's plugin set-up at every start, aiosmtpd's five per SMTP connection): at
+# `[platform] third_party_log_level` (WARNING by default) and above only.
+THIRD_PARTY_LEVEL_ENV = "LGSP_PLATFORM_THIRD_PARTY_LOG_LEVEL"
 THIRD_PARTY = (
     "alembic",
     "httpx",
@@ -319,6 +328,10 @@ THIRD_PARTY = (
     "uvicorn.access",
     "fontTools",  # one INFO line per glyph table each time a PDF embeds a font subset
     "fpdf",
+    "mail.log",  # aiosmtpd: peer, AUTH mechanisms, EOF… per connection (a health probe too)
+    "mail.debug",
+    "pymap",
+    "grpc._cython",
 )
 
 
