@@ -7,6 +7,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -103,6 +104,11 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        # The console's own process metrics, on its HTTP port (it has one already).
+        body = await run_in_threadpool(generate_latest)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -122,6 +128,7 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
             Route("/traces/{trace_id}", trace),
             Route("/v1/traces", receive_traces, methods=["POST"]),
             Route("/healthz", healthz),
+            Route("/metrics", metrics),
         ],
         lifespan=lifespan,
     )

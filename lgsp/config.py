@@ -122,6 +122,8 @@ class PlatformSettings:
     )
     # auto: JSON when a process's log stream is not a terminal (lgsp.logs decides).
     log_format: str = choice_field("auto", "auto", "text", "json")
+    # Each service process serves Prometheus metrics on its [<service>] metrics_port.
+    metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,11 @@ class ServiceSettings:
     grpc_port: int = port_field(0)
     # "" = sqlite:///<data_dir>/<service>.db
     database_url: str = url_field("", *DB_SCHEMES)
+    # Prometheus /metrics of the service's process (lgsp.metrics); 0 = its gRPC port + 1000.
+    metrics_port: int = num_field(0, 0, 65535)
+
+    def metrics_listen_port(self) -> int:
+        return self.metrics_port or self.grpc_port + 1000
 
     def derived(self, name: str, data_dir: Path) -> ServiceSettings:
         """These settings with what is derived from the platform's filled in."""

@@ -247,11 +247,12 @@ class KafkaBus(Bus):
         a commit counts from the earliest record); the dead-letter replay group counts on
         every dead-letter topic, committed or not (what waits for `lgsp dlq replay`)."""
         try:
-            return await asyncio.to_thread(self._lag_sync)
+            return await asyncio.to_thread(self.lag_sync)
         except KafkaError as exc:
             raise BusError(f"cannot read lag: {exc!r}") from exc
 
-    def _lag_sync(self) -> dict[tuple[str, str, int], int]:
+    def lag_sync(self) -> dict[tuple[str, str, int], int]:
+        """lag(), blocking (a metrics scrape runs on its own thread)."""
         admin = self._admin_client()
         groups = sorted(
             str(g["group_id"])

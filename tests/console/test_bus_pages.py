@@ -124,3 +124,12 @@ async def test_replay_of_an_unknown_dead_letter_topic_is_refused(client: httpx.A
     reply = await client.post("/deadletters/replay", data={"topic": "nothing.here.dlq"})
     assert reply.status_code == 409
     assert "no such topic: nothing.here.dlq" in reply.text
+
+
+async def test_console_serves_its_process_metrics(client: httpx.AsyncClient) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    reply = await client.get("/metrics")
+    assert reply.status_code == 200
+    names = {f.name for f in text_string_to_metric_families(reply.text)}
+    assert "process_cpu_seconds" in names or "python_info" in names
