@@ -38,7 +38,6 @@ import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from lgsp.bus import doorbell
 from lgsp.bus.base import (
     DLQ_REPLAY_GROUP,
     Bus,
@@ -50,6 +49,7 @@ from lgsp.bus.base import (
     is_dlq_topic,
     is_ephemeral_group,
 )
+from lgsp.bus.doorbell import Watcher, bell_path, ring
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +258,8 @@ class EmbeddedBus(Bus):
         # (in-process publishes wake consumers at once; with the doorbell, other processes'
         # publishes do too).
         self.poll_backoff_max = poll_backoff_max_ms / 1000
-        self._bell = doorbell.bell_path(path)
-        self._watcher: doorbell.Watcher | None = None
+        self._bell = bell_path(path)
+        self._watcher: Watcher | None = None
         self._watch_tried = False
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous.upper()
@@ -378,7 +378,7 @@ class EmbeddedBus(Bus):
                     fut.set_result(None)
             for consumer in self._consumers:
                 consumer._wake.set()
-            doorbell.ring(self._bell)  # consumers in other processes
+            ring(self._bell)  # consumers in other processes
 
     @staticmethod
     def _append_sync(conn: sqlite3.Connection, rows: list[_Row]) -> None:
@@ -452,43 +452,47 @@ class EmbeddedBus(Bus):
         every dead-letter topic (its lag is what waits for `lgsp dlq replay`). A partition
         without a commit counts from the earliest retained record."""
 
-        def run(conn: sqlite3.Connection) -> dict[tuple[str, str, int], int]:
-            heads = {
-                (t, p): int(n)
-                for t, p, n in conn.execute("SELECT topic, partition, next_offset FROM bus_heads")
-            }
-            lows = {
-                (t, p): int(lo)
-                for t, p, lo in conn.execute(
-                    "SELECT topic, partition, MIN(offset) FROM bus_records "
-                    "GROUP BY topic, partition"
-                )
-            }
-            committed = {
-                (g, t, p): int(n)
-                for g, t, p, n in conn.execute(
-                    "SELECT group_id, topic, partition, next_offset FROM bus_offsets"
-                )
-            }
-            keys = set(committed)
-            # Every partition of a topic a group committed on, as on Kafka (KafkaBus.lag).
-            committed_topics = {(g, t) for g, t, _ in committed}
-            keys.update((g, t, p) for g, t in committed_topics for (tt, p) in heads if tt == t)
-            keys.update((DLQ_REPLAY_GROUP, t, p) for (t, p) in heads if is_dlq_topic(t))
-            for g, topics in conn.execute("SELECT group_id, topics FROM bus_members"):
-                for t in json.loads(topics):
-                    keys.update((g, t, p) for (tt, p) in heads if tt == t)
-            out: dict[tuple[str, str, int], int] = {}
-            for g, t, p in keys:
-                if is_ephemeral_group(g):
-                    continue
-                head = heads.get((t, p), 0)
-                low = lows.get((t, p), head)
-                pos = max(committed.get((g, t, p), low), low)
-                out[(g, t, p)] = max(0, head - pos)
-            return out
+        return await self._db.run(self._lag_rows)
 
-        return await self._db.run(run)
+    def lag_sync(self) -> dict[tuple[str, str, int], int]:
+        """lag(), blocking (a metrics scrape runs on its own thread)."""
+        return self._db.call_sync(self._lag_rows)
+
+    @staticmethod
+    def _lag_rows(conn: sqlite3.Connection) -> dict[tuple[str, str, int], int]:
+        heads = {
+            (t, p): int(n)
+            for t, p, n in conn.execute("SELECT topic, partition, next_offset FROM bus_heads")
+        }
+        lows = {
+            (t, p): int(lo)
+            for t, p, lo in conn.execute(
+                "SELECT topic, partition, MIN(offset) FROM bus_records GROUP BY topic, partition"
+            )
+        }
+        committed = {
+            (g, t, p): int(n)
+            for g, t, p, n in conn.execute(
+                "SELECT group_id, topic, partition, next_offset FROM bus_offsets"
+            )
+        }
+        keys = set(committed)
+        # Every partition of a topic a group committed on, as on Kafka (KafkaBus.lag).
+        committed_topics = {(g, t) for g, t, _ in committed}
+        keys.update((g, t, p) for g, t in committed_topics for (tt, p) in heads if tt == t)
+        keys.update((DLQ_REPLAY_GROUP, t, p) for (t, p) in heads if is_dlq_topic(t))
+        for g, topics in conn.execute("SELECT group_id, topics FROM bus_members"):
+            for t in json.loads(topics):
+                keys.update((g, t, p) for (tt, p) in heads if tt == t)
+        out: dict[tuple[str, str, int], int] = {}
+        for g, t, p in keys:
+            if is_ephemeral_group(g):
+                continue
+            head = heads.get((t, p), 0)
+            low = lows.get((t, p), head)
+            pos = max(committed.get((g, t, p), low), low)
+            out[(g, t, p)] = max(0, head - pos)
+        return out
 
     # -- consumers --------------------------------------------------------------------------
 
@@ -496,7 +500,7 @@ class EmbeddedBus(Bus):
         """Whether other processes' publishes wake this process's consumers (the doorbell)."""
         if not self._watch_tried:
             self._watch_tried = True
-            self._watcher = doorbell.Watcher.start(self._bell)
+            self._watcher = Watcher.start(self._bell)
             if self._watcher is not None:
                 self._watcher.callbacks.add(self._ring_consumers)
         return self._watcher is not None
@@ -704,10 +708,15 @@ class EmbeddedConsumer(Consumer):
             heartbeat = (now - self._last_heartbeat) * 1000 >= self.heartbeat_interval_ms
             if heartbeat:
                 self._last_heartbeat = now
-            self._wake.clear()
-            msgs = await self._db.run(
-                functools.partial(self._fetch, max_records=max_records, heartbeat=heartbeat)
-            )
+            if not heartbeat and self._idle and not self._wake.is_set() and self._bus._watching():
+                # Nothing was published since the last empty fetch (a publish anywhere sets
+                # _wake): no need to read the file, only to wait.
+                msgs: list[Message] = []
+            else:
+                self._wake.clear()
+                msgs = await self._db.run(
+                    functools.partial(self._fetch, max_records=max_records, heartbeat=heartbeat)
+                )
             if msgs:
                 for m in msgs:
                     self._returned[TopicPartition(m.topic, m.partition)] = m.offset + 1
