@@ -15,6 +15,8 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Route
 
 from console import bus_pages, otlp, pages
+from console.figures import FiguresSource
+from console.figures import page as figures_page
 from console.health import LagReader, Probe, probe_all
 from console.store import SpanStore
 from lgsp.config import Endpoint, Settings, mask_url
@@ -115,12 +117,15 @@ def create_app(settings: Settings, *, store: SpanStore | None = None) -> Starlet
             yield
         finally:
             await lag_reader.close()
+            await figures.close()
             store.close()
 
     bus_views = bus_pages.routes(settings, lag_reader)
+    figures = FiguresSource(settings)
     app = Starlette(
         routes=[
             Route("/bus", bus_views["bus_page"]),
+            Route("/figures", figures_page(figures)),
             Route("/deadletters", bus_views["dead_letters_page"]),
             Route("/deadletters/replay", bus_views["replay_dead_letters"], methods=["POST"]),
             Route("/", overview),

@@ -147,6 +147,11 @@ class ConsoleSettings:
     retention_spans: int = num_field(200_000, 100)
     retention_hours: float = num_field(24.0, 0.01)
     max_otlp_bytes: int = num_field(8 * 1024 * 1024, 1024)
+    # The figures page calls documents and dossiers as this identity client ("" secret = the
+    # one identity's demo seed wrote), for this agency and every agency below it.
+    client_id: str = "lgsp-console"
+    client_secret: str = secret_field()
+    figures_agency_code: str = "000.00.00.H30"
 
 
 @dataclass(frozen=True)
