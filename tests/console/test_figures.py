@@ -9,7 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 import httpx
@@ -17,7 +17,7 @@ import pytest
 
 from console.app import create_app
 from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc
-from lgsp.api.dossiers.v1 import dossiers_pb2, dossiers_pb2_grpc
+from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.config import Settings, load_settings
 from tests.fixtures import free_port
 
@@ -26,9 +26,9 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 
 
 class TokenEndpoint(BaseHTTPRequestHandler):
-    asked: list[tuple[str, str]] = []
+    asked: ClassVar[list[tuple[str, str]]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         user, _, password = (
             base64.b64decode(self.headers["authorization"][6:]).decode().partition(":")
@@ -52,7 +52,7 @@ class Documents(documents_pb2_grpc.DocumentServiceServicer):
     def __init__(self) -> None:
         self.calls: list[tuple[Any, str]] = []
 
-    async def GetDocumentFigures(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def GetDocumentFigures(self, request: Any, context: Any) -> Any:
         auth = dict(context.invocation_metadata()).get("authorization", "")
         self.calls.append((request, auth))
         if auth != f"Bearer {TOKEN}":
@@ -70,7 +70,7 @@ class Documents(documents_pb2_grpc.DocumentServiceServicer):
 
 
 class Dossiers(dossiers_pb2_grpc.DossierServiceServicer):
-    async def GetDossierFigures(self, request: Any, context: Any) -> Any:  # noqa: N802
+    async def GetDossierFigures(self, request: Any, context: Any) -> Any:
         await context.abort(grpc.StatusCode.PERMISSION_DENIED, f"auditor required {HOSTILE}")
 
 
