@@ -13,6 +13,7 @@ import uvicorn
 
 from console.app import create_app
 from lgsp.config import ConfigError, load_settings
+from lgsp.http_server import run_quietly
 
 
 class _QuietOtlp(logging.Filter):
@@ -31,12 +32,14 @@ def main() -> int:
     app = create_app(settings)
     logging.getLogger("uvicorn.access").addFilter(_QuietOtlp())
     print(f"operator console on {settings.console_url}", flush=True)
-    uvicorn.run(
-        app,
-        host=settings.platform.host,
-        port=settings.console.port,
-        log_level=settings.platform.log_level.lower(),
-        timeout_graceful_shutdown=5,
+    run_quietly(
+        uvicorn.Config(
+            app,
+            host=settings.platform.host,
+            port=settings.console.port,
+            log_level=settings.platform.log_level.lower(),
+            timeout_graceful_shutdown=5,
+        )
     )
     return 0
 

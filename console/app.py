@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from pathlib import Path
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
@@ -18,8 +19,10 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from console import otlp, pages
+from console import bus_pages, otlp, pages
 from console.auth import OidcClient, SessionMiddleware, Sessions, session_key
+from console.figures import FiguresSource
+from console.figures import page as figures_page
 from console.health import LagReader, Probe, probe_all
 from console.search import TraceQuery
 from console.signin import sign_in_routes
@@ -162,6 +165,11 @@ def create_app(
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
 
+    async def metrics(request: Request) -> Response:
+        # The console's own process metrics, on its HTTP port (it has one already).
+        body = await run_in_threadpool(generate_latest)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         try:
@@ -169,10 +177,17 @@ def create_app(
         finally:
             await lag_reader.close()
             await oidc.aclose()
+            await figures.close()
             store.close()
 
+    bus_views = bus_pages.routes(settings, lag_reader)
+    figures = FiguresSource(settings)
     app = Starlette(
         routes=[
+            Route("/bus", bus_views["bus_page"]),
+            Route("/figures", figures_page(figures)),
+            Route("/deadletters", bus_views["dead_letters_page"]),
+            Route("/deadletters/replay", bus_views["replay_dead_letters"], methods=["POST"]),
             Route("/", overview),
             Route("/traces", traces),
             Route("/traces/{trace_id}", trace),
@@ -181,11 +196,13 @@ def create_app(
             Route("/healthz", healthz),
             *sign_in_routes(sessions, oidc),
             Mount("/static", StaticFiles(packages=[("console", "static")]), name="static"),
+            Route("/metrics", metrics),
         ],
         middleware=[Middleware(SessionMiddleware, sessions=sessions)],
         lifespan=lifespan,
     )
     app.state.store = store
+    app.state.lag_reader = lag_reader
     return app
 
 

@@ -46,7 +46,11 @@ ROLES = frozenset({"operator", "admin"})
 LOGIN_TTL_S = 600.0  # an unfinished sign-in is forgotten after this
 MAX_FORM_BYTES = 64 * 1024
 # Reachable without a session: liveness, the OTLP receiver (own token) and the sign-in flow.
-PUBLIC_PATHS = frozenset({"/healthz", "/v1/traces", "/login", "/auth/start", "/auth/callback"})
+# /metrics is scraped by Prometheus, which has no session: like every process's metrics port
+# it is left to the network (docs/operations.md).
+PUBLIC_PATHS = frozenset(
+    {"/healthz", "/metrics", "/v1/traces", "/login", "/auth/start", "/auth/callback"}
+)
 PUBLIC_PREFIXES = ("/static/",)
 
 

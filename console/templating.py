@@ -3,6 +3,7 @@ templates/base.html, and the signed-in operator and CSRF token in every page's c
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -22,6 +23,9 @@ ENV = Environment(
 
 ENV.filters["time_ns"] = fmt_time
 ENV.filters["duration_ns"] = fmt_duration
+ENV.filters["utc"] = lambda ms: (
+    datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") + "Z"
+)
 
 
 def _session_context(request: Request) -> dict[str, Any]:
@@ -32,3 +36,9 @@ def _session_context(request: Request) -> dict[str, Any]:
 
 
 templates = Jinja2Templates(env=ENV, context_processors=[_session_context])
+
+
+def render(request: Request, template: str, **context: Any) -> str:
+    """A page as a string, with the signed-in operator and CSRF token as every page has them."""
+    context.setdefault("refresh", None)
+    return ENV.get_template(template).render(**_session_context(request), **context)

@@ -32,7 +32,8 @@ from lgsp.config import Settings, load_settings
 from lgsp.grpc.server import LgspServer, build_server, serve_until_signal
 from lgsp.inbox import EventProcessor, ensure_topics
 from lgsp.logs import setup_logging
-from lgsp.outbox import OutboxRelay, backoff_delay
+from lgsp.metrics import MetricsServer, RuntimeCollector
+from lgsp.outbox import OutboxRelay, backoff_delay, pending_count
 from lgsp.plugins import Plugin, Subscription, Wiring, load
 from lgsp.telemetry import setup_telemetry
 
@@ -182,6 +183,27 @@ def apply_telemetry_settings(
             environ.setdefault(key, value)
 
 
+def serve_metrics(runtime: ServiceRuntime, port: int | None = None) -> MetricsServer | None:
+    """Serve the process's Prometheus metrics on `port` (default its settings' metrics port),
+    with the runtime's bus lag, outbox backlog and pool use read at each scrape. A port that
+    is taken is logged, not fatal: the service itself still runs."""
+    port = runtime.section.metrics_listen_port() if port is None else port
+    engine = runtime.engine
+    collector = RuntimeCollector(
+        lag=getattr(runtime.bus, "lag_sync", None),
+        groups=lambda: list(runtime.processors),
+        backlog=lambda: pending_count(engine),
+        pool=engine.pool,
+    )
+    try:
+        served = MetricsServer(runtime.settings.platform.host, port, collector)
+    except OSError as exc:
+        log.warning("Prometheus metrics not served: port %d: %s", port, exc)
+        return None
+    log.info("Prometheus metrics on http://%s:%d/metrics", runtime.settings.platform.host, port)
+    return served
+
+
 def run_service(plugin: Plugin, settings: Settings | None = None) -> int:
     """Run one service until SIGTERM/SIGINT; the exit code."""
     settings = settings or load_settings(os.environ.get("LGSP_CONFIG"))
@@ -189,6 +211,7 @@ def run_service(plugin: Plugin, settings: Settings | None = None) -> int:
         plugin.name,
         settings.platform.log_level,
         json={"json": True, "text": False}.get(settings.platform.log_format),
+        third_party_level=settings.platform.third_party_log_level,
     )
     apply_telemetry_settings(plugin.name, settings, os.environ)
     setup_telemetry(plugin.name)
@@ -196,9 +219,14 @@ def run_service(plugin: Plugin, settings: Settings | None = None) -> int:
     async def main() -> None:
         runtime = ServiceRuntime(plugin, settings)
         await runtime.start()
-        await serve_until_signal(
-            runtime.server, on_shutdown=[runtime.stop_background], grace=plugin.grace_seconds
-        )
+        served = serve_metrics(runtime) if settings.platform.metrics else None
+
+        async def stop() -> None:
+            await runtime.stop_background()
+            if served is not None:
+                served.close()
+
+        await serve_until_signal(runtime.server, on_shutdown=[stop], grace=plugin.grace_seconds)
 
     asyncio.run(main())
     return 0

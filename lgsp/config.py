@@ -115,8 +115,15 @@ class PlatformSettings:
     data_dir: str = "./data"
     host: str = "127.0.0.1"
     log_level: str = choice_field("INFO", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+    # Libraries' loggers (lgsp.logs.THIRD_PARTY: httpx, alembic, kafka, aiosmtpd…): their INFO
+    # lines are one per poller request or per start; lower this to debug them.
+    third_party_log_level: str = choice_field(
+        "WARNING", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"
+    )
     # auto: JSON when a process's log stream is not a terminal (lgsp.logs decides).
     log_format: str = choice_field("auto", "auto", "text", "json")
+    # Each service process serves Prometheus metrics on its [<service>] metrics_port.
+    metrics: bool = True
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,11 @@ class ConsoleSettings:
     # registers `console` with <console_url>auth/callback as its redirect URI).
     oidc_client_id: str = "console"
     session_hours: float = num_field(8.0, 0.1, 24.0)
+    # The figures page calls documents and dossiers as this identity client ("" secret = the
+    # one identity's demo seed wrote), for this agency and every agency below it.
+    client_id: str = "lgsp-console"
+    client_secret: str = secret_field()
+    figures_agency_code: str = "000.00.00.H30"
 
 
 @dataclass(frozen=True)
@@ -159,6 +171,11 @@ class ServiceSettings:
     grpc_port: int = port_field(0)
     # "" = sqlite:///<data_dir>/<service>.db
     database_url: str = url_field("", *DB_SCHEMES)
+    # Prometheus /metrics of the service's process (lgsp.metrics); 0 = its gRPC port + 1000.
+    metrics_port: int = num_field(0, 0, 65535)
+
+    def metrics_listen_port(self) -> int:
+        return self.metrics_port or self.grpc_port + 1000
 
     def derived(self, name: str, data_dir: Path) -> ServiceSettings:
         """These settings with what is derived from the platform's filled in."""

@@ -16,74 +16,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import time
-from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from lgsp.bus import Bus, Message, interactive_options, open_bus
-from lgsp.bus.base import DLQ_REPLAY_GROUP, DLQ_SUFFIX, Consumer, is_dlq_topic
+from lgsp import deadletters
+from lgsp.bus import interactive_options, open_bus
 from lgsp.cli import Subparsers, config_option, settings_from_args
-from lgsp.events import HEADER_EVENT_ID, HEADER_EVENT_TYPE
-from lgsp.inbox import (
-    DLQ_CONSUMER,
-    DLQ_ERROR,
-    DLQ_HEADER_PREFIX,
-    DLQ_ORIGINAL_TOPIC,
-    DLQ_REASON,
-)
-
-# Empty polls in a row that mean "caught up" (the bus has no reliable end offset: Tansu).
-IDLE_POLLS = 2
+from lgsp.deadletters import DeadLetter, DeadLetterError
 
 
-def _text(m: Message, key: str) -> str:
-    return m.headers.get(key, b"").decode("utf-8", "replace")
-
-
-async def _dlq_topics(bus: Bus, named: Sequence[str]) -> list[str]:
-    if not named:
-        return [t for t in await bus.topics() if is_dlq_topic(t)]
-    bad = [t for t in named if not is_dlq_topic(t)]
-    if bad:
-        raise SystemExit(f"lgsp dlq: not a dead-letter topic (…{DLQ_SUFFIX}): {', '.join(bad)}")
-    known = set(await bus.topics())
-    missing = [t for t in named if t not in known]
-    if missing:
-        raise SystemExit(f"lgsp dlq: no such topic: {', '.join(missing)}")
-    return list(named)
-
-
-async def _pending(
-    bus: Bus, topics: list[str], poll_timeout: float, join_timeout: float = 60.0
-) -> tuple[Consumer, list[Message]]:
-    """The group's member and every record after the group's committed offsets."""
-    consumer = bus.consumer(DLQ_REPLAY_GROUP, topics)
-    got: list[Message] = []
-    idle = 0
-    deadline = time.monotonic() + join_timeout
-    while idle < IDLE_POLLS:
-        batch = await consumer.poll(timeout=poll_timeout)
-        got.extend(batch)
-        if batch:
-            idle = 0
-        elif consumer.assignment():  # idle only counts once the group gave us partitions
-            idle += 1
-        elif time.monotonic() > deadline:
-            await consumer.close()
-            raise SystemExit(f"lgsp dlq: no partitions assigned in {join_timeout:g}s")
-    got.sort(key=lambda m: (m.topic, m.partition, m.offset))
-    return consumer, got
-
-
-def _describe(m: Message) -> str:
+def _describe(d: DeadLetter) -> str:
+    m = d.message
     when = datetime.fromtimestamp(m.timestamp_ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
-    error = _text(m, DLQ_ERROR).splitlines()[0] if m.headers.get(DLQ_ERROR) else ""
     return (
-        f"{m.topic} {m.partition}:{m.offset}  {when}Z  {_text(m, HEADER_EVENT_TYPE) or '?'} "
-        f"{_text(m, HEADER_EVENT_ID)}\n"
-        f"    from {_text(m, DLQ_ORIGINAL_TOPIC)} (consumer {_text(m, DLQ_CONSUMER) or '?'}, "
-        f"{_text(m, DLQ_REASON) or '?'}): {error[:300]}"
+        f"{m.topic} {m.partition}:{m.offset}  {when}Z  {d.event_type or '?'} {d.event_id}\n"
+        f"    from {d.original_topic} (consumer {d.consumer or '?'}, "
+        f"{d.reason or '?'}): {d.error[:300]}"
     )
 
 
@@ -92,40 +39,23 @@ async def _run(args: argparse.Namespace, replay: bool) -> int:
     # A person waits: a broker that is down is said within seconds, not half a minute.
     bus = open_bus(settings.bus.url, client_id="lgsp-dlq", **interactive_options(settings.bus.url))
     try:
-        topics = await _dlq_topics(bus, args.topics)
+        topics = await deadletters.dlq_topics(bus, args.topics)
         if not topics:
             print("no dead-letter topics")
             return 0
-        consumer, pending = await _pending(bus, topics, args.poll_timeout)
-        try:
-            for m in pending:
-                print(_describe(m))
-            if not replay:
-                print(f"{len(pending)} dead letter(s) pending in {len(topics)} topic(s)")
-                return 0
-            orphans = [m for m in pending if not m.headers.get(DLQ_ORIGINAL_TOPIC)]
-            if orphans:
-                print(
-                    f"lgsp dlq: {len(orphans)} record(s) name no original topic "
-                    f"({DLQ_ORIGINAL_TOPIC} header); nothing replayed",
-                    file=sys.stderr,
-                )
-                return 1
-            records = [
-                (
-                    _text(m, DLQ_ORIGINAL_TOPIC),
-                    m.key,
-                    m.value,
-                    {k: v for k, v in m.headers.items() if not k.startswith(DLQ_HEADER_PREFIX)},
-                )
-                for m in pending
-            ]
-            await bus.publish_many(records)
-            await consumer.commit()
-            print(f"replayed {len(records)} dead letter(s) to their original topics")
+        if not replay:
+            letters = await deadletters.waiting(bus, topics, poll_timeout=args.poll_timeout)
+            for d in letters:
+                print(_describe(d))
+            print(f"{len(letters)} dead letter(s) pending in {len(topics)} topic(s)")
             return 0
-        finally:
-            await consumer.close()
+        done = await deadletters.replay(bus, topics, poll_timeout=args.poll_timeout)
+        for d in done:
+            print(_describe(d))
+        print(f"replayed {len(done)} dead letter(s) to their original topics")
+        return 0
+    except DeadLetterError as exc:
+        raise SystemExit(f"lgsp dlq: {exc}") from None
     finally:
         await bus.close()
 

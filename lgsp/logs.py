@@ -162,7 +162,8 @@ class BackgroundHandler(logging.Handler):
 
     `emit` (on the logging thread) keeps the span context current at that moment, so the
     trace ids are the logging code's, and freezes the message when its arguments are not
-    plain values. The writer wakes every `interval` s, or at once for WARNING and above.
+    plain values. The writer sleeps until a record comes, then lets `interval` s of records
+    gather into one write (none for WARNING and above); an idle process never wakes it.
     `flush()` writes everything pending before it returns; `close()` also stops the thread.
     """
 
@@ -175,7 +176,8 @@ class BackgroundHandler(logging.Handler):
         self.max_pending = max_pending
         self._pending: collections.deque[logging.LogRecord] = collections.deque()
         self._write_lock = threading.RLock()  # the writer may log while writing
-        self._wake = threading.Event()
+        self._wake = threading.Event()  # a record is pending
+        self._now = threading.Event()  # write it without waiting for more
         self._closed = False
         self._thread: threading.Thread | None = None
         self._start_thread()
@@ -192,13 +194,17 @@ class BackgroundHandler(logging.Handler):
         self._pending.append(record)
         if self._closed or len(self._pending) >= self.max_pending:
             self.flush()  # the writer cannot keep up: write here rather than grow or drop
-        elif record.levelno >= logging.WARNING:
-            self._wake.set()
+            return
+        if record.levelno >= logging.WARNING:
+            self._now.set()
+        self._wake.set()
 
     def _run(self) -> None:
         while not self._closed:
-            self._wake.wait(self.interval)
+            self._wake.wait()
+            self._now.wait(self.interval)
             self._wake.clear()
+            self._now.clear()
             self._write_pending()
 
     def _write_pending(self) -> None:
@@ -224,6 +230,7 @@ class BackgroundHandler(logging.Handler):
 
     def close(self) -> None:
         self._closed = True
+        self._now.set()
         self._wake.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
@@ -236,6 +243,7 @@ class BackgroundHandler(logging.Handler):
         self._pending.clear()  # the parent writes its own records
         self._write_lock = threading.RLock()  # the writer may log while writing
         self._wake = threading.Event()
+        self._now = threading.Event()
         if not self._closed:
             self._start_thread()
 
@@ -265,6 +273,7 @@ def setup_logging(
     *,
     stream: TextIO | None = None,
     background: bool | None = None,
+    third_party_level: str | int | None = None,
 ) -> logging.Handler:
     """Route the root logger to one handler on `stream` (stderr by default).
 
@@ -272,6 +281,8 @@ def setup_logging(
     when LGSP_LOG_FORMAT=text or it is one. `background=None` writes through a
     BackgroundHandler when the stream is an OS file (stderr, a pipe), synchronously for
     in-memory streams (tests reading a StringIO). Calling again replaces the handler.
+    The loggers of THIRD_PARTY get `third_party_level`, by default the setting
+    `[platform] third_party_log_level` as `lgsp up` passes it (WARNING).
     """
     stream = stream if stream is not None else sys.stderr
     if json is None:
@@ -291,13 +302,19 @@ def setup_logging(
             old.close()
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    if third_party_level is None:
+        third_party_level = os.environ.get(THIRD_PARTY_LEVEL_ENV, "").strip() or "WARNING"
+    if isinstance(third_party_level, str):
+        third_party_level = third_party_level.upper()
     for name in THIRD_PARTY:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logging.getLogger(name).setLevel(third_party_level)
     return handler
 
 
 # Libraries whose INFO lines say nothing an operator acts on (one line per HTTP request of a
-# poller, alembic's plugin set-up at every start): WARNING and above only.
+# poller, alembic's plugin set-up at every start, aiosmtpd's five per SMTP connection): at
+# `[platform] third_party_log_level` (WARNING by default) and above only.
+THIRD_PARTY_LEVEL_ENV = "LGSP_PLATFORM_THIRD_PARTY_LOG_LEVEL"
 THIRD_PARTY = (
     "alembic",
     "httpx",
@@ -311,6 +328,10 @@ THIRD_PARTY = (
     "uvicorn.access",
     "fontTools",  # one INFO line per glyph table each time a PDF embeds a font subset
     "fpdf",
+    "mail.log",  # aiosmtpd: peer, AUTH mechanisms, EOF… per connection (a health probe too)
+    "mail.debug",
+    "pymap",
+    "grpc._cython",
 )
 
 

@@ -31,7 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from sqlalchemy.engine import Engine
 
-from lgsp import telemetry
+from lgsp import metrics, telemetry
 from lgsp.bus.base import Bus, BusError
 from lgsp.db import fault_point, outbox_table, utcnow
 
@@ -230,6 +230,8 @@ class OutboxRelay:
             attempt += 1
             try:
                 await self.bus.publish_many(records)
+                for topic, *_ in records:
+                    metrics.BUS_PUBLISHED.labels(topic).inc()
                 return
             except Exception as e:
                 if attempt >= self.publish_attempts:

@@ -127,7 +127,8 @@ class EndedSessions:
         last_prune = self._clock()
         try:
             while not stop.is_set():
-                records = await consumer.poll(timeout=0.2, max_records=1000)
+                # A publish wakes the poll at once; the timeout only bounds how long a stop waits.
+                records = await consumer.poll(timeout=1.0, max_records=1000)
                 for record in records:
                     try:
                         envelope = events.decode(record.value)

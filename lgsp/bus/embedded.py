@@ -49,6 +49,7 @@ from lgsp.bus.base import (
     is_dlq_topic,
     is_ephemeral_group,
 )
+from lgsp.bus.doorbell import Watcher, bell_path, ring
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,8 @@ class EmbeddedBus(Bus):
         retention_bytes: int | None = None,
         retention_check_interval: float = 60.0,
         session_timeout_ms: int = 10_000,
-        heartbeat_interval_ms: int = 1_000,
+        # Kafka's default: a heartbeat is a write to the file, which every process notices.
+        heartbeat_interval_ms: int = 3_000,
         poll_backoff_max_ms: float = 10.0,
     ) -> None:
         if synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
@@ -251,9 +253,14 @@ class EmbeddedBus(Bus):
         self.retention_check_interval = retention_check_interval
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
-        # Idle consumers re-check the file at most this often: the bound on the latency added
-        # by polling across processes (in-process publishes wake consumers at once).
+        # Where the doorbell (lgsp.bus.doorbell) cannot watch, idle consumers re-check the file
+        # at most this often: the bound on the latency added by polling across processes
+        # (in-process publishes wake consumers at once; with the doorbell, other processes'
+        # publishes do too).
         self.poll_backoff_max = poll_backoff_max_ms / 1000
+        self._bell = bell_path(path)
+        self._watcher: Watcher | None = None
+        self._watch_tried = False
         self._busy_timeout_ms = busy_timeout_ms
         self._synchronous = synchronous.upper()
         self._db = _Db(path, busy_timeout_ms=busy_timeout_ms, synchronous=self._synchronous)
@@ -371,6 +378,7 @@ class EmbeddedBus(Bus):
                     fut.set_result(None)
             for consumer in self._consumers:
                 consumer._wake.set()
+            ring(self._bell)  # consumers in other processes
 
     @staticmethod
     def _append_sync(conn: sqlite3.Connection, rows: list[_Row]) -> None:
@@ -439,47 +447,67 @@ class EmbeddedBus(Bus):
     # -- operator view ----------------------------------------------------------------------
 
     async def lag(self) -> dict[tuple[str, str, int], int]:
-        """Records behind per (group, topic, partition), for every group that committed or has
-        live members, and for the dead-letter replay group on every dead-letter topic (its
-        lag is what waits for `lgsp dlq replay`). A group with no commit counts from the
-        earliest retained record."""
+        """Records behind per (group, topic, partition), on every partition of the topics a
+        group committed on or has live members for, and for the dead-letter replay group on
+        every dead-letter topic (its lag is what waits for `lgsp dlq replay`). A partition
+        without a commit counts from the earliest retained record."""
 
-        def run(conn: sqlite3.Connection) -> dict[tuple[str, str, int], int]:
-            heads = {
-                (t, p): int(n)
-                for t, p, n in conn.execute("SELECT topic, partition, next_offset FROM bus_heads")
-            }
-            lows = {
-                (t, p): int(lo)
-                for t, p, lo in conn.execute(
-                    "SELECT topic, partition, MIN(offset) FROM bus_records "
-                    "GROUP BY topic, partition"
-                )
-            }
-            committed = {
-                (g, t, p): int(n)
-                for g, t, p, n in conn.execute(
-                    "SELECT group_id, topic, partition, next_offset FROM bus_offsets"
-                )
-            }
-            keys = set(committed)
-            keys.update((DLQ_REPLAY_GROUP, t, p) for (t, p) in heads if is_dlq_topic(t))
-            for g, topics in conn.execute("SELECT group_id, topics FROM bus_members"):
-                for t in json.loads(topics):
-                    keys.update((g, t, p) for (tt, p) in heads if tt == t)
-            out: dict[tuple[str, str, int], int] = {}
-            for g, t, p in keys:
-                if is_ephemeral_group(g):
-                    continue
-                head = heads.get((t, p), 0)
-                low = lows.get((t, p), head)
-                pos = max(committed.get((g, t, p), low), low)
-                out[(g, t, p)] = max(0, head - pos)
-            return out
+        return await self._db.run(self._lag_rows)
 
-        return await self._db.run(run)
+    def lag_sync(self) -> dict[tuple[str, str, int], int]:
+        """lag(), blocking (a metrics scrape runs on its own thread)."""
+        return self._db.call_sync(self._lag_rows)
+
+    @staticmethod
+    def _lag_rows(conn: sqlite3.Connection) -> dict[tuple[str, str, int], int]:
+        heads = {
+            (t, p): int(n)
+            for t, p, n in conn.execute("SELECT topic, partition, next_offset FROM bus_heads")
+        }
+        lows = {
+            (t, p): int(lo)
+            for t, p, lo in conn.execute(
+                "SELECT topic, partition, MIN(offset) FROM bus_records GROUP BY topic, partition"
+            )
+        }
+        committed = {
+            (g, t, p): int(n)
+            for g, t, p, n in conn.execute(
+                "SELECT group_id, topic, partition, next_offset FROM bus_offsets"
+            )
+        }
+        keys = set(committed)
+        # Every partition of a topic a group committed on, as on Kafka (KafkaBus.lag).
+        committed_topics = {(g, t) for g, t, _ in committed}
+        keys.update((g, t, p) for g, t in committed_topics for (tt, p) in heads if tt == t)
+        keys.update((DLQ_REPLAY_GROUP, t, p) for (t, p) in heads if is_dlq_topic(t))
+        for g, topics in conn.execute("SELECT group_id, topics FROM bus_members"):
+            for t in json.loads(topics):
+                keys.update((g, t, p) for (tt, p) in heads if tt == t)
+        out: dict[tuple[str, str, int], int] = {}
+        for g, t, p in keys:
+            if is_ephemeral_group(g):
+                continue
+            head = heads.get((t, p), 0)
+            low = lows.get((t, p), head)
+            pos = max(committed.get((g, t, p), low), low)
+            out[(g, t, p)] = max(0, head - pos)
+        return out
 
     # -- consumers --------------------------------------------------------------------------
+
+    def _watching(self) -> bool:
+        """Whether other processes' publishes wake this process's consumers (the doorbell)."""
+        if not self._watch_tried:
+            self._watch_tried = True
+            self._watcher = Watcher.start(self._bell)
+            if self._watcher is not None:
+                self._watcher.callbacks.add(self._ring_consumers)
+        return self._watcher is not None
+
+    def _ring_consumers(self) -> None:
+        for consumer in self._consumers:
+            consumer._wake.set()
 
     def consumer(self, group: str, topics: Sequence[str], **options: object) -> EmbeddedConsumer:
         if not topics:
@@ -503,6 +531,9 @@ class EmbeddedBus(Bus):
             await asyncio.gather(self._flusher, return_exceptions=True)
         for c in list(self._consumers):
             await c.close()
+        if self._watcher is not None:
+            self._watcher.close()
+            self._watcher = None
         await self._db.close()
 
 
@@ -677,10 +708,15 @@ class EmbeddedConsumer(Consumer):
             heartbeat = (now - self._last_heartbeat) * 1000 >= self.heartbeat_interval_ms
             if heartbeat:
                 self._last_heartbeat = now
-            self._wake.clear()
-            msgs = await self._db.run(
-                functools.partial(self._fetch, max_records=max_records, heartbeat=heartbeat)
-            )
+            if not heartbeat and self._idle and not self._wake.is_set() and self._bus._watching():
+                # Nothing was published since the last empty fetch (a publish anywhere sets
+                # _wake): no need to read the file, only to wait.
+                msgs: list[Message] = []
+            else:
+                self._wake.clear()
+                msgs = await self._db.run(
+                    functools.partial(self._fetch, max_records=max_records, heartbeat=heartbeat)
+                )
             if msgs:
                 for m in msgs:
                     self._returned[TopicPartition(m.topic, m.partition)] = m.offset + 1
@@ -688,9 +724,16 @@ class EmbeddedConsumer(Consumer):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            # Short sleeps keep latency low; a publish from this process wakes us at once.
+            if self._bus._watching():
+                # Any process's publish rings the doorbell: sleep until then, or until the
+                # group heartbeat is due.
+                due = self._last_heartbeat + self.heartbeat_interval_ms / 1000 - time.monotonic()
+                wait = min(remaining, max(due, 0.001))
+            else:
+                # Short sleeps keep latency low; a publish from this process wakes us at once.
+                wait = min(backoff, remaining)
             try:
-                await asyncio.wait_for(self._wake.wait(), min(backoff, remaining))
+                await asyncio.wait_for(self._wake.wait(), wait)
                 backoff = 0.001
             except TimeoutError:
                 backoff = min(backoff * 2, self._bus.poll_backoff_max)

@@ -5,8 +5,8 @@ loop (that never blocks once the topic's metadata is known) and its futures are 
 asyncio. A KafkaConsumer is not thread-safe, so each member runs every call on its own
 one-thread executor.
 
-Tansu (the broker the tests use) reports wrong end offsets, so nothing here reads end offsets:
-positions come from committed offsets, or `earliest` for a new group.
+Consumer positions come from committed offsets, or `earliest` for a new group. End offsets
+are read only for the operators' lag report (`lag()`, through the admin API's ListOffsets).
 """
 
 from __future__ import annotations
@@ -23,11 +23,21 @@ from typing import Any, TypeVar
 from kafka import KafkaConsumer as _KafkaConsumer
 from kafka import KafkaProducer
 from kafka import TopicPartition as _KTP
-from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.admin import KafkaAdminClient, NewTopic, OffsetSpec
 from kafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata
 
-from lgsp.bus.base import Bus, BusError, Consumer, Headers, Message, TopicPartition
+from lgsp.bus.base import (
+    DLQ_REPLAY_GROUP,
+    Bus,
+    BusError,
+    Consumer,
+    Headers,
+    Message,
+    TopicPartition,
+    is_dlq_topic,
+    is_ephemeral_group,
+)
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +236,60 @@ class KafkaBus(Bus):
         except KafkaError as exc:
             raise BusError(f"cannot list topics: {exc!r}") from exc
         return sorted(str(n) for n in names if not str(n).startswith("__"))
+
+    # -- operator view ----------------------------------------------------------------------
+
+    async def lag(self) -> dict[tuple[str, str, int], int]:
+        """Records behind per (group, topic, partition), like EmbeddedBus.lag: committed
+        offsets (OffsetFetch) against end offsets (ListOffsets), through the admin API.
+
+        A group counts on every partition of each topic it committed on (a partition without
+        a commit counts from the earliest record); the dead-letter replay group counts on
+        every dead-letter topic, committed or not (what waits for `lgsp dlq replay`)."""
+        try:
+            return await asyncio.to_thread(self.lag_sync)
+        except KafkaError as exc:
+            raise BusError(f"cannot read lag: {exc!r}") from exc
+
+    def lag_sync(self) -> dict[tuple[str, str, int], int]:
+        """lag(), blocking (a metrics scrape runs on its own thread)."""
+        admin = self._admin_client()
+        groups = sorted(
+            str(g["group_id"])
+            for g in admin.list_groups()
+            if not is_ephemeral_group(str(g["group_id"]))
+        )
+        committed: dict[tuple[str, str, int], int] = {}
+        topics_of: dict[str, set[str]] = {}
+        for group in groups:
+            offsets = admin.list_group_offsets({group: None}).get(group, {})
+            for ktp, meta in offsets.items():
+                if meta.offset >= 0:
+                    committed[(group, ktp.topic, ktp.partition)] = meta.offset
+                    topics_of.setdefault(group, set()).add(ktp.topic)
+        dlq_topics = {t for t in admin.list_topics() if is_dlq_topic(str(t))}
+        if dlq_topics:
+            topics_of.setdefault(DLQ_REPLAY_GROUP, set()).update(dlq_topics)
+        wanted = set().union(*topics_of.values()) if topics_of else set()
+        if not wanted:
+            return {}
+        partitions = [
+            _KTP(d["name"], p["partition_index"])
+            for d in admin.describe_topics(sorted(wanted))
+            if not d.get("error_code")
+            for p in d["partitions"]
+        ]
+        ends = admin.list_partition_offsets({tp: OffsetSpec.LATEST for tp in partitions})
+        starts = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST for tp in partitions})
+        out: dict[tuple[str, str, int], int] = {}
+        for group, topics in topics_of.items():
+            for tp in partitions:
+                if tp.topic not in topics:
+                    continue
+                end, low = ends[tp].offset, starts[tp].offset
+                pos = max(committed.get((group, tp.topic, tp.partition), low), low)
+                out[(group, tp.topic, tp.partition)] = max(0, end - pos)
+        return out
 
     # -- consumers --------------------------------------------------------------------------
 

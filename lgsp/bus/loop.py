@@ -6,8 +6,10 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from lgsp.bus.base import Consumer, Message, TopicPartition
+from lgsp.metrics import BUS_CONSUMED
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +20,7 @@ async def run_consumer(
     stop: asyncio.Event,
     *,
     commit_interval: float = 0.2,
-    poll_timeout: float = 0.2,
+    poll_timeout: float = 1.0,
     max_records: int = 500,
 ) -> None:
     """Poll `consumer` until `stop` is set, awaiting `handler` for each record in order.
@@ -31,6 +33,8 @@ async def run_consumer(
     """
     handled: dict[TopicPartition, int] = {}
     last_commit = time.monotonic()
+    group = str(getattr(consumer, "group", ""))
+    consumed: dict[str, Any] = {}  # topic -> its counter child (labels() costs a lookup)
 
     async def flush() -> None:
         nonlocal last_commit
@@ -51,6 +55,10 @@ async def run_consumer(
                     await flush()
                     raise
                 handled[TopicPartition(msg.topic, msg.partition)] = msg.offset + 1
+                counter = consumed.get(msg.topic)
+                if counter is None:
+                    counter = consumed[msg.topic] = BUS_CONSUMED.labels(group, msg.topic)
+                counter.inc()
             if time.monotonic() - last_commit >= commit_interval:
                 await flush()
         await flush()

@@ -1,7 +1,8 @@
 """Server interceptors every LGSP gRPC server runs, outermost first:
 
 1. tracing: a SERVER span per call, parented by the W3C context in the call metadata;
-2. access log: one line per call with method, status code, duration, peer, caller, trace id;
+2. access log: one line per call with method, status code, duration, peer, caller, trace id,
+   and the call counted in the Prometheus metrics (lgsp.metrics) by method and code;
 3. auth: asks the Authenticator for the caller and makes it `current_principal()`;
 4. error mapping: ServiceError → its status with rich details; anything unexpected →
    INTERNAL with a generic message (the cause is logged with the trace id, never sent).
@@ -39,6 +40,7 @@ from lgsp.auth import ANONYMOUS, AllowAnonymous, Authenticator, principal_scope
 from lgsp.grpc.errors import ServiceError, Unauthenticated, internal_status, to_status
 from lgsp.grpc.spans import ServerSpans
 from lgsp.logs import RecordMaker
+from lgsp.metrics import observe_call
 from lgsp.telemetry import current_trace_ids
 
 __all__ = [
@@ -464,9 +466,11 @@ class AccessLogInterceptor(_WrappingInterceptor):
         peer: str,
         info: _CallInfo,
     ) -> None:
+        seconds = time.perf_counter() - start
+        observe_call(method, code.name, seconds)
         if not access_log.isEnabledFor(level):
             return
-        duration_ms = round((time.perf_counter() - start) * 1000, 3)
+        duration_ms = round(seconds * 1000, 3)
         record = _access_records.make(
             level,
             (method, code.name, duration_ms),

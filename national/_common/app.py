@@ -34,6 +34,7 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lgsp.config import NationalSettings
+from lgsp.http_server import run_quietly
 from lgsp.logs import setup_logging
 from lgsp.telemetry import context_from_headers, setup_telemetry
 from national._common.errors import ApiError, error_response
@@ -367,13 +368,15 @@ def serve(
     config.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(config)
     print(f"{name} mock on {config.public_url} (API key header X-API-Key)", flush=True)
-    uvicorn.run(
-        app,
-        host=config.host,
-        port=config.port,
-        log_level="warning",
-        # Held "timeout" calls must not keep a stopping mock alive.
-        timeout_graceful_shutdown=1,
+    run_quietly(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level="warning",
+            # Held "timeout" calls must not keep a stopping mock alive.
+            timeout_graceful_shutdown=1,
+        )
     )
     return 0
 

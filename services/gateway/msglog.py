@@ -208,6 +208,16 @@ class LogUnavailable(Exception):
     """Too many entries wait for the database: calls must be refused, not served unlogged."""
 
 
+async def _first_of(*events: asyncio.Event) -> None:
+    """Return once any of `events` is set."""
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
 def _expire(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_exception(LogUnavailable("message log is not writing: answer withheld"))
@@ -234,6 +244,7 @@ class MessageLog:
     _last_seal_at: float = field(init=False, default_factory=time.monotonic)
     _pending: list[LogEntry] = field(init=False, default_factory=list)
     _wake: asyncio.Event = field(init=False, default_factory=asyncio.Event)
+    _work: asyncio.Event = field(init=False, default_factory=asyncio.Event)  # an entry came
     _lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
     # (seq, future) of calls holding their answer until their entry is written.
     _waiters: list[tuple[int, asyncio.Future[None]]] = field(init=False, default_factory=list)
@@ -330,6 +341,7 @@ class MessageLog:
         )
         entry.entry_hash = self._last_hash = entry.compute_hash()
         self._pending.append(entry)
+        self._work.set()
         self.appended += 1
         if len(self._pending) >= self.batch_size:
             self._wake.set()
@@ -367,6 +379,12 @@ class MessageLog:
         """Write batches until `stop`, then write the rest and seal it."""
         failures = 0
         while not stop.is_set():
+            if not self._pending and self._written_seq <= self._sealed_seq:
+                # Everything written and sealed: sleep until an entry comes (an idle gateway
+                # would otherwise wake 1/flush_interval times a second for nothing).
+                self._work.clear()
+                await _first_of(self._work, stop)
+                continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval)
             self._wake.clear()

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -110,3 +110,24 @@ def provider_for(base: str, settings: Settings, service: str) -> TracerProvider:
 
 def query_of(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@asynccontextmanager
+async def signed_in_asgi(app: Any, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An operator's client signed in (through FakeOidc, which `app` must have) over the ASGI
+    transport; its `post` sends the session's CSRF token with every form, as the pages do."""
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url=settings.console_url.rstrip("/")
+    ) as client:
+        assert (await client.get("/auth/start", follow_redirects=True)).status_code == 200
+        page = (await client.get("/traces")).text
+        marker = 'name="csrf_token" value="'
+        start = page.index(marker) + len(marker)
+        csrf = page[start : page.index('"', start)]
+        post = client.post
+
+        async def post_with_csrf(url: str, *, data: dict[str, str], **kw: Any) -> httpx.Response:
+            return await post(url, data={**data, "csrf_token": csrf}, **kw)
+
+        client.post = post_with_csrf  # type: ignore[method-assign]
+        yield client

@@ -38,6 +38,7 @@ SPECIALIST = "specialist"
 LEADER = "leader"
 AGENCY_ADMIN = "agency_admin"
 ADMIN = "admin"
+AUDITOR = "auditor"
 
 READER_ROLES = (CLERK, SPECIALIST, LEADER, AGENCY_ADMIN, ADMIN)
 
@@ -59,7 +60,8 @@ ACTION_ROLES: dict[str, tuple[str, ...]] = {
     "handle": (SPECIALIST, LEADER),  # start / complete: and only the handler (or a leader)
     "create_task": (LEADER,),
     "report_task": (SPECIALIST, LEADER, CLERK),
-    "figures": (LEADER, AGENCY_ADMIN, ADMIN),
+    # Inspectors (thanh tra) read the figures too, as the dossiers' figures allow them.
+    "figures": (LEADER, AGENCY_ADMIN, ADMIN, AUDITOR),
     # Upload a file to a document of the agency (drafters to drafts, clerks to scans).
     "attach": (SPECIALIST, LEADER, CLERK),
 }

@@ -93,8 +93,13 @@ class Indexer:
         batch leaves `until()` true (a barrier read on every partition)."""
         pending: list[Message] = []
         last_commit = time.monotonic()
+        # A publish wakes an idle poll at once: its timeout only bounds how soon a stop or a
+        # generation switch is noticed (a catch-up checks for idleness more often).
+        idle_wait = 0.2 if until_idle is not None else 1.0
         while not stop.is_set():
-            got = await consumer.poll(timeout=0.05 if pending else 0.2, max_records=self.max_batch)
+            got = await consumer.poll(
+                timeout=0.05 if pending else idle_wait, max_records=self.max_batch
+            )
             pending.extend(got)
             due = time.monotonic() - last_commit >= self.commit_interval
             if pending and (due or len(pending) >= self.max_batch):
