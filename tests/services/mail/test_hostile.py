@@ -1,0 +1,97 @@
+"""Hostile input found by trying the service as an attacker would, with the real clients:
+a MIME bomb nested deeper than a mail client (or our IMAP writer) can follow is refused at
+SMTP with a permanent reply, so one outside sender cannot make an official's mailbox
+unreadable; a message with thousands of sibling parts is still mail."""
+
+from __future__ import annotations
+
+import asyncio
+import imaplib
+import smtplib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from services.mail.domain.message import MAX_MIME_DEPTH
+from tests.services.mail.env import JUSTICE, MailEnv, client_tls, mail_env
+
+PASSWORD = "Mat-khau-2026!"
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[MailEnv]:
+    async with mail_env(tmp_path) as e:
+        yield e
+
+
+def nested(to: str, depth: int) -> bytes:
+    """multipart/mixed inside multipart/mixed, `depth` times, a text part at the bottom."""
+    raw = f"From: x@example.org\r\nTo: {to}\r\nSubject: depth {depth}\r\nMIME-Version: 1.0\r\n"
+    for i in range(depth):
+        raw += f"Content-Type: multipart/mixed; boundary=b{i}\r\n\r\n--b{i}\r\n"
+    raw += "Content-Type: text/plain\r\n\r\nbottom\r\n"
+    raw += "".join(f"--b{i}--\r\n" for i in reversed(range(depth)))
+    return raw.encode()
+
+
+def wide(to: str, parts: int) -> bytes:
+    head = f"From: x@example.org\r\nTo: {to}\r\nSubject: wide\r\nMIME-Version: 1.0\r\n"
+    head += "Content-Type: multipart/mixed; boundary=W\r\n\r\n"
+    body = "".join(f"--W\r\nContent-Type: text/plain\r\n\r\npart {i}\r\n" for i in range(parts))
+    return (head + body + "--W--\r\n").encode()
+
+
+def inbound(env: MailEnv, to: str, raw: bytes) -> tuple[int, str]:
+    with smtplib.SMTP("127.0.0.1", env.ports["inbound"], timeout=30) as s:
+        s.ehlo("mx.example.org")
+        try:
+            s.sendmail("x@example.org", [to], raw)
+        except smtplib.SMTPResponseException as e:
+            return e.smtp_code, e.smtp_error.decode()
+        return 250, ""
+
+
+async def test_mime_bombs_deep_refused_wide_stored_and_the_mailbox_stays_readable(
+    env: MailEnv,
+) -> None:
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+
+    def attempts() -> dict[str, tuple[int, str]]:
+        return {
+            depth: inbound(env, an, nested(an, depth))
+            for depth in (MAX_MIME_DEPTH, MAX_MIME_DEPTH + 1, 200, 3000)
+        } | {"wide": inbound(env, an, wide(an, 3000))}
+
+    got = await asyncio.to_thread(attempts)
+    assert got[MAX_MIME_DEPTH] == (250, "") and got["wide"] == (250, "")
+    for depth in (MAX_MIME_DEPTH + 1, 200, 3000):  # permanent: the sender must not retry
+        assert got[depth][0] == 554 and got[depth][1].startswith("5.6.0"), got[depth]
+    assert env.rows("messages", f"mailbox_address = '{an}'") == 2
+
+    def read() -> tuple[str, list[int]]:
+        c = imaplib.IMAP4_SSL("127.0.0.1", env.ports["imaps"], ssl_context=client_tls())
+        c.login(an, PASSWORD)
+        c.select("INBOX")
+        typ, data = c.fetch("1:*", "(BODYSTRUCTURE)")
+        sizes = [len(d[0] if isinstance(d, tuple) else d) for d in data]
+        c.logout()
+        return typ, sizes
+
+    typ, sizes = await asyncio.to_thread(read)
+    assert typ == "OK" and len(sizes) == 2
+
+    # IMAP APPEND of the same bomb by the owner's own client: refused, not stored
+    def append() -> str:
+        c = imaplib.IMAP4_SSL("127.0.0.1", env.ports["imaps"], ssl_context=client_tls())
+        c.login(an, PASSWORD)
+        try:
+            typ, data = c.append("INBOX", None, None, nested(an, 200))
+        except imaplib.IMAP4.error as e:
+            return str(e)
+        finally:
+            c.logout()
+        return f"{typ} {data}"
+
+    assert "too deeply nested" in await asyncio.to_thread(append)
+    assert env.rows("messages", f"mailbox_address = '{an}'") == 2
