@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import imaplib
 import smtplib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -95,3 +96,55 @@ async def test_mime_bombs_deep_refused_wide_stored_and_the_mailbox_stays_readabl
 
     assert "too deeply nested" in await asyncio.to_thread(append)
     assert env.rows("messages", f"mailbox_address = '{an}'") == 2
+
+
+def raw_imaps(env: MailEnv, lines: list[bytes]) -> list[bytes]:
+    """Each line sent before login on a bare TLS socket, with the server's answer to it."""
+    with socket.create_connection(("127.0.0.1", env.ports["imaps"]), timeout=5) as plain:
+        with client_tls().wrap_socket(plain) as s:
+            f = s.makefile("rb")
+            f.readline()  # greeting
+            answers = []
+            for line in lines:
+                s.sendall(line)
+                answers.append(f.readline())
+            return answers
+
+
+@pytest.mark.timeout(30)  # the server runs on this test's loop: a hang is a hang here
+async def test_malformed_modified_utf7_mailbox_name_is_bad_not_a_hung_server(
+    env: MailEnv,
+) -> None:
+    """pymap 0.36.7's modified UTF-7 decoder loops forever on '&' with no closing '-' (and
+    raises on bad base64, ending the connection with a traceback): one line from anyone,
+    before login, stopped the whole mail service's event loop (SMTP and IMAP)."""
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    lines = [b'a1 SELECT "&ZZZ"\r\n', b"a2 SELECT &Jjo\r\n", b'a3 LIST "" "&AB"\r\n']
+    lines += [b'a4 STATUS "&&&-&ZZZ-" (MESSAGES)\r\n', b"a5 NOOP\r\n"]
+    answers = await asyncio.wait_for(asyncio.to_thread(raw_imaps, env, lines), 15)
+    assert [a.split(b" ", 2)[:2] for a in answers] == [
+        [b"a1", b"BAD"],
+        [b"a2", b"BAD"],
+        [b"a3", b"BAD"],
+        [b"a4", b"BAD"],
+        [b"a5", b"OK"],
+    ], answers
+
+    def folders() -> list[bytes]:  # a well-formed name still decodes, and the server answers
+        c = imaplib.IMAP4_SSL("127.0.0.1", env.ports["imaps"], ssl_context=client_tls())
+        c.login(an, PASSWORD)
+        assert c.create('"C&APQ-ng vi&Hsc-c"')[0] == "OK"
+        with pytest.raises(imaplib.IMAP4.error, match="BAD"):  # and the session goes on
+            c.create('"&&&-&ZZZ"')
+        _, data = c.list()
+        c.logout()
+        return [d for d in data if isinstance(d, bytes)]
+
+    listed = await asyncio.wait_for(asyncio.to_thread(folders), 15)
+    assert any(b'"C&APQ-ng vi&Hsc-c"' in d for d in listed), listed
+
+    def smtp_noop() -> int:
+        with smtplib.SMTP("127.0.0.1", env.ports["inbound"], timeout=5) as s:
+            return s.noop()[0]
+
+    assert await asyncio.to_thread(smtp_noop) == 250
