@@ -128,6 +128,12 @@ class MailHandler:
             sender = summary.sender.address if summary else ""
             if not sender or sender not in allowed:
                 return "550 5.7.1 The From header must be your own address"
+        elif summary and summary.sender.address:
+            # As MAIL FROM (handle_MAIL): mail shown as from an official comes through
+            # submission, authenticated; from outside it is a forgery (RFC 7489's aim).
+            if await asyncio.to_thread(self.app.is_local, summary.sender.address):
+                log.info("SMTP inbound refused: From %s is local", summary.sender.address)
+                return "550 5.7.1 From a local domain: local senders must authenticate"
         auth = None
         trace = _received(server, session, self.submission)
         if self.checks is not None:

@@ -148,3 +148,26 @@ async def test_malformed_modified_utf7_mailbox_name_is_bad_not_a_hung_server(
             return s.noop()[0]
 
     assert await asyncio.to_thread(smtp_noop) == 250
+
+
+async def test_inbound_mail_with_a_from_header_in_a_local_domain_is_refused(env: MailEnv) -> None:
+    """The envelope's MAIL FROM a local address was already refused (553); the From header
+    officials' clients show was not, so anyone outside could mail "the director" to an
+    official: 'From: Giám đốc <andn@stp…>' with MAIL FROM <x@example.org>."""
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    director = env.add_official("u-gd", "Đặng Ngọc Giám", JUSTICE)
+
+    def forged(from_header: str) -> tuple[int, str]:
+        raw = (
+            f"From: {from_header}\r\nTo: {an}\r\nSubject: Chỉ đạo khẩn\r\n\r\nChuyển khoản gấp\r\n"
+        )
+        return inbound(env, an, raw.encode())
+
+    got = await asyncio.to_thread(forged, f"=?utf-8?b?R2nDoW0gxJHhu5Fj?= <{director}>")
+    assert got[0] == 550 and got[1].startswith("5.7.1"), got
+    upper = await asyncio.to_thread(forged, director.upper())
+    assert upper[0] == 550, upper
+    outside = await asyncio.to_thread(forged, "Đối tác <ban@example.org>")
+    assert outside == (250, "")
+    assert env.rows("messages", f"mailbox_address = '{an}'") == 1
+

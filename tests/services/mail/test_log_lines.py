@@ -48,6 +48,7 @@ async def test_one_line_per_smtp_delivery(env: MailEnv, log: io.StringIO) -> Non
             s.login(an, PASSWORD)
             s.send_message(m)
         with smtplib.SMTP("127.0.0.1", env.ports["inbound"], timeout=10) as s:
+            m.replace_header("From", "ban@example.org")
             s.sendmail("ban@example.org", [an], m.as_bytes())
 
     log.truncate(0)
