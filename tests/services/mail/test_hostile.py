@@ -10,6 +10,7 @@ import imaplib
 import smtplib
 import socket
 from collections.abc import AsyncIterator
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
@@ -171,3 +172,29 @@ async def test_inbound_mail_with_a_from_header_in_a_local_domain_is_refused(env:
     assert outside == (250, "")
     assert env.rows("messages", f"mailbox_address = '{an}'") == 1
 
+
+async def test_bodystructure_disposition_is_a_list_with_its_parameters(env: MailEnv) -> None:
+    """RFC 3501 §9: body-fld-dsp = "(" string SP body-fld-param ")" / nil. pymap wrote the
+    whole Content-Disposition header as one string ('attachment; filename="…"', in raw
+    UTF-8), so clients that read attachments from BODYSTRUCTURE (phones, Outlook) saw none."""
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "ban@example.org", an, "Quyết định"
+    m.set_content("Nội dung")
+    m.add_attachment(b"%PDF", maintype="application", subtype="pdf", filename="Quyết định 12.pdf")
+    m.add_attachment(b"%PDF", maintype="application", subtype="pdf", filename="plan.pdf")
+    await asyncio.to_thread(inbound, env, an, m.as_bytes())
+
+    def fetch() -> bytes:
+        c = imaplib.IMAP4_SSL("127.0.0.1", env.ports["imaps"], ssl_context=client_tls())
+        c.login(an, PASSWORD)
+        c.select("INBOX")
+        _, data = c.fetch("1", "(BODYSTRUCTURE)")
+        c.logout()
+        return b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data)
+
+    line = await asyncio.to_thread(fetch)
+    word = b'"=?utf-8?b?UXV54bq/dCDEkeG7i25oIDEyLnBkZg==?="'
+    assert b'("attachment" ("filename" ' + word + b"))" in line, line
+    assert b'("attachment" ("filename" "plan.pdf"))' in line, line
+    assert line.isascii(), line
