@@ -49,6 +49,10 @@ class TooLarge(DomainError):
     """The message is over the size limit (→ INVALID_ARGUMENT; SMTP 552)."""
 
 
+class TooComplex(DomainError):
+    """The message's MIME structure is nested deeper than clients can follow (SMTP 554 5.6.0)."""
+
+
 class AppPasswordRequired(DomainError):
     """The right password of an account with a second factor, at a mail client: identity
     takes only an app password there (a mail client cannot send the one-time code)."""

@@ -1,7 +1,8 @@
 """Messages as RFC 5322 bytes: what the store lists of them (parse_summary), their bodies and
 attachments (read_bodies, read_attachment), and the composing of a message sent through the
 API (compose). Mail from outside may be malformed: parsing never raises, it takes what it
-can (Python's email package records defects instead of failing) and falls back to empty.
+can (Python's email package records defects instead of failing) and falls back to empty;
+the one exception is parse_summary's refusal of a MIME bomb nested past MAX_MIME_DEPTH.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from services.mail.domain.addresses import (
     split,
 )
 from services.mail.domain.authresults import Authentication
-from services.mail.domain.errors import InvalidField, TooLarge
+from services.mail.domain.errors import InvalidField, TooComplex, TooLarge
 from services.mail.domain.html import text_of
 from services.mail.domain.smime import is_signature_part, readable, signed_message
 
@@ -58,6 +59,12 @@ class Summary:
     send_time: datetime | None
     in_reply_to: str
     attachments: tuple[Attachment, ...] = field(default=())
+
+
+# Multiparts and message/rfc822 inside each other. Postfix refuses past 100
+# (mime_nesting_limit); ours is lower because pymap writes BODYSTRUCTURE recursively, and a
+# stored message it cannot write breaks the IMAP connection of every FETCH of the mailbox.
+MAX_MIME_DEPTH = 50
 
 
 def _parse(raw: bytes) -> Message:
@@ -112,8 +119,27 @@ def _content(part: Message) -> bytes:
     return payload if isinstance(payload, bytes) else b""
 
 
+def _depth(msg: Message) -> int:
+    """How many containers deep the message's MIME tree goes (walked without recursion)."""
+    deepest, todo = 0, [(msg, 0)]
+    while todo:
+        part, depth = todo.pop()
+        children = part.get_payload() if part.is_multipart() else None
+        if isinstance(children, list):
+            depth += 1
+            deepest = max(deepest, depth)
+            todo.extend((child, depth) for child in children if isinstance(child, Message))
+    return deepest
+
+
 def parse_summary(raw: bytes) -> Summary:
-    msg = _parse(raw)
+    """Raises TooComplex for a MIME bomb, which the store must not take (see MAX_MIME_DEPTH)."""
+    try:
+        msg = _parse(raw)
+    except RecursionError:  # the stdlib parser recurses once per level
+        raise TooComplex("the message is too deeply nested") from None
+    if _depth(msg) > MAX_MIME_DEPTH:
+        raise TooComplex(f"the message is too deeply nested: at most {MAX_MIME_DEPTH} levels")
     senders = _addresses(msg, "From")
     attachments = []
     for i, part in enumerate(_attachment_parts(msg), 1):

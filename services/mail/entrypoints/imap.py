@@ -59,6 +59,7 @@ from pysasl import SASLAuth
 from pysasl.creds.server import ServerCredentials
 from pysasl.hashing import BuiltinHash
 
+from services.mail.entrypoints import imap_names  # noqa: F401 (pymap's name decoder fixed)
 from services.mail.entrypoints.imap_search import folded_criteria
 from services.mail.entrypoints.imap_store import (
     Refused,

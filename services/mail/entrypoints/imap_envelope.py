@@ -3,19 +3,28 @@ in RFC 2047 encoded words ("=?utf-8?b?…?="). pymap writes the decoded text as 
 which a client that has not enabled UTF8=ACCEPT (RFC 6855) may show garbled.
 
 Built on pymap 0.36's EnvelopeStructure and its (private) address-list writer: only the
-subject and the display names change."""
+subject and the display names change.
+
+BODYSTRUCTURE's disposition as RFC 3501 §9 gives it, `("attachment" ("filename" "…"))`:
+pymap writes the whole Content-Disposition header as one string, so clients that list
+attachments from BODYSTRUCTURE (phones, Outlook) found none; non-ASCII values in RFC 2047
+encoded words, as above."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from email.header import Header
 from email.headerregistry import Address
-from typing import Any
+from typing import Any, cast
 
 from pymap.message import BaseLoadedMessage
 from pymap.mime import MessageContent
 from pymap.parsing.primitives import List, Nil, String
-from pymap.parsing.response.fetch import EnvelopeStructure, _AddressList
+from pymap.parsing.response.fetch import (
+    BodyStructure,
+    EnvelopeStructure,
+    _AddressList,
+)
 from pymap.parsing.specials import DateTime
 
 
@@ -64,7 +73,37 @@ class Envelope(EnvelopeStructure):
         )
 
 
+class _Disposed(BodyStructure):
+    """pymap's structure of one part, its extension data with the disposition as a list."""
+
+    def __init__(self, inner: BodyStructure) -> None:
+        self.inner = inner
+
+    def write(self, writer: Any) -> None:
+        self.inner.write(writer)
+
+    def __bytes__(self) -> bytes:
+        return bytes(self.inner)
+
+    @property
+    def extended(self) -> List:
+        items = list(self.inner.extended.value)
+        items[-3] = _disposition(self.inner.content_disposition)  # before language, location
+        return List(items)
+
+
+def _disposition(header: Any) -> Any:
+    if header is None or not header.content_disposition:
+        return Nil()
+    params = [String.build(x) for k, v in header.params.items() for x in (k.lower(), encoded(v))]
+    return List([String.build(header.content_disposition), List(params) if params else Nil()])
+
+
 class LoadedMessage(BaseLoadedMessage):
+    @classmethod
+    def _get_body_structure(cls, msg: MessageContent) -> BodyStructure:
+        return _Disposed(cast(BodyStructure, super()._get_body_structure(msg)))
+
     @classmethod
     def _get_envelope_structure(cls, msg: MessageContent) -> EnvelopeStructure:
         parsed = msg.header.parsed

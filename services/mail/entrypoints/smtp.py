@@ -37,7 +37,14 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from services.mail.adapters.mail_auth import InboundChecks
 from services.mail.domain.authresults import Authentication, header_value, strip_ours
-from services.mail.domain.errors import Conflict, InvalidField, NotFound, QuotaExceeded, TooLarge
+from services.mail.domain.errors import (
+    Conflict,
+    InvalidField,
+    NotFound,
+    QuotaExceeded,
+    TooComplex,
+    TooLarge,
+)
 from services.mail.domain.message import Summary, parse_summary
 from services.mail.entrypoints.logins import MailLogins, Outcome
 from services.mail.service_layer.mail import MailApp
@@ -111,12 +118,22 @@ class MailHandler:
         raw = envelope.original_content or b""
         # Parsed once, off the event loop (the Received line added below changes nothing of
         # it); None leaves it to deliver, whose failure answers 451.
-        summary = await asyncio.to_thread(_summary, raw)
+        try:
+            summary = await asyncio.to_thread(_summary, raw)
+        except TooComplex as e:  # permanent (RFC 3463 X.6.0): a retry would be the same
+            log.info("SMTP refused from %s: %s", envelope.mail_from or "<>", e.message)
+            return f"554 5.6.0 {e.message}"
         if self.submission:
             allowed: set[str] = getattr(envelope, "lgsp_senders", set())
             sender = summary.sender.address if summary else ""
             if not sender or sender not in allowed:
                 return "550 5.7.1 The From header must be your own address"
+        elif summary and summary.sender.address:
+            # As MAIL FROM (handle_MAIL): mail shown as from an official comes through
+            # submission, authenticated; from outside it is a forgery (RFC 7489's aim).
+            if await asyncio.to_thread(self.app.is_local, summary.sender.address):
+                log.info("SMTP inbound refused: From %s is local", summary.sender.address)
+                return "550 5.7.1 From a local domain: local senders must authenticate"
         auth = None
         trace = _received(server, session, self.submission)
         if self.checks is not None:
@@ -244,6 +261,8 @@ def pass_through(
 def _summary(raw: bytes) -> Summary | None:
     try:
         return parse_summary(raw)
+    except TooComplex:
+        raise
     except Exception:  # it reads what it can of malformed mail: this would be a bug
         log.exception("could not parse a message")
         return None
