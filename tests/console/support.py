@@ -113,11 +113,15 @@ def query_of(url: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def signed_in_asgi(app: Any, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def signed_in_asgi(
+    app: Any, settings: Settings, http_timeout_s: float = 20
+) -> AsyncIterator[httpx.AsyncClient]:
     """An operator's client signed in (through FakeOidc, which `app` must have) over the ASGI
     transport; its `post` sends the session's CSRF token with every form, as the pages do."""
     async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url=settings.console_url.rstrip("/")
+        transport=httpx.ASGITransport(app=app),
+        base_url=settings.console_url.rstrip("/"),
+        timeout=http_timeout_s,
     ) as client:
         assert (await client.get("/auth/start", follow_redirects=True)).status_code == 200
         page = (await client.get("/traces")).text

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
 import pytest
 
 from console.app import create_app
@@ -15,6 +14,7 @@ from lgsp.bus import open_bus
 from lgsp.bus.base import DLQ_REPLAY_GROUP, TopicPartition
 from lgsp.config import load_settings
 from lgsp.inbox import DLQ_ORIGINAL_TOPIC
+from tests.console.support import FakeOidc, signed_in_asgi
 from tests.lgsp.bus.conftest import KAFKA_OPTIONS, drain
 
 pytestmark = pytest.mark.kafka
@@ -61,12 +61,9 @@ async def test_console_shows_kafka_lag_and_replays_a_dead_letter_once(
     finally:
         await bus.close()
     settings = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_BUS_URL": url})
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
+    app = create_app(settings, oidc=FakeOidc(settings))  # an operator signed in
     try:
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://console", timeout=60
-        ) as client:
+        async with signed_in_asgi(app, settings, http_timeout_s=60) as client:
             page = (await client.get("/bus")).text
             assert (
                 f'<td><a href="/deadletters#{dlq}">{dlq}</a></td><td class="num err">1</td>' in page
