@@ -15,6 +15,7 @@ PLUGIN = Plugin(
     settings=MailSettings,
     wire="services.mail.bootstrap:wire_service",
     migrations=Path(__file__).parent / "migrations",
+    backup="services.mail.backup:items",
     cli="services.mail.cli:register",
     # The gateway routes calls of lgsp.api.mail.v1 to this service's gRPC port.
     routes=("mail",),
