@@ -42,6 +42,7 @@ from pymap.exceptions import AuthorizationFailure, InvalidAuth, NotAllowedError
 from pymap.imap import IMAPConnection, IMAPServer
 from pymap.imap.state import ConnectionState
 from pymap.interfaces.login import IdentityInterface, LoginInterface
+from pymap.interfaces.token import TokenCredentials, TokensInterface
 from pymap.parsing.command import Command
 from pymap.parsing.response import (
     CommandResponse,
@@ -122,13 +123,27 @@ class _Secret:
         return True
 
 
+class NoTokens(TokensInterface):
+    """pymap's bearer tokens (its admin API, OAUTHBEARER) are not offered: IMAP logins are
+    PLAIN/LOGIN checked by identity. Answers as pymap's interface says "not supported" is."""
+
+    def get_login_token(self, identifier: str, authcid: str, key: bytes, **_: Any) -> None:
+        return None
+
+    def get_admin_token(self, admin_key: bytes | None, **_: Any) -> None:
+        return None
+
+    def parse(self, authzid: str, token: str, **_: Any) -> TokenCredentials:
+        raise ValueError("bearer tokens are not accepted here")
+
+
 class StoreLogin(LoginInterface):
     def __init__(self, app: MailApp, logins: MailLogins, config: StoreConfig, recheck_s: float):
         self.app, self.logins, self.config, self.recheck_s = app, logins, config, recheck_s
 
     @property
-    def tokens(self) -> Any:
-        raise NotImplementedError("no bearer tokens")
+    def tokens(self) -> TokensInterface:
+        return NoTokens()
 
     async def authenticate(self, credentials: ServerCredentials) -> StoreIdentity:
         secret = _Secret()

@@ -95,6 +95,27 @@ def _scalar(env: MailEnv, sql: str) -> Any:
 # --- login ------------------------------------------------------------------------------------
 
 
+async def test_bearer_token_logins_are_refused_and_the_session_goes_on(env: MailEnv) -> None:
+    """Only PLAIN and LOGIN are offered: a client trying OAUTHBEARER or XOAUTH2 (as
+    Thunderbird does for some providers) is told no, and its password login still works."""
+    an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
+
+    def session() -> tuple[list[str], str]:
+        c = imaplib.IMAP4("127.0.0.1", env.ports["imap"], timeout=10)
+        c.starttls(ssl_context=client_tls())
+        refused = []
+        for mechanism in ("OAUTHBEARER", "XOAUTH2"):
+            try:
+                c.authenticate(mechanism, lambda _: b"user=x\x01auth=Bearer abc\x01\x01")
+            except imaplib.IMAP4.error:
+                refused.append(mechanism)
+        typ, _ = c.login(an, PASSWORD)
+        c.logout()
+        return refused, typ
+
+    assert await run(session) == (["OAUTHBEARER", "XOAUTH2"], "OK")
+
+
 async def test_login_only_after_starttls_and_with_identitys_password(env: MailEnv) -> None:
     an = env.add_official("u-an", "Nguyễn Văn An", JUSTICE)
 
