@@ -18,30 +18,6 @@ from lgsp.bus.base import is_dlq_topic
 
 KINDS = {0: "", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
-CSS = """
-body{font-family:system-ui,sans-serif;margin:0;color:#1d232a;background:#f6f7f9}
-header{background:#12355b;color:#fff;padding:.6rem 1.2rem;display:flex;gap:1.5rem;
- align-items:baseline}
-header a{color:#fff;text-decoration:none}header b{font-size:1.1rem;margin-right:1rem}
-main{padding:1rem 1.2rem}h1{font-size:1.3rem}h2{font-size:1.1rem;margin-top:1.6rem}
-table{border-collapse:collapse;background:#fff;min-width:50%}
-th,td{padding:.3rem .6rem;border-bottom:1px solid #e3e6ea;text-align:left;
- vertical-align:top;font-size:.9rem}
-th{background:#eef1f4}.num{text-align:right;font-variant-numeric:tabular-nums}
-.up{color:#137333}.down{color:#a50e0e}.degraded,.unknown{color:#b06000}.muted{color:#6b7480}
-.err{color:#a50e0e;font-weight:600}code{font-size:.85rem}
-.wf{background:#fff;border:1px solid #e3e6ea;min-width:900px}
-.wf-row{display:grid;grid-template-columns:32rem 1fr;border-bottom:1px solid #f0f2f4}
-.wf-row:hover{background:#f3f7fc}.wf-name{padding:.2rem .4rem;overflow:hidden;
- white-space:nowrap;text-overflow:ellipsis;font-size:.85rem}
-.wf-track{position:relative;height:1.5rem}
-.wf-bar{position:absolute;top:.35rem;height:.8rem;background:#4a90d9;border-radius:2px;
- min-width:2px}.wf-bar.error{background:#d93025}
-.wf-label{position:absolute;top:.2rem;font-size:.75rem;color:#333;white-space:nowrap;
- padding-left:.3rem}
-details{font-size:.8rem;margin:.1rem 0 .3rem 1rem}pre{white-space:pre-wrap;margin:.2rem 0}
-"""
-
 
 def e(value: object) -> str:
     """HTML-escape anything (quotes included: values also land in attributes)."""
@@ -49,12 +25,17 @@ def e(value: object) -> str:
 
 
 def layout(title: str, body: str, *, refresh: int | None = None) -> str:
+    """The pages still built in Python (overview, not found): the stylesheet and the links
+    of templates/base.html."""
     meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{e(title)} · LGSP console</title>{meta}<style>{CSS}</style></head><body>"
-        '<header><b>LGSP operator console</b><a href="/">Overview</a>'
-        '<a href="/traces">Traces</a><a href="/service-map">Service map</a></header>'
+        f"<title>{e(title)} · LGSP console</title>{meta}"
+        '<link rel="stylesheet" href="/static/console.css"></head><body>'
+        '<header><b>LGSP operator console</b><nav><a href="/">Overview</a>'
+        '<a href="/traces">Traces</a><a href="/service-map">Service map</a>'
+        '<a href="/bus">Bus</a><a href="/deadletters">Dead letters</a>'
+        '<a href="/figures">Figures</a></nav></header>'
         f"<main>{body}</main></body></html>"
     )
 
