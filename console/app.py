@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -87,7 +87,7 @@ def create_app(
         content, media = otlp.response_body(is_json)
         return Response(content, media_type=media)
 
-    async def overview(request: Request) -> HTMLResponse:
+    async def overview(request: Request) -> Response:
         from lgsp.runner import describe, discover, read_state
 
         components = await run_in_threadpool(discover)
@@ -117,7 +117,8 @@ def create_app(
             "OTLP endpoint (processes export to)": settings.telemetry.otlp_endpoint,
         }
         count = await run_in_threadpool(store.count_spans)
-        return HTMLResponse(pages.overview(rows, lag, count, summary))
+        context = pages.overview(rows, lag, count, summary)
+        return templates.TemplateResponse(request, "overview.html", context)
 
     async def traces(request: Request) -> Response:
         try:
@@ -147,8 +148,12 @@ def create_app(
         trace_id = request.path_params["trace_id"].lower()
         spans = await run_in_threadpool(store.trace, trace_id) if TRACE_ID.match(trace_id) else []
         if not spans:
-            body = "<h1>Trace not found</h1><p>It may have been pruned, or not arrived yet.</p>"
-            return HTMLResponse(pages.layout("Not found", body), status_code=404)
+            context = {
+                "title": "Not found",
+                "heading": "Trace not found",
+                "message": "It may have been pruned, or not arrived yet.",
+            }
+            return templates.TemplateResponse(request, "not_found.html", context, status_code=404)
         context = {"trace_id": trace_id, **pages.waterfall_rows(spans)}
         return templates.TemplateResponse(request, "trace.html", context)
 

@@ -1,6 +1,5 @@
-"""What the pages show. The overview is still built here (every piece of data through `e()`);
-the trace pages are Jinja2 templates (console/templates, autoescape on) fed by the view
-models below: span names and attributes come from outside and are never marked safe."""
+"""What the pages show: view models for the Jinja2 templates (console/templates, autoescape
+on). Span names, attributes and probe details come from outside and are never marked safe."""
 
 from __future__ import annotations
 
@@ -24,22 +23,6 @@ def e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def layout(title: str, body: str, *, refresh: int | None = None) -> str:
-    """The pages still built in Python (overview, not found): the stylesheet and the links
-    of templates/base.html."""
-    meta = f'<meta http-equiv="refresh" content="{int(refresh)}">' if refresh else ""
-    return (
-        "<!doctype html><html lang=en><head><meta charset=utf-8>"
-        f"<title>{e(title)} · LGSP console</title>{meta}"
-        '<link rel="stylesheet" href="/static/console.css"></head><body>'
-        '<header><b>LGSP operator console</b><nav><a href="/">Overview</a>'
-        '<a href="/traces">Traces</a><a href="/service-map">Service map</a>'
-        '<a href="/bus">Bus</a><a href="/deadletters">Dead letters</a>'
-        '<a href="/figures">Figures</a></nav></header>'
-        f"<main>{body}</main></body></html>"
-    )
-
-
 def fmt_duration(ns: int) -> str:
     if ns >= 1_000_000_000:
         return f"{ns / 1e9:.2f} s"
@@ -53,90 +36,53 @@ def fmt_time(ns: int) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(secs)) + f".{int(ns % 1e9 / 1e6):03d}"
 
 
-def _dead_letters(waiting: dict[tuple[str, str, int], int]) -> list[str]:
-    """Dead letters not yet replayed, per dead-letter topic (the replay group's lag)."""
-    totals: dict[str, int] = {}
-    for (_group, topic, _partition), n in waiting.items():
-        totals[topic] = totals.get(topic, 0) + n
-    out = ["<h2>Dead letters</h2>"]
-    pending = {t: n for t, n in sorted(totals.items()) if n}
-    if not pending:
-        out.append("<p class=muted>none waiting</p>")
-        return out
-    out.append(
-        "<p class=muted>events a consumer gave up on; <code>lgsp dlq list</code> shows why, "
-        "<code>lgsp dlq replay TOPIC</code> sends them back once the cause is fixed</p>"
-    )
-    out.append("<table><tr><th>dead-letter topic</th><th class=num>waiting</th></tr>")
-    for topic, n in pending.items():
-        out.append(f"<tr><td>{e(topic)}</td><td class='num err'>{n}</td></tr>")
-    out.append("</table>")
-    return out
-
-
 def overview(
     rows: Sequence[tuple[str, str, str, list[Probe]]],
     lag: dict[tuple[str, str, int], int] | str,
     span_count: int,
     settings_summary: dict[str, str],
-) -> str:
-    """rows: (component, description, installed note, probes)."""
-    out = [
-        "<h1>Health</h1><table><tr><th>component</th><th>what</th><th>endpoint</th>"
-        "<th>state</th></tr>"
-    ]
+) -> dict[str, Any]:
+    """The overview's context for templates/overview.html. rows: (component, description,
+    installed note, probes); lag: records behind per (group, topic, partition), or why it could
+    not be read. Dead-letter topics are shown apart: their lag is what waits for a replay."""
+    health = []
     for name, what, note, probes in rows:
-        if not probes:
-            out.append(
-                f"<tr><td>{e(name)}</td><td>{e(what)}</td><td>-</td>"
-                f"<td class=muted>{e(note)}</td></tr>"
-            )
-            continue
-        for i, p in enumerate(probes):
-            label = f"{p.endpoint.protocol}://{p.endpoint.address}"
-            first = f"<td>{e(name)}</td><td>{e(what)}</td>" if i == 0 else "<td></td><td></td>"
-            state = p.detail if p.state != "up" else f"up ({p.detail})"
-            css = p.state if p.state in {"up", "down", "degraded"} else "unknown"
-            out.append(
-                f"<tr>{first}<td><code>{e(label)}</code></td>"
-                f"<td class={css}>{e(state)}{e(note)}</td></tr>"
-            )
-    out.append("</table>")
-
-    if not isinstance(lag, str):
-        waiting = {k: n for k, n in lag.items() if is_dlq_topic(k[1])}
-        lag = {k: n for k, n in lag.items() if k not in waiting}
-        out.extend(_dead_letters(waiting))
-
-    out.append("<h2>Event lag per consumer group</h2>")
+        shown = [
+            {
+                "label": f"{p.endpoint.protocol}://{p.endpoint.address}",
+                "state": p.detail if p.state != "up" else f"up ({p.detail})",
+                "css": p.state if p.state in {"up", "down", "degraded"} else "unknown",
+            }
+            for p in probes
+        ]
+        health.append({"name": name, "what": what, "note": note, "probes": shown})
+    context: dict[str, Any] = {
+        "title": "Overview",
+        "refresh": 10,
+        "health": health,
+        "dead_letters": None,
+        "lag": [],
+        "lag_error": lag if isinstance(lag, str) else "",
+        "platform": settings_summary,
+        "span_count": span_count,
+    }
     if isinstance(lag, str):
-        out.append(f"<p class=muted>{e(lag)}</p>")
-    elif not lag:
-        out.append("<p class=muted>no consumer groups yet</p>")
-    else:
-        totals: dict[tuple[str, str], int] = {}
-        for (group, topic, _partition), behind in lag.items():
-            totals[(group, topic)] = totals.get((group, topic), 0) + behind
-        out.append(
-            "<table><tr><th>consumer group</th><th>topic</th>"
-            "<th class=num>records behind</th><th>per partition</th></tr>"
-        )
-        for (group, topic), total in sorted(totals.items()):
-            parts = ", ".join(
-                f"{p}: {n}" for (g, t, p), n in sorted(lag.items()) if (g, t) == (group, topic)
-            )
-            css = "num err" if total else "num"
-            out.append(
-                f"<tr><td>{e(group)}</td><td>{e(topic)}</td>"
-                f"<td class='{css}'>{total}</td><td class=muted>{e(parts)}</td></tr>"
-            )
-        out.append("</table>")
-
-    out.append("<h2>Platform</h2><table>")
-    for key, value in settings_summary.items():
-        out.append(f"<tr><th>{e(key)}</th><td><code>{e(value)}</code></td></tr>")
-    out.append(f"<tr><th>spans stored</th><td>{span_count}</td></tr></table>")
-    return layout("Overview", "".join(out), refresh=10)
+        return context
+    waiting: dict[str, int] = {}
+    totals: dict[tuple[str, str], int] = {}
+    parts: dict[tuple[str, str], list[str]] = {}
+    for (group, topic, partition), behind in sorted(lag.items()):
+        if is_dlq_topic(topic):
+            waiting[topic] = waiting.get(topic, 0) + behind
+            continue
+        totals[(group, topic)] = totals.get((group, topic), 0) + behind
+        parts.setdefault((group, topic), []).append(f"{partition}: {behind}")
+    context["dead_letters"] = [(t, n) for t, n in sorted(waiting.items()) if n]
+    context["lag"] = [
+        {"group": g, "topic": t, "total": n, "parts": ", ".join(parts[(g, t)])}
+        for (g, t), n in sorted(totals.items())
+    ]
+    return context
 
 
 def tree_order(spans: Sequence[SpanRecord]) -> list[tuple[int, SpanRecord]]:

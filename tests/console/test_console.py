@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -264,8 +265,9 @@ async def test_lag_of_the_embedded_bus_is_shown(tmp_path: Path) -> None:
     finally:
         await bus.close()
     page = await overview_page(settings)
-    assert "<td>search-indexer</td><td>documents.issued</td><td class='num err'>2</td>" in page
-    assert "<h2>Dead letters</h2><p class=muted>none waiting</p>" in page
+    row = '<td>search-indexer</td><td>documents.issued</td><td class="num err">2</td>'
+    assert row in page
+    assert re.search(r'<h2>Dead letters</h2>\s*<p class="muted">none waiting</p>', page)
 
 
 async def test_dead_letters_waiting_are_shown_apart_from_the_lag(tmp_path: Path) -> None:
@@ -280,7 +282,7 @@ async def test_dead_letters_waiting_are_shown_apart_from_the_lag(tmp_path: Path)
     finally:
         await bus.close()
     page = await overview_page(settings)
-    assert "<tr><td>lgsp.exchange.v1.dlq</td><td class='num err'>3</td></tr>" in page
+    assert '<tr><td>lgsp.exchange.v1.dlq</td><td class="num err">3</td></tr>' in page
     assert "lgsp dlq replay TOPIC" in page
     assert "lgsp-dlq-replay" not in page  # not listed as a consumer group's lag
 
