@@ -8,7 +8,7 @@ STAMP   := $(VENV)/.installed
 BUF     := node_modules/.bin/buf
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup run test proto proto-check lint bench clean
+.PHONY: setup run test test-serial proto proto-check lint bench clean
 
 setup: $(STAMP) $(BUF) debian
 
@@ -44,7 +44,11 @@ $(BUF): package.json package-lock.json
 run: setup
 	LGSP_IDENTITY_DEMO_SEED=true LGSP_GATEWAY_DEMO_SEED=true $(VENV)/bin/lgsp up
 
+# Every core, one test file per worker at a time (module fixtures start their servers once).
 test: setup
+	$(PY) -m pytest -q -n auto --maxprocesses 4 --dist loadfile
+
+test-serial: setup
 	$(PY) -m pytest -q
 
 proto: setup
