@@ -27,7 +27,6 @@ MULTIPART_TYPES = frozenset({"multipart/related", "multipart/mixed"})
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 _BOUNDARY = re.compile(r"^[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]$")  # RFC 2046
 _LINE_END = re.compile(rb"[ \t]*\r?\n")
-_WHITESPACE = re.compile(rb"[ \t\r\n]+")
 
 
 class MultipartError(ValueError):
@@ -62,7 +61,7 @@ class Part:
 
     def decode(self) -> bytes:
         if self.transfer_encoding == "base64":
-            compact = _WHITESPACE.sub(b"", self.raw)
+            compact = self.raw.translate(None, b" \t\r\n")  # lines of 76; C speed
             try:
                 return base64.b64decode(compact, validate=True)
             except (binascii.Error, ValueError):

@@ -23,7 +23,6 @@ from .reader import child, read_package, read_status
 from .writer import build, build_package, build_status
 from .xmltree import load, q, validate
 
-
 __all__ = ["build", "build_package", "build_status", "parse", "parse_package", "parse_status"]
 
 

@@ -24,6 +24,7 @@ from services.documents.edxml import (
     build_status,
     parse,
 )
+from tests.services.documents.edxml_samples import mime_package, sample_package
 
 CORPUS = Path(__file__).parent / "edxml_corpus"
 CASES: list[dict[str, Any]] = tomllib.loads((CORPUS / "index.toml").read_text())["case"]
@@ -40,7 +41,7 @@ def _parse(case: dict[str, Any]) -> Package | Status:
 
 
 def test_every_corpus_file_is_indexed() -> None:
-    files = {p.name for p in CORPUS.iterdir() if p.name != "index.toml"}
+    files = {p.name for p in CORPUS.iterdir() if p.name not in ("index.toml", ".gitattributes")}
     indexed = {c["file"] for c in CASES}
     assert files == indexed
     assert {c["expect"] for c in CASES} == {"accepted", "refused"}
@@ -109,3 +110,16 @@ def test_mutated_mime_packages_raise_only_edxml_error(edits: list[tuple[int, int
     except EdxmlError:
         return
     assert parse(build_package(result) if isinstance(result, Package) else build_status(result))
+
+
+@pytest.mark.parametrize("bare", [True, False], ids=["bare-envelope", "full-edxml"])
+def test_mime_written_by_a_mail_library_reads_as_the_package(bare: bool) -> None:
+    pkg = sample_package(5000)
+    two = dataclasses.replace(
+        pkg,
+        attachments=(
+            *pkg.attachments,
+            dataclasses.replace(pkg.attachments[0], content_id="pl-1.pdf", data=b"\x00\xff" * 9),
+        ),
+    )
+    assert parse(mime_package(two, bare_envelope=bare)) == two
