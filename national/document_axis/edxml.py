@@ -69,7 +69,7 @@ def xml_of(body: bytes) -> bytes:
         return body
     try:
         root = split(body, max_parts=1001).root
-        if root.content_type not in ("application/xml", "text/xml"):
+        if root.content_type not in ("application/xml", "text/xml", "application/xop+xml"):
             raise MultipartError(root.name, f"the root part is {root.content_type}, not XML")
         return root.decode()
     except MultipartError as exc:

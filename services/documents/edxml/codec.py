@@ -52,8 +52,10 @@ def parse_package(
     return result
 
 
-def parse_status(data: bytes, limits: Limits = DEFAULT_LIMITS) -> Status:
-    result = parse(data, limits)
+def parse_status(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, content_type: str | None = None
+) -> Status:
+    result = parse(data, limits, content_type=content_type)
     if not isinstance(result, Status):
         raise EdxmlError("Status", "a document package, not a status message")
     return result

@@ -7,7 +7,8 @@ What widely used SDKs write and read (see docs/documents-exchange.md for the sou
   ContentType, Description, AttachmentName, or DocumentId right after To, or Bussiness before
   TraceHeader: put in the schema's order. The SDK readers look children up by name, so order
   carries no meaning; names, namespaces, counts and values are still checked by the schema;
-- ``cid:`` or ``<…>`` around an Attachment's ContentId: removed.
+- ``cid:`` or ``<…>`` around an Attachment's ContentId: removed;
+- a Reference that names its file by ``xlink:href="cid:…"`` only: given that ContentId.
 Anything else (another namespace, unknown elements, a missing field, bad values) is left as it
 is, for the schema to refuse with the field's path.
 """
@@ -21,12 +22,13 @@ from typing import Any
 from lxml import etree
 
 from .errors import EdxmlError
-from .model import EDXML_NS
+from .model import EDXML_NS, XLINK_NS
 from .xmltree import q, schema_document
 
 EDOC_NS = "http://www.e-doc.vn/Schema/"  # the e-doc schema before QCVN 102:2016
 _XS = "{http://www.w3.org/2001/XMLSchema}"
-_ROOT = "#edXML"  # the root element's anonymous type
+_ROOT = "#edXML"
+_XLINK_HREF = f"{{{XLINK_NS}}}href"  # the root element's anonymous type
 
 # type name → (child name → position in the sequence, child name → its type name)
 _Models = dict[str, tuple[dict[str, int], dict[str, str]]]
@@ -77,6 +79,10 @@ def normalize(root: Any) -> Any:
     for body in root.iterfind(f"{q('edXMLEnvelope')}/{q('edXMLBody')}"):
         for manifest in body.iterfind(q("Manifest")):
             manifest.tag = q("edXMLManifest")
+        for ref in body.iterfind(f"{q('edXMLManifest')}/{q('Reference')}"):
+            href = ref.get(_XLINK_HREF)
+            if href and ref.find(q("ContentId")) is None:
+                etree.SubElement(ref, q("ContentId")).text = href
     _reorder(root, _ROOT, _models())
     for content_id in root.iterfind(f"{q('AttachmentEncoded')}/{q('Attachment')}/{q('ContentId')}"):
         content_id.text = bare_content_id(content_id.text or "")
