@@ -34,6 +34,7 @@ from national.document_axis import edxml
 
 MAX_PACKAGE_BYTES = 8 * 1024 * 1024
 XML_TYPES = {"application/xml", "text/xml"}
+MIME_TYPES = {"multipart/related", "multipart/mixed"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agencies (
     code TEXT PRIMARY KEY, name TEXT NOT NULL, created_at TEXT NOT NULL);
@@ -91,13 +92,18 @@ def now() -> str:
 
 
 async def read_xml(request: Request) -> bytes:
-    """The body, refused early when it is not XML or too large (never read past the limit)."""
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media not in XML_TYPES:
+    """The body, refused early when it is not XML or too large (never read past the limit).
+
+    A MIME package (multipart/related: the XML part, files as parts) is kept with its
+    Content-Type as a header block, so what recipients poll is a self-contained MIME message.
+    """
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    if media not in XML_TYPES and media not in MIME_TYPES:
         raise ApiError(
             415,
             "UNSUPPORTED_MEDIA_TYPE",
-            "Gói tin phải có Content-Type application/xml",
+            "Gói tin phải có Content-Type application/xml hoặc multipart/related",
             field="Content-Type",
         )
     declared = request.headers.get("content-length")
@@ -119,7 +125,20 @@ async def read_xml(request: Request) -> bytes:
             chunks.append(chunk)
     except ClientDisconnect:
         raise ApiError(400, "INCOMPLETE_BODY", "Gói tin không đầy đủ", field="body") from None
-    return b"".join(chunks)
+    body = b"".join(chunks)
+    if media in MIME_TYPES:
+        if not content_type.isascii() or "\n" in content_type or "\r" in content_type:
+            raise invalid("Content-Type", "Content-Type không hợp lệ")
+        try:
+            body.decode("utf-8")  # polled as JSON text: files must travel base64-encoded
+        except UnicodeDecodeError:
+            raise invalid(
+                "body",
+                "Gói tin MIME phải mã hóa tệp đính kèm bằng base64",
+                "parts must use Content-Transfer-Encoding: base64",
+            ) from None
+        body = f"MIME-Version: 1.0\r\nContent-Type: {content_type}\r\n\r\n".encode() + body
+    return body
 
 
 def bad_edxml(exc: edxml.EdxmlError) -> ApiError:

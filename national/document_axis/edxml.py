@@ -2,9 +2,11 @@
 
 Only the routing fields are read: From/OrganId, To/OrganId, DocumentId of a MessageHeader, or
 ResponseFor/From/StatusCode of a Status. Elements are matched by local name so either the
-edXML namespace or none is accepted. The parser never touches the network, never loads a DTD
-and never expands entities; a document that declares a DOCTYPE at all is refused, which
-rules out entity-expansion bombs and external entities before lxml sees them.
+edXML namespace or none is accepted. A package sent as MIME multipart (the XML part and its
+files as parts) is routed by its XML part; the files travel on untouched. The parser never
+touches the network, never loads a DTD and never expands entities; a document that declares
+a DOCTYPE at all is refused, which rules out entity-expansion bombs and external entities
+before lxml sees them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from lgsp.agency_code import is_agency_code
+from lgsp.multipart import MultipartError, looks_like_mime, split
 
 NS = "http://www.e-doc.vn/Schema/"
 STATUS_CODES = {"01", "02", "03", "04", "05", "06", "13"}
@@ -60,7 +63,21 @@ def _parser() -> etree.XMLParser:
     )
 
 
+def xml_of(body: bytes) -> bytes:
+    """The XML of a package: the body, or the root part of a MIME package (files as parts)."""
+    if not looks_like_mime(body):
+        return body
+    try:
+        root = split(body, max_parts=1001).root
+        if root.content_type not in ("application/xml", "text/xml", "application/xop+xml"):
+            raise MultipartError(root.name, f"the root part is {root.content_type}, not XML")
+        return root.decode()
+    except MultipartError as exc:
+        raise EdxmlError(f"MIME {exc.field}", exc.reason) from None
+
+
 def parse(body: bytes) -> etree._Element:
+    body = xml_of(body)
     if _DTD.search(body):
         raise EdxmlError("body", "DOCTYPE and ENTITY declarations are not allowed")
     try:

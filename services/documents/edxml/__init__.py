@@ -2,22 +2,15 @@
 
     from services.documents.edxml import build_package, parse, Package, EdxmlError
 
-`parse(bytes)` gives a Package or a Status, validated against schema/edxml.xsd and hardened
-against hostile input; `build_package` / `build_status` give bytes that pass the same schema.
-Anything wrong raises EdxmlError(field, reason).
+`parse(bytes)` gives a Package or a Status from plain XML or a MIME multipart package, in the
+forms real senders write (normalize.py), validated against schema/edxml.xsd and hardened
+against hostile input; `build_package` / `build_status` write the one strict form, which
+passes the same schema. Anything wrong raises EdxmlError(field, reason).
 """
 
-from .codec import (
-    DEFAULT_LIMITS,
-    Limits,
-    build,
-    build_package,
-    build_status,
-    parse,
-    parse_package,
-    parse_status,
-)
+from .codec import build, build_package, build_status, parse, parse_package, parse_status
 from .errors import EdxmlError
+from .limits import DEFAULT_LIMITS, Limits
 from .model import (
     EDXML_NS,
     ICT,

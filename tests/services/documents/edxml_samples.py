@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import email.policy
 from datetime import date, datetime
+from email.mime.application import MIMEApplication
+from email.mime.multipart import MIMEMultipart
+
+from lxml import etree
 
 from services.documents.edxml import (
+    EDXML_NS,
     ICT,
     Attachment,
     Business,
@@ -23,6 +29,7 @@ from services.documents.edxml import (
     Status,
     StatusCode,
     TraceHeader,
+    build_package,
 )
 
 SENDER = Organization(
@@ -114,3 +121,25 @@ def sample_status(code: StatusCode = StatusCode.ARRIVED) -> Status:
             ),
         ),
     )
+
+
+def mime_package(package: Package, *, bare_envelope: bool = True) -> bytes:
+    """The package as another system sends it in MIME form: the XML part (by default a bare
+    edXMLEnvelope) and each file as a base64 part named by its Content-ID, written with the
+    standard library's MIME classes as a Java or .NET mail library would. Not our writer."""
+    root = etree.fromstring(build_package(package))
+    encoded = root.find(f"{{{EDXML_NS}}}AttachmentEncoded")
+    if encoded is not None:
+        root.remove(encoded)
+    xml_root = root.find(f"{{{EDXML_NS}}}edXMLEnvelope") if bare_envelope else root
+    xml = etree.tostring(xml_root, xml_declaration=True, encoding="UTF-8")
+    message = MIMEMultipart("related", type="application/xml", start="<edxml@sender>")
+    xml_part = MIMEApplication(xml, "xml")
+    xml_part["Content-ID"] = "<edxml@sender>"
+    message.attach(xml_part)
+    for a in package.attachments:
+        part = MIMEApplication(a.data, a.content_type.split("/", 1)[1])
+        part["Content-ID"] = f"<{a.content_id}>"
+        part.add_header("Content-Disposition", "attachment", filename="file")
+        message.attach(part)
+    return message.as_bytes(policy=email.policy.SMTP)

@@ -42,7 +42,7 @@ from services.documents.edxml import (
     parse_package,
     parse_status,
 )
-from services.documents.edxml.codec import _schema
+from services.documents.edxml.xmltree import schema as _schema
 from tests.services.documents.edxml_samples import sample_package, sample_status
 
 NS = "http://www.mic.gov.vn/TBT/QCVN_102_2016"
