@@ -8,7 +8,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.blobs import StoredFile, safe_file_name
@@ -20,6 +20,7 @@ from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
 from services.documents.adapters.proto import attachment_to_proto, document_to_proto
 from services.documents.adapters.repository import Repository
+from services.documents.domain.arrival import arrival_refusal_vi, same_document, signer_warning
 from services.documents.domain.document_types import document_type, document_type_by_name
 from services.documents.domain.model import (
     Attachment,
@@ -33,6 +34,7 @@ from services.documents.domain.model import (
     SigningMode,
 )
 from services.documents.domain.numbering import Book, split_number_notation
+from services.documents.edxml.salvage import Salvaged, salvage
 from services.documents.service_layer.ports import AgencyDirectory
 from services.documents.transport import Delivery, Transport
 
@@ -45,11 +47,13 @@ class Arrival:
     message, the files already in the attachment store (main text first) and the verdict on
     the main text's digital signature. `refusal` (Vietnamese) refuses the document with 02."""
 
-    message: edxml.Package | edxml.Status
+    message: edxml.Package | edxml.Status | Salvaged
     files: tuple[tuple[edxml.Attachment, StoredFile], ...] = ()
     signed: bool = False
     signer_serial: str = ""
     refusal: str = ""
+    # organizationIdentifier of the certificate that signed the main text ("" if unsigned).
+    signer_agency_code: str = ""
 
 
 def event_document(doc: Document) -> ev.Document:  # type: ignore[name-defined]
@@ -200,13 +204,22 @@ class Exchange:
             actor_id=entry.actor_id,
         )
 
-    def report_status(self, uow: UnitOfWork, doc: Document, comment: str, now: datetime) -> None:
-        """Tell the sender how far its document got (only for electronic arrivals)."""
+    def report_status(
+        self,
+        uow: UnitOfWork,
+        doc: Document,
+        comment: str,
+        now: datetime,
+        *,
+        code: IncomingStatus | None = None,
+        document_id: str = "",
+    ) -> None:
+        """Tell the sender how far its document got (only for electronic arrivals); `code`
+        overrides the document's status (15/16 answer a recall), `document_id` the package
+        answered (a re-send under a new DocumentId)."""
+        status_code = code or doc.incoming_status
         if not (
-            doc.electronic
-            and doc.sender_agency_code
-            and doc.incoming_status
-            and doc.promulgation_date
+            doc.electronic and doc.sender_agency_code and status_code and doc.promulgation_date
         ):
             return
         status = edxml.Status(
@@ -216,14 +229,42 @@ class Exchange:
                 promulgation_date=doc.promulgation_date,
                 # The sender's DocumentId for arrivals from the national axis (the axis
                 # matches a status to its document by it); the bus ignores it.
-                document_id=doc.edxml_message_id,
+                document_id=document_id or doc.edxml_message_id,
             ),
             from_=self._org(doc.agency_code),
-            status_code=edxml.StatusCode(doc.incoming_status.edxml_code),
+            status_code=edxml.StatusCode(status_code.edxml_code),
             timestamp=now.astimezone(PROVINCE_TZ).replace(microsecond=0),
             description=comment,
         )
         self._deliver(uow, doc.agency_code, [doc.sender_agency_code], edxml.build_status(status))
+
+    def refuse_unreadable(
+        self, uow: UnitOfWork, delivery: Delivery, found: Salvaged, now: datetime
+    ) -> None:
+        """A package that fails the schema: status 02 with the reason to its sender, who is
+        known (From/OrganId and DocumentId were read); nothing enters the incoming book."""
+        on = found.promulgation_date or _date_in_id(found.document_id) or now.date()
+        status = edxml.Status(
+            response_for=edxml.ResponseFor(
+                organ_id=found.sender,
+                code=found.code or found.document_id,
+                promulgation_date=on,
+                document_id=found.document_id,
+            ),
+            from_=self._org(delivery.to_agency_code),
+            status_code=edxml.StatusCode.REFUSED,
+            timestamp=now.astimezone(PROVINCE_TZ).replace(microsecond=0),
+            description=found.reason_vi,
+        )
+        self._deliver(uow, delivery.to_agency_code, [found.sender], edxml.build_status(status))
+        log.warning(
+            "edXML package %s from %s for %s refused as malformed (%s: %s); status 02 sent",
+            found.document_id,
+            found.sender,
+            delivery.to_agency_code,
+            found.error.field,
+            found.error.reason,
+        )
 
     def delivery_failed(
         self,
@@ -312,6 +353,9 @@ class Exchange:
         if arrival is None:
             arrival = Arrival(parse_delivery(delivery))
         message = arrival.message
+        if isinstance(message, Salvaged):
+            self.refuse_unreadable(uow, delivery, message, now)
+            return
         if isinstance(message, edxml.Status):
             self._on_status(uow, repo, delivery, message, now)
             return
@@ -354,9 +398,65 @@ class Exchange:
             priority=Priority(min(int(h.other_info.priority), 3) + 1),
             page_count=h.other_info.page_amount or 0,
             sender_agency_code=h.from_.organ_id,
-            sender_agency_name=h.from_.organ_name or h.from_.organ_id,
+            sender_agency_name=self._issuer_name(h.from_),
+            sender_organization_in_charge=h.from_.organization_in_charge,
             electronic=True,
             edxml_message_id=delivery.message_id,
+        )
+
+    def _issuer_name(self, org: edxml.Organization) -> str:
+        """The issuing body (QCVN 102:2016 From: the agency OrganId identifies, OrganName its
+        name; OrganizationInCharge is the body above it). A code the province's directory
+        holds is named as the directory names it, whatever the package says."""
+        known = self.agencies.get(org.organ_id)
+        return (known.name if known else "") or org.organ_name or org.organ_id
+
+    def _already_registered(
+        self, repo: Repository, delivery: Delivery, doc: Document
+    ) -> Document | None:
+        """The same document (sender, number and notation, promulgation date) in the book."""
+        for earlier in repo.find_incoming(
+            delivery.to_agency_code, doc.sender_agency_code, doc.number_notation
+        ):
+            if same_document(
+                earlier, doc.sender_agency_code, doc.number_notation, doc.promulgation_date
+            ):
+                return earlier
+        return None
+
+    def _on_duplicate(
+        self,
+        uow: UnitOfWork,
+        repo: Repository,
+        earlier: Document,
+        delivery: Delivery,
+        now: datetime,
+    ) -> None:
+        """A re-send under a new DocumentId: not registered again. The earlier entry's
+        history records it, and the sender learns where the document stands."""
+        note = (
+            f"Văn bản đã được vào sổ đến số {earlier.arrival_number}; "
+            f"gói tin gửi lại {delivery.message_id} không vào sổ lần nữa."
+        )
+        repo.add_history(
+            earlier.id,
+            HistoryEntry(
+                now,
+                "",
+                earlier.agency_code,
+                "duplicate_arrival",
+                earlier.status_name,
+                earlier.status_name,
+                note,
+            ),
+        )
+        self.report_status(uow, earlier, note, now, document_id=delivery.message_id)
+        log.info(
+            "edXML package %s from %s is %s again (registered as %s); not registered twice",
+            delivery.message_id,
+            earlier.sender_agency_code,
+            earlier.number_notation,
+            earlier.id,
         )
 
     def _on_new(
@@ -375,10 +475,22 @@ class Exchange:
         doc = self._incoming_from(delivery, pkg)
         if related:
             doc.related_document_id = related
-        if arrival is not None and arrival.refusal:
-            self._refuse_at_the_door(uow, repo, doc, arrival.refusal, now, key)
+        # A replacement may keep the replaced document's number: only a new one is matched.
+        if pkg.business.doc_type == edxml.BusinessDocType.NEW and (
+            earlier := self._already_registered(repo, delivery, doc)
+        ):
+            self._on_duplicate(uow, repo, earlier, delivery, now)
+            return None
+        refusal = arrival.refusal if arrival is not None else ""
+        refusal = refusal or arrival_refusal_vi(doc, now.astimezone(PROVINCE_TZ).date())
+        if refusal:
+            self._refuse_at_the_door(uow, repo, doc, refusal, now, key)
             return None
         doc.digitally_signed = arrival is not None and arrival.signed
+        doc.signer_agency_code = arrival.signer_agency_code if arrival else ""
+        warning = signer_warning(doc.sender_agency_code, doc.signer_agency_code)
+        if warning is not None:
+            doc.warnings = (*doc.warnings, warning)
         stored = self.register(uow, repo, doc, "", now, key)
         for i, (file, kept) in enumerate(arrival.files if arrival else ()):
             try:
@@ -443,16 +555,49 @@ class Exchange:
         return repo.find_incoming(delivery.to_agency_code, delivery.from_agency_code, code)
 
     def _close_recalled(
-        self, uow: UnitOfWork, repo: Repository, doc: Document, reason: str, now: datetime
+        self,
+        uow: UnitOfWork,
+        repo: Repository,
+        doc: Document,
+        reason: str,
+        now: datetime,
+        reply: IncomingStatus | None = None,
     ) -> None:
+        """Close an open document the sender took back, and tell it (13, or `reply`: 15
+        agrees to a recall). A finished one cannot be undone: a recall of it is refused
+        with 16 and the reason, and its history shows the recall to the clerk."""
         before = doc.incoming_status
         entry = doc.mark_recalled(now, reason)
         if entry is None:
+            if reply is not None and doc.incoming_status == IncomingStatus.DONE:
+                self._refuse_recall(uow, repo, doc, reason, now)
             return
         repo.save(doc, doc.version)
         repo.add_history(doc.id, entry)
         uow.emit(self.status_event(doc, before, entry), subject=doc.id)
-        self.report_status(uow, doc, reason, now)
+        self.report_status(uow, doc, reason, now, code=reply)
+
+    def _refuse_recall(
+        self, uow: UnitOfWork, repo: Repository, doc: Document, reason: str, now: datetime
+    ) -> None:
+        done = doc.complete_time.astimezone(PROVINCE_TZ) if doc.complete_time else None
+        answer = (
+            "Văn bản đã được xử lý xong"
+            + (f" ngày {done:%d/%m/%Y}" if done else "")
+            + "; không thể thu hồi."
+        )
+        repo.add_history(
+            doc.id,
+            HistoryEntry(
+                now, "", doc.agency_code, "recall_refused", "DONE", "DONE", f"{reason} — {answer}"
+            ),
+        )
+        self.report_status(uow, doc, answer, now, code=IncomingStatus.RECALL_REFUSED)
+        log.info(
+            "recall of %s from %s refused: the document is done",
+            doc.number_notation,
+            doc.sender_agency_code,
+        )
 
     def _on_recall(
         self,
@@ -468,7 +613,14 @@ class Exchange:
                 "recall of unknown document %s from %s", pkg.header.code, delivery.from_agency_code
             )
         for doc in found:
-            self._close_recalled(uow, repo, doc, pkg.business.reason or "Thu hồi văn bản", now)
+            self._close_recalled(
+                uow,
+                repo,
+                doc,
+                pkg.business.reason or "Thu hồi văn bản",
+                now,
+                reply=IncomingStatus.RECALL_ACCEPTED,
+            )
 
     def _on_update(
         self,
@@ -585,9 +737,25 @@ class Exchange:
         )
 
 
-def parse_delivery(delivery: Delivery) -> edxml.Package | edxml.Status:
-    """The edXML message of a delivery; a malformed one is a PermanentError (→ DLQ)."""
+def parse_delivery(delivery: Delivery) -> edxml.Package | edxml.Status | Salvaged:
+    """The edXML message of a delivery. A package that fails the schema but whose sender and
+    DocumentId can be read comes back as Salvaged (answered with 02); unreadable bytes are a
+    PermanentError (→ DLQ)."""
     try:
         return edxml.parse(delivery.edxml)
     except edxml.EdxmlError as e:
-        raise PermanentError(f"edXML message {delivery.message_id} refused: {e}") from e
+        found = salvage(delivery.edxml, e)
+        if found is None:
+            raise PermanentError(f"edXML message {delivery.message_id} refused: {e}") from e
+        return found
+
+
+def _date_in_id(document_id: str) -> date | None:
+    """The date of a conventional DocumentId "<OrganId>,<YYYY/MM/DD>,<number>"."""
+    parts = document_id.split(",")
+    if len(parts) < 3:
+        return None
+    try:
+        return datetime.strptime(parts[1].strip(), "%Y/%m/%d").date()
+    except ValueError:
+        return None
