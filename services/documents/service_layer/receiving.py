@@ -20,7 +20,12 @@ from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
 from services.documents.adapters.proto import attachment_to_proto, document_to_proto
 from services.documents.adapters.repository import Repository
-from services.documents.domain.arrival import arrival_refusal_vi, same_document, signer_warning
+from services.documents.domain.arrival import (
+    MAX_NUMBER_NOTATION,
+    arrival_refusal_vi,
+    same_document,
+    signer_warning,
+)
 from services.documents.domain.document_types import document_type, document_type_by_name
 from services.documents.domain.model import (
     Attachment,
@@ -182,9 +187,12 @@ class Receiving:
     def _issuer_name(self, org: edxml.Organization) -> str:
         """The issuing body (QCVN 102:2016 From: the agency OrganId identifies, OrganName its
         name; OrganizationInCharge is the body above it). A code the province's directory
-        holds is named as the directory names it, whatever the package says."""
+        holds (the province's, else the national axis's) is named as the directory names it,
+        whatever the package says."""
         known = self.agencies.get(org.organ_id)
-        return (known.name if known else "") or org.organ_name or org.organ_id
+        outside = getattr(self.exchange.transport, "outside", None)  # the axis's directory
+        listed = outside.name_of(org.organ_id) if outside is not None and not known else ""
+        return (known.name if known else "") or listed or org.organ_name or org.organ_id
 
     def _already_registered(
         self, repo: Repository, delivery: Delivery, doc: Document
@@ -307,6 +315,7 @@ class Receiving:
         stored = replace(
             doc,
             id=str(uuid.uuid4()),
+            number_notation=doc.number_notation[:MAX_NUMBER_NOTATION],  # the column's width
             incoming_status=IncomingStatus.ARRIVED,
             arrival_time=now,
             create_time=now,

@@ -3,10 +3,13 @@ packages (edxml/salvage.py), hostile inputs included."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 
 import pytest
 
+from lgsp.connectors.document_axis import Agency
+from lgsp.connectors.errors import Unavailable
 from services.documents import edxml
 from services.documents.domain.arrival import (
     SIGNER_AGENCY_MISMATCH,
@@ -20,6 +23,7 @@ from services.documents.domain.arrival import (
 from services.documents.domain.errors import InvalidField
 from services.documents.domain.model import Direction, Document, IncomingStatus
 from services.documents.edxml.salvage import salvage
+from services.documents.outside_directory import OutsideDirectory
 
 TODAY = date(2026, 3, 10)
 SENDER = "000.00.00.H09"
@@ -199,3 +203,31 @@ def test_salvage_gives_up_on_what_cannot_be_answered(data: bytes) -> None:
 def test_salvage_refuses_oversized_bytes_before_parsing() -> None:
     big = package_xml() + b" " * (edxml.DEFAULT_LIMITS.max_package_bytes + 1)
     assert salvage(big, ERROR) is None
+
+
+async def test_the_outside_directory_answers_none_until_fetched_then_keeps_its_list() -> None:
+    def down() -> Unavailable:
+        return Unavailable("document_axis", "list_agencies", "down")
+
+    answers: list[object] = [down(), [Agency("000.00.00.G02", "Bộ Nội vụ")]]
+
+    async def fetch() -> list[Agency]:
+        answer = answers.pop(0) if answers else down()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer  # type: ignore[return-value]
+
+    outside = OutsideDirectory(fetch, refresh_seconds=0.01, retry_seconds=0.01)
+    assert outside.knows("000.00.00.G02") is None  # never fetched: not checked
+    stop = asyncio.Event()
+    task = asyncio.create_task(outside.run(stop))
+    for _ in range(200):
+        if outside.knows("000.00.00.G02"):
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # later failures keep the list
+    stop.set()
+    await task
+    assert outside.knows("000.00.00.G02") is True
+    assert outside.knows("000.00.99.G99") is False
+    assert outside.name_of("000.00.00.G02") == "Bộ Nội vụ"

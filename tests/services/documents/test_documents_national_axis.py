@@ -99,7 +99,12 @@ async def incoming(env: Env, agency: str, user: str) -> list[pb.Document]:
 
 def outside_package(subject: str = "Về việc phối hợp quản lý tài nguyên rừng giáp ranh") -> bytes:
     header = edxml.MessageHeader(
-        from_=edxml.Organization(organ_id=OTHER_PROVINCE[0], organ_name=OTHER_PROVINCE[1]),
+        # As senders often write it; the axis's directory names the code in full.
+        from_=edxml.Organization(
+            organ_id=OTHER_PROVINCE[0],
+            organ_name="UBND Nghệ An",
+            organization_in_charge="Chính phủ",
+        ),
         to=(edxml.Organization(organ_id=UBND, organ_name="Ủy ban nhân dân tỉnh Hà Tĩnh"),),
         code=edxml.Code(code_number="45", code_notation="UBND-NN"),
         promulgation_info=edxml.PromulgationInfo(place="Nghệ An", promulgation_date=date.today()),
@@ -249,6 +254,10 @@ async def test_a_package_our_schema_refuses_is_answered_with_02_and_the_next_one
     good = await axis.send_package(outside_package("Về việc trao đổi thông tin dân cư"))
     [doc] = await eventually(lambda: incoming(env, UBND, "ubnd-vt"))
     assert doc.subject == "Về việc trao đổi thông tin dân cư"
+    # The issuer as the axis's directory names its code; the body in charge kept apart.
+    listed = {a.code: a.name for a in await axis.list_agencies()}
+    assert doc.sender_agency_name == listed[OTHER_PROVINCE[0]] != "UBND Nghệ An"
+    assert doc.sender_organization_in_charge == "Chính phủ"
     await eventually(lambda: _empty(axis, UBND))  # both acknowledged: nothing stuck
 
     async def reported(package_id: str) -> list[str]:
