@@ -178,11 +178,9 @@ class Exchange:
         now: datetime,
         *,
         code: IncomingStatus | None = None,
-        document_id: str = "",
     ) -> None:
         """Tell the sender how far its document got (only for electronic arrivals); `code`
-        overrides the document's status (15/16 answer a recall), `document_id` the package
-        answered (a re-send under a new DocumentId)."""
+        overrides the document's status (15/16 answer a recall)."""
         status_code = code or doc.incoming_status
         if not (
             doc.electronic and doc.sender_agency_code and status_code and doc.promulgation_date
@@ -195,7 +193,7 @@ class Exchange:
                 promulgation_date=doc.promulgation_date,
                 # The sender's DocumentId for arrivals from the national axis (the axis
                 # matches a status to its document by it); the bus ignores it.
-                document_id=document_id or doc.edxml_message_id,
+                document_id=doc.edxml_message_id,
             ),
             from_=self.organization(doc.agency_code),
             status_code=edxml.StatusCode(status_code.edxml_code),

@@ -212,11 +212,13 @@ class Receiving:
         uow: UnitOfWork,
         repo: Repository,
         earlier: Document,
+        again: Document,
         delivery: Delivery,
         now: datetime,
     ) -> None:
-        """A re-send under a new DocumentId: not registered again. The earlier entry's
-        history records it, and the sender learns where the document stands."""
+        """A re-send under a new DocumentId (or the electronic copy of a document a clerk
+        registered from paper): not registered again. The earlier entry's history records
+        it, and the package is answered with where the document stands."""
         note = (
             f"Văn bản đã được vào sổ đến số {earlier.arrival_number}; "
             f"gói tin gửi lại {delivery.message_id} không vào sổ lần nữa."
@@ -233,7 +235,13 @@ class Receiving:
                 note,
             ),
         )
-        self.exchange.report_status(uow, earlier, note, now, document_id=delivery.message_id)
+        answer = replace(
+            earlier,
+            electronic=True,
+            number_notation=again.number_notation,
+            edxml_message_id=delivery.message_id,
+        )
+        self.exchange.report_status(uow, answer, note, now)
         log.info(
             "edXML package %s from %s is %s again (registered as %s); not registered twice",
             delivery.message_id,
@@ -262,7 +270,7 @@ class Receiving:
         if pkg.business.doc_type == edxml.BusinessDocType.NEW and (
             earlier := self._already_registered(repo, delivery, doc)
         ):
-            self._on_duplicate(uow, repo, earlier, delivery, now)
+            self._on_duplicate(uow, repo, earlier, doc, delivery, now)
             return None
         refusal = arrival.refusal if arrival is not None else ""
         refusal = refusal or arrival_refusal_vi(doc, now.astimezone(PROVINCE_TZ).date())

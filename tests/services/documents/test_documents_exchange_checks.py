@@ -29,6 +29,7 @@ from .workflow_support import (  # noqa: F401
     Env,
     env_fixture,
     eventually,
+    to_signed,
 )
 
 DLQ = "lgsp.exchange.v1.dlq"
@@ -250,3 +251,40 @@ async def test_a_main_text_signed_by_another_agency_is_shown_to_the_clerk(env: E
     [warning] = doc.warnings
     assert warning.code == "SIGNER_AGENCY_MISMATCH"
     assert UBND in warning.message and SNV in warning.message
+
+
+async def test_the_electronic_copy_of_a_document_registered_from_paper_is_not_numbered_again(
+    env: Env,
+) -> None:
+    signed = await to_signed(env)
+    issued = (
+        await env.as_("ubnd-vt").IssueDocument(
+            pb.IssueDocumentRequest(document_id=signed.id, etag=signed.etag)
+        )
+    ).document
+    paper = (
+        await env.as_("stp-vt").RegisterIncoming(
+            pb.RegisterIncomingRequest(
+                document=pb.Document(
+                    agency_code=STP,
+                    document_type_code=issued.document_type_code,
+                    number_notation=issued.number_notation,
+                    subject=issued.subject,
+                    sender_agency_code=UBND,
+                    sender_agency_name="Ủy ban nhân dân tỉnh Hà Tĩnh",
+                    promulgation_date=issued.promulgation_date,
+                )
+            )
+        )
+    ).document
+    sent = (
+        await env.as_("ubnd-vt").SendDocument(
+            pb.SendDocumentRequest(document_id=issued.id, etag=issued.etag)
+        )
+    ).document
+    # One number for the paper and the electronic copy (Nghị định 30/2020, Điều 22 khoản 2),
+    # and the sender's package is still answered.
+    await eventually(lambda: _status_is(env, sent.id, pb.INCOMING_STATUS_ARRIVED))
+    assert [d.id for d in await incoming_of_stp(env)] == [paper.id]
+    notes = [e for e in await history(env, "stp-vt", paper.id) if e.action == "duplicate_arrival"]
+    assert len(notes) == 1
