@@ -230,6 +230,8 @@ def test_status_numbers_are_the_official_codes() -> None:
         "IN_PROGRESS": "05",
         "DONE": "06",
         "RECALLED": "13",
+        "RECALL_ACCEPTED": "15",  # answers to a recall (QCVN 102:2016 / the axis SDKs)
+        "RECALL_REFUSED": "16",
     }
     dossier = {int(n): name for name, n in dossiers_pb2.DossierStatus.items() if n}
     assert sorted(dossier) == list(range(1, 11))

@@ -27,6 +27,8 @@ class SentPackage:
     sender: str
     recipients: tuple[str, ...]
     duplicate: bool
+    # Recipients the axis does not know: the package reached the others, not these.
+    undeliverable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,12 @@ class DocumentAxisClient(NationalClient):
         )
         b = reply.body
         return SentPackage(
-            b["package_id"], b["message_id"], b["sender"], tuple(b["recipients"]), b["duplicate"]
+            b["package_id"],
+            b["message_id"],
+            b["sender"],
+            tuple(b["recipients"]),
+            b["duplicate"],
+            tuple(b.get("undeliverable") or ()),
         )
 
     async def send_status(self, edxml: bytes) -> SentStatus:

@@ -8,7 +8,9 @@ GET  /api/v1/agencies/{code}/packages?limit=N           pending packages with th
 POST /api/v1/agencies/{code}/packages/{id}/ack          remove from pending (idempotent)
 GET  /api/v1/packages/{id}/statuses                     statuses reported on a document
 
-A document is idempotent by (sender, DocumentId): re-sending the same bytes answers 200 with
+A package naming recipients the axis does not know reaches the known ones; the answer lists the
+others under "undeliverable" (404 only when it reaches nobody). A document is idempotent by
+(sender, DocumentId): re-sending the same bytes answers 200 with
 the first package id; different bytes under the same id answer 409. A status is idempotent by
 its bytes. Headers X-Sender-Code / X-Recipient-Codes (comma-separated), when given, must agree
 with the edXML header.
@@ -193,14 +195,17 @@ def create_app(config: MockConfig) -> Starlette:
                     "X-Recipient-Codes", "Danh sách đơn vị nhận không khớp với gói tin edXML"
                 )
         require_agency(header.sender)
+        # An unknown recipient fails only itself: the package reaches the others and the
+        # answer lists the ones it could not reach ("undeliverable").
         unknown = [c for c in header.recipients if not agency_exists(c)]
-        if unknown:
+        if len(unknown) == len(header.recipients):
             raise ApiError(
                 404,
                 "AGENCY_NOT_FOUND",
                 f"Không tìm thấy đơn vị nhận có mã định danh {', '.join(unknown)}",
                 field="To/OrganId",
             )
+        known = [c for c in header.recipients if c not in unknown]
         digest = hashlib.sha256(body).hexdigest()
         existing = db.execute(
             "SELECT id, sha256 FROM packages "
@@ -213,7 +218,7 @@ def create_app(config: MockConfig) -> Starlette:
                     "DUPLICATE_MESSAGE_ID",
                     "Mã gói tin đã được dùng cho một gói tin khác của đơn vị gửi",
                 )
-            return JSONResponse(_sent(existing["id"], header, duplicate=True), 200)
+            return JSONResponse(_sent(existing["id"], header, unknown, duplicate=True), 200)
         package_id = str(uuid.uuid4())
         with _tx(db):
             db.execute(
@@ -223,9 +228,9 @@ def create_app(config: MockConfig) -> Starlette:
             )
             db.executemany(
                 "INSERT INTO deliveries (package_id, agency_code) VALUES (?, ?)",
-                [(package_id, code) for code in header.recipients],
+                [(package_id, code) for code in known],
             )
-        return JSONResponse(_sent(package_id, header, duplicate=False), 201)
+        return JSONResponse(_sent(package_id, header, unknown, duplicate=False), 201)
 
     async def send_status(request: Request) -> JSONResponse:
         body = await read_xml(request)
@@ -375,12 +380,15 @@ def create_app(config: MockConfig) -> Starlette:
     )
 
 
-def _sent(package_id: str, header: edxml.DocumentHeader, *, duplicate: bool) -> dict[str, object]:
+def _sent(
+    package_id: str, header: edxml.DocumentHeader, unknown: list[str], *, duplicate: bool
+) -> dict[str, object]:
     return {
         "package_id": package_id,
         "message_id": header.message_id,
         "sender": header.sender,
         "recipients": list(header.recipients),
+        "undeliverable": unknown,
         "duplicate": duplicate,
     }
 

@@ -20,7 +20,8 @@ from lgsp.agency_code import is_agency_code
 from lgsp.multipart import MultipartError, looks_like_mime, split
 
 NS = "http://www.e-doc.vn/Schema/"
-STATUS_CODES = {"01", "02", "03", "04", "05", "06", "13"}
+# QCVN 102:2016 status codes, with 15/16 (recall agreed / refused) as the axis SDKs send them.
+STATUS_CODES = {"01", "02", "03", "04", "05", "06", "13", "15", "16"}
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 

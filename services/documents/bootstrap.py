@@ -22,6 +22,7 @@ from lgsp.plugins import Subscription, Wiring
 from services.documents.adapters.signatures import DevCASignatures
 from services.documents.entrypoints.grpc import DocumentServicer
 from services.documents.national_axis import axis_from_settings
+from services.documents.outside_directory import OutsideDirectory
 from services.documents.service_layer.attachments import DocumentFiles
 from services.documents.service_layer.documents import DocumentsApp
 from services.documents.service_layer.ports import AgencyDirectory
@@ -72,6 +73,9 @@ def wire_service(
         transport, axis = axis_from_settings(settings, agencies, runtime.engine)
         subscriptions.append(axis.relay())
         background.append(axis.run)
+        # Outside recipients are checked against the axis's list when a draft is made.
+        transport.outside = OutsideDirectory(lambda: axis.client.list_agencies())
+        background.append(transport.outside.run)
     transport = transport or BusTransport()
     app = DocumentsApp(runtime.engine, agencies, transport, after_commit=runtime.after_commit)
     if axis is not None:

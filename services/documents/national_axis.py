@@ -34,6 +34,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
@@ -66,6 +67,8 @@ class AxisTransport:
     """Inside the province over the bus; outside it through the outbox to the axis relay."""
 
     outside_province = True
+    # The axis's list of outside agencies (OutsideDirectory), set by bootstrap; None: unchecked.
+    outside: Any = None
 
     def __init__(self, agencies: AgencyDirectory, bus: BusTransport | None = None) -> None:
         self.agencies = agencies
@@ -155,8 +158,11 @@ class AxisExchange:
         wait = 0.5
         while True:
             try:
-                await self._post(message, m.edxml)
+                unreached = await self._post(message, m.edxml)
                 self._up()
+                if m.to_agency_code in unreached and isinstance(message, edxml.Package):
+                    # The axis took the package for the others; this recipient fails alone.
+                    await self._refused(uow, m, message, "Không tìm thấy đơn vị nhận trên trục")
                 return
             except ConnectorError as e:
                 if isinstance(e, Unavailable) and e.retryable:
@@ -171,21 +177,30 @@ class AxisExchange:
                     m.to_agency_code,
                     e,
                 )
-                if isinstance(message, edxml.Package) and self.on_refused is not None:
-                    # Shown on the document's recipient line; the clerk can send again.
-                    reason = f"Trục liên thông văn bản quốc gia từ chối: {e.message}"
-                    sender, number = message.header.from_.organ_id, str(message.header.code)
-                    if await asyncio.to_thread(
-                        self.on_refused, uow, sender, number, m.to_agency_code, reason
-                    ):
-                        return
+                if isinstance(message, edxml.Package) and await self._refused(
+                    uow, m, message, e.message
+                ):
+                    return
                 raise PermanentError(f"axis refused {m.message_id}: {e}") from e
 
-    async def _post(self, message: edxml.Package | edxml.Status, data: bytes) -> None:
+    async def _refused(
+        self, uow: UnitOfWork, m: events_pb2.ExchangeMessage, message: edxml.Package, why: str
+    ) -> bool:
+        """Shown on the document's recipient line (FAILED); the clerk can send again."""
+        if self.on_refused is None:
+            return False
+        reason = f"Trục liên thông văn bản quốc gia từ chối: {why}"
+        sender, number = message.header.from_.organ_id, str(message.header.code)
+        return await asyncio.to_thread(
+            self.on_refused, uow, sender, number, m.to_agency_code, reason
+        )
+
+    async def _post(self, message: edxml.Package | edxml.Status, data: bytes) -> tuple[str, ...]:
+        """Post to the axis; the recipients it could not reach."""
         if isinstance(message, edxml.Status):
             await self._open_mailbox(message.from_.organ_id)
             await self.client.send_status(data)
-            return
+            return ()
         header = message.header
         # The axis delivers to every To and needs each mailbox open: ours are opened here.
         for code in [header.from_.organ_id, *(o.organ_id for o in header.to)]:
@@ -198,6 +213,7 @@ class AxisExchange:
             sent.package_id,
             " (already there)" if sent.duplicate else "",
         )
+        return sent.undeliverable
 
     # --- incoming ---------------------------------------------------------------------------
 

@@ -100,7 +100,11 @@ def test_hostile_and_bad_packages_are_refused_and_nothing_is_stored(
         "utf-16"
     )
     no_recipient = doc("msg-bad").replace(b"000.00.03.H30", b"").replace(b"000.00.00.G03", b"")
-    unknown_recipient = doc("msg-unknown").replace(b"000.00.00.G03", b"999.99.99.Z99")
+    unknown_recipient = (
+        doc("msg-unknown")
+        .replace(b"000.00.00.G03", b"999.99.99.Z99")
+        .replace(b"000.00.03.H30", b"999.99.98.Z99")
+    )
     with document_axis.api() as api:
         before = {code: pending(api, code) for code, _ in [SENDER, *TO]}
         for body, field in [
@@ -132,3 +136,32 @@ def test_hostile_and_bad_packages_are_refused_and_nothing_is_stored(
         resp = api.post("/api/v1/statuses", content=bad_status, headers=XML)
         assert (resp.status_code, resp.json()["field"]) == (400, "StatusCode")
         assert {code: pending(api, code) for code, _ in [SENDER, *TO]} == before
+
+
+def test_an_unknown_recipient_fails_alone_and_recalls_are_answered_15_or_16(
+    document_axis: MockProcess,
+) -> None:
+    partly = doc("msg-partly").replace(b"000.00.00.G03", b"999.99.99.Z99")
+    with document_axis.api() as api:
+        sent = api.post("/api/v1/packages", content=partly, headers=XML)
+        assert sent.status_code == 201, sent.text
+        assert sent.json()["undeliverable"] == ["999.99.99.Z99"]
+        again = api.post("/api/v1/packages", content=partly, headers=XML)
+        assert again.status_code == 200 and again.json()["undeliverable"] == ["999.99.99.Z99"]
+        [p] = pending(api, "000.00.03.H30")  # the known recipient has it
+        assert p["package_id"] == sent.json()["package_id"]
+        for code in ("15", "16"):  # agree to / refuse a recall (QCVN 102:2016 status codes)
+            status = build_status(
+                original_sender=SENDER[0],
+                original_message_id="msg-partly",
+                reporter=("000.00.03.H30", "Sở Tư pháp"),
+                status_code=code,
+            )
+            resp = api.post("/api/v1/statuses", content=status, headers=XML)
+            assert resp.status_code == 201 and resp.json()["status_code"] == code, resp.text
+        answers = [
+            s["status_code"]
+            for s in pending(api, SENDER[0])
+            if s["original_package_id"] == sent.json()["package_id"]
+        ]
+        assert answers == ["15", "16"]

@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime
 from lxml import etree
 
 NS = "http://www.e-doc.vn/Schema/"
-STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13")
+STATUS_CODES = ("01", "02", "03", "04", "05", "06", "13", "15", "16")
 
 
 def _el(parent: etree._Element, name: str, text: str | None = None) -> etree._Element:
@@ -74,7 +74,7 @@ def build_status(
     description: str = "",
     at: datetime | None = None,
 ) -> bytes:
-    """A status (01 arrived … 06 done, 13 recalled) on a document, for its sender."""
+    """A status (01 arrived … 06 done, 13 recalled, 15/16 recall agreed/refused) for its sender."""
     if status_code not in STATUS_CODES:
         raise ValueError(f"edXML status code must be one of {', '.join(STATUS_CODES)}")
     root, header = _envelope()

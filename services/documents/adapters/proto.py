@@ -12,6 +12,7 @@ from lgsp.events import enum_number
 from services.documents.domain.delegation import Delegation
 from services.documents.domain.errors import InvalidField
 from services.documents.domain.model import (
+    ArrivalWarning,
     Attachment,
     Confidentiality,
     DeliveryStatus,
@@ -161,6 +162,9 @@ def document_to_proto(d: Document) -> pb.Document:
         waiting_on_user_id=d.waiting_on_user_id,
         draft_version=d.draft_version,
         result_note=d.result_note,
+        sender_organization_in_charge=d.sender_organization_in_charge,
+        signer_agency_code=d.signer_agency_code,
+        warnings=[pb.DocumentWarning(code=w.code, message=w.message) for w in d.warnings],
     )
     for name in ("arrival_time", "create_time", "update_time", "complete_time"):
         value = getattr(d, name)
@@ -209,6 +213,9 @@ def document_from_proto(m: pb.Document) -> Document:
         electronic=m.electronic,
         edxml_message_id=m.edxml_message_id,
         related_document_id=m.related_document_id,
+        sender_organization_in_charge=m.sender_organization_in_charge,
+        signer_agency_code=m.signer_agency_code,
+        warnings=tuple(ArrivalWarning(w.code, w.message) for w in m.warnings),
         version=int(m.etag or 1),
     )
 

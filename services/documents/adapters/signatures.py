@@ -32,6 +32,7 @@ class DevCASignatures:
             detail=r.detail,
             signer_serial=r.signer_serial,
             signer_name=r.signer_name,
+            signer_agency_code=r.signer_agency_code,
         )
 
     def owner_of(self, serial: str) -> str:

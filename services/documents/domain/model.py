@@ -36,7 +36,9 @@ class OutgoingStatus(enum.IntEnum):
 
 
 class IncomingStatus(enum.IntEnum):
-    """The values are the edXML status codes (01 … 06, 13)."""
+    """The values are the edXML status codes (01 … 06, 13, 15, 16). A document itself is
+    never RECALL_ACCEPTED or RECALL_REFUSED: those are replies to a recall, kept as a
+    recipient's last reported status on the sender's side."""
 
     ARRIVED = 1
     REFUSED = 2
@@ -45,6 +47,8 @@ class IncomingStatus(enum.IntEnum):
     IN_PROGRESS = 5
     DONE = 6
     RECALLED = 13
+    RECALL_ACCEPTED = 15  # đồng ý thu hồi
+    RECALL_REFUSED = 16  # từ chối thu hồi
 
     @property
     def edxml_code(self) -> str:
@@ -177,6 +181,14 @@ class HistoryEntry:
     delegation_id: str = ""
 
 
+@dataclass(frozen=True)
+class ArrivalWarning:
+    """Something about an arrived document the clerk should check (it blocks nothing)."""
+
+    code: str  # SIGNER_AGENCY_MISMATCH, …
+    message: str  # Vietnamese, as shown to the clerk
+
+
 @dataclass
 class Document:
     """One outgoing or incoming document held by `agency_code`."""
@@ -219,6 +231,9 @@ class Document:
     electronic: bool = False
     edxml_message_id: str = ""
     related_document_id: str = ""
+    sender_organization_in_charge: str = ""
+    signer_agency_code: str = ""
+    warnings: tuple[ArrivalWarning, ...] = ()
     # Optimistic concurrency: the etag is this number.
     version: int = 1
 
@@ -458,6 +473,12 @@ class Document:
             dict.fromkeys(c for c in co_handlers if c and c != handler)
         )
         if due is not None:
+            if self.promulgation_date is not None and due < self.promulgation_date:
+                raise InvalidField(
+                    "due_date",
+                    f"{due.isoformat()} is before the promulgation date "
+                    f"{self.promulgation_date.isoformat()}",
+                )
             self.due_date = due
         self.waiting_on_user_id = handler
         return self._move(IncomingStatus.ASSIGNED, "assign", actor, now, comment)

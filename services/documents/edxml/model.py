@@ -39,6 +39,8 @@ class StatusCode(enum.StrEnum):
     IN_PROGRESS = "05"  # đang xử lý
     DONE = "06"  # hoàn thành
     RECALLED = "13"  # thu hồi
+    RECALL_ACCEPTED = "15"  # đồng ý thu hồi (answer to a recall)
+    RECALL_REFUSED = "16"  # từ chối thu hồi (answer to a recall)
 
 
 class Priority(enum.IntEnum):

@@ -334,7 +334,7 @@ class DocumentFiles:
 
     async def _prepare(self, pkg: edxml.Package) -> Arrival:
         main = pkg.attachments[0]
-        signed, serial = False, ""
+        signed, serial, signer_agency = False, "", ""
         if main.content_type == PDF or main.data.startswith(b"%PDF-"):
             if self.verifier is None:
                 return Arrival(pkg, refusal="Hệ thống nhận không kiểm tra được chữ ký số.")
@@ -342,6 +342,7 @@ class DocumentFiles:
             if check.signed and not check.valid:
                 return Arrival(pkg, refusal=check.reason_vi)
             signed, serial = check.valid, check.signer_serial
+            signer_agency = check.signer_agency_code if check.valid else ""
         kept: list[tuple[edxml.Attachment, StoredFile]] = []
         for i, file in enumerate(pkg.attachments):
             try:
@@ -355,7 +356,13 @@ class DocumentFiles:
             kept.append((file, stored))
         # Files stored for a package that is then not registered (a duplicate) are shared by
         # content with the first delivery's rows, so nothing is orphaned by a redelivery.
-        return Arrival(pkg, tuple(kept), signed=signed, signer_serial=serial)
+        return Arrival(
+            pkg,
+            tuple(kept),
+            signed=signed,
+            signer_serial=serial,
+            signer_agency_code=signer_agency,
+        )
 
 
 def _signed_name(name: str) -> str:

@@ -44,6 +44,7 @@ from services.documents.adapters.repository import (
     day_bounds,
 )
 from services.documents.domain import policy
+from services.documents.domain.arrival import check_arrival, check_dates
 from services.documents.domain.delegation import Delegation, Scope, check_grant
 from services.documents.domain.document_types import check_issuer, document_type
 from services.documents.domain.errors import (
@@ -235,7 +236,7 @@ class DocumentsApp:
             kind, agency.name if agency else doc.agency_code, "document.document_type_code"
         )
 
-    def _check_recipient(self, r: Recipient, field: str) -> None:
+    def _check_recipient(self, r: Recipient, field: str, *, listed: bool = True) -> None:
         """A province agency, or — when the exchange reaches outside the province (the
         national document axis) — any well-formed agency code, named by the sender."""
         if self.agencies.get(r.agency_code) is not None or not self.transport.outside_province:
@@ -244,6 +245,13 @@ class DocumentsApp:
         problem = agency_code_problem(r.agency_code)
         if problem is not None:
             raise InvalidField(field, f"{r.agency_code!r} {problem}")
+        outside = getattr(self.transport, "outside", None)
+        if listed and outside is not None and outside.knows(r.agency_code) is False:
+            raise InvalidField(
+                field,
+                f"{r.agency_code} is neither a province agency nor in the national document "
+                "axis directory",
+            )
         if not r.name.strip():
             raise InvalidField(
                 field.rsplit(".", 1)[0] + ".name",
@@ -251,12 +259,18 @@ class DocumentsApp:
             )
 
     def _check_recipients(
-        self, recipients: Sequence[Recipient], prefix: str = "document.recipients"
+        self,
+        recipients: Sequence[Recipient],
+        prefix: str = "document.recipients",
+        *,
+        listed: bool = True,
     ) -> None:
+        """`listed`: an outside code must be in the axis's directory (drafts); at send time an
+        unknown one fails alone at the axis instead of stopping the whole send."""
         seen: set[str] = set()
         for i, r in enumerate(recipients):
             if r.agency_code:
-                self._check_recipient(r, f"{prefix}[{i}].agency_code")
+                self._check_recipient(r, f"{prefix}[{i}].agency_code", listed=listed)
                 if r.agency_code in seen:
                     raise InvalidField(
                         f"{prefix}[{i}].agency_code", f"{r.agency_code} is listed twice"
@@ -373,6 +387,8 @@ class DocumentsApp:
                 doc.check_draft()
                 self._check_recipients(doc.recipients)
                 doc.draft_version += 1
+            elif "due_date" in paths:
+                check_dates(doc.promulgation_date, doc.due_date, self.today())
             doc.update_time = now
             entry = HistoryEntry(
                 now,
@@ -572,7 +588,7 @@ class DocumentsApp:
                     "deliver it on paper",
                     subject=doc.id,
                 )
-            self._check_recipients(doc.recipients)
+            self._check_recipients(doc.recipients, listed=False)
             indexes = doc.recipients_to_send(list(agency_codes))
             now = self.now()
             entry = doc.mark_sent(indexes, True, caller.subject, now)
@@ -639,10 +655,7 @@ class DocumentsApp:
         self._check_agency(doc.agency_code, "document.agency_code")
         if not doc.sender_agency_name.strip():
             raise InvalidField("document.sender_agency_name", "the sender's name is required")
-        if not doc.number_notation.strip():
-            raise InvalidField(
-                "document.number_notation", "the sender's number and notation are required"
-            )
+        check_arrival(doc, self.today())
         if document_type(doc.type_code) is None:
             raise InvalidField(
                 "document.document_type_code", f"unknown document type {doc.type_code!r}"

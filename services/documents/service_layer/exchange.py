@@ -1,82 +1,54 @@
 """Exchange with other agencies in edXML (QCVN 102:2016): sending packages and status
-messages through the Transport, and receiving them (register, recall, update, replace;
-statuses back to the sender's recipient list)."""
+messages through the Transport, and the incoming book's entry for what arrives. Receiving
+(register, refuse, recall, update, replace; statuses back) is in receiving.py."""
 
 from __future__ import annotations
 
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 
 from lgsp.api.documents.v1 import events_pb2 as ev
-from lgsp.blobs import StoredFile, safe_file_name
-from lgsp.blobs.errors import AttachmentError
 from lgsp.db import UnitOfWork
 from lgsp.events import enum_number
-from lgsp.inbox import PermanentError
 from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
-from services.documents.adapters.proto import attachment_to_proto, document_to_proto
 from services.documents.adapters.repository import Repository
-from services.documents.domain.document_types import document_type, document_type_by_name
+from services.documents.domain.document_types import document_type
 from services.documents.domain.model import (
     Attachment,
     Direction,
     Document,
     HistoryEntry,
     IncomingStatus,
-    Priority,
     Recipient,
-    Signer,
-    SigningMode,
 )
 from services.documents.domain.numbering import Book, split_number_notation
 from services.documents.service_layer.ports import AgencyDirectory
+from services.documents.service_layer.receiving import (
+    Arrival,
+    Receiving,
+    event_document,
+    parse_delivery,
+)
 from services.documents.transport import Delivery, Transport
 
+__all__ = ["Arrival", "Exchange", "event_document", "parse_delivery"]
+
 log = logging.getLogger("services.documents.exchange")
-
-
-@dataclass(frozen=True)
-class Arrival:
-    """What the asynchronous part of receiving prepared before the unit of work: the parsed
-    message, the files already in the attachment store (main text first) and the verdict on
-    the main text's digital signature. `refusal` (Vietnamese) refuses the document with 02."""
-
-    message: edxml.Package | edxml.Status
-    files: tuple[tuple[edxml.Attachment, StoredFile], ...] = ()
-    signed: bool = False
-    signer_serial: str = ""
-    refusal: str = ""
-
-
-def event_document(doc: Document) -> ev.Document:  # type: ignore[name-defined]
-    m = document_to_proto(doc)
-    if doc.confidential:
-        m.subject = ""
-        m.summary = ""
-    return m
-
-
-def _competence(text: str) -> tuple[SigningMode, str]:
-    """("KT. CHỦ TỊCH") → (DEPUTY, "CHỦ TỊCH")."""
-    head, _, rest = text.strip().partition(" ")
-    for mode in SigningMode:
-        if mode.prefix and head.upper() == mode.prefix:
-            return mode, rest.strip()
-    return SigningMode.DIRECT, ""
 
 
 class Exchange:
     def __init__(self, agencies: AgencyDirectory, transport: Transport) -> None:
         self.agencies = agencies
         self.transport = transport
+        self.receiving = Receiving(self)
 
     # --- sending ---------------------------------------------------------------------------
 
-    def _org(self, code: str, name: str = "") -> edxml.Organization:
+    def organization(self, code: str, name: str = "") -> edxml.Organization:
         agency = self.agencies.get(code)
         return edxml.Organization(
             organ_id=code, organ_name=(agency.name if agency else "") or name or code
@@ -95,11 +67,11 @@ class Exchange:
         assert kind is not None and doc.promulgation_date is not None
         number, _ = split_number_notation(doc.number_notation)
         header = edxml.MessageHeader(
-            from_=self._org(doc.agency_code),
-            to=tuple(self._org(r.agency_code, r.name) for r in recipients),
+            from_=self.organization(doc.agency_code),
+            to=tuple(self.organization(r.agency_code, r.name) for r in recipients),
             code=edxml.Code(code_number=f"{number:02d}", code_notation=doc.notation),
             promulgation_info=edxml.PromulgationInfo(
-                place=doc.promulgation_place or self._org(doc.agency_code).organ_name,
+                place=doc.promulgation_place or self.organization(doc.agency_code).organ_name,
                 promulgation_date=doc.promulgation_date,
             ),
             document_type=edxml.DocumentType(type=kind.edxml_type, type_name=kind.name),
@@ -145,9 +117,7 @@ class Exchange:
             ),
         )
 
-    def _deliver(
-        self, uow: UnitOfWork, sender: str, recipients: Sequence[str], data: bytes
-    ) -> None:
+    def deliver(self, uow: UnitOfWork, sender: str, recipients: Sequence[str], data: bytes) -> None:
         for code in recipients:
             self.transport.send(uow, Delivery(str(uuid.uuid4()), sender, code, data))
 
@@ -168,7 +138,7 @@ class Exchange:
             raise InvalidTransition(
                 f"send: the files cannot travel in one edXML package ({e.reason})", subject=doc.id
             ) from None
-        self._deliver(uow, doc.agency_code, [r.agency_code for r in recipients], data)
+        self.deliver(uow, doc.agency_code, [r.agency_code for r in recipients], data)
 
     def send_recall(
         self,
@@ -179,7 +149,7 @@ class Exchange:
         now: datetime,
     ) -> None:
         pkg = self.package(doc, recipients, now, edxml.BusinessDocType.RECALL, reason)
-        self._deliver(
+        self.deliver(
             uow, doc.agency_code, [r.agency_code for r in recipients], edxml.build_package(pkg)
         )
 
@@ -200,13 +170,20 @@ class Exchange:
             actor_id=entry.actor_id,
         )
 
-    def report_status(self, uow: UnitOfWork, doc: Document, comment: str, now: datetime) -> None:
-        """Tell the sender how far its document got (only for electronic arrivals)."""
+    def report_status(
+        self,
+        uow: UnitOfWork,
+        doc: Document,
+        comment: str,
+        now: datetime,
+        *,
+        code: IncomingStatus | None = None,
+    ) -> None:
+        """Tell the sender how far its document got (only for electronic arrivals); `code`
+        overrides the document's status (15/16 answer a recall)."""
+        status_code = code or doc.incoming_status
         if not (
-            doc.electronic
-            and doc.sender_agency_code
-            and doc.incoming_status
-            and doc.promulgation_date
+            doc.electronic and doc.sender_agency_code and status_code and doc.promulgation_date
         ):
             return
         status = edxml.Status(
@@ -218,12 +195,12 @@ class Exchange:
                 # matches a status to its document by it); the bus ignores it.
                 document_id=doc.edxml_message_id,
             ),
-            from_=self._org(doc.agency_code),
-            status_code=edxml.StatusCode(doc.incoming_status.edxml_code),
+            from_=self.organization(doc.agency_code),
+            status_code=edxml.StatusCode(status_code.edxml_code),
             timestamp=now.astimezone(PROVINCE_TZ).replace(microsecond=0),
             description=comment,
         )
-        self._deliver(uow, doc.agency_code, [doc.sender_agency_code], edxml.build_status(status))
+        self.deliver(uow, doc.agency_code, [doc.sender_agency_code], edxml.build_status(status))
 
     def delivery_failed(
         self,
@@ -292,7 +269,7 @@ class Exchange:
         self.report_status(uow, stored, "", now)
         return stored
 
-    # --- receiving -------------------------------------------------------------------------
+    # --- receiving (service_layer/receiving.py) -----------------------------------------
 
     def receive(
         self,
@@ -302,292 +279,4 @@ class Exchange:
         now: datetime,
         arrival: Arrival | None = None,
     ) -> None:
-        if self.agencies.get(delivery.to_agency_code) is None:
-            log.warning(
-                "exchange message %s for unknown agency %s ignored",
-                delivery.message_id,
-                delivery.to_agency_code,
-            )
-            return
-        if arrival is None:
-            arrival = Arrival(parse_delivery(delivery))
-        message = arrival.message
-        if isinstance(message, edxml.Status):
-            self._on_status(uow, repo, delivery, message, now)
-            return
-        kind = message.business.doc_type
-        if kind == edxml.BusinessDocType.NEW:
-            self._on_new(uow, repo, delivery, message, now, arrival=arrival)
-        elif kind == edxml.BusinessDocType.RECALL:
-            self._on_recall(uow, repo, delivery, message, now)
-        elif kind == edxml.BusinessDocType.UPDATE:
-            self._on_update(uow, repo, delivery, message, now)
-        else:
-            self._on_replace(uow, repo, delivery, message, now, arrival)
-
-    def _incoming_from(self, delivery: Delivery, pkg: edxml.Package) -> Document:
-        h = pkg.header
-        legal = h.document_type.type == 1
-        kind = document_type_by_name(h.document_type.type_name, legal=legal) or document_type("CV")
-        assert kind is not None
-        mode, on_behalf = _competence(h.signer_info.competence)
-        return Document(
-            id="",
-            direction=Direction.INCOMING,
-            agency_code=delivery.to_agency_code,
-            type_code=kind.code,
-            subject=h.subject,
-            summary=h.content,
-            created_by="",
-            create_time=datetime.now(PROVINCE_TZ),
-            update_time=datetime.now(PROVINCE_TZ),
-            number_notation=str(h.code),
-            signer=Signer(
-                full_name=h.signer_info.full_name,
-                position=h.signer_info.position,
-                mode=mode,
-                on_behalf_of=on_behalf,
-            ),
-            promulgation_place=h.promulgation_info.place,
-            promulgation_date=h.promulgation_info.promulgation_date,
-            due_date=h.due_date,
-            priority=Priority(min(int(h.other_info.priority), 3) + 1),
-            page_count=h.other_info.page_amount or 0,
-            sender_agency_code=h.from_.organ_id,
-            sender_agency_name=h.from_.organ_name or h.from_.organ_id,
-            electronic=True,
-            edxml_message_id=delivery.message_id,
-        )
-
-    def _on_new(
-        self,
-        uow: UnitOfWork,
-        repo: Repository,
-        delivery: Delivery,
-        pkg: edxml.Package,
-        now: datetime,
-        related: str = "",
-        arrival: Arrival | None = None,
-    ) -> Document | None:
-        key = f"edxml:{delivery.message_id}"
-        if repo.get_by_request(delivery.to_agency_code, key) is not None:
-            return None  # the same package again: registered once
-        doc = self._incoming_from(delivery, pkg)
-        if related:
-            doc.related_document_id = related
-        if arrival is not None and arrival.refusal:
-            self._refuse_at_the_door(uow, repo, doc, arrival.refusal, now, key)
-            return None
-        doc.digitally_signed = arrival is not None and arrival.signed
-        stored = self.register(uow, repo, doc, "", now, key)
-        for i, (file, kept) in enumerate(arrival.files if arrival else ()):
-            try:
-                name = safe_file_name(file.attachment_name)
-            except AttachmentError:
-                name = f"file{i + 1}"
-            row = Attachment(
-                id=str(uuid.uuid4()),
-                document_id=stored.id,
-                file_name=name,
-                content_type=kept.content_type,
-                size_bytes=kept.size,
-                sha256=kept.sha256,
-                uploaded_by="",
-                create_time=now,
-                main=i == 0,
-                version=1 if i == 0 else 0,
-                digitally_signed=i == 0 and stored.digitally_signed,
-                signer_serial=arrival.signer_serial if i == 0 and arrival else "",
-            )
-            repo.add_attachment(row)
-            uow.emit(
-                ev.AttachmentAdded(document_id=stored.id, attachment=attachment_to_proto(row)),
-                subject=stored.id,
-            )
-        return stored
-
-    def _refuse_at_the_door(
-        self,
-        uow: UnitOfWork,
-        repo: Repository,
-        doc: Document,
-        reason: str,
-        now: datetime,
-        key: str,
-    ) -> None:
-        """An electronic arrival that fails its checks (its digital signature, its files) is
-        refused (02) without an entry in the incoming book; the reason goes to the sender."""
-        stored = replace(
-            doc,
-            id=str(uuid.uuid4()),
-            incoming_status=IncomingStatus.ARRIVED,
-            arrival_time=now,
-            create_time=now,
-            update_time=now,
-            version=1,
-        )
-        entry = stored.refuse("", now, reason)
-        repo.add(stored, key)
-        repo.add_history(stored.id, entry)
-        uow.emit(ev.DocumentReceived(document=event_document(stored)), subject=stored.id)
-        uow.emit(self.status_event(stored, None, entry), subject=stored.id)
-        self.report_status(uow, stored, reason, now)
-        log.warning(
-            "edXML package %s from %s refused: %s",
-            doc.edxml_message_id,
-            doc.sender_agency_code,
-            reason,
-        )
-
-    def _earlier(self, repo: Repository, delivery: Delivery, code: str) -> list[Document]:
-        return repo.find_incoming(delivery.to_agency_code, delivery.from_agency_code, code)
-
-    def _close_recalled(
-        self, uow: UnitOfWork, repo: Repository, doc: Document, reason: str, now: datetime
-    ) -> None:
-        before = doc.incoming_status
-        entry = doc.mark_recalled(now, reason)
-        if entry is None:
-            return
-        repo.save(doc, doc.version)
-        repo.add_history(doc.id, entry)
-        uow.emit(self.status_event(doc, before, entry), subject=doc.id)
-        self.report_status(uow, doc, reason, now)
-
-    def _on_recall(
-        self,
-        uow: UnitOfWork,
-        repo: Repository,
-        delivery: Delivery,
-        pkg: edxml.Package,
-        now: datetime,
-    ) -> None:
-        found = self._earlier(repo, delivery, str(pkg.header.code))
-        if not found:
-            log.warning(
-                "recall of unknown document %s from %s", pkg.header.code, delivery.from_agency_code
-            )
-        for doc in found:
-            self._close_recalled(uow, repo, doc, pkg.business.reason or "Thu hồi văn bản", now)
-
-    def _on_update(
-        self,
-        uow: UnitOfWork,
-        repo: Repository,
-        delivery: Delivery,
-        pkg: edxml.Package,
-        now: datetime,
-    ) -> None:
-        fresh = self._incoming_from(delivery, pkg)
-        found = self._earlier(repo, delivery, str(pkg.header.code))
-        if not found:  # nothing to update: take it as a new document
-            self._on_new(uow, repo, delivery, pkg, now)
-            return
-        for doc in found:
-            for name in (
-                "subject",
-                "summary",
-                "due_date",
-                "priority",
-                "signer",
-                "promulgation_place",
-                "page_count",
-                "type_code",
-            ):
-                setattr(doc, name, getattr(fresh, name))
-            doc.update_time = now
-            repo.save(doc, doc.version)
-            repo.add_history(
-                doc.id,
-                HistoryEntry(
-                    now,
-                    "",
-                    doc.agency_code,
-                    "updated_by_sender",
-                    doc.status_name,
-                    doc.status_name,
-                    pkg.business.reason,
-                ),
-            )
-            uow.emit(ev.DocumentReceived(document=event_document(doc)), subject=doc.id)
-
-    def _on_replace(
-        self,
-        uow: UnitOfWork,
-        repo: Repository,
-        delivery: Delivery,
-        pkg: edxml.Package,
-        now: datetime,
-        arrival: Arrival | None = None,
-    ) -> None:
-        codes = [
-            rf.code for rf in pkg.header.response_for if rf.organ_id == delivery.from_agency_code
-        ]
-        old = [
-            d
-            for code in (codes or [str(pkg.header.code)])
-            for d in self._earlier(repo, delivery, code)
-        ]
-        new = self._on_new(
-            uow, repo, delivery, pkg, now, related=old[0].id if old else "", arrival=arrival
-        )
-        if new is None:
-            return
-        for doc in old:
-            self._close_recalled(
-                uow, repo, doc, f"Được thay thế bởi văn bản số {new.number_notation}", now
-            )
-
-    def _on_status(
-        self,
-        uow: UnitOfWork,
-        repo: Repository,
-        delivery: Delivery,
-        status: edxml.Status,
-        now: datetime,
-    ) -> None:
-        doc = repo.find_outgoing(delivery.to_agency_code, status.response_for.code)
-        if doc is None:
-            log.warning(
-                "status %s for unknown document %s", status.status_code, status.response_for.code
-            )
-            return
-        code = IncomingStatus(int(status.status_code))
-        if not doc.record_recipient_status(status.from_.organ_id, code, now):
-            log.warning(
-                "status from %s, not a recipient of %s", status.from_.organ_id, doc.number_notation
-            )
-            return
-        doc.update_time = now
-        repo.save(doc, doc.version)
-        repo.add_history(
-            doc.id,
-            HistoryEntry(
-                now,
-                "",
-                status.from_.organ_id,
-                f"recipient_status_{code.edxml_code}",
-                "",
-                code.name,
-                status.description,
-            ),
-        )
-        uow.emit(
-            ev.RecipientStatusReported(
-                document_id=doc.id,
-                agency_code=doc.agency_code,
-                recipient_agency_code=status.from_.organ_id,
-                status=enum_number(code),
-                edxml_status_code=code.edxml_code,
-                comment=status.description,
-            ),
-            subject=doc.id,
-        )
-
-
-def parse_delivery(delivery: Delivery) -> edxml.Package | edxml.Status:
-    """The edXML message of a delivery; a malformed one is a PermanentError (→ DLQ)."""
-    try:
-        return edxml.parse(delivery.edxml)
-    except edxml.EdxmlError as e:
-        raise PermanentError(f"edXML message {delivery.message_id} refused: {e}") from e
+        self.receiving.receive(uow, repo, delivery, now, arrival)

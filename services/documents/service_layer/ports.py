@@ -43,6 +43,7 @@ class SignatureCheck:
     detail: str = ""  # English, for logs
     signer_serial: str = ""
     signer_name: str = ""
+    signer_agency_code: str = ""  # the certificate's organizationIdentifier
 
 
 @dataclass(frozen=True)

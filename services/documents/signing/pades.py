@@ -74,6 +74,8 @@ class VerificationResult:
     signer_name: str = ""
     signer_serial: str = ""  # lowercase hex, as DevCA names it
     signer_organization: str = ""
+    # organizationIdentifier (OID 2.5.4.97): the agency code official certificates carry.
+    signer_agency_code: str = ""
     signing_time: dt.datetime | None = None
     signatures: int = 0
 
@@ -182,6 +184,7 @@ def verify_pdf(
             valid=False,
             signer_name=str(subject.get("common_name", "")),
             signer_organization=str(subject.get("organization_name", "")),
+            signer_agency_code=_organization_identifier(cert),
             signer_serial=format(cert.serial_number, "x") if cert is not None else "",
             signing_time=status.signer_reported_dt,
             signatures=len(signatures),
@@ -192,6 +195,18 @@ def verify_pdf(
         last = result
     assert last is not None
     return VerificationResult(**{**last.__dict__, "valid": True, "detail": "all signatures valid"})
+
+
+def _organization_identifier(cert: object) -> str:
+    """The subject's organizationIdentifier, read by OID (asn1crypto versions name it
+    differently or not at all)."""
+    if cert is None:
+        return ""
+    for rdn in cert.subject.chosen:  # type: ignore[attr-defined]
+        for attr in rdn:
+            if attr["type"].dotted == "2.5.4.97":
+                return str(attr["value"].native).strip()
+    return ""
 
 
 def _with(result: VerificationResult, refusal: Refusal, detail: str) -> VerificationResult:

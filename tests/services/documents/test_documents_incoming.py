@@ -142,7 +142,7 @@ async def _is(env: Env, doc_id: str, status: int) -> bool:
     return await recipient_status(env, doc_id) == status
 
 
-async def test_recall_reaches_the_recipient_and_13_comes_back(env: Env) -> None:
+async def test_recall_reaches_the_recipient_and_15_agrees_to_it(env: Env) -> None:
     sent, inc = await sent_to_stp(env)
     recalled = (
         await env.as_("ubnd-vt").RecallDocument(
@@ -158,7 +158,8 @@ async def test_recall_reaches_the_recipient_and_13_comes_back(env: Env) -> None:
         return doc.incoming_status == pb.INCOMING_STATUS_RECALLED
 
     await eventually(closed)
-    await eventually(lambda: _is(env, sent.id, pb.INCOMING_STATUS_RECALLED))
+    # The recipient agrees to the recall (15, QCVN 102:2016 / the axis SDKs' status codes).
+    await eventually(lambda: _is(env, sent.id, pb.INCOMING_STATUS_RECALL_ACCEPTED))
 
 
 def deliver(env: Env, pkg: edxml.Package, message_id: str | None = None) -> None:

@@ -17,7 +17,7 @@ import grpc
 import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
-from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
+from lgsp.connectors.document_axis import Agency, AxisPackage, DocumentAxisClient
 from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
 from services.documents.national_axis import AxisExchange
@@ -27,7 +27,6 @@ from .workflow_support import (
     STP,
     UBND,
     Env,
-    dead_letters,
     draft,
     eventually,
     running_env,
@@ -100,7 +99,12 @@ async def incoming(env: Env, agency: str, user: str) -> list[pb.Document]:
 
 def outside_package(subject: str = "Về việc phối hợp quản lý tài nguyên rừng giáp ranh") -> bytes:
     header = edxml.MessageHeader(
-        from_=edxml.Organization(organ_id=OTHER_PROVINCE[0], organ_name=OTHER_PROVINCE[1]),
+        # As senders often write it; the axis's directory names the code in full.
+        from_=edxml.Organization(
+            organ_id=OTHER_PROVINCE[0],
+            organ_name="UBND Nghệ An",
+            organization_in_charge="Chính phủ",
+        ),
         to=(edxml.Organization(organ_id=UBND, organ_name="Ủy ban nhân dân tỉnh Hà Tĩnh"),),
         code=edxml.Code(code_number="45", code_notation="UBND-NN"),
         promulgation_info=edxml.PromulgationInfo(place="Nghệ An", promulgation_date=date.today()),
@@ -237,38 +241,52 @@ async def test_an_axis_outage_delays_the_document_and_loses_nothing(
     assert len(await mailbox(axis, MINISTRY[0])) == 1  # delivered once
 
 
-async def test_a_package_our_schema_refuses_is_dead_lettered_and_the_next_one_arrives(
+async def test_a_package_our_schema_refuses_is_answered_with_02_and_the_next_one_arrives(
     env: Env, axis: DocumentAxisClient
 ) -> None:
     await eventually(lambda: _opened(axis, UBND))
     # Routable for the axis (its few header fields are there), not a valid edXML for us.
     date_element = f"PromulgationDate>{date.today():%Y/%m/%d}<".encode()
     good_bytes = outside_package()
-    bad = good_bytes.replace(date_element, b"PromulgationDate>45/13/2026<", 1)
+    bad = good_bytes.replace(date_element, b"PromulgationDate>2026/02/30<", 1)
     assert bad != good_bytes
-    await axis.send_package(bad)
+    refused = await axis.send_package(bad)
     good = await axis.send_package(outside_package("Về việc trao đổi thông tin dân cư"))
     [doc] = await eventually(lambda: incoming(env, UBND, "ubnd-vt"))
     assert doc.subject == "Về việc trao đổi thông tin dân cư"
+    # The issuer as the axis's directory names its code; the body in charge kept apart.
+    listed = {a.code: a.name for a in await axis.list_agencies()}
+    assert doc.sender_agency_name == listed[OTHER_PROVINCE[0]] != "UBND Nghệ An"
+    assert doc.sender_organization_in_charge == "Chính phủ"
     await eventually(lambda: _empty(axis, UBND))  # both acknowledged: nothing stuck
 
-    records = await dead_letters(env, "lgsp.exchange.v1.dlq")
-    assert records[0].headers.get("dlq_reason") == b"handler-failed"
+    async def reported(package_id: str) -> list[str]:
+        return [s.status_code for s in await axis.statuses(package_id)]
 
-    async def reported() -> list[str]:
-        return [s.status_code for s in await axis.statuses(good.package_id)]
+    assert await eventually(lambda: reported(refused.package_id)) == ["02"]
+    assert await eventually(lambda: reported(good.package_id)) == ["01"]
+    # The sender's system reads why, in Vietnamese, in its mailbox.
+    statuses = [p for p in await mailbox(axis, OTHER_PROVINCE[0]) if p.status_code == "02"]
+    answer = edxml.parse(statuses[0].body)
+    assert isinstance(answer, edxml.Status)
+    assert answer.response_for.document_id == refused.message_id
+    assert answer.description.startswith("Gói tin không đúng quy chuẩn QCVN 102:2016")
+    assert "PromulgationDate" in answer.description
 
-    assert await eventually(reported) == ["01"]  # the good one was answered as usual
 
-
-async def test_a_recipient_the_axis_does_not_know_is_marked_failed_with_its_reason(
+async def test_an_unknown_recipient_fails_alone_and_the_others_get_the_package(
     env: Env, axis: DocumentAxisClient
 ) -> None:
     nowhere = "000.00.99.G99"  # a well-formed code no mailbox answers to
+    # Listed when the draft was made (the axis's list changed since): the draft passes.
+    outside = axis_exchange(env).transport.outside
+    await eventually(lambda: _loaded(outside))
+    outside.load([*await axis.list_agencies(), Agency(nowhere, "Cơ quan đã giải thể")])
     sent = await send_out(
         env,
         [
             pb.Recipient(agency_code=STP, name="Sở Tư pháp", kind=pb.RECIPIENT_KIND_MAIN),
+            pb.Recipient(agency_code=MINISTRY[0], name=MINISTRY[1], kind=pb.RECIPIENT_KIND_MAIN),
             pb.Recipient(agency_code=nowhere, name="Cơ quan không có", kind=pb.RECIPIENT_KIND_MAIN),
         ],
     )
@@ -280,10 +298,80 @@ async def test_a_recipient_the_axis_does_not_know_is_marked_failed_with_its_reas
 
     recipient = await eventually(failed)
     assert recipient.error.startswith("Trục liên thông văn bản quốc gia từ chối")
-    assert nowhere in recipient.error  # the axis names the unknown agency
-    # The province's own recipient is unaffected.
+    # The ministry got the package, and its recipient line did not fail with the other.
+    [package] = await eventually(lambda: mailbox(axis, MINISTRY[0]))
+    assert package.sender == UBND
+    doc = (await env.as_("ubnd-vt").GetDocument(pb.GetDocumentRequest(id=sent.id))).document
+    ministry = next(r for r in doc.recipients if r.agency_code == MINISTRY[0])
+    assert ministry.delivery_status == pb.DELIVERY_STATUS_SENT and not ministry.error
     [arrived] = await eventually(lambda: incoming(env, STP, "stp-vt"))
     assert arrived.number_notation == sent.number_notation
+
+
+async def _loaded(outside: Any) -> bool:
+    return outside.knows(MINISTRY[0]) is not None
+
+
+async def test_an_outside_code_the_axis_does_not_list_is_refused_at_draft(env: Env) -> None:
+    await eventually(lambda: _loaded(axis_exchange(env).transport.outside))
+    recipients = [
+        pb.Recipient(agency_code=MINISTRY[0], name=MINISTRY[1]),
+        pb.Recipient(agency_code="000.00.99.G99", name="Cơ quan không có"),
+    ]
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await env.as_("ubnd-cv").CreateDraft(
+            pb.CreateDraftRequest(document=draft(recipients=recipients))
+        )
+    assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    details = e.value.details() or ""
+    assert "document.recipients[1].agency_code" in details and "000.00.99.G99" in details
+    ok = await env.as_("ubnd-cv").CreateDraft(
+        pb.CreateDraftRequest(document=draft(recipients=recipients[:1]))
+    )
+    assert ok.document.recipients[0].agency_code == MINISTRY[0]
+
+
+async def test_a_ministry_refusing_a_recall_with_16_is_shown_to_the_sender(
+    env: Env, axis: DocumentAxisClient
+) -> None:
+    sent = await send_out(
+        env,
+        [pb.Recipient(agency_code=MINISTRY[0], name=MINISTRY[1], kind=pb.RECIPIENT_KIND_MAIN)],
+    )
+    [package] = await eventually(lambda: mailbox(axis, MINISTRY[0]))
+    await axis.ack(MINISTRY[0], package.package_id)
+    original = edxml.parse(package.body)
+    assert isinstance(original, edxml.Package)
+    await env.as_("ubnd-vt").RecallDocument(
+        pb.RecallDocumentRequest(document_id=sent.id, etag=sent.etag, reason="Ban hành nhầm.")
+    )
+    [recall] = await eventually(lambda: mailbox(axis, MINISTRY[0]))
+    parsed = edxml.parse(recall.body)
+    assert isinstance(parsed, edxml.Package)
+    assert parsed.business.doc_type == edxml.BusinessDocType.RECALL
+    await axis.send_status(
+        edxml.build_status(
+            edxml.Status(
+                response_for=edxml.ResponseFor(
+                    organ_id=UBND,
+                    code=sent.number_notation,
+                    promulgation_date=original.header.promulgation_info.promulgation_date,
+                    document_id=original.header.document_id,
+                ),
+                from_=edxml.Organization(organ_id=MINISTRY[0], organ_name=MINISTRY[1]),
+                status_code=edxml.StatusCode.RECALL_REFUSED,
+                timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0),
+                description="Văn bản đã được xử lý xong; không thể thu hồi.",
+            )
+        )
+    )
+
+    async def refused() -> bool:
+        doc = (await env.as_("ubnd-vt").GetDocument(pb.GetDocumentRequest(id=sent.id))).document
+        ministry = next(r for r in doc.recipients if r.agency_code == MINISTRY[0])
+        return ministry.last_incoming_status == pb.INCOMING_STATUS_RECALL_REFUSED
+
+    await eventually(refused)
 
 
 async def test_recipients_outside_the_province_need_a_code_and_a_name(env: Env) -> None:

@@ -92,6 +92,7 @@ def test_signed_pdf_verifies_here_and_in_pyhanko_cli(ca: DevCA, tmp_path: Path) 
     assert result.refusal is None
     assert result.signer_name == "Nguyễn Văn An"
     assert result.signer_organization == "Ủy ban nhân dân tỉnh Hà Tĩnh"
+    assert result.signer_agency_code == "000.00.00.H30"  # organizationIdentifier
     assert result.signer_serial == cred.serial
     assert result.signing_time is not None
     assert abs(result.signing_time - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=2)

@@ -115,6 +115,12 @@ class _IncomingStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Incomi
     """06: handling finished."""
     INCOMING_STATUS_RECALLED: _IncomingStatus.ValueType  # 13
     """13: the sender recalled it."""
+    INCOMING_STATUS_RECALL_ACCEPTED: _IncomingStatus.ValueType  # 15
+    """15: the recipient agreed to the sender's recall (only as a recipient's reported status)."""
+    INCOMING_STATUS_RECALL_REFUSED: _IncomingStatus.ValueType  # 16
+    """16: the recipient refused the sender's recall, e.g. the handling was already finished
+    (only as a recipient's reported status).
+    """
 
 class IncomingStatus(_IncomingStatus, metaclass=_IncomingStatusEnumTypeWrapper):
     """IncomingStatus is where an incoming document stands. The numbers are the edXML status codes
@@ -137,6 +143,12 @@ INCOMING_STATUS_DONE: IncomingStatus.ValueType  # 6
 """06: handling finished."""
 INCOMING_STATUS_RECALLED: IncomingStatus.ValueType  # 13
 """13: the sender recalled it."""
+INCOMING_STATUS_RECALL_ACCEPTED: IncomingStatus.ValueType  # 15
+"""15: the recipient agreed to the sender's recall (only as a recipient's reported status)."""
+INCOMING_STATUS_RECALL_REFUSED: IncomingStatus.ValueType  # 16
+"""16: the recipient refused the sender's recall, e.g. the handling was already finished
+(only as a recipient's reported status).
+"""
 Global___IncomingStatus: _TypeAlias = IncomingStatus  # noqa: Y015
 
 class _Priority:
@@ -719,6 +731,9 @@ class Document(_message.Message):
     COMPLETE_TIME_FIELD_NUMBER: _builtins.int
     DRAFT_VERSION_FIELD_NUMBER: _builtins.int
     RESULT_NOTE_FIELD_NUMBER: _builtins.int
+    SENDER_ORGANIZATION_IN_CHARGE_FIELD_NUMBER: _builtins.int
+    SIGNER_AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    WARNINGS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Stable id (UUID). Set by the server."""
     direction: Global___Direction.ValueType
@@ -791,6 +806,14 @@ class Document(_message.Message):
     """
     result_note: _builtins.str
     """Incoming: the refusal reason or the result note of the handling."""
+    sender_organization_in_charge: _builtins.str
+    """Incoming: the body in charge of the issuer (edXML From/OrganizationInCharge, cơ quan chủ
+    quản), printed above the issuer's name; empty when none.
+    """
+    signer_agency_code: _builtins.str
+    """Incoming: agency code (organizationIdentifier) in the certificate that signed the main
+    text; empty when the main text is not digitally signed.
+    """
     @_builtins.property
     def signer(self) -> Global___Signer:
         """Who signs, and in which capacity."""
@@ -826,6 +849,12 @@ class Document(_message.Message):
     @_builtins.property
     def complete_time(self) -> _timestamp_pb2.Timestamp:
         """Incoming: when the handling was completed (DONE); unset before."""
+
+    @_builtins.property
+    def warnings(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentWarning]:
+        """Incoming: what the clerk should look at before accepting it, e.g. a signature by another
+        agency than the sender.
+        """
 
     def __init__(
         self,
@@ -870,14 +899,45 @@ class Document(_message.Message):
         complete_time: _timestamp_pb2.Timestamp | None = ...,
         draft_version: _builtins.int = ...,
         result_note: _builtins.str = ...,
+        sender_organization_in_charge: _builtins.str = ...,
+        signer_agency_code: _builtins.str = ...,
+        warnings: _abc.Iterable[Global___DocumentWarning] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["arrival_time", b"arrival_time", "complete_time", b"complete_time", "create_time", b"create_time", "signer", b"signer", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "arrival_number", b"arrival_number", "arrival_time", b"arrival_time", "attachments", b"attachments", "co_handler_user_ids", b"co_handler_user_ids", "complete_time", b"complete_time", "confidentiality", b"confidentiality", "create_time", b"create_time", "created_by", b"created_by", "digitally_signed", b"digitally_signed", "direction", b"direction", "directive_tasks", b"directive_tasks", "document_type_code", b"document_type_code", "draft_version", b"draft_version", "drafting_unit", b"drafting_unit", "due_date", b"due_date", "edxml_message_id", b"edxml_message_id", "electronic", b"electronic", "etag", b"etag", "handler_user_id", b"handler_user_id", "id", b"id", "incoming_status", b"incoming_status", "notation", b"notation", "number", b"number", "number_notation", b"number_notation", "outgoing_status", b"outgoing_status", "page_count", b"page_count", "priority", b"priority", "promulgation_date", b"promulgation_date", "promulgation_place", b"promulgation_place", "recipients", b"recipients", "related_document_id", b"related_document_id", "result_note", b"result_note", "sender_agency_code", b"sender_agency_code", "sender_agency_name", b"sender_agency_name", "signer", b"signer", "subject", b"subject", "summary", b"summary", "update_time", b"update_time", "waiting_on_user_id", b"waiting_on_user_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "arrival_number", b"arrival_number", "arrival_time", b"arrival_time", "attachments", b"attachments", "co_handler_user_ids", b"co_handler_user_ids", "complete_time", b"complete_time", "confidentiality", b"confidentiality", "create_time", b"create_time", "created_by", b"created_by", "digitally_signed", b"digitally_signed", "direction", b"direction", "directive_tasks", b"directive_tasks", "document_type_code", b"document_type_code", "draft_version", b"draft_version", "drafting_unit", b"drafting_unit", "due_date", b"due_date", "edxml_message_id", b"edxml_message_id", "electronic", b"electronic", "etag", b"etag", "handler_user_id", b"handler_user_id", "id", b"id", "incoming_status", b"incoming_status", "notation", b"notation", "number", b"number", "number_notation", b"number_notation", "outgoing_status", b"outgoing_status", "page_count", b"page_count", "priority", b"priority", "promulgation_date", b"promulgation_date", "promulgation_place", b"promulgation_place", "recipients", b"recipients", "related_document_id", b"related_document_id", "result_note", b"result_note", "sender_agency_code", b"sender_agency_code", "sender_agency_name", b"sender_agency_name", "sender_organization_in_charge", b"sender_organization_in_charge", "signer", b"signer", "signer_agency_code", b"signer_agency_code", "subject", b"subject", "summary", b"summary", "update_time", b"update_time", "waiting_on_user_id", b"waiting_on_user_id", "warnings", b"warnings"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Document: _TypeAlias = Document  # noqa: Y015
+
+@_typing.final
+class DocumentWarning(_message.Message):
+    """DocumentWarning is something about an arrived document the clerk should check; it does not
+    block the workflow.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """Stable code, e.g. "SIGNER_AGENCY_MISMATCH"."""
+    message: _builtins.str
+    """The warning in Vietnamese, as shown to the clerk."""
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentWarning: _TypeAlias = DocumentWarning  # noqa: Y015
 
 @_typing.final
 class HistoryEntry(_message.Message):
