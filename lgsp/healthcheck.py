@@ -62,7 +62,7 @@ def problem(endpoint: Endpoint, timeout_s: float = TIMEOUT_S) -> str | None:
                 health_pb2.HealthCheckRequest(service=""), timeout=timeout_s
             )
         except grpc.RpcError as exc:
-            return f"{endpoint.component} gRPC health {target}: {exc.code().name}"  # type: ignore[attr-defined]
+            return f"{endpoint.component} gRPC health {target}: {exc.code().name}"
     if reply.status != health_pb2.HealthCheckResponse.SERVING:
         status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
         return f"{endpoint.component} gRPC health {target}: {status}"
