@@ -437,3 +437,49 @@ async def test_peers_reach_each_other_by_their_configured_addresses(
         assert "NOT_SERVING" in str(await asyncio.to_thread(health_problem, listening))
     finally:
         await server.stop(None)
+
+
+# --- the address settings ------------------------------------------------------------------
+
+
+def test_peer_addresses_default_to_platform_host_and_follow_the_settings() -> None:
+    from lgsp.authn import issuer_from_settings
+    from lgsp.connectors import PaymentClient
+    from services.gateway.app import routes_from_settings
+
+    wildcard = load_settings(env={"LGSP_PLATFORM_HOST": "0.0.0.0"})
+    assert peer(wildcard, "documents").address == "127.0.0.1:50052"
+    assert peer(load_settings(env={"LGSP_PLATFORM_HOST": "::"}), "console").url() == (
+        "http://[::1]:8100"
+    )
+    s = load_settings(
+        env={
+            "LGSP_PLATFORM_HOST": "0.0.0.0",
+            "LGSP_IDENTITY_ADDRESS": "identity:50051",
+            "LGSP_DOCUMENTS_ADDRESS": "[fd00::7]:6000",
+            "LGSP_CONSOLE_ADDRESS": "console:8100",
+            "LGSP_NATIONAL_PAYMENT_URL": "https://thanhtoan.gov.vn/api/",
+        }
+    )
+    assert peer(s, "documents").address == "[fd00::7]:6000"
+    assert routes_from_settings(s)["documents"].target == "[fd00::7]:6000"
+    # identity's other port (its OpenID Connect side) is on the host of its address.
+    assert issuer_from_settings(s) == "http://identity:8180/realms/lgsp"
+    assert s.telemetry.otlp_endpoint == s.console_otlp_endpoint == "http://console:8100"
+    pay = peer(s, "payment")
+    assert (pay.host, pay.port, pay.url()) == (
+        "thanhtoan.gov.vn",
+        443,
+        "https://thanhtoan.gov.vn/api",
+    )
+    assert PaymentClient.from_settings(s).http.base_url == "https://thanhtoan.gov.vn/api"
+    with pytest.raises(KeyError):
+        peer(s, "nonexistent")
+
+
+@pytest.mark.parametrize("bad", ["documents", "documents:", ":50052", "documents:0", "::1:50052"])
+def test_a_bad_address_is_refused_naming_the_variable(bad: str) -> None:
+    from lgsp.config import ConfigError
+
+    with pytest.raises(ConfigError, match="env LGSP_DOCUMENTS_ADDRESS: expected"):
+        load_settings(env={"LGSP_DOCUMENTS_ADDRESS": bad})
