@@ -29,7 +29,7 @@ from console.signin import sign_in_routes
 from console.store import SpanStore
 from console.templating import templates
 from lgsp import otlp_token
-from lgsp.config import Endpoint, Settings, mask_url
+from lgsp.config import Endpoint, Settings, mask_url, peer
 
 log = logging.getLogger("console")
 
@@ -94,7 +94,12 @@ def create_app(
         supervised = (await run_in_threadpool(read_state, settings) or {}).get("components", {})
         installed = {c.name for c in components}
         kinds = {c.name: c.kind for c in components}
-        endpoints = [ep for ep in settings.endpoints() if ep.component != "console"]
+        # Probed where the console's peers reach them (their `address`), not where they bind.
+        endpoints = [
+            peer(settings, ep.component).reach(ep)
+            for ep in settings.endpoints()
+            if ep.component != "console"
+        ]
         probes = await probe_all([ep for ep in endpoints if ep.component in installed])
         names = ["console", *settings.services, *dict.fromkeys(ep.component for ep in endpoints)]
         rows = []

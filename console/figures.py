@@ -22,7 +22,7 @@ from console.templating import render
 from lgsp.agencies import LazyCredentials
 from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc
 from lgsp.api.dossiers.v1 import dossiers_pb2, dossiers_pb2_grpc
-from lgsp.config import Settings
+from lgsp.config import Settings, peer
 from lgsp.grpc.client import channel
 
 TIMEOUT_S = 5.0
@@ -39,9 +39,7 @@ class Answer:
 def _address(settings: Settings, service: str) -> str | None:
     if service not in settings.services:
         return None
-    host = settings.platform.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"{host}:{settings.service(service).grpc_port}"
+    return peer(settings, service).address
 
 
 class FiguresSource:

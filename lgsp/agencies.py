@@ -31,7 +31,7 @@ import grpc.aio
 
 from lgsp.api.identity.v1 import events_pb2, identity_pb2, identity_pb2_grpc
 from lgsp.authn.client import ClientCredentials
-from lgsp.config import Settings
+from lgsp.config import Settings, peer
 
 if TYPE_CHECKING:
     from lgsp.inbox import ReceivedEvent
@@ -384,10 +384,8 @@ def _short(error: Exception) -> str:
 
 
 def identity_address(settings: Settings) -> str:
-    """host:port of identity's gRPC server (a wildcard listen address is reached on loopback)."""
-    host = settings.platform.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return f"{host}:{settings.identity.grpc_port}"
+    """host:port of identity's gRPC server (lgsp.config.peer)."""
+    return peer(settings, "identity").address
 
 
 def identity_credentials(

@@ -71,6 +71,11 @@ def url_field(default: str, *schemes: str) -> Any:
     return field(default=default, metadata={"schemes": schemes})
 
 
+def address_field() -> Any:
+    """Where the other processes reach a component, "HOST:PORT" ("" = derived: lgsp.config.peer)."""
+    return field(default="", metadata={"address": True})
+
+
 def choice_field(default: str, *choices: str) -> Any:
     return field(default=default, metadata={"choices": choices})
 
@@ -158,6 +163,8 @@ class ConsoleSettings:
     client_id: str = "lgsp-console"
     client_secret: str = secret_field()
     figures_agency_code: str = "000.00.00.H30"
+    # Where the other processes reach the console (OTLP, links); "" = <platform.host>:<port>.
+    address: str = address_field()
 
 
 @dataclass(frozen=True)
@@ -173,6 +180,9 @@ class ServiceSettings:
     database_url: str = url_field("", *DB_SCHEMES)
     # Prometheus /metrics of the service's process (lgsp.metrics); 0 = its gRPC port + 1000.
     metrics_port: int = num_field(0, 0, 65535)
+    # Where the other processes reach this service ("documents:50052" in a container per
+    # service); "" = <platform.host>:<grpc_port>. Its other ports are reached on that host.
+    address: str = address_field()
 
     def metrics_listen_port(self) -> int:
         return self.metrics_port or self.grpc_port + 1000
@@ -215,6 +225,13 @@ class CalendarSettings:
 class NationalSettings:
     # Key the connectors send to the national systems (the mocks accept this one by default).
     api_key: str = secret_field("lgsp-dev-key")
+    # Where the connectors reach each system ("" = http://<platform.host>:<its port>): the
+    # mocks' containers ("http://population:8201") or the real national systems.
+    population_url: str = url_field("", *HTTP_SCHEMES)
+    business_registry_url: str = url_field("", *HTTP_SCHEMES)
+    document_axis_url: str = url_field("", *HTTP_SCHEMES)
+    public_service_portal_url: str = url_field("", *HTTP_SCHEMES)
+    payment_url: str = url_field("", *HTTP_SCHEMES)
     population_port: int = port_field(8201)
     business_registry_port: int = port_field(8202)
     document_axis_port: int = port_field(8203)
@@ -235,6 +252,67 @@ class Endpoint:
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Where the other processes reach one component: `peer(settings, name)`."""
+
+    component: str
+    host: str  # as it goes in a URL or a gRPC target: "documents", "127.0.0.1", "[::1]"
+    port: int  # its main port: a service's gRPC port, the console's, a national system's
+    base_url: str  # http(s)://host:port[/path]: the console, a national system
+    listen_port: int  # the port setting it listens on (an endpoint there is reached at port)
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT, a gRPC target."""
+        return f"{self.host}:{self.port}"
+
+    def url(self, port: int | None = None) -> str:
+        """http://host:port of another of its ports (its HTTP side), or its base URL."""
+        if port is None or port == self.port:
+            return self.base_url
+        return f"http://{self.host}:{port}"
+
+    def reach(self, endpoint: Endpoint) -> Endpoint:
+        """One of the component's listening endpoints, as the other processes reach it."""
+        port = self.port if endpoint.port == self.listen_port else endpoint.port
+        return dataclasses.replace(endpoint, host=self.host, port=port)
+
+
+def peer(settings: Settings, component: str) -> Peer:
+    """Where `component` (a service, "console" or a national system) is reached: its
+    `address` / `[national] <name>_url` setting, else platform.host (a wildcard listen
+    address reached on loopback) and its port. Every client of a peer asks here; none formats
+    host:port itself. KeyError for an unknown component."""
+    default_host = _url_host(settings.platform.host)
+    if component in NATIONAL_MOCKS:
+        port = getattr(settings.national, NATIONAL_MOCKS[component])
+        url = getattr(settings.national, f"{component}_url").rstrip("/")
+        if not url:
+            return Peer(component, default_host, port, f"http://{default_host}:{port}", port)
+        parts = urlsplit(url)
+        host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else str(parts.hostname)
+        default = 443 if parts.scheme == "https" else 80
+        return Peer(component, host, parts.port or default, url, port)
+    if component == "console":
+        listen, given = settings.console.port, settings.console.address
+    else:
+        section = settings.service(component)
+        listen, given = section.grpc_port, section.address
+    host, port = _split_address(given) if given else (default_host, listen)
+    return Peer(component, host, port, f"http://{host}:{port}", listen)
+
+
+def _split_address(address: str) -> tuple[str, int]:
+    """("host", port) of "HOST:PORT" ("[v6]:PORT" keeps its brackets); ValueError if not."""
+    host, sep, port = address.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT (e.g. documents:50052), got {address!r}")
+    if ":" in host and not host.startswith("["):
+        raise ValueError(f"expected [IPv6]:PORT with brackets, got {address!r}")
+    return host, int(port)
 
 
 @dataclass(frozen=True)
@@ -289,7 +367,7 @@ class Settings:
     @property
     def console_otlp_endpoint(self) -> str:
         """The console's own OTLP receiver (only it is sent the installation's token)."""
-        return f"http://{_url_host(self.platform.host)}:{self.console.port}"
+        return peer(self, "console").url()
 
     def endpoints(self, component: str | None = None) -> list[Endpoint]:
         """Where each known component listens (all of them, or only `component`'s)."""
@@ -512,6 +590,8 @@ def _coerce(value: Any, typ: Any, f: dataclasses.Field[Any], *, from_env: bool) 
         _check_url(value, meta["schemes"])
     if meta.get("dates"):
         parse_dates(value)
+    if meta.get("address") and value:
+        _split_address(value)
     return value
 
 
@@ -558,7 +638,7 @@ def _derive(s: Settings) -> Settings:
     if not s.telemetry.otlp_endpoint:
         changes["telemetry"] = dataclasses.replace(
             s.telemetry,
-            otlp_endpoint=f"http://{_url_host(s.platform.host)}:{s.console.port}",
+            otlp_endpoint=peer(s, "console").url(),
         )
     changes["services"] = {
         name: section.derived(name, data_dir) for name, section in s.services.items()

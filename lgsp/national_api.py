@@ -23,7 +23,7 @@ from grpc_status import rpc_status
 
 from lgsp.api.national.v1 import national_pb2 as pb
 from lgsp.api.national.v1 import national_pb2_grpc as pbg
-from lgsp.config import Settings
+from lgsp.config import Settings, peer
 
 __all__ = ["NationalApi", "bad_field", "gateway_address"]
 
@@ -32,10 +32,8 @@ DEFAULT_TIMEOUT_S = 5.0
 
 
 def gateway_address(settings: Settings) -> str:
-    """host:port of the gateway's gRPC server (a wildcard listen address on loopback)."""
-    host = settings.platform.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
-    return f"{host}:{settings.gateway.grpc_port}"
+    """host:port of the gateway's gRPC server (lgsp.config.peer)."""
+    return peer(settings, "gateway").address
 
 
 def bad_field(error: grpc.aio.AioRpcError) -> str:

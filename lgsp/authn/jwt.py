@@ -465,14 +465,10 @@ def issuer_from_settings(settings: Settings) -> str:
         return f"{ident.keycloak_url.rstrip('/')}/realms/{ident.keycloak_realm}"
     if ident.issuer_base_url:
         return f"{ident.issuer_base_url.rstrip('/')}/realms/lgsp"
-    host = settings.platform.host
-    if host in {"", "0.0.0.0"}:
-        host = "127.0.0.1"
-    elif host == "::":
-        host = "[::1]"
-    elif ":" in host and not host.startswith("["):
-        host = f"[{host}]"
-    return f"http://{host}:{ident.http_port}/realms/lgsp"
+    from lgsp.config import peer
+
+    # identity's OpenID Connect side, on the host its peers reach it at.
+    return f"{peer(settings, 'identity').url(ident.http_port)}/realms/lgsp"
 
 
 def authenticator_from_settings(

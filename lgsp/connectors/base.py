@@ -6,8 +6,8 @@ from typing import Any, Self
 
 import httpx
 
-from lgsp.config import NATIONAL_MOCKS, NationalSettings, Settings
-from lgsp.connectors.http import ClientOptions, ResilientClient, base_url
+from lgsp.config import NationalSettings, Settings, peer
+from lgsp.connectors.http import ClientOptions, ResilientClient
 
 DEFAULT_API_KEY = NationalSettings().api_key  # the mocks' default; set [national] api_key
 
@@ -31,9 +31,8 @@ class NationalClient:
     def from_settings(
         cls, settings: Settings, api_key: str | None = None, options: ClientOptions | None = None
     ) -> Self:
-        port = getattr(settings.national, NATIONAL_MOCKS[cls.system])
         key = api_key if api_key is not None else settings.national.api_key
-        return cls(base_url(settings.platform.host, port), key, options)
+        return cls(peer(settings, cls.system).url(), key, options)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -14,6 +14,7 @@ from lgsp.api.dossiers.v1 import dossiers_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
+from lgsp.config import peer
 from lgsp.connectors import PaymentClient
 from lgsp.connectors.http import ClientOptions
 from lgsp.http_server import asgi_task
@@ -78,7 +79,7 @@ def wire_service(
         )
     options: dict[str, Any] = {"clock": clock} if clock else {}
     port = http_port or section.http_port
-    public_url = section.public_base(settings.platform.host, port)
+    public_url = section.public_base(peer(settings, "dossiers").url(port))
     app = DossiersApp(
         runtime.engine,
         agencies,

@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from lgsp.api.dossiers.v1 import events_pb2
-from lgsp.config import Settings
+from lgsp.config import Settings, peer
 from lgsp.connectors.errors import ConnectorError, Unavailable
 from lgsp.connectors.http import ClientOptions
 from lgsp.connectors.public_service_portal import PortalDossier, PublicServicePortalClient
@@ -308,14 +308,14 @@ def portal_from_settings(
     options: ClientOptions | None = None,
 ) -> PortalLink:
     section = settings.dossiers
-    host = settings.platform.host
-    host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+    # The portal pushes to this service's HTTP side, on the host its peers reach it at.
+    push_url = section.portal_push_url or peer(settings, "dossiers").url(http_port) + PUSH_PATH
     return PortalLink(
         app,
         lambda: PublicServicePortalClient.from_settings(settings, options=options),
         agencies,
         province=section.portal_province,
-        push_url=section.portal_push_url or f"http://{host}:{http_port}{PUSH_PATH}",
+        push_url=push_url,
         secret=section.portal_push_secret or secrets.token_urlsafe(32),
         subscribe=section.portal_subscribe,
         poll_seconds=section.portal_poll_seconds,

@@ -33,7 +33,8 @@ class DossiersSettings(ServiceSettings):
     cutoff: str = "15:00"
     # Base URL of this service's HTTP side as citizens and the payment platform reach it: the
     # lookup page (the slip's QR code, /tra-cuu?ma=<receipt code>) and the platform's notices;
-    # "" = http://<platform host>:<http_port>; behind a proxy, the public https URL.
+    # "" = http://<host its peers reach it at ([dossiers] address)>:<http_port>; behind a
+    # proxy, the public https URL.
     public_url: str = url_field("", *HTTP_SCHEMES)
     # The public lookup (gRPC and page) per client address: calls a minute, and the burst.
     lookup_per_minute: int = 30
@@ -64,7 +65,7 @@ class DossiersSettings(ServiceSettings):
     # Fees online through the national payment platform ([national] payment_port): the secret
     # it signs its payment notices with (issued by the platform; the default is the mock's,
     # lgsp.connectors.payment.DEFAULT_CALLBACK_SECRET), how old a notice may be, and the base
-    # URL the platform calls back ("" = http://<platform.host>:<http_port>, right for
+    # URL the platform calls back ("" = public_url, else the [dossiers] address host, right for
     # `make run`; behind a proxy, the public https URL).
     payment_callback_secret: str = secret_field("lgsp-dev-callback-secret")
     payment_callback_max_age_s: int = 300
@@ -99,9 +100,8 @@ class DossiersSettings(ServiceSettings):
         problems.extend(address_problems("trusted_proxies", self.trusted_proxies))
         return problems
 
-    def public_base(self, host: str, port: int) -> str:
+    def public_base(self, reached: str) -> str:
         """Where citizens (the QR on the slip) and the payment platform (its notices) reach
-        this service's HTTP side: public_url, else this host and http_port."""
-        if self.public_url:
-            return self.public_url.rstrip("/")
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        this service's HTTP side: public_url, else `reached` (its http_port on the host its
+        peers reach it at, lgsp.config.peer)."""
+        return (self.public_url or reached).rstrip("/")

@@ -22,7 +22,7 @@ from lgsp.api.national.v1 import national_pb2_grpc as npbg
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
-from lgsp.config import Settings
+from lgsp.config import Settings, peer
 from lgsp.connectors.http import ClientOptions
 from lgsp.plugins import Wiring, discover
 from lgsp.ratelimit import KeyedBuckets
@@ -112,15 +112,10 @@ def options_from_settings(settings: Settings) -> GatewayOptions:
     )
 
 
-def _client_host(host: str) -> str:
-    return "127.0.0.1" if host in ("", "0.0.0.0") else "[::1]" if host == "::" else host
-
-
 def routes_from_settings(settings: Settings) -> dict[str, Route]:
-    """Each API area an installed service's plugin declares, to that service's port."""
-    host = _client_host(settings.platform.host)
+    """Each API area an installed service's plugin declares, to that service's address."""
     return {
-        area: Route(area, f"{host}:{settings.service(name).grpc_port}", area)
+        area: Route(area, peer(settings, name).address, area)
         for name, plugin in discover().items()
         for area in plugin.routes
     }

@@ -17,7 +17,7 @@ from lgsp.api.mail.v1 import mail_pb2_grpc
 from lgsp.app import ServiceRuntime
 from lgsp.auth import Authenticator
 from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
-from lgsp.config import Settings
+from lgsp.config import Settings, peer
 from lgsp.plugins import Subscription, Wiring
 from lgsp.workdays import WorkingCalendar
 from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
@@ -248,7 +248,7 @@ def lookup_url(settings: Settings) -> str:
     if dossiers is None:
         return ""
     base = getattr(dossiers, "public_url", "") or (
-        f"http://{settings.platform.host}:{getattr(dossiers, 'http_port', 0)}"
+        peer(settings, "dossiers").url(getattr(dossiers, "http_port", 0))
     )
     return f"{str(base).rstrip('/')}/tra-cuu"
 

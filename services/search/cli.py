@@ -138,12 +138,10 @@ async def _search(settings: Any, args: argparse.Namespace, query: str, token: st
     from google.protobuf.json_format import MessageToDict
 
     from lgsp.api.search.v1 import search_pb2_grpc
+    from lgsp.config import peer
     from lgsp.grpc.client import channel
 
-    host = (
-        settings.platform.host if settings.platform.host not in ("0.0.0.0", "::") else "127.0.0.1"
-    )
-    address = args.address or f"{host}:{settings.search.grpc_port}"
+    address = args.address or peer(settings, "search").address
     ch = channel(address, service_name="lgsp-cli")
     try:
         stub = search_pb2_grpc.SearchServiceStub(ch)
