@@ -188,12 +188,13 @@ class IdentityAgencyDirectory(AgencyDirectory):
         """Identity at its configured gRPC port, called with `client_id`'s token. The
         credentials are looked for at each load until found: on a first start identity may
         not have written its demo secrets yet."""
-        from lgsp.grpc.client import channel
+        from lgsp.grpc.client import channel, channel_credentials
 
         address = identity_address(settings)
         token = LazyCredentials(settings, client_id, client_secret)
+        tls = channel_credentials(settings)
         return cls(
-            lambda: channel(address, service_name=service),
+            lambda: channel(address, service_name=service, credentials=tls),
             metadata=token.metadata,
             on_close=token.aclose,
         )

@@ -223,6 +223,22 @@ class NationalSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """TLS on every listener of the platform (lgsp.tls): gRPC, HTTP, metrics, OTLP."""
+
+    enabled: bool = False
+    # PEM files; "" = a server certificate the development CA (<data_dir>/ca) issues into
+    # <data_dir>/tls/ for `hosts`, and that CA's root as ca_file. With your own cert_file and
+    # key_file, ca_file "" = the system's trust store.
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    # Extra names (comma-separated DNS names or IP addresses) the issued certificate covers
+    # besides loopback, platform.host, this machine's name and every component's name.
+    hosts: str = ""
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One listening socket of one component, for the runner's table and console health."""
 
@@ -246,6 +262,7 @@ class Settings:
     attachments: AttachmentsSettings = field(default_factory=AttachmentsSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     national: NationalSettings = field(default_factory=NationalSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     # One section per installed service, from its plugin (lgsp.plugins): read as
     # settings.documents, settings.service("documents").
     services: Mapping[str, ServiceSettings] = field(default_factory=lambda: _default_services())
@@ -283,13 +300,18 @@ class Settings:
         return dataclasses.replace(self, **{name: section})
 
     @property
+    def http_scheme(self) -> str:
+        """The scheme of the platform's own HTTP listeners: https when [tls] is enabled."""
+        return "https" if self.tls.enabled else "http"
+
+    @property
     def console_url(self) -> str:
-        return f"http://{_url_host(self.platform.host)}:{self.console.port}/"
+        return f"{self.console_otlp_endpoint}/"
 
     @property
     def console_otlp_endpoint(self) -> str:
         """The console's own OTLP receiver (only it is sent the installation's token)."""
-        return f"http://{_url_host(self.platform.host)}:{self.console.port}"
+        return f"{self.http_scheme}://{_url_host(self.platform.host)}:{self.console.port}"
 
     def endpoints(self, component: str | None = None) -> list[Endpoint]:
         """Where each known component listens (all of them, or only `component`'s)."""
@@ -358,6 +380,10 @@ class Settings:
                 env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{HEADER}={token}"
         else:
             env["OTEL_SDK_DISABLED"] = "true"
+        if self.tls.enabled:
+            from lgsp.tls import trust_env
+
+            env.update(trust_env(self))
         return env
 
 
@@ -558,7 +584,7 @@ def _derive(s: Settings) -> Settings:
     if not s.telemetry.otlp_endpoint:
         changes["telemetry"] = dataclasses.replace(
             s.telemetry,
-            otlp_endpoint=f"http://{_url_host(s.platform.host)}:{s.console.port}",
+            otlp_endpoint=f"{s.http_scheme}://{_url_host(s.platform.host)}:{s.console.port}",
         )
     changes["services"] = {
         name: section.derived(name, data_dir) for name, section in s.services.items()
@@ -590,6 +616,9 @@ def _cross_check(
             f"{src('calendar', 'working_days')}: {min(both).isoformat()} is also in "
             "calendar.days_off"
         )
+    from lgsp.tls import tls_problems
+
+    problems.extend(f"{src('tls', key)}: {problem}" for key, problem in tls_problems(s))
     # Two components on one port would make the second one crash-loop at start-up.
     seen: dict[int, str] = {}
     for section_name, section in s.sections():

@@ -472,7 +472,7 @@ def issuer_from_settings(settings: Settings) -> str:
         host = "[::1]"
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{ident.http_port}/realms/lgsp"
+    return f"{settings.http_scheme}://{host}:{ident.http_port}/realms/lgsp"
 
 
 def authenticator_from_settings(

@@ -33,7 +33,13 @@ class NationalClient:
     ) -> Self:
         port = getattr(settings.national, NATIONAL_MOCKS[cls.system])
         key = api_key if api_key is not None else settings.national.api_key
-        return cls(base_url(settings.platform.host, port), key, options)
+        base = base_url(settings.platform.host, port, settings.http_scheme)
+        if not settings.tls.enabled:
+            return cls(base, key, options)
+        from lgsp.tls import client_ssl_context
+
+        verify = client_ssl_context(settings)
+        return cls(base, key, options, transport=httpx.AsyncHTTPTransport(verify=verify))
 
     async def aclose(self) -> None:
         await self.http.aclose()

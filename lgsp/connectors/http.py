@@ -361,9 +361,9 @@ def _retry_after(value: str | None) -> float | None:
         return None  # the HTTP-date form: treat as unknown, back off normally
 
 
-def base_url(host: str, port: int) -> str:
+def base_url(host: str, port: int, scheme: str = "http") -> str:
     if host in {"0.0.0.0", ""}:
         host = "127.0.0.1"
     elif ":" in host and not host.startswith("["):
         host = f"[{host}]"
-    return f"http://{host}:{port}"
+    return f"{scheme}://{host}:{port}"

@@ -315,7 +315,8 @@ def portal_from_settings(
         lambda: PublicServicePortalClient.from_settings(settings, options=options),
         agencies,
         province=section.portal_province,
-        push_url=section.portal_push_url or f"http://{host}:{http_port}{PUSH_PATH}",
+        push_url=section.portal_push_url
+        or f"{settings.http_scheme}://{host}:{http_port}{PUSH_PATH}",
         secret=section.portal_push_secret or secrets.token_urlsafe(32),
         subscribe=section.portal_subscribe,
         poll_seconds=section.portal_poll_seconds,

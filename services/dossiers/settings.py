@@ -99,9 +99,9 @@ class DossiersSettings(ServiceSettings):
         problems.extend(address_problems("trusted_proxies", self.trusted_proxies))
         return problems
 
-    def public_base(self, host: str, port: int) -> str:
+    def public_base(self, host: str, port: int, scheme: str = "http") -> str:
         """Where citizens (the QR on the slip) and the payment platform (its notices) reach
         this service's HTTP side: public_url, else this host and http_port."""
         if self.public_url:
             return self.public_url.rstrip("/")
-        return f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"
+        return f"{scheme}://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{port}"

@@ -19,6 +19,7 @@ from lgsp.auth import Authenticator
 from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
 from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
+from lgsp.tls import files as tls_files
 from lgsp.workdays import WorkingCalendar
 from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
 from services.mail.adapters.identity_login import IdentityPasswords
@@ -114,6 +115,9 @@ def wire_service(
         passwords = identity_passwords
     if section.tls_cert_file:
         cert, key = Path(section.tls_cert_file), Path(section.tls_key_file)
+    elif settings.tls.enabled:  # the platform's certificate, which its clients already trust
+        platform_tls = tls_files(settings)
+        cert, key = platform_tls.cert_file, platform_tls.key_file
     else:
         cert, key = ensure_self_signed(settings.data_dir / "mail-tls", hostname)
     tls = server_context(cert, key)
@@ -248,7 +252,7 @@ def lookup_url(settings: Settings) -> str:
     if dossiers is None:
         return ""
     base = getattr(dossiers, "public_url", "") or (
-        f"http://{settings.platform.host}:{getattr(dossiers, 'http_port', 0)}"
+        f"{settings.http_scheme}://{settings.platform.host}:{getattr(dossiers, 'http_port', 0)}"
     )
     return f"{str(base).rstrip('/')}/tra-cuu"
 

@@ -138,13 +138,13 @@ async def _search(settings: Any, args: argparse.Namespace, query: str, token: st
     from google.protobuf.json_format import MessageToDict
 
     from lgsp.api.search.v1 import search_pb2_grpc
-    from lgsp.grpc.client import channel
+    from lgsp.grpc.client import channel, channel_credentials
 
     host = (
         settings.platform.host if settings.platform.host not in ("0.0.0.0", "::") else "127.0.0.1"
     )
     address = args.address or f"{host}:{settings.search.grpc_port}"
-    ch = channel(address, service_name="lgsp-cli")
+    ch = channel(address, service_name="lgsp-cli", credentials=channel_credentials(settings))
     try:
         stub = search_pb2_grpc.SearchServiceStub(ch)
         res = await stub.Search(
