@@ -70,14 +70,13 @@ class TlsFiles:
 def server_hosts(settings: Settings) -> list[str]:
     """The names the issued certificate covers: loopback, platform.host, this machine's name,
     each component's name (a container per component is reached by it) and [tls] hosts."""
-    from lgsp.config import NATIONAL_MOCKS
     from lgsp.netaddr import parse_addresses
 
     hosts = ["127.0.0.1", "::1", "localhost"]
     if settings.platform.host not in ("", "0.0.0.0", "::"):
         hosts.append(settings.platform.host)
     hosts.append(socket.gethostname())
-    components = ["console", *settings.services, *NATIONAL_MOCKS]
+    components = dict.fromkeys(e.component for e in settings.endpoints())
     hosts += [c.replace("_", "-") for c in components]
     hosts += parse_addresses(settings.tls.hosts)
     return list(dict.fromkeys(h.lower() for h in hosts if h))
