@@ -400,13 +400,14 @@ def identity_credentials(
     writes to <data_dir>/identity-demo.json on first start (embedded default). None when
     neither is there yet (the caller's load then fails and says so)."""
     from lgsp.authn.jwt import issuer_from_settings
+    from lgsp.tls import https_verify
 
     secret = service_secret(settings, client_id, client_secret)
     if not secret:
         log.debug("no client secret for %s yet: identity calls go without a token", client_id)
         return None
     token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
-    return ClientCredentials(token_url, client_id, secret)
+    return ClientCredentials(token_url, client_id, secret, verify=https_verify(settings))
 
 
 class LazyCredentials:

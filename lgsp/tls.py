@@ -40,6 +40,7 @@ __all__ = [
     "UvicornSsl",
     "client_ssl_context",
     "files",
+    "https_verify",
     "server_hosts",
     "tls_problems",
     "trust_env",
@@ -182,6 +183,12 @@ def client_ssl_context(settings: Settings) -> ssl.SSLContext:
         if ca is not None:
             context.load_verify_locations(cafile=str(ca))
     return context
+
+
+def https_verify(settings: Settings) -> ssl.SSLContext | bool:
+    """httpx's `verify=` for a client of the platform's own HTTPS (identity's token and key
+    endpoints…): client_ssl_context when TLS is on, else httpx's default."""
+    return client_ssl_context(settings) if settings.tls.enabled else True
 
 
 def trust_env(settings: Settings) -> dict[str, str]:

@@ -20,6 +20,7 @@ from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_fro
 from lgsp.config import Settings
 from lgsp.plugins import Subscription, Wiring
 from lgsp.tls import files as tls_files
+from lgsp.tls import https_verify
 from lgsp.workdays import WorkingCalendar
 from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
 from services.mail.adapters.identity_login import IdentityPasswords
@@ -110,6 +111,7 @@ def wire_service(
             section.client_id,
             lambda: service_secret(settings, section.client_id, section.client_secret),
             authenticator.verify,
+            tls=https_verify(settings),
         )
         closers.append(identity_passwords.aclose)
         passwords = identity_passwords

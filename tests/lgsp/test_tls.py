@@ -207,14 +207,15 @@ async def test_asgi_server_serves_https_with_the_issued_certificate(settings: Se
         await task
 
 
-async def test_in_process_server_with_server_credentials(settings: Settings) -> None:
+async def test_in_process_server_with_server_credentials(
+    settings: Settings, province_ca: DevCA
+) -> None:
     server = build_server("tls-test", credentials=server_credentials(settings))
     await server.start()
     try:
         assert await check(server.address, channel_credentials(settings)) == 1
-        other = DevCA.open_or_create(settings.data_dir / "other-ca")
-        with pytest.raises(grpc.aio.AioRpcError):
-            await check(server.address, grpc.ssl_channel_credentials(other.root_pem()))
+        with pytest.raises(grpc.aio.AioRpcError):  # trusting another CA is not enough
+            await check(server.address, grpc.ssl_channel_credentials(province_ca.root_pem()))
     finally:
         await server.stop(0)
 
@@ -272,13 +273,19 @@ def test_processes_are_told_to_trust_the_ca(settings: Settings) -> None:
     ssl.create_default_context(cafile=env["SSL_CERT_FILE"])  # loads
 
 
-def _own_files(tmp_path: Path, **issue: object) -> tuple[DevCA, Path, Path]:
-    ca = DevCA.open_or_create(tmp_path / "province-ca")
+@pytest.fixture(scope="module")
+def province_ca(tmp_path_factory: pytest.TempPathFactory) -> DevCA:
+    """A CA of the province's own, not the platform's."""
+    return DevCA.open_or_create(tmp_path_factory.mktemp("province-ca"))
+
+
+def _own_files(directory: Path, ca: DevCA, **issue: object) -> tuple[Path, Path]:
     cred = ca.issue_server(["lgsp.example.vn"], **issue)  # type: ignore[arg-type]
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    directory.mkdir(exist_ok=True)
+    cert, key = directory / "cert.pem", directory / "key.pem"
     cert.write_bytes(cred.cert_pem() + ca.intermediate_pem())
     key.write_bytes(cred.key_pem())
-    return ca, cert, key
+    return cert, key
 
 
 def _problems(tmp_path: Path, **env: str) -> str:
@@ -287,8 +294,9 @@ def _problems(tmp_path: Path, **env: str) -> str:
     return str(err.value)
 
 
-def test_settings_accept_a_good_own_certificate(tmp_path: Path) -> None:
-    ca, cert, key = _own_files(tmp_path)
+def test_settings_accept_a_good_own_certificate(tmp_path: Path, province_ca: DevCA) -> None:
+    ca = province_ca
+    cert, key = _own_files(tmp_path, ca)
     s = tls_settings(
         tmp_path,
         LGSP_TLS_CERT_FILE=str(cert),
@@ -299,9 +307,14 @@ def test_settings_accept_a_good_own_certificate(tmp_path: Path) -> None:
     assert uvicorn_ssl(s) == {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
-def test_settings_errors_name_the_file_and_the_fault(tmp_path: Path) -> None:
-    ca, cert, key = _own_files(tmp_path)
-    _, other_cert, other_key = _own_files(tmp_path / "other")
+def test_settings_errors_name_the_file_and_the_fault(
+    tmp_path: Path, province_ca: DevCA, settings: Settings
+) -> None:
+    ca = province_ca
+    cert, key = _own_files(tmp_path, ca)
+    # Issued by another CA (the platform's development one).
+    platform_ca = DevCA.open_or_create(settings.data_dir / "ca")
+    other_cert, other_key = _own_files(tmp_path / "other", platform_ca)
     missing = _problems(
         tmp_path, LGSP_TLS_CERT_FILE=str(tmp_path / "nope.pem"), LGSP_TLS_KEY_FILE=str(key)
     )
@@ -323,9 +336,9 @@ def test_settings_errors_name_the_file_and_the_fault(tmp_path: Path) -> None:
     assert "holds no PEM certificate" in bad
 
 
-def test_an_expired_certificate_stops_start_up(tmp_path: Path) -> None:
+def test_an_expired_certificate_stops_start_up(tmp_path: Path, province_ca: DevCA) -> None:
     long_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=400)
-    _, cert, key = _own_files(tmp_path, valid_days=30, not_before=long_ago)
+    cert, key = _own_files(tmp_path, province_ca, valid_days=30, not_before=long_ago)
     expired = _problems(tmp_path, LGSP_TLS_CERT_FILE=str(cert), LGSP_TLS_KEY_FILE=str(key))
     assert "env LGSP_TLS_CERT_FILE:" in expired and "expired on" in expired
 
