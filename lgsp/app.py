@@ -181,7 +181,7 @@ def apply_telemetry_settings(
     settings as it does under `lgsp up`: the runner passes them as OTEL_* variables, and
     those already set (by the runner or the operator) win."""
     for key, value in settings.process_env(component).items():
-        if key.startswith("OTEL_") or key == "SSL_CERT_FILE":
+        if key.startswith("OTEL_") or key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
             environ.setdefault(key, value)
 
 

@@ -193,8 +193,10 @@ def https_verify(settings: Settings) -> ssl.SSLContext | bool:
 
 def trust_env(settings: Settings) -> dict[str, str]:
     """Environment that makes a child process trust the platform's CA without code: httpx
-    (and ssl's defaults) read SSL_CERT_FILE, the OTLP exporter OTEL_EXPORTER_OTLP_CERTIFICATE.
-    SSL_CERT_FILE replaces the default roots, so it names a bundle: certifi's + the CA."""
+    reads SSL_CERT_FILE, requests (python-keycloak, the OTLP exporter) REQUESTS_CA_BUNDLE,
+    which the exporter's own OTEL_EXPORTER_OTLP_CERTIFICATE does not override: requests
+    2.34 lets the environment's bundle, else certifi, win over a session's `verify`. Both
+    replace the default roots, so they name a bundle: certifi's + the CA."""
     f = files(settings)
     if f.ca_file is None:
         return {}
@@ -204,7 +206,11 @@ def trust_env(settings: Settings) -> dict[str, str]:
     data = Path(certifi.where()).read_bytes() + b"\n" + f.ca_file.read_bytes()
     if not bundle.is_file() or bundle.read_bytes() != data:
         _write(bundle, data, 0o644)
-    return {"SSL_CERT_FILE": str(bundle), "OTEL_EXPORTER_OTLP_CERTIFICATE": str(f.ca_file)}
+    return {
+        "SSL_CERT_FILE": str(bundle),
+        "REQUESTS_CA_BUNDLE": str(bundle),
+        "OTEL_EXPORTER_OTLP_CERTIFICATE": str(f.ca_file),
+    }
 
 
 # --- settings checks ---------------------------------------------------------------------------

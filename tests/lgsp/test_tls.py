@@ -271,6 +271,43 @@ def test_processes_are_told_to_trust_the_ca(settings: Settings) -> None:
     # The bundle keeps the public roots: a real Keycloak behind a public certificate still works.
     assert bundle.count(b"BEGIN CERTIFICATE") > 10
     ssl.create_default_context(cafile=env["SSL_CERT_FILE"])  # loads
+    assert env["REQUESTS_CA_BUNDLE"] == env["SSL_CERT_FILE"]
+
+
+async def test_otlp_exporter_sends_spans_over_tls_with_the_process_env(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SDK's exporter in a child of `lgsp up`: only the environment tells it the CA."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    received: list[bytes] = []
+
+    async def traces(request: Request) -> Response:
+        received.append(await request.body())
+        return Response(b"", media_type="application/x-protobuf")
+
+    app = Starlette(routes=[Route("/v1/traces", traces, methods=["POST"])])
+    port, stop = free_port(), asyncio.Event()
+    task = asyncio.create_task(serve_asgi(app, "127.0.0.1", port, stop, ssl=uvicorn_ssl(settings)))
+    for key, value in settings.process_env("documents").items():
+        if key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE") or key.endswith("_CERTIFICATE"):
+            monkeypatch.setenv(key, value)
+    try:
+        await asyncio.sleep(0.3)
+        span = TracerProvider().get_tracer("test").start_span("ký số văn bản")
+        span.end()
+        exporter = OTLPSpanExporter(endpoint=f"https://127.0.0.1:{port}/v1/traces", timeout=3)
+        result = await asyncio.to_thread(exporter.export, [span])  # type: ignore[list-item]
+        exporter.shutdown()
+        assert result == SpanExportResult.SUCCESS
+        assert received and "ký số văn bản".encode() in received[0]
+    finally:
+        stop.set()
+        await task
 
 
 @pytest.fixture(scope="module")
