@@ -125,7 +125,10 @@ def _needs_renewal(cert_file: Path, hosts: tuple[str, ...]) -> bool:
     covered = {str(v).lower() for v in san.get_values_for_type(x509.DNSName)}
     covered |= {str(v) for v in san.get_values_for_type(x509.IPAddress)}
     ends = cert.not_valid_after_utc - dt.datetime.now(dt.UTC)
-    return ends < RENEW_BEFORE or not {_canonical(h) for h in hosts} <= covered
+    # This machine's name is added when issuing but not required: containers sharing one
+    # data directory each have their own, and would otherwise take turns reissuing.
+    required = {_canonical(h) for h in hosts} - {socket.gethostname().lower()}
+    return ends < RENEW_BEFORE or not required <= covered
 
 
 def _canonical(host: str) -> str:

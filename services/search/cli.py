@@ -83,6 +83,7 @@ def _token(settings: Any, args: argparse.Namespace) -> str:
     import httpx
 
     from lgsp.authn import issuer_from_settings
+    from lgsp.tls import https_verify
 
     password = (
         sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Mật khẩu: ")
@@ -98,6 +99,7 @@ def _token(settings: Any, args: argparse.Namespace) -> str:
             "scope": "openid",
         },
         timeout=10,
+        verify=https_verify(settings),
     )
     if r.status_code != 200:
         raise RuntimeError(f"sign-in refused: {r.json().get('error_description', r.text)[:200]}")

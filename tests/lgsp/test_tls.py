@@ -250,6 +250,15 @@ def test_a_new_host_name_reissues_the_certificate(tmp_path: Path) -> None:
     assert "lgsp.hatinh.gov.vn" in san.value.get_values_for_type(x509.DNSName)
 
 
+def test_a_container_with_another_machine_name_reuses_the_certificate(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = files(settings).cert_file.read_bytes()
+    monkeypatch.setattr("socket.gethostname", lambda: "3f9c2a1b7d4e")
+    assert "3f9c2a1b7d4e" in server_hosts(settings)
+    assert files(settings).cert_file.read_bytes() == before
+
+
 def test_tls_off_by_default_keeps_everything_plain(tmp_path: Path) -> None:
     s = load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path)})
     assert not s.tls.enabled
