@@ -63,6 +63,10 @@ async def _grpc(ep: Endpoint, limit_s: float, creds: grpc.ChannelCredentials | N
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=limit_s)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
+            details = exc.details() or ""
+            if code == grpc.StatusCode.UNAVAILABLE and "handshake" in details.lower():
+                # Running, but one side speaks TLS and the other not, or the CA differs.
+                return Probe(ep, "degraded", f"TLS handshake failed: {details[-160:]}")
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 return Probe(ep, "down", "not running")
             if code == grpc.StatusCode.UNIMPLEMENTED:

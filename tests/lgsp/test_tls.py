@@ -154,6 +154,19 @@ async def test_console_probes_the_tls_ports(service: tuple[int, int], settings: 
     assert plain.state == "down"
 
 
+async def test_console_says_when_tls_does_not_match(settings: Settings) -> None:
+    """A TLS client at a plaintext port (a component started without [tls]) is told apart
+    from a component that is not running."""
+    server = build_server("plain")
+    await server.start()
+    try:
+        found = await probe(Endpoint("search", "grpc", "127.0.0.1", server.port), 3.0, settings)
+    finally:
+        await server.stop(0)
+    assert found.state == "degraded"
+    assert found.detail.startswith("TLS handshake failed")
+
+
 def test_buf_curl_with_the_ca_file(service: tuple[int, int], settings: Settings) -> None:
     buf = ROOT / "node_modules" / ".bin" / "buf"
     found = str(buf) if buf.exists() else shutil.which("buf")
