@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import ipaddress
 import os
 import socket
 import ssl
@@ -41,6 +42,7 @@ __all__ = [
     "client_ssl_context",
     "files",
     "https_verify",
+    "public_roots",
     "server_hosts",
     "tls_problems",
     "trust_env",
@@ -109,7 +111,7 @@ def _issued(data_dir: Path, directory: Path, hosts: tuple[str, ...]) -> TlsFiles
         ca = DevCA.open_or_create(data_dir / "ca")
         credential = ca.issue_server(list(hosts), valid_days=VALID_DAYS)
         chain = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in credential.chain)
-        # Key first: a reader that sees the new certificate must find its key.
+        # Each file is replaced whole (rename), never seen half-written.
         _write(out.key_file, credential.key_pem(), 0o600)
         _write(out.cert_file, credential.cert_pem() + chain, 0o644)
         _write(directory / CA_NAME, ca.root_pem(), 0o644)
@@ -132,8 +134,6 @@ def _needs_renewal(cert_file: Path, hosts: tuple[str, ...]) -> bool:
 
 
 def _canonical(host: str) -> str:
-    import ipaddress
-
     try:
         return str(ipaddress.ip_address(host))
     except ValueError:
@@ -175,12 +175,21 @@ def uvicorn_ssl(settings: Settings) -> UvicornSsl:
     return {"ssl_certfile": str(f.cert_file), "ssl_keyfile": str(f.key_file)}
 
 
-def client_ssl_context(settings: Settings) -> ssl.SSLContext:
-    """An SSL context for HTTPS clients (httpx `verify=`): the system's roots (certifi's,
-    as httpx has them) plus the platform's CA when TLS is on."""
+def public_roots(avoid: Path | None = None) -> Path:
+    """The roots trusted besides the platform's CA: the operator's SSL_CERT_FILE, else the
+    system's bundle (a province's own roots live there), else certifi's (httpx's default)."""
     import certifi
 
-    context = ssl.create_default_context(cafile=certifi.where())
+    for candidate in (os.environ.get("SSL_CERT_FILE"), ssl.get_default_verify_paths().cafile):
+        if candidate and Path(candidate).is_file() and Path(candidate) != avoid:
+            return Path(candidate)
+    return Path(certifi.where())
+
+
+def client_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """An SSL context for HTTPS clients (httpx `verify=`): the public roots plus the
+    platform's CA when TLS is on."""
+    context = ssl.create_default_context(cafile=str(public_roots()))
     if settings.tls.enabled:
         ca = files(settings).ca_file
         if ca is not None:
@@ -196,17 +205,16 @@ def https_verify(settings: Settings) -> ssl.SSLContext | bool:
 
 def trust_env(settings: Settings) -> dict[str, str]:
     """Environment that makes a child process trust the platform's CA without code: httpx
-    reads SSL_CERT_FILE, requests (python-keycloak, the OTLP exporter) REQUESTS_CA_BUNDLE,
-    which the exporter's own OTEL_EXPORTER_OTLP_CERTIFICATE does not override: requests
-    2.34 lets the environment's bundle, else certifi, win over a session's `verify`. Both
-    replace the default roots, so they name a bundle: certifi's + the CA."""
+    reads SSL_CERT_FILE, requests (python-keycloak, the OTLP exporter) REQUESTS_CA_BUNDLE.
+    The exporter is also given OTEL_EXPORTER_OTLP_CERTIFICATE, but requests lets a
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE already in the environment (as on many hosts and
+    images) win over it. Both variables replace the default roots, so they name a bundle:
+    the public roots + the CA, in <data_dir>/tls/trust.pem."""
     f = files(settings)
     if f.ca_file is None:
         return {}
-    import certifi
-
     bundle = f.ca_file.with_name(TRUST_NAME)
-    data = Path(certifi.where()).read_bytes() + b"\n" + f.ca_file.read_bytes()
+    data = public_roots(avoid=bundle).read_bytes() + b"\n" + f.ca_file.read_bytes()
     if not bundle.is_file() or bundle.read_bytes() != data:
         _write(bundle, data, 0o644)
     return {

@@ -32,7 +32,7 @@ from lgsp.config import ConfigError, Endpoint, Settings, load_settings
 from lgsp.grpc.client import channel, channel_credentials
 from lgsp.grpc.server import build_server, server_credentials
 from lgsp.http_server import serve_asgi
-from lgsp.tls import client_ssl_context, files, server_hosts, uvicorn_ssl
+from lgsp.tls import client_ssl_context, files, server_hosts, trust_env, uvicorn_ssl
 from tests.fixtures import free_port, missing_server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -294,6 +294,18 @@ def test_processes_are_told_to_trust_the_ca(settings: Settings) -> None:
     assert bundle.count(b"BEGIN CERTIFICATE") > 10
     ssl.create_default_context(cafile=env["SSL_CERT_FILE"])  # loads
     assert env["REQUESTS_CA_BUNDLE"] == env["SSL_CERT_FILE"]
+
+
+def test_the_bundle_keeps_the_roots_the_operator_trusts(
+    settings: Settings, province_ca: DevCA, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A province's own root, in the bundle its hosts name in SSL_CERT_FILE, stays trusted."""
+    own = tmp_path / "province-roots.pem"
+    own.write_bytes(province_ca.root_pem())
+    monkeypatch.setenv("SSL_CERT_FILE", str(own))
+    bundle = Path(trust_env(settings)["SSL_CERT_FILE"]).read_bytes()
+    assert province_ca.root_pem() in bundle
+    assert files(settings).ca_pem() in bundle  # type: ignore[operator]
 
 
 async def test_otlp_exporter_sends_spans_over_tls_with_the_process_env(
