@@ -14,6 +14,7 @@ import uvicorn
 from console.app import create_app
 from lgsp.config import ConfigError, load_settings
 from lgsp.http_server import run_quietly
+from lgsp.tls import uvicorn_ssl
 
 
 class _QuietOtlp(logging.Filter):
@@ -39,6 +40,7 @@ def main() -> int:
             port=settings.console.port,
             log_level=settings.platform.log_level.lower(),
             timeout_graceful_shutdown=5,
+            **uvicorn_ssl(settings),
         )
     )
     return 0

@@ -100,7 +100,9 @@ def create_app(
             for ep in settings.endpoints()
             if ep.component != "console"
         ]
-        probes = await probe_all([ep for ep in endpoints if ep.component in installed])
+        probes = await probe_all(
+            [ep for ep in endpoints if ep.component in installed], settings=settings
+        )
         names = ["console", *settings.services, *dict.fromkeys(ep.component for ep in endpoints)]
         rows = []
         for name in dict.fromkeys(names):

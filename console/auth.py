@@ -37,6 +37,7 @@ from lgsp.authn.jwt import JwtAuthenticator, issuer_from_settings
 from lgsp.config import Settings
 from lgsp.grpc.errors import Unauthenticated
 from lgsp.otlp_token import installation_token
+from lgsp.tls import https_verify
 
 log = logging.getLogger("console.auth")
 
@@ -170,7 +171,7 @@ class OidcClient:
         self.issuer = issuer_from_settings(settings)
         self.client_id = settings.console.oidc_client_id
         self.redirect_uri = settings.console_url + "auth/callback"
-        self.http = http or httpx.AsyncClient(timeout=10.0)
+        self.http = http or httpx.AsyncClient(timeout=10.0, verify=https_verify(settings))
         self.verifier = JwtAuthenticator(self.issuer, audience="lgsp", http_client=self.http)
         base = f"{self.issuer}/protocol/openid-connect"
         self.auth_url, self.token_url, self.logout_url = (

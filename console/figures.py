@@ -23,7 +23,7 @@ from lgsp.agencies import LazyCredentials
 from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc
 from lgsp.api.dossiers.v1 import dossiers_pb2, dossiers_pb2_grpc
 from lgsp.config import Settings, peer
-from lgsp.grpc.client import channel
+from lgsp.grpc.client import channel, channel_credentials
 
 TIMEOUT_S = 5.0
 
@@ -58,7 +58,12 @@ class FiguresSource:
             address = _address(self.settings, service)
             if address is None:
                 return None
-            self._channels[service] = channel(address, service_name="console", tracing=False)
+            self._channels[service] = channel(
+                address,
+                service_name="console",
+                tracing=False,
+                credentials=channel_credentials(self.settings),
+            )
         return self._channels[service]
 
     async def _call(self, service: str, call: Any) -> Answer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +14,8 @@ import httpx
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lgsp.config import Endpoint, Settings, mask_url
+from lgsp.grpc.client import channel_credentials
+from lgsp.tls import client_ssl_context
 
 TIMEOUT = 1.0
 
@@ -24,28 +27,46 @@ class Probe:
     detail: str
 
 
-async def probe(endpoint: Endpoint, limit_s: float = TIMEOUT) -> Probe:
+async def probe(
+    endpoint: Endpoint, limit_s: float = TIMEOUT, settings: Settings | None = None
+) -> Probe:
+    """One endpoint's state; over TLS trusting the platform's CA when `settings` enable it."""
+    tls = settings is not None and settings.tls.enabled
     try:
         if endpoint.protocol == "grpc":
-            return await _grpc(endpoint, limit_s)
+            creds = channel_credentials(settings) if settings is not None and tls else None
+            return await _grpc(endpoint, limit_s, creds)
         if endpoint.protocol == "http":
-            return await _http(endpoint, limit_s)
+            verify = client_ssl_context(settings) if settings is not None and tls else None
+            return await _http(endpoint, limit_s, verify)
         return await _tcp(endpoint, limit_s)
     except Exception as exc:  # a probe must never take the page down
         return Probe(endpoint, "unknown", f"probe failed: {exc}")
 
 
-async def probe_all(endpoints: list[Endpoint], limit_s: float = TIMEOUT) -> list[Probe]:
-    return list(await asyncio.gather(*(probe(e, limit_s) for e in endpoints)))
+async def probe_all(
+    endpoints: list[Endpoint], limit_s: float = TIMEOUT, settings: Settings | None = None
+) -> list[Probe]:
+    return list(await asyncio.gather(*(probe(e, limit_s, settings) for e in endpoints)))
 
 
-async def _grpc(ep: Endpoint, limit_s: float) -> Probe:
-    async with grpc.aio.insecure_channel(ep.address) as channel:
+def _channel(ep: Endpoint, creds: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if creds is not None:
+        return grpc.aio.secure_channel(ep.address, creds)
+    return grpc.aio.insecure_channel(ep.address)
+
+
+async def _grpc(ep: Endpoint, limit_s: float, creds: grpc.ChannelCredentials | None) -> Probe:
+    async with _channel(ep, creds) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             reply = await stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=limit_s)
         except grpc.aio.AioRpcError as exc:
             code = exc.code()
+            details = exc.details() or ""
+            if code == grpc.StatusCode.UNAVAILABLE and "handshake" in details.lower():
+                # Running, but one side speaks TLS and the other not, or the CA differs.
+                return Probe(ep, "degraded", f"TLS handshake failed: {details[-160:]}")
             if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
                 return Probe(ep, "down", "not running")
             if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -55,11 +76,16 @@ async def _grpc(ep: Endpoint, limit_s: float) -> Probe:
     return Probe(ep, "up" if status == "SERVING" else "degraded", status)
 
 
-async def _http(ep: Endpoint, limit_s: float) -> Probe:
-    async with httpx.AsyncClient(timeout=limit_s) as client:
+async def _http(ep: Endpoint, limit_s: float, verify: ssl.SSLContext | None) -> Probe:
+    scheme = "https" if verify is not None else "http"
+    async with httpx.AsyncClient(timeout=limit_s, verify=verify or True) as client:
         try:
-            resp = await client.get(f"http://{ep.address}/healthz")
-        except (httpx.ConnectError, httpx.ConnectTimeout):
+            resp = await client.get(f"{scheme}://{ep.address}/healthz")
+        except httpx.ConnectError as exc:
+            if isinstance(exc.__cause__, ssl.SSLError) or "SSL" in str(exc):
+                return Probe(ep, "degraded", f"TLS handshake failed: {exc}")
+            return Probe(ep, "down", "not running")
+        except httpx.ConnectTimeout:
             return Probe(ep, "down", "not running")
         except httpx.HTTPError as exc:
             return Probe(ep, "degraded", f"no answer: {type(exc).__name__}")

@@ -188,12 +188,13 @@ class IdentityAgencyDirectory(AgencyDirectory):
         """Identity at its configured gRPC port, called with `client_id`'s token. The
         credentials are looked for at each load until found: on a first start identity may
         not have written its demo secrets yet."""
-        from lgsp.grpc.client import channel
+        from lgsp.grpc.client import channel, channel_credentials
 
         address = identity_address(settings)
         token = LazyCredentials(settings, client_id, client_secret)
+        tls = channel_credentials(settings)
         return cls(
-            lambda: channel(address, service_name=service),
+            lambda: channel(address, service_name=service, credentials=tls),
             metadata=token.metadata,
             on_close=token.aclose,
         )
@@ -397,13 +398,14 @@ def identity_credentials(
     writes to <data_dir>/identity-demo.json on first start (embedded default). None when
     neither is there yet (the caller's load then fails and says so)."""
     from lgsp.authn.jwt import issuer_from_settings
+    from lgsp.tls import https_verify
 
     secret = service_secret(settings, client_id, client_secret)
     if not secret:
         log.debug("no client secret for %s yet: identity calls go without a token", client_id)
         return None
     token_url = f"{issuer_from_settings(settings)}/protocol/openid-connect/token"
-    return ClientCredentials(token_url, client_id, secret)
+    return ClientCredentials(token_url, client_id, secret, verify=https_verify(settings))
 
 
 class LazyCredentials:

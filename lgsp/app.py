@@ -29,13 +29,14 @@ from lgsp import db
 from lgsp.authn.sessions import EndedSessions
 from lgsp.bus import Bus, open_bus, run_consumer
 from lgsp.config import Settings, load_settings
-from lgsp.grpc.server import LgspServer, build_server, serve_until_signal
+from lgsp.grpc.server import LgspServer, build_server, serve_until_signal, server_credentials
 from lgsp.inbox import EventProcessor, ensure_topics
 from lgsp.logs import setup_logging
 from lgsp.metrics import MetricsServer, RuntimeCollector
 from lgsp.outbox import OutboxRelay, backoff_delay, pending_count
 from lgsp.plugins import Plugin, Subscription, Wiring, load
 from lgsp.telemetry import setup_telemetry
+from lgsp.tls import uvicorn_ssl
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,7 @@ class ServiceRuntime:
             port=port,
             authenticator=self.wiring.authenticator,
             public_methods=self.wiring.public_methods,
+            credentials=server_credentials(self.settings),
         )
         self._spawn("outbox relay", lambda: self.relay.run(self._stop))
         for sub in self.wiring.subscriptions:
@@ -179,7 +181,7 @@ def apply_telemetry_settings(
     settings as it does under `lgsp up`: the runner passes them as OTEL_* variables, and
     those already set (by the runner or the operator) win."""
     for key, value in settings.process_env(component).items():
-        if key.startswith("OTEL_"):
+        if key.startswith("OTEL_") or key in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE"):
             environ.setdefault(key, value)
 
 
@@ -195,12 +197,18 @@ def serve_metrics(runtime: ServiceRuntime, port: int | None = None) -> MetricsSe
         backlog=lambda: pending_count(engine),
         pool=engine.pool,
     )
+    settings = runtime.settings
     try:
-        served = MetricsServer(runtime.settings.platform.host, port, collector)
+        served = MetricsServer(settings.platform.host, port, collector, **uvicorn_ssl(settings))
     except OSError as exc:
         log.warning("Prometheus metrics not served: port %d: %s", port, exc)
         return None
-    log.info("Prometheus metrics on http://%s:%d/metrics", runtime.settings.platform.host, port)
+    log.info(
+        "Prometheus metrics on %s://%s:%d/metrics",
+        settings.http_scheme,
+        settings.platform.host,
+        port,
+    )
     return served
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import ipaddress
 import json
 import os
 import secrets
@@ -306,6 +307,83 @@ class DevCA:
                 "subject": cert.subject.rfc4514_string(),
                 "agency_code": agency_code,
                 "user_id": user_id,
+                "not_after": cert.not_valid_after_utc.isoformat(),
+                "revoked_at": None,
+                "reason": None,
+            }
+            self._save_index(index)
+        return credential
+
+    def issue_server(
+        self, hosts: list[str], *, valid_days: int = 365, not_before: dt.datetime | None = None
+    ) -> Credential:
+        """A TLS server certificate for the platform's listeners (lgsp.tls): `hosts` are its
+        subject alternative names (IP addresses or DNS names); client auth too, for mTLS."""
+        if not hosts:
+            raise CAError("a server certificate needs at least one host name")
+        names: list[x509.GeneralName] = []
+        for host in dict.fromkeys(hosts):
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(host)))
+            except ValueError:
+                names.append(x509.DNSName(host))
+        key = _new_key()
+        start = (not_before or _now() - dt.timedelta(minutes=5)).replace(microsecond=0)
+        subject = x509.Name(
+            [
+                x509.NameAttribute(NameOID.ORGANIZATION_NAME, "LGSP (development only)"),
+                x509.NameAttribute(NameOID.COMMON_NAME, hosts[0]),
+            ]
+        )
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(self.intermediate_cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(start)
+            .not_valid_after(start + dt.timedelta(days=valid_days))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(
+                x509.KeyUsage(
+                    digital_signature=True,
+                    content_commitment=False,
+                    key_encipherment=True,
+                    data_encipherment=False,
+                    key_agreement=False,
+                    key_cert_sign=False,
+                    crl_sign=False,
+                    encipher_only=False,
+                    decipher_only=False,
+                ),
+                critical=True,
+            )
+            .add_extension(
+                x509.ExtendedKeyUsage(
+                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
+                ),
+                critical=False,
+            )
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+            )
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(
+                    self.intermediate_key.public_key()
+                ),
+                critical=False,
+            )
+            .sign(self.intermediate_key, hashes.SHA256())
+        )
+        credential = Credential(cert, key, (self.intermediate_cert,))
+        with _locked(self.directory):
+            index = self._index()
+            index[credential.serial] = {
+                "kind": "server",
+                "subject": cert.subject.rfc4514_string(),
+                "agency_code": "",
+                "user_id": "",
                 "not_after": cert.not_valid_after_utc.isoformat(),
                 "revoked_at": None,
                 "reason": None,

@@ -240,6 +240,22 @@ class NationalSettings:
 
 
 @dataclass(frozen=True)
+class TlsSettings:
+    """TLS on every listener of the platform (lgsp.tls): gRPC, HTTP, metrics, OTLP."""
+
+    enabled: bool = False
+    # PEM files; "" = a server certificate the development CA (<data_dir>/ca) issues into
+    # <data_dir>/tls/ for `hosts`, and that CA's root as ca_file. With your own cert_file and
+    # key_file, ca_file "" = the system's trust store.
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    # Extra names (comma-separated DNS names or IP addresses) the issued certificate covers
+    # besides loopback, platform.host, this machine's name and every component's name.
+    hosts: str = ""
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One listening socket of one component, for the runner's table and console health."""
 
@@ -263,6 +279,7 @@ class Peer:
     port: int  # its main port: a service's gRPC port, the console's, a national system's
     base_url: str  # http(s)://host:port[/path]: the console, a national system
     listen_port: int  # the port setting it listens on (an endpoint there is reached at port)
+    scheme: str = "http"  # of its other HTTP ports: https when [tls] is enabled
 
     @property
     def address(self) -> str:
@@ -270,10 +287,10 @@ class Peer:
         return f"{self.host}:{self.port}"
 
     def url(self, port: int | None = None) -> str:
-        """http://host:port of another of its ports (its HTTP side), or its base URL."""
+        """scheme://host:port of another of its ports (its HTTP side), or its base URL."""
         if port is None or port == self.port:
             return self.base_url
-        return f"http://{self.host}:{port}"
+        return f"{self.scheme}://{self.host}:{port}"
 
     def reach(self, endpoint: Endpoint) -> Endpoint:
         """One of the component's listening endpoints, as the other processes reach it."""
@@ -287,22 +304,24 @@ def peer(settings: Settings, component: str) -> Peer:
     address reached on loopback) and its port. Every client of a peer asks here; none formats
     host:port itself. KeyError for an unknown component."""
     default_host = _url_host(settings.platform.host)
+    scheme = settings.http_scheme
     if component in NATIONAL_MOCKS:
         port = getattr(settings.national, NATIONAL_MOCKS[component])
         url = getattr(settings.national, f"{component}_url").rstrip("/")
         if not url:
-            return Peer(component, default_host, port, f"http://{default_host}:{port}", port)
+            base = f"{scheme}://{default_host}:{port}"
+            return Peer(component, default_host, port, base, port, scheme)
         parts = urlsplit(url)
         host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else str(parts.hostname)
         default = 443 if parts.scheme == "https" else 80
-        return Peer(component, host, parts.port or default, url, port)
+        return Peer(component, host, parts.port or default, url, port, parts.scheme)
     if component == "console":
         listen, given = settings.console.port, settings.console.address
     else:
         section = settings.service(component)
         listen, given = section.grpc_port, section.address
     host, port = _split_address(given) if given else (default_host, listen)
-    return Peer(component, host, port, f"http://{host}:{port}", listen)
+    return Peer(component, host, port, f"{scheme}://{host}:{port}", listen, scheme)
 
 
 def _split_address(address: str) -> tuple[str, int]:
@@ -324,6 +343,7 @@ class Settings:
     attachments: AttachmentsSettings = field(default_factory=AttachmentsSettings)
     calendar: CalendarSettings = field(default_factory=CalendarSettings)
     national: NationalSettings = field(default_factory=NationalSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
     # One section per installed service, from its plugin (lgsp.plugins): read as
     # settings.documents, settings.service("documents").
     services: Mapping[str, ServiceSettings] = field(default_factory=lambda: _default_services())
@@ -361,8 +381,13 @@ class Settings:
         return dataclasses.replace(self, **{name: section})
 
     @property
+    def http_scheme(self) -> str:
+        """The scheme of the platform's own HTTP listeners: https when [tls] is enabled."""
+        return "https" if self.tls.enabled else "http"
+
+    @property
     def console_url(self) -> str:
-        return f"http://{_url_host(self.platform.host)}:{self.console.port}/"
+        return f"{self.console_otlp_endpoint}/"
 
     @property
     def console_otlp_endpoint(self) -> str:
@@ -436,6 +461,10 @@ class Settings:
                 env["OTEL_EXPORTER_OTLP_HEADERS"] = f"{HEADER}={token}"
         else:
             env["OTEL_SDK_DISABLED"] = "true"
+        if self.tls.enabled:
+            from lgsp.tls import trust_env
+
+            env.update(trust_env(self))
         return env
 
 
@@ -670,6 +699,9 @@ def _cross_check(
             f"{src('calendar', 'working_days')}: {min(both).isoformat()} is also in "
             "calendar.days_off"
         )
+    from lgsp.tls import tls_problems
+
+    problems.extend(f"{src('tls', key)}: {problem}" for key, problem in tls_problems(s))
     # Two components on one port would make the second one crash-loop at start-up.
     seen: dict[int, str] = {}
     for section_name, section in s.sections():

@@ -13,6 +13,8 @@ from typing import Any
 
 import uvicorn
 
+from lgsp.tls import UvicornSsl
+
 
 class QuietServer(uvicorn.Server):
     """uvicorn's server ticking once a second instead of ten times: its tick only refreshes
@@ -41,14 +43,20 @@ class _Uvicorn(QuietServer):
 
 
 def asgi_task(
-    app: Any, host: str, port: int, *, trusted_proxies: Sequence[str] = ()
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    trusted_proxies: Sequence[str] = (),
+    ssl: UvicornSsl | None = None,
 ) -> Callable[[asyncio.Event], Awaitable[None]]:
     """A Wiring background task serving `app` on host:port until stop is set. Forwarded
     headers are believed only from `trusted_proxies` (uvicorn would otherwise believe any from
-    loopback): the client address is what throttles count and audit logs record."""
+    loopback): the client address is what throttles count and audit logs record. `ssl` is
+    lgsp.tls.uvicorn_ssl(settings): HTTPS when [tls] is enabled."""
 
     async def serve(stop: asyncio.Event) -> None:
-        await serve_asgi(app, host, port, stop, trusted_proxies=trusted_proxies)
+        await serve_asgi(app, host, port, stop, trusted_proxies=trusted_proxies, ssl=ssl)
 
     return serve
 
@@ -60,6 +68,7 @@ async def serve_asgi(
     stop: asyncio.Event,
     *,
     trusted_proxies: Sequence[str] = (),
+    ssl: UvicornSsl | None = None,
 ) -> None:
     config = uvicorn.Config(
         app,
@@ -71,6 +80,7 @@ async def serve_asgi(
         http="auto",  # httptools when installed: ~0.3 ms less per request than h11
         proxy_headers=bool(trusted_proxies),
         forwarded_allow_ips=list(trusted_proxies),
+        **(ssl or {}),
     )
     server = _Uvicorn(config)
     task = asyncio.create_task(server.serve())

@@ -150,12 +150,23 @@ def _pool_gauges(pool: Any) -> Iterable[Any]:
 class MetricsServer:
     """prometheus-client's HTTP server on a daemon thread; `close()` stops it."""
 
-    def __init__(self, host: str, port: int, collector: Collector | None = None) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        collector: Collector | None = None,
+        *,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+    ) -> None:
+        """HTTPS when given a certificate and key (the [tls] ones, lgsp.tls.uvicorn_ssl)."""
         self.collector = collector
         if collector is not None:
             REGISTRY.register(collector)
         try:
-            self._server, self._thread = start_http_server(port, addr=host)
+            self._server, self._thread = start_http_server(
+                port, addr=host, certfile=ssl_certfile, keyfile=ssl_keyfile
+            )
         except BaseException:
             if collector is not None:
                 REGISTRY.unregister(collector)

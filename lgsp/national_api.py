@@ -80,7 +80,7 @@ class NationalApi:
         `client_id` (default: the service's [<service>] client_id and client_secret, else the
         demo secret identity wrote; looked for at each call until found)."""
         from lgsp.agencies import LazyCredentials
-        from lgsp.grpc.client import channel
+        from lgsp.grpc.client import channel, channel_credentials
 
         section = settings.service(service)
         client_id = client_id or str(getattr(section, "client_id", service))
@@ -88,8 +88,9 @@ class NationalApi:
         target = address or gateway_address(settings)
         # Until identity's secret is found the gateway answers UNAUTHENTICATED, which says why.
         token = LazyCredentials(settings, client_id, client_secret)
+        tls = channel_credentials(settings)
         return cls(
-            lambda: channel(target, service_name=service),
+            lambda: channel(target, service_name=service, credentials=tls),
             metadata=token.metadata,
             timeout_s=timeout_s,
             on_close=token.aclose,

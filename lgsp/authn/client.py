@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable, Sequence
 
@@ -30,8 +31,10 @@ class ClientCredentials:
         renew_before_s: float = 30.0,
         http_client: httpx.AsyncClient | None = None,
         clock: Callable[[], float] = time.monotonic,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.token_url = token_url
+        self._verify = verify  # the platform's CA when [tls] is on (lgsp.tls)
         self._client_id = client_id
         self._client_secret = client_secret
         self._scope = scope
@@ -50,7 +53,7 @@ class ClientCredentials:
             if self._token is not None and self._clock() < self._expires_at - self._renew_before:
                 return self._token
             if self._client is None:
-                self._client = httpx.AsyncClient(timeout=5.0)
+                self._client = httpx.AsyncClient(timeout=5.0, verify=self._verify)
             data = {"grant_type": "client_credentials"}
             if self._scope:
                 data["scope"] = self._scope

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from lgsp.auth import Principal
 from lgsp.authn.introspection import HttpIntrospector, Introspector
 from lgsp.authn.sessions import EndedSessions
 from lgsp.grpc.errors import Unauthenticated, Unavailable
+from lgsp.tls import https_verify
 
 if TYPE_CHECKING:
     from lgsp.config import Settings
@@ -123,8 +125,10 @@ class JwksCache:
         max_age_s: float = 300.0,
         timeout_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.url = url
+        self._verify = verify  # the platform's CA when [tls] is on (lgsp.tls)
         self._client = http_client
         self._owns_client = http_client is None
         self._min_interval = min_refresh_interval_s
@@ -191,7 +195,7 @@ class JwksCache:
 
     async def _fetch(self) -> dict[str, _VerificationKey]:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
+            self._client = httpx.AsyncClient(timeout=self._timeout, verify=self._verify)
         self.fetches += 1
         response = await self._client.get(self.url, headers={"accept": "application/json"})
         response.raise_for_status()
@@ -314,6 +318,7 @@ class JwtAuthenticator:
         cache_size: int = 4096,
         clock: Callable[[], float] = time.time,
         sessions: EndedSessions | None = None,
+        verify: ssl.SSLContext | bool = True,
     ) -> None:
         self.issuer = issuer.rstrip("/")
         # Ended sessions, followed from identity's sessions topic by the service runtime.
@@ -325,6 +330,7 @@ class JwtAuthenticator:
             http_client=http_client,
             min_refresh_interval_s=min_refresh_interval_s,
             max_age_s=jwks_max_age_s,
+            verify=verify,
         )
         self.jwks.on_removed = self._forget_kids
         self.introspection = introspection
@@ -505,4 +511,5 @@ def authenticator_from_settings(
         sensitive_methods=sensitive,
         # Followed by the service runtime: tokens of ended sessions are refused at once.
         sessions=EndedSessions(),
+        verify=https_verify(settings),
     )

@@ -32,7 +32,13 @@ class NationalClient:
         cls, settings: Settings, api_key: str | None = None, options: ClientOptions | None = None
     ) -> Self:
         key = api_key if api_key is not None else settings.national.api_key
-        return cls(peer(settings, cls.system).url(), key, options)
+        base = peer(settings, cls.system).url()
+        if not settings.tls.enabled:
+            return cls(base, key, options)
+        from lgsp.tls import client_ssl_context
+
+        verify = client_ssl_context(settings)
+        return cls(base, key, options, transport=httpx.AsyncHTTPTransport(verify=verify))
 
     async def aclose(self) -> None:
         await self.http.aclose()

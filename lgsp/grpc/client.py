@@ -7,7 +7,7 @@ opentelemetry-instrumentation-grpc), so a trace follows a request from service t
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -15,7 +15,20 @@ from opentelemetry.instrumentation.grpc import aio_client_interceptors
 
 from lgsp.grpc.server import DEFAULT_MAX_MESSAGE_BYTES
 
-__all__ = ["channel", "client_options"]
+if TYPE_CHECKING:
+    from lgsp.config import Settings
+
+__all__ = ["channel", "channel_credentials", "client_options"]
+
+
+def channel_credentials(settings: Settings) -> grpc.ChannelCredentials | None:
+    """What a client of the platform's gRPC ports dials with: TLS trusting [tls] ca_file
+    (the development CA's root, or the system's roots) when [tls] is enabled, else None."""
+    if not settings.tls.enabled:
+        return None
+    from lgsp.tls import files
+
+    return grpc.ssl_channel_credentials(root_certificates=files(settings).ca_pem())
 
 
 def is_local(target: str) -> bool:

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import grpc.aio
@@ -34,12 +34,16 @@ from lgsp.grpc.interceptors import (
 from lgsp.logs import flush_logs
 from lgsp.telemetry import flush_telemetry
 
+if TYPE_CHECKING:
+    from lgsp.config import Settings
+
 __all__ = [
     "DEFAULT_MAX_MESSAGE_BYTES",
     "AddServicer",
     "LgspServer",
     "build_server",
     "serve_until_signal",
+    "server_credentials",
 ]
 
 log = logging.getLogger("lgsp.grpc")
@@ -182,6 +186,7 @@ def build_server(
     options: Sequence[tuple[str, Any]] = (),
     tracing: bool = True,
     reflection_enabled: bool = True,
+    credentials: grpc.ServerCredentials | None = None,
 ) -> LgspServer:
     """Build and bind (port 0 picks a free one) a grpc.aio server; call inside the event loop.
 
@@ -229,10 +234,23 @@ def build_server(
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
             reflection.aio.ReflectionServicer(names), recorder
         )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if credentials is not None:
+        bound = server.add_secure_port(f"{host}:{port}", credentials)
+    else:
+        bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind gRPC server {service_name} to {host}:{port}")
     return LgspServer(service_name, server, bound, host, service_names, health_servicer)
+
+
+def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
+    """TLS credentials for every gRPC port when [tls] is enabled (lgsp.tls), else None."""
+    if not settings.tls.enabled:
+        return None
+    from lgsp.tls import files
+
+    f = files(settings)
+    return grpc.ssl_server_credentials([(f.key_file.read_bytes(), f.cert_file.read_bytes())])
 
 
 async def serve_until_signal(

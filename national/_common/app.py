@@ -37,6 +37,7 @@ from lgsp.config import NationalSettings
 from lgsp.http_server import run_quietly
 from lgsp.logs import setup_logging
 from lgsp.telemetry import context_from_headers, setup_telemetry
+from lgsp.tls import UvicornSsl
 from national._common.errors import ApiError, error_response
 from national._common.faults import Faults, FaultState, retry_after_header
 
@@ -57,11 +58,13 @@ class MockConfig:
     faults: Faults = field(default_factory=Faults)
     # A mock's own flags (see `serve(add_options=...)`), by argparse dest.
     options: dict[str, Any] = field(default_factory=dict)
+    # uvicorn's ssl_certfile/ssl_keyfile when [tls] is enabled (lgsp.tls.uvicorn_ssl).
+    ssl: UvicornSsl = field(default_factory=lambda: UvicornSsl())
 
     @property
     def public_url(self) -> str:
         host = "127.0.0.1" if self.host in {"0.0.0.0", ""} else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.ssl else 'http'}://{host}:{self.port}"
 
     @property
     def db_path(self) -> Path:
@@ -299,6 +302,7 @@ def parse_config(
     """Settings (port from [national], host and data dir from [platform]) < env < flags;
     `add_options` adds a mock's own flags, handed over in `MockConfig.options`."""
     from lgsp.config import NATIONAL_MOCKS, ConfigError, load_settings
+    from lgsp.tls import uvicorn_ssl
 
     parser = argparse.ArgumentParser(prog=f"python -m national.{name}")
     parser.add_argument("--host")
@@ -353,6 +357,7 @@ def parse_config(
         seed=args.seed,
         faults=fault_config,
         options=own,
+        ssl=uvicorn_ssl(settings),
     )
 
 
@@ -376,6 +381,7 @@ def serve(
             log_level="warning",
             # Held "timeout" calls must not keep a stopping mock alive.
             timeout_graceful_shutdown=1,
+            **config.ssl,
         )
     )
     return 0

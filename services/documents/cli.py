@@ -52,7 +52,7 @@ async def _ask_identity(settings: Any, username: str, agency: str) -> dict[str, 
     from lgsp.agencies import identity_address, identity_credentials
     from lgsp.api.identity.v1 import identity_pb2 as pb
     from lgsp.api.identity.v1 import identity_pb2_grpc
-    from lgsp.grpc.client import channel
+    from lgsp.grpc.client import channel, channel_credentials
 
     credentials = identity_credentials(
         settings, settings.documents.client_id, settings.documents.client_secret
@@ -61,7 +61,8 @@ async def _ask_identity(settings: Any, username: str, agency: str) -> dict[str, 
     found: dict[str, str] = {"agency_code": agency}
     what = f"user {username}" if username else f"agency {agency}"
     try:
-        async with channel(address, service_name="documents-cli") as ch:
+        tls = channel_credentials(settings)
+        async with channel(address, service_name="documents-cli", credentials=tls) as ch:
             stub = identity_pb2_grpc.IdentityServiceStub(ch)
             metadata = tuple(await credentials.metadata()) if credentials else ()
             if username:

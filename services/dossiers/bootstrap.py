@@ -22,6 +22,7 @@ from lgsp.national_api import NationalApi
 from lgsp.netaddr import TrustedProxies, parse_addresses
 from lgsp.plugins import Subscription, Wiring
 from lgsp.ratelimit import KeyedBuckets
+from lgsp.tls import uvicorn_ssl
 from lgsp.workdays import WorkingCalendar
 from services.dossiers.adapters.national import GatewayApplicantVerifier
 from services.dossiers.adapters.payment_platform import PaymentPlatform
@@ -111,7 +112,9 @@ def wire_service(
         ),
         *LookupPage(app, lookup_limits).routes(),
     ]
-    background.append(asgi_task(build_http_app(routes), settings.platform.host, port))
+    background.append(
+        asgi_task(build_http_app(routes), settings.platform.host, port, ssl=uvicorn_ssl(settings))
+    )
     return Wiring(
         servicers=[
             # The RPCs not built yet (docs/dossiers.md) answer UNIMPLEMENTED from the

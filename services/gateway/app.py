@@ -24,6 +24,7 @@ from lgsp.auth import Authenticator
 from lgsp.authn import authenticator_from_settings
 from lgsp.config import Settings, peer
 from lgsp.connectors.http import ClientOptions
+from lgsp.grpc.client import channel_credentials
 from lgsp.plugins import Wiring, discover
 from lgsp.ratelimit import KeyedBuckets
 from services.gateway.limits import Limiter
@@ -256,6 +257,7 @@ def _build(
             public_methods_from_plugins() if opts.public_methods is None else opts.public_methods
         ),
         public_limits=KeyedBuckets(opts.public_per_minute, opts.public_burst),
+        upstream_credentials=channel_credentials(settings),
     )
     if opts.demo_seed:
         from services.gateway.demo import seed_demo_members

@@ -236,8 +236,11 @@ class Proxy(grpc.GenericRpcHandler):
         max_message_bytes: int = 4 * 1024 * 1024,
         public_methods: Iterable[str] = (),
         public_limits: KeyedBuckets | None = None,
+        upstream_credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
         self.registry = registry
+        # TLS to the services when [tls] is on (lgsp.grpc.client.channel_credentials).
+        self.upstream_credentials = upstream_credentials
         # Methods the services declare public (Plugin.public_methods): callable without a
         # token, each caller address under `public_limits`.
         self.public_methods = frozenset(public_methods)
@@ -290,9 +293,11 @@ class Proxy(grpc.GenericRpcHandler):
     def channel(self, target: str) -> grpc.aio.Channel:
         ch = self._channels.get(target)
         if ch is None:
-            ch = grpc.aio.insecure_channel(
-                target, options=client_options("gateway", self.max_message_bytes, target)
-            )
+            options = client_options("gateway", self.max_message_bytes, target)
+            if self.upstream_credentials is not None:
+                ch = grpc.aio.secure_channel(target, self.upstream_credentials, options=options)
+            else:
+                ch = grpc.aio.insecure_channel(target, options=options)
             self._channels[target] = ch
         return ch
 

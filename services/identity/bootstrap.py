@@ -24,6 +24,7 @@ from lgsp.authn import issuer_from_settings
 from lgsp.config import Settings
 from lgsp.http_server import serve_asgi
 from lgsp.plugins import Wiring
+from lgsp.tls import uvicorn_ssl
 from services.identity.adapters.unit_of_work import Storage
 from services.identity.domain.access import MASTER, REALM, SYSTEM
 from services.identity.entrypoints.grpc import (
@@ -231,6 +232,7 @@ def wire_service(
             port,
             stop,
             trusted_proxies=settings.identity.proxies(),
+            ssl=uvicorn_ssl(settings),
         )
         topics.cancel()
 

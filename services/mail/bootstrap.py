@@ -19,6 +19,8 @@ from lgsp.auth import Authenticator
 from lgsp.authn import JwtAuthenticator, authenticator_from_settings, issuer_from_settings
 from lgsp.config import Settings, peer
 from lgsp.plugins import Subscription, Wiring
+from lgsp.tls import files as tls_files
+from lgsp.tls import https_verify
 from lgsp.workdays import WorkingCalendar
 from services.mail.adapters.dkim_keys import DkimKeys, keys_from_settings
 from services.mail.adapters.identity_login import IdentityPasswords
@@ -109,11 +111,15 @@ def wire_service(
             section.client_id,
             lambda: service_secret(settings, section.client_id, section.client_secret),
             authenticator.verify,
+            tls=https_verify(settings),
         )
         closers.append(identity_passwords.aclose)
         passwords = identity_passwords
     if section.tls_cert_file:
         cert, key = Path(section.tls_cert_file), Path(section.tls_key_file)
+    elif settings.tls.enabled:  # the platform's certificate, which its clients already trust
+        platform_tls = tls_files(settings)
+        cert, key = platform_tls.cert_file, platform_tls.key_file
     else:
         cert, key = ensure_self_signed(settings.data_dir / "mail-tls", hostname)
     tls = server_context(cert, key)

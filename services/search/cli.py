@@ -83,6 +83,7 @@ def _token(settings: Any, args: argparse.Namespace) -> str:
     import httpx
 
     from lgsp.authn import issuer_from_settings
+    from lgsp.tls import https_verify
 
     password = (
         sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Mật khẩu: ")
@@ -98,6 +99,7 @@ def _token(settings: Any, args: argparse.Namespace) -> str:
             "scope": "openid",
         },
         timeout=10,
+        verify=https_verify(settings),
     )
     if r.status_code != 200:
         raise RuntimeError(f"sign-in refused: {r.json().get('error_description', r.text)[:200]}")
@@ -139,10 +141,10 @@ async def _search(settings: Any, args: argparse.Namespace, query: str, token: st
 
     from lgsp.api.search.v1 import search_pb2_grpc
     from lgsp.config import peer
-    from lgsp.grpc.client import channel
+    from lgsp.grpc.client import channel, channel_credentials
 
     address = args.address or peer(settings, "search").address
-    ch = channel(address, service_name="lgsp-cli")
+    ch = channel(address, service_name="lgsp-cli", credentials=channel_credentials(settings))
     try:
         stub = search_pb2_grpc.SearchServiceStub(ch)
         res = await stub.Search(

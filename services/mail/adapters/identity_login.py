@@ -10,6 +10,7 @@ With the Keycloak provider this is Keycloak's "direct access grant", the same re
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -34,13 +35,14 @@ class IdentityPasswords:
         verify: Callable[[str], Awaitable[Principal]],
         *,
         timeout_s: float = 10.0,
+        tls: ssl.SSLContext | bool = True,
     ) -> None:
         self.token_url = f"{issuer}/protocol/openid-connect/token"
         self.revoke_url = f"{issuer}/protocol/openid-connect/revoke"
         self._client_id = client_id
         self._secret = client_secret
         self._verify = verify
-        self._http = httpx.AsyncClient(timeout=timeout_s)
+        self._http = httpx.AsyncClient(timeout=timeout_s, verify=tls)
 
     async def check(self, username: str, password: str) -> str | None:
         auth = (self._client_id, self._secret())
