@@ -380,6 +380,12 @@ class Settings:
             return dataclasses.replace(self, services={**self.services, name: section})
         return dataclasses.replace(self, **{name: section})
 
+    def peer_hosts(self) -> list[str]:
+        """The hosts the services and the console are reached at (`peer()`), brackets off:
+        what a server certificate for the platform must name. Not the national systems' URLs:
+        those name the real systems, which have certificates of their own."""
+        return [peer(self, name).host.strip("[]") for name in ("console", *self.services)]
+
     @property
     def http_scheme(self) -> str:
         """The scheme of the platform's own HTTP listeners: https when [tls] is enabled."""

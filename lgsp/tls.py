@@ -74,7 +74,6 @@ def server_hosts(settings: Settings) -> list[str]:
     """The names the issued certificate covers: loopback, platform.host, this machine's name,
     each component's name (a container per component is reached by it), the host of each
     configured peer address (`[<service>] address`) and [tls] hosts."""
-    from lgsp.config import peer
     from lgsp.netaddr import parse_addresses
 
     hosts = ["127.0.0.1", "::1", "localhost"]
@@ -83,11 +82,7 @@ def server_hosts(settings: Settings) -> list[str]:
     hosts.append(socket.gethostname())
     components = dict.fromkeys(e.component for e in settings.endpoints())
     hosts += [c.replace("_", "-") for c in components]
-    for c in components:
-        try:
-            hosts.append(peer(settings, c.replace("_", "-")).host.strip("[]"))
-        except KeyError:
-            pass  # a component no peer reaches (nothing dials it)
+    hosts += settings.peer_hosts()
     hosts += parse_addresses(settings.tls.hosts)
     return list(dict.fromkeys(h.lower() for h in hosts if h))
 
