@@ -125,6 +125,10 @@ clients = sa.Table(
     sa.Column(
         "allow_app_passwords", sa.Boolean, nullable=False, default=False, server_default=sa.false()
     ),
+    # OpenID Connect Back-Channel Logout 1.0: where its logout tokens go ("" = none).
+    sa.Column(
+        "backchannel_logout_uri", sa.String(2000), nullable=False, default="", server_default=""
+    ),
     sa.UniqueConstraint("realm", "client_id", name="uq_clients_client_id"),
 )
 
@@ -154,6 +158,32 @@ sessions = sa.Table(
     sa.Column("client_id", sa.String(64), nullable=False),
     sa.Column("scope", sa.String(500), nullable=False, default=""),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("revoked_reason", sa.String(64), nullable=False, default=""),
+    # The browser's SSO session it was started from (None: a direct grant).
+    sa.Column("sso_session_id", sa.String(36), nullable=True, index=True),
+    # How the user authenticated (OIDC auth_time, acr; amr space-separated, RFC 8176).
+    sa.Column("auth_time", sa.Float, nullable=True),
+    sa.Column("acr", sa.String(16), nullable=False, default="", server_default=""),
+    sa.Column("amr", sa.String(64), nullable=False, default="", server_default=""),
+)
+
+# A browser's sign-in (the cookie holds "<id>.<secret>", stored as SHA-256): every client's
+# authorization request reuses it, without the form, until it idles out, reaches its
+# maximum life or is logged out, which ends every client session started from it.
+sso_sessions = sa.Table(
+    "sso_sessions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("realm", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(36), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("auth_time", sa.Float, nullable=False),
+    sa.Column("acr", sa.String(16), nullable=False),
+    sa.Column("amr", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
     sa.Column("revoked_reason", sa.String(64), nullable=False, default=""),

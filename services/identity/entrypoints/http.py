@@ -30,6 +30,7 @@ from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.sso import SingleSignOn
 from services.identity.service_layer.users import Users
 
 
@@ -72,9 +73,10 @@ class OidcApp:
         roles: Roles,
         groups: Groups,
         clients: Clients,
+        sso: SingleSignOn,
     ) -> None:
         self.storage = storage
-        self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients)
+        self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients, sso)
         self.admin = AdminRest(users, roles, groups, clients, sessions)
 
     async def healthz(self, request: Request) -> Response:

@@ -72,6 +72,20 @@ def login_page(action: str, hidden: dict[str, str], error: str = "", username: s
 </main></body></html>"""
 
 
+def logout_page(action: str) -> str:
+    """Asks before ending the SSO session when the application sent no id_token_hint (a
+    link on another site must not sign the official out of every application)."""
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><title>Đăng xuất — LGSP</title>
+<style>{_STYLE}</style></head><body><main>
+<h1>Đăng xuất</h1><p class="sub">Bạn có muốn đăng xuất khỏi tất cả các ứng dụng?</p>
+<form method="post" action="{escape(action)}">
+<input type="hidden" name="confirm" value="1">
+<button type="submit">Đăng xuất</button>
+</form>
+</main></body></html>"""
+
+
 def error_page(message: str) -> str:
     return f"""<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><title>Lỗi đăng nhập — LGSP</title>

@@ -24,12 +24,14 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.identity.domain import errors as de
+from services.identity.domain import sessions as rules
 from services.identity.domain.model import Status, check_redirect_uri
 from services.identity.entrypoints.login_page import (
     MESSAGES,
     content_security_policy,
     error_page,
     login_page,
+    logout_page,
 )
 from services.identity.entrypoints.web import (
     OAuthError,
@@ -44,8 +46,10 @@ from services.identity.service_layer.grants import Grants
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.sso import SingleSignOn
 
 LOGIN_COOKIE = "lgsp_login"
+SSO_COOKIE = "LGSP_SSO"  # "<SSO session id>.<secret>" (Keycloak's KEYCLOAK_IDENTITY)
 FORM_TOKEN_FIELD = "form_token"
 FORM_TOKEN_TTL = 1800  # a login page left open longer than this must be reloaded
 _BOUND = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
@@ -78,8 +82,15 @@ def form_token_ok(
 
 class OidcEndpoints:
     def __init__(
-        self, keys: KeyStore, logins: Logins, grants: Grants, sessions: Sessions, clients: Clients
+        self,
+        keys: KeyStore,
+        logins: Logins,
+        grants: Grants,
+        sessions: Sessions,
+        clients: Clients,
+        sso: SingleSignOn,
     ) -> None:
+        self.sso = sso
         self.keys = keys
         self.logins = logins
         self.grants = grants
@@ -111,6 +122,10 @@ class OidcEndpoints:
                 "introspection_endpoint": f"{oidc}/token/introspect",
                 "userinfo_endpoint": f"{oidc}/userinfo",
                 "end_session_endpoint": f"{oidc}/logout",
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
+                "prompt_values_supported": ["none", "login"],
+                "acr_values_supported": [rules.ACR_PASSWORD, rules.ACR_TWO_FACTOR],
                 "revocation_endpoint": f"{oidc}/revoke",
                 "jwks_uri": f"{oidc}/certs",
                 "grant_types_supported": [
@@ -137,6 +152,10 @@ class OidcEndpoints:
                     "agency_code",
                     "agency_roles",
                     "realm_access",
+                    "auth_time",
+                    "acr",
+                    "amr",
+                    "sid",
                 ],
             }
         )
@@ -183,7 +202,7 @@ class OidcEndpoints:
                 form.get("code_verifier", ""),
             )
         else:
-            raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant[:40]!r}")
+            raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant[:120]!r}")
         return JSONResponse(out, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
     async def introspect(self, request: Request) -> Response:
@@ -208,31 +227,72 @@ class OidcEndpoints:
         return JSONResponse(await asyncio.to_thread(self.sessions.userinfo, realm, token))
 
     async def logout(self, request: Request) -> Response:
+        """Keycloak's POST with a client's refresh token (→ 204), or RP-initiated logout
+        (OpenID Connect RP-Initiated Logout 1.0; GET or a form POST): either ends the SSO
+        session with every client session started from it."""
         realm = realm_of(request)
-        if request.method == "GET":
-            # RP-initiated logout: end the session named by id_token_hint, then go back only
-            # to a URI registered for that client.
-            hint = request.query_params.get("id_token_hint", "")
-            target = request.query_params.get("post_logout_redirect_uri", "")
-            if hint:
-                try:
-                    claims = joserfc.jwt.decode(hint, self.keys.keyset()).claims
-                    if claims.get("sid"):
-                        await asyncio.to_thread(self.sessions.end_session, str(claims["sid"]))
-                    if target:
-                        await asyncio.to_thread(
-                            self._check_redirect, realm, str(claims.get("aud")), target
-                        )
-                        return RedirectResponse(target, status_code=302)
-                except Exception:  # a bad hint, an unknown client or URI: no redirect
-                    return HTMLResponse(error_page("Yêu cầu đăng xuất không hợp lệ."), 400)
-            return HTMLResponse(error_page("Bạn đã đăng xuất."), 200)
-        form = await read_form(request)
-        cid, secret = client_credentials(request, form)
-        await asyncio.to_thread(
-            self.sessions.logout, realm, cid, secret, form.get("refresh_token", "")
-        )
-        return Response(status_code=204)
+        params = dict(request.query_params)
+        if request.method == "POST":
+            form = await read_form(request)
+            if "refresh_token" in form:
+                cid, secret = client_credentials(request, form)
+                sid = await asyncio.to_thread(
+                    self.sessions.logout_session, realm, cid, secret, form["refresh_token"]
+                )
+                await asyncio.to_thread(self.sso.end_by_session, realm, sid)
+                return Response(status_code=204)
+            params.update(form)
+        hint = params.get("id_token_hint", "")
+        target = params.get("post_logout_redirect_uri", "")
+        client_id = params.get("client_id", "")
+        cookie = request.cookies.get(SSO_COOKIE, "")
+        if hint:
+            try:
+                claims = await asyncio.to_thread(self._hint_claims, realm, hint)
+            except (de.Refused, ValueError):
+                return HTMLResponse(error_page("Yêu cầu đăng xuất không hợp lệ."), 400)
+            client_id = client_id or str(claims.get("aud", ""))
+            if claims.get("sid"):
+                await asyncio.to_thread(self.sso.end_by_session, realm, str(claims["sid"]))
+        elif cookie:
+            sso = await asyncio.to_thread(self.sso.find, realm, cookie)
+            if sso is not None and not (request.method == "POST" and params.get("confirm")):
+                # No hint: ask first. The POST carries the cookie only from this origin
+                # (SameSite=Lax), so another site cannot confirm it for the official.
+                return HTMLResponse(logout_page(str(request.url.replace(query=""))))
+            if sso is not None:
+                await asyncio.to_thread(self.sso.end, realm, sso["id"])
+        if target:
+            try:
+                await asyncio.to_thread(self._check_redirect, realm, client_id, target)
+            except de.DomainError:  # an unknown client or URI: never redirect there
+                response: Response = HTMLResponse(
+                    error_page("Địa chỉ chuyển hướng không hợp lệ."), 400
+                )
+            else:
+                state = params.get("state", "")
+                sep = "&" if "?" in target else "?"
+                query = f"{sep}{urlencode({'state': state})}" if state else ""
+                response = RedirectResponse(target + query, status_code=302)
+        else:
+            response = HTMLResponse(error_page("Bạn đã đăng xuất."), 200)
+        response.delete_cookie(SSO_COOKIE, path=self._cookie_path(realm))
+        return response
+
+    def _hint_claims(self, realm: str, hint: str) -> dict[str, Any]:
+        """An ID token this provider issued in this realm (expired ones too: OIDC RP-Initiated
+        Logout §2 lets a client send the last one it has)."""
+        try:
+            claims = dict(joserfc.jwt.decode(hint, self.keys.keyset()).claims)
+        except Exception:  # joserfc raises many kinds for a malformed or foreign token
+            raise de.BadRequest("Invalid id_token_hint") from None
+        if claims.get("iss") != self.sessions.issuer(realm) or claims.get("typ") != "ID":
+            raise de.BadRequest("Invalid id_token_hint")
+        return claims
+
+    @staticmethod
+    def _cookie_path(realm: str) -> str:
+        return f"/realms/{realm}/"
 
     # --- authorization code + PKCE login page ---------------------------------------------
 
@@ -288,6 +348,29 @@ class OidcEndpoints:
                 return back(error="invalid_request", error_description="Only S256 PKCE")
         elif client["secret_hash"] is None:
             return back(error="invalid_request", error_description="Missing code_challenge")
+        try:
+            prompt = rules.parse_prompt(params.get("prompt", ""))
+            max_age = rules.parse_max_age(params.get("max_age", ""))
+        except de.BadRequest as exc:
+            return back(error="invalid_request", error_description=exc.message)
+        cookie = request.cookies.get(SSO_COOKIE, "")
+        sso = await asyncio.to_thread(self.sso.find, realm, cookie) if cookie else None
+        if request.method == "GET" and sso is not None:
+            auth = rules.Authentication.of(sso)
+            assert auth is not None
+            if not rules.must_authenticate(prompt, max_age, auth, time.time()):
+                # Signed in already in this browser: a code at once, no form.
+                try:
+                    code, sid = await asyncio.to_thread(
+                        self._reuse, realm, client, sso, hidden, method, client_ctx(request)
+                    )
+                except de.Refused:
+                    sso = None  # the account was disabled meanwhile: sign in again
+                else:
+                    return back(code=code, session_state=sid, iss=self.sessions.issuer(realm))
+        if request.method == "GET" and "none" in prompt:
+            # OIDC Core §3.1.2.6: no page may be shown.
+            return back(error="login_required", error_description="Sign-in required")
         action = str(request.url.replace(query=""))
         form_keys = await asyncio.to_thread(self.keys.form_keys)
         nonce = request.cookies.get(LOGIN_COOKIE, "")
@@ -300,7 +383,8 @@ class OidcEndpoints:
                 request, action, realm, hidden, form_keys, nonce, MESSAGES["form"], status=403
             )
         if request.method == "GET":
-            return self._login_form(request, action, realm, hidden, form_keys, nonce)
+            hint = params.get("login_hint", "")[:64]
+            return self._login_form(request, action, realm, hidden, form_keys, nonce, "", hint)
         username = params.get("username", "")
         ctx = client_ctx(request)
         try:
@@ -313,6 +397,14 @@ class OidcEndpoints:
                 client["client_id"],
                 ctx,
             )
+            auth = rules.Authentication.password(time.time(), bool(user["totp_secret"]))
+            new_cookie = ""
+            if sso is not None and sso["user_id"] == user["id"]:
+                row = self.sso.again(sso, auth)  # signed in again in the same SSO session
+            else:
+                if sso is not None:  # another official signs in on this browser
+                    await asyncio.to_thread(self.sso.end, realm, sso["id"], "replaced")
+                row, new_cookie = self.sso.new(realm, user["id"], auth, time.time())
             code, sid = await asyncio.to_thread(
                 self.grants.issue_code,
                 realm,
@@ -324,6 +416,8 @@ class OidcEndpoints:
                 hidden.get("scope", "openid"),
                 hidden.get("nonce", ""),
                 ctx,
+                row,
+                new_sso=bool(new_cookie),
             )
         except de.Refused as exc:
             msg = MESSAGES.get(exc.message, "Không thể đăng nhập.")
@@ -338,7 +432,44 @@ class OidcEndpoints:
                 username[:64],
                 status=429 if isinstance(exc, de.Throttled) else 401,
             )
-        return back(code=code, session_state=sid, iss=self.sessions.issuer(realm))
+        response = back(code=code, session_state=sid, iss=self.sessions.issuer(realm))
+        if new_cookie:
+            response.set_cookie(
+                SSO_COOKIE,
+                new_cookie,
+                path=self._cookie_path(realm),
+                secure=request.url.scheme == "https",
+                httponly=True,
+                # Lax: sent when another application's page sends the browser here (a
+                # top-level GET), never with another site's POST.
+                samesite="lax",
+            )
+        return response
+
+    def _reuse(
+        self,
+        realm: str,
+        client: Any,
+        sso: Any,
+        hidden: dict[str, str],
+        method: str,
+        ctx: Any,
+    ) -> tuple[str, str]:
+        with self.sessions.storage.read() as r:
+            user = r.accounts.one(sso["user_id"])
+        return self.grants.issue_code(
+            realm,
+            client,
+            user,
+            hidden["redirect_uri"],
+            hidden.get("code_challenge", ""),
+            method,
+            hidden.get("scope", "openid"),
+            hidden.get("nonce", ""),
+            ctx,
+            sso,
+            signed_in=False,
+        )
 
     @staticmethod
     def _login_form(
