@@ -70,6 +70,9 @@ class GrantRepository:
     def remove(self, user_id: str, role: str, agency_code: str | None) -> None:
         self.s.execute(sa.delete(t.role_grants).where(self._key(user_id, role, agency_code)))
 
+    def rename_role(self, old: str, new: str) -> None:
+        self.s.execute(sa.update(t.role_grants).where(t.role_grants.c.role == old).values(role=new))
+
     def remove_role(self, role: str) -> None:
         self.s.execute(sa.delete(t.role_grants).where(t.role_grants.c.role == role))
 
@@ -94,6 +97,13 @@ class RealmRoleRepository:
             sa.insert(t.realm_roles).values(id=rid, realm=realm, name=name, description=description)
         )
         return rid
+
+    def update(self, realm: str, role: str, **values: Any) -> None:
+        self.s.execute(
+            sa.update(t.realm_roles)
+            .where(t.realm_roles.c.realm == realm, t.realm_roles.c.name == role)
+            .values(**values)
+        )
 
     def remove(self, realm: str, name: str) -> None:
         self.s.execute(

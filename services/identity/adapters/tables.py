@@ -43,6 +43,8 @@ users = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=True),
     sa.Column("password_temporary", sa.Boolean, nullable=False, default=False),
+    # Keycloak's required actions besides UPDATE_PASSWORD (password_temporary), space-separated.
+    sa.Column("required_actions", sa.String(200), nullable=False, default="", server_default=""),
     sa.Column("totp_secret", sa.String(64), nullable=True),
     sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
     sa.Column("locked_until", sa.Float, nullable=True),

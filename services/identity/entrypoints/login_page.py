@@ -107,6 +107,10 @@ MESSAGES = {
         "15 phút)."
     ),
     "Invalid one-time code (totp)": "Mã xác thực hai lớp không đúng.",
+    "Account is not fully set up": (
+        "Tài khoản chưa hoàn tất thiết lập (đổi mật khẩu, cài đặt xác thực hai lớp hoặc xác "
+        "minh thông tin). Vui lòng liên hệ quản trị hệ thống."
+    ),
     "Too many failed sign-ins from this address": (
         "Quá nhiều lần đăng nhập sai từ địa chỉ này. Vui lòng thử lại sau ít phút."
     ),

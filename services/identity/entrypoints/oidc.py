@@ -397,6 +397,7 @@ class OidcEndpoints:
                 client["client_id"],
                 ctx,
             )
+            await asyncio.to_thread(self.grants.require_set_up, user)
             auth = rules.Authentication.password(time.time(), bool(user["totp_secret"]))
             new_cookie = ""
             if sso is not None and sso["user_id"] == user["id"]:

@@ -33,6 +33,7 @@ from services.identity.service_layer.logins import ClientContext, Logins
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
+NOT_SET_UP = "Account is not fully set up"
 SSO_TOUCH_EVERY = 30  # seconds: a refresh marks its SSO session in use at most this often
 
 
@@ -164,9 +165,7 @@ class Grants:
             ctx,
             app_password_client=client["allow_app_passwords"],
         )
-        if user["password_temporary"]:
-            self.logins.release(user)
-            raise GrantRefused("Account is not fully set up (change the password)")
+        self.require_set_up(user)
         with self.storage.token_change() as uow:
             r = uow.repos
             # Decided in the transaction that issues the tokens: a lock that won meanwhile
@@ -185,6 +184,13 @@ class Grants:
         self.logins.committed()
         return out
 
+    def require_set_up(self, user: Row) -> None:
+        """Refuse an account with required actions pending (a temporary password included),
+        whose password was right (Keycloak's "Account is not fully set up")."""
+        if user["password_temporary"] or user["required_actions"]:
+            self.logins.release(user)
+            raise GrantRefused(NOT_SET_UP)
+
     def _app_password_grant(
         self, realm: str, client: Row, username: str, letters: str, scope: str, ctx: ClientContext
     ) -> dict[str, Any]:
@@ -197,9 +203,7 @@ class Grants:
         user, app_password_id = self.logins.check_app_password(
             realm, username, letters, client_id, ctx
         )
-        if user["password_temporary"]:
-            self.logins.release(user)
-            raise GrantRefused("Account is not fully set up (change the password)")
+        self.require_set_up(user)
         method = ev.LOGIN_METHOD_APP_PASSWORD
         with self.storage.token_change() as uow:
             r = uow.repos

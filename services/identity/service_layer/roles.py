@@ -131,6 +131,39 @@ class Roles(DirectoryUseCases):
             uow.commit()
         return name
 
+    def update_realm_role(
+        self, actor: Actor, realm: str, name: str, new_name: str, description: str
+    ) -> None:
+        """Keycloak's PUT roles/{name}: a realm role's name and description. The built-in
+        roles (what the platform's rules name) keep both."""
+        require_platform_admin(actor)
+        if not self.is_role(realm, name):
+            raise NotFound(f"role {name} not found")
+        new_name = new_name or name
+        desc = model.check_name(description, "description", 300, False)
+        if name in model.ROLE_NUMBERS:
+            if new_name != name:
+                raise Invalid("name", "built-in roles cannot be renamed")
+            if desc and desc != model.ROLE_DESCRIPTIONS[name]:
+                raise Invalid("description", "built-in roles keep their description")
+            return
+        model.check_client_id(new_name, "name")
+        if new_name != name and self.is_role(realm, new_name):
+            raise AlreadyExists(f"role {new_name} already exists")
+        with self.change() as uow:
+            r = uow.repos
+            r.realm_roles.update(realm, name, name=new_name, description=desc)
+            if new_name != name:
+                r.grants.rename_role(name, new_name)
+            r.audit.write(actor.id, "role.update", name, remote_ip=actor.remote_ip, name=new_name)
+            self.commit(uow)
+
+    def members(self, realm: str, name: str, first: int, size: int) -> list[Any]:
+        if not self.is_role(realm, name):
+            raise NotFound(f"role {name} not found")
+        with self.storage.read() as r:
+            return r.accounts.holding(realm, name, first, size)
+
     def delete_realm_role(self, actor: Actor, realm: str, name: str) -> None:
         if not self.is_role(realm, name):
             raise NotFound(f"role {name} not found")

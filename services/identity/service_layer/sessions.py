@@ -100,6 +100,15 @@ class Sessions:
             "token_type": "Bearer",
         }
 
+    def of_user(self, user_id: str) -> list[Any]:
+        """An account's open client sessions (admin REST users/{id}/sessions)."""
+        with self.storage.read() as r:
+            return r.sessions.of_user(user_id, time.time())
+
+    def of_client(self, realm: str, client_id: str) -> list[Any]:
+        with self.storage.read() as r:
+            return r.sessions.of_client(realm, client_id, time.time())
+
     def userinfo(self, realm: str, token: str) -> dict[str, Any]:
         return rules.userinfo(self.verify(realm, token))
 

@@ -91,6 +91,7 @@ class SingleSignOn:
             now = time.time()
             gone = uow.repos.sessions.end_sso(sso_id, reason, now)
             ended.sessions_ended(uow, gone, ended.LOGOUT, now)
+            self._audit(uow, gone, reason, sso_session=sso_id)
             targets = uow.repos.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
             uow.commit()
         self.storage.after_commit()
@@ -111,11 +112,19 @@ class SingleSignOn:
             now = time.time()
             gone = uow.repos.sessions.revoke(sid, reason, now)
             ended.sessions_ended(uow, gone, ended.LOGOUT, now)
+            self._audit(uow, gone, reason, session=sid)
             targets = uow.repos.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
             uow.commit()
         self.storage.after_commit()
         self.notify(realm, gone, targets)
         return len(gone)
+
+    @staticmethod
+    def _audit(uow: Any, gone: list[Row], reason: str, **details: str) -> None:
+        if gone:
+            user = gone[0]["user_id"]
+            clients = ",".join(sorted({g["client_id"] for g in gone}))
+            uow.repos.audit.write(user, "logout", user, reason=reason, clients=clients, **details)
 
     def logout_token(self, realm: str, session: Row, now: float) -> str:
         """OIDC Back-Channel Logout §2.4: sub and sid (the `sid` of that client's tokens)."""

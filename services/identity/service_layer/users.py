@@ -329,6 +329,26 @@ class Users(DirectoryUseCases):
             self.commit(uow)
         return len(gone)
 
+    def set_required_actions(
+        self, actor: Actor, user_id: str, actions: Any, realm: str | None = None
+    ) -> None:
+        """Keycloak's requiredActions on a user: stored, and enforced at every sign-in."""
+        wanted = rules.check_required_actions(actions)
+        with self.change() as uow:
+            r = uow.repos
+            row = self._administered(r, actor, user_id, realm)
+            if rules.required_actions(row) == wanted:
+                return
+            r.accounts.update(
+                user_id,
+                password_temporary="UPDATE_PASSWORD" in wanted,
+                required_actions=" ".join(a for a in wanted if a != "UPDATE_PASSWORD"),
+                updated_at=now(),
+                version=row["version"] + 1,
+            )
+            self.record(uow, actor, "user.update", user_id, None, required_actions=wanted)
+            self.commit(uow)
+
     def set_totp(self, actor: Actor, user_id: str, enable: bool) -> str:
         """Turn the TOTP second factor on (returns the new base32 secret) or off."""
         secret = security.new_totp_secret() if enable else None
@@ -373,9 +393,9 @@ class Users(DirectoryUseCases):
         with self.storage.read() as r:
             return r.accounts.people(realm, **query)
 
-    def count_people(self, realm: str) -> int:
+    def count_people(self, realm: str, **query: Any) -> int:
         with self.storage.read() as r:
-            return r.accounts.count_people(realm)
+            return r.accounts.count_people(realm, **query)
 
     def list(self, req: pb.ListUsersRequest, realm: str = REALM) -> pb.ListUsersResponse:
         offset, size = page(req.page_size, req.page_token, 50, 500)

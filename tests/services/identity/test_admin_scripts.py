@@ -1,0 +1,341 @@
+"""Issue 19 item 3: the admin REST calls Keycloak administrators script, each driven by
+python-keycloak's own KeycloakAdmin method against the running identity service."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from keycloak import KeycloakAdmin, KeycloakOpenID
+from keycloak.exceptions import (
+    KeycloakAuthenticationError,
+    KeycloakDeleteError,
+    KeycloakGetError,
+    KeycloakPostError,
+    KeycloakPutError,
+)
+
+from lgsp.api.identity.v1 import identity_pb2 as pb
+from services.identity.domain.access import SYSTEM
+from tests.services.identity.conftest import ADMIN_PASSWORD, Running, start_identity
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+JUSTICE = "000.00.12.H30"
+FINANCE = "000.00.13.H30"
+PASSWORD = "Chuyen-Vien-2025!"
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def run(
+    tmp_path_factory: pytest.TempPathFactory, module_db_url: str
+) -> AsyncIterator[tuple[Running, str]]:
+    """Identity (SQLite, then PostgreSQL) with two agencies and a confidential client."""
+    tmp = tmp_path_factory.mktemp("admin-scripts")
+    runtime, ident, base = await start_identity(tmp, module_db_url)
+    for code, name in ((JUSTICE, "Sở Tư pháp"), (FINANCE, "Sở Tài chính")):
+        await asyncio.to_thread(
+            ident.agencies.create,
+            SYSTEM,
+            pb.Agency(code=code, name=name, level=pb.AGENCY_LEVEL_DEPARTMENT),
+        )
+    _, secret, _ = await asyncio.to_thread(
+        ident.clients.create,
+        SYSTEM,
+        pb.ClientSystem(client_id="qlvb", display_name="QLVB", owner_agency_code=JUSTICE),
+        roles=["clerk"],
+    )
+    try:
+        yield Running(runtime, ident, base, runtime.server.address, tmp), secret
+    finally:
+        await runtime.stop(grace=1)
+
+
+def kc_admin(run: Running) -> KeycloakAdmin:
+    return KeycloakAdmin(
+        server_url=run.base_url,
+        username="admin",
+        password=ADMIN_PASSWORD,
+        realm_name="lgsp",
+        user_realm_name="master",
+        client_id="admin-cli",
+    )
+
+
+def new_user(kc: KeycloakAdmin, agency: str = JUSTICE, **extra: Any) -> tuple[str, str]:
+    name = f"cv{uuid.uuid4().hex[:8]}.stp"
+    uid = kc.create_user(
+        {
+            "username": name,
+            "firstName": "Bích",
+            "lastName": "Trần Thị",
+            "enabled": True,
+            "attributes": {"agency_code": [agency]},
+            "credentials": [{"type": "password", "value": PASSWORD, "temporary": False}],
+            **extra,
+        }
+    )
+    return uid, name
+
+
+def oidc(run: Running, secret: str) -> KeycloakOpenID:
+    return KeycloakOpenID(
+        server_url=run.base_url, realm_name="lgsp", client_id="qlvb", client_secret_key=secret
+    )
+
+
+async def test_update_realm_role_and_role_members(run: tuple[Running, str]) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        name = f"r{uuid.uuid4().hex[:6]}"
+        kc.create_realm_role({"name": name, "description": "Vai trò thử"})
+        kc.update_realm_role(name, {"name": f"{name}-2", "description": "Vai trò đã đổi"})
+        assert kc.get_realm_role(f"{name}-2")["description"] == "Vai trò đã đổi"
+        with pytest.raises(KeycloakGetError):
+            kc.get_realm_role(name)
+        with pytest.raises(KeycloakPutError) as builtin:
+            kc.update_realm_role("leader", {"name": "sep"})
+        assert builtin.value.response_code == 400
+        with pytest.raises(KeycloakPutError) as missing:
+            kc.update_realm_role("khong-co", {"description": "x"})
+        assert missing.value.response_code == 404
+        uid, _ = new_user(kc)
+        kc.assign_realm_roles(uid, [kc.get_realm_role(f"{name}-2")])
+        members = kc.get_realm_role_members(f"{name}-2")
+        assert [m["id"] for m in members] == [uid]
+
+    await asyncio.to_thread(flow)
+
+
+async def test_update_client_and_password_grant_rules(run: tuple[Running, str]) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        cid = f"web{uuid.uuid4().hex[:6]}"
+        kc.create_client(
+            {"clientId": cid, "publicClient": True, "redirectUris": ["https://a.example/cb"]}
+        )
+        internal = kc.get_client_id(cid)
+        assert internal is not None
+        assert kc.get_client(internal)["directAccessGrantsEnabled"] is False  # public
+        kc.update_client(
+            internal,
+            {
+                "name": "Cổng web",
+                "redirectUris": ["https://b.example/cb"],
+                "attributes": {"backchannel.logout.url": "https://b.example/logout"},
+            },
+        )
+        rep = kc.get_client(internal)
+        assert rep["redirectUris"] == ["https://b.example/cb"] and rep["name"] == "Cổng web"
+        assert rep["attributes"]["backchannel.logout.url"] == "https://b.example/logout"
+        for bad in (
+            {"directAccessGrantsEnabled": True},  # a public client takes no passwords
+            {"redirectUris": ["https://b.example/*"]},
+            {"attributes": {"backchannel.logout.url": "javascript:alert(1)"}},
+        ):
+            with pytest.raises(KeycloakPutError) as err:
+                kc.update_client(internal, bad)
+            assert err.value.response_code == 400, bad
+        assert kc.get_client(internal)["redirectUris"] == ["https://b.example/cb"]
+
+    await asyncio.to_thread(flow)
+
+
+async def test_users_count_filters_and_the_agency_attribute(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        uid, name = new_user(kc, FINANCE)
+        assert kc.users_count({"username": name}) == 1
+        assert kc.users_count({"search": name[:6]}) == 1
+        assert kc.users_count({"q": f"agency_code:{FINANCE}"}) == 1
+        assert kc.users_count({"q": f"agency_code:{FINANCE}", "enabled": "false"}) == 0
+        assert kc.users_count() >= 2
+        with pytest.raises(KeycloakGetError) as bad:
+            kc.users_count({"enabled": "perhaps"})
+        assert bad.value.response_code == 400
+        # The agency is a user attribute settable over REST, and what tokens say.
+        kc.update_user(uid, {"attributes": {"agency_code": [JUSTICE]}})
+        assert kc.get_user(uid)["attributes"]["agency_code"] == [JUSTICE]
+        assert kc.users_count({"q": f"agency_code:{FINANCE}"}) == 0
+        tok = oidc(r, secret).token(name, PASSWORD)
+        claims = oidc(r, secret).decode_token(tok["access_token"])
+        assert claims["agency_code"] == JUSTICE
+
+    await asyncio.to_thread(flow)
+
+
+async def test_required_actions_are_stored_and_enforced(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        uid, name = new_user(kc, requiredActions=["VERIFY_PROFILE"])
+        assert kc.get_user(uid)["requiredActions"] == ["VERIFY_PROFILE"]
+        with pytest.raises(KeycloakPostError) as refused:
+            oidc(r, secret).token(name, PASSWORD)
+        assert b"not fully set up" in refused.value.response_body
+        kc.update_user(uid, {"requiredActions": ["UPDATE_PASSWORD", "CONFIGURE_TOTP"]})
+        assert kc.get_user(uid)["requiredActions"] == ["UPDATE_PASSWORD", "CONFIGURE_TOTP"]
+        with pytest.raises(KeycloakPutError) as bad:
+            kc.update_user(uid, {"requiredActions": ["DELETE_EVERYTHING"]})
+        assert bad.value.response_code == 400
+        with pytest.raises(KeycloakPostError):
+            oidc(r, secret).token(name, PASSWORD)
+        kc.update_user(uid, {"requiredActions": []})
+        assert oidc(r, secret).token(name, PASSWORD)["access_token"]
+
+    await asyncio.to_thread(flow)
+
+
+async def test_required_actions_refuse_the_login_page(run: tuple[Running, str]) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+    uid, name = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["CONFIGURE_TOTP"])
+    await asyncio.to_thread(
+        kc.create_client,
+        {"clientId": f"p{uid[:6]}", "publicClient": True, "redirectUris": ["https://c.example/cb"]},
+    )
+    from tests.services.identity.test_oidc import login_form, pkce
+
+    auth = f"{r.base_url}/realms/lgsp/protocol/openid-connect/auth"
+    params = {
+        "client_id": f"p{uid[:6]}",
+        "redirect_uri": "https://c.example/cb",
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": pkce()[1],
+        "code_challenge_method": "S256",
+    }
+    async with httpx.AsyncClient() as browser:
+        token = await login_form(browser, auth, params)
+        page = await browser.post(
+            auth, data={**params, "form_token": token, "username": name, "password": PASSWORD}
+        )
+    assert page.status_code == 401 and "location" not in page.headers
+    assert "chưa hoàn tất thiết lập" in page.text
+
+
+async def test_credentials(run: tuple[Running, str]) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        uid, _ = new_user(kc)
+        assert [c["type"] for c in kc.get_credentials(uid)] == ["password"]
+        r.identity.users.set_totp(SYSTEM, uid, True)
+        creds = {c["type"]: c["id"] for c in kc.get_credentials(uid)}
+        assert set(creds) == {"password", "otp"}
+        with pytest.raises(KeycloakDeleteError) as pw:
+            kc.delete_credential(uid, creds["password"])
+        assert pw.value.response_code == 400
+        kc.delete_credential(uid, creds["otp"])
+        assert [c["type"] for c in kc.get_credentials(uid)] == ["password"]
+        assert kc.get_user(uid)["totp"] is False
+
+    await asyncio.to_thread(flow)
+
+
+async def test_sessions_per_user_and_client_and_logout(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        uid, name = new_user(kc)
+        tok = oidc(r, secret).token(name, PASSWORD)
+        sessions = kc.get_sessions(uid)
+        assert [s["id"] for s in sessions] == [tok["session_state"]]
+        assert list(sessions[0]["clients"].values()) == ["qlvb"] and sessions[0]["username"] == name
+        qlvb = kc.get_client_id("qlvb")
+        assert qlvb is not None
+        assert tok["session_state"] in {s["id"] for s in kc.get_client_all_sessions(qlvb)}
+        kc.user_logout(uid)
+        assert kc.get_sessions(uid) == []
+        assert oidc(r, secret).introspect(tok["access_token"]) == {"active": False}
+        with pytest.raises(KeycloakGetError) as missing:
+            kc.get_sessions(str(uuid.uuid4()))
+        assert missing.value.response_code == 404
+
+    await asyncio.to_thread(flow)
+
+
+async def test_events_and_admin_events_from_the_audit_log(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        uid, name = new_user(kc)
+        oidc(r, secret).token(name, PASSWORD)
+        with pytest.raises(KeycloakAuthenticationError):
+            oidc(r, secret).token(name, "Sai-Mat-Khau-1")
+        events = kc.get_events({"user": uid})
+        types = [e["type"] for e in events]
+        assert types == ["LOGIN_ERROR", "LOGIN"]  # newest first
+        assert events[1]["clientId"] == "qlvb" and events[1]["userId"] == uid
+        assert [e["type"] for e in kc.get_events({"user": uid, "type": "LOGIN"})] == ["LOGIN"]
+        admin_events = kc.get_admin_events({"resourceTypes": "USER", "operationTypes": "CREATE"})
+        assert any(e["resourcePath"] == f"users/{uid}" for e in admin_events)
+        with pytest.raises(KeycloakGetError) as bad:
+            kc.get_events({"dateFrom": "hôm qua"})
+        assert bad.value.response_code == 400
+
+    await asyncio.to_thread(flow)
+
+
+async def test_realm_server_info_and_client_scopes(run: tuple[Running, str]) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        realm = kc.get_realm("lgsp")
+        assert realm["accessTokenLifespan"] == 300 and realm["ssoSessionIdleTimeout"] == 1800
+        assert realm["bruteForceProtected"] and realm["failureFactor"] == 5
+        assert realm["passwordPolicy"].startswith("length(10)")
+        with pytest.raises(KeycloakGetError):
+            kc.get_realm("khong-co")
+        assert kc.get_server_info()["systemInfo"]["version"]
+        scopes = {s["name"]: s for s in kc.get_client_scopes()}
+        assert {"profile", "email", "roles", "acr"} <= set(scopes)
+        assert kc.get_client_scope(scopes["roles"]["id"])["name"] == "roles"
+        claims = {
+            m["config"]["claim.name"]
+            for m in kc.get_mappers_from_client_scope(scopes["profile"]["id"])
+        }
+        assert "agency_code" in claims
+
+    await asyncio.to_thread(flow)
+
+
+async def test_officials_tokens_administer_none_of_it(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+    uid, name = await asyncio.to_thread(new_user, kc)
+    tok = await asyncio.to_thread(oidc(r, secret).token, name, PASSWORD)
+    headers = {"Authorization": f"Bearer {tok['access_token']}"}
+    base = f"{r.base_url}/admin/realms/lgsp"
+    async with httpx.AsyncClient() as http:
+        for method, path in (
+            ("GET", ""),
+            ("GET", "/events"),
+            ("GET", "/admin-events"),
+            ("GET", f"/users/{uid}/sessions"),
+            ("GET", f"/users/{uid}/credentials"),
+            ("PUT", "/roles/leader"),
+            ("GET", "/client-scopes"),
+        ):
+            resp = await http.request(method, f"{base}{path}", headers=headers, json={})
+            assert resp.status_code == 403, (method, path, resp.text)
+        resp = await http.get(f"{r.base_url}/admin/serverinfo", headers=headers)
+        assert resp.status_code == 403
+        resp = await http.get(f"{r.base_url}/admin/serverinfo")
+        assert resp.status_code == 401
