@@ -82,6 +82,30 @@ realm_roles = sa.Table(
     sa.UniqueConstraint("realm", "name", name="uq_realm_roles_name"),
 )
 
+# A client's own roles (Keycloak's client roles): tokens carry them as resource_access.
+client_roles = sa.Table(
+    "client_roles",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("realm", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(300), nullable=False, default=""),
+    sa.UniqueConstraint("realm", "client_id", "name", name="uq_client_roles_name"),
+)
+
+# Who holds a client role: an account ("user") or every member of a group ("group").
+client_role_grants = sa.Table(
+    "client_role_grants",
+    metadata,
+    sa.Column("role_id", sa.String(36), sa.ForeignKey("client_roles.id", ondelete="CASCADE")),
+    sa.Column("holder_kind", sa.String(8), nullable=False),
+    sa.Column("holder_id", sa.String(36), nullable=False),
+    sa.Column("granted_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("role_id", "holder_kind", "holder_id", name="pk_client_role_grants"),
+    sa.Index("ix_client_role_grants_holder", "holder_kind", "holder_id"),
+)
+
 groups = sa.Table(
     "groups",
     metadata,

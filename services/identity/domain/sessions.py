@@ -139,6 +139,7 @@ def claims(
     ttl: int,
     now: int,
     auth: Authentication | None = None,
+    client_roles: Mapping[str, list[str]] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(access token claims, ID token claims) of a user (or a client's service account)
     with its role grants (objects with .role and .agency_code)."""
@@ -179,6 +180,8 @@ def claims(
         "agency_code": user["agency_code"] or "",
         "agency_roles": {k: sorted(v) for k, v in per_agency.items() if k},
     }
+    if client_roles:  # Keycloak's claim for client roles
+        access["resource_access"] = {c: {"roles": list(n)} for c, n in client_roles.items()}
     if user["service_client_id"]:
         access["client_id"] = user["service_client_id"]
     ident = {**base, "jti": str(uuid.uuid4()), "aud": client["client_id"], "typ": "ID"}

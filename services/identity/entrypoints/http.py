@@ -19,12 +19,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.identity.adapters.unit_of_work import Storage
 from services.identity.domain.errors import DomainError
+from services.identity.entrypoints.admin_client_roles import AdminClientRoles
 from services.identity.entrypoints.admin_realm import AdminRealm
 from services.identity.entrypoints.admin_rest import AdminRest
 from services.identity.entrypoints.login_page import HTML_HEADERS
 from services.identity.entrypoints.oidc import OidcEndpoints
 from services.identity.entrypoints.web import OAuthError, directory_error, oauth_error
 from services.identity.service_layer.audit_trail import AuditTrail
+from services.identity.service_layer.client_roles import ClientRoles
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
 from services.identity.service_layer.groups import Groups
@@ -83,6 +85,7 @@ class OidcApp:
         self.realm = AdminRealm(
             self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
         )
+        self.client_roles = AdminClientRoles(self.admin.admin_actor, ClientRoles(storage))
 
     async def healthz(self, request: Request) -> Response:
         await asyncio.to_thread(self.storage.ping)
@@ -91,7 +94,7 @@ class OidcApp:
     def build(self) -> Starlette:
         oidc = "/realms/{realm}/protocol/openid-connect"
         admin = "/admin/realms/{realm}"
-        o, a, m = self.oidc, self.admin, self.realm
+        o, a, m, c = self.oidc, self.admin, self.realm, self.client_roles
         routes = [
             Route("/healthz", self.healthz),
             Route("/realms/{realm}", o.realm_info),
@@ -148,6 +151,19 @@ class OidcApp:
             Route(f"{admin}/roles/{{name}}/users", m.role_members),
             Route(f"{admin}/roles/{{name}}", m.update_role, methods=["PUT"]),
             Route(f"{admin}/clients/{{id}}", m.update_client, methods=["PUT"]),
+            Route(f"{admin}/clients/{{id}}/roles", c.roles_, methods=["GET", "POST"]),
+            Route(f"{admin}/clients/{{id}}/roles/{{role_name}}", c.role, methods=["GET", "DELETE"]),
+            Route(f"{admin}/clients/{{id}}/roles/{{role_name}}/users", c.members),
+            Route(
+                f"{admin}/users/{{id}}/role-mappings/clients/{{client_id}}",
+                c.user_mappings,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route(
+                f"{admin}/groups/{{id}}/role-mappings/clients/{{client_id}}",
+                c.group_mappings,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route(f"{admin}/client-scopes", m.scopes),
             Route(f"{admin}/client-scopes/{{scope_id}}", m.scope),
             Route(f"{admin}/client-scopes/{{scope_id}}/protocol-mappers/models", m.scope),

@@ -43,6 +43,11 @@ class DirectoryCache:
     def roles_of(self, r: Repositories, user_id: str) -> list[Any]:
         return self.cached(("grants", user_id), lambda: r.grants.roles_of(user_id))
 
+    def client_roles_of(self, r: Repositories, user_id: str) -> dict[str, list[str]]:
+        return self.cached(
+            ("client_roles", user_id), lambda: r.client_roles.resource_access(user_id)
+        )
+
     def client(self, r: Repositories, realm: str, client_id: str, secret: str | None) -> Row:
         """The authenticated client (confidential: secret checked; public: no secret)."""
         row = self.cached(("client", realm, client_id), lambda: r.clients.get(realm, client_id))

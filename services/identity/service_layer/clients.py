@@ -218,6 +218,7 @@ class Clients(DirectoryUseCases):
             r = uow.repos
             row = r.clients.by_internal_id(realm, internal_id)
             r.clients.remove(internal_id)
+            r.client_roles.remove_client(realm, row["client_id"])
             ended.client_ended(uow, r, row, now())
             if row["service_user_id"]:
                 r.accounts.update(

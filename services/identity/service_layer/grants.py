@@ -80,6 +80,7 @@ class Grants:
             ttl,
             int(time.time()),
             auth,
+            self.cache.client_roles_of(r, user["id"]),
         )
         if amr:
             access["amr"] = ident["amr"] = amr  # RFC 8176: how the user authenticated

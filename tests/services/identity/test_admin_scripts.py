@@ -339,3 +339,50 @@ async def test_officials_tokens_administer_none_of_it(run: tuple[Running, str]) 
         assert resp.status_code == 403
         resp = await http.get(f"{r.base_url}/admin/serverinfo")
         assert resp.status_code == 401
+
+
+async def test_client_roles_assigned_to_users_and_groups_reach_tokens(
+    run: tuple[Running, str],
+) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        qlvb = kc.get_client_id("qlvb")
+        assert qlvb is not None
+        role = f"van-thu-{uuid.uuid4().hex[:4]}"
+        assert kc.create_client_role(qlvb, {"name": role, "description": "Văn thư QLVB"}) == role
+        kc.create_client_role(qlvb, {"name": f"{role}-ky"})
+        with pytest.raises(KeycloakPostError) as dup:
+            kc.create_client_role(qlvb, {"name": role})
+        assert dup.value.response_code == 409
+        names = {x["name"] for x in kc.get_client_roles(qlvb)}
+        assert {role, f"{role}-ky"} <= names
+        rep = kc.get_client_role(qlvb, role)
+        assert rep["clientRole"] is True and rep["containerId"] == qlvb
+        # To a user directly, and to a group (every member holds it).
+        uid, name = new_user(kc)
+        kc.assign_client_role(uid, qlvb, [rep])
+        assert [x["name"] for x in kc.get_client_roles_of_user(uid, qlvb)] == [role]
+        assert [m["id"] for m in kc.get_client_role_members(qlvb, role)] == [uid]
+        gid = kc.create_group({"name": f"nhom-{uuid.uuid4().hex[:4]}"})
+        assert gid is not None
+        kc.group_user_add(uid, gid)
+        kc.assign_group_client_roles(gid, qlvb, [kc.get_client_role(qlvb, f"{role}-ky")])
+        assert [x["name"] for x in kc.get_group_client_roles(gid, qlvb)] == [f"{role}-ky"]
+        tok = oidc(r, secret).token(name, PASSWORD)
+        claims = oidc(r, secret).decode_token(tok["access_token"])
+        assert claims["resource_access"] == {"qlvb": {"roles": [role, f"{role}-ky"]}}
+        # Taken away: the next token no longer says it; unknown roles change nothing.
+        kc.delete_client_roles_of_user(uid, qlvb, [rep])
+        with pytest.raises(KeycloakPostError) as unknown:
+            kc.assign_client_role(uid, qlvb, [{"name": "khong-co"}])
+        assert unknown.value.response_code == 404
+        tok = oidc(r, secret).token(name, PASSWORD)
+        claims = oidc(r, secret).decode_token(tok["access_token"])
+        assert claims["resource_access"] == {"qlvb": {"roles": [f"{role}-ky"]}}
+        kc.delete_client_role(qlvb, f"{role}-ky")
+        tok = oidc(r, secret).token(name, PASSWORD)
+        assert "resource_access" not in oidc(r, secret).decode_token(tok["access_token"])
+
+    await asyncio.to_thread(flow)
