@@ -155,6 +155,8 @@ clients = sa.Table(
     sa.Column(
         "backchannel_logout_uri", sa.String(2000), nullable=False, default="", server_default=""
     ),
+    # Its public keys (a JWK Set, JSON): it then authenticates with private_key_jwt only.
+    sa.Column("jwks", sa.Text, nullable=False, default="", server_default=""),
     sa.UniqueConstraint("realm", "client_id", name="uq_clients_client_id"),
 )
 

@@ -415,9 +415,15 @@ class AdminRealm:
         if grants is not None and not isinstance(grants, bool):
             raise de.Invalid("directAccessGrantsEnabled", "must be true or false")
         attrs = body.get("attributes") or {}
+        if not isinstance(attrs, dict):
+            raise de.Invalid("attributes", "must be an object")
         backchannel = attribute(attrs, "backchannel.logout.url") if attrs else None
         if attrs and "backchannel.logout.url" not in attrs:
             backchannel = None
+        # Keycloak's client-jwt authenticator with the keys in the representation.
+        jwks = attribute(attrs, "jwks.string") if "jwks.string" in attrs else None
+        if body.get("clientAuthenticatorType") == "client-secret":
+            jwks = ""
 
         def change() -> None:
             row = self.clients.configure(
@@ -428,6 +434,7 @@ class AdminRealm:
                 redirect_uris=redirect,
                 direct_grants=grants,
                 backchannel_logout_uri=backchannel,
+                jwks=jwks,
             )
             if body.get("enabled") is False and client_rep(row)["enabled"]:
                 self.clients.disable(actor, row["client_id"], "", "disabled over REST", realm)

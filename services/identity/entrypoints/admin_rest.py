@@ -91,7 +91,10 @@ def client_rep(row: Any) -> dict[str, Any]:
             "agency_code": row["owner_agency_code"],
             "backchannel.logout.url": row["backchannel_logout_uri"],
             "backchannel.logout.session.required": "true",
+            "use.jwks.string": "true" if row["jwks"] else "false",
+            "jwks.string": row["jwks"],
         },
+        "clientAuthenticatorType": "client-jwt" if row["jwks"] else "client-secret",
     }
 
 

@@ -26,6 +26,7 @@ from services.identity.entrypoints.login_page import HTML_HEADERS
 from services.identity.entrypoints.oidc import OidcEndpoints
 from services.identity.entrypoints.web import OAuthError, directory_error, oauth_error
 from services.identity.service_layer.audit_trail import AuditTrail
+from services.identity.service_layer.client_auth import ClientAssertions
 from services.identity.service_layer.client_roles import ClientRoles
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
@@ -80,7 +81,8 @@ class OidcApp:
         sso: SingleSignOn,
     ) -> None:
         self.storage = storage
-        self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients, sso)
+        assertions = ClientAssertions(storage, sessions.base_url)
+        self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients, sso, assertions)
         self.admin = AdminRest(users, roles, groups, clients, sessions)
         self.realm = AdminRealm(
             self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)

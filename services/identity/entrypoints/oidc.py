@@ -41,6 +41,7 @@ from services.identity.entrypoints.web import (
     read_form,
     realm_of,
 )
+from services.identity.service_layer.client_auth import ASSERTION_TYPE, ClientAssertions
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
 from services.identity.service_layer.keys import KeyStore
@@ -89,8 +90,10 @@ class OidcEndpoints:
         sessions: Sessions,
         clients: Clients,
         sso: SingleSignOn,
+        assertions: ClientAssertions,
     ) -> None:
         self.sso = sso
+        self.assertions = assertions
         self.keys = keys
         self.logins = logins
         self.grants = grants
@@ -140,7 +143,9 @@ class OidcEndpoints:
                 "token_endpoint_auth_methods_supported": [
                     "client_secret_basic",
                     "client_secret_post",
+                    "private_key_jwt",
                 ],
+                "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
                 "code_challenge_methods_supported": ["S256"],
                 "scopes_supported": ["openid", "profile", "email", "roles"],
                 "claims_supported": [
@@ -168,7 +173,7 @@ class OidcEndpoints:
         realm = realm_of(request)
         form = await read_form(request)
         grant = form.get("grant_type", "")
-        cid, secret = client_credentials(request, form)
+        cid, secret = await self._client_auth(realm, request, form)
         ctx = client_ctx(request)
         g = self.grants
         if grant == "password":
@@ -205,10 +210,23 @@ class OidcEndpoints:
             raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant[:120]!r}")
         return JSONResponse(out, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
+    async def _client_auth(
+        self, realm: str, request: Request, form: dict[str, str]
+    ) -> tuple[str, str | None]:
+        """client_secret_basic, client_secret_post, or private_key_jwt (an assertion)."""
+        kind = form.get("client_assertion_type")
+        if kind is None:
+            return client_credentials(request, form)
+        if kind != ASSERTION_TYPE or not form.get("client_assertion"):
+            raise OAuthError("invalid_client", "Unsupported client_assertion_type", 401)
+        if len(form["client_assertion"]) > 8192:
+            raise OAuthError("invalid_client", "client_assertion too large", 401)
+        return await asyncio.to_thread(self.assertions.authenticate, realm, form)
+
     async def introspect(self, request: Request) -> Response:
         realm = realm_of(request)
         form = await read_form(request)
-        cid, secret = client_credentials(request, form)
+        cid, secret = await self._client_auth(realm, request, form)
         out = await asyncio.to_thread(
             self.sessions.introspect, realm, cid, secret, form.get("token", "")
         )
@@ -217,7 +235,7 @@ class OidcEndpoints:
     async def revoke(self, request: Request) -> Response:
         realm = realm_of(request)
         form = await read_form(request)
-        cid, secret = client_credentials(request, form)
+        cid, secret = await self._client_auth(realm, request, form)
         await asyncio.to_thread(self.sessions.revoke, realm, cid, secret, form.get("token", ""))
         return Response(status_code=200)
 
@@ -235,7 +253,7 @@ class OidcEndpoints:
         if request.method == "POST":
             form = await read_form(request)
             if "refresh_token" in form:
-                cid, secret = client_credentials(request, form)
+                cid, secret = await self._client_auth(realm, request, form)
                 sid = await asyncio.to_thread(
                     self.sessions.logout_session, realm, cid, secret, form["refresh_token"]
                 )

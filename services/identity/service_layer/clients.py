@@ -16,6 +16,7 @@ from services.identity.domain.access import ADMIN_CLI, REALM, Actor, require_pla
 from services.identity.domain.errors import AlreadyExists, FailedPrecondition, Invalid
 from services.identity.domain.model import Status
 from services.identity.service_layer import ended
+from services.identity.service_layer.client_auth import check_jwks
 from services.identity.service_layer.common import DirectoryUseCases, Row, next_page, now, page
 
 
@@ -143,6 +144,7 @@ class Clients(DirectoryUseCases):
         redirect_uris: Sequence[str] | None = None,
         direct_grants: bool | None = None,
         backchannel_logout_uri: str | None = None,
+        jwks: str | None = None,
     ) -> Row:
         """What Keycloak's client representation sets (admin REST `update_client`): only the
         given settings change. A public client cannot have the password grant."""
@@ -156,6 +158,8 @@ class Clients(DirectoryUseCases):
             rules.check_redirect_uris([backchannel_logout_uri])
         if backchannel_logout_uri is not None:
             values["backchannel_logout_uri"] = backchannel_logout_uri
+        if jwks is not None:  # private_key_jwt from now on ("" = back to the secret)
+            values["jwks"] = check_jwks(jwks) if jwks else ""
         with self.change() as uow:
             r = uow.repos
             row = r.clients.by_internal_id(realm, internal_id)

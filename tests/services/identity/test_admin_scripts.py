@@ -386,3 +386,85 @@ async def test_client_roles_assigned_to_users_and_groups_reach_tokens(
         assert "resource_access" not in oidc(r, secret).decode_token(tok["access_token"])
 
     await asyncio.to_thread(flow)
+
+
+async def test_private_key_jwt_client_authentication(run: tuple[Running, str]) -> None:
+    """A client registers its public key (update_client, Keycloak's jwks.string) and from
+    then on proves itself with signed assertions (RFC 7523), never with the secret."""
+    import json
+    import time
+
+    from joserfc import jwt
+    from joserfc.jwk import RSAKey
+
+    r, _ = run
+    kc = kc_admin(r)
+    cid = f"pk{uuid.uuid4().hex[:6]}"
+    _, secret, internal = await asyncio.to_thread(
+        r.identity.clients.create,
+        SYSTEM,
+        pb.ClientSystem(client_id=cid, display_name="Ký số", owner_agency_code=JUSTICE),
+        roles=["clerk"],
+    )
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1", "use": "sig", "alg": "RS256"})
+    public = json.dumps({"keys": [key.as_dict(private=False)]})
+    with pytest.raises(KeycloakPutError) as private:
+        await asyncio.to_thread(
+            kc.update_client,
+            internal,
+            {"attributes": {"jwks.string": json.dumps({"keys": [key.as_dict(private=True)]})}},
+        )
+    assert private.value.response_code == 400
+    await asyncio.to_thread(kc.update_client, internal, {"attributes": {"jwks.string": public}})
+    rep = await asyncio.to_thread(kc.get_client, internal)
+    assert rep["clientAuthenticatorType"] == "client-jwt"
+    issuer = f"{r.base_url}/realms/lgsp"
+    token_url = f"{issuer}/protocol/openid-connect/token"
+
+    def assertion(**over: Any) -> str:
+        now = int(time.time())
+        claims = {"iss": cid, "sub": cid, "aud": token_url, "exp": now + 60, "iat": now}
+        claims |= {"jti": uuid.uuid4().hex, **over}
+        return jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key)
+
+    form = {
+        "grant_type": "client_credentials",
+        "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+    }
+    async with httpx.AsyncClient() as http:
+        good = assertion()
+        ok = await http.post(token_url, data={**form, "client_assertion": good})
+        assert ok.status_code == 200, ok.text
+        claims = jwt.decode(ok.json()["access_token"], r.identity.keys.keyset()).claims
+        assert claims["azp"] == cid
+        ok2 = await http.post(token_url, data={**form, "client_assertion": assertion(aud=issuer)})
+        assert ok2.status_code == 200
+        other = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+        forged = jwt.encode(
+            {"alg": "RS256", "kid": "k1"},
+            {"iss": cid, "sub": cid, "aud": token_url, "exp": int(time.time()) + 60, "jti": "x"},
+            other,
+        )
+        for bad in (
+            good,  # replayed
+            assertion(aud="https://elsewhere.example/token"),
+            assertion(exp=int(time.time()) - 120),
+            assertion(exp=int(time.time()) + 86400),  # too long a replay window
+            assertion(iss="documents"),
+            forged,
+            "not.a.jwt",
+        ):
+            r_ = await http.post(token_url, data={**form, "client_assertion": bad})
+            assert r_.status_code == 401, bad
+        # The secret no longer authenticates it.
+        by_secret = await http.post(
+            token_url, data={"grant_type": "client_credentials"}, auth=(cid, secret)
+        )
+        assert by_secret.status_code == 401
+        wrong_type = await http.post(
+            token_url,
+            data={**form, "client_assertion_type": "saml", "client_assertion": assertion()},
+        )
+        assert wrong_type.status_code == 401
+        wk = (await http.get(f"{issuer}/.well-known/openid-configuration")).json()
+    assert "private_key_jwt" in wk["token_endpoint_auth_methods_supported"]
