@@ -13,8 +13,15 @@ from services.identity.adapters import tables as t
 
 Row = Any  # a SQLAlchemy RowMapping
 
-_ROLES_OF = sa.select(t.role_grants.c.role, t.role_grants.c.agency_code).where(
-    t.role_grants.c.user_id == sa.bindparam("user_id")
+_ROLES_OF = sa.union_all(
+    sa.select(t.role_grants.c.role, t.role_grants.c.agency_code).where(
+        t.role_grants.c.user_id == sa.bindparam("user_id")
+    ),
+    # A group's realm roles, held by each member in the group's agency.
+    sa.select(t.group_realm_roles.c.role, t.groups.c.agency_code)
+    .join(t.groups, t.groups.c.id == t.group_realm_roles.c.group_id)
+    .join(t.group_members, t.group_members.c.group_id == t.groups.c.id)
+    .where(t.group_members.c.user_id == sa.bindparam("user_id")),
 )
 
 

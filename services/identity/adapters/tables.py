@@ -118,6 +118,17 @@ groups = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.UniqueConstraint("realm", "agency_code", "name", name="uq_groups_name"),
+    # Keycloak's group tree: the group it is a subgroup of (None: top level).
+    sa.Column("parent_id", sa.String(36), nullable=True, index=True),
+)
+
+# Realm roles granted to a group: every member holds them, in the group's agency.
+group_realm_roles = sa.Table(
+    "group_realm_roles",
+    metadata,
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("groups.id", ondelete="CASCADE")),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("group_id", "role", name="pk_group_realm_roles"),
 )
 
 group_members = sa.Table(

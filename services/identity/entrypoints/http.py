@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from services.identity.adapters.unit_of_work import Storage
 from services.identity.domain.errors import DomainError
 from services.identity.entrypoints.admin_client_roles import AdminClientRoles
+from services.identity.entrypoints.admin_groups import AdminGroupTree
 from services.identity.entrypoints.admin_realm import AdminRealm
 from services.identity.entrypoints.admin_rest import AdminRest
 from services.identity.entrypoints.login_page import HTML_HEADERS
@@ -30,6 +31,7 @@ from services.identity.service_layer.client_auth import ClientAssertions
 from services.identity.service_layer.client_roles import ClientRoles
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
+from services.identity.service_layer.group_tree import GroupTree
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
@@ -88,6 +90,9 @@ class OidcApp:
             self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
         )
         self.client_roles = AdminClientRoles(self.admin.admin_actor, ClientRoles(storage))
+        self.group_tree = AdminGroupTree(
+            self.admin.admin_actor, GroupTree(storage), sessions.base_url
+        )
 
     async def healthz(self, request: Request) -> Response:
         await asyncio.to_thread(self.storage.ping)
@@ -97,6 +102,7 @@ class OidcApp:
         oidc = "/realms/{realm}/protocol/openid-connect"
         admin = "/admin/realms/{realm}"
         o, a, m, c = self.oidc, self.admin, self.realm, self.client_roles
+        g = self.group_tree
         routes = [
             Route("/healthz", self.healthz),
             Route("/realms/{realm}", o.realm_info),
@@ -127,7 +133,15 @@ class OidcApp:
             Route(f"{admin}/roles", a.roles_, methods=["GET", "POST"]),
             Route(f"{admin}/roles/{{name}}", a.role, methods=["GET", "DELETE"]),
             Route(f"{admin}/groups", a.groups_, methods=["GET", "POST"]),
-            Route(f"{admin}/groups/{{id}}", a.group, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{admin}/groups/{{id}}", g.group, methods=["GET"]),  # with path, subgroups
+            Route(f"{admin}/groups/{{id}}", a.group, methods=["PUT", "DELETE"]),
+            Route(f"{admin}/groups/{{id}}/children", g.children, methods=["GET", "POST"]),
+            Route(f"{admin}/group-by-path/{{path:path}}", g.by_path),
+            Route(
+                f"{admin}/groups/{{id}}/role-mappings/realm",
+                g.realm_roles,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route(f"{admin}/groups/{{id}}/members", a.group_members),
             Route(f"{admin}/clients", a.clients_, methods=["GET", "POST"]),
             Route(f"{admin}/clients/{{id}}", a.client, methods=["GET", "DELETE"]),

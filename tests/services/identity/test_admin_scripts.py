@@ -468,3 +468,44 @@ async def test_private_key_jwt_client_authentication(run: tuple[Running, str]) -
         assert wrong_type.status_code == 401
         wk = (await http.get(f"{issuer}/.well-known/openid-configuration")).json()
     assert "private_key_jwt" in wk["token_endpoint_auth_methods_supported"]
+
+
+async def test_group_tree_and_group_realm_roles_reach_tokens(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        top = f"phong-{uuid.uuid4().hex[:4]}"
+        gid = kc.create_group({"name": top, "attributes": {"agency_code": [JUSTICE]}})
+        assert gid is not None
+        child = kc.create_group({"name": "to-ho-tich"}, parent=gid)
+        assert child is not None
+        grandchild = kc.create_group({"name": "nhom-1"}, parent=child)
+        rep = kc.get_group(gid)
+        assert rep["subGroupCount"] == 1 and rep["subGroups"][0]["id"] == child
+        assert [c["id"] for c in kc.get_group_children(gid)] == [child]
+        by_path = kc.get_group_by_path(f"/{top}/to-ho-tich/nhom-1")
+        assert by_path["id"] == grandchild and by_path["parentId"] == child
+        assert by_path["path"] == f"/{top}/to-ho-tich/nhom-1"
+        with pytest.raises(KeycloakGetError) as missing:
+            kc.get_group_by_path(f"/{top}/khong-co")
+        assert missing.value.response_code == 404
+        with pytest.raises(KeycloakDeleteError) as parent:
+            kc.delete_group(gid)  # subgroups first
+        assert parent.value.response_code == 400
+        # Realm roles of a group: every member holds them in the group's agency.
+        uid, name = new_user(kc, FINANCE)
+        kc.group_user_add(uid, child)
+        kc.assign_group_realm_roles(child, [kc.get_realm_role("leader")])
+        assert [x["name"] for x in kc.get_group_realm_roles(child)] == ["leader"]
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert "leader" in claims["realm_access"]["roles"]
+        assert claims["agency_roles"][JUSTICE] == ["leader"]
+        with pytest.raises(KeycloakPostError) as unknown:
+            kc.assign_group_realm_roles(child, [{"name": "khong-co"}])
+        assert unknown.value.response_code == 404
+        kc.delete_group_realm_roles(child, [{"name": "leader"}])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert "leader" not in claims["realm_access"]["roles"]
+
+    await asyncio.to_thread(flow)

@@ -474,3 +474,25 @@ async def test_lifetimes_come_from_settings(tmp_path: Path) -> None:
         assert ident.grants.sso == ident.sso.lifetimes
     finally:
         await runtime.stop(grace=1)
+
+
+async def test_discovery_is_valid_openid_provider_metadata(tmp_path: Path) -> None:
+    """authlib's OpenID Connect Discovery 1.0 validator accepts the document (as served
+    behind the province's HTTPS proxy), SSO and logout fields included."""
+    from authlib.oidc.discovery import OpenIDProviderMetadata
+
+    runtime, _, base = await start_identity(tmp_path, issuer_base_url="https://sso.hatinh.gov.vn")
+    try:
+        async with httpx.AsyncClient() as http:
+            wk = (await http.get(f"{base}/realms/lgsp/.well-known/openid-configuration")).json()
+    finally:
+        await runtime.stop(grace=1)
+    OpenIDProviderMetadata(wk).validate()
+    assert wk["issuer"] == "https://sso.hatinh.gov.vn/realms/lgsp"
+    assert wk["backchannel_logout_supported"] and wk["backchannel_logout_session_supported"]
+    assert wk["end_session_endpoint"].endswith("/protocol/openid-connect/logout")
+    assert set(wk["token_endpoint_auth_methods_supported"]) == {
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    }
