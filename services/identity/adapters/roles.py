@@ -105,6 +105,37 @@ class RealmRoleRepository:
         )
         return rid
 
+    def composites(self, realm: str) -> dict[str, list[str]]:
+        """parent → its child roles, for one realm."""
+        c = t.role_composites.c
+        out: dict[str, list[str]] = {}
+        q = sa.select(c.parent, c.child).where(c.realm == realm).order_by(c.parent, c.child)
+        for parent, child in self.s.execute(q).all():
+            out.setdefault(parent, []).append(child)
+        return out
+
+    def add_composite(self, realm: str, parent: str, child: str) -> None:
+        if child not in self.composites(realm).get(parent, []):
+            self.s.execute(
+                sa.insert(t.role_composites).values(realm=realm, parent=parent, child=child)
+            )
+
+    def remove_composite(self, realm: str, parent: str, child: str) -> None:
+        c = t.role_composites.c
+        self.s.execute(
+            sa.delete(t.role_composites).where(
+                c.realm == realm, c.parent == parent, c.child == child
+            )
+        )
+
+    def forget_composites(self, realm: str, role: str) -> None:
+        c = t.role_composites.c
+        self.s.execute(
+            sa.delete(t.role_composites).where(
+                c.realm == realm, sa.or_(c.parent == role, c.child == role)
+            )
+        )
+
     def update(self, realm: str, role: str, **values: Any) -> None:
         self.s.execute(
             sa.update(t.realm_roles)

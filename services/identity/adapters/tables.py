@@ -82,6 +82,16 @@ realm_roles = sa.Table(
     sa.UniqueConstraint("realm", "name", name="uq_realm_roles_name"),
 )
 
+# Composite realm roles: who holds `parent` holds `child` too, in the same agency.
+role_composites = sa.Table(
+    "role_composites",
+    metadata,
+    sa.Column("realm", sa.String(64), nullable=False),
+    sa.Column("parent", sa.String(64), nullable=False),
+    sa.Column("child", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("realm", "parent", "child", name="pk_role_composites"),
+)
+
 # A client's own roles (Keycloak's client roles): tokens carry them as resource_access.
 client_roles = sa.Table(
     "client_roles",

@@ -11,10 +11,11 @@ import secrets
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from services.identity.domain.access import REALM
 from services.identity.domain.errors import BadRequest, GrantRefused
+from services.identity.domain.model import expand_roles
 
 Record = Mapping[str, Any]
 
@@ -107,6 +108,23 @@ def must_authenticate(
     if "login" in prompt:
         return True
     return max_age is not None and now - auth.auth_time > max_age
+
+
+class HeldRole(NamedTuple):
+    role: str
+    agency_code: str
+
+
+def with_composites(grants: Iterable[Any], composites: dict[str, list[str]]) -> list[Any]:
+    """Role grants plus what composite roles give, each in the agency of its grant."""
+    grants = list(grants)
+    if not composites:
+        return grants
+    out = {HeldRole(g.role, g.agency_code) for g in grants}
+    for g in grants:
+        for role in expand_roles({g.role}, composites):
+            out.add(HeldRole(role, g.agency_code))
+    return sorted(out)
 
 
 def b64url(data: bytes) -> str:

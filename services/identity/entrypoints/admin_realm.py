@@ -19,7 +19,7 @@ from services.identity.domain import errors as de
 from services.identity.domain import model, security
 from services.identity.domain import sessions as rules
 from services.identity.domain.access import MASTER, Actor, actor_from_claims
-from services.identity.entrypoints.admin_rest import client_rep, user_rep, window
+from services.identity.entrypoints.admin_rest import client_rep, role_rep, user_rep, window
 from services.identity.entrypoints.web import attribute, bearer, client_ctx, json_body, text
 from services.identity.service_layer.audit_trail import SIGN_IN_ACTIONS, AuditTrail
 from services.identity.service_layer.clients import Clients
@@ -397,6 +397,29 @@ class AdminRealm:
             request.path_params["name"],
             text(body, "name"),
             text(body, "description"),
+        )
+        return Response(status_code=204)
+
+    async def composites(self, request: Request) -> Response:
+        """Keycloak's roles/{name}/composites (realm roles only)."""
+        realm, actor = await self.admin_actor(request)
+        name = request.path_params["name"]
+        if request.method == "GET":
+            children = await asyncio.to_thread(self.roles.composites, realm, name)
+            return JSONResponse(
+                [role_rep(realm, n, model.ROLE_DESCRIPTIONS.get(n, "")) for n in children]
+            )
+        body = await json_body(request, list)
+        given = [x.get("name") for x in body if isinstance(x, dict)]
+        if not given or not all(isinstance(n, str) and n for n in given):
+            raise de.Invalid("name", "each role needs a name")
+        await asyncio.to_thread(
+            self.roles.change_composites,
+            actor,
+            realm,
+            name,
+            [str(n) for n in given],
+            request.method == "POST",
         )
         return Response(status_code=204)
 

@@ -165,6 +165,11 @@ class OidcApp:
                 methods=["DELETE"],
             ),
             Route(f"{admin}/roles/{{name}}/users", m.role_members),
+            Route(
+                f"{admin}/roles/{{name}}/composites",
+                m.composites,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route(f"{admin}/roles/{{name}}", m.update_role, methods=["PUT"]),
             Route(f"{admin}/clients/{{id}}", m.update_client, methods=["PUT"]),
             Route(f"{admin}/clients/{{id}}/roles", c.roles_, methods=["GET", "POST"]),

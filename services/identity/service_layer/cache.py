@@ -57,6 +57,9 @@ class DirectoryCache:
     def roles_of(self, r: Repositories, user_id: str) -> list[Any]:
         return self.cached(("grants", user_id), lambda: r.grants.roles_of(user_id))
 
+    def composites(self, r: Repositories, realm: str) -> dict[str, list[str]]:
+        return self.cached(("composites", realm), lambda: r.realm_roles.composites(realm))
+
     def client_roles_of(self, r: Repositories, user_id: str) -> dict[str, list[str]]:
         return self.cached(
             ("client_roles", user_id), lambda: r.client_roles.resource_access(user_id)

@@ -74,7 +74,9 @@ class Grants:
             realm,
             user,
             client,
-            self.cache.roles_of(r, user["id"]),
+            rules.with_composites(
+                self.cache.roles_of(r, user["id"]), self.cache.composites(r, realm)
+            ),
             scope,
             session_id,
             ttl,

@@ -509,3 +509,37 @@ async def test_group_tree_and_group_realm_roles_reach_tokens(run: tuple[Running,
         assert "leader" not in claims["realm_access"]["roles"]
 
     await asyncio.to_thread(flow)
+
+
+async def test_composite_realm_roles_reach_tokens(run: tuple[Running, str]) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        lead = f"truong-{uuid.uuid4().hex[:4]}"
+        kc.create_realm_role({"name": lead})
+        kc.add_composite_realm_roles_to_role(
+            lead, [kc.get_realm_role("leader"), kc.get_realm_role("clerk")]
+        )
+        assert {x["name"] for x in kc.get_composite_realm_roles_of_role(lead)} == {
+            "leader",
+            "clerk",
+        }
+        # A cycle is refused and changes nothing.
+        outer = f"{lead}-tren"
+        kc.create_realm_role({"name": outer})
+        kc.add_composite_realm_roles_to_role(outer, [kc.get_realm_role(lead)])
+        with pytest.raises(KeycloakPostError) as cycle:
+            kc.add_composite_realm_roles_to_role(lead, [kc.get_realm_role(outer)])
+        assert cycle.value.response_code == 400
+        uid, name = new_user(kc)
+        kc.assign_realm_roles(uid, [kc.get_realm_role(outer)])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert {outer, lead, "leader", "clerk"} <= set(claims["realm_access"]["roles"])
+        assert {"leader", "clerk"} <= set(claims["agency_roles"][JUSTICE])
+        kc.remove_composite_realm_roles_to_role(lead, [{"name": "leader"}])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert "leader" not in claims["realm_access"]["roles"]
+        assert "clerk" in claims["realm_access"]["roles"]
+
+    await asyncio.to_thread(flow)
