@@ -32,6 +32,7 @@ from services.identity.entrypoints.login_page import (
     error_page,
     login_page,
     logout_page,
+    password_page,
 )
 from services.identity.entrypoints.web import (
     OAuthError,
@@ -48,6 +49,7 @@ from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.sessions import Sessions
 from services.identity.service_layer.sso import SingleSignOn
+from services.identity.service_layer.users import Users
 
 LOGIN_COOKIE = "lgsp_login"
 SSO_COOKIE = "LGSP_SSO"  # "<SSO session id>.<secret>" (Keycloak's KEYCLOAK_IDENTITY)
@@ -65,6 +67,40 @@ def _form_mac(key: bytes, nonce: str, issued: str, realm: str, hidden: dict[str,
 def form_token(key: bytes, nonce: str, realm: str, hidden: dict[str, str], now: float) -> str:
     issued = str(int(now))
     return f"{issued}.{_form_mac(key, nonce, issued, realm, hidden)}"
+
+
+PENDING_FIELD = "pending"
+PENDING_TTL = 600  # the new password must be chosen within this time of the temporary one
+
+
+def pending_token(
+    key: bytes, nonce: str, user_id: str, realm: str, hidden: dict[str, str], now: float
+) -> str:
+    """Signed: this browser (its login cookie) signed in as `user_id` with a temporary
+    password for this request, at `now`."""
+    issued = str(int(now))
+    mac = hmac.new(
+        key,
+        f"update-password\0{user_id}\0{_form_mac(key, nonce, issued, realm, hidden)}".encode(),
+        hashlib.sha256,
+    ).hexdigest()
+    return f"{issued}.{user_id}.{mac}"
+
+
+def pending_user(
+    keys: list[bytes], nonce: str, token: str, realm: str, hidden: dict[str, str]
+) -> str | None:
+    issued, _, rest = token.partition(".")
+    user_id, _, mac = rest.partition(".")
+    if not issued.isdigit() or len(user_id) != 36 or len(mac) != 64:
+        return None
+    if not 0 <= time.time() - int(issued) <= PENDING_TTL:
+        return None
+    for key in keys:
+        want = pending_token(key, nonce, user_id, realm, hidden, int(issued))
+        if hmac.compare_digest(want.rsplit(".", 1)[1], mac):
+            return user_id
+    return None
 
 
 def form_token_ok(
@@ -91,7 +127,9 @@ class OidcEndpoints:
         clients: Clients,
         sso: SingleSignOn,
         assertions: ClientAssertions,
+        users: Users,
     ) -> None:
+        self.users = users
         self.sso = sso
         self.assertions = assertions
         self.keys = keys
@@ -406,15 +444,51 @@ class OidcEndpoints:
         username = params.get("username", "")
         ctx = client_ctx(request)
         try:
-            user = await asyncio.to_thread(
-                self.logins.check_password,
-                realm,
-                username,
-                params.get("password", ""),
-                params.get("totp", ""),
-                client["client_id"],
-                ctx,
-            )
+            if params.get(PENDING_FIELD):
+                # UPDATE_PASSWORD: the temporary password was right moments ago (the signed
+                # pending token says so, for this browser and request); the new one replaces it.
+                uid = pending_user(form_keys, nonce, params[PENDING_FIELD], realm, hidden)
+                if uid is None:
+                    return self._login_form(
+                        request,
+                        action,
+                        realm,
+                        hidden,
+                        form_keys,
+                        nonce,
+                        MESSAGES["form"],
+                        status=403,
+                    )
+                new = params.get("new_password", "")
+                problem = "password mismatch" if new != params.get("confirm_password") else ""
+                if not problem:
+                    try:
+                        user = await asyncio.to_thread(
+                            self.users.change_temporary_password, uid, new
+                        )
+                    except de.Invalid:
+                        problem = "password policy"
+                    except de.DomainError:  # no longer temporary: sign in as usual
+                        return self._login_form(request, action, realm, hidden, form_keys, nonce)
+                if problem:
+                    return self._password_form(
+                        request, action, realm, hidden, form_keys, nonce, uid, MESSAGES[problem]
+                    )
+            else:
+                user = await asyncio.to_thread(
+                    self.logins.check_password,
+                    realm,
+                    username,
+                    params.get("password", ""),
+                    params.get("totp", ""),
+                    client["client_id"],
+                    ctx,
+                )
+                if user["password_temporary"] and not user["required_actions"]:
+                    await asyncio.to_thread(self.logins.release, user)
+                    return self._password_form(
+                        request, action, realm, hidden, form_keys, nonce, user["id"]
+                    )
             await asyncio.to_thread(self.grants.require_set_up, user)
             auth = rules.Authentication.password(time.time(), bool(user["totp_secret"]))
             new_cookie = ""
@@ -488,6 +562,34 @@ class OidcEndpoints:
             ctx,
             sso,
             signed_in=False,
+        )
+
+    def _password_form(
+        self,
+        request: Request,
+        action: str,
+        realm: str,
+        hidden: dict[str, str],
+        keys: list[bytes],
+        nonce: str,
+        user_id: str,
+        error: str = "",
+    ) -> Response:
+        now = time.time()
+        fields = {
+            **hidden,
+            FORM_TOKEN_FIELD: form_token(keys[0], nonce, realm, hidden, now),
+            PENDING_FIELD: pending_token(keys[0], nonce, user_id, realm, hidden, now),
+        }
+        target = urlsplit(hidden.get("redirect_uri", ""))
+        origin = f"{target.scheme}://{target.netloc}" if target.netloc else ""
+        return HTMLResponse(
+            password_page(action, fields, error),
+            status_code=400 if error else 200,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": content_security_policy(origin),
+            },
         )
 
     @staticmethod

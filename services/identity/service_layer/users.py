@@ -317,6 +317,37 @@ class Users(DirectoryUseCases):
             self.commit(uow)
         return one_time
 
+    def change_temporary_password(self, user_id: str, password: str) -> Row:
+        """The official replaces a temporary password at sign-in (the UPDATE_PASSWORD
+        required action, on the login page once the temporary one was found right). Returns
+        the account as it is now."""
+        row = self.row(user_id)
+        if not row["password_temporary"]:
+            raise FailedPrecondition("the password is not temporary")
+        model.check_password(password, "password", username=row["username"])
+        pw_hash = security.hash_password(password)
+        actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
+        with self.change() as uow:
+            r = uow.repos
+            r.accounts.update(
+                user_id,
+                password_hash=pw_hash,
+                password_temporary=False,
+                updated_at=now(),
+                version=row["version"] + 1,
+            )
+            event = ev.PasswordReset(user_id=user_id, actor_id=user_id)
+            self.record(
+                uow,
+                actor,
+                "user.change_password",
+                user_id,
+                event if row["realm"] == REALM else None,
+            )
+            out = r.accounts.require(user_id)
+            self.commit(uow)
+        return out
+
     def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> int:
         """An administrator signs an account out everywhere; how many sessions ended."""
         with self.change() as uow:

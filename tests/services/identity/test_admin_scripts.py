@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
@@ -543,3 +544,79 @@ async def test_composite_realm_roles_reach_tokens(run: tuple[Running, str]) -> N
         assert "clerk" in claims["realm_access"]["roles"]
 
     await asyncio.to_thread(flow)
+
+
+async def test_a_temporary_password_is_changed_on_the_login_page(run: tuple[Running, str]) -> None:
+    """UPDATE_PASSWORD at sign-in: the temporary password leads to the change form; the new
+    password (policy checked, typed twice) signs in and the old one no longer does."""
+    import re
+
+    r, secret = run
+    kc = kc_admin(r)
+    temporary = "Tam-Thoi-2025-xyz"
+    uid, name = await asyncio.to_thread(
+        new_user,
+        kc,
+        JUSTICE,
+        credentials=[{"type": "password", "value": temporary, "temporary": True}],
+    )
+    assert (await asyncio.to_thread(kc.get_user, uid))["requiredActions"] == ["UPDATE_PASSWORD"]
+    cid = f"w{uid[:6]}"
+    await asyncio.to_thread(
+        kc.create_client,
+        {"clientId": cid, "publicClient": True, "redirectUris": ["https://d.example/cb"]},
+    )
+    from tests.services.identity.test_oidc import login_form, pkce
+
+    auth = f"{r.base_url}/realms/lgsp/protocol/openid-connect/auth"
+    verifier, challenge = pkce()
+    params = {
+        "client_id": cid,
+        "redirect_uri": "https://d.example/cb",
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+
+    def fields(page: httpx.Response) -> dict[str, str]:
+        return dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+
+    new = "Mat-Khau-Moi-2025!"
+    async with httpx.AsyncClient() as browser:
+        token = await login_form(browser, auth, params)
+        page = await browser.post(
+            auth, data={**params, "form_token": token, "username": name, "password": temporary}
+        )
+        assert page.status_code == 200 and 'name="new_password"' in page.text
+        form = fields(page)
+        # A forged pending token (another account) is refused before anything changes.
+        forged = {**form, "pending": form["pending"].replace(uid, str(uuid.uuid4()))}
+        r1 = await browser.post(auth, data={**forged, "new_password": new, "confirm_password": new})
+        assert r1.status_code == 403
+        mismatch = await browser.post(
+            auth, data={**form, "new_password": new, "confirm_password": new + "x"}
+        )
+        assert mismatch.status_code == 400 and "không khớp" in mismatch.text
+        weak = await browser.post(
+            auth, data={**fields(mismatch), "new_password": "abc", "confirm_password": "abc"}
+        )
+        assert weak.status_code == 400 and "ít nhất 3 trong 4" in weak.text
+        done = await browser.post(
+            auth, data={**fields(weak), "new_password": new, "confirm_password": new}
+        )
+        assert done.status_code == 302, done.text[:300]
+        code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
+    public = KeycloakOpenID(server_url=r.base_url, realm_name="lgsp", client_id=cid)
+    tok = await asyncio.to_thread(
+        public.token,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=params["redirect_uri"],
+        code_verifier=verifier,
+    )
+    assert tok["access_token"]
+    assert (await asyncio.to_thread(kc.get_user, uid))["requiredActions"] == []
+    assert await asyncio.to_thread(oidc(r, secret).token, name, new)
+    with pytest.raises(KeycloakAuthenticationError):
+        await asyncio.to_thread(oidc(r, secret).token, name, temporary)

@@ -496,3 +496,14 @@ async def test_discovery_is_valid_openid_provider_metadata(tmp_path: Path) -> No
         "client_secret_post",
         "private_key_jwt",
     }
+
+
+async def test_an_unsupported_grant_is_named_in_full(sso: Sso) -> None:
+    grant = "urn:ietf:params:oauth:grant-type:token-exchange"
+    async with httpx.AsyncClient() as http:
+        r = await http.post(
+            f"{sso.run.base_url}/realms/lgsp/protocol/openid-connect/token",
+            data={"grant_type": grant, "client_id": "app-a", "client_secret": sso.secret},
+        )
+    assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
+    assert grant in r.json()["error_description"]
