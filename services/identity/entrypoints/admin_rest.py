@@ -30,6 +30,7 @@ from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.sso import SingleSignOn
 from services.identity.service_layer.users import Users
 
 _NS = uuid.UUID("6c1b4a44-6a1f-4c1e-9d0e-2f0b7c1e9a11")
@@ -165,7 +166,9 @@ class AdminRest:
         groups: Groups,
         clients: Clients,
         sessions: Sessions,
+        sso: SingleSignOn | None = None,
     ) -> None:
+        self.sso = sso
         self.users = users
         self.roles = roles
         self.groups = groups
@@ -284,7 +287,11 @@ class AdminRest:
         """Keycloak's `POST users/{id}/logout`: an administrator ends every session of an
         account (its tokens are refused everywhere within a second)."""
         realm, actor = await self.admin_actor(request)
-        await asyncio.to_thread(self.users.end_sessions, actor, request.path_params["id"], realm)
+        gone = await asyncio.to_thread(
+            self.users.end_sessions, actor, request.path_params["id"], realm
+        )
+        if self.sso is not None:
+            await asyncio.to_thread(self.sso.notify_ended, realm, gone)
         return Response(status_code=204)
 
     # --- roles ----------------------------------------------------------------------------

@@ -85,7 +85,7 @@ class OidcApp:
         self.storage = storage
         assertions = ClientAssertions(storage, sessions.base_url)
         self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients, sso, assertions, users)
-        self.admin = AdminRest(users, roles, groups, clients, sessions)
+        self.admin = AdminRest(users, roles, groups, clients, sessions, sso)
         self.realm = AdminRealm(
             self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
         )

@@ -126,6 +126,15 @@ class SingleSignOn:
             clients = ",".join(sorted({g["client_id"] for g in gone}))
             uow.repos.audit.write(user, "logout", user, reason=reason, clients=clients, **details)
 
+    def notify_ended(self, realm: str, gone: list[Row]) -> None:
+        """Back-channel logout for client sessions another use case ended (an admin's
+        users/{id}/logout)."""
+        if not gone:
+            return
+        with self.storage.read() as r:
+            targets = r.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
+        self.notify(realm, gone, targets)
+
     def logout_token(self, realm: str, session: Row, now: float) -> str:
         """OIDC Back-Channel Logout §2.4: sub and sid (the `sid` of that client's tokens)."""
         claims = {

@@ -348,8 +348,9 @@ class Users(DirectoryUseCases):
             self.commit(uow)
         return out
 
-    def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> int:
-        """An administrator signs an account out everywhere; how many sessions ended."""
+    def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> list[Row]:
+        """An administrator signs an account out everywhere (its SSO sessions too); the
+        client sessions that ended (for their back-channel logout)."""
         with self.change() as uow:
             r = uow.repos
             self._administered(r, actor, user_id, realm)
@@ -358,7 +359,7 @@ class Users(DirectoryUseCases):
             ended.sessions_ended(uow, gone, ended.ADMIN, ts)
             self.record(uow, actor, "user.logout", user_id, None, sessions=len(gone))
             self.commit(uow)
-        return len(gone)
+        return gone
 
     def set_required_actions(
         self, actor: Actor, user_id: str, actions: Any, realm: str | None = None

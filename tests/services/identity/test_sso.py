@@ -507,3 +507,29 @@ async def test_an_unsupported_grant_is_named_in_full(sso: Sso) -> None:
         )
     assert r.status_code == 400 and r.json()["error"] == "unsupported_grant_type"
     assert grant in r.json()["error_description"]
+
+
+async def test_an_admin_signing_an_official_out_ends_the_sso_session_too(sso: Sso) -> None:
+    from keycloak import KeycloakAdmin
+
+    from tests.services.identity.conftest import ADMIN_PASSWORD
+
+    uid, username, _ = await asyncio.to_thread(official, sso)
+    kc = KeycloakAdmin(
+        server_url=sso.run.base_url,
+        username="admin",
+        password=ADMIN_PASSWORD,
+        realm_name="lgsp",
+        user_realm_name="master",
+        client_id="admin-cli",
+    )
+    async with httpx.AsyncClient(follow_redirects=True) as browser:
+        tok_a, _ = await both_signed_in(sso, browser, username)
+        before = len(sso.rp.logout_tokens)
+        await asyncio.to_thread(kc.user_logout, uid)
+        q = landed(await authorize(browser, sso, params(sso, "app-b", prompt="none")), sso, "b")
+        assert q["error"] == "login_required"
+    assert len(sso.rp.logout_tokens) == before + 1
+    _, token = sso.rp.logout_tokens[before]
+    lt = jwt.decode(token, sso.run.identity.keys.keyset()).claims
+    assert lt["sid"] == claims(sso, tok_a["access_token"])["sid"] and lt["sub"] == uid
