@@ -23,6 +23,7 @@ from services.identity.entrypoints.admin_client_roles import AdminClientRoles
 from services.identity.entrypoints.admin_groups import AdminGroupTree
 from services.identity.entrypoints.admin_realm import AdminRealm
 from services.identity.entrypoints.admin_rest import AdminRest
+from services.identity.entrypoints.authorize import AuthorizationEndpoint
 from services.identity.entrypoints.login_page import HTML_HEADERS
 from services.identity.entrypoints.oidc import OidcEndpoints
 from services.identity.entrypoints.web import OAuthError, directory_error, oauth_error
@@ -84,7 +85,8 @@ class OidcApp:
     ) -> None:
         self.storage = storage
         assertions = ClientAssertions(storage, sessions.base_url)
-        self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients, sso, assertions, users)
+        self.oidc = OidcEndpoints(keys, grants, sessions, clients, sso, assertions)
+        self.authorize = AuthorizationEndpoint(keys, logins, grants, sessions, clients, sso, users)
         self.admin = AdminRest(users, roles, groups, clients, sessions, sso)
         self.realm = AdminRealm(
             self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
@@ -108,7 +110,7 @@ class OidcApp:
             Route("/realms/{realm}", o.realm_info),
             Route("/realms/{realm}/.well-known/openid-configuration", o.discovery),
             Route(f"{oidc}/certs", o.certs),
-            Route(f"{oidc}/auth", o.auth, methods=["GET", "POST"]),
+            Route(f"{oidc}/auth", self.authorize.auth, methods=["GET", "POST"]),
             Route(f"{oidc}/token", o.token, methods=["POST"]),
             Route(f"{oidc}/token/introspect", o.introspect, methods=["POST"]),
             Route(f"{oidc}/revoke", o.revoke, methods=["POST"]),
