@@ -16,7 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from services.identity.domain import errors as de
+from services.identity.domain import security
 from services.identity.domain import sessions as rules
+from services.identity.domain.directory import required_actions
 from services.identity.domain.model import Status, check_redirect_uri
 from services.identity.entrypoints.login_page import (
     MESSAGES,
@@ -24,6 +26,7 @@ from services.identity.entrypoints.login_page import (
     error_page,
     login_page,
     password_page,
+    totp_page,
 )
 from services.identity.entrypoints.web import client_ctx, read_form, realm_of
 from services.identity.service_layer.clients import Clients
@@ -53,25 +56,39 @@ def form_token(key: bytes, nonce: str, realm: str, hidden: dict[str, str], now: 
 
 
 PENDING_FIELD = "pending"
+TOTP_PENDING_FIELD = "pending_totp"
+TOTP_SECRET_FIELD = "totp_secret"
 PENDING_TTL = 600  # the new password must be chosen within this time of the temporary one
 
 
 def pending_token(
-    key: bytes, nonce: str, user_id: str, realm: str, hidden: dict[str, str], now: float
+    key: bytes,
+    nonce: str,
+    user_id: str,
+    realm: str,
+    hidden: dict[str, str],
+    now: float,
+    purpose: str = "update-password",
 ) -> str:
-    """Signed: this browser (its login cookie) signed in as `user_id` with a temporary
-    password for this request, at `now`."""
+    """Signed: this browser (its login cookie) signed in as `user_id` for this request at
+    `now`, and a required action (`purpose`, with what it shows, e.g. the TOTP secret) is
+    what is left."""
     issued = str(int(now))
     mac = hmac.new(
         key,
-        f"update-password\0{user_id}\0{_form_mac(key, nonce, issued, realm, hidden)}".encode(),
+        f"{purpose}\0{user_id}\0{_form_mac(key, nonce, issued, realm, hidden)}".encode(),
         hashlib.sha256,
     ).hexdigest()
     return f"{issued}.{user_id}.{mac}"
 
 
 def pending_user(
-    keys: list[bytes], nonce: str, token: str, realm: str, hidden: dict[str, str]
+    keys: list[bytes],
+    nonce: str,
+    token: str,
+    realm: str,
+    hidden: dict[str, str],
+    purpose: str = "update-password",
 ) -> str | None:
     issued, _, rest = token.partition(".")
     user_id, _, mac = rest.partition(".")
@@ -80,7 +97,7 @@ def pending_user(
     if not 0 <= time.time() - int(issued) <= PENDING_TTL:
         return None
     for key in keys:
-        want = pending_token(key, nonce, user_id, realm, hidden, int(issued))
+        want = pending_token(key, nonce, user_id, realm, hidden, int(issued), purpose)
         if hmac.compare_digest(want.rsplit(".", 1)[1], mac):
             return user_id
     return None
@@ -98,6 +115,10 @@ def form_token_ok(
     if not -60 <= age <= FORM_TOKEN_TTL:
         return False
     return any(hmac.compare_digest(_form_mac(k, nonce, issued, realm, hidden), mac) for k in keys)
+
+
+def _actions(user: Any) -> set[str]:
+    return set(required_actions(user))
 
 
 def cookie_path(realm: str) -> str:
@@ -250,6 +271,48 @@ class AuthorizationEndpoint:
                     return self._password_form(
                         request, action, realm, hidden, form_keys, nonce, uid, MESSAGES[problem]
                     )
+                if _actions(user) == {"CONFIGURE_TOTP"}:  # next: the second factor
+                    return self._totp_form(request, action, realm, hidden, form_keys, nonce, user)
+            elif params.get(TOTP_PENDING_FIELD):
+                # CONFIGURE_TOTP: the password was right moments ago; the official proves the
+                # authenticator app holds the secret shown (bound to the pending token).
+                secret = params.get(TOTP_SECRET_FIELD, "")
+                uid = pending_user(
+                    form_keys,
+                    nonce,
+                    params[TOTP_PENDING_FIELD],
+                    realm,
+                    hidden,
+                    f"configure-totp\0{secret}",
+                )
+                if uid is None or not security.is_totp_secret(secret):
+                    return self._login_form(
+                        request,
+                        action,
+                        realm,
+                        hidden,
+                        form_keys,
+                        nonce,
+                        MESSAGES["form"],
+                        status=403,
+                    )
+                if not security.verify_totp(secret, params.get("totp", "")):
+                    user = await asyncio.to_thread(self.users.row, uid)
+                    return self._totp_form(
+                        request,
+                        action,
+                        realm,
+                        hidden,
+                        form_keys,
+                        nonce,
+                        user,
+                        MESSAGES["Invalid one-time code (totp)"],
+                        secret,
+                    )
+                try:
+                    user = await asyncio.to_thread(self.users.configure_totp, uid, secret)
+                except de.DomainError:  # done meanwhile: sign in as usual
+                    return self._login_form(request, action, realm, hidden, form_keys, nonce)
             else:
                 user = await asyncio.to_thread(
                     self.logins.check_password,
@@ -260,11 +323,14 @@ class AuthorizationEndpoint:
                     client["client_id"],
                     ctx,
                 )
-                if user["password_temporary"] and not user["required_actions"]:
+                pending = _actions(user)
+                if pending and pending <= {"UPDATE_PASSWORD", "CONFIGURE_TOTP"}:
                     await asyncio.to_thread(self.logins.release, user)
-                    return self._password_form(
-                        request, action, realm, hidden, form_keys, nonce, user["id"]
-                    )
+                    if "UPDATE_PASSWORD" in pending:
+                        return self._password_form(
+                            request, action, realm, hidden, form_keys, nonce, user["id"]
+                        )
+                    return self._totp_form(request, action, realm, hidden, form_keys, nonce, user)
             await asyncio.to_thread(self.grants.require_set_up, user)
             auth = rules.Authentication.password(time.time(), bool(user["totp_secret"]))
             new_cookie = ""
@@ -338,6 +404,41 @@ class AuthorizationEndpoint:
             ctx,
             sso,
             signed_in=False,
+        )
+
+    def _totp_form(
+        self,
+        request: Request,
+        action: str,
+        realm: str,
+        hidden: dict[str, str],
+        keys: list[bytes],
+        nonce: str,
+        user: Any,
+        error: str = "",
+        secret: str = "",
+    ) -> Response:
+        secret = secret or security.new_totp_secret()
+        now = time.time()
+        purpose = f"configure-totp\0{secret}"
+        fields = {
+            **hidden,
+            FORM_TOKEN_FIELD: form_token(keys[0], nonce, realm, hidden, now),
+            TOTP_PENDING_FIELD: pending_token(
+                keys[0], nonce, user["id"], realm, hidden, now, purpose
+            ),
+            TOTP_SECRET_FIELD: secret,
+        }
+        uri = security.totp_uri(secret, user["username"])
+        target = urlsplit(hidden.get("redirect_uri", ""))
+        origin = f"{target.scheme}://{target.netloc}" if target.netloc else ""
+        return HTMLResponse(
+            totp_page(action, fields, secret, uri, error),
+            status_code=400 if error else 200,
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": content_security_policy(origin),
+            },
         )
 
     def _password_form(

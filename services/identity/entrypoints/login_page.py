@@ -98,6 +98,34 @@ def password_page(action: str, hidden: dict[str, str], error: str = "") -> str:
 </main></body></html>"""
 
 
+def totp_page(action: str, hidden: dict[str, str], secret: str, uri: str, error: str = "") -> str:
+    """The CONFIGURE_TOTP required action: the secret to add to an authenticator app, and
+    a first code from it."""
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden.items()
+    )
+    err = f'<p class="err" role="alert">{escape(error)}</p>' if error else ""
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Cài đặt xác thực hai lớp — LGSP</title><style>{_STYLE}</style></head>
+<body><main>
+<h1>Cài đặt xác thực hai lớp</h1>
+<p class="sub">Thêm khóa sau vào ứng dụng xác thực (Google Authenticator, Microsoft
+Authenticator…), rồi nhập mã 6 chữ số ứng dụng hiển thị.</p>
+<p><code>{escape(grouped)}</code></p>
+<p class="sub"><small>{escape(uri)}</small></p>
+{err}
+<form method="post" action="{escape(action)}">
+{fields}
+<label for="totp">Mã xác thực</label>
+<input type="text" id="totp" name="totp" inputmode="numeric" autocomplete="one-time-code" required>
+<button type="submit">Xác nhận và đăng nhập</button>
+</form>
+</main></body></html>"""
+
+
 def logout_page(action: str) -> str:
     """Asks before ending the SSO session when the application sent no id_token_hint (a
     link on another site must not sign the official out of every application)."""

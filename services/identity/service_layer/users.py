@@ -348,6 +348,28 @@ class Users(DirectoryUseCases):
             self.commit(uow)
         return out
 
+    def configure_totp(self, user_id: str, secret: str) -> Row:
+        """The official set up the second factor at sign-in (the CONFIGURE_TOTP required
+        action; the caller checked a code from it). Returns the account as it is now."""
+        row = self.row(user_id)
+        if "CONFIGURE_TOTP" not in (row["required_actions"] or "").split():
+            raise FailedPrecondition("CONFIGURE_TOTP is not pending")
+        actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
+        rest = [a for a in row["required_actions"].split() if a != "CONFIGURE_TOTP"]
+        with self.change() as uow:
+            r = uow.repos
+            r.accounts.update(
+                user_id,
+                totp_secret=secret,
+                required_actions=" ".join(rest),
+                updated_at=now(),
+                version=row["version"] + 1,
+            )
+            self.record(uow, actor, "user.totp_enable", user_id, None, by="required action")
+            out = r.accounts.require(user_id)
+            self.commit(uow)
+        return out
+
     def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> list[Row]:
         """An administrator signs an account out everywhere (its SSO sessions too); the
         client sessions that ended (for their back-channel logout)."""

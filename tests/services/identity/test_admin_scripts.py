@@ -202,7 +202,7 @@ async def test_required_actions_are_stored_and_enforced(run: tuple[Running, str]
 async def test_required_actions_refuse_the_login_page(run: tuple[Running, str]) -> None:
     r, _ = run
     kc = kc_admin(r)
-    uid, name = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["CONFIGURE_TOTP"])
+    uid, name = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["VERIFY_PROFILE"])
     await asyncio.to_thread(
         kc.create_client,
         {"clientId": f"p{uid[:6]}", "publicClient": True, "redirectUris": ["https://c.example/cb"]},
@@ -620,3 +620,68 @@ async def test_a_temporary_password_is_changed_on_the_login_page(run: tuple[Runn
     assert await asyncio.to_thread(oidc(r, secret).token, name, new)
     with pytest.raises(KeycloakAuthenticationError):
         await asyncio.to_thread(oidc(r, secret).token, name, temporary)
+
+
+async def test_configure_totp_on_the_login_page(run: tuple[Running, str]) -> None:
+    """CONFIGURE_TOTP at sign-in: the page shows a new secret; a code from it turns the second
+    factor on and signs in with acr 2; a wrong code or a swapped secret does not."""
+    import re
+
+    import pyotp
+
+    r, secret = run
+    kc = kc_admin(r)
+    uid, name = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["CONFIGURE_TOTP"])
+    cid = f"t{uid[:6]}"
+    await asyncio.to_thread(
+        kc.create_client,
+        {"clientId": cid, "publicClient": True, "redirectUris": ["https://e.example/cb"]},
+    )
+    from tests.services.identity.test_oidc import login_form, pkce
+
+    auth = f"{r.base_url}/realms/lgsp/protocol/openid-connect/auth"
+    verifier, challenge = pkce()
+    params = {
+        "client_id": cid,
+        "redirect_uri": "https://e.example/cb",
+        "response_type": "code",
+        "scope": "openid",
+        "code_challenge": challenge,
+        "code_challenge_method": "S256",
+    }
+
+    def fields(page: httpx.Response) -> dict[str, str]:
+        return dict(re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text))
+
+    async with httpx.AsyncClient() as browser:
+        token = await login_form(browser, auth, params)
+        page = await browser.post(
+            auth, data={**params, "form_token": token, "username": name, "password": PASSWORD}
+        )
+        assert page.status_code == 200 and "xác thực hai lớp" in page.text
+        form = fields(page)
+        totp = pyotp.TOTP(form["totp_secret"])
+        # The attacker's own secret in place of the one shown: refused.
+        swapped = {**form, "totp_secret": pyotp.random_base32(), "totp": totp.now()}
+        assert (await browser.post(auth, data=swapped)).status_code == 403
+        wrong = await browser.post(auth, data={**form, "totp": "000000"})
+        assert wrong.status_code == 400 and fields(wrong)["totp_secret"] == form["totp_secret"]
+        done = await browser.post(auth, data={**fields(wrong), "totp": totp.now()})
+        assert done.status_code == 302, done.text[:300]
+        code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
+    public = KeycloakOpenID(server_url=r.base_url, realm_name="lgsp", client_id=cid)
+    tok = await asyncio.to_thread(
+        public.token,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=params["redirect_uri"],
+        code_verifier=verifier,
+    )
+    ident = await asyncio.to_thread(public.decode_token, tok["id_token"], validate=False)
+    assert ident["acr"] == "2"
+    rep = await asyncio.to_thread(kc.get_user, uid)
+    assert rep["requiredActions"] == [] and rep["totp"] is True
+    # From now on the password alone is not enough.
+    with pytest.raises(KeycloakAuthenticationError):
+        await asyncio.to_thread(oidc(r, secret).token, name, PASSWORD)
+    assert await asyncio.to_thread(oidc(r, secret).token, name, PASSWORD, totp=totp.now())
