@@ -26,7 +26,8 @@ from lgsp.http_server import serve_asgi
 from lgsp.plugins import Wiring
 from lgsp.tls import uvicorn_ssl
 from services.identity.adapters.unit_of_work import Storage
-from services.identity.domain.access import MASTER, REALM, SYSTEM
+from services.identity.domain.access import ADMIN_CLI, MASTER, REALM, SYSTEM
+from services.identity.domain.sessions import DEFAULT_SSO, SsoLifetimes
 from services.identity.entrypoints.grpc import (
     AdminServicer,
     IdentityServicer,
@@ -43,6 +44,7 @@ from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.sso import SingleSignOn
 from services.identity.service_layer.users import Users
 
 log = logging.getLogger("services.identity")
@@ -83,6 +85,7 @@ class Identity:
     sessions: Sessions
     app: OidcApp
     app_passwords: AppPasswords
+    sso: SingleSignOn
 
 
 def wire(
@@ -90,14 +93,16 @@ def wire(
     base_url: str,
     after_commit: Any = lambda: None,
     app_passwords_per_user: int = DEFAULT_PER_USER,
+    sso_lifetimes: SsoLifetimes = DEFAULT_SSO,
 ) -> Identity:
     storage = Storage(engine, after_commit=after_commit)
     keys = KeyStore(storage)
     keys.load(force=True)  # creates the first key now, never inside a token transaction
     cache = DirectoryCache(storage)
     logins = Logins(storage, app_password_verifies=app_passwords_per_user)
-    grants = Grants(storage, keys, logins, cache, base_url)
+    grants = Grants(storage, keys, logins, cache, base_url, sso=sso_lifetimes)
     sessions = Sessions(storage, keys, cache, base_url)
+    sso = SingleSignOn(storage, keys, base_url, sso_lifetimes)
     agencies, users, roles = Agencies(storage), Users(storage), Roles(storage)
     groups, clients = Groups(storage), Clients(storage)
     app = OidcApp(
@@ -110,6 +115,7 @@ def wire(
         roles=roles,
         groups=groups,
         clients=clients,
+        sso=sso,
     )
     return Identity(
         storage,
@@ -124,25 +130,27 @@ def wire(
         sessions,
         app,
         AppPasswords(storage, app_passwords_per_user),
+        sso,
     )
 
 
 def ensure_master(identity: Identity, data_dir: str | None, admin_password: str = "") -> str | None:
-    """The master realm's admin-cli client and admin user (Keycloak's bootstrap admin).
+    """admin-cli in every realm, and the master realm's admin user (Keycloak's bootstrap
+    admin).
 
     The password is `admin_password` (setting identity.admin_password), else one is generated
     and written to <data_dir>/identity-admin-password (mode 0600). Returns it when newly
     created."""
-    has_client = identity.clients.row(MASTER, "admin-cli") is not None
+    for realm in (MASTER, REALM):
+        if identity.clients.row(realm, ADMIN_CLI) is None:
+            identity.clients.create(
+                SYSTEM,
+                pb.ClientSystem(client_id=ADMIN_CLI, display_name=ADMIN_CLI),
+                realm=realm,
+                secret=None,
+                service_accounts=False,
+            )
     admin = identity.users.find(MASTER, "admin")
-    if not has_client:
-        identity.clients.create(
-            SYSTEM,
-            pb.ClientSystem(client_id="admin-cli", display_name="admin-cli"),
-            realm=MASTER,
-            secret=None,
-            service_accounts=False,
-        )
     if admin is not None:
         return None
     password = admin_password
@@ -202,6 +210,9 @@ def wire_service(
         public_base_url(settings, port),
         runtime.after_commit,
         settings.identity.app_passwords_per_user,
+        SsoLifetimes(
+            settings.identity.sso_session_idle_seconds, settings.identity.sso_session_max_seconds
+        ),
     )
     if seed_demo is None:
         seed_demo = settings.identity.demo_seed

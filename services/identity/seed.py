@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
 from services.identity.domain import security
@@ -232,9 +233,14 @@ def check_may_seed(host: str, allow_remote: bool) -> None:
 
 
 def _redirect_uris(client_id: str, console_url: str) -> list[str]:
-    if client_id == "console":
-        return [console_url + "auth/callback"]
-    return ["http://127.0.0.1:8100/callback", "http://localhost:8100/callback"]
+    """The browser clients' callbacks, on the configured console address (platform.host and
+    console.port), and on localhost too when that is loopback."""
+    path = "auth/callback" if client_id == "console" else "callback"
+    uris = [console_url + path]
+    parts = urlsplit(console_url)
+    if parts.hostname == "127.0.0.1":
+        uris.append(f"{parts.scheme}://localhost:{parts.port}/{path}")
+    return uris
 
 
 def _new_password() -> str:

@@ -42,6 +42,10 @@ class IdentitySettings(ServiceSettings):
     # App passwords (mail clients of officials with a second factor) an official may hold;
     # also the argon2 verifies (~15 ms each) every wrong app password costs.
     app_passwords_per_user: int = num_field(10, 1, 50)
+    # The browser's SSO session (Keycloak's "SSO Session Idle" and "SSO Session Max"): ends
+    # when unused this long, and at the latest this long after the sign-in.
+    sso_session_idle_seconds: int = num_field(1800, 60, 86400)
+    sso_session_max_seconds: int = num_field(36000, 300, 30 * 86400)
     # The master realm's bootstrap admin password ("" = generate into data/identity-admin-password).
     admin_password: str = secret_field()
 

@@ -8,7 +8,7 @@ Searching calls the running search service over gRPC with an access token: `--to
 the SEARCH_ACCESS_TOKEN environment variable (not LGSP_*: unknown LGSP_* variables are
 configuration errors), else `--username` with the password prompted for (or read from stdin
 with --password-stdin) and exchanged at the identity provider's token endpoint (password
-grant, client `--client-id`, default lgsp-web). The results are what that user may see.
+grant, client `--client-id`, default admin-cli). The results are what that user may see.
 `reindex` works on the index directory and the bus directly (no token): run it on the
 search service's machine, as its user.
 """
@@ -51,7 +51,7 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--token", help=f"access token (default: ${TOKEN_ENV})")
     p.add_argument("--username", help="sign in as this user (password prompted)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
-    p.add_argument("--client-id", default="lgsp-web", help="OAuth client for --username")
+    p.add_argument("--client-id", default="admin-cli", help="OAuth client for --username")
     p.add_argument("--address", help="search service host:port (default: from the settings)")
     p.add_argument("--keep", type=int, default=2, help="reindex: generations to keep")
     p.set_defaults(handler=_run)

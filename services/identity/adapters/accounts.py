@@ -182,8 +182,15 @@ class AccountRepository:
         rows = self.s.execute(q.order_by(t.users.c.username).offset(offset).limit(limit))
         return int(total), list(rows.mappings().all())
 
-    def people(
-        self,
+    def people(self, realm: str, *, first: int = 0, size: int = 100, **query: Any) -> list[Row]:
+        """Accounts of people (not service accounts), Keycloak's user query."""
+        q = self._people(sa.select(t.users), realm, **query)
+        rows = self.s.execute(q.order_by(t.users.c.username).offset(first).limit(size))
+        return list(rows.mappings().all())
+
+    @staticmethod
+    def _people(
+        q: Any,
         realm: str,
         *,
         username: str = "",
@@ -191,13 +198,17 @@ class AccountRepository:
         email: str = "",
         search: str = "",
         enabled: bool | None = None,
-        first: int = 0,
-        size: int = 100,
-    ) -> list[Row]:
-        """Accounts of people (not service accounts), Keycloak's user query."""
-        q = sa.select(t.users).where(
-            t.users.c.realm == realm, t.users.c.service_client_id.is_(None)
-        )
+        first_name: str = "",
+        last_name: str = "",
+        agency_code: str = "",
+    ) -> Any:
+        q = q.where(t.users.c.realm == realm, t.users.c.service_client_id.is_(None))
+        if first_name:
+            q = q.where(sa.func.lower(t.users.c.first_name).like(like(first_name), escape="\\"))
+        if last_name:
+            q = q.where(sa.func.lower(t.users.c.last_name).like(like(last_name), escape="\\"))
+        if agency_code:
+            q = q.where(t.users.c.agency_code == agency_code)
         if username:
             q = q.where(
                 t.users.c.username == username
@@ -211,14 +222,25 @@ class AccountRepository:
         if enabled is not None:
             is_enabled = t.users.c.status != Status.DISABLED
             q = q.where(is_enabled if enabled else ~is_enabled)
-        rows = self.s.execute(q.order_by(t.users.c.username).offset(first).limit(size))
-        return list(rows.mappings().all())
+        return q
 
-    def count_people(self, realm: str) -> int:
-        return int(
-            self.s.execute(
-                sa.select(sa.func.count())
-                .select_from(t.users)
-                .where(t.users.c.realm == realm, t.users.c.service_client_id.is_(None))
-            ).scalar_one()
+    def count_people(self, realm: str, **query: Any) -> int:
+        """How many accounts `people` finds with the same filters (Keycloak's users/count)."""
+        q = self._people(sa.select(sa.func.count()).select_from(t.users), realm, **query)
+        return int(self.s.execute(q).scalar_one())
+
+    def holding(self, realm: str, role: str, first: int, size: int) -> list[Row]:
+        """Accounts holding a role in any agency (Keycloak's roles/{name}/users)."""
+        q = (
+            sa.select(t.users)
+            .where(
+                t.users.c.realm == realm,
+                t.users.c.id.in_(
+                    sa.select(t.role_grants.c.user_id).where(t.role_grants.c.role == role)
+                ),
+            )
+            .order_by(t.users.c.username)
+            .offset(first)
+            .limit(size)
         )
+        return list(self.s.execute(q).mappings().all())

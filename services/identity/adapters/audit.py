@@ -10,6 +10,8 @@ from sqlalchemy.orm import Session
 
 from services.identity.adapters import tables as t
 
+Row = Any  # a SQLAlchemy RowMapping
+
 _AUDIT_INSERT = sa.insert(t.audit_log)
 
 
@@ -38,6 +40,34 @@ class AuditLog:
                 "details": details,
             },
         )
+
+    def select(
+        self,
+        *,
+        sign_ins: bool,
+        actions: tuple[str, ...],
+        actor: str = "",
+        subject: str = "",
+        since: float | None = None,
+        until: float | None = None,
+        first: int = 0,
+        size: int = 100,
+    ) -> list[Row]:
+        """Rows newest first: the sign-in actions (`actions`) or every other one."""
+        c = t.audit_log.c
+        q = sa.select(t.audit_log).where(
+            c.action.in_(actions) if sign_ins else c.action.not_in(actions)
+        )
+        if actor:
+            q = q.where(c.actor == actor)
+        if subject:
+            q = q.where(c.subject == subject)
+        if since is not None:
+            q = q.where(c.at >= since)
+        if until is not None:
+            q = q.where(c.at < until)
+        q = q.order_by(c.id.desc()).offset(first).limit(size)
+        return list(self.s.execute(q).mappings().all())
 
 
 class RequestLog:

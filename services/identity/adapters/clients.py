@@ -53,6 +53,15 @@ class ClientRepository:
     def remove(self, internal_id: str) -> None:
         self.s.execute(sa.delete(t.clients).where(t.clients.c.id == internal_id))
 
+    def backchannel_uris(self, realm: str, client_ids: set[str]) -> dict[str, str]:
+        """client id → its back-channel logout URI, for those of `client_ids` that have one."""
+        q = sa.select(t.clients.c.client_id, t.clients.c.backchannel_logout_uri).where(
+            t.clients.c.realm == realm,
+            t.clients.c.client_id.in_(sorted(client_ids)),
+            t.clients.c.backchannel_logout_uri != "",
+        )
+        return {str(cid): str(uri) for cid, uri in self.s.execute(q).all()}
+
     def ids(self, realm: str) -> set[str]:
         q = sa.select(t.clients.c.client_id).where(t.clients.c.realm == realm)
         return set(self.s.execute(q).scalars())

@@ -42,6 +42,9 @@ class GroupRepository:
 
     def remove(self, group_id: str) -> None:
         self.s.execute(sa.delete(t.group_members).where(t.group_members.c.group_id == group_id))
+        self.s.execute(
+            sa.delete(t.group_realm_roles).where(t.group_realm_roles.c.group_id == group_id)
+        )
         self.s.execute(sa.delete(t.groups).where(t.groups.c.id == group_id))
 
     def members(self, group_id: str) -> list[str]:
@@ -55,6 +58,53 @@ class GroupRepository:
         self.s.execute(
             sa.delete(t.group_members).where(
                 t.group_members.c.group_id == group_id, t.group_members.c.user_id.in_(user_ids)
+            )
+        )
+
+    def children(self, group_id: str) -> list[Row]:
+        q = sa.select(t.groups).where(t.groups.c.parent_id == group_id).order_by(t.groups.c.name)
+        return list(self.s.execute(q).mappings().all())
+
+    def path(self, row: Row) -> str:
+        """ "/parent/child" (Keycloak's group path), walking up at most 32 levels."""
+        names, parent = [row["name"]], row["parent_id"]
+        for _ in range(32):
+            if not parent:
+                break
+            up = self.require(parent)
+            names.append(up["name"])
+            parent = up["parent_id"]
+        return "/" + "/".join(reversed(names))
+
+    def by_path(self, realm: str, path: str) -> Row:
+        row: Row | None = None
+        for name in [p for p in path.split("/") if p]:
+            q = sa.select(t.groups).where(
+                t.groups.c.realm == realm,
+                t.groups.c.name == name,
+                t.groups.c.parent_id == row["id"]
+                if row is not None
+                else t.groups.c.parent_id.is_(None),
+            )
+            row = self.s.execute(q).mappings().first()
+            if row is None:
+                break
+        if row is None:
+            raise NotFound(f"group {path[:200]} not found", kind="group", name=path[:200])
+        return row
+
+    def realm_roles(self, group_id: str) -> list[str]:
+        q = sa.select(t.group_realm_roles.c.role).where(t.group_realm_roles.c.group_id == group_id)
+        return sorted(self.s.execute(q).scalars().all())
+
+    def grant_role(self, group_id: str, role: str) -> None:
+        if role not in self.realm_roles(group_id):
+            self.s.execute(sa.insert(t.group_realm_roles).values(group_id=group_id, role=role))
+
+    def revoke_role(self, group_id: str, role: str) -> None:
+        self.s.execute(
+            sa.delete(t.group_realm_roles).where(
+                t.group_realm_roles.c.group_id == group_id, t.group_realm_roles.c.role == role
             )
         )
 

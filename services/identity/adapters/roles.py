@@ -13,8 +13,15 @@ from services.identity.adapters import tables as t
 
 Row = Any  # a SQLAlchemy RowMapping
 
-_ROLES_OF = sa.select(t.role_grants.c.role, t.role_grants.c.agency_code).where(
-    t.role_grants.c.user_id == sa.bindparam("user_id")
+_ROLES_OF = sa.union_all(
+    sa.select(t.role_grants.c.role, t.role_grants.c.agency_code).where(
+        t.role_grants.c.user_id == sa.bindparam("user_id")
+    ),
+    # A group's realm roles, held by each member in the group's agency.
+    sa.select(t.group_realm_roles.c.role, t.groups.c.agency_code)
+    .join(t.groups, t.groups.c.id == t.group_realm_roles.c.group_id)
+    .join(t.group_members, t.group_members.c.group_id == t.groups.c.id)
+    .where(t.group_members.c.user_id == sa.bindparam("user_id")),
 )
 
 
@@ -70,6 +77,9 @@ class GrantRepository:
     def remove(self, user_id: str, role: str, agency_code: str | None) -> None:
         self.s.execute(sa.delete(t.role_grants).where(self._key(user_id, role, agency_code)))
 
+    def rename_role(self, old: str, new: str) -> None:
+        self.s.execute(sa.update(t.role_grants).where(t.role_grants.c.role == old).values(role=new))
+
     def remove_role(self, role: str) -> None:
         self.s.execute(sa.delete(t.role_grants).where(t.role_grants.c.role == role))
 
@@ -94,6 +104,44 @@ class RealmRoleRepository:
             sa.insert(t.realm_roles).values(id=rid, realm=realm, name=name, description=description)
         )
         return rid
+
+    def composites(self, realm: str) -> dict[str, list[str]]:
+        """parent → its child roles, for one realm."""
+        c = t.role_composites.c
+        out: dict[str, list[str]] = {}
+        q = sa.select(c.parent, c.child).where(c.realm == realm).order_by(c.parent, c.child)
+        for parent, child in self.s.execute(q).all():
+            out.setdefault(parent, []).append(child)
+        return out
+
+    def add_composite(self, realm: str, parent: str, child: str) -> None:
+        if child not in self.composites(realm).get(parent, []):
+            self.s.execute(
+                sa.insert(t.role_composites).values(realm=realm, parent=parent, child=child)
+            )
+
+    def remove_composite(self, realm: str, parent: str, child: str) -> None:
+        c = t.role_composites.c
+        self.s.execute(
+            sa.delete(t.role_composites).where(
+                c.realm == realm, c.parent == parent, c.child == child
+            )
+        )
+
+    def forget_composites(self, realm: str, role: str) -> None:
+        c = t.role_composites.c
+        self.s.execute(
+            sa.delete(t.role_composites).where(
+                c.realm == realm, sa.or_(c.parent == role, c.child == role)
+            )
+        )
+
+    def update(self, realm: str, role: str, **values: Any) -> None:
+        self.s.execute(
+            sa.update(t.realm_roles)
+            .where(t.realm_roles.c.realm == realm, t.realm_roles.c.name == role)
+            .values(**values)
+        )
 
     def remove(self, realm: str, name: str) -> None:
         self.s.execute(

@@ -27,8 +27,16 @@ _RT_WITH_SESSION = (
         t.sessions.c.scope,
         t.sessions.c.revoked_at.label("session_revoked_at"),
         t.sessions.c.expires_at.label("session_expires_at"),
+        t.sessions.c.auth_time,
+        t.sessions.c.acr,
+        t.sessions.c.amr,
+        t.sessions.c.sso_session_id,
+        t.sso_sessions.c.revoked_at.label("sso_revoked_at"),
+        t.sso_sessions.c.expires_at.label("sso_expires_at"),
+        t.sso_sessions.c.last_seen_at.label("sso_last_seen_at"),
     )
     .join(t.sessions, t.sessions.c.id == t.refresh_tokens.c.session_id)
+    .outerjoin(t.sso_sessions, t.sso_sessions.c.id == t.sessions.c.sso_session_id)
     .where(t.refresh_tokens.c.token_hash == sa.bindparam("hash"))
 )
 _RT_SPEND = (
@@ -65,9 +73,78 @@ class SessionRepository:
     def revoke_open(
         self, now: float, reason: str, *, user_id: str = "", client_id: str = ""
     ) -> list[Row]:
-        """End the open sessions of an account or of a client; the ones it ended."""
+        """End the open sessions of an account (its SSO sessions too) or of a client; the
+        client sessions it ended."""
+        if user_id:
+            self.s.execute(
+                sa.update(t.sso_sessions)
+                .where(t.sso_sessions.c.user_id == user_id, t.sso_sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason=reason)
+            )
         column = t.sessions.c.user_id if user_id else t.sessions.c.client_id
         return self._end(column == (user_id or client_id), reason, now)
+
+    def of_user(self, user_id: str, now: float) -> list[Row]:
+        """An account's open client sessions, newest first."""
+        q = (
+            sa.select(t.sessions)
+            .where(
+                t.sessions.c.user_id == user_id,
+                t.sessions.c.revoked_at.is_(None),
+                t.sessions.c.expires_at > now,
+            )
+            .order_by(t.sessions.c.created_at.desc())
+        )
+        return list(self.s.execute(q).mappings().all())
+
+    def of_client(self, realm: str, client_id: str, now: float) -> list[Row]:
+        q = (
+            sa.select(t.sessions)
+            .where(
+                t.sessions.c.realm == realm,
+                t.sessions.c.client_id == client_id,
+                t.sessions.c.revoked_at.is_(None),
+                t.sessions.c.expires_at > now,
+            )
+            .order_by(t.sessions.c.created_at.desc())
+        )
+        return list(self.s.execute(q).mappings().all())
+
+    def one(self, sid: str) -> Row | None:
+        return (
+            self.s.execute(sa.select(t.sessions).where(t.sessions.c.id == sid)).mappings().first()
+        )
+
+    # --- SSO sessions (a browser's sign-in) ----------------------------------------------
+
+    def add_sso(self, **values: Any) -> None:
+        self.s.execute(sa.insert(t.sso_sessions).values(**values))
+
+    def sso(self, sso_id: str) -> Row | None:
+        q = sa.select(t.sso_sessions).where(t.sso_sessions.c.id == sso_id)
+        return self.s.execute(q).mappings().first()
+
+    def touch_sso(self, sso_id: str, now: float) -> None:
+        self.s.execute(
+            sa.update(t.sso_sessions).where(t.sso_sessions.c.id == sso_id).values(last_seen_at=now)
+        )
+
+    def reauthenticated(self, sso_id: str, now: float, **auth: Any) -> None:
+        self.s.execute(
+            sa.update(t.sso_sessions)
+            .where(t.sso_sessions.c.id == sso_id)
+            .values(last_seen_at=now, **auth)
+        )
+
+    def end_sso(self, sso_id: str, reason: str, now: float) -> list[Row]:
+        """End an SSO session and every client session started from it; the client sessions
+        it ended (each ends once, so nothing is published twice)."""
+        self.s.execute(
+            sa.update(t.sso_sessions)
+            .where(t.sso_sessions.c.id == sso_id, t.sso_sessions.c.revoked_at.is_(None))
+            .values(revoked_at=now, revoked_reason=reason)
+        )
+        return self._end(t.sessions.c.sso_session_id == sso_id, reason, now)
 
     def _end(self, where: Any, reason: str, now: float) -> list[Row]:
         result = self.s.execute(

@@ -43,6 +43,8 @@ users = sa.Table(
     sa.Column("status", sa.Integer, nullable=False),
     sa.Column("password_hash", sa.String(200), nullable=True),
     sa.Column("password_temporary", sa.Boolean, nullable=False, default=False),
+    # Keycloak's required actions besides UPDATE_PASSWORD (password_temporary), space-separated.
+    sa.Column("required_actions", sa.String(200), nullable=False, default="", server_default=""),
     sa.Column("totp_secret", sa.String(64), nullable=True),
     sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
     sa.Column("locked_until", sa.Float, nullable=True),
@@ -80,6 +82,40 @@ realm_roles = sa.Table(
     sa.UniqueConstraint("realm", "name", name="uq_realm_roles_name"),
 )
 
+# Composite realm roles: who holds `parent` holds `child` too, in the same agency.
+role_composites = sa.Table(
+    "role_composites",
+    metadata,
+    sa.Column("realm", sa.String(64), nullable=False),
+    sa.Column("parent", sa.String(64), nullable=False),
+    sa.Column("child", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("realm", "parent", "child", name="pk_role_composites"),
+)
+
+# A client's own roles (Keycloak's client roles): tokens carry them as resource_access.
+client_roles = sa.Table(
+    "client_roles",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("realm", sa.String(64), nullable=False),
+    sa.Column("client_id", sa.String(64), nullable=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("description", sa.String(300), nullable=False, default=""),
+    sa.UniqueConstraint("realm", "client_id", "name", name="uq_client_roles_name"),
+)
+
+# Who holds a client role: an account ("user") or every member of a group ("group").
+client_role_grants = sa.Table(
+    "client_role_grants",
+    metadata,
+    sa.Column("role_id", sa.String(36), sa.ForeignKey("client_roles.id", ondelete="CASCADE")),
+    sa.Column("holder_kind", sa.String(8), nullable=False),
+    sa.Column("holder_id", sa.String(36), nullable=False),
+    sa.Column("granted_at", sa.Float, nullable=False),
+    sa.PrimaryKeyConstraint("role_id", "holder_kind", "holder_id", name="pk_client_role_grants"),
+    sa.Index("ix_client_role_grants_holder", "holder_kind", "holder_id"),
+)
+
 groups = sa.Table(
     "groups",
     metadata,
@@ -92,6 +128,17 @@ groups = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("version", sa.Integer, nullable=False),
     sa.UniqueConstraint("realm", "agency_code", "name", name="uq_groups_name"),
+    # Keycloak's group tree: the group it is a subgroup of (None: top level).
+    sa.Column("parent_id", sa.String(36), nullable=True, index=True),
+)
+
+# Realm roles granted to a group: every member holds them, in the group's agency.
+group_realm_roles = sa.Table(
+    "group_realm_roles",
+    metadata,
+    sa.Column("group_id", sa.String(36), sa.ForeignKey("groups.id", ondelete="CASCADE")),
+    sa.Column("role", sa.String(64), nullable=False),
+    sa.PrimaryKeyConstraint("group_id", "role", name="pk_group_realm_roles"),
 )
 
 group_members = sa.Table(
@@ -125,6 +172,12 @@ clients = sa.Table(
     sa.Column(
         "allow_app_passwords", sa.Boolean, nullable=False, default=False, server_default=sa.false()
     ),
+    # OpenID Connect Back-Channel Logout 1.0: where its logout tokens go ("" = none).
+    sa.Column(
+        "backchannel_logout_uri", sa.String(2000), nullable=False, default="", server_default=""
+    ),
+    # Its public keys (a JWK Set, JSON): it then authenticates with private_key_jwt only.
+    sa.Column("jwks", sa.Text, nullable=False, default="", server_default=""),
     sa.UniqueConstraint("realm", "client_id", name="uq_clients_client_id"),
 )
 
@@ -154,6 +207,32 @@ sessions = sa.Table(
     sa.Column("client_id", sa.String(64), nullable=False),
     sa.Column("scope", sa.String(500), nullable=False, default=""),
     sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("expires_at", sa.Float, nullable=False),
+    sa.Column("revoked_at", sa.Float, nullable=True),
+    sa.Column("revoked_reason", sa.String(64), nullable=False, default=""),
+    # The browser's SSO session it was started from (None: a direct grant).
+    sa.Column("sso_session_id", sa.String(36), nullable=True, index=True),
+    # How the user authenticated (OIDC auth_time, acr; amr space-separated, RFC 8176).
+    sa.Column("auth_time", sa.Float, nullable=True),
+    sa.Column("acr", sa.String(16), nullable=False, default="", server_default=""),
+    sa.Column("amr", sa.String(64), nullable=False, default="", server_default=""),
+)
+
+# A browser's sign-in (the cookie holds "<id>.<secret>", stored as SHA-256): every client's
+# authorization request reuses it, without the form, until it idles out, reaches its
+# maximum life or is logged out, which ends every client session started from it.
+sso_sessions = sa.Table(
+    "sso_sessions",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("realm", sa.String(64), nullable=False),
+    sa.Column("user_id", sa.String(36), nullable=False, index=True),
+    sa.Column("secret_hash", sa.String(64), nullable=False),
+    sa.Column("auth_time", sa.Float, nullable=False),
+    sa.Column("acr", sa.String(16), nullable=False),
+    sa.Column("amr", sa.String(64), nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("last_seen_at", sa.Float, nullable=False),
     sa.Column("expires_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float, nullable=True),
     sa.Column("revoked_reason", sa.String(64), nullable=False, default=""),

@@ -19,6 +19,7 @@ from services.identity.adapters.accounts import AccountRepository
 from services.identity.adapters.agencies import AgencyRepository
 from services.identity.adapters.app_passwords import AppPasswordRepository
 from services.identity.adapters.audit import AuditLog, RequestLog
+from services.identity.adapters.client_roles import ClientRoleRepository
 from services.identity.adapters.clients import ClientRepository
 from services.identity.adapters.groups import GroupRepository
 from services.identity.adapters.keys import KeyRepository
@@ -41,6 +42,7 @@ class Repositories:
         self.realm_roles = RealmRoleRepository(session)
         self.groups = GroupRepository(session)
         self.clients = ClientRepository(session)
+        self.client_roles = ClientRoleRepository(session)
         self.sessions = SessionRepository(session)
         self.keys = KeyRepository(session)
         self.audit = AuditLog(session)

@@ -17,6 +17,10 @@ from services.identity.domain.errors import PermissionDenied
 
 REALM = "lgsp"  # the province
 MASTER = "master"  # only the bootstrap admin and the admin-cli client
+# Keycloak's own admin client, in every realm: public, with the password grant (python-keycloak's
+# KeycloakAdmin and command-line tools sign in through it). The one public client that keeps
+# the password grant; every other one must be confidential and enable it.
+ADMIN_CLI = "admin-cli"
 
 
 @dataclass(frozen=True)

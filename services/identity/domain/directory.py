@@ -183,6 +183,26 @@ def check_client_secret(secret: str) -> str:
     return secret
 
 
+# Keycloak's required actions this provider knows. Until they are done the account signs in
+# nowhere (the password grant and the login page say "Account is not fully set up").
+REQUIRED_ACTIONS = ("UPDATE_PASSWORD", "CONFIGURE_TOTP", "VERIFY_PROFILE")
+
+
+def check_required_actions(actions: Any) -> list[str]:
+    if not isinstance(actions, list) or not all(isinstance(a, str) for a in actions):
+        raise Invalid("requiredActions", "must be a list of action names")
+    unknown = [a for a in actions if a not in REQUIRED_ACTIONS]
+    if unknown:
+        raise Invalid("requiredActions", f"unknown action {unknown[0][:40]!r}")
+    return list(dict.fromkeys(actions))
+
+
+def required_actions(row: Any) -> list[str]:
+    """An account's pending required actions, in Keycloak's names."""
+    stored = (row["required_actions"] or "").split()
+    return (["UPDATE_PASSWORD"] if row["password_temporary"] else []) + stored
+
+
 def check_redirect_uris(uris: Iterable[str]) -> list[str]:
     """Registered redirect URIs: absolute http(s) URIs with a host, compared exactly at sign-in
     (model.check_redirect_uri), so no wildcard and no fragment."""

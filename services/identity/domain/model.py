@@ -187,6 +187,17 @@ def check_phone(phone: str, field: str = "phone") -> str:
     return phone
 
 
+def expand_roles(roles: set[str], composites: dict[str, list[str]]) -> set[str]:
+    """The roles held through composite roles too (cycle-safe)."""
+    out, todo = set(roles), list(roles)
+    while todo:
+        for child in composites.get(todo.pop(), []):
+            if child not in out:
+                out.add(child)
+                todo.append(child)
+    return out
+
+
 @dataclass(frozen=True)
 class PasswordPolicy:
     """NIST SP 800-63B-style: length over composition, plus the obvious exclusions."""

@@ -69,6 +69,15 @@ def new_totp_secret() -> str:
     return pyotp.random_base32()
 
 
+def is_totp_secret(value: str) -> bool:
+    return len(value) == 32 and all(c in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in value)
+
+
+def totp_uri(secret: str, username: str) -> str:
+    """The otpauth:// URI an authenticator app takes (typed in, or as a QR code)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name="LGSP Ha Tinh")
+
+
 # Client secrets and refresh tokens are 256-bit random values: a fast hash is enough (no
 # dictionary to attack), and a slow one would cap client_credentials throughput.
 def new_secret(nbytes: int = 32) -> str:

@@ -16,7 +16,7 @@ from lgsp.api.identity.v1 import identity_pb2 as pb
 from services.identity.domain import errors as de
 from services.identity.domain import model
 from services.identity.domain.access import MASTER, Actor, actor_from_claims
-from services.identity.domain.directory import fold
+from services.identity.domain.directory import check_required_actions, fold, required_actions
 from services.identity.domain.model import Status
 from services.identity.entrypoints.web import (
     attribute,
@@ -30,6 +30,7 @@ from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.sso import SingleSignOn
 from services.identity.service_layer.users import Users
 
 _NS = uuid.UUID("6c1b4a44-6a1f-4c1e-9d0e-2f0b7c1e9a11")
@@ -49,7 +50,7 @@ def user_rep(row: Any) -> dict[str, Any]:
         "createdTimestamp": int(row["created_at"] * 1000),
         "totp": bool(row["totp_secret"]),
         "attributes": attrs,
-        "requiredActions": ["UPDATE_PASSWORD"] if row["password_temporary"] else [],
+        "requiredActions": required_actions(row),
     }
 
 
@@ -87,7 +88,14 @@ def client_rep(row: Any) -> dict[str, Any]:
         "directAccessGrantsEnabled": bool(row["direct_grants"]),
         "standardFlowEnabled": bool(row["redirect_uris"]),
         "protocol": "openid-connect",
-        "attributes": {"agency_code": row["owner_agency_code"]},
+        "attributes": {
+            "agency_code": row["owner_agency_code"],
+            "backchannel.logout.url": row["backchannel_logout_uri"],
+            "backchannel.logout.session.required": "true",
+            "use.jwks.string": "true" if row["jwks"] else "false",
+            "jwks.string": row["jwks"],
+        },
+        "clientAuthenticatorType": "client-jwt" if row["jwks"] else "client-secret",
     }
 
 
@@ -100,6 +108,34 @@ def window(request: Request) -> tuple[int, int]:
     if first < 0 or size < 0:
         raise de.Invalid("first", "first and max must not be negative")
     return first, min(size, 1000)
+
+
+def user_query(request: Request) -> dict[str, Any]:
+    """Keycloak's user query parameters (users and users/count)."""
+    q = request.query_params
+    enabled = q.get("enabled")
+    if enabled not in (None, "", "true", "false"):
+        raise de.Invalid("enabled", "must be true or false")
+    for key in ("username", "email", "search", "firstName", "lastName"):
+        if len(q.get(key, "")) > 254:
+            raise de.Invalid(key, "too long")
+    attribute_query = q.get("q", "")  # Keycloak's "key:value" attribute search
+    agency = ""
+    if attribute_query:
+        key, _, value = attribute_query.partition(":")
+        if key != "agency_code":
+            raise de.Invalid("q", "only agency_code:<code> is searchable")
+        agency = value
+    return {
+        "username": q.get("username", "").lower(),
+        "exact": q.get("exact", "").lower() == "true",
+        "email": q.get("email", "").lower(),
+        "search": fold(q["search"]) if q.get("search") else "",
+        "enabled": (enabled == "true") if enabled else None,
+        "first_name": q.get("firstName", "").lower(),
+        "last_name": q.get("lastName", "").lower(),
+        "agency_code": agency,
+    }
 
 
 def user_change(uid: str, body: dict[str, Any]) -> tuple[pb.User, list[str], dict[str, Any]]:
@@ -130,7 +166,9 @@ class AdminRest:
         groups: Groups,
         clients: Clients,
         sessions: Sessions,
+        sso: SingleSignOn | None = None,
     ) -> None:
+        self.sso = sso
         self.users = users
         self.roles = roles
         self.groups = groups
@@ -157,25 +195,17 @@ class AdminRest:
         realm, actor = await self.admin_actor(request)
         if request.method == "POST":
             return await self._create_user(realm, actor, await json_body(request))
-        q = request.query_params
         first, size = window(request)
-        enabled = q.get("enabled")
         rows = await asyncio.to_thread(
-            self.users.people,
-            realm,
-            username=q.get("username", "").lower(),
-            exact=q.get("exact", "").lower() == "true",
-            email=q.get("email", "").lower(),
-            search=fold(q["search"]) if q.get("search") else "",
-            enabled=(enabled == "true") if enabled else None,
-            first=first,
-            size=size,
+            self.users.people, realm, first=first, size=size, **user_query(request)
         )
         return JSONResponse([user_rep(r) for r in rows])
 
     async def users_count(self, request: Request) -> Response:
+        """Keycloak's users/count with the user query's filters."""
         realm, _ = await self.admin_actor(request)
-        return JSONResponse(await asyncio.to_thread(self.users.count_people, realm))
+        query = user_query(request)
+        return JSONResponse(await asyncio.to_thread(self.users.count_people, realm, **query))
 
     async def _create_user(self, realm: str, actor: Actor, body: dict[str, Any]) -> Response:
         attrs = body.get("attributes") or {}
@@ -194,6 +224,9 @@ class AdminRest:
             if isinstance(cred, dict) and cred.get("type", "password") == "password":
                 password = str(cred.get("value", ""))
                 temporary = bool(cred.get("temporary", False))
+        actions = body.get("requiredActions")
+        if actions is not None:
+            check_required_actions(actions)  # before anything is created
         msg, _ = await asyncio.to_thread(
             self.users.create,
             actor,
@@ -205,6 +238,8 @@ class AdminRest:
             last_name=text(body, "lastName"),
             enabled=bool(body.get("enabled", True)),
         )
+        if actions:
+            await asyncio.to_thread(self.users.set_required_actions, actor, msg.id, actions, realm)
         return Response(status_code=201, headers=self._location(realm, "users", msg.id))
 
     async def user(self, request: Request) -> Response:
@@ -226,6 +261,8 @@ class AdminRest:
                 enabled = bool(body["enabled"])
                 if enabled != (row["status"] != Status.DISABLED):
                     self.users.set_status(actor, uid, "", enabled)
+            if "requiredActions" in body:
+                self.users.set_required_actions(actor, uid, body["requiredActions"], realm)
 
         await asyncio.to_thread(put)
         return Response(status_code=204)
@@ -250,7 +287,11 @@ class AdminRest:
         """Keycloak's `POST users/{id}/logout`: an administrator ends every session of an
         account (its tokens are refused everywhere within a second)."""
         realm, actor = await self.admin_actor(request)
-        await asyncio.to_thread(self.users.end_sessions, actor, request.path_params["id"], realm)
+        gone = await asyncio.to_thread(
+            self.users.end_sessions, actor, request.path_params["id"], realm
+        )
+        if self.sso is not None:
+            await asyncio.to_thread(self.sso.notify_ended, realm, gone)
         return Response(status_code=204)
 
     # --- roles ----------------------------------------------------------------------------
@@ -376,8 +417,10 @@ class AdminRest:
                 display_name=text(body, "name") or text(body, "clientId"),
                 owner_agency_code=attribute(attrs, "agency_code"),
             )
-            _, _, internal = await asyncio.to_thread(
-                lambda: self.clients.create(
+            backchannel = attribute(attrs, "backchannel.logout.url")
+
+            def create() -> str:
+                _, _, internal = self.clients.create(
                     actor,
                     c,
                     realm=realm,
@@ -386,7 +429,13 @@ class AdminRest:
                     service_accounts=bool(body.get("serviceAccountsEnabled", False)),
                     direct_grants=bool(body.get("directAccessGrantsEnabled", True)),
                 )
-            )
+                if backchannel:
+                    self.clients.configure(
+                        actor, realm, internal, backchannel_logout_uri=backchannel
+                    )
+                return internal
+
+            internal = await asyncio.to_thread(create)
             return Response(status_code=201, headers=self._location(realm, "clients", internal))
         cid = request.query_params.get("clientId") or ""
         rows = await asyncio.to_thread(self.clients.rows, realm, cid)

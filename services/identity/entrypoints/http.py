@@ -19,17 +19,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.identity.adapters.unit_of_work import Storage
 from services.identity.domain.errors import DomainError
+from services.identity.entrypoints.admin_client_roles import AdminClientRoles
+from services.identity.entrypoints.admin_groups import AdminGroupTree
+from services.identity.entrypoints.admin_realm import AdminRealm
 from services.identity.entrypoints.admin_rest import AdminRest
+from services.identity.entrypoints.authorize import AuthorizationEndpoint
 from services.identity.entrypoints.login_page import HTML_HEADERS
 from services.identity.entrypoints.oidc import OidcEndpoints
 from services.identity.entrypoints.web import OAuthError, directory_error, oauth_error
+from services.identity.service_layer.audit_trail import AuditTrail
+from services.identity.service_layer.client_auth import ClientAssertions
+from services.identity.service_layer.client_roles import ClientRoles
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
+from services.identity.service_layer.group_tree import GroupTree
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
+from services.identity.service_layer.sso import SingleSignOn
 from services.identity.service_layer.users import Users
 
 
@@ -72,10 +81,20 @@ class OidcApp:
         roles: Roles,
         groups: Groups,
         clients: Clients,
+        sso: SingleSignOn,
     ) -> None:
         self.storage = storage
-        self.oidc = OidcEndpoints(keys, logins, grants, sessions, clients)
-        self.admin = AdminRest(users, roles, groups, clients, sessions)
+        assertions = ClientAssertions(storage, sessions.base_url)
+        self.oidc = OidcEndpoints(keys, grants, sessions, clients, sso, assertions)
+        self.authorize = AuthorizationEndpoint(keys, logins, grants, sessions, clients, sso, users)
+        self.admin = AdminRest(users, roles, groups, clients, sessions, sso)
+        self.realm = AdminRealm(
+            self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
+        )
+        self.client_roles = AdminClientRoles(self.admin.admin_actor, ClientRoles(storage))
+        self.group_tree = AdminGroupTree(
+            self.admin.admin_actor, GroupTree(storage), sessions.base_url
+        )
 
     async def healthz(self, request: Request) -> Response:
         await asyncio.to_thread(self.storage.ping)
@@ -84,13 +103,14 @@ class OidcApp:
     def build(self) -> Starlette:
         oidc = "/realms/{realm}/protocol/openid-connect"
         admin = "/admin/realms/{realm}"
-        o, a = self.oidc, self.admin
+        o, a, m, c = self.oidc, self.admin, self.realm, self.client_roles
+        g = self.group_tree
         routes = [
             Route("/healthz", self.healthz),
             Route("/realms/{realm}", o.realm_info),
             Route("/realms/{realm}/.well-known/openid-configuration", o.discovery),
             Route(f"{oidc}/certs", o.certs),
-            Route(f"{oidc}/auth", o.auth, methods=["GET", "POST"]),
+            Route(f"{oidc}/auth", self.authorize.auth, methods=["GET", "POST"]),
             Route(f"{oidc}/token", o.token, methods=["POST"]),
             Route(f"{oidc}/token/introspect", o.introspect, methods=["POST"]),
             Route(f"{oidc}/revoke", o.revoke, methods=["POST"]),
@@ -115,7 +135,15 @@ class OidcApp:
             Route(f"{admin}/roles", a.roles_, methods=["GET", "POST"]),
             Route(f"{admin}/roles/{{name}}", a.role, methods=["GET", "DELETE"]),
             Route(f"{admin}/groups", a.groups_, methods=["GET", "POST"]),
-            Route(f"{admin}/groups/{{id}}", a.group, methods=["GET", "PUT", "DELETE"]),
+            Route(f"{admin}/groups/{{id}}", g.group, methods=["GET"]),  # with path, subgroups
+            Route(f"{admin}/groups/{{id}}", a.group, methods=["PUT", "DELETE"]),
+            Route(f"{admin}/groups/{{id}}/children", g.children, methods=["GET", "POST"]),
+            Route(f"{admin}/group-by-path/{{path:path}}", g.by_path),
+            Route(
+                f"{admin}/groups/{{id}}/role-mappings/realm",
+                g.realm_roles,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route(f"{admin}/groups/{{id}}/members", a.group_members),
             Route(f"{admin}/clients", a.clients_, methods=["GET", "POST"]),
             Route(f"{admin}/clients/{{id}}", a.client, methods=["GET", "DELETE"]),
@@ -125,6 +153,43 @@ class OidcApp:
                 methods=["GET", "POST"],
             ),
             Route(f"{admin}/clients/{{id}}/service-account-user", a.service_account_user),
+            # admin_realm.py: what issue 19 added
+            Route("/admin/serverinfo", m.server_info),
+            Route(admin, m.realm),
+            Route(f"{admin}/events", m.events),
+            Route(f"{admin}/admin-events", m.admin_events),
+            Route(f"{admin}/users/{{id}}/sessions", m.user_sessions),
+            Route(f"{admin}/clients/{{id}}/user-sessions", m.client_sessions),
+            Route(f"{admin}/users/{{id}}/credentials", m.credentials),
+            Route(
+                f"{admin}/users/{{id}}/credentials/{{credential_id}}",
+                m.credentials,
+                methods=["DELETE"],
+            ),
+            Route(f"{admin}/roles/{{name}}/users", m.role_members),
+            Route(
+                f"{admin}/roles/{{name}}/composites",
+                m.composites,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route(f"{admin}/roles/{{name}}", m.update_role, methods=["PUT"]),
+            Route(f"{admin}/clients/{{id}}", m.update_client, methods=["PUT"]),
+            Route(f"{admin}/clients/{{id}}/roles", c.roles_, methods=["GET", "POST"]),
+            Route(f"{admin}/clients/{{id}}/roles/{{role_name}}", c.role, methods=["GET", "DELETE"]),
+            Route(f"{admin}/clients/{{id}}/roles/{{role_name}}/users", c.members),
+            Route(
+                f"{admin}/users/{{id}}/role-mappings/clients/{{client_id}}",
+                c.user_mappings,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route(
+                f"{admin}/groups/{{id}}/role-mappings/clients/{{client_id}}",
+                c.group_mappings,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route(f"{admin}/client-scopes", m.scopes),
+            Route(f"{admin}/client-scopes/{{scope_id}}", m.scope),
+            Route(f"{admin}/client-scopes/{{scope_id}}/protocol-mappers/models", m.scope),
         ]
         handlers: dict[Any, Any] = {
             OAuthError: lambda r, e: oauth_error(e),

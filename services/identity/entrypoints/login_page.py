@@ -72,6 +72,74 @@ def login_page(action: str, hidden: dict[str, str], error: str = "", username: s
 </main></body></html>"""
 
 
+def password_page(action: str, hidden: dict[str, str], error: str = "") -> str:
+    """The UPDATE_PASSWORD required action: a temporary password was right; choose one."""
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden.items()
+    )
+    err = f'<p class="err" role="alert">{escape(error)}</p>' if error else ""
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Đổi mật khẩu — LGSP</title><style>{_STYLE}</style></head>
+<body><main>
+<h1>Đổi mật khẩu</h1>
+<p class="sub">Mật khẩu hiện tại là mật khẩu tạm thời. Vui lòng đặt mật khẩu mới để tiếp tục.</p>
+{err}
+<form method="post" action="{escape(action)}">
+{fields}
+<label for="new_password">Mật khẩu mới</label>
+<input type="password" id="new_password" name="new_password" autocomplete="new-password" required>
+<label for="confirm_password">Nhập lại mật khẩu mới</label>
+<input type="password" id="confirm_password" name="confirm_password" autocomplete="new-password"
+ required>
+<button type="submit">Đổi mật khẩu và đăng nhập</button>
+</form>
+</main></body></html>"""
+
+
+def totp_page(action: str, hidden: dict[str, str], secret: str, uri: str, error: str = "") -> str:
+    """The CONFIGURE_TOTP required action: the secret to add to an authenticator app, and
+    a first code from it."""
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden.items()
+    )
+    err = f'<p class="err" role="alert">{escape(error)}</p>' if error else ""
+    grouped = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Cài đặt xác thực hai lớp — LGSP</title><style>{_STYLE}</style></head>
+<body><main>
+<h1>Cài đặt xác thực hai lớp</h1>
+<p class="sub">Thêm khóa sau vào ứng dụng xác thực (Google Authenticator, Microsoft
+Authenticator…), rồi nhập mã 6 chữ số ứng dụng hiển thị.</p>
+<p><code>{escape(grouped)}</code></p>
+<p class="sub"><small>{escape(uri)}</small></p>
+{err}
+<form method="post" action="{escape(action)}">
+{fields}
+<label for="totp">Mã xác thực</label>
+<input type="text" id="totp" name="totp" inputmode="numeric" autocomplete="one-time-code" required>
+<button type="submit">Xác nhận và đăng nhập</button>
+</form>
+</main></body></html>"""
+
+
+def logout_page(action: str) -> str:
+    """Asks before ending the SSO session when the application sent no id_token_hint (a
+    link on another site must not sign the official out of every application)."""
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8"><title>Đăng xuất — LGSP</title>
+<style>{_STYLE}</style></head><body><main>
+<h1>Đăng xuất</h1><p class="sub">Bạn có muốn đăng xuất khỏi tất cả các ứng dụng?</p>
+<form method="post" action="{escape(action)}">
+<input type="hidden" name="confirm" value="1">
+<button type="submit">Đăng xuất</button>
+</form>
+</main></body></html>"""
+
+
 def error_page(message: str) -> str:
     return f"""<!doctype html>
 <html lang="vi"><head><meta charset="utf-8"><title>Lỗi đăng nhập — LGSP</title>
@@ -93,6 +161,15 @@ MESSAGES = {
         "15 phút)."
     ),
     "Invalid one-time code (totp)": "Mã xác thực hai lớp không đúng.",
+    "Account is not fully set up": (
+        "Tài khoản chưa hoàn tất thiết lập (đổi mật khẩu, cài đặt xác thực hai lớp hoặc xác "
+        "minh thông tin). Vui lòng liên hệ quản trị hệ thống."
+    ),
+    "password mismatch": "Hai mật khẩu mới không khớp nhau.",
+    "password policy": (
+        "Mật khẩu mới phải dài từ 10 đến 128 ký tự, gồm ít nhất 3 trong 4 loại: chữ thường, "
+        "chữ hoa, chữ số, ký hiệu; không chứa tên đăng nhập hay từ quá phổ biến."
+    ),
     "Too many failed sign-ins from this address": (
         "Quá nhiều lần đăng nhập sai từ địa chỉ này. Vui lòng thử lại sau ít phút."
     ),

@@ -1,6 +1,6 @@
-"""The OpenID Connect endpoints on Keycloak's paths, and the Vietnamese login page of the
-authorization-code flow with its anti-forgery token. They parse the request, call the token
-use cases (in a worker thread) and answer; refusals become RFC 6749 error JSON (web.py).
+"""The OpenID Connect endpoints on Keycloak's paths (the authorization endpoint and its login
+page are in authorize.py). They parse the request, call the token use cases (in a worker
+thread) and answer; refusals become RFC 6749 error JSON (web.py).
 
     /realms/{realm}                                       realm info with public_key
     /realms/{realm}/.well-known/openid-configuration      discovery
@@ -12,24 +12,19 @@ use cases (in a worker thread) and answer; refusals become RFC 6749 error JSON (
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
-import secrets
-import time
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 import joserfc.jwt
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
 from services.identity.domain import errors as de
-from services.identity.domain.model import Status, check_redirect_uri
+from services.identity.domain import sessions as rules
+from services.identity.entrypoints.authorize import SSO_COOKIE, check_redirect, cookie_path
 from services.identity.entrypoints.login_page import (
-    MESSAGES,
-    content_security_policy,
     error_page,
-    login_page,
+    logout_page,
 )
 from services.identity.entrypoints.web import (
     OAuthError,
@@ -39,49 +34,27 @@ from services.identity.entrypoints.web import (
     read_form,
     realm_of,
 )
+from services.identity.service_layer.client_auth import ASSERTION_TYPE, ClientAssertions
 from services.identity.service_layer.clients import Clients
 from services.identity.service_layer.grants import Grants
 from services.identity.service_layer.keys import KeyStore
-from services.identity.service_layer.logins import Logins
 from services.identity.service_layer.sessions import Sessions
-
-LOGIN_COOKIE = "lgsp_login"
-FORM_TOKEN_FIELD = "form_token"
-FORM_TOKEN_TTL = 1800  # a login page left open longer than this must be reloaded
-_BOUND = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
-
-
-def _form_mac(key: bytes, nonce: str, issued: str, realm: str, hidden: dict[str, str]) -> str:
-    bound = "\0".join([nonce, issued, realm, *(hidden.get(k, "") for k in _BOUND)])
-    bound += "\0" + hidden.get("code_challenge", "")
-    return hmac.new(key, bound.encode(), hashlib.sha256).hexdigest()
-
-
-def form_token(key: bytes, nonce: str, realm: str, hidden: dict[str, str], now: float) -> str:
-    issued = str(int(now))
-    return f"{issued}.{_form_mac(key, nonce, issued, realm, hidden)}"
-
-
-def form_token_ok(
-    keys: list[bytes], nonce: str, token: str, realm: str, hidden: dict[str, str]
-) -> bool:
-    """The token was made by this provider, for this cookie and authorization request, and
-    within FORM_TOKEN_TTL."""
-    issued, _, mac = token.partition(".")
-    if not nonce or not issued.isdigit() or len(mac) != 64:
-        return False
-    age = time.time() - int(issued)
-    if not -60 <= age <= FORM_TOKEN_TTL:
-        return False
-    return any(hmac.compare_digest(_form_mac(k, nonce, issued, realm, hidden), mac) for k in keys)
+from services.identity.service_layer.sso import SingleSignOn
 
 
 class OidcEndpoints:
     def __init__(
-        self, keys: KeyStore, logins: Logins, grants: Grants, sessions: Sessions, clients: Clients
+        self,
+        keys: KeyStore,
+        grants: Grants,
+        sessions: Sessions,
+        clients: Clients,
+        sso: SingleSignOn,
+        assertions: ClientAssertions,
     ) -> None:
+        self.sso = sso
+        self.assertions = assertions
         self.keys = keys
-        self.logins = logins
         self.grants = grants
         self.sessions = sessions
         self.clients = clients
@@ -111,6 +84,10 @@ class OidcEndpoints:
                 "introspection_endpoint": f"{oidc}/token/introspect",
                 "userinfo_endpoint": f"{oidc}/userinfo",
                 "end_session_endpoint": f"{oidc}/logout",
+                "backchannel_logout_supported": True,
+                "backchannel_logout_session_supported": True,
+                "prompt_values_supported": ["none", "login"],
+                "acr_values_supported": [rules.ACR_PASSWORD, rules.ACR_TWO_FACTOR],
                 "revocation_endpoint": f"{oidc}/revoke",
                 "jwks_uri": f"{oidc}/certs",
                 "grant_types_supported": [
@@ -125,7 +102,9 @@ class OidcEndpoints:
                 "token_endpoint_auth_methods_supported": [
                     "client_secret_basic",
                     "client_secret_post",
+                    "private_key_jwt",
                 ],
+                "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
                 "code_challenge_methods_supported": ["S256"],
                 "scopes_supported": ["openid", "profile", "email", "roles"],
                 "claims_supported": [
@@ -137,6 +116,10 @@ class OidcEndpoints:
                     "agency_code",
                     "agency_roles",
                     "realm_access",
+                    "auth_time",
+                    "acr",
+                    "amr",
+                    "sid",
                 ],
             }
         )
@@ -149,7 +132,7 @@ class OidcEndpoints:
         realm = realm_of(request)
         form = await read_form(request)
         grant = form.get("grant_type", "")
-        cid, secret = client_credentials(request, form)
+        cid, secret = await self._client_auth(realm, request, form)
         ctx = client_ctx(request)
         g = self.grants
         if grant == "password":
@@ -183,13 +166,26 @@ class OidcEndpoints:
                 form.get("code_verifier", ""),
             )
         else:
-            raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant[:40]!r}")
+            raise OAuthError("unsupported_grant_type", f"Unsupported grant_type {grant[:120]!r}")
         return JSONResponse(out, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+    async def _client_auth(
+        self, realm: str, request: Request, form: dict[str, str]
+    ) -> tuple[str, str | None]:
+        """client_secret_basic, client_secret_post, or private_key_jwt (an assertion)."""
+        kind = form.get("client_assertion_type")
+        if kind is None:
+            return client_credentials(request, form)
+        if kind != ASSERTION_TYPE or not form.get("client_assertion"):
+            raise OAuthError("invalid_client", "Unsupported client_assertion_type", 401)
+        if len(form["client_assertion"]) > 8192:
+            raise OAuthError("invalid_client", "client_assertion too large", 401)
+        return await asyncio.to_thread(self.assertions.authenticate, realm, form)
 
     async def introspect(self, request: Request) -> Response:
         realm = realm_of(request)
         form = await read_form(request)
-        cid, secret = client_credentials(request, form)
+        cid, secret = await self._client_auth(realm, request, form)
         out = await asyncio.to_thread(
             self.sessions.introspect, realm, cid, secret, form.get("token", "")
         )
@@ -198,7 +194,7 @@ class OidcEndpoints:
     async def revoke(self, request: Request) -> Response:
         realm = realm_of(request)
         form = await read_form(request)
-        cid, secret = client_credentials(request, form)
+        cid, secret = await self._client_auth(realm, request, form)
         await asyncio.to_thread(self.sessions.revoke, realm, cid, secret, form.get("token", ""))
         return Response(status_code=200)
 
@@ -208,173 +204,65 @@ class OidcEndpoints:
         return JSONResponse(await asyncio.to_thread(self.sessions.userinfo, realm, token))
 
     async def logout(self, request: Request) -> Response:
-        realm = realm_of(request)
-        if request.method == "GET":
-            # RP-initiated logout: end the session named by id_token_hint, then go back only
-            # to a URI registered for that client.
-            hint = request.query_params.get("id_token_hint", "")
-            target = request.query_params.get("post_logout_redirect_uri", "")
-            if hint:
-                try:
-                    claims = joserfc.jwt.decode(hint, self.keys.keyset()).claims
-                    if claims.get("sid"):
-                        await asyncio.to_thread(self.sessions.end_session, str(claims["sid"]))
-                    if target:
-                        await asyncio.to_thread(
-                            self._check_redirect, realm, str(claims.get("aud")), target
-                        )
-                        return RedirectResponse(target, status_code=302)
-                except Exception:  # a bad hint, an unknown client or URI: no redirect
-                    return HTMLResponse(error_page("Yêu cầu đăng xuất không hợp lệ."), 400)
-            return HTMLResponse(error_page("Bạn đã đăng xuất."), 200)
-        form = await read_form(request)
-        cid, secret = client_credentials(request, form)
-        await asyncio.to_thread(
-            self.sessions.logout, realm, cid, secret, form.get("refresh_token", "")
-        )
-        return Response(status_code=204)
-
-    # --- authorization code + PKCE login page ---------------------------------------------
-
-    def _check_redirect(self, realm: str, client_id: str, redirect_uri: str) -> Any:
-        row = self.clients.row(realm, client_id)
-        if row is None or row["status"] != Status.ACTIVE:
-            raise de.UnknownClient("Client not found")
-        check_redirect_uri(redirect_uri, list(row["redirect_uris"]))
-        return row
-
-    async def auth(self, request: Request) -> Response:
+        """Keycloak's POST with a client's refresh token (→ 204), or RP-initiated logout
+        (OpenID Connect RP-Initiated Logout 1.0; GET or a form POST): either ends the SSO
+        session with every client session started from it."""
         realm = realm_of(request)
         params = dict(request.query_params)
         if request.method == "POST":
             form = await read_form(request)
-            params = form
-        keys = (
-            "client_id",
-            "redirect_uri",
-            "response_type",
-            "scope",
-            "state",
-            "nonce",
-            "code_challenge",
-            "code_challenge_method",
-        )
-        hidden = {k: params.get(k, "") for k in keys if params.get(k)}
-        try:
-            client = await asyncio.to_thread(
-                self._check_redirect,
-                realm,
-                params.get("client_id", ""),
-                hidden.get("redirect_uri", ""),
-            )
-        except de.UnknownClient:
-            return HTMLResponse(error_page("Ứng dụng yêu cầu đăng nhập không hợp lệ."), 400)
-        except de.Invalid:
-            # Never redirect to an unregistered URI (open redirect).
-            return HTMLResponse(error_page("Địa chỉ chuyển hướng không hợp lệ."), 400)
-        redirect_uri = hidden["redirect_uri"]
-
-        def back(**q: str) -> Response:
-            if hidden.get("state"):
-                q["state"] = hidden["state"]
-            sep = "&" if "?" in redirect_uri else "?"
-            return RedirectResponse(f"{redirect_uri}{sep}{urlencode(q)}", status_code=302)
-
-        if hidden.get("response_type") != "code":
-            return back(error="unsupported_response_type")
-        method = hidden.get("code_challenge_method", "")
-        if hidden.get("code_challenge"):
-            if method != "S256":
-                return back(error="invalid_request", error_description="Only S256 PKCE")
-        elif client["secret_hash"] is None:
-            return back(error="invalid_request", error_description="Missing code_challenge")
-        action = str(request.url.replace(query=""))
-        form_keys = await asyncio.to_thread(self.keys.form_keys)
-        nonce = request.cookies.get(LOGIN_COOKIE, "")
-        if request.method == "POST" and not form_token_ok(
-            form_keys, nonce, params.get(FORM_TOKEN_FIELD, ""), realm, hidden
-        ):
-            # A POST that did not come from a page this provider served (cross-site forgery,
-            # or a form left open too long): the credentials are not even looked at.
-            return self._login_form(
-                request, action, realm, hidden, form_keys, nonce, MESSAGES["form"], status=403
-            )
-        if request.method == "GET":
-            return self._login_form(request, action, realm, hidden, form_keys, nonce)
-        username = params.get("username", "")
-        ctx = client_ctx(request)
-        try:
-            user = await asyncio.to_thread(
-                self.logins.check_password,
-                realm,
-                username,
-                params.get("password", ""),
-                params.get("totp", ""),
-                client["client_id"],
-                ctx,
-            )
-            code, sid = await asyncio.to_thread(
-                self.grants.issue_code,
-                realm,
-                client,
-                user,
-                redirect_uri,
-                hidden.get("code_challenge", ""),
-                method,
-                hidden.get("scope", "openid"),
-                hidden.get("nonce", ""),
-                ctx,
-            )
-        except de.Refused as exc:
-            msg = MESSAGES.get(exc.message, "Không thể đăng nhập.")
-            return self._login_form(
-                request,
-                action,
-                realm,
-                hidden,
-                form_keys,
-                nonce,
-                msg,
-                username[:64],
-                status=429 if isinstance(exc, de.Throttled) else 401,
-            )
-        return back(code=code, session_state=sid, iss=self.sessions.issuer(realm))
-
-    @staticmethod
-    def _login_form(
-        request: Request,
-        action: str,
-        realm: str,
-        hidden: dict[str, str],
-        keys: list[bytes],
-        nonce: str,
-        error: str = "",
-        username: str = "",
-        status: int = 200,
-    ) -> Response:
-        """The login page with its anti-forgery token: a random value in a cookie the page's
-        own origin alone sends back (SameSite=Strict, HttpOnly), and in the form an HMAC of it
-        bound to this authorization request (signed double-submit)."""
-        nonce = nonce if 16 <= len(nonce) <= 64 else secrets.token_urlsafe(24)
-        token = form_token(keys[0], nonce, realm, hidden, time.time())
-        page = login_page(action, {**hidden, FORM_TOKEN_FIELD: token}, error, username)
-        target = urlsplit(hidden.get("redirect_uri", ""))  # registered, compared exactly
-        origin = f"{target.scheme}://{target.netloc}" if target.netloc else ""
-        response = HTMLResponse(
-            page,
-            status_code=status,
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": content_security_policy(origin),
-            },
-        )
-        response.set_cookie(
-            LOGIN_COOKIE,
-            nonce,
-            max_age=FORM_TOKEN_TTL,
-            path=request.url.path,
-            secure=request.url.scheme == "https",
-            httponly=True,
-            samesite="strict",
-        )
+            if "refresh_token" in form:
+                cid, secret = await self._client_auth(realm, request, form)
+                sid = await asyncio.to_thread(
+                    self.sessions.logout_session, realm, cid, secret, form["refresh_token"]
+                )
+                await asyncio.to_thread(self.sso.end_by_session, realm, sid)
+                return Response(status_code=204)
+            params.update(form)
+        hint = params.get("id_token_hint", "")
+        target = params.get("post_logout_redirect_uri", "")
+        client_id = params.get("client_id", "")
+        cookie = request.cookies.get(SSO_COOKIE, "")
+        if hint:
+            try:
+                claims = await asyncio.to_thread(self._hint_claims, realm, hint)
+            except (de.Refused, ValueError):
+                return HTMLResponse(error_page("Yêu cầu đăng xuất không hợp lệ."), 400)
+            client_id = client_id or str(claims.get("aud", ""))
+            if claims.get("sid"):
+                await asyncio.to_thread(self.sso.end_by_session, realm, str(claims["sid"]))
+        elif cookie:
+            sso = await asyncio.to_thread(self.sso.find, realm, cookie)
+            if sso is not None and not (request.method == "POST" and params.get("confirm")):
+                # No hint: ask first. The POST carries the cookie only from this origin
+                # (SameSite=Lax), so another site cannot confirm it for the official.
+                return HTMLResponse(logout_page(str(request.url.replace(query=""))))
+            if sso is not None:
+                await asyncio.to_thread(self.sso.end, realm, sso["id"])
+        if target:
+            try:
+                await asyncio.to_thread(check_redirect, self.clients, realm, client_id, target)
+            except de.DomainError:  # an unknown client or URI: never redirect there
+                response: Response = HTMLResponse(
+                    error_page("Địa chỉ chuyển hướng không hợp lệ."), 400
+                )
+            else:
+                state = params.get("state", "")
+                sep = "&" if "?" in target else "?"
+                query = f"{sep}{urlencode({'state': state})}" if state else ""
+                response = RedirectResponse(target + query, status_code=302)
+        else:
+            response = HTMLResponse(error_page("Bạn đã đăng xuất."), 200)
+        response.delete_cookie(SSO_COOKIE, path=cookie_path(realm))
         return response
+
+    def _hint_claims(self, realm: str, hint: str) -> dict[str, Any]:
+        """An ID token this provider issued in this realm (expired ones too: OIDC RP-Initiated
+        Logout §2 lets a client send the last one it has)."""
+        try:
+            claims = dict(joserfc.jwt.decode(hint, self.keys.keyset()).claims)
+        except Exception:  # joserfc raises many kinds for a malformed or foreign token
+            raise de.BadRequest("Invalid id_token_hint") from None
+        if claims.get("iss") != self.sessions.issuer(realm) or claims.get("typ") != "ID":
+            raise de.BadRequest("Invalid id_token_hint")
+        return claims

@@ -17,6 +17,20 @@ from services.identity.domain.errors import ClientNotAuthenticated, UnknownClien
 from services.identity.domain.model import Status
 
 CACHE_TTL = 5.0
+
+
+class Asserted(str):
+    """In place of a secret: the client proved itself with a private_key_jwt assertion that
+    service_layer/client_auth.py verified (signature, audience, expiry, single use)."""
+
+    def __new__(cls, client_id: str) -> Asserted:
+        obj = super().__new__(cls, "")
+        obj.client_id = client_id
+        return obj
+
+    client_id: str
+
+
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
 
@@ -43,11 +57,25 @@ class DirectoryCache:
     def roles_of(self, r: Repositories, user_id: str) -> list[Any]:
         return self.cached(("grants", user_id), lambda: r.grants.roles_of(user_id))
 
+    def composites(self, r: Repositories, realm: str) -> dict[str, list[str]]:
+        return self.cached(("composites", realm), lambda: r.realm_roles.composites(realm))
+
+    def client_roles_of(self, r: Repositories, user_id: str) -> dict[str, list[str]]:
+        return self.cached(
+            ("client_roles", user_id), lambda: r.client_roles.resource_access(user_id)
+        )
+
     def client(self, r: Repositories, realm: str, client_id: str, secret: str | None) -> Row:
-        """The authenticated client (confidential: secret checked; public: no secret)."""
+        """The authenticated client (confidential: secret checked, or its private_key_jwt
+        assertion already verified — `Asserted`; public: no secret)."""
         row = self.cached(("client", realm, client_id), lambda: r.clients.get(realm, client_id))
         if row is None or row["status"] != Status.ACTIVE:
             raise UnknownClient("Invalid client or Invalid client credentials")
+        if row["jwks"]:
+            # A client that registered keys proves itself with them, never with a secret.
+            if not isinstance(secret, Asserted) or secret.client_id != client_id:
+                raise ClientNotAuthenticated("Invalid client or Invalid client credentials")
+            return row
         if row["secret_hash"] is not None:
             if not secret or not security.verify_secret(row["secret_hash"], secret):
                 raise ClientNotAuthenticated("Invalid client or Invalid client credentials")

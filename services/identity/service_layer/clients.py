@@ -12,10 +12,11 @@ from lgsp.api.identity.v1 import identity_pb2 as pb
 from services.identity.adapters import proto
 from services.identity.domain import directory as rules
 from services.identity.domain import model, security
-from services.identity.domain.access import REALM, Actor, require_platform_admin
+from services.identity.domain.access import ADMIN_CLI, REALM, Actor, require_platform_admin
 from services.identity.domain.errors import AlreadyExists, FailedPrecondition, Invalid
 from services.identity.domain.model import Status
 from services.identity.service_layer import ended
+from services.identity.service_layer.client_auth import check_jwks
 from services.identity.service_layer.common import DirectoryUseCases, Row, next_page, now, page
 
 
@@ -48,6 +49,8 @@ class Clients(DirectoryUseCases):
             rules.check_client_secret(secret)
         if secret == "":
             secret = security.new_secret()
+        if secret is None and client_id != ADMIN_CLI:
+            direct_grants = False  # a public client never takes passwords itself
         with self.change() as uow:
             r = uow.repos
             if c.owner_agency_code:
@@ -131,6 +134,50 @@ class Clients(DirectoryUseCases):
             self.commit(uow)
         return msg
 
+    def configure(
+        self,
+        actor: Actor,
+        realm: str,
+        internal_id: str,
+        *,
+        display_name: str | None = None,
+        redirect_uris: Sequence[str] | None = None,
+        direct_grants: bool | None = None,
+        backchannel_logout_uri: str | None = None,
+        jwks: str | None = None,
+    ) -> Row:
+        """What Keycloak's client representation sets (admin REST `update_client`): only the
+        given settings change. A public client cannot have the password grant."""
+        require_platform_admin(actor)
+        values: dict[str, Any] = {}
+        if display_name is not None:
+            values["display_name"] = model.check_name(display_name, "name")
+        if redirect_uris is not None:
+            values["redirect_uris"] = rules.check_redirect_uris(redirect_uris)
+        if backchannel_logout_uri:
+            rules.check_redirect_uris([backchannel_logout_uri])
+        if backchannel_logout_uri is not None:
+            values["backchannel_logout_uri"] = backchannel_logout_uri
+        if jwks is not None:  # private_key_jwt from now on ("" = back to the secret)
+            values["jwks"] = check_jwks(jwks) if jwks else ""
+        with self.change() as uow:
+            r = uow.repos
+            row = r.clients.by_internal_id(realm, internal_id)
+            if direct_grants is not None:
+                if direct_grants and row["secret_hash"] is None and row["client_id"] != ADMIN_CLI:
+                    raise Invalid(
+                        "directAccessGrantsEnabled", "a public client cannot use the password grant"
+                    )
+                values["direct_grants"] = direct_grants
+            if values:
+                r.clients.update(row["id"], version=row["version"] + 1, **values)
+                self.record(
+                    uow, actor, "client.update", row["client_id"], None, fields=list(values)
+                )
+            out = r.clients.by_internal_id(realm, internal_id)
+            self.commit(uow)
+        return out
+
     def disable(
         self, actor: Actor, client_id: str, etag: str, reason: str, realm: str = REALM
     ) -> pb.ClientSystem:
@@ -175,6 +222,7 @@ class Clients(DirectoryUseCases):
             r = uow.repos
             row = r.clients.by_internal_id(realm, internal_id)
             r.clients.remove(internal_id)
+            r.client_roles.remove_client(realm, row["client_id"])
             ended.client_ended(uow, r, row, now())
             if row["service_user_id"]:
                 r.accounts.update(

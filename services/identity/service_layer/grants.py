@@ -17,7 +17,7 @@ from lgsp.api.identity.v1 import events_pb2 as ev
 from services.identity.adapters.unit_of_work import Repositories, Storage
 from services.identity.domain import security
 from services.identity.domain import sessions as rules
-from services.identity.domain.access import APP_PASSWORD_AMR
+from services.identity.domain.access import ADMIN_CLI, APP_PASSWORD_AMR
 from services.identity.domain.errors import (
     BadRequest,
     ClientNotAuthenticated,
@@ -33,6 +33,9 @@ from services.identity.service_layer.logins import ClientContext, Logins
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
+NOT_SET_UP = "Account is not fully set up"
+SSO_TOUCH_EVERY = 30  # seconds: a refresh marks its SSO session in use at most this often
+
 
 class Grants:
     def __init__(
@@ -43,6 +46,7 @@ class Grants:
         cache: DirectoryCache,
         base_url: str,
         access_ttl: int = rules.ACCESS_TTL,
+        sso: rules.SsoLifetimes = rules.DEFAULT_SSO,
     ) -> None:
         self.storage = storage
         self.keys = keys
@@ -50,6 +54,7 @@ class Grants:
         self.cache = cache
         self.base_url = base_url
         self.access_ttl = access_ttl
+        self.sso = sso
 
     def _response(
         self,
@@ -61,6 +66,7 @@ class Grants:
         session_id: str | None,
         nonce: str = "",
         amr: list[str] | None = None,
+        auth: rules.Authentication | None = None,
     ) -> dict[str, Any]:
         ttl = client["token_ttl"] or self.access_ttl
         access, ident = rules.claims(
@@ -68,11 +74,15 @@ class Grants:
             realm,
             user,
             client,
-            self.cache.roles_of(r, user["id"]),
+            rules.with_composites(
+                self.cache.roles_of(r, user["id"]), self.cache.composites(r, realm)
+            ),
             scope,
             session_id,
             ttl,
             int(time.time()),
+            auth,
+            self.cache.client_roles_of(r, user["id"]),
         )
         if amr:
             access["amr"] = ident["amr"] = amr  # RFC 8176: how the user authenticated
@@ -99,7 +109,16 @@ class Grants:
         return out
 
     @staticmethod
-    def _new_session(r: Repositories, realm: str, user_id: str, client_id: str, scope: str) -> str:
+    def _new_session(
+        r: Repositories,
+        realm: str,
+        user_id: str,
+        client_id: str,
+        scope: str,
+        auth: rules.Authentication,
+        sso: Row | None = None,
+    ) -> str:
+        """A client session; started from an SSO session it ends no later than that one."""
         sid, now = str(uuid.uuid4()), time.time()
         r.sessions.add(
             id=sid,
@@ -108,8 +127,10 @@ class Grants:
             client_id=client_id,
             scope=scope,
             created_at=now,
-            expires_at=now + rules.SESSION_TTL,
+            expires_at=sso["expires_at"] if sso else now + rules.SESSION_TTL,
             revoked_reason="",
+            sso_session_id=sso["id"] if sso else None,
+            **auth.stored(),
         )
         return sid
 
@@ -130,7 +151,9 @@ class Grants:
             raise BadRequest("Missing parameter: username and password")
         with self.storage.read() as r:
             client = self.cache.client(r, realm, client_id, secret)
-        if not client["direct_grants"]:
+        if not client["direct_grants"] or (
+            client["secret_hash"] is None and client["client_id"] != ADMIN_CLI
+        ):
             raise FlowNotAllowed("Client not allowed for direct access grants")
         if client["allow_app_passwords"]:
             letters = security.normalize_app_password(password)
@@ -145,17 +168,16 @@ class Grants:
             ctx,
             app_password_client=client["allow_app_passwords"],
         )
-        if user["password_temporary"]:
-            self.logins.release(user)
-            raise GrantRefused("Account is not fully set up (change the password)")
+        self.require_set_up(user)
         with self.storage.token_change() as uow:
             r = uow.repos
             # Decided in the transaction that issues the tokens: a lock that won meanwhile
             # refuses this sign-in.
             if self.logins.signed_in(uow, realm, user, client_id, ctx, password):
                 scope = rules.granted_scope(scope, client)
-                sid = self._new_session(r, realm, user["id"], client_id, scope)
-                out = self._response(r, realm, user, client, scope, sid)
+                auth = rules.Authentication.password(time.time(), bool(user["totp_secret"]))
+                sid = self._new_session(r, realm, user["id"], client_id, scope, auth)
+                out = self._response(r, realm, user, client, scope, sid, auth=auth)
                 uow.commit()
             else:
                 uow.rollback()
@@ -164,6 +186,13 @@ class Grants:
             raise self.logins.refused_at_commit(realm, user, client_id, ctx)
         self.logins.committed()
         return out
+
+    def require_set_up(self, user: Row) -> None:
+        """Refuse an account with required actions pending (a temporary password included),
+        whose password was right (Keycloak's "Account is not fully set up")."""
+        if user["password_temporary"] or user["required_actions"]:
+            self.logins.release(user)
+            raise GrantRefused(NOT_SET_UP)
 
     def _app_password_grant(
         self, realm: str, client: Row, username: str, letters: str, scope: str, ctx: ClientContext
@@ -177,9 +206,7 @@ class Grants:
         user, app_password_id = self.logins.check_app_password(
             realm, username, letters, client_id, ctx
         )
-        if user["password_temporary"]:
-            self.logins.release(user)
-            raise GrantRefused("Account is not fully set up (change the password)")
+        self.require_set_up(user)
         method = ev.LOGIN_METHOD_APP_PASSWORD
         with self.storage.token_change() as uow:
             r = uow.repos
@@ -266,6 +293,7 @@ class Grants:
             elif (
                 not rules.session_active(rt["session_revoked_at"], rt["session_expires_at"], now)
                 or rt["expires_at"] <= now
+                or (rt["sso_session_id"] and not self._sso_alive(rt, now))
             ):
                 raise GrantRefused("Session not active")
             else:
@@ -274,7 +302,10 @@ class Grants:
                     raise GrantRefused("Account disabled")
                 if r.sessions.spend_refresh(rt["token_hash"], now) != 1:
                     raise GrantRefused("Invalid refresh token")  # a concurrent refresh won
-                out = self._response(r, realm, user, client, rt["scope"], rt["sid"])
+                if rt["sso_session_id"] and now - rt["sso_last_seen_at"] > SSO_TOUCH_EVERY:
+                    r.sessions.touch_sso(rt["sso_session_id"], now)  # in use: not idle
+                auth = rules.Authentication.of(rt)
+                out = self._response(r, realm, user, client, rt["scope"], rt["sid"], auth=auth)
                 r.audit.write(
                     user["id"],
                     "refresh",
@@ -289,6 +320,17 @@ class Grants:
             raise GrantRefused("Refresh token reused: session revoked")
         return out
 
+    def _sso_alive(self, rt: Row, now: float) -> bool:
+        return rules.sso_active(
+            {
+                "revoked_at": rt["sso_revoked_at"],
+                "expires_at": rt["sso_expires_at"],
+                "last_seen_at": rt["sso_last_seen_at"],
+            },
+            self.sso,
+            now,
+        )
+
     # --- authorization code + PKCE --------------------------------------------------------
 
     def issue_code(
@@ -302,13 +344,29 @@ class Grants:
         scope: str,
         nonce: str,
         ctx: ClientContext,
+        sso: Row,
+        *,
+        new_sso: bool = False,
+        signed_in: bool = True,
     ) -> tuple[str, str]:
-        """After a successful sign-in on the login page: (code, session id)."""
+        """A code for a client session started from the SSO session `sso` (stored here when
+        `new_sso`): after the login page (`signed_in`: the sign-in is recorded), or at once
+        when the browser's SSO session is reused (the account must still be active).
+        Returns (code, client session id)."""
         code = security.new_secret()
+        auth = rules.Authentication.of(sso)
+        assert auth is not None
         with self.storage.token_change() as uow:
             r = uow.repos
+            now = time.time()
+            if new_sso:
+                r.sessions.add_sso(**sso)
+            elif signed_in:  # signed in again within the same SSO session (prompt, max_age)
+                r.sessions.reauthenticated(sso["id"], now, **auth.stored())
+            else:
+                r.sessions.touch_sso(sso["id"], now)
             scope = rules.granted_scope(scope, client)
-            sid = self._new_session(r, realm, user["id"], client["client_id"], scope)
+            sid = self._new_session(r, realm, user["id"], client["client_id"], scope, auth, sso)
             r.sessions.add_code(
                 code_hash=security.hash_secret(code),
                 realm=realm,
@@ -322,12 +380,26 @@ class Grants:
                 expires_at=time.time() + rules.CODE_TTL,
                 session_id=sid,
             )
-            went_through = self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
+            if signed_in:
+                went_through = self.logins.signed_in(uow, realm, user, client["client_id"], ctx)
+            else:
+                went_through = r.accounts.status(user["id"]) == Status.ACTIVE
+                r.audit.write(
+                    user["id"],
+                    "login.sso",
+                    user["id"],
+                    remote_ip=ctx.remote_ip,
+                    client_id=client["client_id"],
+                    session=sid,
+                    sso_session=sso["id"],
+                )
             if went_through:
                 uow.commit()
             else:
                 uow.rollback()
         if not went_through:
+            if not signed_in:
+                raise GrantRefused("Account disabled")
             raise self.logins.refused_at_commit(realm, user, client["client_id"], ctx)
         self.logins.committed()
         return code, sid
@@ -367,9 +439,21 @@ class Grants:
         rules.check_code(row, now, redirect_uri, verifier)
         with self.storage.token_change() as uow:
             r = uow.repos
+            session = r.sessions.one(row["session_id"])
+            if session is None or not rules.session_active(
+                session["revoked_at"], session["expires_at"], now
+            ):
+                raise GrantRefused("Session not active")  # logged out since the code was issued
             user = r.accounts.one(row["user_id"])
             out = self._response(
-                r, realm, user, client, row["scope"], row["session_id"], row["nonce"]
+                r,
+                realm,
+                user,
+                client,
+                row["scope"],
+                row["session_id"],
+                row["nonce"],
+                auth=rules.Authentication.of(session),
             )
             uow.commit()
         return out

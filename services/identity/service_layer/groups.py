@@ -11,7 +11,7 @@ from services.identity.adapters.unit_of_work import IdentityUnitOfWork
 from services.identity.domain import directory as rules
 from services.identity.domain import model
 from services.identity.domain.access import REALM, Actor
-from services.identity.domain.errors import AlreadyExists, Invalid
+from services.identity.domain.errors import AlreadyExists, FailedPrecondition, Invalid
 from services.identity.service_layer.common import (
     DirectoryUseCases,
     Row,
@@ -83,6 +83,8 @@ class Groups(DirectoryUseCases):
             row = r.groups.require(group_id)
             require_agency_admin(r, actor, row["agency_code"])
             rules.check_etag(row, etag, f"group {row['name']}")
+            if r.groups.children(group_id):
+                raise FailedPrecondition(f"group {row['name']} has subgroups: delete them first")
             members = r.groups.members(group_id)
             r.groups.remove(group_id)
             event = ev.GroupMembershipChanged(

@@ -114,6 +114,6 @@ class KeyStore:
         self.load()
         return self._form_keys
 
-    def sign(self, claims: dict[str, Any]) -> str:
+    def sign(self, claims: dict[str, Any], typ: str = "JWT") -> str:
         key = self.current
-        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": key.kid}, claims, key)
+        return jwt.encode({"alg": "RS256", "typ": typ, "kid": key.kid}, claims, key)

@@ -131,6 +131,70 @@ class Roles(DirectoryUseCases):
             uow.commit()
         return name
 
+    def update_realm_role(
+        self, actor: Actor, realm: str, name: str, new_name: str, description: str
+    ) -> None:
+        """Keycloak's PUT roles/{name}: a realm role's name and description. The built-in
+        roles (what the platform's rules name) keep both."""
+        require_platform_admin(actor)
+        if not self.is_role(realm, name):
+            raise NotFound(f"role {name} not found")
+        new_name = new_name or name
+        desc = model.check_name(description, "description", 300, False)
+        if name in model.ROLE_NUMBERS:
+            if new_name != name:
+                raise Invalid("name", "built-in roles cannot be renamed")
+            if desc and desc != model.ROLE_DESCRIPTIONS[name]:
+                raise Invalid("description", "built-in roles keep their description")
+            return
+        model.check_client_id(new_name, "name")
+        if new_name != name and self.is_role(realm, new_name):
+            raise AlreadyExists(f"role {new_name} already exists")
+        with self.change() as uow:
+            r = uow.repos
+            r.realm_roles.update(realm, name, name=new_name, description=desc)
+            if new_name != name:
+                r.grants.rename_role(name, new_name)
+            r.audit.write(actor.id, "role.update", name, remote_ip=actor.remote_ip, name=new_name)
+            self.commit(uow)
+
+    # --- composite roles ------------------------------------------------------------------
+
+    def composites(self, realm: str, name: str) -> list[str]:
+        if not self.is_role(realm, name):
+            raise NotFound(f"role {name} not found")
+        with self.storage.read() as r:
+            return r.realm_roles.composites(realm).get(name, [])
+
+    def change_composites(
+        self, actor: Actor, realm: str, name: str, children: list[str], add: bool
+    ) -> None:
+        """Keycloak's roles/{name}/composites: holding `name` holds `children` too. Only
+        platform admins; a role cannot contain itself, directly or through others."""
+        require_platform_admin(actor)
+        for role in (name, *children):
+            if not self.is_role(realm, role):
+                raise NotFound(f"role {role[:64]} not found")
+        with self.change() as uow:
+            r = uow.repos
+            for child in children:
+                if add:
+                    graph = r.realm_roles.composites(realm)
+                    if name in model.expand_roles({child}, graph) or child == name:
+                        raise Invalid("composites", f"{child} would contain {name} (a cycle)")
+                    r.realm_roles.add_composite(realm, name, child)
+                else:
+                    r.realm_roles.remove_composite(realm, name, child)
+            action = "role.add_composites" if add else "role.remove_composites"
+            r.audit.write(actor.id, action, name, remote_ip=actor.remote_ip, roles=children)
+            self.commit(uow)
+
+    def members(self, realm: str, name: str, first: int, size: int) -> list[Any]:
+        if not self.is_role(realm, name):
+            raise NotFound(f"role {name} not found")
+        with self.storage.read() as r:
+            return r.accounts.holding(realm, name, first, size)
+
     def delete_realm_role(self, actor: Actor, realm: str, name: str) -> None:
         if not self.is_role(realm, name):
             raise NotFound(f"role {name} not found")
@@ -140,5 +204,6 @@ class Roles(DirectoryUseCases):
         with self.change() as uow:
             uow.repos.realm_roles.remove(realm, name)
             uow.repos.grants.remove_role(name)
+            uow.repos.realm_roles.forget_composites(realm, name)
             uow.repos.audit.write(actor.id, "role.delete", name, remote_ip=actor.remote_ip)
             uow.commit()

@@ -100,6 +100,15 @@ class Sessions:
             "token_type": "Bearer",
         }
 
+    def of_user(self, user_id: str) -> list[Any]:
+        """An account's open client sessions (admin REST users/{id}/sessions)."""
+        with self.storage.read() as r:
+            return r.sessions.of_user(user_id, time.time())
+
+    def of_client(self, realm: str, client_id: str) -> list[Any]:
+        with self.storage.read() as r:
+            return r.sessions.of_client(realm, client_id, time.time())
+
     def userinfo(self, realm: str, token: str) -> dict[str, Any]:
         return rules.userinfo(self.verify(realm, token))
 
@@ -132,25 +141,12 @@ class Sessions:
             uow.commit()
         self.storage.after_commit()
 
-    def logout(self, realm: str, client_id: str, secret: str | None, refresh: str) -> None:
-        with self.storage.token_change() as uow:
-            r = uow.repos
+    def logout_session(self, realm: str, client_id: str, secret: str | None, refresh: str) -> str:
+        """The session a client's logout with its refresh token names (Keycloak's POST
+        logout); the caller ends it (SingleSignOn.end_by_session)."""
+        with self.storage.read() as r:
             self.cache.client(r, realm, client_id, secret)
             rt = r.sessions.refresh_with_session(security.hash_secret(refresh or ""))
-            if rt is None or rt["client_id"] != client_id:
-                raise GrantRefused("Invalid refresh token")
-            now = time.time()
-            ended.sessions_ended(
-                uow, r.sessions.revoke(rt["sid"], "logout", now), ended.LOGOUT, now
-            )
-            uow.commit()
-        self.storage.after_commit()
-
-    def end_session(self, sid: str) -> None:
-        """RP-initiated (or back-channel) logout of one session."""
-        with self.storage.token_change() as uow:
-            now = time.time()
-            gone = uow.repos.sessions.revoke(sid, "logout", now)
-            ended.sessions_ended(uow, gone, ended.LOGOUT, now)
-            uow.commit()
-        self.storage.after_commit()
+        if rt is None or rt["client_id"] != client_id or rt["realm"] != realm:
+            raise GrantRefused("Invalid refresh token")
+        return str(rt["sid"])

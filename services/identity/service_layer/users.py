@@ -317,8 +317,62 @@ class Users(DirectoryUseCases):
             self.commit(uow)
         return one_time
 
-    def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> int:
-        """An administrator signs an account out everywhere; how many sessions ended."""
+    def change_temporary_password(self, user_id: str, password: str) -> Row:
+        """The official replaces a temporary password at sign-in (the UPDATE_PASSWORD
+        required action, on the login page once the temporary one was found right). Returns
+        the account as it is now."""
+        row = self.row(user_id)
+        if not row["password_temporary"]:
+            raise FailedPrecondition("the password is not temporary")
+        model.check_password(password, "password", username=row["username"])
+        pw_hash = security.hash_password(password)
+        actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
+        with self.change() as uow:
+            r = uow.repos
+            r.accounts.update(
+                user_id,
+                password_hash=pw_hash,
+                password_temporary=False,
+                updated_at=now(),
+                version=row["version"] + 1,
+            )
+            event = ev.PasswordReset(user_id=user_id, actor_id=user_id)
+            self.record(
+                uow,
+                actor,
+                "user.change_password",
+                user_id,
+                event if row["realm"] == REALM else None,
+            )
+            out = r.accounts.require(user_id)
+            self.commit(uow)
+        return out
+
+    def configure_totp(self, user_id: str, secret: str) -> Row:
+        """The official set up the second factor at sign-in (the CONFIGURE_TOTP required
+        action; the caller checked a code from it). Returns the account as it is now."""
+        row = self.row(user_id)
+        if "CONFIGURE_TOTP" not in (row["required_actions"] or "").split():
+            raise FailedPrecondition("CONFIGURE_TOTP is not pending")
+        actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
+        rest = [a for a in row["required_actions"].split() if a != "CONFIGURE_TOTP"]
+        with self.change() as uow:
+            r = uow.repos
+            r.accounts.update(
+                user_id,
+                totp_secret=secret,
+                required_actions=" ".join(rest),
+                updated_at=now(),
+                version=row["version"] + 1,
+            )
+            self.record(uow, actor, "user.totp_enable", user_id, None, by="required action")
+            out = r.accounts.require(user_id)
+            self.commit(uow)
+        return out
+
+    def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> list[Row]:
+        """An administrator signs an account out everywhere (its SSO sessions too); the
+        client sessions that ended (for their back-channel logout)."""
         with self.change() as uow:
             r = uow.repos
             self._administered(r, actor, user_id, realm)
@@ -327,7 +381,27 @@ class Users(DirectoryUseCases):
             ended.sessions_ended(uow, gone, ended.ADMIN, ts)
             self.record(uow, actor, "user.logout", user_id, None, sessions=len(gone))
             self.commit(uow)
-        return len(gone)
+        return gone
+
+    def set_required_actions(
+        self, actor: Actor, user_id: str, actions: Any, realm: str | None = None
+    ) -> None:
+        """Keycloak's requiredActions on a user: stored, and enforced at every sign-in."""
+        wanted = rules.check_required_actions(actions)
+        with self.change() as uow:
+            r = uow.repos
+            row = self._administered(r, actor, user_id, realm)
+            if rules.required_actions(row) == wanted:
+                return
+            r.accounts.update(
+                user_id,
+                password_temporary="UPDATE_PASSWORD" in wanted,
+                required_actions=" ".join(a for a in wanted if a != "UPDATE_PASSWORD"),
+                updated_at=now(),
+                version=row["version"] + 1,
+            )
+            self.record(uow, actor, "user.update", user_id, None, required_actions=wanted)
+            self.commit(uow)
 
     def set_totp(self, actor: Actor, user_id: str, enable: bool) -> str:
         """Turn the TOTP second factor on (returns the new base32 secret) or off."""
@@ -373,9 +447,9 @@ class Users(DirectoryUseCases):
         with self.storage.read() as r:
             return r.accounts.people(realm, **query)
 
-    def count_people(self, realm: str) -> int:
+    def count_people(self, realm: str, **query: Any) -> int:
         with self.storage.read() as r:
-            return r.accounts.count_people(realm)
+            return r.accounts.count_people(realm, **query)
 
     def list(self, req: pb.ListUsersRequest, realm: str = REALM) -> pb.ListUsersResponse:
         offset, size = page(req.page_size, req.page_token, 50, 500)

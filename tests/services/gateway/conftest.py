@@ -127,7 +127,7 @@ class Platform:
                 self.tokens[key] = r.json()["access_token"]
         return self.tokens[key]
 
-    async def user_token(self, username: str, client_id: str = "lgsp-web") -> str:
+    async def user_token(self, username: str, client_id: str = "admin-cli") -> str:
         key = f"user:{username}:{client_id}"
         if key not in self.tokens:
             data = {
@@ -137,7 +137,9 @@ class Platform:
                 "client_id": client_id,
             }
             async with httpx.AsyncClient() as http:
-                auth = None if client_id == "lgsp-web" else (client_id, self.demo.secret(client_id))
+                auth = (
+                    None if client_id == "admin-cli" else (client_id, self.demo.secret(client_id))
+                )
                 r = await http.post(
                     f"{self.issuer}/protocol/openid-connect/token", data=data, auth=auth
                 )

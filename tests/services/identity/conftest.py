@@ -35,10 +35,11 @@ async def start_identity(
     db_url: str | None = None,
     seed: bool = False,
     host: str | None = None,
+    env_extra: dict[str, str] | None = None,
     **extra: str,
 ) -> tuple[ServiceRuntime, Identity, str]:
     """The service on `db_url` (SQLite in tmp_path by default); `extra` adds LGSP_IDENTITY_*
-    settings by key (issuer_base_url="…")."""
+    settings by key (issuer_base_url="…"), `env_extra` other variables."""
     http_port = free_port()
     env = {
         "LGSP_PLATFORM_DATA_DIR": str(tmp_path),
@@ -53,6 +54,7 @@ async def start_identity(
     if host:
         env["LGSP_PLATFORM_HOST"] = host
     env.update({f"LGSP_IDENTITY_{k.upper()}": v for k, v in extra.items()})
+    env.update(env_extra or {})
     settings = load_settings(env=env)
     runtime = ServiceRuntime(PLUGIN, settings, port=0)
     await runtime.start()

@@ -20,6 +20,7 @@ from services.identity.seed import (
     read_demo,
     seed_demo,
 )
+from tests.fixtures import free_port
 from tests.services.identity.conftest import start_identity
 
 TOKEN = "/realms/lgsp/protocol/openid-connect/token"
@@ -75,6 +76,18 @@ async def test_demo_secrets_are_random_per_official_and_client_and_kept_0600(
                 auth=("documents", old_secret("documents")),
             )
             assert derived.status_code == 401
+            # The public web client takes no passwords; Keycloak's admin-cli (in every realm)
+            # does, as python-keycloak's KeycloakAdmin and command-line tools expect.
+            public = await http.post(
+                f"{base}{TOKEN}",
+                data={**form, "password": demo.password(admin), "client_id": "lgsp-web"},
+            )
+            assert public.status_code == 400 and public.json()["error"] == "unauthorized_client"
+            cli = await http.post(
+                f"{base}{TOKEN}",
+                data={**form, "password": demo.password(admin), "client_id": "admin-cli"},
+            )
+            assert cli.status_code == 200
         # Seeding again is idempotent and keeps what the file says.
         await runtime.stop(grace=1)
         runtime = None
@@ -90,9 +103,23 @@ async def test_demo_secrets_are_random_per_official_and_client_and_kept_0600(
     finally:
         if runtime is not None:
             await runtime.stop(grace=1)
-    # Another installation gets other secrets.
-    runtime3, _, _ = await start_identity(tmp_path / "b", seed=True)
-    await runtime3.stop(grace=1)
+    # Another installation gets other secrets; its browser clients call back where its console
+    # listens.
+    port = free_port()
+    runtime3, ident3, _ = await start_identity(
+        tmp_path / "b", seed=True, env_extra={"LGSP_CONSOLE_PORT": str(port)}
+    )
+    try:
+        web = ident3.clients.row("lgsp", "lgsp-web")
+        console = ident3.clients.row("lgsp", "console")
+    finally:
+        await runtime3.stop(grace=1)
+    assert web["redirect_uris"] == [
+        f"http://127.0.0.1:{port}/callback",
+        f"http://localhost:{port}/callback",
+    ]
+    assert console["redirect_uris"][0] == f"http://127.0.0.1:{port}/auth/callback"
+    assert not web["direct_grants"]
     other = read_demo(tmp_path / "b")
     assert not set(other.passwords.values()) & set(demo.passwords.values())
     assert not set(other.client_secrets.values()) & set(demo.client_secrets.values())

@@ -12,22 +12,17 @@ import sqlalchemy as sa
 
 from lgsp import events
 from lgsp.api.identity.v1 import events_pb2 as ev
-from lgsp.api.identity.v1 import identity_pb2 as pb
 from lgsp.config import ConfigError, load_settings
 from lgsp.db import outbox_table
 from services.identity.adapters import tables as t
 from services.identity.bootstrap import Identity
-from services.identity.domain.access import SYSTEM
 from tests.services.identity.conftest import start_identity
 
 
 def public_client(ident: Identity) -> None:
-    ident.clients.create(
-        SYSTEM,
-        pb.ClientSystem(client_id="web", display_name="Web"),
-        secret=None,
-        service_accounts=False,
-    )
+    """Sign-ins come through admin-cli: the one public client that takes passwords (in every
+    realm, as Keycloak's); other public clients are refused before any password is tried."""
+    assert ident.clients.row("lgsp", "admin-cli") is not None
 
 
 async def spray(base: str, n: int, headers: dict[str, str] | None = None) -> list[int]:
@@ -38,7 +33,7 @@ async def spray(base: str, n: int, headers: dict[str, str] | None = None) -> lis
                 f"{base}/realms/lgsp/protocol/openid-connect/token",
                 data={
                     "grant_type": "password",
-                    "client_id": "web",
+                    "client_id": "admin-cli",
                     "username": f"khong.ton.tai{i}",
                     "password": "Doan-Mo-123",
                 },
