@@ -26,7 +26,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from national._common import geo
+from lgsp.national_directory import national_directory
 from national._common.app import MockConfig, build_app, read_json
 from national._common.errors import ApiError, conflict, invalid, not_found
 from national._common.store import open_db
@@ -47,43 +47,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     acked_at TEXT, UNIQUE (package_id, agency_code));
 CREATE INDEX IF NOT EXISTS pending ON deliveries (agency_code, acked_at, seq);
 """
-DEPARTMENTS = (
-    "Văn phòng Ủy ban nhân dân",
-    "Sở Nội vụ",
-    "Sở Tư pháp",
-    "Sở Tài chính",
-    "Sở Xây dựng",
-    "Sở Công Thương",
-    "Sở Nông nghiệp và Môi trường",
-    "Sở Khoa học và Công nghệ",
-    "Sở Giáo dục và Đào tạo",
-    "Sở Y tế",
-    "Sở Văn hóa, Thể thao và Du lịch",
-)
-MINISTRIES = (
-    "Văn phòng Chính phủ",
-    "Bộ Nội vụ",
-    "Bộ Tư pháp",
-    "Bộ Tài chính",
-    "Bộ Công an",
-    "Bộ Khoa học và Công nghệ",
-)
 
 
 def directory() -> list[tuple[str, str]]:
-    """The mailboxes every axis starts with: ministries, then each province and its sở."""
-    entries = [(f"000.00.00.G{i:02d}", name) for i, name in enumerate(MINISTRIES, 1)]
-    for province in geo.PROVINCE_NAMES:
-        code = geo.province_agency_code(province)
-        suffix = code.rsplit(".", 1)[1]
-        entries.append((code, f"Ủy ban nhân dân {province_title(province)}"))
-        for n, dept in enumerate(DEPARTMENTS, 1):
-            entries.append((f"000.00.{n:02d}.{suffix}", f"{dept} {province_title(province)}"))
-    return entries
-
-
-def province_title(province: str) -> str:
-    return province if province.startswith("Thành phố") else f"tỉnh {province}"
+    """The mailboxes every axis starts with: the bodies of the platform's one agency directory
+    still in being (ministries, the 34 provinces' people's committees, the demo province's
+    agencies), so a code names the same agency here as in identity."""
+    return [(e.code, e.name) for e in national_directory().mailboxes()]
 
 
 def now() -> str:
