@@ -157,7 +157,7 @@ class ConsoleSettings:
     # one identity's demo seed wrote), for this agency and every agency below it.
     client_id: str = "lgsp-console"
     client_secret: str = secret_field()
-    figures_agency_code: str = "000.00.00.H30"
+    figures_agency_code: str = "000.00.00.H27"
 
 
 @dataclass(frozen=True)

@@ -78,9 +78,9 @@ class NationalDirectory:
         self.demo = tuple(demo)  # the demo province's tree, its root first
         self._province_of_name = dict(province_of_name)
         self._by_code: dict[str, DirectoryEntry] = {}
-        for entry in self.entries():
+        for entry in (*self.ministries, *self.provinces, *self.former, *self.demo[1:]):
             validate_agency_code(entry.code, "code")
-            if entry.code in self._by_code and self._by_code[entry.code] != entry:
+            if entry.code in self._by_code:
                 raise ValueError(f"agency code {entry.code} is listed twice")
             if entry.level not in LEVELS:
                 raise ValueError(f"agency {entry.code}: unknown level {entry.level!r}")
@@ -91,12 +91,8 @@ class NationalDirectory:
                     raise ValueError(f"agency {entry.code} names unknown agency {linked}")
 
     def entries(self) -> Iterable[DirectoryEntry]:
-        # The demo province's root is also one of the 34: listed once, in `provinces`.
-        seen: set[str] = set()
-        for entry in (*self.ministries, *self.provinces, *self.former, *self.demo):
-            if entry.code not in seen:
-                seen.add(entry.code)
-                yield entry
+        # The demo province's root is one of the 34: listed once, in `provinces`.
+        return self._by_code.values()
 
     def get(self, code: str) -> DirectoryEntry | None:
         return self._by_code.get(code)
@@ -166,8 +162,9 @@ def parse(raw: dict[str, Any]) -> NationalDirectory:
         raise ValueError("demo_province.agencies must start with the province's own code")
     # The 34's entry for the demo province is the demo tree's root (its mail domain).
     listed = {p.code: p for p in provinces}
-    if demo[0].code in listed:
-        demo[0] = replace(demo[0], verified=listed[demo[0].code].verified)
+    if demo[0].code not in listed:
+        raise ValueError(f"demo province {demo[0].code} is not one of the provinces")
+    demo[0] = replace(demo[0], verified=listed[demo[0].code].verified)
     provinces = [demo[0] if p.code == demo[0].code else p for p in provinces]
     return NationalDirectory(ministries, provinces, former, demo, by_name)
 

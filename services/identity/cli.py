@@ -4,13 +4,13 @@ Works on the identity database directly (migrated first), as the system actor; e
 audited and emits its event like a change made through AdminService. Examples:
 
     lgsp admin seed-demo
-    lgsp admin create-agency 000.00.31.H30 "Sở Khoa học và Công nghệ" --level department \\
-        --parent 000.00.00.H30 --short-name SKHCN --mail-domain skhcn.hatinh.gov.vn
-    lgsp admin create-user lethihoa.stp --name "Lê Thị Hoa" --agency 000.00.12.H30
-    lgsp admin grant-role lethihoa.stp clerk --agency 000.00.12.H30
+    lgsp admin create-agency 000.00.31.H27 "Sở Khoa học và Công nghệ" --level department \\
+        --parent 000.00.00.H27 --short-name SKHCN --mail-domain skhcn.hatinh.gov.vn
+    lgsp admin create-user lethihoa.stp --name "Lê Thị Hoa" --agency 000.00.12.H27
+    lgsp admin grant-role lethihoa.stp clerk --agency 000.00.12.H27
     lgsp admin reset-password lethihoa.stp
     lgsp admin create-client qlvb-thachha --name "Quản lý văn bản xã Thạch Hà" \\
-        --agency 000.00.63.H30 --role clerk
+        --agency 000.00.63.H27 --role clerk
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def register(sub: Subparsers) -> None:
     cmds.add_parser("seed-demo", parents=[common], help="create the demo province (idempotent)")
 
     a = cmds.add_parser("create-agency", parents=[common], help="add an agency to the tree")
-    a.add_argument("code", help="identifier code (mã định danh), e.g. 000.00.31.H30")
+    a.add_argument("code", help="identifier code (mã định danh), e.g. 000.00.31.H27")
     a.add_argument("name")
     a.add_argument("--level", choices=LEVELS, required=True)
     a.add_argument("--parent", help="parent agency code (omit for a root)")

@@ -101,8 +101,8 @@ CLIENTS: list[tuple[str, str, str, list[str] | None]] = [
     ("lgsp-gateway", "Cổng kết nối LGSP", PROVINCE, ["operator"]),
     # Reads the province's figures for the operator console (documents, dossiers).
     ("lgsp-console", "Bảng điều khiển vận hành LGSP", PROVINCE, ["auditor"]),
-    ("motcua-thanhsen", "Hệ thống một cửa phường Thành Sen", "000.00.61.H30", ["one_stop_officer"]),
-    ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H30", ["one_stop_officer"]),
+    ("motcua-thanhsen", "Hệ thống một cửa phường Thành Sen", "000.00.61.H27", ["one_stop_officer"]),
+    ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H27", ["one_stop_officer"]),
     ("lgsp-web", "Ứng dụng web LGSP", PROVINCE, None),
     # The operator console signs operators in (authorization code + PKCE; docs/console.md).
     ("console", "Bảng điều khiển vận hành LGSP", PROVINCE, None),

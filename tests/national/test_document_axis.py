@@ -7,8 +7,8 @@ import httpx
 from tests.national.mockproc import MockProcess
 from tests.support.edxml import build_document, build_status
 
-SENDER = ("000.00.00.H30", "Ủy ban nhân dân Thành phố Cần Thơ")
-TO = [("000.00.03.H30", "Sở Tư pháp Thành phố Cần Thơ"), ("000.00.00.G03", "Bộ Tư pháp")]
+SENDER = ("000.00.00.H27", "Ủy ban nhân dân tỉnh Hà Tĩnh")
+TO = [("000.00.12.H27", "Sở Tư pháp"), ("000.00.00.G15", "Bộ Tư pháp")]
 XML = {"Content-Type": "application/xml"}
 
 
@@ -36,7 +36,7 @@ def test_send_poll_ack_status_and_restart(document_axis: MockProcess) -> None:
         sent = api.post("/api/v1/packages", content=body, headers=XML)
         assert sent.status_code == 201, sent.text
         package_id = sent.json()["package_id"]
-        assert sent.json()["recipients"] == ["000.00.03.H30", "000.00.00.G03"]
+        assert sent.json()["recipients"] == ["000.00.12.H27", "000.00.00.G15"]
         # A resend of the same bytes is recognised; other bytes under that id are refused.
         again = api.post("/api/v1/packages", content=body, headers=XML)
         assert again.status_code == 200 and again.json()["package_id"] == package_id
@@ -46,13 +46,13 @@ def test_send_poll_ack_status_and_restart(document_axis: MockProcess) -> None:
         for code, _ in TO:
             [p] = pending(api, code)
             assert p["package_id"] == package_id and p["body"].encode() == body  # type: ignore[union-attr]
-        acked = api.post(f"/api/v1/agencies/000.00.03.H30/packages/{package_id}/ack").json()
+        acked = api.post(f"/api/v1/agencies/000.00.12.H27/packages/{package_id}/ack").json()
         assert acked["already_acked"] is False
-        assert api.post(f"/api/v1/agencies/000.00.03.H30/packages/{package_id}/ack").json()[
+        assert api.post(f"/api/v1/agencies/000.00.12.H27/packages/{package_id}/ack").json()[
             "already_acked"
         ]
-        assert pending(api, "000.00.03.H30") == []
-        assert len(pending(api, "000.00.00.G03")) == 1  # the other recipient still has it
+        assert pending(api, "000.00.12.H27") == []
+        assert len(pending(api, "000.00.00.G15")) == 1  # the other recipient still has it
 
         status = build_status(
             original_sender=SENDER[0],
@@ -69,15 +69,15 @@ def test_send_poll_ack_status_and_restart(document_axis: MockProcess) -> None:
         outsider = build_status(
             original_sender=SENDER[0],
             original_message_id="msg-0001",
-            reporter=("000.00.00.G01", "Văn phòng Chính phủ"),
+            reporter=("000.00.00.G22", "Văn phòng Chính phủ"),
             status_code="01",
         )
         assert api.post("/api/v1/statuses", content=outsider, headers=XML).status_code == 403
 
     document_axis.restart()  # mailboxes live in SQLite: a restart keeps them
     with document_axis.api() as api:
-        assert pending(api, "000.00.03.H30") == []
-        assert [p["package_id"] for p in pending(api, "000.00.00.G03")] == [package_id]
+        assert pending(api, "000.00.12.H27") == []
+        assert [p["package_id"] for p in pending(api, "000.00.00.G15")] == [package_id]
         assert [p["kind"] for p in pending(api, SENDER[0])] == ["status"]
         history = api.get(f"/api/v1/packages/{package_id}/statuses").json()["statuses"]
         assert [s["status_code"] for s in history] == ["03"]
@@ -99,8 +99,8 @@ def test_hostile_and_bad_packages_are_refused_and_nothing_is_stored(
     utf16_doctype = '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE x><edXMLEnvelope/>'.encode(
         "utf-16"
     )
-    no_recipient = doc("msg-bad").replace(b"000.00.03.H30", b"").replace(b"000.00.00.G03", b"")
-    unknown_recipient = doc("msg-unknown").replace(b"000.00.00.G03", b"999.99.99.Z99")
+    no_recipient = doc("msg-bad").replace(b"000.00.12.H27", b"").replace(b"000.00.00.G15", b"")
+    unknown_recipient = doc("msg-unknown").replace(b"000.00.00.G15", b"999.99.99.Z99")
     with document_axis.api() as api:
         before = {code: pending(api, code) for code, _ in [SENDER, *TO]}
         for body, field in [

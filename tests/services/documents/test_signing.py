@@ -65,7 +65,7 @@ def official(ca: DevCA, **kwargs: Any) -> Credential:
     args = {
         "full_name": "Nguyễn Văn An",
         "agency_name": "Ủy ban nhân dân tỉnh Hà Tĩnh",
-        "agency_code": "000.00.00.H30",
+        "agency_code": "000.00.00.H27",
         "email": "an.nv@hatinh.gov.vn",
         "unit": "Văn phòng",
         **kwargs,
@@ -183,7 +183,7 @@ def test_unsigned_and_broken_pdfs(ca: DevCA) -> None:
 
 def test_second_signature_keeps_the_first_valid(ca: DevCA) -> None:
     once = sign_pdf(minimal_pdf(), official(ca))
-    twice = sign_pdf(once, ca.issue_agency(agency_name="Sở Tư pháp", agency_code="000.01.30.H30"))
+    twice = sign_pdf(once, ca.issue_agency(agency_name="Sở Tư pháp", agency_code="000.01.30.H27"))
     result = verify_with_ca(twice, ca)
     assert result.valid, result.detail
     assert result.signatures == 2
@@ -201,7 +201,7 @@ def test_ca_persists_and_exports(ca: DevCA) -> None:
     assert [c.subject for c in chain] == [ca.intermediate_cert.subject]
     assert (ca.directory / "root.key.pem").stat().st_mode & 0o077 == 0
     entry = again.certificates()[cred.serial]
-    assert entry["kind"] == "official" and entry["agency_code"] == "000.00.00.H30"
+    assert entry["kind"] == "official" and entry["agency_code"] == "000.00.00.H27"
     assert "CN=Nguyễn Văn An" in str(entry["subject"])
 
 
