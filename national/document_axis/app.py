@@ -5,6 +5,7 @@ PUT  /api/v1/agencies/{code}            {"name"}        open a mailbox (201, or 
 POST /api/v1/packages                   edXML document  deliver to every To/OrganId
 POST /api/v1/statuses                   edXML status    deliver to the original sender
 GET  /api/v1/agencies/{code}/packages?limit=N           pending packages with their bodies
+POST /api/v1/mailboxes/packages  {"agencies", "limit"}  pending packages of many mailboxes
 POST /api/v1/agencies/{code}/packages/{id}/ack          remove from pending (idempotent)
 GET  /api/v1/packages/{id}/statuses                     statuses reported on a document
 
@@ -33,6 +34,7 @@ from national._common.store import open_db
 from national.document_axis import edxml
 
 MAX_PACKAGE_BYTES = 8 * 1024 * 1024
+MAX_MAILBOXES = 1000  # of one multi-mailbox poll (a province's platform polls for all its own)
 XML_TYPES = {"application/xml", "text/xml"}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS agencies (
@@ -251,22 +253,46 @@ def create_app(config: MockConfig) -> Starlette:
             "WHERE d.agency_code = ? AND d.acked_at IS NULL ORDER BY d.seq LIMIT ?",
             (code, int(raw_limit)),
         ).fetchall()
-        packages = []
-        for r in rows:
-            item = {
-                "package_id": r["id"],
-                "kind": r["kind"],
-                "sender": r["sender"],
-                "message_id": r["message_id"] if r["kind"] == "document" else None,
-                "sha256": r["sha256"],
-                "received_at": r["created_at"],
-                "body": bytes(r["body"]).decode("utf-8"),
+        return JSONResponse({"agency_code": code, "packages": [_pending(r) for r in rows]})
+
+    async def poll_mailboxes(request: Request) -> JSONResponse:
+        """One call for many mailboxes: what a provincial platform polls each round for all
+        its agencies, instead of one call per agency. Oldest first across the mailboxes; each
+        package names the mailbox it waits in. Codes without a mailbox come back in
+        `unknown` (the caller may open them), never as an error for the others."""
+        body = await read_json(request)
+        codes = body.get("agencies")
+        if (
+            not isinstance(codes, list)
+            or not 1 <= len(codes) <= MAX_MAILBOXES
+            or not all(isinstance(c, str) and edxml.valid_agency_code(c) for c in codes)
+        ):
+            raise invalid(
+                "agencies",
+                f"Danh sách mã định danh đơn vị không hợp lệ (1-{MAX_MAILBOXES} mã)",
+            )
+        limit = body.get("limit", 20)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+            raise invalid("limit", "Tham số limit phải từ 1 đến 100")
+        wanted = list(dict.fromkeys(codes))
+        marks = ",".join("?" * len(wanted))
+        known = {
+            r["code"]
+            for r in db.execute(f"SELECT code FROM agencies WHERE code IN ({marks})", wanted)
+        }
+        rows = db.execute(
+            "SELECT d.agency_code, p.id, p.kind, p.message_id, p.sender, p.sha256, p.body, "
+            "p.created_at, p.status_code, p.original_package_id FROM deliveries d "
+            "JOIN packages p ON p.id = d.package_id "
+            f"WHERE d.agency_code IN ({marks}) AND d.acked_at IS NULL ORDER BY d.seq LIMIT ?",
+            (*wanted, limit),
+        ).fetchall()
+        return JSONResponse(
+            {
+                "packages": [{"agency_code": r["agency_code"], **_pending(r)} for r in rows],
+                "unknown": [c for c in wanted if c not in known],
             }
-            if r["kind"] == "status":
-                item["status_code"] = r["status_code"]
-                item["original_package_id"] = r["original_package_id"]
-            packages.append(item)
-        return JSONResponse({"agency_code": code, "packages": packages})
+        )
 
     async def ack(request: Request) -> JSONResponse:
         code, package_id = request.path_params["code"], request.path_params["package_id"]
@@ -319,6 +345,7 @@ def create_app(config: MockConfig) -> Starlette:
             Route("/api/v1/packages", send_package, methods=["POST"]),
             Route("/api/v1/statuses", send_status, methods=["POST"]),
             Route("/api/v1/agencies/{code}/packages", poll, methods=["GET"]),
+            Route("/api/v1/mailboxes/packages", poll_mailboxes, methods=["POST"]),
             Route("/api/v1/agencies/{code}/packages/{package_id}/ack", ack, methods=["POST"]),
             Route("/api/v1/packages/{package_id}/statuses", statuses, methods=["GET"]),
         ],
@@ -334,6 +361,22 @@ def _sent(package_id: str, header: edxml.DocumentHeader, *, duplicate: bool) -> 
         "recipients": list(header.recipients),
         "duplicate": duplicate,
     }
+
+
+def _pending(r: sqlite3.Row) -> dict[str, object]:
+    item: dict[str, object] = {
+        "package_id": r["id"],
+        "kind": r["kind"],
+        "sender": r["sender"],
+        "message_id": r["message_id"] if r["kind"] == "document" else None,
+        "sha256": r["sha256"],
+        "received_at": r["created_at"],
+        "body": bytes(r["body"]).decode("utf-8"),
+    }
+    if r["kind"] == "status":
+        item["status_code"] = r["status_code"]
+        item["original_package_id"] = r["original_package_id"]
+    return item
 
 
 def _open(config: MockConfig) -> sqlite3.Connection:

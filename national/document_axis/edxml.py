@@ -17,7 +17,8 @@ from lxml import etree
 from lgsp.agency_code import is_agency_code
 
 NS = "http://www.e-doc.vn/Schema/"
-STATUS_CODES = {"01", "02", "03", "04", "05", "06", "13"}
+# 15 and 16: the recipient agrees to, or refuses, a recall (13) of a document it holds.
+STATUS_CODES = {"01", "02", "03", "04", "05", "06", "13", "15", "16"}
 _DTD = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
 
 

@@ -132,3 +132,50 @@ def test_hostile_and_bad_packages_are_refused_and_nothing_is_stored(
         resp = api.post("/api/v1/statuses", content=bad_status, headers=XML)
         assert (resp.status_code, resp.json()["field"]) == (400, "StatusCode")
         assert {code: pending(api, code) for code, _ in [SENDER, *TO]} == before
+
+
+def test_one_poll_for_many_mailboxes(document_axis: MockProcess) -> None:
+    """What a province's platform asks each round: every one of its mailboxes in one call."""
+    with document_axis.api() as api:
+        sent = api.post("/api/v1/packages", content=doc("msg-many"), headers=XML).json()
+        new_agency = "000.00.99.H27"  # not opened yet: reported, not an error
+        codes = [code for code, _ in TO] + [new_agency]
+
+        def poll(body: object) -> httpx.Response:
+            return api.post("/api/v1/mailboxes/packages", json=body)
+
+        def mine(body: dict[str, object]) -> list[dict[str, object]]:
+            packages = poll(body).json()["packages"]
+            return [p for p in packages if p["package_id"] == sent["package_id"]]
+
+        got = poll({"agencies": codes, "limit": 100}).json()
+        assert [
+            p["agency_code"] for p in got["packages"] if p["package_id"] == sent["package_id"]
+        ] == [code for code, _ in TO]
+        assert mine({"agencies": codes, "limit": 100})[0]["body"].encode() == doc("msg-many")  # type: ignore[union-attr]
+        assert got["unknown"] == [new_agency]
+        assert len(poll({"agencies": codes, "limit": 1}).json()["packages"]) == 1
+        api.post(f"/api/v1/agencies/{TO[0][0]}/packages/{sent['package_id']}/ack")
+        assert [p["agency_code"] for p in mine({"agencies": codes, "limit": 100})] == [TO[1][0]]
+        for body, field in [
+            ({}, "agencies"),
+            ({"agencies": []}, "agencies"),
+            ({"agencies": "000.00.00.H27"}, "agencies"),
+            ({"agencies": ["000.00.00.H27", "x'; DROP TABLE deliveries; --"]}, "agencies"),
+            ({"agencies": [7]}, "agencies"),
+            ({"agencies": ["000.00.00.H27"] * 1001}, "agencies"),
+            ({"agencies": codes, "limit": 0}, "limit"),
+            ({"agencies": codes, "limit": 101}, "limit"),
+            ({"agencies": codes, "limit": True}, "limit"),
+            ({"agencies": codes, "limit": "5"}, "limit"),
+        ]:
+            resp = poll(body)
+            assert resp.status_code == 400, (body, resp.text)
+            assert resp.json()["field"] == field
+        resp = api.post(
+            "/api/v1/mailboxes/packages",
+            content=b"[1,",
+            headers={"Content-Type": "application/json"},
+        )
+        assert resp.status_code == 400 and resp.json()["field"] == "body"
+        assert len(mine({"agencies": codes, "limit": 100})) == 1  # nothing lost
