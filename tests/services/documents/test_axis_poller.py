@@ -83,9 +83,9 @@ async def test_idle_rounds_make_one_call_each_and_write_nothing(
             assert await exchange.poll_round() == 1
             said = [r.getMessage() for r in handler.records if r.levelno >= logging.INFO]
             assert len(said) == 1 and "imported from the national document axis" in said[0]
-            assert [
-                s.name for s in _axis_spans(exporter, axis_mock) if s.parent is None
-            ] == ["national axis package import"]
+            assert [s.name for s in _axis_spans(exporter, axis_mock) if s.parent is None] == [
+                "national axis package import"
+            ]
             assert await exchange.poll_once(UBND) == 0  # acked: not there any more
     finally:
         for lg, level in zip(loggers, levels, strict=True):
