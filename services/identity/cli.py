@@ -179,6 +179,7 @@ def _list_users(identity: Any, args: argparse.Namespace) -> None:
             u.username,
             u.display_name,
             u.agency_code,
+            u.id,
             u.position,
             ",".join(
                 sorted(
@@ -192,10 +193,11 @@ def _list_users(identity: Any, args: argparse.Namespace) -> None:
         for u in users[: args.limit]
     ]
     if args.json:
-        keys = ["username", "display_name", "agency_code", "position", "roles", "status"]
+        keys = ["username", "display_name", "agency_code", "id", "position", "roles", "status"]
         print(json.dumps([dict(zip(keys, r, strict=True)) for r in rows], ensure_ascii=False))
         return
-    _table(rows, ["USERNAME", "NAME", "AGENCY", "POSITION", "ROLES", "STATUS"])
+    # ID: the token's subject, what reviewer_user_id / handler_user_id name.
+    _table(rows, ["USERNAME", "NAME", "AGENCY", "ID", "POSITION", "ROLES", "STATUS"])
     print(
         f"({page.total_size} matching; passwords of the demo officials are in "
         "<data_dir>/identity-demo.json)"

@@ -53,6 +53,7 @@ def test_users_list_filters_by_agency_subtree_and_role(
         "USERNAME",
         "NAME",
         "AGENCY",
+        "ID",
         "POSITION",
         "ROLES",
         "STATUS",
