@@ -382,8 +382,11 @@ def _pending(r: sqlite3.Row) -> dict[str, object]:
 def _open(config: MockConfig) -> sqlite3.Connection:
     db = open_db(config.db_path, SCHEMA)
     stamp = now()
+    # The directory's names win over what an older data directory holds: a code names the
+    # agency the platform's one directory says, here as in identity.
     db.executemany(
-        "INSERT OR IGNORE INTO agencies (code, name, created_at) VALUES (?, ?, ?)",
+        "INSERT INTO agencies (code, name, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (code) DO UPDATE SET name = excluded.name",
         [(code, name, stamp) for code, name in directory()],
     )
     return db
