@@ -24,7 +24,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from lgsp.agencies import Agency, AgencyDirectory
 from lgsp.agency_code import validate_agency_code
 
 __all__ = ["DATA_FILE", "LEVELS", "DirectoryEntry", "NationalDirectory", "national_directory"]
@@ -46,18 +45,6 @@ class DirectoryEntry:
     disabled: bool = False  # merged or dissolved (1 July 2025 and before)
     successor_code: str = ""
     verified: bool = False  # the code is confirmed by public material (see the docs)
-
-    def agency(self) -> Agency:
-        return Agency(
-            self.code,
-            self.name,
-            self.short_name,
-            self.parent_code,
-            self.place_name,
-            disabled=self.disabled,
-            successor_code=self.successor_code,
-            mail_domain=self.mail_domain,
-        )
 
 
 class NationalDirectory:
@@ -119,9 +106,6 @@ class NationalDirectory:
         """Who has a mailbox at the national document axis: every body still in being
         (ministries, the 34 people's committees, the demo province's agencies)."""
         return [e for e in self.entries() if not e.disabled]
-
-    def agency_directory(self) -> AgencyDirectory:
-        return AgencyDirectory(e.agency() for e in self.entries())
 
 
 def _entry(raw: dict[str, Any], level: str, **extra: Any) -> DirectoryEntry:
