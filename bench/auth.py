@@ -61,8 +61,8 @@ def _token(key: RSAKey) -> str:
         "name": "Nguyễn Văn An",
         "email": "nvan@hatinh.gov.vn",
         "realm_access": {"roles": ["specialist", "leader"]},
-        "agency_code": "000.00.12.H30",
-        "agency_roles": {"000.00.12.H30": ["specialist", "leader"]},
+        "agency_code": "000.00.12.H27",
+        "agency_roles": {"000.00.12.H27": ["specialist", "leader"]},
     }
     return jwt.encode({"alg": "RS256", "kid": "k1"}, claims, key, algorithms=["RS256"])
 

@@ -173,7 +173,7 @@ def fill(store: object, spans: int) -> None:
             attrs: dict[str, object] = {"rpc.method": f"Method{i}"}
             if i == 1:
                 attrs["lgsp.document.number"] = f"{t}/QĐ-UBND"
-                attrs["lgsp.agency.code"] = f"000.00.{t % 60:02d}.H30"
+                attrs["lgsp.agency.code"] = f"000.00.{t % 60:02d}.H27"
             batch.append(
                 SpanRecord(
                     trace_id,
@@ -243,7 +243,7 @@ def search(spans: int, rounds: int) -> list[tuple[str, float, float, float]]:
             ),
             (
                 "agency code",
-                lambda: store.search(TraceQuery(key=f"000.00.{rnd.randrange(60):02d}.H30")),
+                lambda: store.search(TraceQuery(key=f"000.00.{rnd.randrange(60):02d}.H27")),
             ),
             ("service", lambda: store.search(TraceQuery(service=rnd.choice(SERVICES)))),
             (

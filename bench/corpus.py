@@ -40,7 +40,7 @@ DOC_TYPES = (
 )
 TYPE_LABELS = {code: name for code, name, _ in DOC_TYPES}
 
-_PROVINCE = "H30"
+_PROVINCE = "H27"
 _DEPARTMENTS = (
     ("000.00.00." + _PROVINCE, "UBND", "Ủy ban nhân dân tỉnh"),
     ("000.00.01." + _PROVINCE, "VP", "Văn phòng Ủy ban nhân dân tỉnh"),

@@ -56,16 +56,16 @@ POSTGRES = os.environ.get("LGSP_BENCH_POSTGRES", "postgresql://postgres@127.0.0.
 
 
 def province() -> AgencyDirectory:
-    root = Agency("000.00.00.H30", "UBND tỉnh", "UBND")
+    root = Agency("000.00.00.H27", "UBND tỉnh", "UBND")
     out = [root]
     for i in range(1, 21):
-        out.append(Agency(f"000.00.{i:02d}.H30", f"Sở {i}", "S", root.code))
+        out.append(Agency(f"000.00.{i:02d}.H27", f"Sở {i}", "S", root.code))
     for dist in range(1, 15):
-        district = Agency(f"000.{dist:02d}.00.H30", f"UBND huyện {dist}", "UBND", root.code)
+        district = Agency(f"000.{dist:02d}.00.H27", f"UBND huyện {dist}", "UBND", root.code)
         out.append(district)
         for c in range(1, 11):
             out.append(
-                Agency(f"000.{dist:02d}.{c + 20:02d}.H30", f"UBND xã {c}", "UBND", district.code)
+                Agency(f"000.{dist:02d}.{c + 20:02d}.H27", f"UBND xã {c}", "UBND", district.code)
             )
     return AgencyDirectory(out)
 

@@ -51,7 +51,7 @@ import httpx
 
 THROUGHPUT_GOAL = 0.60
 P50_GOAL_MS = 1.0
-MEMBER = "000.00.61.H30:motcua-thanhsen"
+MEMBER = "000.00.61.H27:motcua-thanhsen"
 CLIENT = "motcua-thanhsen"
 
 
@@ -124,7 +124,7 @@ async def _serve_gateway(issuer: str, upstream: str, data_dir: str, port_file: s
             gpb.Member(
                 code=MEMBER,
                 name="Một cửa phường Thành Sen",
-                agency_code="000.00.61.H30",
+                agency_code="000.00.61.H27",
                 kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
                 client_id=CLIENT,
             ),

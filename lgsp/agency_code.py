@@ -1,7 +1,7 @@
 """Agency identifier codes (mã định danh điện tử của cơ quan, tổ chức).
 
 The national scheme (QĐ 20/2020/QĐ-TTg) writes a code as dotted groups of digits and capital
-letters, e.g. ``000.00.00.H30`` for a provincial people's committee or ``G22`` for a ministry;
+letters, e.g. ``000.00.00.H27`` for a provincial people's committee or ``G22`` for a ministry;
 edXML carries it as OrganId. Shared by the documents and identity services, so it lives in the
 platform core and knows nothing of either.
 """
@@ -24,7 +24,7 @@ def agency_code_problem(code: str) -> str | None:
     if len(code) > MAX_LENGTH:
         return f"is longer than {MAX_LENGTH} characters"
     if PATTERN.fullmatch(code) is None:
-        return "must be dot-separated groups of digits and capital letters, e.g. 000.00.00.H30"
+        return "must be dot-separated groups of digits and capital letters, e.g. 000.00.00.H27"
     return None
 
 

@@ -162,7 +162,7 @@ class ConsoleSettings:
     # one identity's demo seed wrote), for this agency and every agency below it.
     client_id: str = "lgsp-console"
     client_secret: str = secret_field()
-    figures_agency_code: str = "000.00.00.H30"
+    figures_agency_code: str = "000.00.00.H27"
     # Where the other processes reach the console (OTLP, links); "" = <platform.host>:<port>.
     address: str = address_field()
 

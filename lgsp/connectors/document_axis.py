@@ -7,11 +7,14 @@ status by its bytes, so a resend after a lost answer gives the same package id
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lgsp.connectors.base import NationalClient
 
 XML = {"Content-Type": "application/xml"}
+MAX_MAILBOXES = 1000  # codes in one multi-mailbox poll
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,16 @@ class AxisPackage:
     body: bytes  # the edXML as sent
     status_code: str | None = None  # of a status
     original_package_id: str | None = None  # of a status
+    agency_code: str = ""  # the mailbox it waits in (a multi-mailbox poll names it)
+
+
+@dataclass(frozen=True)
+class MailboxBatch:
+    """What one multi-mailbox poll found: packages oldest first across the mailboxes, and the
+    codes the axis has no mailbox for (open them with `register_agency`)."""
+
+    packages: list[AxisPackage]
+    unknown: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -115,20 +128,21 @@ class DocumentAxisClient(NationalClient):
             path={"code": agency_code},
             params={"limit": limit},
         )
-        return [
-            AxisPackage(
-                p["package_id"],
-                p["kind"],
-                p["sender"],
-                p["message_id"],
-                p["sha256"],
-                p["received_at"],
-                p["body"].encode("utf-8"),
-                p.get("status_code"),
-                p.get("original_package_id"),
-            )
-            for p in reply.body["packages"]
-        ]
+        return [_package(p, agency_code) for p in reply.body["packages"]]
+
+    async def poll_mailboxes(self, agency_codes: Sequence[str], limit: int = 20) -> MailboxBatch:
+        """Packages waiting in any of the mailboxes, in one call (at most MAX_MAILBOXES
+        codes); each names its mailbox. They stay until acked."""
+        reply = await self.http.call(
+            "poll_mailboxes",
+            "POST",
+            "/api/v1/mailboxes/packages",
+            json_body={"agencies": list(agency_codes), "limit": limit},
+        )
+        return MailboxBatch(
+            [_package(p, p["agency_code"]) for p in reply.body["packages"]],
+            tuple(reply.body.get("unknown", ())),
+        )
 
     async def ack(self, agency_code: str, package_id: str) -> bool:
         """Remove a package from the mailbox; True if it had been acked already."""
@@ -148,3 +162,18 @@ class DocumentAxisClient(NationalClient):
             StatusReport(s["package_id"], s["reporter"], s["status_code"], s["received_at"])
             for s in reply.body["statuses"]
         ]
+
+
+def _package(p: dict[str, Any], agency_code: str) -> AxisPackage:
+    return AxisPackage(
+        p["package_id"],
+        p["kind"],
+        p["sender"],
+        p["message_id"],
+        p["sha256"],
+        p["received_at"],
+        p["body"].encode("utf-8"),
+        p.get("status_code"),
+        p.get("original_package_id"),
+        agency_code,
+    )

@@ -60,7 +60,7 @@ class PublicServicePortalClient(NationalClient):
     async def pull_handover(
         self, *, agency_code: str | None = None, province_code: str | None = None, limit: int = 20
     ) -> list[PortalDossier]:
-        """Online dossiers not yet taken over, for one agency or a province (e.g. "H30")."""
+        """Online dossiers not yet taken over, for one agency or a province (e.g. "H27")."""
         params: dict[str, str | int] = {"limit": limit}
         if agency_code:
             params["agency_code"] = agency_code

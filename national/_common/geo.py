@@ -60,11 +60,11 @@ CURRENT_PROVINCE_OF_CODE: dict[str, str] = {
 
 
 def province_agency_code(province: str) -> str:
-    """The mock directory's identifier code of a province's people's committee.
+    """The identifier code of a current province's people's committee, from the platform's
+    one agency directory (lgsp/national_directory.json), the same code identity uses."""
+    from lgsp.national_directory import national_directory
 
-    Assigned in the order above (H01…H34): stable and well-formed, not the official codes.
-    """
-    return f"000.00.00.H{PROVINCE_NAMES.index(province) + 1:02d}"
+    return national_directory().province_code(province)
 
 
 _PLACE_WORDS = (

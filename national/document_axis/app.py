@@ -5,6 +5,7 @@ PUT  /api/v1/agencies/{code}            {"name"}        open a mailbox (201, or 
 POST /api/v1/packages                   edXML document  deliver to every To/OrganId
 POST /api/v1/statuses                   edXML status    deliver to the original sender
 GET  /api/v1/agencies/{code}/packages?limit=N           pending packages with their bodies
+POST /api/v1/mailboxes/packages  {"agencies", "limit"}  pending packages of many mailboxes
 POST /api/v1/agencies/{code}/packages/{id}/ack          remove from pending (idempotent)
 GET  /api/v1/packages/{id}/statuses                     statuses reported on a document
 
@@ -28,13 +29,14 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from national._common import geo
+from lgsp.national_directory import national_directory
 from national._common.app import MockConfig, build_app, read_json
 from national._common.errors import ApiError, conflict, invalid, not_found
 from national._common.store import open_db
 from national.document_axis import edxml
 
 MAX_PACKAGE_BYTES = 8 * 1024 * 1024
+MAX_MAILBOXES = 1000  # of one multi-mailbox poll (a province's platform polls for all its own)
 XML_TYPES = {"application/xml", "text/xml"}
 MIME_TYPES = {"multipart/related", "multipart/mixed"}
 SCHEMA = """
@@ -50,43 +52,13 @@ CREATE TABLE IF NOT EXISTS deliveries (
     acked_at TEXT, UNIQUE (package_id, agency_code));
 CREATE INDEX IF NOT EXISTS pending ON deliveries (agency_code, acked_at, seq);
 """
-DEPARTMENTS = (
-    "Văn phòng Ủy ban nhân dân",
-    "Sở Nội vụ",
-    "Sở Tư pháp",
-    "Sở Tài chính",
-    "Sở Xây dựng",
-    "Sở Công Thương",
-    "Sở Nông nghiệp và Môi trường",
-    "Sở Khoa học và Công nghệ",
-    "Sở Giáo dục và Đào tạo",
-    "Sở Y tế",
-    "Sở Văn hóa, Thể thao và Du lịch",
-)
-MINISTRIES = (
-    "Văn phòng Chính phủ",
-    "Bộ Nội vụ",
-    "Bộ Tư pháp",
-    "Bộ Tài chính",
-    "Bộ Công an",
-    "Bộ Khoa học và Công nghệ",
-)
 
 
 def directory() -> list[tuple[str, str]]:
-    """The mailboxes every axis starts with: ministries, then each province and its sở."""
-    entries = [(f"000.00.00.G{i:02d}", name) for i, name in enumerate(MINISTRIES, 1)]
-    for province in geo.PROVINCE_NAMES:
-        code = geo.province_agency_code(province)
-        suffix = code.rsplit(".", 1)[1]
-        entries.append((code, f"Ủy ban nhân dân {province_title(province)}"))
-        for n, dept in enumerate(DEPARTMENTS, 1):
-            entries.append((f"000.00.{n:02d}.{suffix}", f"{dept} {province_title(province)}"))
-    return entries
-
-
-def province_title(province: str) -> str:
-    return province if province.startswith("Thành phố") else f"tỉnh {province}"
+    """The mailboxes every axis starts with: the bodies of the platform's one agency directory
+    still in being (ministries, the 34 provinces' people's committees, the demo province's
+    agencies), so a code names the same agency here as in identity."""
+    return [(e.code, e.name) for e in national_directory().mailboxes()]
 
 
 def now() -> str:
@@ -305,22 +277,46 @@ def create_app(config: MockConfig) -> Starlette:
             "WHERE d.agency_code = ? AND d.acked_at IS NULL ORDER BY d.seq LIMIT ?",
             (code, int(raw_limit)),
         ).fetchall()
-        packages = []
-        for r in rows:
-            item = {
-                "package_id": r["id"],
-                "kind": r["kind"],
-                "sender": r["sender"],
-                "message_id": r["message_id"] if r["kind"] == "document" else None,
-                "sha256": r["sha256"],
-                "received_at": r["created_at"],
-                "body": bytes(r["body"]).decode("utf-8"),
+        return JSONResponse({"agency_code": code, "packages": [_pending(r) for r in rows]})
+
+    async def poll_mailboxes(request: Request) -> JSONResponse:
+        """One call for many mailboxes: what a provincial platform polls each round for all
+        its agencies, instead of one call per agency. Oldest first across the mailboxes; each
+        package names the mailbox it waits in. Codes without a mailbox come back in
+        `unknown` (the caller may open them), never as an error for the others."""
+        body = await read_json(request)
+        codes = body.get("agencies")
+        if (
+            not isinstance(codes, list)
+            or not 1 <= len(codes) <= MAX_MAILBOXES
+            or not all(isinstance(c, str) and edxml.valid_agency_code(c) for c in codes)
+        ):
+            raise invalid(
+                "agencies",
+                f"Danh sách mã định danh đơn vị không hợp lệ (1-{MAX_MAILBOXES} mã)",
+            )
+        limit = body.get("limit", 20)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 100:
+            raise invalid("limit", "Tham số limit phải từ 1 đến 100")
+        wanted = list(dict.fromkeys(codes))
+        marks = ",".join("?" * len(wanted))
+        known = {
+            r["code"]
+            for r in db.execute(f"SELECT code FROM agencies WHERE code IN ({marks})", wanted)
+        }
+        rows = db.execute(
+            "SELECT d.agency_code, p.id, p.kind, p.message_id, p.sender, p.sha256, p.body, "
+            "p.created_at, p.status_code, p.original_package_id FROM deliveries d "
+            "JOIN packages p ON p.id = d.package_id "
+            f"WHERE d.agency_code IN ({marks}) AND d.acked_at IS NULL ORDER BY d.seq LIMIT ?",
+            (*wanted, limit),
+        ).fetchall()
+        return JSONResponse(
+            {
+                "packages": [{"agency_code": r["agency_code"], **_pending(r)} for r in rows],
+                "unknown": [c for c in wanted if c not in known],
             }
-            if r["kind"] == "status":
-                item["status_code"] = r["status_code"]
-                item["original_package_id"] = r["original_package_id"]
-            packages.append(item)
-        return JSONResponse({"agency_code": code, "packages": packages})
+        )
 
     async def ack(request: Request) -> JSONResponse:
         code, package_id = request.path_params["code"], request.path_params["package_id"]
@@ -373,6 +369,7 @@ def create_app(config: MockConfig) -> Starlette:
             Route("/api/v1/packages", send_package, methods=["POST"]),
             Route("/api/v1/statuses", send_status, methods=["POST"]),
             Route("/api/v1/agencies/{code}/packages", poll, methods=["GET"]),
+            Route("/api/v1/mailboxes/packages", poll_mailboxes, methods=["POST"]),
             Route("/api/v1/agencies/{code}/packages/{package_id}/ack", ack, methods=["POST"]),
             Route("/api/v1/packages/{package_id}/statuses", statuses, methods=["GET"]),
         ],
@@ -393,11 +390,30 @@ def _sent(
     }
 
 
+def _pending(r: sqlite3.Row) -> dict[str, object]:
+    item: dict[str, object] = {
+        "package_id": r["id"],
+        "kind": r["kind"],
+        "sender": r["sender"],
+        "message_id": r["message_id"] if r["kind"] == "document" else None,
+        "sha256": r["sha256"],
+        "received_at": r["created_at"],
+        "body": bytes(r["body"]).decode("utf-8"),
+    }
+    if r["kind"] == "status":
+        item["status_code"] = r["status_code"]
+        item["original_package_id"] = r["original_package_id"]
+    return item
+
+
 def _open(config: MockConfig) -> sqlite3.Connection:
     db = open_db(config.db_path, SCHEMA)
     stamp = now()
+    # The directory's names win over what an older data directory holds: a code names the
+    # agency the platform's one directory says, here as in identity.
     db.executemany(
-        "INSERT OR IGNORE INTO agencies (code, name, created_at) VALUES (?, ?, ?)",
+        "INSERT INTO agencies (code, name, created_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (code) DO UPDATE SET name = excluded.name",
         [(code, name, stamp) for code, name in directory()],
     )
     return db

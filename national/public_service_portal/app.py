@@ -338,7 +338,7 @@ def create_app(config: MockConfig) -> Starlette:
         elif q.get("province_code") and PROVINCE_CODE.fullmatch(q["province_code"]):
             where, arg = "agency_code LIKE ?", f"%.{q['province_code']}"
         else:
-            raise invalid("agency_code", "Cần agency_code hoặc province_code (ví dụ H30)")
+            raise invalid("agency_code", "Cần agency_code hoặc province_code (ví dụ H27)")
         rows = db.execute(
             f"SELECT * FROM dossiers WHERE {where} AND portal_code IS NOT NULL "
             "AND handed_over_at IS NULL AND status IS NOT 3 ORDER BY seq LIMIT ?",
@@ -363,7 +363,7 @@ def create_app(config: MockConfig) -> Starlette:
     async def subscribe(request: Request) -> JSONResponse:
         province = request.path_params["province_code"]
         if not PROVINCE_CODE.fullmatch(province):
-            raise invalid("province_code", "Mã tỉnh không hợp lệ (ví dụ H30)")
+            raise invalid("province_code", "Mã tỉnh không hợp lệ (ví dụ H27)")
         body = await read_json(request)
         url = _str(body, "url", "Thiếu địa chỉ nhận hồ sơ của tỉnh", 500)
         parts = urlsplit(url)

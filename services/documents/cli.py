@@ -5,9 +5,9 @@ The CA lives in <data_dir>/ca (root, intermediate, issued certificates, CRLs); t
 documents service sees every change at once (it reads the CRLs before each verification).
 
     lgsp documents ca issue --user nguyenvanan.stp     # an official (name, agency from identity)
-    lgsp documents ca issue --agency 000.00.12.H30     # an agency's own certificate (seal)
+    lgsp documents ca issue --agency 000.00.12.H27     # an agency's own certificate (seal)
     lgsp documents ca issue --user nguyenvanan.stp --name "Nguyễn Văn An" \\
-        --agency-code 000.00.12.H30 --agency-name "Sở Tư pháp"   # identity not asked
+        --agency-code 000.00.12.H27 --agency-name "Sở Tư pháp"   # identity not asked
     lgsp documents ca revoke 3f2a… --reason key_compromise
     lgsp documents ca list [--all]
 
@@ -194,7 +194,7 @@ def _register_ca(cmds: Any, common: argparse.ArgumentParser) -> None:
     )
     who = i.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", metavar="USERNAME", help="the official's username")
-    who.add_argument("--agency", metavar="CODE", help="agency identifier code, e.g. 000.00.12.H30")
+    who.add_argument("--agency", metavar="CODE", help="agency identifier code, e.g. 000.00.12.H27")
     i.add_argument("--name", default="", help="full name (official) or agency name")
     i.add_argument("--agency-code", default="", help="the official's agency (default: identity's)")
     i.add_argument("--agency-name", default="", help="printed agency name (O=)")

@@ -14,7 +14,9 @@ agency the province's directory does not hold goes to the national axis instead:
   else refused goes to the dead-letter topic. The axis recognises a resent package by
   (sender, DocumentId) and a status by its bytes, so a relay that resends after a crash
   delivers nothing twice.
-- `AxisExchange.run` polls the mailboxes of the province's agencies. Each package from
+- `AxisExchange.run` polls the mailboxes of the province's agencies, all of them in one call
+  a round (the axis's multi-mailbox poll); an empty round logs nothing and leaves no span.
+  Each package from
   outside becomes an ExchangeMessage on the province's exchange topic (the same path a
   package from inside takes, so registration, signature checks and statuses back are one
   code path), recorded as processed in the same transaction, and is acknowledged at the axis
@@ -23,8 +25,8 @@ agency the province's directory does not hold goes to the national axis instead:
   dropped: the bus carried them already (the axis delivers to every To of a package, local
   recipients included).
 
-The mailboxes of the province's agencies are opened at the axis (idempotent) before the first
-poll and before a package naming them is sent.
+A mailbox the axis does not know (a new agency) is opened when a poll reports it, and before
+a package naming it is sent (idempotent).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from sqlalchemy.engine import Engine
 
 from lgsp.api.documents.v1 import events_pb2
 from lgsp.config import Settings
-from lgsp.connectors.document_axis import AxisPackage, DocumentAxisClient
+from lgsp.connectors.document_axis import MAX_MAILBOXES, AxisPackage, DocumentAxisClient
 from lgsp.connectors.errors import ConnectorError, Unavailable
 from lgsp.db import UnitOfWork
 from lgsp.inbox import PermanentError, ReceivedEvent, is_processed, record_processed
@@ -218,15 +220,13 @@ class AxisExchange:
     # --- incoming ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every mailbox of the province each `poll_seconds` until stopped."""
+        """Poll the province's mailboxes each `poll_seconds` until stopped: one call a round
+        for all of them (`poll_round`)."""
         wait = self.poll_seconds
         try:
             while not stop.is_set():
                 try:
-                    for code in self.transport.agencies.codes():
-                        if stop.is_set():
-                            break
-                        await self.poll_once(code)
+                    await self.poll_round(stop)
                     self._up()
                     wait = self.poll_seconds
                 except Unavailable as e:
@@ -243,29 +243,45 @@ class AxisExchange:
         finally:
             await self.aclose()
 
-    async def poll_once(self, agency_code: str) -> int:
-        """Import what waits in one mailbox; the number of packages imported. A poll that
-        finds nothing leaves no span (every 5 s, per agency, it would fill the trace store);
-        each package found is imported in a trace of its own."""
-        with unsampled():
-            await self._open_mailbox(agency_code)
+    async def poll_round(self, stop: asyncio.Event | None = None) -> int:
+        """Import what waits in every mailbox of the province; the number imported. One
+        multi-mailbox call per MAX_MAILBOXES agencies (one for a province), repeated only
+        while full pages come back. A round that finds nothing writes no log line and leaves
+        no span (every few seconds it would fill the log and the trace store); each package
+        found is imported in a trace of its own."""
+        codes = list(self.transport.agencies.codes())
         imported = 0
-        while True:
+        for start in range(0, len(codes), MAX_MAILBOXES):
+            imported += await self.poll_mailboxes(codes[start : start + MAX_MAILBOXES], stop)
+        return imported
+
+    async def poll_once(self, agency_code: str) -> int:
+        """Import what waits in one mailbox (a round for one agency)."""
+        return await self.poll_mailboxes([agency_code])
+
+    async def poll_mailboxes(self, codes: list[str], stop: asyncio.Event | None = None) -> int:
+        imported = 0
+        while codes and not (stop is not None and stop.is_set()):
             with unsampled():
-                packages = await self.client.poll(agency_code, POLL_LIMIT)
-            for package in packages:
+                batch = await self.client.poll_mailboxes(codes, POLL_LIMIT)
+                for code in batch.unknown:  # new agencies (or an axis that lost them)
+                    self._opened.discard(code)
+                    await self._open_mailbox(code)
+            for package in batch.packages:
                 with _tracer.start_as_current_span(
                     "national axis package import",
                     context=new_trace(),
                     attributes={"lgsp.axis.package_id": package.package_id},
                 ):
+                    mailbox = package.agency_code
                     if not self.transport.is_local(package.sender):
-                        if await asyncio.to_thread(self._import, agency_code, package):
+                        if await asyncio.to_thread(self._import, mailbox, package):
                             imported += 1
                     # Only after the import committed: a crash before this polls it again.
-                    await self.client.ack(agency_code, package.package_id)
-            if len(packages) < POLL_LIMIT:
-                return imported
+                    await self.client.ack(mailbox, package.package_id)
+            if len(batch.packages) < POLL_LIMIT:
+                break
+        return imported
 
     def _import(self, agency_code: str, package: AxisPackage) -> bool:
         """The package as an ExchangeMessage for `agency_code`, once; False if seen before."""

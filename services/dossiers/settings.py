@@ -46,7 +46,7 @@ class DossiersSettings(ServiceSettings):
     # Seed the procedure catalogue (services/dossiers/catalogue.json) into an empty database.
     seed_catalogue: bool = True
     # The national public service portal (docs/dossiers.md, "Online and postal intake"):
-    # the province's code at the portal ("H30"); "" = the provinces of the agency tree's codes.
+    # the province's code at the portal ("H27"); "" = the provinces of the agency tree's codes.
     portal_province: str = ""
     # Register the push URL and secret at the portal at start (false: catch-up pulls only).
     portal_subscribe: bool = True
@@ -88,7 +88,7 @@ class DossiersSettings(ServiceSettings):
         except ValueError as e:
             problems.append(("cutoff", str(e)))
         if self.portal_province and not re.fullmatch(r"[A-Z]\d{2}", self.portal_province):
-            problems.append(("portal_province", "a province code such as H30, or empty"))
+            problems.append(("portal_province", "a province code such as H27, or empty"))
         if self.portal_push_secret and len(self.portal_push_secret) < 16:
             problems.append(("portal_push_secret", "at least 16 characters, or empty"))
         if not self.payment_callback_secret:

@@ -16,7 +16,7 @@ from services.gateway.registry import Registry
 log = logging.getLogger("services.gateway")
 
 ACTOR = "demo-seed"
-PROVINCE = "000.00.00.H30"  # the demo province's people's committee (identity's demo seed)
+PROVINCE = "000.00.00.H27"  # the demo province's people's committee (identity's demo seed)
 # Decree 45/2020/ND-CP (administrative procedures in the electronic environment): data held
 # in national databases is looked up there rather than asked of the applicant again. The
 # article was not verified (docs/dossiers.md); a real right names the province's agreement.
@@ -37,13 +37,13 @@ MEMBERS: list[tuple[str, str, str, list[tuple[str, list[str]]]]] = [
     # sign in through them and work dossiers through the gateway; without these, `make run`
     # answered every desk call "client … is not a registered LGSP member".
     (
-        "000.00.61.H30:motcua-thanhsen",
+        "000.00.61.H27:motcua-thanhsen",
         "motcua-thanhsen",
         "Hệ thống một cửa phường Thành Sen",
         [("lgsp.api.dossiers.v1.*", [])],
     ),
     (
-        "000.00.20.H30:dvc-hatinh",
+        "000.00.20.H27:dvc-hatinh",
         "dvc-hatinh",
         "Cổng dịch vụ công tỉnh Hà Tĩnh",
         [("lgsp.api.dossiers.v1.*", [])],

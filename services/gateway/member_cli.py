@@ -3,13 +3,13 @@ command line. Works on the gateway database directly (migrated first); every cha
 and emits its event (lgsp.gateway.v1) like a change made through MemberService/AccessService.
 A running gateway sees it within its registry refresh interval (5 s).
 
-    lgsp member register 000.00.61.H30:motcua --name "Một cửa phường Thành Sen" \\
-        --agency 000.00.61.H30 --kind provincial --client-id motcua-thanhsen
+    lgsp member register 000.00.61.H27:motcua --name "Một cửa phường Thành Sen" \\
+        --agency 000.00.61.H27 --kind provincial --client-id motcua-thanhsen
     lgsp member list
-    lgsp member suspend 000.00.61.H30:motcua --reason "security incident"
-    lgsp access grant 000.00.61.H30:motcua --service lgsp.api.dossiers.v1.DossierService \\
+    lgsp member suspend 000.00.61.H27:motcua --reason "security incident"
+    lgsp access grant 000.00.61.H27:motcua --service lgsp.api.dossiers.v1.DossierService \\
         --method GetDossier --method ListDossiers --legal-basis "QĐ 123/QĐ-UBND"
-    lgsp access grant 000.00.61.H30:motcua --topic lgsp.dossiers.v1 --subscribe
+    lgsp access grant 000.00.61.H27:motcua --topic lgsp.dossiers.v1 --subscribe
     lgsp access revoke RIGHT_ID --reason "agreement ended"
 """
 
@@ -182,7 +182,7 @@ def register(sub: Subparsers) -> None:
     )
     cmds = p.add_subparsers(dest="member_command", required=True, metavar="COMMAND")
     r = cmds.add_parser("register", parents=[common], help="add a member system")
-    r.add_argument("code", help="<agency code>:<subsystem>, e.g. 000.00.61.H30:motcua")
+    r.add_argument("code", help="<agency code>:<subsystem>, e.g. 000.00.61.H27:motcua")
     r.add_argument("--name", required=True)
     r.add_argument("--agency", required=True, help="operating agency code")
     r.add_argument("--kind", choices=sorted(KINDS), required=True)

@@ -7,7 +7,7 @@ in-memory snapshot, reloaded after every change made here and every `refresh_sec
 changes made by `lgsp member`/`lgsp access` or another gateway instance).
 
 Names:
-- member code: "<agency code>:<subsystem>", e.g. "000.00.61.H30:motcua";
+- member code: "<agency code>:<subsystem>", e.g. "000.00.61.H27:motcua";
 - a service right names a proto service ("lgsp.api.documents.v1.DocumentService", or a
   pattern such as "lgsp.api.documents.v1.*") and methods (none = all of them);
 - topics are "lgsp.<area>.v<N>" (patterns with "*" for subscribers); PUBLISH is granted on
@@ -281,7 +281,7 @@ class Registry:
                 if not sep or problem or not _SUBSYSTEM.fullmatch(sub):
                     raise InvalidArgument(
                         "member.code",
-                        "must be <agency code>:<subsystem>, e.g. 000.00.61.H30:motcua"
+                        "must be <agency code>:<subsystem>, e.g. 000.00.61.H27:motcua"
                         + (f" (agency code {problem})" if sep and problem else ""),
                     )
             elif name == "name" and not value.strip():

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
+from lgsp.national_directory import national_directory
 from services.identity.domain import security
 from services.identity.domain.access import REALM, SYSTEM
 from services.identity.domain.directory import fold
@@ -29,85 +30,27 @@ if TYPE_CHECKING:
     from services.identity.bootstrap import Identity
 
 DEMO_FILE = "identity-demo.json"
-PROVINCE = "000.00.00.H30"
-DOMAIN = "hatinh.gov.vn"
+# The demo province's tree comes from the platform's one agency directory
+# (lgsp/national_directory.json), which the national mocks read too.
+_DEMO = national_directory().demo
+PROVINCE = _DEMO[0].code
+DOMAIN = _DEMO[0].mail_domain
+PLACE = _DEMO[0].place_name
 
 # (code, name, short name, level, parent, mail subdomain)
 AGENCIES: list[tuple[str, str, str, AgencyLevel, str | None, str]] = [
-    (PROVINCE, "Ủy ban nhân dân tỉnh Hà Tĩnh", "UBND", AgencyLevel.PROVINCE, None, ""),
     (
-        "000.00.01.H30",
-        "Văn phòng Ủy ban nhân dân tỉnh",
-        "VP",
-        AgencyLevel.DEPARTMENT,
-        PROVINCE,
-        "vpubnd",
-    ),
-    ("000.00.02.H30", "Sở Nội vụ", "SNV", AgencyLevel.DEPARTMENT, PROVINCE, "snv"),
-    ("000.00.03.H30", "Sở Tài chính", "STC", AgencyLevel.DEPARTMENT, PROVINCE, "stc"),
-    ("000.00.12.H30", "Sở Tư pháp", "STP", AgencyLevel.DEPARTMENT, PROVINCE, "stp"),
-    ("000.00.14.H30", "Sở Xây dựng", "SXD", AgencyLevel.DEPARTMENT, PROVINCE, "sxd"),
-    ("000.00.17.H30", "Sở Y tế", "SYT", AgencyLevel.DEPARTMENT, PROVINCE, "syt"),
-    (
-        "000.00.20.H30",
-        "Trung tâm Phục vụ hành chính công tỉnh",
-        "TTPVHCC",
-        AgencyLevel.DEPARTMENT,
-        PROVINCE,
-        "hcc",
-    ),
-    ("000.01.12.H30", "Văn phòng Sở Tư pháp", "VPSTP", AgencyLevel.UNIT, "000.00.12.H30", ""),
-    ("000.02.12.H30", "Phòng Hành chính tư pháp", "HCTP", AgencyLevel.UNIT, "000.00.12.H30", ""),
-    ("000.01.17.H30", "Phòng Nghiệp vụ Y", "NVY", AgencyLevel.UNIT, "000.00.17.H30", ""),
-    (
-        "000.00.61.H30",
-        "Ủy ban nhân dân phường Thành Sen",
-        "UBND",
-        AgencyLevel.COMMUNE,
-        PROVINCE,
-        "thanhsen",
-    ),
-    (
-        "000.00.62.H30",
-        "Ủy ban nhân dân phường Trần Phú",
-        "UBND",
-        AgencyLevel.COMMUNE,
-        PROVINCE,
-        "tranphu",
-    ),
-    (
-        "000.00.63.H30",
-        "Ủy ban nhân dân xã Thạch Hà",
-        "UBND",
-        AgencyLevel.COMMUNE,
-        PROVINCE,
-        "thachha",
-    ),
-    (
-        "000.00.64.H30",
-        "Ủy ban nhân dân xã Cẩm Xuyên",
-        "UBND",
-        AgencyLevel.COMMUNE,
-        PROVINCE,
-        "camxuyen",
-    ),
-    (
-        "000.01.61.H30",
-        "Bộ phận Một cửa phường Thành Sen",
-        "BPMC",
-        AgencyLevel.UNIT,
-        "000.00.61.H30",
-        "",
-    ),
-    (
-        "000.02.61.H30",
-        "Phòng Văn hóa - Xã hội phường Thành Sen",
-        "VHXH",
-        AgencyLevel.UNIT,
-        "000.00.61.H30",
-        "",
-    ),
+        a.code,
+        a.name,
+        a.short_name,
+        AgencyLevel[a.level.upper()],
+        a.parent_code or None,
+        a.mail_domain.removesuffix(DOMAIN).rstrip("."),
+    )
+    for a in _DEMO
 ]
+# The one-stop centre: its staff are one-stop officers rather than a department's.
+ONE_STOP_CENTRE = next(a.code for a in _DEMO if a.short_name == "TTPVHCC")
 
 FAMILY = ["Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Phan", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ"]
 MIDDLE = ["Văn", "Thị", "Đức", "Minh", "Thu", "Hữu", "Ngọc", "Thanh"]
@@ -159,8 +102,8 @@ CLIENTS: list[tuple[str, str, str, list[str] | None]] = [
     ("lgsp-gateway", "Cổng kết nối LGSP", PROVINCE, ["operator"]),
     # Reads the province's figures for the operator console (documents, dossiers).
     ("lgsp-console", "Bảng điều khiển vận hành LGSP", PROVINCE, ["auditor"]),
-    ("motcua-thanhsen", "Hệ thống một cửa phường Thành Sen", "000.00.61.H30", ["one_stop_officer"]),
-    ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H30", ["one_stop_officer"]),
+    ("motcua-thanhsen", "Hệ thống một cửa phường Thành Sen", "000.00.61.H27", ["one_stop_officer"]),
+    ("dvc-hatinh", "Cổng dịch vụ công tỉnh Hà Tĩnh", "000.00.20.H27", ["one_stop_officer"]),
     ("lgsp-web", "Ứng dụng web LGSP", PROVINCE, None),
     # The operator console signs operators in (authorization code + PKCE; docs/console.md).
     ("console", "Bảng điều khiển vận hành LGSP", PROVINCE, None),
@@ -277,7 +220,7 @@ def officials() -> list[dict[str, Any]]:
         elif level == AgencyLevel.DEPARTMENT:
             staff = (
                 DEPARTMENT_STAFF
-                if code != "000.00.20.H30"
+                if code != ONE_STOP_CENTRE
                 else [
                     ("Giám đốc", ["leader"]),
                     ("Công chức một cửa", ["one_stop_officer"]),
@@ -334,7 +277,7 @@ def seed_demo(
                 level=pb.AgencyLevel.ValueType(int(level)),
                 parent_code=parent or "",
                 mail_domain=f"{sub}.{DOMAIN}" if sub else (DOMAIN if parent is None else ""),
-                place_name="Hà Tĩnh",
+                place_name=PLACE,
             ),
         )
         created["agencies"] += 1

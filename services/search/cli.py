@@ -1,6 +1,6 @@
 """`lgsp search`: search the document archive from a terminal, and rebuild the index.
 
-    lgsp search "cai cach hanh chinh" --agency 000.00.00.H30 --type QĐ --from 2026-01-01
+    lgsp search "cai cach hanh chinh" --agency 000.00.00.H27 --type QĐ --from 2026-01-01
     lgsp search "28/2018/QĐ-TTg" --json
     lgsp search reindex                 # rebuild from lgsp.documents.v1, then switch
 

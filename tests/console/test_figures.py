@@ -139,7 +139,7 @@ async def test_figures_come_from_the_services_rpcs_with_the_consoles_token(
 
     ((request, auth),) = docs.calls
     assert auth == f"Bearer {TOKEN}"
-    assert request.agency_code == "000.00.00.H30" and request.include_sub_agencies
+    assert request.agency_code == "000.00.00.H27" and request.include_sub_agencies
     assert (request.from_date, request.to_date) == ("2026-01-01", "2026-06-30")
     assert ("lgsp-console", "s3cret") in TokenEndpoint.asked
 

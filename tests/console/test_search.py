@@ -67,7 +67,7 @@ def store(tmp_path: Path) -> Iterator[SpanStore]:
                 attrs={
                     telemetry.DOCUMENT_NUMBER: "12/QĐ-UBND",
                     telemetry.DOCUMENT_NOTATION: "QĐ-UBND",
-                    telemetry.AGENCY_CODE: "000.00.00.H30",
+                    telemetry.AGENCY_CODE: "000.00.00.H27",
                 },
             ),
             span(1, 2, "documents.issued process", "search", parent=1, start_ms=35, dur_ms=3),
@@ -84,7 +84,7 @@ def store(tmp_path: Path) -> Iterator[SpanStore]:
                 start_ms=1000,
                 dur_ms=500,
                 error=True,
-                attrs={telemetry.DOSSIER_RECEIPT_CODE: "000.00.61.H30-260504-0001"},
+                attrs={telemetry.DOSSIER_RECEIPT_CODE: "000.00.61.H27-260504-0001"},
             )
         ]
     )
@@ -113,8 +113,8 @@ def ids(found: list) -> list[int]:
         (TraceQuery(trace_id="f" * 32), []),
         (TraceQuery(key="12/QĐ-UBND"), [1]),
         (TraceQuery(key="QĐ-UBND"), [1]),
-        (TraceQuery(key="000.00.61.H30-260504-0001"), [2]),
-        (TraceQuery(key="000.00.00.H30", service="documents"), [1]),
+        (TraceQuery(key="000.00.61.H27-260504-0001"), [2]),
+        (TraceQuery(key="000.00.00.H27", service="documents"), [1]),
         (TraceQuery(key="12/QĐ"), []),  # exact values, not prefixes
         (TraceQuery(service="nosuch"), []),
     ],

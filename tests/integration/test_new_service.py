@@ -27,7 +27,7 @@ from tests.support.issuer import FakeIssuer
 
 REPO = Path(__file__).resolve().parents[2]
 SKIP_TOP = {".venv", "node_modules", "data"}
-AGENCY = "000.00.12.H30"
+AGENCY = "000.00.12.H27"
 # The copy's generated lgsp.api.notices.v1 is not importable here (this process's lgsp is
 # this checkout's), but its messages are the template's renamed: the same bytes on the wire.
 POST_NOTICE = "/lgsp.api.notices.v1.NoticesService/PostNotice"

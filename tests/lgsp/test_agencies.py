@@ -119,7 +119,7 @@ async def test_remote_tree_learns_a_new_agency_in_the_background(identity) -> No
 
 # --- following identity's events ----------------------------------------------------------
 
-SOCIAL = "000.00.16.H30"  # Sở Lao động (merged into Sở Nội vụ in 2025)
+SOCIAL = "000.00.16.H27"  # Sở Lao động (merged into Sở Nội vụ in 2025)
 
 
 def created(code: str, parent: str, name: str = "Sở Lao động - Thương binh và Xã hội") -> object:

@@ -25,7 +25,7 @@ def log_entry(i: int) -> dict[str, object]:
     return {
         "id": f"00000000-0000-0000-0000-{i:012d}",
         "time": format_time(1_780_000_000 + i),
-        "client_member": "000.00.61.H30:motcua",
+        "client_member": "000.00.61.H27:motcua",
         "service_member": "documents",
         "caller": "client:motcua",
         "method": "/lgsp.api.documents.v1.DocumentService/GetDocument",

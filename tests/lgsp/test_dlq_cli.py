@@ -45,7 +45,7 @@ def test_dead_letters_are_listed_replayed_once_and_handled(
 
     def strict(event: ReceivedEvent, uow: UnitOfWork) -> None:
         if not fixed:
-            raise PermanentError("agency 000.00.99.H30 is not in the directory")
+            raise PermanentError("agency 000.00.99.H27 is not in the directory")
         effect_handler(event, uow)
 
     def lenient(event: ReceivedEvent, uow: UnitOfWork) -> None:

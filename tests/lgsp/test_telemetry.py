@@ -111,7 +111,7 @@ def test_setup_is_idempotent(spans: InMemorySpanExporter) -> None:
 
 def test_json_log_fields(log_stream: io.StringIO, spans: InMemorySpanExporter) -> None:
     log = logging.getLogger("documents.numbering")
-    log.warning("number %s assigned", "12/QĐ-UBND", extra={"agency_code": "000.00.00.H30"})
+    log.warning("number %s assigned", "12/QĐ-UBND", extra={"agency_code": "000.00.00.H27"})
     with trace.get_tracer("test").start_as_current_span("issue") as span:
         log.info("inside")
     outside, inside = (json.loads(x) for x in log_stream.getvalue().splitlines())
@@ -121,7 +121,7 @@ def test_json_log_fields(log_stream: io.StringIO, spans: InMemorySpanExporter) -
         "documents",
         "documents.numbering",
     )
-    assert outside["agency_code"] == "000.00.00.H30" and "trace_id" not in outside
+    assert outside["agency_code"] == "000.00.00.H27" and "trace_id" not in outside
     assert outside["ts"].endswith("+00:00")
     assert inside["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert inside["span_id"] == format(span.get_span_context().span_id, "016x")

@@ -22,15 +22,15 @@ def test_a_mime_package_is_routed_by_its_xml_part_and_polled_whole(
 ) -> None:
     content_type, body = _http((CORPUS / "mime_bare_envelope.eml").read_bytes())
     with document_axis.api() as api:
-        for code, name in [("000.00.00.G03", "Bộ Tư pháp"), ("000.00.00.H30", "UBND tỉnh")]:
+        for code, name in [("000.00.00.G15", "Bộ Tư pháp"), ("000.00.00.H27", "UBND tỉnh")]:
             assert api.put(f"/api/v1/agencies/{code}", json={"name": name}).status_code < 300
         sent = api.post("/api/v1/packages", content=body, headers={"Content-Type": content_type})
         assert sent.status_code == 201, sent.text
-        assert sent.json()["sender"] == "000.00.00.G03"
-        assert sent.json()["recipients"] == ["000.00.00.H30"]
+        assert sent.json()["sender"] == "000.00.00.G15"
+        assert sent.json()["recipients"] == ["000.00.00.H27"]
         [polled] = [
             p
-            for p in api.get("/api/v1/agencies/000.00.00.H30/packages").json()["packages"]
+            for p in api.get("/api/v1/agencies/000.00.00.H27/packages").json()["packages"]
             if p["package_id"] == sent.json()["package_id"]
         ]
     package = parse(polled["body"].encode())

@@ -68,19 +68,19 @@ def test_business_registry(business_registry: MockProcess) -> None:
 
 def test_portal_handover_and_status(public_service_portal: MockProcess) -> None:
     with public_service_portal.api() as api:
-        pending = api.get("/api/v1/handover", params={"province_code": "H30"}).json()["dossiers"]
-        assert len(pending) == 2 and all(d["agency_code"].endswith(".H30") for d in pending)
+        pending = api.get("/api/v1/handover", params={"province_code": "H27"}).json()["dossiers"]
+        assert len(pending) == 2 and all(d["agency_code"].endswith(".H27") for d in pending)
         first = pending[0]
         assert first["status"] == 1 and first["applicant"]["identity_number"]
         code = first["portal_code"]
-        receipt = "000.00.03.H30-250701-0001"
+        receipt = "000.00.03.H27-250701-0001"
         ack = api.post(f"/api/v1/handover/{code}/ack", json={"receipt_code": receipt}).json()
         assert ack["receipt_code"] == receipt and ack["already_acked"] is False
         again = api.post(f"/api/v1/handover/{code}/ack", json={"receipt_code": receipt}).json()
         assert again["already_acked"] is True
         other = api.post(f"/api/v1/handover/{code}/ack", json={"receipt_code": "X-1"})
         assert other.status_code == 409
-        left = api.get("/api/v1/handover", params={"province_code": "H30"}).json()["dossiers"]
+        left = api.get("/api/v1/handover", params={"province_code": "H27"}).json()["dossiers"]
         assert [d["portal_code"] for d in left] == [pending[1]["portal_code"]]
 
         def status(n: object, at: str, **extra: object) -> httpx.Response:
@@ -105,8 +105,8 @@ def test_portal_handover_and_status(public_service_portal: MockProcess) -> None:
         counter = status(
             1,
             "2025-07-03T08:00:00+07:00",
-            receipt_code="000.00.03.H30-250703-0009",
-            agency_code="000.00.03.H30",
+            receipt_code="000.00.03.H27-250703-0009",
+            agency_code="000.00.03.H27",
             procedure_code="1.001193",
         )
         assert counter.status_code == 200 and counter.json()["portal_code"] is None
@@ -115,7 +115,7 @@ def test_portal_handover_and_status(public_service_portal: MockProcess) -> None:
 def test_payment_flow_and_idempotency(payment: MockProcess) -> None:
     body = {
         "amount_vnd": 50_000,
-        "receipt_code": "000.00.03.H30-250701-0001",
+        "receipt_code": "000.00.03.H27-250701-0001",
         "payer": {"full_name": "Nguyễn Đức Minh"},
         "description": "Lệ phí cấp bản sao",
     }
@@ -186,7 +186,7 @@ def test_faults_from_the_command_line(mock_factory: Callable[..., MockProcess]) 
 def test_the_citizens_payment_pages_are_vietnamese_and_escaped(payment: MockProcess) -> None:
     body = {
         "amount_vnd": 1_250_000,
-        "receipt_code": "000.00.03.H30-250701-0002",
+        "receipt_code": "000.00.03.H27-250701-0002",
         "payer": {"full_name": "Trần Văn <b>An</b>"},
         "description": "Lệ phí <script>alert(1)</script>",
     }
@@ -207,7 +207,7 @@ def test_the_citizens_payment_pages_are_vietnamese_and_escaped(payment: MockProc
         confirmed = httpx.get(p["pay_url"], headers=browser).text
         assert "Đã đối soát" in confirmed and "<button>" not in confirmed
         # A voided payment: the form answers 410 with a page saying why.
-        q = api.post("/api/v1/payments", json={**body, "receipt_code": "000.00.03.H30-250701-0003"})
+        q = api.post("/api/v1/payments", json={**body, "receipt_code": "000.00.03.H27-250701-0003"})
         api.post(f"/api/v1/payments/{q.json()['payment_id']}/cancel").raise_for_status()
         void = httpx.post(q.json()["pay_url"], headers=browser)
         assert void.status_code == 410 and "Yêu cầu thanh toán đã bị hủy" in void.text

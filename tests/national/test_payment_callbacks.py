@@ -77,7 +77,7 @@ def fast_payment(mock_factory: Callable[..., MockProcess]) -> MockProcess:
 def create(mock: MockProcess, callback_url: str, amount: int = 20_000, key: str = "") -> Any:
     body = {
         "amount_vnd": amount,
-        "receipt_code": "000.00.61.H30-260504-0001",
+        "receipt_code": "000.00.61.H27-260504-0001",
         "payer": {"full_name": "Nguyễn Thị Hoa"},
         "description": "Lệ phí",
         "callback_url": callback_url,

@@ -78,8 +78,8 @@ class FakeIssuer:
             "name": "Nguyễn Văn An",
             "email": "nvan@hatinh.gov.vn",
             "realm_access": {"roles": ["specialist", "leader"]},
-            "agency_code": "000.00.12.H30",
-            "agency_roles": {"000.00.12.H30": ["specialist", "leader"]},
+            "agency_code": "000.00.12.H27",
+            "agency_roles": {"000.00.12.H27": ["specialist", "leader"]},
         }
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
@@ -99,8 +99,8 @@ class FakeIssuer:
             name=None,
             email=None,
             realm_access={"roles": ["operator"]},
-            agency_code="000.00.00.H30",
-            agency_roles={"000.00.00.H30": ["operator"]},
+            agency_code="000.00.00.H27",
+            agency_roles={"000.00.00.H27": ["operator"]},
             **overrides,
         )
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from services._template.domain.errors import InvalidField
 
 MAX_TITLE = 500
-# An agency identifier code (mã định danh): dotted groups, e.g. 000.00.12.H30.
+# An agency identifier code (mã định danh): dotted groups, e.g. 000.00.12.H27.
 AGENCY_CODE = re.compile(r"[0-9A-Za-z]+(\.[0-9A-Za-z]+)*")
 MAX_AGENCY_CODE = 35
 
@@ -37,7 +37,7 @@ def post_notice(
     if not agency_code:
         raise InvalidField("agency_code", "required")
     if len(agency_code) > MAX_AGENCY_CODE or not AGENCY_CODE.fullmatch(agency_code):
-        raise InvalidField("agency_code", "not an agency identifier code (e.g. 000.00.12.H30)")
+        raise InvalidField("agency_code", "not an agency identifier code (e.g. 000.00.12.H27)")
     title = title.strip()
     if not title:
         raise InvalidField("title", "required")

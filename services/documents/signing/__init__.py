@@ -2,7 +2,7 @@
 
 ca = DevCA.open_or_create(data_dir / "ca")
 official = ca.issue_official(full_name="Nguyễn Văn An", agency_name="UBND tỉnh Hà Tĩnh",
-                             agency_code="000.00.00.H30", email="an@hatinh.gov.vn")
+                             agency_code="000.00.00.H27", email="an@hatinh.gov.vn")
 signed = sign_pdf(pdf, official, reason="Ký ban hành", location="Hà Tĩnh")
 result = verify_pdf(signed, [ca.root_cert], ca.crls(), [ca.intermediate_cert])
 result.valid, result.refusal, result.reason_vi

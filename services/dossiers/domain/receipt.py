@@ -1,7 +1,7 @@
 """The receipt code (mã số hồ sơ) of a dossier, in the form the national public service portal
 uses (Thông tư 01/2018/TT-VPCP, art. 19(1), after Nghị định 61/2018/NĐ-CP art. 26):
 
-    <agency identifier code>-<YYMMDD>-<4-digit sequence>   e.g. 000.00.61.H30-260212-0007
+    <agency identifier code>-<YYMMDD>-<4-digit sequence>   e.g. 000.00.61.H27-260212-0007
 
 the identifier code of the receiving agency (QCVN 102:2016), the day of receipt (YYMMDD) and
 the dossier's number among those received that day (4 digits). The agency codes are unique,
@@ -26,7 +26,7 @@ def check_agency_code(code: str, *, field: str = "agency_code") -> str:
     if not code:
         raise InvalidField(field, "required")
     if len(code) > MAX_AGENCY_CODE or not AGENCY_CODE.fullmatch(code):
-        raise InvalidField(field, "not an agency identifier code (e.g. 000.00.61.H30)")
+        raise InvalidField(field, "not an agency identifier code (e.g. 000.00.61.H27)")
     return code
 
 
@@ -44,7 +44,7 @@ def parse_receipt_code(code: str) -> tuple[str, date, int]:
     not one."""
     m = RECEIPT_CODE.fullmatch(code.strip())
     if not m or not AGENCY_CODE.fullmatch(m["agency"]):
-        raise InvalidField("receipt_code", "not a receipt code (e.g. 000.00.61.H30-260212-0007)")
+        raise InvalidField("receipt_code", "not a receipt code (e.g. 000.00.61.H27-260212-0007)")
     d = m["day"]
     try:
         day = date(2000 + int(d[:2]), int(d[2:4]), int(d[4:]))

@@ -2,7 +2,7 @@
 
 index = open_index(backend="tantivy", index_dir="data/search-index")
 index.upsert(docs); index.commit()
-result = index.search(SearchQuery("cai cach hanh chinh"), Caller("000.00.00.H30"))
+result = index.search(SearchQuery("cai cach hanh chinh"), Caller("000.00.00.H27"))
 """
 
 from __future__ import annotations

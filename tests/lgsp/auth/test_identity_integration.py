@@ -28,7 +28,7 @@ from services.identity.keycloak_provisioning import (
 from tests.fixtures import free_port
 
 ADMIN_PASSWORD = "Quan-tri-2025!"
-JUSTICE = "000.00.12.H30"
+JUSTICE = "000.00.12.H27"
 
 SPEC = RealmSpec(
     groups=[GroupSpec("Phòng Hành chính tư pháp", attributes={"agency_code": JUSTICE})],

@@ -53,9 +53,9 @@ async def test_valid_user_token_gives_the_principal(issuer: FakeIssuer, authn) -
     assert p.subject == "7f1c2a9e-0000-4000-8000-000000000001"
     assert p.username == "nguyenvanan.stp"
     assert p.client_id == "lgsp-web"
-    assert p.agency_code == "000.00.12.H30"
+    assert p.agency_code == "000.00.12.H27"
     assert p.roles == {"specialist", "leader"}
-    assert dict(p.grants) == {"000.00.12.H30": frozenset({"specialist", "leader"})}
+    assert dict(p.grants) == {"000.00.12.H27": frozenset({"specialist", "leader"})}
     assert p.claims["email"] == "nvan@hatinh.gov.vn"
     assert p.scopes == {"openid", "profile", "email"}
     assert p.token == token and token not in repr(p)
@@ -68,8 +68,8 @@ async def test_client_credentials_token_is_a_client(issuer: FakeIssuer, authn) -
     p = await authn.authenticate(bearer(issuer.client_token("dvc-hatinh")), PLAIN)
     assert p.kind == "client" and p.is_client
     assert p.client_id == "dvc-hatinh"
-    assert p.agency_code == "000.00.00.H30"
-    assert p.has_role("operator", "000.00.00.H30")
+    assert p.agency_code == "000.00.00.H27"
+    assert p.has_role("operator", "000.00.00.H27")
 
 
 async def test_jwks_is_cached_across_calls(issuer: FakeIssuer, authn) -> None:
@@ -169,7 +169,7 @@ async def test_tampered_signature_is_refused(issuer: FakeIssuer, authn) -> None:
 
 async def test_tampered_claims_are_refused(issuer: FakeIssuer, authn) -> None:
     header, _, signature = issuer.token().split(".")
-    claims = issuer.claims(agency_roles={"000.00.00.H30": ["admin"]})
+    claims = issuer.claims(agency_roles={"000.00.00.H27": ["admin"]})
     payload = b64(json.dumps(claims).encode())
     assert "signature" in await refused(authn, f"{header}.{payload}.{signature}")
 

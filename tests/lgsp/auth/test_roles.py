@@ -7,11 +7,11 @@ import pytest
 from lgsp.auth import ANONYMOUS, Principal, StaticAgencyTree, principal_scope, require_role
 from lgsp.grpc.errors import PermissionDenied, Unauthenticated
 
-PROVINCE = "000.00.00.H30"  # UBND tỉnh
-JUSTICE = "000.00.12.H30"  # Sở Tư pháp
-JUSTICE_OFFICE = "000.01.12.H30"  # a unit of the department
-HEALTH = "000.00.15.H30"  # Sở Y tế (a sibling of JUSTICE)
-COMMUNE = "000.00.01.H30.01"
+PROVINCE = "000.00.00.H27"  # UBND tỉnh
+JUSTICE = "000.00.12.H27"  # Sở Tư pháp
+JUSTICE_OFFICE = "000.01.12.H27"  # a unit of the department
+HEALTH = "000.00.15.H27"  # Sở Y tế (a sibling of JUSTICE)
+COMMUNE = "000.00.01.H27.01"
 
 PARENTS: dict[str, str | None] = {
     PROVINCE: None,

@@ -133,7 +133,7 @@ class TokenAuthenticator:
         return Principal(
             subject=subject,
             kind="user",
-            agency_code="000.00.00.H30",
+            agency_code="000.00.00.H27",
             roles=frozenset(filter(None, roles.split(","))),
             token=header,
         )

@@ -300,12 +300,12 @@ def test_error_classes_map_to_codes(error: ServiceError, code: grpc.StatusCode) 
 
 def test_errors_carry_rich_details() -> None:
     _, message, trailers = to_status(
-        NotFound("no such dossier", resource_type="dossier", resource_name="H30.22-250701-0001")
+        NotFound("no such dossier", resource_type="dossier", resource_name="H27.22-250701-0001")
     )
     assert message == "no such dossier"
     info = error_details_pb2.ResourceInfo()
     assert status_pb2.Status.FromString(trailers[0][1]).details[0].Unpack(info)
-    assert (info.resource_type, info.resource_name) == ("dossier", "H30.22-250701-0001")
+    assert (info.resource_type, info.resource_name) == ("dossier", "H27.22-250701-0001")
 
     _, _, trailers = to_status(Unavailable("index rebuilding", retry_after=2.5))
     retry = error_details_pb2.RetryInfo()

@@ -33,14 +33,14 @@ from services.documents.edxml import (
 )
 
 SENDER = Organization(
-    organ_id="000.00.00.H30",
+    organ_id="000.00.00.H27",
     organ_name="Ủy ban nhân dân tỉnh Hà Tĩnh",
     organ_add="Số 1 Nguyễn Tất Thành, TP Hà Tĩnh",
     email="ubnd@hatinh.gov.vn",
     telephone="0239 3855 555",
     website="https://hatinh.gov.vn",
 )
-RECEIVER = Organization(organ_id="000.01.30.H30", organ_name="Sở Tư pháp tỉnh Hà Tĩnh")
+RECEIVER = Organization(organ_id="000.01.30.H27", organ_name="Sở Tư pháp tỉnh Hà Tĩnh")
 
 
 def sample_package(attachment_bytes: int = 2_000) -> Package:
@@ -48,7 +48,7 @@ def sample_package(attachment_bytes: int = 2_000) -> Package:
     return Package(
         header=MessageHeader(
             from_=SENDER,
-            to=(RECEIVER, Organization(organ_id="000.02.30.H30", organ_name="Sở Nội vụ")),
+            to=(RECEIVER, Organization(organ_id="000.02.30.H27", organ_name="Sở Nội vụ")),
             code=Code(code_number="123", code_notation="QĐ-UBND"),
             promulgation_info=PromulgationInfo(
                 place="Hà Tĩnh", promulgation_date=date(2025, 7, 14)
@@ -72,17 +72,17 @@ def sample_package(attachment_bytes: int = 2_000) -> Package:
             steering_type=1,
             response_for=(
                 ResponseFor(
-                    organ_id="000.01.30.H30",
+                    organ_id="000.01.30.H27",
                     code="45/TTr-STP",
                     promulgation_date=date(2025, 7, 1),
-                    document_id="000.01.30.H30,2025/07/01,45/TTr-STP",
+                    document_id="000.01.30.H27,2025/07/01,45/TTr-STP",
                 ),
             ),
-            document_id="000.00.00.H30,2025/07/14,123/QĐ-UBND",
+            document_id="000.00.00.H27,2025/07/14,123/QĐ-UBND",
         ),
         trace_headers=(
             TraceHeader(
-                organ_id="000.00.00.H30", timestamp=datetime(2025, 7, 14, 9, 30, tzinfo=ICT)
+                organ_id="000.00.00.H27", timestamp=datetime(2025, 7, 14, 9, 30, tzinfo=ICT)
             ),
         ),
         business=Business(
@@ -105,10 +105,10 @@ def sample_package(attachment_bytes: int = 2_000) -> Package:
 def sample_status(code: StatusCode = StatusCode.ARRIVED) -> Status:
     return Status(
         response_for=ResponseFor(
-            organ_id="000.00.00.H30",
+            organ_id="000.00.00.H27",
             code="123/QĐ-UBND",
             promulgation_date=date(2025, 7, 14),
-            document_id="000.00.00.H30,2025/07/14,123/QĐ-UBND",
+            document_id="000.00.00.H27,2025/07/14,123/QĐ-UBND",
         ),
         from_=RECEIVER,
         status_code=code,
@@ -117,7 +117,7 @@ def sample_status(code: StatusCode = StatusCode.ARRIVED) -> Status:
         staff_info=StaffInfo(department="Văn phòng Sở", staff="Lê Văn Cường"),
         trace_headers=(
             TraceHeader(
-                organ_id="000.01.30.H30", timestamp=datetime(2025, 7, 14, 10, 0, 5, tzinfo=ICT)
+                organ_id="000.01.30.H27", timestamp=datetime(2025, 7, 14, 10, 0, 5, tzinfo=ICT)
             ),
         ),
     )

@@ -8,9 +8,9 @@ from typing import Any
 from lgsp.agencies import Agency, AgencyDirectory
 from lgsp.api.documents.v1 import documents_pb2 as pb
 
-UBND = "000.00.00.H30"
-STP = "000.01.30.H30"
-SNV = "000.02.30.H30"
+UBND = "000.00.00.H27"
+STP = "000.01.30.H27"
+SNV = "000.02.30.H27"
 
 AGENCIES = AgencyDirectory(
     [

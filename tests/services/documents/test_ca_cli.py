@@ -76,7 +76,7 @@ def test_issue_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
                 "--name",
                 "Lê Thị Hoa",
                 "--agency-code",
-                "000.00.12.H30",
+                "000.00.12.H27",
                 "--agency-name",
                 "Sở Tư pháp",
             ]
@@ -91,7 +91,7 @@ def test_issue_list_revoke(data_dir: Path, capsys: pytest.CaptureFixture[str]) -
     assert DevCASignatures(data_dir / "ca", auto_issue=False).certificate_of("lethihoa.stp") == (
         serial
     )
-    assert main(["documents", "ca", "issue", "--agency", "000.00.12.H30", "--name", "STP"]) == 0
+    assert main(["documents", "ca", "issue", "--agency", "000.00.12.H27", "--name", "STP"]) == 0
     assert len(index(data_dir)) == 2
     capsys.readouterr()
     assert main(["documents", "ca", "list"]) == 0
@@ -118,7 +118,7 @@ def test_issue_for_a_user_of_the_identity_directory(
             [
                 "admin",
                 "create-agency",
-                "000.00.12.H30",
+                "000.00.12.H27",
                 "Sở Tư pháp",
                 "--level",
                 "department",
@@ -137,7 +137,7 @@ def test_issue_for_a_user_of_the_identity_directory(
                 "--name",
                 "Lê Thị Hoa",
                 "--agency",
-                "000.00.12.H30",
+                "000.00.12.H27",
                 "--password",
                 "Str0ng-Passw0rd!x",
             ]
@@ -146,7 +146,7 @@ def test_issue_for_a_user_of_the_identity_directory(
     )
     user_id = capsys.readouterr().out.split("id ")[-1].strip()
     # The CLI asks identity with the documents service's client-credentials token.
-    client = ["admin", "create-client", "documents", "--role", "clerk", "--agency", "000.00.12.H30"]
+    client = ["admin", "create-client", "documents", "--role", "clerk", "--agency", "000.00.12.H27"]
     assert main(client) == 0
     secret = capsys.readouterr().out.split("client secret (shown once): ")[-1].split()[0]
     monkeypatch.setenv("LGSP_DOCUMENTS_CLIENT_SECRET", secret)
@@ -159,7 +159,7 @@ def issue_for_the_user(data_dir: Path, capsys: pytest.CaptureFixture[str], user_
     out = capsys.readouterr().out
     assert "CN=Lê Thị Hoa" in out and "O=Sở Tư pháp" in out
     (entry,) = index(data_dir).values()
-    assert entry["user_id"] == user_id and entry["agency_code"] == "000.00.12.H30"
+    assert entry["user_id"] == user_id and entry["agency_code"] == "000.00.12.H27"
     assert main(["documents", "ca", "issue", "--user", "nobody"]) == 1
     assert "no user nobody" in capsys.readouterr().err
 

@@ -36,7 +36,7 @@ def incoming(**kw: object) -> Document:
     fields: dict[str, object] = {
         "id": "d1",
         "direction": Direction.INCOMING,
-        "agency_code": "000.00.00.H30",
+        "agency_code": "000.00.00.H27",
         "type_code": "CV",
         "subject": "Về việc phối hợp",
         "created_by": "",
@@ -106,7 +106,7 @@ def test_the_same_document_is_sender_number_and_date_unless_refused_or_recalled(
     assert same_document(doc, SENDER, "45/UBND-NN", date(2026, 3, 9))
     assert same_document(doc, SENDER, " 45/ubnd-nn ", date(2026, 3, 9))
     assert not same_document(doc, SENDER, "45/UBND-NN", date(2026, 3, 8))
-    assert not same_document(doc, "000.00.00.G02", "45/UBND-NN", date(2026, 3, 9))
+    assert not same_document(doc, "000.00.00.G09", "45/UBND-NN", date(2026, 3, 9))
     assert same_document(
         incoming(incoming_status=IncomingStatus.DONE), SENDER, "45/UBND-NN", date(2026, 3, 9)
     )
@@ -119,9 +119,9 @@ def test_the_same_document_is_sender_number_and_date_unless_refused_or_recalled(
 def test_a_signature_of_another_agency_is_a_warning() -> None:
     assert signer_warning(SENDER, "") is None
     assert signer_warning(SENDER, SENDER) is None
-    w = signer_warning(SENDER, "000.00.00.H30")
+    w = signer_warning(SENDER, "000.00.00.H27")
     assert w is not None and w.code == SIGNER_AGENCY_MISMATCH
-    assert "000.00.00.H30" in w.message and SENDER in w.message
+    assert "000.00.00.H27" in w.message and SENDER in w.message
 
 
 def test_assigning_a_due_date_before_promulgation_is_refused() -> None:
@@ -142,7 +142,7 @@ def package_xml(
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <{p}edXMLEnvelope {xmlns}><{p}edXMLHeader><{p}MessageHeader>
 <{p}From><{p}OrganId>{sender}</{p}OrganId><{p}OrganName>UBND tỉnh Nghệ An</{p}OrganName></{p}From>
-<{p}To><{p}OrganId>000.00.00.H30</{p}OrganId></{p}To>
+<{p}To><{p}OrganId>000.00.00.H27</{p}OrganId></{p}To>
 <{p}To><{p}OrganId>not a code</{p}OrganId></{p}To>
 <{p}Code><{p}CodeNumber>45</{p}CodeNumber><{p}CodeNotation>UBND-NN</{p}CodeNotation></{p}Code>
 <{p}PromulgationInfo><{p}Place>Nghệ An</{p}Place>
@@ -156,7 +156,7 @@ def test_salvage_reads_the_routing_fields_of_a_package_the_schema_refuses() -> N
     assert found is not None
     assert found.sender == SENDER
     assert found.document_id == "000.00.00.H09,2026/02/30,45/UBND-NN"
-    assert found.recipients == ("000.00.00.H30",)  # the malformed code is dropped
+    assert found.recipients == ("000.00.00.H27",)  # the malformed code is dropped
     assert found.code == "45/UBND-NN"
     assert found.promulgation_date is None  # 30 February
     assert "QCVN 102:2016" in found.reason_vi and ERROR.field in found.reason_vi
@@ -209,7 +209,7 @@ async def test_the_outside_directory_answers_none_until_fetched_then_keeps_its_l
     def down() -> Unavailable:
         return Unavailable("document_axis", "list_agencies", "down")
 
-    answers: list[object] = [down(), [Agency("000.00.00.G02", "Bộ Nội vụ")]]
+    answers: list[object] = [down(), [Agency("000.00.00.G09", "Bộ Nội vụ")]]
 
     async def fetch() -> list[Agency]:
         answer = answers.pop(0) if answers else down()
@@ -218,16 +218,16 @@ async def test_the_outside_directory_answers_none_until_fetched_then_keeps_its_l
         return answer  # type: ignore[return-value]
 
     outside = OutsideDirectory(fetch, refresh_seconds=0.01, retry_seconds=0.01)
-    assert outside.knows("000.00.00.G02") is None  # never fetched: not checked
+    assert outside.knows("000.00.00.G09") is None  # never fetched: not checked
     stop = asyncio.Event()
     task = asyncio.create_task(outside.run(stop))
     for _ in range(200):
-        if outside.knows("000.00.00.G02"):
+        if outside.knows("000.00.00.G09"):
             break
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.05)  # later failures keep the list
     stop.set()
     await task
-    assert outside.knows("000.00.00.G02") is True
+    assert outside.knows("000.00.00.G09") is True
     assert outside.knows("000.00.99.G99") is False
-    assert outside.name_of("000.00.00.G02") == "Bộ Nội vụ"
+    assert outside.name_of("000.00.00.G09") == "Bộ Nội vụ"

@@ -177,7 +177,7 @@ async def test_signed_document_travels_and_verifies(env: Env) -> None:
     assert (await download(env, "stp-vt", inc.id, file.id))[1] == signed_pdf
     figures = (
         await env.as_("ubnd-admin").GetDocumentFigures(
-            pb.GetDocumentFiguresRequest(agency_code="000.00.00.H30")
+            pb.GetDocumentFiguresRequest(agency_code="000.00.00.H27")
         )
     ).total
     assert figures.outgoing_digitally_signed == 1

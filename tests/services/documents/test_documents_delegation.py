@@ -296,12 +296,12 @@ async def test_only_the_agencys_own_leader_grants_and_a_refused_grant_stores_not
         (starts_tomorrow, "delegation.valid_until"),  # 379 days from its start
         (delegation("", [ISSUE]), "delegation.delegate_user_id"),
         (
-            delegation("ubnd-vt", [ISSUE], delegate_agency="000.99.99.H30"),
+            delegation("ubnd-vt", [ISSUE], delegate_agency="000.99.99.H27"),
             "delegation.delegate_agency_code",
         ),
         (delegation("ubnd-vt", [ISSUE], delegate_agency=""), "delegation.delegate_agency_code"),
         (delegation("stp-vt", [ISSUE], delegate_agency=STP), "delegation.delegate_agency_code"),
-        (delegation("ubnd-vt", [ISSUE], agency="000.99.99.H30"), "delegation.agency_code"),
+        (delegation("ubnd-vt", [ISSUE], agency="000.99.99.H27"), "delegation.agency_code"),
     ]
     for d, field in bad:
         e = await refused(
@@ -337,7 +337,7 @@ async def test_only_the_agencys_own_leader_grants_and_a_refused_grant_stores_not
     )
     assert outbox(env, ev.DelegationRevoked) == []
     e = await refused(
-        env.as_("stp-ld").ListDelegations(pb.ListDelegationsRequest(agency_code="000.99.99.H30"))
+        env.as_("stp-ld").ListDelegations(pb.ListDelegationsRequest(agency_code="000.99.99.H27"))
     )
     assert violation_fields(e) == ["agency_code"]
 

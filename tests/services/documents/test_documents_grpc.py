@@ -27,7 +27,7 @@ async def test_unknown_recipient_agency_is_invalid_argument(env: Env) -> None:
     bad = draft(
         recipients=[
             pb.Recipient(agency_code=STP, name="Sở Tư pháp"),
-            pb.Recipient(agency_code="000.99.99.H30", name="Sở Không Tồn Tại"),
+            pb.Recipient(agency_code="000.99.99.H27", name="Sở Không Tồn Tại"),
         ]
     )
     with pytest.raises(grpc.aio.AioRpcError) as e:
@@ -171,7 +171,7 @@ async def test_bad_fields_name_the_field(env: Env) -> None:
         (draft(document_type_code="XYZ"), "document.document_type_code"),
         (draft(subject="  "), "document.subject"),
         (draft(due_date="31/12/2026"), "document.due_date"),
-        (draft(agency_code="000.77.77.H30"), "document.agency_code"),
+        (draft(agency_code="000.77.77.H27"), "document.agency_code"),
     ]
     for doc, field in cases:
         with pytest.raises(grpc.aio.AioRpcError) as e:

@@ -28,9 +28,9 @@ class Identity(identity_pb2_grpc.IdentityServiceServicer):
         if not auth.startswith("Bearer "):
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "token required")
         self.tokens.append(auth[7:])
-        root = identity_pb2.Agency(code="000.00.00.H30", name="UBND tỉnh", short_name="UBND")
+        root = identity_pb2.Agency(code="000.00.00.H27", name="UBND tỉnh", short_name="UBND")
         child = identity_pb2.Agency(
-            code="000.00.12.H30", name="Sở Tư pháp", short_name="STP", parent_code=root.code
+            code="000.00.12.H27", name="Sở Tư pháp", short_name="STP", parent_code=root.code
         )
         return identity_pb2.GetAgencyTreeResponse(
             roots=[
@@ -70,7 +70,7 @@ async def test_agency_tree_is_fetched_with_the_services_token(tmp_path: Path) ->
             await credentials.aclose()
             await server.stop(0)
             await issuer.stop()
-    assert directory.ancestors("000.00.12.H30") == ("000.00.00.H30",)
+    assert directory.ancestors("000.00.12.H27") == ("000.00.00.H27",)
     assert issuer.token_hits == 1  # cached between calls
     claims = jwt.decode(identity.tokens[0], issuer.keys[0]).claims
     assert claims["client_id"] == "documents" and len(identity.tokens) == 2
@@ -106,6 +106,6 @@ def test_directory_made_before_the_event_loop_loads_inside_it() -> None:
             await directory.load()
         finally:
             await server.stop(0)
-        return tuple(directory.ancestors("000.00.12.H30"))
+        return tuple(directory.ancestors("000.00.12.H27"))
 
-    assert asyncio.run(serve_and_load()) == ("000.00.00.H30",)
+    assert asyncio.run(serve_and_load()) == ("000.00.00.H27",)

@@ -33,8 +33,8 @@ from .workflow_support import (
     to_signed,
 )
 
-MINISTRY = ("000.00.00.G02", "Bộ Nội vụ")
-OTHER_PROVINCE = ("000.00.00.H09", "Ủy ban nhân dân tỉnh Nghệ An")
+MINISTRY = ("000.00.00.G09", "Bộ Nội vụ")
+OTHER_PROVINCE = ("000.00.00.H41", "Ủy ban nhân dân tỉnh Nghệ An")
 
 
 @pytest.fixture

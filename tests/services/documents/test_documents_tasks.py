@@ -68,7 +68,7 @@ async def test_tasks_from_a_document_and_what_is_overdue(env: Env) -> None:
         await env.as_("ubnd-ld").CreateDirectiveTask(
             pb.CreateDirectiveTaskRequest(
                 task=pb.DirectiveTask(
-                    document_id=doc.id, description="x", assignee_agency_code="000.55.55.H30"
+                    document_id=doc.id, description="x", assignee_agency_code="000.55.55.H27"
                 )
             )
         )

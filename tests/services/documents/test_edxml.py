@@ -76,7 +76,7 @@ def test_uses_the_qcvn_namespace_and_element_names() -> None:
     assert root.tag == f"{{{NS}}}edXML"
     ns = {"e": NS}
     assert root.xpath("string(//e:MessageHeader/e:From/e:OrganId)", namespaces=ns) == (
-        "000.00.00.H30"
+        "000.00.00.H27"
     )
     assert root.xpath("string(//e:Code/e:CodeNotation)", namespaces=ns) == "QĐ-UBND"
     assert root.xpath("string(//e:PromulgationInfo/e:PromulgationDate)", namespaces=ns) == (
@@ -413,10 +413,10 @@ def test_missing_subject_and_signer_are_named() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["000.00.00.h30", "000..00.H30", ".H30", "H30.", "Ủ.01", "1" * 36, "000 00", ""]
+    "bad", ["000.00.00.h30", "000..00.H27", ".H27", "H27.", "Ủ.01", "1" * 36, "000 00", ""]
 )
 def test_wrong_agency_code_is_refused_on_parse_and_build(bad: str) -> None:
-    data = _VALID.replace(b"<edXML:OrganId>000.01.30.H30<", f"<edXML:OrganId>{bad}<".encode(), 1)
+    data = _VALID.replace(b"<edXML:OrganId>000.01.30.H27<", f"<edXML:OrganId>{bad}<".encode(), 1)
     with pytest.raises(EdxmlError) as err:
         parse(data)
     assert err.value.field == "MessageHeader/To[1]/OrganId"
@@ -429,7 +429,7 @@ def test_wrong_agency_code_is_refused_on_parse_and_build(bad: str) -> None:
 
 
 def test_agency_code_rule() -> None:
-    for good in ["000.00.00.H30", "G22", "000.01.30.H30", "H30.1.AB", "A" * 35]:
+    for good in ["000.00.00.H27", "G22", "000.01.30.H27", "H27.1.AB", "A" * 35]:
         assert is_agency_code(good), good
 
 
@@ -485,7 +485,7 @@ def test_builder_refuses_naive_timestamps_and_empty_recipients() -> None:
     with pytest.raises(EdxmlError) as err:
         build_package(
             dataclasses.replace(
-                pkg, trace_headers=(TraceHeader("000.00.00.H30", datetime(2025, 1, 1)),)
+                pkg, trace_headers=(TraceHeader("000.00.00.H27", datetime(2025, 1, 1)),)
             )
         )
     assert err.value.field == "TraceHeaderList/TraceHeader[1]/Timestamp"

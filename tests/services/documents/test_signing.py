@@ -65,7 +65,7 @@ def official(ca: DevCA, **kwargs: Any) -> Credential:
     args = {
         "full_name": "Nguyễn Văn An",
         "agency_name": "Ủy ban nhân dân tỉnh Hà Tĩnh",
-        "agency_code": "000.00.00.H30",
+        "agency_code": "000.00.00.H27",
         "email": "an.nv@hatinh.gov.vn",
         "unit": "Văn phòng",
         **kwargs,
@@ -92,7 +92,7 @@ def test_signed_pdf_verifies_here_and_in_pyhanko_cli(ca: DevCA, tmp_path: Path) 
     assert result.refusal is None
     assert result.signer_name == "Nguyễn Văn An"
     assert result.signer_organization == "Ủy ban nhân dân tỉnh Hà Tĩnh"
-    assert result.signer_agency_code == "000.00.00.H30"  # organizationIdentifier
+    assert result.signer_agency_code == "000.00.00.H27"  # organizationIdentifier
     assert result.signer_serial == cred.serial
     assert result.signing_time is not None
     assert abs(result.signing_time - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=2)
@@ -184,7 +184,7 @@ def test_unsigned_and_broken_pdfs(ca: DevCA) -> None:
 
 def test_second_signature_keeps_the_first_valid(ca: DevCA) -> None:
     once = sign_pdf(minimal_pdf(), official(ca))
-    twice = sign_pdf(once, ca.issue_agency(agency_name="Sở Tư pháp", agency_code="000.01.30.H30"))
+    twice = sign_pdf(once, ca.issue_agency(agency_name="Sở Tư pháp", agency_code="000.01.30.H27"))
     result = verify_with_ca(twice, ca)
     assert result.valid, result.detail
     assert result.signatures == 2
@@ -202,7 +202,7 @@ def test_ca_persists_and_exports(ca: DevCA) -> None:
     assert [c.subject for c in chain] == [ca.intermediate_cert.subject]
     assert (ca.directory / "root.key.pem").stat().st_mode & 0o077 == 0
     entry = again.certificates()[cred.serial]
-    assert entry["kind"] == "official" and entry["agency_code"] == "000.00.00.H30"
+    assert entry["kind"] == "official" and entry["agency_code"] == "000.00.00.H27"
     assert "CN=Nguyễn Văn An" in str(entry["subject"])
 
 

@@ -16,7 +16,7 @@ from services.dossiers.domain.dossier import Applicant, ApplicantKind, Channel, 
 from services.dossiers.plugin import PLUGIN
 from services.dossiers.service_layer.dossiers import DossiersApp
 
-PROVINCE, THANH_SEN, TRAN_PHU = "000.00.00.H30", "000.00.61.H30", "000.00.62.H30"
+PROVINCE, THANH_SEN, TRAN_PHU = "000.00.00.H27", "000.00.61.H27", "000.00.62.H27"
 AGENCIES = AgencyDirectory(
     [
         Agency(PROVINCE, "Ủy ban nhân dân tỉnh Hà Tĩnh", "UBND", "", "Hà Tĩnh"),

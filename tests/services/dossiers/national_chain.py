@@ -33,7 +33,7 @@ from tests.services.dossiers.isolated import isolated_env
 from tests.support import free_port
 from tests.support.issuer import FakeIssuer
 
-PROVINCE, THANH_SEN = "000.00.00.H30", "000.00.61.H30"
+PROVINCE, THANH_SEN = "000.00.00.H27", "000.00.61.H27"
 AGENCIES = AgencyDirectory(
     [
         Agency(PROVINCE, "Ủy ban nhân dân tỉnh Hà Tĩnh", "UBND", "", "Hà Tĩnh"),

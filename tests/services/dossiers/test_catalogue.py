@@ -26,7 +26,7 @@ from tests.services.dossiers.test_grpc import PROVINCE, THANH_SEN, Env, env, ref
 
 __all__ = ["env"]  # the gRPC fixture of test_grpc, shared
 
-SO_XAY_DUNG = "000.00.14.H30"
+SO_XAY_DUNG = "000.00.14.H27"
 
 
 def test_the_seed_catalogue_is_real_and_fits_the_demo_province() -> None:
@@ -45,7 +45,7 @@ def test_the_seed_catalogue_is_real_and_fits_the_demo_province() -> None:
         assert names.setdefault(p.field.code, p.field.name) == p.field.name, p.code
     # Commune, department and province level alike, in a dozen fields.
     assert len(names) >= 12
-    assert {THANH_SEN, SO_XAY_DUNG, "000.00.02.H30", "000.00.03.H30", "000.00.17.H30"} <= {
+    assert {THANH_SEN, SO_XAY_DUNG, "000.00.02.H27", "000.00.03.H27", "000.00.17.H27"} <= {
         a for p in catalogue for a in p.agency_codes
     }
 
@@ -76,7 +76,7 @@ async def test_filters_and_the_accent_insensitive_query_need_no_token(env: Env) 
     # The province finds what its communes handle (its sub-agencies), not an unrelated code.
     province = {p.code for p in (await list_all(env, agency_code=PROVINCE)).procedures}
     assert "1.001193" in province and "1.013236" not in province
-    assert (await list_all(env, agency_code="000.00.99.H30")).total_size == 0
+    assert (await list_all(env, agency_code="000.00.99.H27")).total_size == 0
 
     full = await list_all(env, min_online_service_level=pb.ONLINE_SERVICE_LEVEL_FULL)
     assert full.procedures and all(

@@ -85,12 +85,12 @@ def test_only_the_legal_jumps() -> None:
 
 
 def test_receipt_code() -> None:
-    code = receipt_code("000.00.61.H30", date(2026, 2, 12), 7)
-    assert code == "000.00.61.H30-260212-0007"
-    assert parse_receipt_code(code) == ("000.00.61.H30", date(2026, 2, 12), 7)
+    code = receipt_code("000.00.61.H27", date(2026, 2, 12), 7)
+    assert code == "000.00.61.H27-260212-0007"
+    assert parse_receipt_code(code) == ("000.00.61.H27", date(2026, 2, 12), 7)
     with pytest.raises(Exhausted):
-        receipt_code("000.00.61.H30", date(2026, 2, 12), 10000)
-    for bad in ("000.00.61.H30-261312-0001", "000.00.61.H30-260212-01", "x"):
+        receipt_code("000.00.61.H27", date(2026, 2, 12), 10000)
+    for bad in ("000.00.61.H27-261312-0001", "000.00.61.H27-260212-01", "x"):
         with pytest.raises(InvalidField):
             parse_receipt_code(bad)
 

@@ -126,7 +126,7 @@ def test_who_sees_which_figures(desk: Desk) -> None:
         ({"from_date": "2026-05-02", "to_date": "2026-05-01"}, "from_date"),
         ({"from_date": "2000-01-01", "to_date": "2026-01-01"}, "to_date"),
         ({"grouping": 99}, "grouping"),
-        ({"agency_code": "000.00.99.H30"}, "agency_code"),
+        ({"agency_code": "000.00.99.H27"}, "agency_code"),
         ({"procedure_code": "9.999999"}, "procedure_code"),
     ]:
         with pytest.raises(InvalidField) as e:

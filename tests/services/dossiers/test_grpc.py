@@ -30,7 +30,7 @@ from tests.integration.test_new_service import bad_request_fields
 from tests.services.dossiers.isolated import isolated_env
 from tests.support.issuer import FakeIssuer
 
-PROVINCE, THANH_SEN, TRAN_PHU = "000.00.00.H30", "000.00.61.H30", "000.00.62.H30"
+PROVINCE, THANH_SEN, TRAN_PHU = "000.00.00.H27", "000.00.61.H27", "000.00.62.H27"
 AGENCIES = AgencyDirectory(
     [
         Agency(PROVINCE, "Ủy ban nhân dân tỉnh Hà Tĩnh", "UBND", "", "Hà Tĩnh"),

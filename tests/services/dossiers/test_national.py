@@ -41,7 +41,7 @@ TIMEOUT_S = 1.0  # [dossiers] verify_timeout_s here: the slow-mock test waits th
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def chain(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Chain]:
     c = await start_chain(tmp_path_factory.mktemp("chain"), verify_timeout_s=TIMEOUT_S)
-    # The demo seed's one-stop desk system (000.00.61.H30:motcua-thanhsen) is a member with
+    # The demo seed's one-stop desk system (000.00.61.H27:motcua-thanhsen) is a member with
     # no right on the national API.
     try:
         yield c
@@ -77,7 +77,7 @@ async def test_a_matching_citizen_is_taken_in(chain: Chain) -> None:
     assert d.status == pb.DOSSIER_STATUS_SUBMITTED and d.receipt_code
     assert chain.population.calls() == 1
     entries = [e for e in await chain.log_entries() if e["method"] == VERIFY]
-    assert entries[-1]["client_member"] == "000.00.00.H30:dossiers"
+    assert entries[-1]["client_member"] == "000.00.00.H27:dossiers"
     assert entries[-1]["service_member"] == "national:population"
     assert entries[-1]["status_code"] == 0 and entries[-1]["response_size"] > 0
 
@@ -149,7 +149,7 @@ async def test_the_gateway_refuses_members_without_the_right_and_logs_it(chain: 
     entries = [e for e in await chain.log_entries() if e["method"] == VERIFY]
     refusals = [(e["client_member"], e["status_code"]) for e in entries[-3:]]
     assert refusals == [
-        ("000.00.61.H30:motcua-thanhsen", grpc.StatusCode.PERMISSION_DENIED.value[0]),
+        ("000.00.61.H27:motcua-thanhsen", grpc.StatusCode.PERMISSION_DENIED.value[0]),
         ("", grpc.StatusCode.PERMISSION_DENIED.value[0]),
         ("", grpc.StatusCode.UNAUTHENTICATED.value[0]),
     ]

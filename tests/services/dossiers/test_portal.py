@@ -165,7 +165,7 @@ async def start(
             "LGSP_NATIONAL_PUBLIC_SERVICE_PORTAL_PORT": str(portal.port),
             "LGSP_NATIONAL_API_KEY": API_KEY,
             "LGSP_DOSSIERS_PORTAL_PUSH_SECRET": SECRET,
-            "LGSP_DOSSIERS_PORTAL_PROVINCE": "H30",
+            "LGSP_DOSSIERS_PORTAL_PROVINCE": "H27",
             "LGSP_DOSSIERS_PORTAL_POLL_SECONDS": "0.2",
             **settings,
         }
@@ -270,7 +270,7 @@ async def test_a_push_the_rules_refuse_is_refused_at_the_portal(start: Any) -> N
         assert seen["receipt_code"] is None
     assert env.count() == 0
     with env.portal.api() as api:
-        left = api.get("/api/v1/handover", params={"province_code": "H30"}).json()["dossiers"]
+        left = api.get("/api/v1/handover", params={"province_code": "H27"}).json()["dossiers"]
     assert not {unknown, no_papers} & {d["portal_code"] for d in left}
 
 

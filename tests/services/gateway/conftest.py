@@ -34,8 +34,8 @@ from tests.support import free_port
 
 ADMIN_USER = "thaoln.ubnd"  # demo: admin of the province
 AUDITOR_USER = "lanht.ubnd"
-MOTCUA = "000.00.61.H30:motcua-thanhsen"
-DVC = "000.00.20.H30:dvc"
+MOTCUA = "000.00.61.H27:motcua-thanhsen"
+DVC = "000.00.20.H27:dvc"
 DOCS = "/lgsp.api.documents.v1.DocumentService/"
 
 
@@ -185,7 +185,7 @@ def seed_members(gw: Gateway) -> None:
         gpb.Member(
             code=MOTCUA,
             name="Một cửa phường Thành Sen",
-            agency_code="000.00.61.H30",
+            agency_code="000.00.61.H27",
             kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
             client_id="motcua-thanhsen",
             contact_email="motcua@thanhsen.hatinh.gov.vn",
@@ -196,7 +196,7 @@ def seed_members(gw: Gateway) -> None:
         gpb.Member(
             code=DVC,
             name="Cổng dịch vụ công",
-            agency_code="000.00.20.H30",
+            agency_code="000.00.20.H27",
             kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
             client_id="dvc-hatinh",
         ),

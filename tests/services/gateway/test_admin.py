@@ -28,14 +28,14 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 async def test_members_and_rights_need_admin_and_are_audited(platform: Platform) -> None:
     admin = await platform.user_token(ADMIN_USER)
     member_token = await platform.client_token("motcua-thanhsen")
-    code = "000.00.12.H30:qlvb"
+    code = "000.00.12.H27:qlvb"
     async with grpc.aio.insecure_channel(platform.address) as ch:
         members = gpbg.MemberServiceStub(ch)
         access = gpbg.AccessServiceStub(ch)
         new = gpb.Member(
             code=code,
             name="Quản lý văn bản Sở Tư pháp",
-            agency_code="000.00.12.H30",
+            agency_code="000.00.12.H27",
             kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
             client_id="qlvb-stp",
         )
@@ -47,7 +47,7 @@ async def test_members_and_rights_need_admin_and_are_audited(platform: Platform)
                 gpb.RegisterMemberRequest(member=new), metadata=bearer(member_token)
             )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        bad = gpb.Member(code="nope", name="x", agency_code="000.00.12.H30", kind=2, client_id="c")
+        bad = gpb.Member(code="nope", name="x", agency_code="000.00.12.H27", kind=2, client_id="c")
         with pytest.raises(grpc.aio.AioRpcError) as err:
             await members.RegisterMember(
                 gpb.RegisterMemberRequest(member=bad), metadata=bearer(admin)
@@ -390,13 +390,13 @@ async def test_member_publishes_a_dossier_event_a_consumer_receives_it(platform:
     dvc = await platform.client_token("dvc-hatinh")
     submitted = events_pb2.DossierSubmitted(
         dossier=dossiers_pb2.Dossier(
-            id="d-1", receipt_code="000.00.61.H30-250703-0042", agency_code="000.00.61.H30"
+            id="d-1", receipt_code="000.00.61.H27-250703-0042", agency_code="000.00.61.H27"
         ),
         actor_id="client:motcua-thanhsen",
     )
     traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     envelope = events.make_envelope(
-        submitted, source="ignored", subject="000.00.61.H30-250703-0042", trace_context={}
+        submitted, source="ignored", subject="000.00.61.H27-250703-0042", trace_context={}
     )
     try:
         async with grpc.aio.insecure_channel(platform.address) as ch:
@@ -451,7 +451,7 @@ async def test_member_publishes_a_dossier_event_a_consumer_receives_it(platform:
         assert headers["traceparent"] == traceparent.encode()
         payload = events.payload_of(env)
         assert isinstance(payload, events_pb2.DossierSubmitted)
-        assert payload.dossier.receipt_code == "000.00.61.H30-250703-0042"
+        assert payload.dossier.receipt_code == "000.00.61.H27-250703-0042"
     finally:
         await consumer.close()
     await platform.gateway.msglog.flush()

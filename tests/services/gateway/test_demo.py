@@ -21,7 +21,7 @@ def test_the_one_stop_desks_systems_may_call_the_dossiers_service(tmp_path: Path
     assert seed_demo_members(registry) == 0  # idempotent
     registry.reload()
     desk = registry.member_for_client("motcua-thanhsen")
-    assert desk is not None and desk.code == "000.00.61.H30:motcua-thanhsen"
+    assert desk is not None and desk.code == "000.00.61.H27:motcua-thanhsen"
     for method in (
         "/lgsp.api.dossiers.v1.DossierService/SubmitDossier",
         "/lgsp.api.dossiers.v1.DossierLookupService/LookupDossier",

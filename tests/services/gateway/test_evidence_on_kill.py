@@ -29,7 +29,7 @@ from tests.support import free_port
 from tests.support.issuer import FakeIssuer
 
 REPO = Path(__file__).resolve().parents[3]
-MEMBER = "000.00.61.H30:motcua"
+MEMBER = "000.00.61.H27:motcua"
 CLIENT = "motcua-thanhsen"
 
 
@@ -48,7 +48,7 @@ def seed(db_url: str) -> None:
         gpb.Member(
             code=MEMBER,
             name="Một cửa phường Thành Sen",
-            agency_code="000.00.61.H30",
+            agency_code="000.00.61.H27",
             kind=gpb.MEMBER_KIND_PROVINCIAL_SYSTEM,
             client_id=CLIENT,
         ),

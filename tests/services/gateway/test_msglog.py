@@ -30,7 +30,7 @@ def _entry(i: int) -> dict:
     return {
         "id": f"00000000-0000-0000-0000-{i:012d}",
         "time": format_time(1_750_000_000 + i),
-        "client_member": "000.00.61.H30:motcua",
+        "client_member": "000.00.61.H27:motcua",
         "service_member": "documents",
         "caller": "client:motcua",
         "method": "/lgsp.api.documents.v1.DocumentService/GetDocument",

@@ -140,11 +140,11 @@ def new_official(run: Running, roles: tuple[str, ...] = ("specialist",)) -> tupl
     username = f"cv{uuid.uuid4().hex[:8]}.stp"
     user, _ = ident.users.create(
         SYSTEM,
-        pb.User(username=username, display_name="Trần Thị Bích", agency_code="000.00.12.H30"),
+        pb.User(username=username, display_name="Trần Thị Bích", agency_code="000.00.12.H27"),
         password=OFFICIAL_PASSWORD,
     )
     for role in roles:
-        ident.roles.grant(SYSTEM, user.id, role, "000.00.12.H30")
+        ident.roles.grant(SYSTEM, user.id, role, "000.00.12.H27")
     return user.id, username
 
 

@@ -44,7 +44,7 @@ async def test_users_passwords_roles_groups(demo: Running) -> None:
                 "firstName": "Bình",
                 "lastName": "Nguyễn Văn",
                 "enabled": True,
-                "attributes": {"agency_code": ["000.00.12.H30"], "position": ["Chuyên viên"]},
+                "attributes": {"agency_code": ["000.00.12.H27"], "position": ["Chuyên viên"]},
                 "credentials": [
                     {"type": "password", "value": "Mat-Khau-Rat-Manh-1", "temporary": False}
                 ],
@@ -52,11 +52,11 @@ async def test_users_passwords_roles_groups(demo: Running) -> None:
         )
         assert kc.get_user_id(name) == uid
         rep = kc.get_user(uid)
-        assert rep["firstName"] == "Bình" and rep["attributes"]["agency_code"] == ["000.00.12.H30"]
+        assert rep["firstName"] == "Bình" and rep["attributes"]["agency_code"] == ["000.00.12.H27"]
         kc.update_user(uid, {"firstName": "Bình An"})
         assert kc.get_user(uid)["firstName"] == "Bình An"
         with pytest.raises(KeycloakPostError) as dup:  # duplicate username
-            kc.create_user({"username": name, "attributes": {"agency_code": ["000.00.12.H30"]}})
+            kc.create_user({"username": name, "attributes": {"agency_code": ["000.00.12.H27"]}})
         assert dup.value.response_code == 409
 
         roles = {r["name"] for r in kc.get_realm_roles()}
@@ -73,7 +73,7 @@ async def test_users_passwords_roles_groups(demo: Running) -> None:
         )
         claims = oidc.decode_token(oidc.token(name, "Mat-Khau-Moi-Hon-2")["access_token"])
         assert claims["realm_access"]["roles"] == ["specialist"]
-        assert claims["agency_roles"] == {"000.00.12.H30": ["specialist"]}
+        assert claims["agency_roles"] == {"000.00.12.H27": ["specialist"]}
         kc.delete_realm_roles_of_user(uid, [{"name": "specialist"}])
         assert kc.get_realm_roles_of_user(uid) == []
 
@@ -101,7 +101,7 @@ async def test_clients_and_client_credentials(demo: Running) -> None:
                 "name": "Hệ thống văn bản Bộ Tư pháp",
                 "secret": "mot-bi-mat-du-dai-123",
                 "serviceAccountsEnabled": True,
-                "attributes": {"agency_code": "000.00.12.H30"},
+                "attributes": {"agency_code": "000.00.12.H27"},
             }
         )
         assert kc.get_client_id("vbdh-bo-tu-phap") == internal
@@ -127,34 +127,34 @@ async def test_clients_and_client_credentials(demo: Running) -> None:
 @pytest.mark.parametrize(
     ("payload", "field"),
     [
-        ({"username": "Ab cd", "attributes": {"agency_code": ["000.00.12.H30"]}}, "user.username"),
+        ({"username": "Ab cd", "attributes": {"agency_code": ["000.00.12.H27"]}}, "user.username"),
         ({"username": "okname", "attributes": {"agency_code": ["12-34"]}}, "user.agency_code"),
-        ({"username": "okname", "attributes": {"agency_code": ["000.00.99.H30"]}}, None),
+        ({"username": "okname", "attributes": {"agency_code": ["000.00.99.H27"]}}, None),
         (
             {
                 "username": "okname",
-                "attributes": {"agency_code": ["000.00.12.H30"], "display_name": ["Tên\u0000lạ"]},
+                "attributes": {"agency_code": ["000.00.12.H27"], "display_name": ["Tên\u0000lạ"]},
             },
             "user.display_name",
         ),
         (
             {
                 "username": "okname",
-                "attributes": {"agency_code": ["000.00.12.H30"], "display_name": ["Đ" * 201]},
+                "attributes": {"agency_code": ["000.00.12.H27"], "display_name": ["Đ" * 201]},
             },
             "user.display_name",
         ),
         (
             {
                 "username": "x'); DROP TABLE users;--",
-                "attributes": {"agency_code": ["000.00.12.H30"]},
+                "attributes": {"agency_code": ["000.00.12.H27"]},
             },
             "user.username",
         ),
         (
             {
                 "username": "okname",
-                "attributes": {"agency_code": ["000.00.12.H30"]},
+                "attributes": {"agency_code": ["000.00.12.H27"]},
                 "credentials": [{"type": "password", "value": "short"}],
             },
             "initial_password",

@@ -27,8 +27,8 @@ from tests.services.identity.conftest import ADMIN_PASSWORD, Running, start_iden
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-JUSTICE = "000.00.12.H30"
-FINANCE = "000.00.13.H30"
+JUSTICE = "000.00.12.H27"
+FINANCE = "000.00.13.H27"
 PASSWORD = "Chuyen-Vien-2025!"
 
 

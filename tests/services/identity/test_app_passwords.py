@@ -43,7 +43,7 @@ from tests.services.identity.test_grpc import field_of, md
 
 ASYNC = pytest.mark.asyncio(loop_scope="module")
 
-JUSTICE = "000.00.12.H30"
+JUSTICE = "000.00.12.H27"
 MAIL_SECRET = "mail-secret-2025-abcdefghijk"
 QLVB_SECRET = "qlvb-stp-secret-2025-abcdef"
 CALLBACK = "http://127.0.0.1:8100/callback"

@@ -84,49 +84,49 @@ async def test_unauthenticated_and_non_admin(demo: Running) -> None:
         admin = admin_pb2_grpc.AdminServiceStub(ch)
         ident = identity_pb2_grpc.IdentityServiceStub(ch)
         with pytest.raises(grpc.aio.AioRpcError) as e:
-            await ident.GetAgency(pb.GetAgencyRequest(code="000.00.00.H30"))
+            await ident.GetAgency(pb.GetAgencyRequest(code="000.00.00.H27"))
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.aio.AioRpcError) as e:
-            await ident.GetAgency(pb.GetAgencyRequest(code="000.00.00.H30"), metadata=md("x.y.z"))
+            await ident.GetAgency(pb.GetAgencyRequest(code="000.00.00.H27"), metadata=md("x.y.z"))
         assert e.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await admin.CreateAgency(
                 apb.CreateAgencyRequest(
                     agency=pb.Agency(
-                        code="000.00.99.H30",
+                        code="000.00.99.H27",
                         name="Sở Mới",
                         level=pb.AGENCY_LEVEL_DEPARTMENT,
-                        parent_code="000.00.00.H30",
+                        parent_code="000.00.00.H27",
                     )
                 ),
                 metadata=md(tok),
             )
         assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         who = await ident.WhoAmI(pb.WhoAmIRequest(), metadata=md(tok))
-        assert who.user.username == username and who.user.agency_code == "000.00.12.H30"
+        assert who.user.username == username and who.user.agency_code == "000.00.12.H27"
 
 
 @pytest.mark.parametrize(
     ("agency", "field"),
     [
         (
-            pb.Agency(code="000.00.00.h30", name="x", level=3, parent_code="000.00.00.H30"),
+            pb.Agency(code="000.00.00.h30", name="x", level=3, parent_code="000.00.00.H27"),
             "agency.code",
         ),
         (pb.Agency(code="A" * 10 + ".".join(["1"] * 14), name="x", level=3), "agency.code"),
         (
-            pb.Agency(code="000.00.98.H30", name="", level=3, parent_code="000.00.00.H30"),
+            pb.Agency(code="000.00.98.H27", name="", level=3, parent_code="000.00.00.H27"),
             "agency.name",
         ),
         (
-            pb.Agency(code="000.00.98.H30", name="Sở\x07", level=3, parent_code="000.00.00.H30"),
+            pb.Agency(code="000.00.98.H27", name="Sở\x07", level=3, parent_code="000.00.00.H27"),
             "agency.name",
         ),
         (
-            pb.Agency(code="000.00.98.H30", name="Sở X", level=0, parent_code="000.00.00.H30"),
+            pb.Agency(code="000.00.98.H27", name="Sở X", level=0, parent_code="000.00.00.H27"),
             "agency.level",
         ),
-        (pb.Agency(code="000.00.98.H30'; --", name="Sở X", level=3), "agency.code"),
+        (pb.Agency(code="000.00.98.H27'; --", name="Sở X", level=3), "agency.code"),
     ],
 )
 async def test_create_agency_bad_input(
@@ -148,11 +148,11 @@ async def test_agency_lifecycle_with_etags(demo: Running, admin_token: str) -> N
         admin = admin_pb2_grpc.AdminServiceStub(ch)
         ident = identity_pb2_grpc.IdentityServiceStub(ch)
         new = pb.Agency(
-            code="000.00.31.H30",
+            code="000.00.31.H27",
             name="Sở Khoa học và Công nghệ",
             short_name="SKHCN",
             level=pb.AGENCY_LEVEL_DEPARTMENT,
-            parent_code="000.00.00.H30",
+            parent_code="000.00.00.H27",
         )
         created = (
             await admin.CreateAgency(apb.CreateAgencyRequest(agency=new), metadata=md(admin_token))
@@ -180,17 +180,17 @@ async def test_agency_lifecycle_with_etags(demo: Running, admin_token: str) -> N
         assert e.value.code() == grpc.StatusCode.ABORTED
         with pytest.raises(grpc.aio.AioRpcError) as e:  # has active children
             await admin.DisableAgency(
-                apb.DisableAgencyRequest(code="000.00.12.H30"), metadata=md(admin_token)
+                apb.DisableAgencyRequest(code="000.00.12.H27"), metadata=md(admin_token)
             )
         assert e.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         tree = await ident.GetAgencyTree(pb.GetAgencyTreeRequest(), metadata=md(admin_token))
         (root,) = tree.roots
-        assert root.agency.code == "000.00.00.H30"
-        assert "000.00.31.H30" in [c.agency.code for c in root.children]
+        assert root.agency.code == "000.00.00.H27"
+        assert "000.00.31.H27" in [c.agency.code for c in root.children]
         found = await ident.ListAgencies(
             pb.ListAgenciesRequest(query="khoa hoc"), metadata=md(admin_token)
         )
-        assert [a.code for a in found.agencies] == ["000.00.31.H30"]  # accent-insensitive
+        assert [a.code for a in found.agencies] == ["000.00.31.H27"]  # accent-insensitive
 
 
 async def test_users_roles_paging_and_idempotent_create(demo: Running, admin_token: str) -> None:
@@ -203,7 +203,7 @@ async def test_users_roles_paging_and_idempotent_create(demo: Running, admin_tok
             user=pb.User(
                 username=name,
                 display_name="Lê Thị Hoa",
-                agency_code="000.00.12.H30",
+                agency_code="000.00.12.H27",
                 email=f"{name.split('.')[0]}@stp.hatinh.gov.vn",
                 position="Văn thư",
             ),
@@ -214,12 +214,12 @@ async def test_users_roles_paging_and_idempotent_create(demo: Running, admin_tok
         assert first.one_time_password and again.user.id == first.user.id
         granted = await admin.GrantRole(
             apb.GrantRoleRequest(
-                user_id=first.user.id, role=pb.ROLE_CLERK, agency_code="000.00.12.H30"
+                user_id=first.user.id, role=pb.ROLE_CLERK, agency_code="000.00.12.H27"
             ),
             metadata=md(admin_token),
         )
         assert [(g.role, g.agency_code) for g in granted.user.role_grants] == [
-            (pb.ROLE_CLERK, "000.00.12.H30")
+            (pb.ROLE_CLERK, "000.00.12.H27")
         ]
         with pytest.raises(grpc.aio.AioRpcError) as e:
             await admin.GrantRole(
@@ -245,7 +245,7 @@ async def test_users_roles_paging_and_idempotent_create(demo: Running, admin_tok
         while True:
             page = await ident.ListUsers(
                 pb.ListUsersRequest(
-                    agency_code="000.00.12.H30",
+                    agency_code="000.00.12.H27",
                     include_sub_agencies=True,
                     page_size=3,
                     page_token=token,
@@ -283,7 +283,7 @@ async def test_client_systems(demo: Running, admin_token: str) -> None:
                 client=pb.ClientSystem(
                     client_id="qlvb-thachha",
                     display_name="Quản lý văn bản xã Thạch Hà",
-                    owner_agency_code="000.00.63.H30",
+                    owner_agency_code="000.00.63.H27",
                 )
             ),
             metadata=md(admin_token),
@@ -300,7 +300,7 @@ async def test_client_systems(demo: Running, admin_token: str) -> None:
             pb.WhoAmIRequest(), metadata=md(tok["access_token"])
         )
         assert (
-            who.subject == "client:qlvb-thachha" and who.client.owner_agency_code == "000.00.63.H30"
+            who.subject == "client:qlvb-thachha" and who.client.owner_agency_code == "000.00.63.H27"
         )
         await admin.DisableClientSystem(
             apb.DisableClientSystemRequest(client_id="qlvb-thachha"), metadata=md(admin_token)
@@ -310,7 +310,7 @@ async def test_client_systems(demo: Running, admin_token: str) -> None:
         with pytest.raises(KeycloakAuthenticationError):
             await asyncio.to_thread(kc.token, grant_type="client_credentials")
         listed = await admin.ListClientSystems(
-            apb.ListClientSystemsRequest(owner_agency_code="000.00.63.H30"),
+            apb.ListClientSystemsRequest(owner_agency_code="000.00.63.H27"),
             metadata=md(admin_token),
         )
         assert [c.status for c in listed.clients] == [pb.CLIENT_SYSTEM_STATUS_DISABLED]

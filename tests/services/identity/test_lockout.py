@@ -22,7 +22,7 @@ from services.identity.domain.access import SYSTEM
 from services.identity.domain.model import Status
 from tests.services.identity.conftest import OFFICIAL_PASSWORD, Running
 
-JUSTICE = "000.00.12.H30"
+JUSTICE = "000.00.12.H27"
 SECRET = "qlvb-stp-secret-2025-abcdef"
 
 

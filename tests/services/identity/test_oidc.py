@@ -42,7 +42,7 @@ def leader_username(run: Running) -> str:
             s.execute(
                 sa.select(t.users.c.username)
                 .join(t.role_grants, t.role_grants.c.user_id == t.users.c.id)
-                .where(t.role_grants.c.role == "leader", t.users.c.agency_code == "000.00.12.H30")
+                .where(t.role_grants.c.role == "leader", t.users.c.agency_code == "000.00.12.H27")
                 .order_by(t.users.c.username)
             )
             .scalars()
@@ -88,9 +88,9 @@ async def test_password_grant_token_format_and_keycloak_decode(demo: Running) ->
     assert "lgsp" in claims["aud"] and claims["azp"] == "documents"
     assert claims["typ"] == "Bearer" and claims["sid"] == tok["session_state"]
     assert claims["preferred_username"] == username
-    assert claims["agency_code"] == "000.00.12.H30"
+    assert claims["agency_code"] == "000.00.12.H27"
     assert claims["realm_access"]["roles"] == ["leader"]
-    assert claims["agency_roles"] == {"000.00.12.H30": ["leader"]}
+    assert claims["agency_roles"] == {"000.00.12.H27": ["leader"]}
     assert claims["exp"] - claims["iat"] == 300 and claims["jti"]
     header = jwt.decode(tok["access_token"], demo.identity.keys.keyset()).header
     assert header["alg"] == "RS256" and header["kid"] and header["typ"] == "JWT"
@@ -172,8 +172,8 @@ async def test_client_credentials_service_account(demo: Running) -> None:
     claims = await asyncio.to_thread(kc.decode_token, tok["access_token"])
     assert claims["client_id"] == "motcua-thanhsen"
     assert claims["preferred_username"] == "service-account-motcua-thanhsen"
-    assert claims["agency_code"] == "000.00.61.H30"
-    assert claims["agency_roles"] == {"000.00.61.H30": ["one_stop_officer"]}
+    assert claims["agency_code"] == "000.00.61.H27"
+    assert claims["agency_roles"] == {"000.00.61.H27": ["one_stop_officer"]}
     assert "sid" not in claims
 
 
@@ -202,7 +202,7 @@ async def test_introspection_revocation_and_logout(demo: Running) -> None:
         kc.token, leader_username(demo), demo_password(demo, leader_username(demo))
     )
     info = await asyncio.to_thread(kc.introspect, tok["access_token"])
-    assert info["active"] is True and info["agency_code"] == "000.00.12.H30"
+    assert info["active"] is True and info["agency_code"] == "000.00.12.H27"
     assert (await asyncio.to_thread(kc.introspect, "garbage.token.here")) == {"active": False}
     # Introspection needs client credentials.
     with pytest.raises(KeycloakAuthenticationError):

@@ -36,7 +36,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 PASSWORD = "Chuyen-Vien-2025!"
 SECRET = "qlvb-stp-secret-2025-abcdef"
 CLIENT = "qlvb-stp"
-JUSTICE = "000.00.12.H30"
+JUSTICE = "000.00.12.H27"
 
 
 @dataclass

@@ -34,7 +34,7 @@ from tests.services.identity.test_oidc import pkce
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-JUSTICE = "000.00.12.H30"
+JUSTICE = "000.00.12.H27"
 PASSWORD = "Chuyen-Vien-2025!"
 
 

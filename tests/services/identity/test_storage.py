@@ -21,8 +21,8 @@ from services.identity.domain.errors import Stale as Aborted
 from services.identity.entrypoints.web import oauth_error_of
 from services.identity.service_layer.logins import ClientContext
 
-PROVINCE = "000.00.00.H30"
-JUSTICE = "000.00.12.H30"
+PROVINCE = "000.00.00.H27"
+JUSTICE = "000.00.12.H27"
 PASSWORD = "Chuyen-Vien-2025!"
 CTX = ClientContext(remote_ip="10.0.0.7", user_agent="pytest")
 

@@ -36,10 +36,10 @@ from tests.support.issuer import FakeIssuer
 ROOT = Path(__file__).resolve().parents[3]
 
 PROVINCE, JUSTICE, JUSTICE_UNIT, HEALTH = (
-    "000.00.00.H30",
-    "000.00.12.H30",
-    "000.02.12.H30",
-    "000.00.17.H30",
+    "000.00.00.H27",
+    "000.00.12.H27",
+    "000.02.12.H27",
+    "000.00.17.H27",
 )
 AGENCIES = AgencyDirectory(
     [

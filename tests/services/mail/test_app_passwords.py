@@ -35,7 +35,7 @@ def imap_says(port: int, login: str, password: str) -> str:
 async def test_smtp_auth_with_an_app_password_for_an_account_with_totp(
     platform: Platform,
 ) -> None:
-    username = next(o["username"] for o in officials() if o["agency_code"] == "000.00.12.H30")
+    username = next(o["username"] for o in officials() if o["agency_code"] == "000.00.12.H27")
     password = read_demo(platform.data).password(username)
     ident = platform.identity.app
     with platform.identity.engine.connect() as conn:

@@ -50,7 +50,7 @@ async def test_send_read_file_and_delete(env: MailEnv) -> None:
                 file_name="bao-cao.pdf", content_type="application/pdf", content=b"%PDF-1.7 x" * 300
             )
         ],
-        related_receipt_code="000.00.61.H30-260504-0001",
+        related_receipt_code="000.00.61.H27-260504-0001",
         request_id=request_id,
     )
     sent = (await stub.SendMessage(send, metadata=env.md("u-an"))).message
@@ -66,7 +66,7 @@ async def test_send_read_file_and_delete(env: MailEnv) -> None:
     m = listed.messages[0]
     assert m.subject == "Báo cáo cải cách hành chính" and m.sender.address == an
     assert not m.text_body and not m.bcc  # no body in lists; Bcc only on the sender's copy
-    assert m.related_receipt_code == "000.00.61.H30-260504-0001"
+    assert m.related_receipt_code == "000.00.61.H27-260504-0001"
     found = await stub.ListMessages(
         pb.ListMessagesRequest(mailbox_address=binh, query="cai cach"), metadata=md
     )

@@ -108,9 +108,9 @@ async def test_mailboxes_follow_identity_and_auth_is_identitys(platform: Platfor
     with_domain = [u for u, o in users.items() if o["agency_code"] in own_domain]
     agree = [u for u in with_domain if found[by_username[u]][0] == users[u]["email"]]
     assert len(agree) >= len(with_domain) - 2, sorted(set(with_domain) - set(agree))
-    unit = next(u for u, o in users.items() if o["agency_code"] == "000.01.12.H30")
+    unit = next(u for u, o in users.items() if o["agency_code"] == "000.01.12.H27")
     assert found[by_username[unit]][0].endswith("@stp.hatinh.gov.vn")
-    justice = next(u for u, o in users.items() if o["agency_code"] == "000.00.12.H30")
+    justice = next(u for u, o in users.items() if o["agency_code"] == "000.00.12.H27")
     address = found[by_username[justice]][0]
     assert address.endswith("@stp.hatinh.gov.vn")
 
@@ -163,7 +163,7 @@ async def test_mailboxes_follow_identity_and_auth_is_identitys(platform: Platfor
 
     # Five wrong passwords (over two connections: mail hangs up after three) lock the
     # account at identity: then even the right password is refused.
-    other = next(u for u, o in users.items() if o["agency_code"] == "000.00.17.H30")
+    other = next(u for u, o in users.items() if o["agency_code"] == "000.00.17.H27")
     codes = [
         await asyncio.to_thread(smtp_login, platform.submission, other, f"sai-{i}")
         for i in range(5)
@@ -183,7 +183,7 @@ async def test_a_disabled_account_stops_receiving_and_comes_back(platform: Platf
     from services.identity.domain.access import SYSTEM
 
     users = {o["username"]: o for o in officials()}
-    username = next(u for u, o in users.items() if o["agency_code"] == "000.00.17.H30")
+    username = next(u for u, o in users.items() if o["agency_code"] == "000.00.17.H27")
     with platform.identity.engine.connect() as conn:
         user_id = conn.execute(
             sa.text("select id from users where username = :u"), {"u": username}
@@ -224,7 +224,7 @@ async def test_the_agency_mailbox_follows_identitys_clerk_grants(platform: Platf
     from services.identity.domain.access import SYSTEM
     from services.mail.domain.mailbox import Kind, Mailbox
 
-    justice = "000.00.12.H30"
+    justice = "000.00.12.H27"
     with platform.identity.engine.connect() as conn:
         ids = {r[1]: r[0] for r in conn.execute(sa.text("select id, username from users"))}
     staff = [o for o in officials() if o["agency_code"] == justice]

@@ -32,7 +32,7 @@ from tests.services.mail.notice_support import envelope, inbox, outgoing, publis
 
 LOOKUP = "https://dichvucong.hatinh.gov.vn/tra-cuu"
 SENDER = "thongbao@hatinh.gov.vn"
-CODE = "000.00.12.H30-270315-0007"
+CODE = "000.00.12.H27-270315-0007"
 MANUAL = {"notices_interval": 0}  # reminders and digests run when a test calls them
 
 
@@ -71,17 +71,17 @@ def test_the_fee_notice_reads_exactly() -> None:
         lookup_url=LOOKUP,
         sender="Hệ thống LGSP tỉnh Hà Tĩnh",
     )
-    assert n.subject == "Hồ sơ 000.00.12.H30-270315-0007 đề nghị nộp phí, lệ phí"
+    assert n.subject == "Hồ sơ 000.00.12.H27-270315-0007 đề nghị nộp phí, lệ phí"
     assert n.body == (
         "Kính gửi Ông/Bà Lê Thị Hoa,\n"
         "\n"
         "Đề nghị Ông/Bà nộp phí, lệ phí để hồ sơ được giải quyết.\n"
-        "- Mã hồ sơ: 000.00.12.H30-270315-0007\n"
+        "- Mã hồ sơ: 000.00.12.H27-270315-0007\n"
         "- Số tiền: 150.000 đồng\n"
         "- Nộp trực tuyến tại: https://thanhtoan.dichvucong.gov.vn/p/abc\n"
         "\n"
         "Tra cứu tình trạng hồ sơ tại: "
-        "https://dichvucong.hatinh.gov.vn/tra-cuu?ma=000.00.12.H30-270315-0007\n"
+        "https://dichvucong.hatinh.gov.vn/tra-cuu?ma=000.00.12.H27-270315-0007\n"
         "\n"
         "Thư này được gửi tự động từ Hệ thống LGSP tỉnh Hà Tĩnh; vui lòng không trả lời thư này.\n"
     )

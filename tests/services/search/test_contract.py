@@ -19,7 +19,7 @@ from services.search.index import (
     Sort,
 )
 
-A, B, C, X = "000.00.02.H30", "000.00.03.H30", "000.01.20.H30", "000.00.99.H30"
+A, B, C, X = "000.00.02.H27", "000.00.03.H27", "000.01.20.H27", "000.00.99.H27"
 D = IndexedDocument
 
 DOCS = [

@@ -8,7 +8,7 @@ from services.search.index.base import readers, rights_terms
 
 
 def test_readers_and_rights_terms_meet_only_where_the_rule_allows() -> None:
-    a, b, c = "000.00.02.H30", "000.00.03.H30", "000.01.20.H30"
+    a, b, c = "000.00.02.H27", "000.00.03.H27", "000.01.20.H27"
     doc = IndexedDocument("d", agency_code=a, sender_agency_code=b, recipient_agency_codes=(c,))
     secret = IndexedDocument("s", agency_code=a, confidentiality="secret", public=True)
     public = IndexedDocument("p", agency_code=a, public=True)
@@ -18,8 +18,8 @@ def test_readers_and_rights_terms_meet_only_where_the_rule_allows() -> None:
 
     for code in (a, b, c):
         assert sees(Caller(code), doc)
-    assert not sees(Caller("000.00.99.H30"), doc)
-    assert sees(Caller("000.00.99.H30"), public) and sees(Caller(""), public)
+    assert not sees(Caller("000.00.99.H27"), doc)
+    assert sees(Caller("000.00.99.H27"), public) and sees(Caller(""), public)
     assert not sees(Caller(""), doc)
     assert not sees(Caller(a), secret) and sees(Caller(a, may_read_confidential=True), secret)
     assert not sees(Caller(""), IndexedDocument("empty"))  # no agency: nobody's by accident

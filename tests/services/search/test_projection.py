@@ -17,7 +17,7 @@ from services.search.index.base import readers, rights_terms
 from services.search.service_layer.projection import OWN, DocState, apply
 from services.search.service_layer.rights import caller_of
 
-UBND, STP, SNV, XA = "000.00.00.H30", "000.01.30.H30", "000.02.30.H30", "000.00.61.H30"
+UBND, STP, SNV, XA = "000.00.00.H27", "000.01.30.H27", "000.02.30.H27", "000.00.61.H27"
 AT = datetime(2026, 3, 2, 8, tzinfo=UTC)
 SENT = Timestamp(seconds=1_772_000_000)
 

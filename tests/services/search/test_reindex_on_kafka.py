@@ -20,7 +20,7 @@ from services.search.index import Caller, SearchQuery
 from services.search.service_layer.indexer import TOPIC
 from services.search.service_layer.reindex import ReindexInterrupted, rebuild
 
-AGENCY = "000.00.12.H30"
+AGENCY = "000.00.12.H27"
 
 
 # The broker is shared by the session's tests: these documents carry a word of their own.

@@ -20,7 +20,7 @@ from services.search.index.tantivy_index import TantivyIndex
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mlock is Linux's")
 
-A = "000.00.02.H30"
+A = "000.00.02.H27"
 
 
 def docs(start: int, n: int) -> list[IndexedDocument]:

@@ -62,7 +62,7 @@ CALLERS = [
     Caller(AGENCY_CODES[0]),
     Caller(AGENCY_CODES[7], may_read_confidential=True),
     Caller(""),
-    Caller("000.99.99.H30"),
+    Caller("000.99.99.H27"),
 ]
 
 

@@ -34,7 +34,7 @@ from services.search.index.query import parse
 from services.search.index.tantivy_index import TantivyIndex, build_schema
 from services.search.service_layer.reindex import rebuild
 
-A, B = "000.00.02.H30", "000.00.03.H30"
+A, B = "000.00.02.H27", "000.00.03.H27"
 D = IndexedDocument
 TYPES = ("CV", "QĐ", "KH", "TB", "BC")
 

@@ -21,7 +21,7 @@ from services._template.entrypoints.grpc import TemplateServicer
 from services._template.plugin import PLUGIN
 from services._template.service_layer.notices import Notices
 
-AGENCY = "000.00.12.H30"
+AGENCY = "000.00.12.H27"
 
 
 @pytest.fixture

@@ -564,7 +564,7 @@ class Dossier(_message.Message):
     """Stable id (UUID). Set by the server."""
     receipt_code: _builtins.str
     """Receipt code given to the applicant: receiving agency code, date and sequence, e.g.
-    "000.00.12.H30-250703-0042". Unique; used for public lookup.
+    "000.00.12.H27-250703-0042". Unique; used for public lookup.
     """
     procedure_code: _builtins.str
     """Code of the procedure applied for."""
@@ -2292,7 +2292,7 @@ class GetReceiptSlipResponse(_message.Message):
     pdf: _builtins.bytes
     """The slip, a PDF (A4, fonts embedded)."""
     file_name: _builtins.str
-    """A file name for it, e.g. "giay-tiep-nhan-000.00.61.H30-260504-0001.pdf"."""
+    """A file name for it, e.g. "giay-tiep-nhan-000.00.61.H27-260504-0001.pdf"."""
     def __init__(
         self,
         *,

@@ -148,7 +148,7 @@ class Member(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     code: _builtins.str
     """Member code: the operating agency's identifier code and a subsystem name, e.g.
-    "000.00.00.H30:dvc". Unique; immutable.
+    "000.00.00.H27:dvc". Unique; immutable.
     """
     name: _builtins.str
     """Human name, e.g. "Cổng dịch vụ công tỉnh"."""

@@ -227,7 +227,7 @@ class User(_message.Message):
     phone: _builtins.str
     """Mobile phone in E.164 form, e.g. "+84912345678"; empty when unknown."""
     agency_code: _builtins.str
-    """Identifier code of the agency the official belongs to, e.g. "000.00.12.H30"."""
+    """Identifier code of the agency the official belongs to, e.g. "000.00.12.H27"."""
     position: _builtins.str
     """Job title as printed under a signature, e.g. "Phó Giám đốc"."""
     status: Global___UserStatus.ValueType
@@ -347,7 +347,7 @@ class Agency(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     ETAG_FIELD_NUMBER: _builtins.int
     code: _builtins.str
-    """Identifier code, dotted groups, at most 35 characters, e.g. "000.00.00.H30" for a
+    """Identifier code, dotted groups, at most 35 characters, e.g. "000.00.00.H27" for a
     province's people's committee. Unique; the agency's id. Immutable once created.
     """
     name: _builtins.str

@@ -31,7 +31,7 @@ class Notice(_message.Message):
     id: _builtins.str
     """Server-assigned id (a UUID); ignored in requests."""
     agency_code: _builtins.str
-    """Identifier code (mã định danh) of the posting agency, e.g. "000.00.12.H30"."""
+    """Identifier code (mã định danh) of the posting agency, e.g. "000.00.12.H27"."""
     title: _builtins.str
     """The notice's title: required, at most 500 characters."""
     author_id: _builtins.str
