@@ -503,7 +503,7 @@ class EmbeddedBus(Bus):
             self._watcher = Watcher.start(self._bell)
             if self._watcher is not None:
                 self._watcher.callbacks.add(self._ring_consumers)
-        return self._watcher is not None
+        return self._watcher is not None and self._watcher.active
 
     def _ring_consumers(self) -> None:
         for consumer in self._consumers:

@@ -95,6 +95,7 @@ class AxisExchange:
         *,
         poll_seconds: float = 5.0,
         max_wait_seconds: float = 30.0,
+        idle_poll_seconds: float = 30.0,
     ) -> None:
         self._factory = client_factory
         self._client: DocumentAxisClient | None = None
@@ -102,6 +103,8 @@ class AxisExchange:
         self.engine = engine  # the documents database, where imported packages are recorded
         self.poll_seconds = poll_seconds
         self.max_wait_seconds = max_wait_seconds
+        self.idle_poll_seconds = max(idle_poll_seconds, poll_seconds)
+        self._active = False  # a package was sent since the last poll: answers may follow
         # Records a refused package on its document: (uow, sender, number, recipient, reason)
         # → False if there is no such document (the message is dead-lettered then).
         self.on_refused: Callable[[UnitOfWork, str, str, str, str], bool] | None = None
@@ -192,6 +195,7 @@ class AxisExchange:
             if self.transport.is_local(code):
                 await self._open_mailbox(code)
         sent = await self.client.send_package(data)
+        self._active = True
         log.info(
             "edXML package %s sent to the national document axis as %s%s",
             header.document_id,
@@ -202,17 +206,24 @@ class AxisExchange:
     # --- incoming ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll every mailbox of the province each `poll_seconds` until stopped."""
+        """Poll every mailbox of the province until stopped: each `poll_seconds` while
+        packages come or go, less and less often (up to `idle_poll_seconds`) while none do:
+        an idle province's rounds, one request per mailbox, were most of its idle CPU."""
         wait = self.poll_seconds
         try:
             while not stop.is_set():
                 try:
+                    found = 0
                     for code in self.transport.agencies.codes():
                         if stop.is_set():
                             break
-                        await self.poll_once(code)
+                        found += await self.poll_once(code)
                     self._up()
-                    wait = self.poll_seconds
+                    if found or self._active:  # a send during the round or the wait before it
+                        wait = self.poll_seconds
+                        self._active = False
+                    else:
+                        wait = min(self.idle_poll_seconds, max(wait, self.poll_seconds) * 2)
                 except Unavailable as e:
                     self._down(e, wait)
                     wait = min(self.max_wait_seconds, max(wait, self.poll_seconds) * 2)
@@ -284,5 +295,6 @@ def axis_from_settings(
         transport,
         engine,
         poll_seconds=settings.documents.axis_poll_seconds,
+        idle_poll_seconds=settings.documents.axis_idle_poll_seconds,
     )
     return transport, exchange
