@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -16,10 +17,17 @@ from lgsp.backup import BackupError, backup, restore
 from lgsp.bus import open_bus
 from lgsp.bus.base import Bus, Consumer
 from lgsp.config import Settings, load_settings
+from lgsp.workdays import PROVINCE_TZ
 from services.gateway import tables as gateway_tables
 from services.gateway.msglog import LogSigner, MessageLog, format_time, verify_log
+from services.mail.service_layer.mail import MailApp, MailRules
 from tests.integration.test_search_service import eventually, search_platform
+from tests.services.dossiers.figures_support import TS_CLERK, make_desk
 from tests.services.identity.conftest import start_identity
+from tests.services.mail.env import AGENCIES as MAIL_AGENCIES
+from tests.services.mail.test_durability import MESSAGE as MAIL_MESSAGE
+from tests.services.mail.test_durability import prepare as mail_prepare
+from tests.services.mail.test_durability import stored
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -276,3 +284,30 @@ def test_search_keeps_the_serving_and_roll_back_generations_not_one_being_built(
     backup(live, tmp_path / "bk")
     copied = sorted(p.name for p in (tmp_path / "bk" / "search" / "search-index").iterdir())
     assert copied == ["CURRENT", "SERVED", "cursor.key", "g2-rollback", "g3-serving"]
+
+
+def test_dossiers_and_mail_come_back_the_same(tmp_path: Path) -> None:
+    live = _settings(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    now = datetime(2026, 12, 3, 9, 30, tzinfo=PROVINCE_TZ)
+    dossier = make_desk(live.service("dossiers").database_url, now).file(now)
+    address = mail_prepare(tmp_path / "live")
+    mail_engine = db.create_engine(live.service("mail").database_url)
+    MailApp(mail_engine, MAIL_AGENCIES, MailRules()).deliver(
+        MAIL_MESSAGE, "ban@example.org", [address]
+    )
+    mail_engine.dispose()
+    backup(live, tmp_path / "bk")
+
+    fresh = _settings(tmp_path / "fresh")
+    restore(fresh, tmp_path / "bk")
+    again = make_desk(fresh.service("dossiers").database_url, now).app.get(
+        receipt=dossier.receipt_code, principal=TS_CLERK
+    )
+    assert (again.id, again.status, again.applicant.full_name, again.due_date) == (
+        dossier.id,
+        dossier.status,
+        "Nguyễn Thị Hoa",
+        dossier.due_date,
+    )
+    assert stored(tmp_path / "fresh", address) == 1
