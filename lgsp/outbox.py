@@ -91,6 +91,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_requested = False  # a wake() is on its way to the loop: skip repeats
+        # Set on a connection that inserted outbox rows, until its commit wakes this relay.
+        self._inserted = f"lgsp.outbox.inserted.{id(self)}"
 
     def wake(self) -> None:
         """Publish soon instead of at the next poll; call after a commit, from the event loop
@@ -113,19 +115,30 @@ class OutboxRelay:
         stream, one cycle (read, publish, mark sent) carries all that landed meanwhile instead
         of one event each; a commit after a quiet spell is published at once."""
         self._loop = asyncio.get_running_loop()
-        sa.event.listen(self.engine, "after_cursor_execute", _note_outbox_insert)
-        sa.event.listen(self.engine, "commit", self._on_commit)
-        sa.event.listen(self.engine, "rollback", _forget_outbox_insert)
+        # Bound methods: SQLAlchemy tells two relays' listeners on one engine apart.
+        listeners = (
+            ("after_cursor_execute", self._on_execute),
+            ("commit", self._on_commit),
+            ("rollback", self._on_rollback),
+        )
+        for name, listener in listeners:
+            sa.event.listen(self.engine, name, listener)
         try:
             await self._run(stop)
         finally:
-            sa.event.remove(self.engine, "after_cursor_execute", _note_outbox_insert)
-            sa.event.remove(self.engine, "commit", self._on_commit)
-            sa.event.remove(self.engine, "rollback", _forget_outbox_insert)
+            for name, listener in listeners:
+                sa.event.remove(self.engine, name, listener)
+
+    def _on_execute(self, conn: sa.Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO outbox"):
+            conn.info[self._inserted] = True
 
     def _on_commit(self, conn: sa.Connection) -> None:
-        if conn.info.pop(_INSERTED, False):
+        if conn.info.pop(self._inserted, False):
             self.wake()
+
+    def _on_rollback(self, conn: sa.Connection) -> None:
+        conn.info.pop(self._inserted, None)
 
     async def _run(self, stop: asyncio.Event) -> None:
         assert self._loop is not None
