@@ -12,21 +12,36 @@ kind needs:
   left out; a `check` may confirm that the copy is whole (a search index whose segments were
   merged away during the copy is copied again).
 
-The backup folder holds the copies and ``manifest.json`` (what, from where, sizes, hashes).
+Consistency across stores: a service's outbox row and the bus record it became must not be
+lost between two copies taken at different times. The bus is therefore copied twice: first,
+before every service database, for its consumer groups' committed offsets; last, after them,
+for its records. The restored bus holds the late records with the early offsets, so every
+event a copied outbox marks as sent is on the restored bus, and every consumer resumes at or
+before the point its copied database reflects (it sees a few events again and skips them by
+their ids: delivery is at least once). An unsent outbox row is published again at start.
+
+The copy is made in ``DIR.partial`` and renamed to DIR once the manifest is written: an
+interrupted backup (Ctrl-C, a full disk) never leaves a folder that looks complete. Every
+SQLite copy passes ``PRAGMA quick_check``; a damaged store, or a data directory holding none
+of the stores (a wrong --config), is refused with the reason.
+
 `restore` checks every hash first, refuses to overwrite a data directory that has data unless
-told to, and refuses while an `lgsp up` runs on it. PostgreSQL, S3 and Elasticsearch have their
-own tools: see docs/operations.md.
+told to, and refuses while the platform runs on it (an `lgsp up`, or any process holding one
+of its stores open). PostgreSQL, S3 and Elasticsearch have their own tools: see
+docs/operations.md.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import json
 import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -47,6 +62,9 @@ class Item:
     kind: Literal["sqlite", "file", "tree"]
     # For a tree: True when the copy at the given path is whole (else it is copied again).
     check: Callable[[Path], bool] | None = field(default=None, compare=False)
+    # For a tree: shutil.copytree's `ignore` (names in a folder not to copy), besides the
+    # locks and SQLite -wal/-shm files that are never copied.
+    ignore: Callable[[str, list[str]], set[str]] | None = field(default=None, compare=False)
 
 
 class BackupError(Exception):
@@ -77,44 +95,111 @@ def items(settings: Settings) -> list[Item]:
             found.append(Item(f"{name}/{name}.db", database, "sqlite"))
         if plugin.backup is not None:
             for item in resolve(plugin.backup)(settings):
-                found.append(Item(f"{name}/{item.name}", item.source, item.kind, item.check))
+                found.append(dataclasses.replace(item, name=f"{name}/{item.name}"))
     return found
+
+
+BUS = "bus.db"
+# What the console keeps is not saved: its traces are a day of diagnostics (up to 200k spans,
+# they would be most of a backup and describe the platform before the restore, not after),
+# and its session key and OTLP token are remade on first start, which every process of the
+# data directory reads. Keeping them would only put two more live credentials into every copy.
+NOT_SAVED = "console: traces, session key and OTLP token are not saved (remade at start)"
 
 
 def backup(
     settings: Settings, dest: Path, *, say: Callable[[str], None] = lambda line: None
 ) -> dict[str, object]:
     """Save every item into `dest` (created; must be empty); the manifest written."""
-    if dest.exists() and any(dest.iterdir()):
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupError(f"{dest} is not empty")
-    dest.mkdir(parents=True, exist_ok=True)
+    data_dir = settings.data_dir
+    if not data_dir.is_dir():
+        raise BackupError(f"data directory {data_dir} does not exist (wrong --config?)")
+    todo = items(settings)
+    present = [item for item in todo if item.source.exists()]
+    if not present:
+        raise BackupError(f"{data_dir} holds none of the platform's stores (wrong --config?)")
+    work = dest.with_name(dest.name + ".partial")
+    if work.exists():  # left by an interrupted run: it is not a backup
+        shutil.rmtree(work)
+    work.mkdir(parents=True)
+    try:
+        manifest = _save(todo, work, say)
+        (work / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
+        if dest.exists():
+            dest.rmdir()  # empty, checked above
+        work.rename(dest)
+    except BaseException:  # Ctrl-C too: nothing half-written is left behind
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return manifest
+
+
+def _save(todo: list[Item], work: Path, say: Callable[[str], None]) -> dict[str, object]:
     started = time.time()
     saved = []
-    for item in items(settings):
+    offsets: list[tuple[object, ...]] | None = None
+    for item in todo:
         if not item.source.exists():
             say(f"  {item.name}: not there yet, skipped")
             continue
-        target = dest / item.name
+        target = work / item.name
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.kind == "sqlite":
-            _sqlite_copy(item.source, target)
+            _sqlite_copy(item, target)
+            if item.name == BUS:  # the committed offsets as of now, before any service
+                offsets = _bus_offsets(target)
+                continue  # its records are copied after every service (below)
         elif item.kind == "file":
             shutil.copy2(item.source, target)
         else:
             _tree_copy(item, target)
-        entry = _describe(item.name, target, item.kind)
-        entry["source"] = str(item.source)
-        saved.append(entry)
-        say(f"  {item.name}: {entry['bytes']:,} bytes")
-    manifest: dict[str, object] = {
+        saved.append(_saved(item, target, say))
+    bus = next((i for i in todo if i.name == BUS and i.source.exists()), None)
+    if bus is not None:
+        target = work / BUS
+        _sqlite_copy(bus, target)  # the records, the latest
+        _set_bus_offsets(target, offsets)
+        saved.insert(0, _saved(bus, target, say))
+    say(f"  {NOT_SAVED}")
+    return {
         "format": FORMAT,
         "lgsp": lgsp.__version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 3),
         "items": saved,
     }
-    (dest / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
-    return manifest
+
+
+def _saved(item: Item, target: Path, say: Callable[[str], None]) -> dict[str, object]:
+    entry = _describe(item.name, target, item.kind)
+    entry["source"] = str(item.source)
+    say(f"  {item.name}: {entry['bytes']:,} bytes")
+    return entry
+
+
+def _bus_offsets(copy: Path) -> list[tuple[object, ...]] | None:
+    with contextlib.closing(sqlite3.connect(copy)) as conn:
+        try:
+            return list(conn.execute("SELECT * FROM bus_offsets"))
+        except sqlite3.OperationalError:  # no consumer ever committed: nothing to carry
+            return None
+
+
+def _set_bus_offsets(copy: Path, offsets: list[tuple[object, ...]] | None) -> None:
+    """The early copy's committed offsets into the late copy of the bus, without the group
+    members of the running platform (they would hold their partitions in the restored one
+    until their session timed out)."""
+    if offsets is None:
+        return
+    with contextlib.closing(sqlite3.connect(copy)) as conn, conn:
+        conn.execute("DELETE FROM bus_members")
+        conn.execute("DELETE FROM bus_owners")
+        conn.execute("DELETE FROM bus_offsets")
+        if offsets:
+            marks = ", ".join("?" * len(offsets[0]))
+            conn.executemany(f"INSERT INTO bus_offsets VALUES ({marks})", offsets)
 
 
 def restore(
@@ -139,6 +224,10 @@ def restore(
         now = _describe(entry["name"], source / entry["name"], entry["kind"])
         if now["sha256"] != entry["sha256"]:
             raise BackupError(f"{entry['name']}: damaged (its SHA-256 does not match)")
+    busy = _open_by(where[e["name"]].source for e in saved)
+    if busy:
+        path, pid, what = busy
+        raise BackupError(f"{path} is open in process {pid} ({what}): stop the platform first")
     occupied = [where[e["name"]].source for e in saved if _has_data(where[e["name"]].source)]
     if occupied and not force:
         raise BackupError(
@@ -149,30 +238,78 @@ def restore(
         target = where[entry["name"]].source
         copy = source / entry["name"]
         target.parent.mkdir(parents=True, exist_ok=True)
+        # Each store is copied beside its place and renamed into it: whole or not at all.
+        tmp = target.with_name(f".{target.name}.restoring")
+        _remove(tmp)
         if entry["kind"] == "tree":
-            if target.exists():
-                shutil.rmtree(target)
-            shutil.copytree(copy, target)
+            shutil.copytree(copy, tmp)
         else:
-            for stale in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
-                stale.unlink(missing_ok=True)
-            shutil.copy2(copy, target)
-            if entry["kind"] == "file":
-                os.chmod(target, copy.stat().st_mode)
+            shutil.copy2(copy, tmp)
+        for stale in (target, Path(f"{target}-wal"), Path(f"{target}-shm")):
+            _remove(stale)
+        tmp.rename(target)
         say(f"  {entry['name']} → {target}")
     return len(saved)
 
 
-def _sqlite_copy(source: Path, target: Path) -> None:
-    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
-    dst = sqlite3.connect(target)
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _open_by(paths: Iterable[Path]) -> tuple[Path, int, str] | None:
+    """A store (or a file under a store folder) some process holds open: (path, pid, command).
+    Through /proc (Linux); elsewhere only the `lgsp up` check above applies."""
+    wanted = [p.resolve() for p in paths]
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return None
+    for pid_dir in proc.iterdir():
+        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
+            continue
+        try:
+            fds = list((pid_dir / "fd").iterdir())
+        except OSError:  # gone, or another user's
+            continue
+        for fd in fds:
+            try:
+                opened = Path(os.readlink(fd))
+            except OSError:
+                continue
+            for path in wanted:
+                if (
+                    opened == path
+                    or opened.is_relative_to(path)
+                    or str(opened)
+                    in (
+                        f"{path}-wal",
+                        f"{path}-shm",
+                    )
+                ):
+                    cmd = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ")
+                    return path, int(pid_dir.name), cmd.decode(errors="replace").strip()
+    return None
+
+
+def _sqlite_copy(item: Item | Path, target: Path) -> None:
+    """A consistent copy of a database in use, checked: a damaged one is refused."""
+    source = item.source if isinstance(item, Item) else item
+    name = item.name if isinstance(item, Item) else source.name
     try:
-        with dst:
-            src.backup(dst)
-        dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
-    finally:
-        dst.close()
-        src.close()
+        with contextlib.closing(
+            sqlite3.connect(f"file:{source}?mode=ro", uri=True, timeout=30)
+        ) as src:
+            with contextlib.closing(sqlite3.connect(target)) as dst:
+                with dst:
+                    src.backup(dst)
+                dst.execute("PRAGMA journal_mode=DELETE")  # one self-contained file
+                problems = [row[0] for row in dst.execute("PRAGMA quick_check")]
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{name}: {source} cannot be read as a database ({exc})") from None
+    if problems != ["ok"]:
+        raise BackupError(f"{name}: {source} is damaged ({'; '.join(problems[:3])})")
 
 
 def _tree_copy(item: Item, target: Path) -> None:
@@ -182,7 +319,12 @@ def _tree_copy(item: Item, target: Path) -> None:
         else:
             shutil.copy2(src, dst)
 
-    skip = shutil.ignore_patterns("*.lock", "*.tmp", "*.db-wal", "*.db-shm", ".*.lock")
+    never = shutil.ignore_patterns("*.lock", "*.tmp", "*.db-wal", "*.db-shm", ".*.lock")
+
+    def skip(folder: str, names: list[str]) -> set[str]:
+        extra = item.ignore(folder, names) if item.ignore is not None else set()
+        return set(never(folder, names)) | set(extra)
+
     for _attempt in range(5):
         if target.exists():
             shutil.rmtree(target)

@@ -25,10 +25,13 @@ def _backup(args: argparse.Namespace) -> int:
     started = time.monotonic()
     print(f"backing up {settings.platform.data_dir} into {args.dir}")
     try:
-        manifest = backup(settings, Path(args.dir), say=print)
+        manifest = backup(settings, Path(args.dir), say=lambda line: print(line, flush=True))
     except BackupError as exc:
         print(f"lgsp backup: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"lgsp backup: interrupted; nothing was left in {args.dir}", file=sys.stderr)
+        return 130
     saved = manifest["items"]
     assert isinstance(saved, list)
     total = sum(int(item["bytes"]) for item in saved)
@@ -42,10 +45,19 @@ def _restore(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     print(f"restoring {args.dir} into {settings.platform.data_dir}")
     try:
-        count = restore(settings, Path(args.dir), force=args.force, say=print)
+        count = restore(
+            settings, Path(args.dir), force=args.force, say=lambda line: print(line, flush=True)
+        )
     except BackupError as exc:
         print(f"lgsp restore: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "lgsp restore: interrupted; each store listed above is whole, the others untouched: "
+            "run it again with --force",
+            file=sys.stderr,
+        )
+        return 130
     print(f"{count} stores restored; start the platform with `lgsp up`")
     return 0
 

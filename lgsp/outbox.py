@@ -12,6 +12,12 @@ same time may interleave one subject's events; run one relay per service databas
 per-subject order matters. On SQLite (one process) no lock is held while publishing, so the
 service's own writes are never blocked by a slow broker.
 
+Idle, the relay costs almost nothing: every commit in this process that inserted outbox rows
+wakes it at once (an engine event, whichever code path committed: a use case, an event
+handler, an import), so reading the table is only the safety net for rows another process
+wrote (an `lgsp` command on the same database). That read backs off from `poll_interval` to
+`idle_poll_max` while it finds nothing.
+
 The relay does not create topics (on Kafka that call blocks for long when the broker is down):
 a service creates its topics at start-up with `lgsp.inbox.ensure_topics()`, or relies on the
 broker's auto-creation (the embedded bus always creates on publish).
@@ -64,6 +70,7 @@ class OutboxRelay:
         *,
         batch_size: int = 100,
         poll_interval: float = 0.5,
+        idle_poll_max: float = 5.0,
         publish_attempts: int = 5,
         backoff_base: float = 0.1,
         backoff_max: float = 5.0,
@@ -75,6 +82,7 @@ class OutboxRelay:
         self.bus = bus
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.idle_poll_max = max(idle_poll_max, poll_interval)
         self.publish_attempts = publish_attempts
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
@@ -83,6 +91,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake_requested = False  # a wake() is on its way to the loop: skip repeats
+        # Set on a connection that inserted outbox rows, until its commit wakes this relay.
+        self._inserted = f"lgsp.outbox.inserted.{id(self)}"
 
     def wake(self) -> None:
         """Publish soon instead of at the next poll; call after a commit, from the event loop
@@ -105,7 +115,35 @@ class OutboxRelay:
         stream, one cycle (read, publish, mark sent) carries all that landed meanwhile instead
         of one event each; a commit after a quiet spell is published at once."""
         self._loop = asyncio.get_running_loop()
+        # Bound methods: SQLAlchemy tells two relays' listeners on one engine apart.
+        listeners = (
+            ("after_cursor_execute", self._on_execute),
+            ("commit", self._on_commit),
+            ("rollback", self._on_rollback),
+        )
+        for name, listener in listeners:
+            sa.event.listen(self.engine, name, listener)
+        try:
+            await self._run(stop)
+        finally:
+            for name, listener in listeners:
+                sa.event.remove(self.engine, name, listener)
+
+    def _on_execute(self, conn: sa.Connection, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO outbox"):
+            conn.info[self._inserted] = True
+
+    def _on_commit(self, conn: sa.Connection) -> None:
+        if conn.info.pop(self._inserted, False):
+            self.wake()
+
+    def _on_rollback(self, conn: sa.Connection) -> None:
+        conn.info.pop(self._inserted, None)
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        assert self._loop is not None
         failures = 0
+        idle_wait = self.poll_interval
         while not stop.is_set():
             last_start = self._loop.time()
             self._wake_requested = False  # commits from now on wake the next cycle
@@ -121,9 +159,13 @@ class OutboxRelay:
                 continue
             if n >= self.batch_size:
                 continue  # more are waiting
+            # Found nothing: look less often (a commit here wakes the relay anyway).
+            idle_wait = self.poll_interval if n else min(self.idle_poll_max, idle_wait * 2)
             if not self._wake_requested:
                 self._wake.clear()
-            await _wait_any(stop, self._wake, self.poll_interval)
+            await _wait_any(stop, self._wake, idle_wait if n == 0 else self.poll_interval)
+            if self._wake.is_set():
+                idle_wait = self.poll_interval
             self._wake.clear()
             since = self._loop.time() - last_start
             if since < self.min_cycle_interval:  # let the stream of commits fill one batch
@@ -255,6 +297,18 @@ def purge_sent(engine: Engine, older_than: timedelta = timedelta(days=7)) -> int
             sa.delete(outbox_table).where(outbox_table.c.sent_at < utcnow() - older_than)
         )
         return int(res.rowcount)
+
+
+_INSERTED = "lgsp.outbox.inserted"
+
+
+def _note_outbox_insert(conn: sa.Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+    if statement.startswith("INSERT INTO outbox"):
+        conn.info[_INSERTED] = True
+
+
+def _forget_outbox_insert(conn: sa.Connection) -> None:
+    conn.info.pop(_INSERTED, None)
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

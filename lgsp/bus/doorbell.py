@@ -3,9 +3,10 @@
 Without it an idle consumer re-reads the SQLite file every few milliseconds to notice records
 written by another process: about 2% of a core per consumer, a quarter of a core for an idle
 platform. Here a publisher touches `<bus file>-bell` after each committed batch, and each
-process watches the bus's directory with Linux inotify (through libc, no extra package); the
-kernel wakes the event loop only when the bell rings. Idle, a consumer then wakes only for its
-group heartbeat.
+process watches that file with Linux inotify (through libc, no extra package); the kernel wakes
+the event loop only when the bell rings. Idle, a consumer then wakes only for its group
+heartbeat. The file is watched, not its folder: every write to any database of the data
+directory (each group heartbeat, every service's commits) would otherwise wake every process.
 
 Where inotify is missing (not Linux, or the limit of watches is reached) `Watcher.start`
 returns None and consumers fall back to polling the file (EmbeddedBus.poll_backoff_max_ms).
@@ -31,6 +32,11 @@ _IN_ATTRIB = 0x004
 _IN_CLOSE_WRITE = 0x008
 _IN_CREATE = 0x100
 _IN_MOVED_TO = 0x080
+_IN_DELETE_SELF = 0x400
+_IN_MOVE_SELF = 0x800
+_IN_IGNORED = 0x8000  # the watch is gone (its file was deleted or replaced)
+_GONE = _IN_DELETE_SELF | _IN_MOVE_SELF | _IN_IGNORED
+_MASK = _IN_ATTRIB | _IN_MODIFY | _IN_CLOSE_WRITE | _IN_DELETE_SELF | _IN_MOVE_SELF
 _IN_NONBLOCK = 0o4000
 _IN_CLOEXEC = 0o2000000
 _EVENT = struct.Struct("iIII")  # wd, mask, cookie, len; then `len` bytes of name
@@ -65,9 +71,10 @@ def _libc() -> ctypes.CDLL | None:
 class Watcher:
     """Calls `on_ring` in the event loop each time the bell file is touched."""
 
-    def __init__(self, fd: int, name: bytes, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, fd: int, bell: Path, libc: ctypes.CDLL, loop: asyncio.AbstractEventLoop):
         self._fd = fd
-        self._name = name
+        self._bell = bell
+        self._libc = libc
         self._loop = loop
         self.callbacks: set[Callable[[], None]] = set()
 
@@ -79,15 +86,18 @@ class Watcher:
         fd = libc.inotify_init1(_IN_NONBLOCK | _IN_CLOEXEC)
         if fd < 0:
             return None
-        mask = _IN_ATTRIB | _IN_MODIFY | _IN_CLOSE_WRITE | _IN_CREATE | _IN_MOVED_TO
-        directory = os.fsencode(bell.parent.resolve())
-        if libc.inotify_add_watch(fd, directory, mask) < 0:
+        watcher = cls(fd, bell, libc, asyncio.get_running_loop())
+        if not watcher._watch():
             os.close(fd)
             return None
-        loop = asyncio.get_running_loop()
-        watcher = cls(fd, os.fsencode(bell.name), loop)
-        loop.add_reader(fd, watcher._read)
+        watcher._loop.add_reader(fd, watcher._read)
         return watcher
+
+    def _watch(self) -> bool:
+        """Watch the bell file, made first if missing (a publisher may not have rung yet)."""
+        with contextlib.suppress(OSError):  # read-only: not a ring for the others
+            os.close(os.open(self._bell, os.O_RDONLY | os.O_CREAT, 0o644))
+        return self._libc.inotify_add_watch(self._fd, os.fsencode(self._bell), _MASK) >= 0
 
     def _read(self) -> None:
         try:
@@ -97,16 +107,21 @@ class Watcher:
         except OSError:
             self.close()
             return
-        rang = False
+        gone = False
         pos = 0
         while pos + _EVENT.size <= len(data):
-            _wd, _mask, _cookie, length = _EVENT.unpack_from(data, pos)
-            name = data[pos + _EVENT.size : pos + _EVENT.size + length].rstrip(b"\0")
+            _wd, mask, _cookie, length = _EVENT.unpack_from(data, pos)
             pos += _EVENT.size + length
-            rang = rang or name == self._name
-        if rang:
-            for callback in list(self.callbacks):
-                callback()
+            gone = gone or bool(mask & _GONE)
+        if gone and not self._watch():  # the bell was deleted or replaced: watch the new one
+            log.debug("cannot watch %s again; consumers poll", self._bell)
+            self.close()
+        for callback in list(self.callbacks):  # a ring, or a new bell: look once either way
+            callback()
+
+    @property
+    def active(self) -> bool:
+        return self._fd >= 0
 
     def close(self) -> None:
         if self._fd < 0:

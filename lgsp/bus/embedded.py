@@ -503,7 +503,7 @@ class EmbeddedBus(Bus):
             self._watcher = Watcher.start(self._bell)
             if self._watcher is not None:
                 self._watcher.callbacks.add(self._ring_consumers)
-        return self._watcher is not None
+        return self._watcher is not None and self._watcher.active
 
     def _ring_consumers(self) -> None:
         for consumer in self._consumers:
@@ -560,6 +560,11 @@ class EmbeddedConsumer(Consumer):
         self._positions: dict[TopicPartition, int] = {}  # next offset to fetch
         self._returned: dict[TopicPartition, int] = {}  # next offset after what poll() returned
         self._last_heartbeat = 0.0
+        # The group as the last full sync left it: the live member ids, and whether this
+        # member got every partition it should own. While both hold, a heartbeat is one
+        # UPDATE and one read instead of the whole rebalance transaction.
+        self._members: list[str] = []
+        self._settled = False
         self._data_version: int | None = None
         self._idle = False  # last fetch found nothing and nothing changed since
         self._wake = asyncio.Event()
@@ -602,10 +607,12 @@ class EmbeddedConsumer(Consumer):
                 (self.group, self.group),
             )
             members: dict[str, list[str]] = {}
+            everyone: list[str] = []
             for mid, topics in conn.execute(
                 "SELECT member_id, topics FROM bus_members WHERE group_id=? ORDER BY member_id",
                 (self.group,),
             ):
+                everyone.append(mid)
                 for t in json.loads(topics):
                     members.setdefault(t, []).append(mid)
             counts = dict(conn.execute("SELECT topic, partitions FROM bus_topics").fetchall())
@@ -661,15 +668,39 @@ class EmbeddedConsumer(Consumer):
                 sorted((tp.topic, tp.partition) for tp in owned),
             )
         self._owned = owned
+        self._members = everyone
+        self._settled = owned == desired
         self._positions = positions
         self._returned = {tp: n for tp, n in self._returned.items() if tp in owned}
         self._idle = False
         return owned
 
+    def _beat(self, conn: sqlite3.Connection) -> bool:
+        """Refresh this member's heartbeat; True if the group is as the last sync left it (no
+        member joined, left or expired, and this one owns all it should), so no rebalance."""
+        if not self._settled:
+            return False
+        now = _now_ms()
+        with _Tx(conn):
+            updated = conn.execute(
+                "UPDATE bus_members SET heartbeat_ms=? WHERE group_id=? AND member_id=?",
+                (now, self.group, self.member_id),
+            ).rowcount
+            rows = conn.execute(
+                "SELECT member_id, heartbeat_ms >= ? - session_timeout_ms FROM bus_members "
+                "WHERE group_id=? ORDER BY member_id",
+                (now, self.group),
+            ).fetchall()
+        return (
+            updated == 1
+            and all(alive for _, alive in rows)
+            and [mid for mid, _ in rows] == self._members
+        )
+
     # -- fetching ---------------------------------------------------------------------------
 
     def _fetch(self, conn: sqlite3.Connection, max_records: int, heartbeat: bool) -> list[Message]:
-        if heartbeat:
+        if heartbeat and not self._beat(conn):
             self._sync_group(conn)
         version = int(conn.execute("PRAGMA data_version").fetchone()[0])
         if self._idle and version == self._data_version:

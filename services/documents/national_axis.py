@@ -100,6 +100,7 @@ class AxisExchange:
         *,
         poll_seconds: float = 5.0,
         max_wait_seconds: float = 30.0,
+        idle_poll_seconds: float = 30.0,
     ) -> None:
         self._factory = client_factory
         self._client: DocumentAxisClient | None = None
@@ -107,6 +108,8 @@ class AxisExchange:
         self.engine = engine  # the documents database, where imported packages are recorded
         self.poll_seconds = poll_seconds
         self.max_wait_seconds = max_wait_seconds
+        self.idle_poll_seconds = max(idle_poll_seconds, poll_seconds)
+        self._active = False  # a package was sent since the last poll: answers may follow
         # Records a refused package on its document: (uow, sender, number, recipient, reason)
         # → False if there is no such document (the message is dead-lettered then).
         self.on_refused: Callable[[UnitOfWork, str, str, str, str], bool] | None = None
@@ -209,6 +212,7 @@ class AxisExchange:
             if self.transport.is_local(code):
                 await self._open_mailbox(code)
         sent = await self.client.send_package(data)
+        self._active = True
         log.info(
             "edXML package %s sent to the national document axis as %s%s",
             header.document_id,
@@ -220,15 +224,20 @@ class AxisExchange:
     # --- incoming ---------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Poll the province's mailboxes each `poll_seconds` until stopped: one call a round
-        for all of them (`poll_round`)."""
+        """Poll the province's mailboxes until stopped, one call a round for all of them
+        (`poll_round`): each `poll_seconds` while packages come or go, less and less often (up
+        to `idle_poll_seconds`) while none do, so an idle province costs next to nothing."""
         wait = self.poll_seconds
         try:
             while not stop.is_set():
                 try:
-                    await self.poll_round(stop)
+                    found = await self.poll_round(stop)
                     self._up()
-                    wait = self.poll_seconds
+                    if found or self._active:  # a send during the round or the wait before it
+                        wait = self.poll_seconds
+                        self._active = False
+                    else:
+                        wait = min(self.idle_poll_seconds, max(wait, self.poll_seconds) * 2)
                 except Unavailable as e:
                     self._down(e, wait)
                     wait = min(self.max_wait_seconds, max(wait, self.poll_seconds) * 2)
@@ -316,5 +325,6 @@ def axis_from_settings(
         transport,
         engine,
         poll_seconds=settings.documents.axis_poll_seconds,
+        idle_poll_seconds=settings.documents.axis_idle_poll_seconds,
     )
     return transport, exchange

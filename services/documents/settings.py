@@ -21,3 +21,6 @@ class DocumentsSettings(ServiceSettings):
     # agencies outside the province go there, and the province's mailboxes are polled.
     national_axis: bool = True
     axis_poll_seconds: float = num_field(5.0, 0.1, 3600)
+    # While nothing arrives, the wait between polls doubles up to this (at least
+    # axis_poll_seconds); a package found or sent brings it back to axis_poll_seconds.
+    axis_idle_poll_seconds: float = num_field(30.0, 0.1, 3600)

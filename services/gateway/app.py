@@ -171,7 +171,7 @@ def wire(runtime: ServiceRuntime, *, options: GatewayOptions | None = None) -> W
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), opts.registry_refresh_seconds)
             if not stop.is_set():
-                await asyncio.to_thread(gw.registry.reload)
+                await asyncio.to_thread(gw.registry.refresh)
         await gw.proxy.close()
 
     async def retention(stop: asyncio.Event) -> None:

@@ -147,12 +147,25 @@ class Registry:
         self._clock = clock
         self._snap = _Snapshot()
         self._decisions: dict[tuple[str, str], Decision] = {}
+        self._stamp: int | None = None  # the newest audit row the snapshot was read after
 
     # --- snapshot for the proxy ---------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Reload if anything changed since the last load (here or in another process: every
+        change writes an audit row), else only forget the cached decisions (a right may have
+        expired). An idle gateway reads one number instead of every member and right."""
+        with self.engine.connect() as conn:
+            stamp = conn.execute(sa.select(sa.func.max(t.audit_log.c.id))).scalar()
+        if stamp is None or stamp != self._stamp:
+            self.reload()
+        else:
+            self._decisions = {}
 
     def reload(self) -> None:
         snap = _Snapshot()
         with self.engine.connect() as conn:
+            self._stamp = conn.execute(sa.select(sa.func.max(t.audit_log.c.id))).scalar()
             for r in conn.execute(sa.select(t.members)).mappings():
                 info = MemberInfo(
                     r["code"],

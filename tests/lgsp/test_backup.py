@@ -3,8 +3,10 @@ documents, accounts and search results, and the gateway's message log still veri
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -12,11 +14,20 @@ import pytest
 from lgsp import db
 from lgsp.api.documents.v1 import documents_pb2 as dpb
 from lgsp.backup import BackupError, backup, restore
-from lgsp.config import load_settings
+from lgsp.bus import open_bus
+from lgsp.bus.base import Bus, Consumer
+from lgsp.config import Settings, load_settings
+from lgsp.workdays import PROVINCE_TZ
 from services.gateway import tables as gateway_tables
 from services.gateway.msglog import LogSigner, MessageLog, format_time, verify_log
+from services.mail.service_layer.mail import MailApp, MailRules
 from tests.integration.test_search_service import eventually, search_platform
+from tests.services.dossiers.figures_support import TS_CLERK, make_desk
 from tests.services.identity.conftest import start_identity
+from tests.services.mail.env import AGENCIES as MAIL_AGENCIES
+from tests.services.mail.test_durability import MESSAGE as MAIL_MESSAGE
+from tests.services.mail.test_durability import prepare as mail_prepare
+from tests.services.mail.test_durability import stored
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -132,3 +143,171 @@ def test_the_commands_say_what_they_did(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already has data" in again.stderr
     done = lgsp("restore", str(tmp_path / "bk"), data="other")
     assert done.returncode == 0 and "restored" in done.stdout
+
+
+def _settings(data: Path) -> Settings:
+    return load_settings(env={"LGSP_PLATFORM_DATA_DIR": str(data)})
+
+
+def _database(url: str, text: str = "văn bản") -> None:
+    engine = db.create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x TEXT)")
+        conn.exec_driver_sql("INSERT INTO t VALUES (?)", (text,))
+    engine.dispose()
+
+
+def test_a_wrong_or_damaged_data_directory_is_refused_and_leaves_no_backup(
+    tmp_path: Path,
+) -> None:
+    bk = tmp_path / "bk"
+    with pytest.raises(BackupError, match="does not exist"):
+        backup(_settings(tmp_path / "nowhere"), bk)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(BackupError, match="holds none of the platform's stores"):
+        backup(_settings(tmp_path / "empty"), bk)
+    live = _settings(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    _database(live.service("identity").database_url)
+    (tmp_path / "live" / "documents.db").write_bytes(b"not a database, a truncated copy" * 200)
+    with pytest.raises(BackupError, match=r"documents/documents\.db: .* cannot be read"):
+        backup(live, bk)
+    assert list(tmp_path.glob("bk*")) == []  # no folder that could pass for a backup
+
+
+def test_an_interrupted_backup_leaves_nothing_that_looks_complete(tmp_path: Path) -> None:
+    live = _settings(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    for name in ("identity", "documents", "dossiers"):
+        _database(live.service(name).database_url)
+    seen: list[str] = []
+
+    def ctrl_c_after_two(line: str) -> None:
+        seen.append(line)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    (tmp_path / "bk").mkdir()  # an empty folder given as DIR stays as it was
+    with pytest.raises(KeyboardInterrupt):
+        backup(live, tmp_path / "bk", say=ctrl_c_after_two)
+    assert list((tmp_path / "bk").iterdir()) == []
+    assert not (tmp_path / "bk.partial").exists()
+    made = backup(live, tmp_path / "bk")  # and a second run works
+    assert (tmp_path / "bk" / "manifest.json").exists() and made["items"]
+
+
+async def test_the_bus_holds_every_event_published_during_the_copy_and_the_early_offsets(
+    tmp_path: Path,
+) -> None:
+    """An outbox row marked sent in a copied service database has its event on the restored
+    bus (records copied last); a consumer resumes no later than its copied database (offsets
+    copied first)."""
+    live = _settings(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    bus = open_bus(live.bus.url, partitions=1)
+    group = "search-indexer"
+    try:
+        await bus.publish("lgsp.documents.v1", b"k", b"first")
+        consumer = bus.consumer(group, ["lgsp.documents.v1"])
+        assert [m.value for m in await consumer.poll(2.0)] == [b"first"]
+        await consumer.commit()
+        _database(live.service("documents").database_url)
+        done: list[str] = []
+
+        def meanwhile(line: str) -> None:
+            # While the service databases are copied: a relay publishes, a consumer commits.
+            if not done:
+                done.append(line)
+                asyncio.run_coroutine_threadsafe(_publish_and_consume(bus, consumer), loop).result()
+
+        loop = asyncio.get_running_loop()
+        await asyncio.to_thread(backup, live, tmp_path / "bk", say=meanwhile)
+        await consumer.close()
+    finally:
+        await bus.close()
+    restored = _settings(tmp_path / "fresh")
+    restore(restored, tmp_path / "bk")
+    bus = open_bus(restored.bus.url, partitions=1)
+    try:
+        consumer = bus.consumer(group, ["lgsp.documents.v1"])
+        assert [m.value for m in await consumer.poll(2.0)] == [b"second"]
+        await consumer.close()
+    finally:
+        await bus.close()
+
+
+async def _publish_and_consume(bus: Bus, consumer: Consumer) -> None:
+    await bus.publish("lgsp.documents.v1", b"k", b"second")
+    assert [m.value for m in await consumer.poll(2.0)] == [b"second"]
+    await consumer.commit()
+
+
+def test_restore_is_refused_while_a_process_holds_a_store_open(tmp_path: Path) -> None:
+    live = _settings(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    _database(live.service("documents").database_url)
+    backup(live, tmp_path / "bk")
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time; c = sqlite3.connect(sys.argv[1]); "
+            "c.execute('CREATE TABLE x (y)'); print('open', flush=True); time.sleep(60)",
+            str(fresh / "documents.db"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        with pytest.raises(BackupError, match=rf"documents\.db is open in process {holder.pid}"):
+            restore(_settings(fresh), tmp_path / "bk", force=True)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert restore(_settings(fresh), tmp_path / "bk", force=True) == 1
+
+
+def test_search_keeps_the_serving_and_roll_back_generations_not_one_being_built(
+    tmp_path: Path,
+) -> None:
+    live = _settings(tmp_path / "live")
+    root = tmp_path / "live" / "search-index"
+    for gen in ("g1-old", "g2-rollback", "g3-serving", "g4-building"):
+        (root / gen).mkdir(parents=True)
+        (root / gen / "layout.json").write_text(gen)
+    (root / "SERVED").write_text("g1-old\ng2-rollback\ng3-serving\n")
+    (root / "CURRENT").write_text("g3-serving\n")
+    (root / "cursor.key").write_bytes(b"k" * 32)
+    backup(live, tmp_path / "bk")
+    copied = sorted(p.name for p in (tmp_path / "bk" / "search" / "search-index").iterdir())
+    assert copied == ["CURRENT", "SERVED", "cursor.key", "g2-rollback", "g3-serving"]
+
+
+def test_dossiers_and_mail_come_back_the_same(tmp_path: Path) -> None:
+    live = _settings(tmp_path / "live")
+    (tmp_path / "live").mkdir()
+    now = datetime(2026, 12, 3, 9, 30, tzinfo=PROVINCE_TZ)
+    dossier = make_desk(live.service("dossiers").database_url, now).file(now)
+    address = mail_prepare(tmp_path / "live")
+    mail_engine = db.create_engine(live.service("mail").database_url)
+    MailApp(mail_engine, MAIL_AGENCIES, MailRules()).deliver(
+        MAIL_MESSAGE, "ban@example.org", [address]
+    )
+    mail_engine.dispose()
+    backup(live, tmp_path / "bk")
+
+    fresh = _settings(tmp_path / "fresh")
+    restore(fresh, tmp_path / "bk")
+    again = make_desk(fresh.service("dossiers").database_url, now).app.get(
+        receipt=dossier.receipt_code, principal=TS_CLERK
+    )
+    assert (again.id, again.status, again.applicant.full_name, again.due_date) == (
+        dossier.id,
+        dossier.status,
+        "Nguyễn Thị Hoa",
+        dossier.due_date,
+    )
+    assert stored(tmp_path / "fresh", address) == 1

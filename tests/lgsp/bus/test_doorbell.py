@@ -79,3 +79,30 @@ def test_ring_creates_then_touches_the_bell(tmp_path: Path) -> None:
     time.sleep(0.02)
     ring(bell)
     assert bell.stat().st_mtime_ns > before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="inotify is Linux's")
+async def test_only_the_bell_wakes_a_process_and_a_replaced_bell_still_does(tmp_path: Path) -> None:
+    from lgsp.bus.doorbell import Watcher, bell_path, ring
+
+    bell = bell_path(str(tmp_path / "bus.db"))
+    watcher = Watcher.start(bell)
+    assert watcher is not None
+    rings = asyncio.Event()
+    watcher.callbacks.add(rings.set)
+    try:
+        # Writes to other files of the folder (databases, heartbeats) wake nobody.
+        (tmp_path / "documents.db-wal").write_bytes(b"x" * 100)
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(rings.wait(), 0.3)
+        ring(bell)
+        await asyncio.wait_for(rings.wait(), 2.0)
+        rings.clear()
+        bell.unlink()  # a new bell file (ring creates it): the watcher follows
+        await asyncio.wait_for(rings.wait(), 2.0)
+        rings.clear()
+        ring(bell)
+        await asyncio.wait_for(rings.wait(), 2.0)
+        assert watcher.active
+    finally:
+        watcher.close()

@@ -207,3 +207,37 @@ async def test_commit_by_a_member_that_lost_the_partition_is_ignored(tmp_path: P
     await a.close()
     await b.close()
     await bus.close()
+
+
+async def test_a_settled_group_heartbeats_without_rebalancing_until_a_member_joins(
+    tmp_path: Path,
+) -> None:
+    bus = open_bus(f"sqlite:///{tmp_path}/h.db")
+    await bus.ensure_topic("t", 2)
+    opts = {"heartbeat_interval_ms": 50}
+    a = bus.consumer("g", ["t"], **opts)
+    assert isinstance(a, EmbeddedConsumer)
+    syncs = 0
+    sync = a._sync_group
+
+    def counted(conn: sqlite3.Connection) -> set[TopicPartition]:
+        nonlocal syncs
+        syncs += 1
+        return sync(conn)
+
+    a._sync_group = counted  # type: ignore[method-assign]
+    try:
+        await a.poll(timeout=0.1)
+        assert syncs == 1 and len(a.assignment()) == 2
+        syncs = 0
+        await a.poll(timeout=0.4)  # several heartbeats: each one UPDATE, no rebalance
+        assert syncs == 0
+        b = bus.consumer("g", ["t"], **opts)
+        await b.poll(timeout=0.1)  # joins; `a` still owns both partitions
+        deadline = time.monotonic() + 5
+        while len(a.assignment()) != 1 or len(b.assignment()) != 1:
+            assert time.monotonic() < deadline, "the join was not noticed"
+            await asyncio.gather(a.poll(timeout=0.06), b.poll(timeout=0.06))
+        assert syncs >= 1 and not (a.assignment() & b.assignment())
+    finally:
+        await bus.close()

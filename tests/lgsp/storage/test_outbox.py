@@ -177,3 +177,43 @@ async def test_two_relays_on_postgres_skip_locked_rows(postgres_url: str, bus: B
         assert pending(eng) == 0
     finally:
         eng.dispose()
+
+
+async def test_an_idle_relay_reads_less_often_and_any_commit_here_wakes_it(
+    engine: Engine, bus: Bus
+) -> None:
+    relay = OutboxRelay(engine, bus, poll_interval=0.05, idle_poll_max=1.0)
+    reads = 0
+    read = asyncio.Event()
+    relay_once = relay.relay_once
+
+    async def counted() -> int:
+        nonlocal reads
+        reads += 1
+        try:
+            return await relay_once()
+        finally:
+            read.set()  # the read is over: the relay waits next
+
+    relay.relay_once = counted  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(1.6)
+        # 0.05 s polls would be 32 reads; backing off to 1 s they are 0.1+0.2+0.4+0.8: 5.
+        assert 2 <= reads <= 7, reads
+        # Right after a read the next one is 2 s or more away: only a wake explains a quick
+        # delivery. A unit of work that tells nobody (no after_commit call) wakes the relay.
+        relay.idle_poll_max = 30.0
+        read.clear()
+        await read.wait()
+        ids = await asyncio.to_thread(write_events, engine, 1)
+        started = asyncio.get_running_loop().time()
+        while pending(engine):
+            assert asyncio.get_running_loop().time() - started < 0.5, "not woken by the commit"
+            await asyncio.sleep(0.01)
+        records = await read_topic(bus, TOPIC)
+        assert [r.headers[events.HEADER_EVENT_ID].decode() for r in records] == ids
+    finally:
+        stop.set()
+        await task

@@ -51,6 +51,7 @@ def _settings(mock: MockProcess, poll_seconds: float) -> dict[str, str]:
     return {
         "LGSP_DOCUMENTS_NATIONAL_AXIS": "true",
         "LGSP_DOCUMENTS_AXIS_POLL_SECONDS": str(poll_seconds),
+        "LGSP_DOCUMENTS_AXIS_IDLE_POLL_SECONDS": str(poll_seconds),
         "LGSP_NATIONAL_DOCUMENT_AXIS_PORT": str(mock.port),
         "LGSP_NATIONAL_API_KEY": API_KEY,
     }

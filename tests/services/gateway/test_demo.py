@@ -6,6 +6,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lgsp.api.gateway.v1 import gateway_pb2
 from lgsp.db import platform_metadata
 from services.gateway import tables as t
 from services.gateway.demo import seed_demo_members
@@ -35,3 +36,33 @@ def test_the_one_stop_desks_systems_may_call_the_dossiers_service(tmp_path: Path
     assert not registry.check_method(
         service.code, "/lgsp.api.dossiers.v1.DossierService/SubmitDossier"
     ).allowed
+
+
+def test_refresh_sees_another_process_change_and_reads_nothing_else_while_idle(
+    tmp_path: Path,
+) -> None:
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'gateway.db'}")
+    t.metadata.create_all(engine)
+    platform_metadata.create_all(engine)
+    gateway, cli = Registry(engine), Registry(engine)  # the running gateway, `lgsp member`
+    seed_demo_members(cli)
+    gateway.refresh()
+    assert gateway.member_for_client("motcua-thanhsen") is not None
+    reloads = 0
+    reload = gateway.reload
+
+    def counted() -> None:
+        nonlocal reloads
+        reloads += 1
+        reload()
+
+    gateway.reload = counted  # type: ignore[method-assign]
+    for _ in range(3):
+        gateway.refresh()
+    assert reloads == 0  # nothing changed: one number read, no snapshot rebuilt
+    code = "000.00.61.H30:motcua-thanhsen"
+    cli.set_status("admin", code, "", gateway_pb2.MEMBER_STATUS_SUSPENDED, "thử nghiệm")
+    gateway.refresh()
+    assert reloads == 1
+    member = gateway.member(code)
+    assert member is not None and not member.active
