@@ -60,7 +60,7 @@ def test_refresh_sees_another_process_change_and_reads_nothing_else_while_idle(
     for _ in range(3):
         gateway.refresh()
     assert reloads == 0  # nothing changed: one number read, no snapshot rebuilt
-    code = "000.00.61.H30:motcua-thanhsen"
+    code = "000.00.61.H27:motcua-thanhsen"
     cli.set_status("admin", code, "", gateway_pb2.MEMBER_STATUS_SUSPENDED, "thử nghiệm")
     gateway.refresh()
     assert reloads == 1
