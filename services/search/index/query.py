@@ -7,8 +7,9 @@
     28/2018/QĐ-TTg               a number and notation: exact match on that field, boosted
 
 Matching folds case and diacritics. Anything that does not parse degrades to plain words
-(an unbalanced quote or parenthesis, a dangling operator); only a query that is too long or
-has too many words is refused, with a clear message.
+(an unbalanced quote or parenthesis, a dangling operator); a query that is too long, has
+too many words, or has nothing searchable at all (`*:*`, emoji, punctuation) is refused,
+with a clear message.
 """
 
 from __future__ import annotations
@@ -188,11 +189,22 @@ class _Parser:
 
 
 def parse(text: str) -> Node | None:
-    """The query tree of `text`; None when it asks for nothing (match every document)."""
+    """The query tree of `text`; None when it is empty (match every document).
+
+    A query that is not empty but holds nothing to match (`*:*`, emoji, punctuation, a lone
+    `-` or operator) is refused: answering it with every document would hide the mistake
+    behind a plausible page of results."""
     if len(text) > MAX_QUERY_CHARS:
         raise SearchInputError("query", f"longer than {MAX_QUERY_CHARS} characters")
-    node = _Parser(_lex(tx.clean(text))).parse_or(0)
-    return _simplify(node)
+    cleaned = tx.clean(text)
+    node = _simplify(_Parser(_lex(cleaned)).parse_or(0))
+    if node is None and text.strip():
+        raise SearchInputError(
+            "query",
+            "nothing searchable: give at least one word or number (symbols, punctuation and"
+            " operators alone match nothing); leave the query empty to list everything",
+        )
+    return node
 
 
 def _simplify(node: Node | None) -> Node | None:

@@ -32,7 +32,7 @@ def test_highlight_marks_originals_and_escapes() -> None:
 
 
 def test_parser_shapes() -> None:
-    assert parse("") is None and parse("   ") is None and parse("!!! ***") is None
+    assert parse("") is None and parse("   ") is None
     assert parse("cải cách") == And((Term("cai"), Term("cach")))
     assert parse('"cải cách"') == Phrase(("cai", "cach"))
     assert parse("a OR b") == Or((Term("a"), Term("b")))
@@ -43,6 +43,16 @@ def test_parser_shapes() -> None:
     assert parse("a AND OR b") == Or((Term("a"), Term("b")))
     assert parse('"a b') == And((Term("a"), Term("b")))
     assert parse("((((((((((((a))))))))))))") is not None
+
+
+@pytest.mark.parametrize(
+    "text", ["*:*", "!!! ***", "-", "😀🎉", "​‮", "AND OR", '""', "( )", "-!!!", "NOT"]
+)
+def test_nothing_searchable_is_refused(text: str) -> None:
+    with pytest.raises(SearchInputError) as e:
+        parse(text)
+    assert e.value.violations[0][0] == "query"
+    assert "nothing searchable" in e.value.violations[0][1]
 
 
 def test_parser_limits() -> None:
