@@ -20,6 +20,7 @@ from elasticsearch.helpers import streaming_bulk
 from .base import (
     EXACT_TOTAL_UP_TO,
     KEYWORD_FIELDS,
+    LATER_KEYWORD_FIELDS,
     READERS,
     Caller,
     EngineIndex,
@@ -56,8 +57,10 @@ MAPPINGS: dict[str, Any] = {
         "id": {"type": "keyword"},
         **{name: _TEXT for name, _ in TEXT_FIELDS},
         "number_key": {"type": "keyword"},  # folded by us, so no normalizer is needed
-        **{name: {"type": "keyword"} for name in KEYWORD_FIELDS},
+        **{name: {"type": "keyword"} for name in (*KEYWORD_FIELDS, *LATER_KEYWORD_FIELDS)},
         "issued_date": {"type": "keyword", "index": False},
+        "arrival_date": {"type": "keyword", "index": False},
+        "arrival_day": {"type": "integer"},
         "updated_time": {"type": "keyword", "index": False},
         "public": {"type": "boolean"},
         READERS: {"type": "keyword"},

@@ -20,6 +20,8 @@ import tantivy
 
 from .base import (
     KEYWORD_FIELDS,
+    LATER_FIELDS,
+    LATER_KEYWORD_FIELDS,
     READERS,
     Caller,
     EngineIndex,
@@ -35,7 +37,7 @@ from .base import (
     id_hash,
     rights_terms,
 )
-from .errors import IndexLayoutError
+from .errors import IndexLayoutError, SearchInputError
 from .query import And, Node, Not, Notation, Or, Phrase, Term
 from .resident import ResidentFiles
 
@@ -57,11 +59,15 @@ TEXT_FIELDS = (("subject", 3.0), ("number_notation", 4.0), ("summary", 1.5), ("b
 TIE_BREAKER = 0.3
 STORED = (
     "id", "number_notation", "subject", "summary", "body_text", "doc_type", "agency_code",
-    "status", "signer_name", "issued_date", "confidentiality",
+    "status", "signer_name", "issued_date", "confidentiality", "direction", "priority",
+    "arrival_date",
 )  # fmt: skip
 INT_FIELDS = ("issued_day", "updated_ts", "version", "id_hash", "k_issued", "k_updated")
+# (arrival_day, an integer field too, comes with LATER_FIELDS at the end of the schema.)
 BATCH = 1000
 ANALYZER = "vi_fold"
+EXACT_ANALYZER = "vi_lower"
+ALL_EXACT = "all_exact"
 # Shards: separate tantivy indexes searched in parallel (see TantivyIndex).
 DEFAULT_SHARDS = 2
 MAX_SHARDS = 64
@@ -83,9 +89,10 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def build_schema(reader_keys: bool = True) -> tantivy.Schema:
-    """The schema; `reader_keys=False` is the schema of an index built before READER_KEYS
-    (the same fields in the same order, without the last one)."""
+def build_schema(reader_keys: bool = True, later: bool = True) -> tantivy.Schema:
+    """The schema; `later=False` is the schema of an index built before LATER_FIELDS and
+    ALL_EXACT, `reader_keys=False` (implies `later=False`) of one built before READER_KEYS:
+    each time the same fields in the same order, without the last ones."""
     sb = tantivy.SchemaBuilder()
     sb.add_text_field("id", stored=True, tokenizer_name="raw", fast=True)
     for name in OWN_TEXT_FIELDS:
@@ -105,6 +112,17 @@ def build_schema(reader_keys: bool = True) -> tantivy.Schema:
         sb.add_integer_field(name, stored=False, indexed=True, fast=True)
     if reader_keys:
         sb.add_text_field(READER_KEYS, stored=False, tokenizer_name="raw", index_option="basic")
+    if reader_keys and later:
+        for name in LATER_KEYWORD_FIELDS:
+            sb.add_text_field(name, stored=True, tokenizer_name="raw", fast=True)
+        sb.add_text_field("arrival_date", stored=True, tokenizer_name="raw")
+        sb.add_integer_field("arrival_day", stored=False, indexed=True, fast=True)
+        # The words as typed, diacritics kept (lowercased only): a query typed with
+        # diacritics ranks the exact word above its folded look-alikes (số above sở, sơ).
+        # Frequencies, no positions: a term boost needs no phrase.
+        sb.add_text_field(
+            ALL_EXACT, stored=False, tokenizer_name=EXACT_ANALYZER, index_option="freq"
+        )
     return sb.build()
 
 
@@ -134,6 +152,15 @@ def analyzer() -> tantivy.TextAnalyzer:
         tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
         .filter(tantivy.Filter.lowercase())
         .filter(tantivy.Filter.ascii_fold())
+        .build()
+    )
+
+
+def exact_analyzer() -> tantivy.TextAnalyzer:
+    """simple tokenizer + lowercase, no folding: "Số" is indexed as "số" (NFC, as stored)."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple())
+        .filter(tantivy.Filter.lowercase())
         .build()
     )
 
@@ -246,6 +273,9 @@ class TantivyIndex(EngineIndex):
         self.schema = build_schema()
         # False for an index built before READER_KEYS: searched with the plain filters.
         self.reader_keys = True
+        # False for an index built before LATER_FIELDS and ALL_EXACT: filters on those fields
+        # are refused with a rebuild hint, and typed diacritics earn no boost.
+        self.later = True
         self.plain_plan = False  # True: the plan before READER_KEYS (tests compare the two)
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
@@ -258,6 +288,7 @@ class TantivyIndex(EngineIndex):
         super().__init__(cursor_key)
         for ix in indexes:
             ix.register_tokenizer(ANALYZER, analyzer())
+            ix.register_tokenizer(EXACT_ANALYZER, exact_analyzer())
             ix.reload()
         self._shards = [_Shard(ix, self.schema) for ix in indexes]
         # Each shard's writer gets its part of the heap (tantivy wants >= 15 MB per thread).
@@ -350,21 +381,22 @@ class TantivyIndex(EngineIndex):
         except ValueError as e:
             if "schema does not match" not in str(e):
                 raise
-            if i == 0 and self.reader_keys:  # shard 0 decides; the others must agree
-                legacy = build_schema(reader_keys=False)
-                try:
-                    index = tantivy.Index(legacy, path=str(path), reuse=True)
-                except ValueError as e2:
-                    if "schema does not match" not in str(e2):
-                        raise
-                else:
+            if i == 0 and self.later:  # shard 0 decides; the others must agree
+                for keys, what in ((True, "direction, priority, arrival date and exact-word"),
+                                   (False, f"{READER_KEYS} (and later)")):  # fmt: skip
+                    legacy = build_schema(reader_keys=keys, later=False)
+                    try:
+                        index = tantivy.Index(legacy, path=str(path), reuse=True)
+                    except ValueError as e2:
+                        if "schema does not match" not in str(e2):
+                            raise
+                        continue
                     log.warning(
-                        "the search index in %s was built before the %s field: it is searched"
-                        " with the plain rights and filter clauses (slower at scale);"
-                        " `lgsp search reindex` rebuilds it with the field",
-                        self._dir, READER_KEYS,
+                        "the search index in %s was built before the %s fields: it is searched"
+                        " without them; `lgsp search reindex` rebuilds it with them",
+                        self._dir, what,
                     )  # fmt: skip
-                    self.schema, self.reader_keys = legacy, False
+                    self.schema, self.reader_keys, self.later = legacy, keys, False
                     return index
             raise IndexLayoutError(
                 f"the search index in {self._dir} was built by another version of the"
@@ -427,6 +459,11 @@ class TantivyIndex(EngineIndex):
             fields[name] = fields[name].encode() if fields[name] else None
         if self.reader_keys:
             fields[READER_KEYS] = reader_keys(fields[READERS], fields["doc_type"], fields["year"])
+        if self.later:
+            fields[ALL_EXACT] = fields[ALL_TEXT]
+        else:
+            for name in LATER_FIELDS:
+                fields.pop(name, None)
         return tantivy.Document(
             **{k: v for k, v in fields.items() if v is not None and v != "" and v != []}
         )
@@ -579,6 +616,14 @@ class TantivyIndex(EngineIndex):
         """`plan` as one tantivy query. `plain=True`: the plan before the compound keys and
         the hoisted exclusions (same matches, scores and order; the tests compare them)."""
         Q = tantivy.Query
+        if not self.later:
+            asked = [f.field for f in plan.filters] + [f.field for f in plan.facets]
+            if late := next((f for f in asked if f in LATER_FIELDS), None):
+                raise SearchInputError(
+                    "filters" if late not in (f.field for f in plan.facets) else "facets",
+                    f"{late}: this index was built before the field; an operator must rebuild"
+                    " it (lgsp search reindex)",
+                )
         filters = self._access(plan.caller, plan.filters, compound=not plain)
         if plan.key_bound is not None and plan.sort_key is not None:
             lo, hi = (None, plan.key_bound) if plan.descending else (plan.key_bound, None)
