@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from . import text as tx
 from .errors import SearchInputError
@@ -23,6 +24,7 @@ from .errors import SearchInputError
 MAX_QUERY_CHARS = 1000
 MAX_CLAUSES = 64
 MAX_DEPTH = 8
+MAX_PAIRS = 8  # adjacency bonuses per AND (each is one phrase clause)
 
 # Number and notation as Nghị định 30/2020 writes them: "123/QĐ-UBND", "28/2018/QĐ-TTg".
 NOTATION = re.compile(r"^\d+/(?:\d{4}/)?[^\W\d_][\w.]*(?:-[\w.]+)*$")
@@ -31,6 +33,9 @@ NOTATION = re.compile(r"^\d+/(?:\d{4}/)?[^\W\d_][\w.]*(?:-[\w.]+)*$")
 @dataclass(frozen=True, slots=True)
 class Term:
     token: str  # folded
+    # As typed, lowercased, when typed with diacritics ("số"): an exact match ranks above a
+    # folded one (sở, sơ). "" when typed without them.
+    exact: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,10 +183,10 @@ class _Parser:
         if not quoted and NOTATION.match(value):
             node: Node | None = Notation(tx.fold(value), tuple(tx.tokens(value)))
         else:
-            words = tx.tokens(value)
+            words = tx.typed_tokens(value)
             if not words:
                 return None  # punctuation only: nothing to match
-            node = Term(words[0]) if len(words) == 1 else Phrase(tuple(words))
+            node = Term(*words[0]) if len(words) == 1 else Phrase(tuple(w for w, _ in words))
         self.leaves += 1
         if self.leaves > MAX_CLAUSES:
             raise SearchInputError("query", f"more than {MAX_CLAUSES} words or phrases")
@@ -223,6 +228,18 @@ def _simplify(node: Node | None) -> Node | None:
         inner = _simplify(node.item)
         return None if inner is None else Not(inner)
     return node
+
+
+def adjacent_pairs(items: tuple[Node, ...]) -> list[tuple[str, str]]:
+    """The pairs of words typed next to each other, unquoted, among an AND's items: `chuyen
+    doi so` -> (chuyen, doi), (doi, so). Documents where a pair stands together earn a bonus
+    (Vietnamese words are several syllables); a quoted phrase, an operator or an exclusion
+    between two words breaks the pair."""
+    pairs = []
+    for a, b in pairwise(items):
+        if isinstance(a, Term) and isinstance(b, Term) and a.token != b.token:
+            pairs.append((a.token, b.token))
+    return list(dict.fromkeys(pairs))[:MAX_PAIRS]
 
 
 def positive_terms(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from functools import partial
@@ -38,7 +39,7 @@ from .base import (
     rights_terms,
 )
 from .errors import IndexLayoutError, SearchInputError
-from .query import And, Node, Not, Notation, Or, Phrase, Term
+from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_pairs
 from .resident import ResidentFiles
 
 # Every word is matched and scored in one combined field (subject, number, summary and body:
@@ -51,6 +52,10 @@ ALL_TEXT_REPEATS = (("subject", 3), ("number_notation", 4), ("summary", 1), ("bo
 # Indexed on their own for autocomplete (subject) and kept in the schema layout.
 OWN_TEXT_FIELDS = ("subject", "number_notation")
 NOTATION_BOOST = 10.0
+# Bonuses, relative to a word's own BM25 score: two words typed together that stand together
+# (an optional phrase of the two), and a word typed with diacritics found as typed.
+ADJACENCY_BOOST = 2.0
+EXACT_BOOST = 1.0
 # Stored only (not indexed on their own: the combined field finds their words).
 STORED_TEXT = ("summary", "body_text")
 # The fields a hit's words are counted in, and their weights, for engines that score several
@@ -277,6 +282,7 @@ class TantivyIndex(EngineIndex):
         # are refused with a rebuild hint, and typed diacritics earn no boost.
         self.later = True
         self.plain_plan = False  # True: the plan before READER_KEYS (tests compare the two)
+        self.global_idf = True  # False: each shard's own statistics (benchmarks compare)
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -513,40 +519,59 @@ class TantivyIndex(EngineIndex):
 
     # --- queries ---
 
-    def _phrase(self, words: tuple[str, ...]) -> tantivy.Query:
+    def _phrase(self, words: tuple[str, ...], sc: Scale = None) -> tantivy.Query:
         """The words in this order, anywhere in the text (tantivy intersects the words'
         postings, rarest first, and reads positions only where all of them occur)."""
-        return tantivy.Query.phrase_query(self.schema, ALL_TEXT, list(words))
+        q = tantivy.Query.phrase_query(self.schema, ALL_TEXT, list(words))
+        return _scaled(q, sc, ALL_TEXT, words)
 
-    def _text(self, node: Node) -> tantivy.Query:
+    def _text(self, node: Node, sc: Scale = None) -> tantivy.Query:
         Q, s, Occur = tantivy.Query, self.schema, tantivy.Occur
         if isinstance(node, Term):
-            return Q.term_query(s, ALL_TEXT, node.token)
+            word = _scaled(Q.term_query(s, ALL_TEXT, node.token), sc, ALL_TEXT, (node.token,))
+            if not (node.exact and self.later):
+                return word
+            exact = _scaled(Q.term_query(s, ALL_EXACT, node.exact), sc, ALL_EXACT, (node.exact,))
+            return Q.boolean_query(
+                [(Occur.Must, word), (Occur.Should, Q.boost_query(exact, EXACT_BOOST))]
+            )
         if isinstance(node, Phrase):
-            return self._phrase(node.tokens)
+            return self._phrase(node.tokens, sc)
         if isinstance(node, Notation):
-            exact = Q.boost_query(Q.term_query(s, "number_key", node.key), NOTATION_BOOST)
+            key = _scaled(Q.term_query(s, "number_key", node.key), sc, "number_key", (node.key,))
+            exact = Q.boost_query(key, NOTATION_BOOST)
             cited = (
-                self._text(Phrase(node.tokens))
+                self._text(Phrase(node.tokens), sc)
                 if len(node.tokens) > 1
-                else self._text(Term(node.tokens[0]))
+                else self._text(Term(node.tokens[0]), sc)
             )
             return Q.boolean_query([(Occur.Should, exact), (Occur.Should, cited)])
         if isinstance(node, And):
-            clauses = [
-                (Occur.MustNot, self._text(i.item)) if isinstance(i, Not)
-                else (Occur.Must, self._text(i))
-                for i in node.items
-            ]  # fmt: skip
-            if all(o == Occur.MustNot for o, _ in clauses):
-                clauses.append((Occur.Must, Q.all_query()))
-            return Q.boolean_query(clauses)
+            return self._all_of(node.items, adjacent_pairs(node.items), sc)
         if isinstance(node, Or):
-            return Q.boolean_query([(Occur.Should, self._text(i)) for i in node.items])
+            return Q.boolean_query([(Occur.Should, self._text(i, sc)) for i in node.items])
         assert isinstance(node, Not)
         return Q.boolean_query(
-            [(Occur.Must, Q.all_query()), (Occur.MustNot, self._text(node.item))]
+            [(Occur.Must, Q.all_query()), (Occur.MustNot, self._text(node.item, sc))]
         )
+
+    def _all_of(
+        self, items: tuple[Node, ...], pairs: list[tuple[str, str]], sc: Scale = None
+    ) -> tantivy.Query:
+        """Every item, and a bonus for each pair of words typed together that stands together
+        in the text (an optional phrase of two: scores, never filters)."""
+        Q, Occur = tantivy.Query, tantivy.Occur
+        clauses = [
+            (Occur.MustNot, self._text(i.item, sc)) if isinstance(i, Not)
+            else (Occur.Must, self._text(i, sc))
+            for i in items
+        ]  # fmt: skip
+        if all(o == Occur.MustNot for o, _ in clauses):
+            clauses.append((Occur.Must, Q.all_query()))
+        clauses += [
+            (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST)) for p in pairs
+        ]
+        return Q.boolean_query(clauses)
 
     def _rights(self, caller: Caller) -> list[tuple[Any, tantivy.Query]]:
         """One term set on the readers field: (the caller's agency or public) at the
@@ -612,7 +637,7 @@ class TantivyIndex(EngineIndex):
             return (tantivy.Occur.MustNot, q)
         return (tantivy.Occur.Must, Q.const_score_query(q, 0.0))
 
-    def build_query(self, plan: Plan, plain: bool = False) -> tantivy.Query:
+    def build_query(self, plan: Plan, plain: bool = False, sc: Scale = None) -> tantivy.Query:
         """`plan` as one tantivy query. `plain=True`: the plan before the compound keys and
         the hoisted exclusions (same matches, scores and order; the tests compare them)."""
         Q = tantivy.Query
@@ -635,12 +660,16 @@ class TantivyIndex(EngineIndex):
             # filtered documents. Same matches, same scores (filters score 0); measured at
             # 1M documents: 73 -> 41 ms for the benchmark's filtered query.
             return Q.boolean_query(
-                [(tantivy.Occur.Should, self._and(b, filters, plain)) for b in plan.node.items]
+                [(tantivy.Occur.Should, self._and(b, filters, plain, sc)) for b in plan.node.items]
             )
-        return self._and(plan.node, filters, plain)
+        return self._and(plan.node, filters, plain, sc)
 
     def _and(
-        self, node: Node | None, filters: list[tuple[Any, tantivy.Query]], plain: bool
+        self,
+        node: Node | None,
+        filters: list[tuple[Any, tantivy.Query]],
+        plain: bool,
+        sc: Scale = None,
     ) -> tantivy.Query:
         """`node` AND the filters. The words' own exclusions (`a b -"c d"`) are moved out
         beside the filters, so that they are tested only on documents that pass the filters
@@ -655,14 +684,16 @@ class TantivyIndex(EngineIndex):
             positive = tuple(i for i in node.items if not isinstance(i, Not))
             excluded = [i.item for i in node.items if isinstance(i, Not)]
             if positive and excluded:
+                # The pairs as typed: `a -b c` has none, though a and c are now neighbours.
+                words = self._all_of(positive, adjacent_pairs(node.items), sc)
                 return Q.boolean_query(
                     [
-                        (Must, self._text(And(positive))),
-                        *((MustNot, self._text(e)) for e in excluded),
+                        (Must, words),
+                        *((MustNot, self._text(e, sc)) for e in excluded),
                         *filters,
                     ]
                 )
-        return Q.boolean_query([(Must, self._text(node)), *filters])
+        return Q.boolean_query([(Must, self._text(node, sc)), *filters])
 
     def _execute(self, plan: Plan) -> RawResult:
         """Top hits and the total in one pass per shard, all shards at once, then merged.
@@ -677,7 +708,17 @@ class TantivyIndex(EngineIndex):
         then the shard's own order — a total order that stays the same for every page of one
         index state, so pages neither repeat nor skip a hit. Only the page's documents are
         loaded."""
-        query = self.build_query(plan, plain=self.plain_plan)
+        searchers = [s.index.searcher() for s in self._shards]
+        if self.global_idf and plan.sort_key is None and plan.node and len(searchers) > 1:
+            # Scores as one index would give them: each shard's query scales every word by
+            # its global IDF over the shard's own (see _GlobalIdf).
+            idf = _GlobalIdf(searchers)
+            queries = [
+                self.build_query(plan, self.plain_plan, partial(idf.factor, i))
+                for i in range(len(searchers))
+            ]
+        else:
+            queries = [self.build_query(plan, plain=self.plain_plan)] * len(searchers)
         count_here = plan.count and not plan.facets
         want_hits = plan.limit > 0 or count_here
         k = max(plan.start + plan.limit, 1)  # tantivy's top-k needs k >= 1
@@ -685,7 +726,7 @@ class TantivyIndex(EngineIndex):
         aggs = _facet_aggs(plan.facets) if plan.facets else None
 
         def run(i: int, shard: _Shard) -> tuple[Any, list[Any], int, dict[str, Any]]:
-            searcher = shard.index.searcher()
+            searcher, query = searchers[i], queries[i]
             hits: list[Any] = []
             total = 0
             if want_hits:
@@ -781,6 +822,52 @@ class TantivyIndex(EngineIndex):
             key=lambda r: (-r[0], r[1], r[2]),
         )[:limit]  # fmt: skip
         return [self._load(per_shard[i][0], a) for _, i, _, a in rows]
+
+
+Scale = Callable[[str, Sequence[str]], float] | None
+
+
+def _scaled(q: tantivy.Query, sc: Scale, field: str, terms: Sequence[str]) -> tantivy.Query:
+    """`q` (a term or phrase query on `field`) boosted by `sc`'s factor for its terms."""
+    if sc is None:
+        return q
+    factor = sc(field, terms)
+    return q if factor == 1.0 else tantivy.Query.boost_query(q, factor)
+
+
+def _bm25_idf(docs: int, df: int) -> float:
+    """tantivy's BM25 IDF (tantivy::query::bm25::idf)."""
+    return math.log(1.0 + max(docs - df + 0.5, 0.0) / (df + 0.5))
+
+
+class _GlobalIdf:
+    """Shard-independent scores. Each shard scores a word with its own IDF (its document count
+    and the word's document frequency in it), so two copies of a document in two shards
+    score differently, and a document added to one shard moves the other's hits. Tantivy
+    takes no outside statistics, but a word's BM25 score is its IDF times a term-frequency
+    part, and a phrase's the sum of its words' IDF times its own: boosting a shard's word (or
+    phrase) query by global IDF ÷ shard IDF gives the score one index over every shard would
+    (as Elasticsearch's dfs_query_then_fetch does). The length normalization still uses the
+    shard's average field length, which routing by id hash makes equal at any real size.
+    One term dictionary look-up per word and shard."""
+
+    def __init__(self, searchers: list[Any]) -> None:
+        self.searchers = searchers
+        self.docs = [int(s.num_docs) for s in searchers]
+        self.total = sum(self.docs)
+        self._df: dict[tuple[str, str], list[int]] = {}
+
+    def _dfs(self, field: str, term: str) -> list[int]:
+        key = (field, term)
+        if key not in self._df:
+            self._df[key] = [int(s.doc_freq(field, term)) for s in self.searchers]
+        return self._df[key]
+
+    def factor(self, shard: int, field: str, terms: Sequence[str]) -> float:
+        dfs = [self._dfs(field, t) for t in terms]
+        local = sum(_bm25_idf(self.docs[shard], d[shard]) for d in dfs)
+        merged = sum(_bm25_idf(self.total, sum(d)) for d in dfs)
+        return merged / local if local > 0 else 1.0
 
 
 def _years(lo: int, hi: int) -> list[str] | None:

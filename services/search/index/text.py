@@ -32,6 +32,17 @@ def tokens(text: str) -> list[str]:
     return [fold(m.group()) for m in _WORD.finditer(nfc(text))]
 
 
+def typed_tokens(text: str) -> list[tuple[str, str]]:
+    """(folded, as typed) for each token of `text`: as typed is lowercased NFC with its
+    diacritics, or "" when it has none (folding does not change it)."""
+    out = []
+    for m in _WORD.finditer(nfc(text)):
+        lower = m.group().lower()
+        folded = lower.translate(_TABLE)
+        out.append((folded, lower if lower != folded else ""))
+    return out
+
+
 def token_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, folded token) over `text` (already NFC), offsets in characters."""
     return [(m.start(), m.end(), fold(m.group())) for m in _WORD.finditer(text)]

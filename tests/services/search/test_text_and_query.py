@@ -8,7 +8,7 @@ from bench.corpus import documents
 from services.search.index import SearchInputError
 from services.search.index import text as tx
 from services.search.index.cursor import CursorCodec
-from services.search.index.query import And, Not, Notation, Or, Phrase, Term, parse
+from services.search.index.query import And, Not, Notation, Or, Phrase, Term, adjacent_pairs, parse
 from services.search.index.tantivy_index import analyzer
 
 
@@ -33,7 +33,8 @@ def test_highlight_marks_originals_and_escapes() -> None:
 
 def test_parser_shapes() -> None:
     assert parse("") is None and parse("   ") is None
-    assert parse("cải cách") == And((Term("cai"), Term("cach")))
+    assert parse("cải cách") == And((Term("cai", "cải"), Term("cach", "cách")))
+    assert parse("cai CÁCH") == And((Term("cai"), Term("cach", "cách")))
     assert parse('"cải cách"') == Phrase(("cai", "cach"))
     assert parse("a OR b") == Or((Term("a"), Term("b")))
     assert parse("a -b") == And((Term("a"), Not(Term("b"))))
@@ -53,6 +54,18 @@ def test_nothing_searchable_is_refused(text: str) -> None:
         parse(text)
     assert e.value.violations[0][0] == "query"
     assert "nothing searchable" in e.value.violations[0][1]
+
+
+def test_adjacent_pairs_are_the_words_typed_together() -> None:
+    def pairs(text: str) -> list[tuple[str, str]]:
+        node = parse(text)
+        return adjacent_pairs(node.items) if isinstance(node, And) else []
+
+    assert pairs("chuyển đổi số") == [("chuyen", "doi"), ("doi", "so")]
+    assert pairs('cai "hanh chinh" cach') == []  # a phrase between breaks the pairs
+    assert pairs("chu -ky so") == []
+    assert pairs("so so so") == []
+    assert pairs("a OR b") == []
 
 
 def test_parser_limits() -> None:

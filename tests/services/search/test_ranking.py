@@ -1,0 +1,58 @@
+"""Ranking for Vietnamese words, on both engines: syllables typed together count when they
+stand together, and diacritics typed rank the exact word first without losing recall."""
+
+from __future__ import annotations
+
+import pytest
+
+from services.search.index import Caller, IndexedDocument, SearchIndex, SearchQuery
+
+A = "000.00.02.H30"
+
+
+def _doc(doc_id: str, subject: str, body: str) -> IndexedDocument:
+    return IndexedDocument(doc_id, subject=subject, body_text=body, agency_code=A, version=1)
+
+
+def _ids(ix: SearchIndex, text: str) -> list[str]:
+    return [h.id for h in ix.search(SearchQuery(text, highlight=False), Caller(A)).hits]
+
+
+DOCS = [
+            # The syllables apart, several times each: more term frequency, no word.
+            _doc("apart", "Báo cáo công tác tháng", "Chuyển giao hồ sơ số 12. Đổi mới cách "
+                 "làm. Số liệu chuyển về sở. Thay đổi lịch. Số hồ sơ chuyển tiếp, đổi tên."),
+            _doc("together", "Báo cáo công tác quý", "Đẩy mạnh chuyển đổi số trong cơ quan "
+                 "nhà nước, ứng dụng công nghệ thông tin vào công việc hằng ngày."),
+            _doc("so-dept", "Thông báo của Sở", "Sở Nội vụ thông báo lịch làm việc của sở "
+                 "tuần tới với các phòng."),
+            _doc("so-number", "Thông báo về số", "Số liệu thống kê số lượng hồ sơ tuần "
+                 "tới với các phòng."),
+            _doc("chu-ky-so", "Công văn về ký số", "Triển khai chữ ký số cho cán bộ. Chữ "
+                 "ký số có giá trị pháp lý. Ký bằng chữ ký số."),
+            _doc("chu-ky", "Công văn về mẫu biểu", "Mẫu chữ ký của lãnh đạo. Số điện thoại. "
+                 "Chữ viết, ký nháy, số trang, chữ ký, số hiệu, ký tên."),
+]  # fmt: skip
+
+
+@pytest.fixture
+def ix(index: SearchIndex) -> SearchIndex:
+    index.upsert(DOCS)
+    index.commit()
+    return index
+
+
+def test_syllables_standing_together_rank_first(ix: SearchIndex) -> None:
+    assert _ids(ix, "chuyen doi so")[0] == "together"
+    assert set(_ids(ix, "chuyen doi so")) == {"apart", "together"}  # recall unchanged
+    assert _ids(ix, "CHỮ KÝ SỐ")[0] == "chu-ky-so"
+    # Quoted, only the phrase; the words apart still match unquoted.
+    assert _ids(ix, '"chuyen doi so"') == ["together"]
+
+
+def test_typed_diacritics_rank_the_exact_word_first(ix: SearchIndex) -> None:
+    folded = set(_ids(ix, "so thong bao"))
+    assert {"so-dept", "so-number"} <= folded  # folding keeps recall
+    assert _ids(ix, "số thông báo")[0] == "so-number"
+    assert _ids(ix, "sở thông báo")[0] == "so-dept"
+    assert set(_ids(ix, "sở thông báo")) == folded  # the boost ranks, never filters
