@@ -282,7 +282,10 @@ class TantivyIndex(EngineIndex):
         # are refused with a rebuild hint, and typed diacritics earn no boost.
         self.later = True
         self.plain_plan = False  # True: the plan before READER_KEYS (tests compare the two)
-        self.global_idf = True  # False: each shard's own statistics (benchmarks compare)
+        # The ranking options, each on by default; benchmarks switch them off to measure them.
+        self.global_idf = True  # False: each shard's own statistics
+        self.adjacency = True  # False: no bonus for adjacent words
+        self.exact_words = True  # False: all_exact left empty, no typed-diacritics bonus
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
             self._dir.mkdir(parents=True, exist_ok=True)
@@ -465,7 +468,7 @@ class TantivyIndex(EngineIndex):
             fields[name] = fields[name].encode() if fields[name] else None
         if self.reader_keys:
             fields[READER_KEYS] = reader_keys(fields[READERS], fields["doc_type"], fields["year"])
-        if self.later:
+        if self.later and self.exact_words:
             fields[ALL_EXACT] = fields[ALL_TEXT]
         else:
             for name in LATER_FIELDS:
@@ -529,7 +532,7 @@ class TantivyIndex(EngineIndex):
         Q, s, Occur = tantivy.Query, self.schema, tantivy.Occur
         if isinstance(node, Term):
             word = _scaled(Q.term_query(s, ALL_TEXT, node.token), sc, ALL_TEXT, (node.token,))
-            if not (node.exact and self.later):
+            if not (node.exact and self.later and self.exact_words):
                 return word
             exact = _scaled(Q.term_query(s, ALL_EXACT, node.exact), sc, ALL_EXACT, (node.exact,))
             return Q.boolean_query(
@@ -569,7 +572,8 @@ class TantivyIndex(EngineIndex):
         if all(o == Occur.MustNot for o, _ in clauses):
             clauses.append((Occur.Must, Q.all_query()))
         clauses += [
-            (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST)) for p in pairs
+            (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST))
+            for p in (pairs if self.adjacency else ())
         ]
         return Q.boolean_query(clauses)
 
