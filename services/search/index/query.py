@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 
 from . import text as tx
+from .abbreviations import ABBREVIATIONS, EXPANSIONS, LONGEST
 from .errors import SearchInputError
 
 MAX_QUERY_CHARS = 1000
@@ -202,7 +203,7 @@ def parse(text: str) -> Node | None:
     if len(text) > MAX_QUERY_CHARS:
         raise SearchInputError("query", f"longer than {MAX_QUERY_CHARS} characters")
     cleaned = tx.clean(text)
-    node = _simplify(_Parser(_lex(cleaned)).parse_or(0))
+    node = _expand(_simplify(_Parser(_lex(cleaned)).parse_or(0)))
     if node is None and text.strip():
         raise SearchInputError(
             "query",
@@ -228,6 +229,52 @@ def _simplify(node: Node | None) -> Node | None:
         inner = _simplify(node.item)
         return None if inner is None else Not(inner)
     return node
+
+
+def _expand(node: Node | None) -> Node | None:
+    """Abbreviations both ways (abbreviations.py): a word that is one also matches its
+    expansion as a phrase; words (a run of unquoted ones, or a quoted phrase) that spell an
+    expansion also match its abbreviation. Either side alone finds the document."""
+    if isinstance(node, Term) and node.token in EXPANSIONS:
+        return Or((node, Phrase(EXPANSIONS[node.token])))
+    if isinstance(node, Phrase) and node.tokens in ABBREVIATIONS:
+        return Or((node, Term(ABBREVIATIONS[node.tokens])))
+    if isinstance(node, Not):
+        inner = _expand(node.item)
+        return None if inner is None else Not(inner)
+    if isinstance(node, Or):
+        return Or(tuple(x for i in node.items if (x := _expand(i)) is not None))
+    if isinstance(node, And):
+        return _expand_and(node.items)
+    return node
+
+
+def _expand_and(items: tuple[Node, ...]) -> Node:
+    out: list[Node] = []
+    i = 0
+    while i < len(items):
+        run = _expansion_at(items, i)
+        if run:
+            words = items[i : i + run]
+            tokens = tuple(w.token for w in words if isinstance(w, Term))
+            out.append(Or((And(words), Term(ABBREVIATIONS[tokens]))))
+            i += run
+        else:
+            x = _expand(items[i])
+            if x is not None:
+                out.append(x)
+            i += 1
+    return out[0] if len(out) == 1 else And(tuple(out))
+
+
+def _expansion_at(items: tuple[Node, ...], i: int) -> int:
+    """The length of the longest run of unquoted words from `i` spelling an expansion."""
+    for n in range(min(LONGEST, len(items) - i), 1, -1):
+        run = items[i : i + n]
+        if all(isinstance(w, Term) for w in run):
+            if tuple(w.token for w in run if isinstance(w, Term)) in ABBREVIATIONS:
+                return n
+    return 0
 
 
 def adjacent_pairs(items: tuple[Node, ...]) -> list[tuple[str, str]]:

@@ -56,3 +56,22 @@ def test_typed_diacritics_rank_the_exact_word_first(ix: SearchIndex) -> None:
     assert _ids(ix, "số thông báo")[0] == "so-number"
     assert _ids(ix, "sở thông báo")[0] == "so-dept"
     assert set(_ids(ix, "sở thông báo")) == folded  # the boost ranks, never filters
+
+
+def test_abbreviations_work_both_ways(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            _doc("short", "Kế hoạch CCHC năm 2026", "Triển khai CCHC, CĐS tại UBND các xã."),
+            _doc("long", "Kế hoạch cải cách hành chính năm 2026", "Ủy ban nhân dân tỉnh giao."),
+            _doc("neither", "Kế hoạch năm 2026", "Công tác cải tiến, hành động chính."),
+        ]
+    )
+    index.commit()
+    assert set(_ids(index, "CCHC")) == {"short", "long"}
+    assert set(_ids(index, "cải cách hành chính 2026")) == {"short", "long"}
+    assert set(_ids(index, '"cai cach hanh chinh"')) == {"short", "long"}
+    assert set(_ids(index, "ubnd")) == {"short", "long"}
+    assert set(_ids(index, "ke hoach -cchc")) == {"neither"}
+    hit = index.search(SearchQuery("cải cách hành chính"), Caller(A)).hits
+    marked = {h.id: "".join(x.html() for x in h.highlights) for h in hit}
+    assert "<mark>CCHC</mark>" in marked["short"]

@@ -61,11 +61,25 @@ def test_adjacent_pairs_are_the_words_typed_together() -> None:
         node = parse(text)
         return adjacent_pairs(node.items) if isinstance(node, And) else []
 
-    assert pairs("chuyển đổi số") == [("chuyen", "doi"), ("doi", "so")]
+    assert pairs("chữ ký số") == [("chu", "ky"), ("ky", "so")]
     assert pairs('cai "hanh chinh" cach') == []  # a phrase between breaks the pairs
     assert pairs("chu -ky so") == []
     assert pairs("so so so") == []
     assert pairs("a OR b") == []
+
+
+def test_abbreviations_expand_both_ways() -> None:
+    assert parse("CCHC") == Or((Term("cchc"), Phrase(("cai", "cach", "hanh", "chinh"))))
+    assert parse('"thủ tục hành chính"') == Or((Phrase(("thu", "tuc", "hanh", "chinh")),
+                                                Term("tthc")))  # fmt: skip
+    words = parse("ủy ban nhân dân tỉnh")
+    assert isinstance(words, And) and words.items[1] == Term("tinh", "tỉnh")
+    assert words.items[0] == Or(
+        (And(tuple(Term(f, e) for f, e in tx.typed_tokens("ủy ban nhân dân"))), Term("ubnd"))
+    )
+    assert parse("uy ban nhan -dan") == And(
+        (Term("uy"), Term("ban"), Term("nhan"), Not(Term("dan")))
+    )  # an excluded word breaks the run
 
 
 def test_parser_limits() -> None:
