@@ -254,6 +254,7 @@ class SearchServicer:
             total_size_is_lower_bound=res.total_is_lower_bound,
             facets=facets_to_proto(res.facets, self._labels, asked),
             took_ms=round(res.took_ms),
+            suggested_query=res.suggested_query,
         )
 
     async def Suggest(self, request: pb.SuggestRequest, context: Any) -> pb.SuggestResponse:

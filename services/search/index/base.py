@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from . import spelling
 from . import text as tx
 from .cursor import CursorCodec
 from .errors import SearchInputError
@@ -272,6 +273,7 @@ class SearchResult:
     facets: tuple[Facet, ...]
     next_cursor: str  # "" on the last page
     took_ms: float
+    suggested_query: str = ""  # did you mean: the query with mistyped words corrected
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +395,11 @@ class EngineIndex(SearchIndex):
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int
     ) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
+    def _vocabulary(self, word: str, caller: Caller) -> list[tuple[str, int]]:
+        """(indexed word, documents the caller may read holding it) for the words that may be
+        within two edits of `word` (folded), `word` itself included if indexed."""
+
     # --- search ---
 
     def search(self, query: SearchQuery, caller: Caller) -> SearchResult:
@@ -420,6 +427,9 @@ class EngineIndex(SearchIndex):
         hits = tuple(
             _hit(r, sort.field == "relevance", query.highlight, terms, phrases) for r in page
         )
+        fixed = ""
+        if total == 0 and node is not None and state is None:
+            fixed = spelling.suggest(query.text, node, lambda w: self._vocabulary(w, caller))
         return SearchResult(
             hits=hits,
             total=total,
@@ -427,6 +437,7 @@ class EngineIndex(SearchIndex):
             facets=facet_out,
             next_cursor=self._cursors.encode(next_state, fingerprint) if next_state else "",
             took_ms=(time.perf_counter() - started) * 1000,
+            suggested_query=fixed,
         )
 
     def _relevance_page(

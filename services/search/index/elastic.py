@@ -356,6 +356,28 @@ class ElasticIndex(EngineIndex):
         )
         return RawResult(hits, total, facets, lower_bound)
 
+    def _vocabulary(self, word: str, caller: Caller) -> list[tuple[str, int]]:
+        """The term suggester's neighbours of `word` (and `word`), each counted in the documents
+        the caller may read: the suggester itself looks at the whole index, so a word only
+        other agencies' documents hold comes back with 0 and is never suggested."""
+        field = ALL_TEXT if self.combined else "subject"
+        res = self.client.search(
+            index=self.index,
+            size=0,
+            suggest={
+                "fix": {
+                    "text": word,
+                    "term": {"field": field, "suggest_mode": "always", "max_edits": 2, "size": 5},
+                }
+            },
+        )
+        options = [o["text"] for s in res.get("suggest", {}).get("fix", []) for o in s["options"]]
+        out = []
+        for term in dict.fromkeys([word, *options]):
+            query = {"bool": {"must": [{"term": {field: term}}], "filter": self._rights(caller)}}
+            out.append((term, int(self.client.count(index=self.index, query=query)["count"])))
+        return out
+
     def _suggest(
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int
     ) -> list[dict[str, Any]]:

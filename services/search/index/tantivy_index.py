@@ -89,6 +89,7 @@ _EPOCH = date(1970, 1, 1)  # issued_day counts days from it (base.engine_fields)
 READER_KEYS = "reader_keys"
 SEP = "\x1f"  # never in a key's parts: a part holding it gets no key (and no compound query)
 MAX_COMPOUND_TERMS = 1024  # more terms than this: the plain filters
+VOCABULARY_LIMIT = 5000  # did you mean: the most frequent words of a prefix looked at
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -800,6 +801,21 @@ class TantivyIndex(EngineIndex):
                 out[name] = value.decode()
         return out
 
+    def _vocabulary(self, word: str, caller: Caller) -> list[tuple[str, int]]:
+        """The indexed words sharing `word`'s first two letters (one letter for a short word),
+        counted in the documents the caller may read only. A typo in the first two letters is
+        not corrected: the term dictionary is walked by prefix."""
+        Q = tantivy.Query
+        readable = Q.term_set_query(self.schema, READERS, rights_terms(caller))
+        prefix = word[:2] if len(word) > 3 else word[:1]
+        return _merge_counts(
+            self._map(
+                lambda i, shard: shard.index.searcher().terms_with_prefix(
+                    ALL_TEXT, prefix, filter_query=readable, limit=VOCABULARY_LIMIT
+                )
+            )
+        )
+
     def _suggest(
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int
     ) -> list[dict[str, Any]]:
@@ -872,6 +888,14 @@ class _GlobalIdf:
         local = sum(_bm25_idf(self.docs[shard], d[shard]) for d in dfs)
         merged = sum(_bm25_idf(self.total, sum(d)) for d in dfs)
         return merged / local if local > 0 else 1.0
+
+
+def _merge_counts(lists: Iterable[list[tuple[str, int]]]) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for pairs in lists:
+        for term, n in pairs:
+            counts[term] = counts.get(term, 0) + int(n)
+    return list(counts.items())
 
 
 def _years(lo: int, hi: int) -> list[str] | None:

@@ -75,3 +75,26 @@ def test_abbreviations_work_both_ways(index: SearchIndex) -> None:
     hit = index.search(SearchQuery("cải cách hành chính"), Caller(A)).hits
     marked = {h.id: "".join(x.html() for x in h.highlights) for h in hit}
     assert "<mark>CCHC</mark>" in marked["short"]
+
+
+def test_did_you_mean_from_the_words_the_caller_may_read(index: SearchIndex) -> None:
+    index.upsert(
+        [
+            _doc("online", "Dịch vụ công trực tuyến", "Nộp hồ sơ trực tuyến toàn trình."),
+            IndexedDocument(
+                "hidden",
+                subject="Kế hoạch tuyệt mật về khoáng sản",
+                version=1,
+                agency_code="000.00.99.H30",
+            ),
+        ]
+    )
+    index.commit()
+    res = index.search(SearchQuery("Trực tuyn"), Caller(A))
+    assert res.total == 0 and res.suggested_query == "Trực tuyen"
+    assert index.search(SearchQuery("truc tuyen"), Caller(A)).suggested_query == ""  # found
+    # The other agency's word is never suggested to A; its owner gets it.
+    assert index.search(SearchQuery("khoangg"), Caller(A)).suggested_query == ""
+    assert index.search(SearchQuery("khoangg"), Caller("000.00.99.H30")).suggested_query == (
+        "khoang"
+    )

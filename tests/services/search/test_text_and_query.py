@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.corpus import documents
-from services.search.index import SearchInputError
+from services.search.index import SearchInputError, spelling
 from services.search.index import text as tx
 from services.search.index.cursor import CursorCodec
 from services.search.index.query import And, Not, Notation, Or, Phrase, Term, adjacent_pairs, parse
@@ -97,3 +97,13 @@ def test_cursor_roundtrip_and_tamper() -> None:
         codec.decode(c, "other")
     with pytest.raises(SearchInputError, match="tampered"):
         CursorCodec(b"j" * 32).decode(c, "fp")  # another key (another index)
+
+
+def test_edit_distance_and_best_correction() -> None:
+    assert spelling.distance("tuyn", "tuyen") == 1
+    assert spelling.distance("tuyen", "tueyn") == 1  # a transposition is one edit
+    assert spelling.distance("cach", "xyz") == 3  # above the limit
+    assert (
+        spelling.best("tuyn", [("tuyen", 5), ("tuoi", 50), ("toan", 99)]) == "tuyen"
+    )  # nearest first
+    assert spelling.best("tuyn", [("tuyen", 0)]) is None  # nobody may read it
