@@ -208,6 +208,8 @@ def format_results(res: Any, color: bool = False) -> str:
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if color else (lambda s: s)
     more = "+" if res.total_size_is_lower_bound else ""
     lines = [f"{res.total_size}{more} văn bản ({res.took_ms} ms)"]
+    if res.suggested_query:
+        lines.append(f"Có phải bạn muốn tìm: {bold(res.suggested_query)}?")
     for i, h in enumerate(res.hits, 1):
         date = h.fields.get("issued_date", "")
         meta = " · ".join(

@@ -84,7 +84,9 @@ def test_format_results_prints_facets_with_labels() -> None:
     facet.values.add(value="QĐ", label="Quyết định", count=2)
     facet.values.add(value="XX", count=1)  # no label known: the code
     res.facets.add(field="year")  # nothing counted: not printed
+    res.suggested_query = "truc tuyen"
     out = format_results(res)
+    assert "Có phải bạn muốn tìm: truc tuyen?" in out
     assert "Loại văn bản: Quyết định (2), XX (1)" in out and "Năm" not in out
 
 
