@@ -90,7 +90,7 @@ _EPOCH = date(1970, 1, 1)  # issued_day counts days from it (base.engine_fields)
 READER_KEYS = "reader_keys"
 SEP = "\x1f"  # never in a key's parts: a part holding it gets no key (and no compound query)
 MAX_COMPOUND_TERMS = 1024  # more terms than this: the plain filters
-RESCORE_WINDOW = 200  # per shard: the top hits the adjacency bonus is scored on
+RESCORE_WINDOW = 100  # the best first-pass hits of all shards the adjacency bonus is scored on
 VOCABULARY_LIMIT = 5000  # did you mean: the most frequent words of a prefix looked at
 
 log = logging.getLogger(__name__)
@@ -801,7 +801,12 @@ class TantivyIndex(EngineIndex):
         reward a hit of the other branch)."""
         Q, Occur = tantivy.Query, tantivy.Occur
         hashes = searcher.fast_field_values("id_hash", [a for _, a in hits])
-        only = Q.const_score_query(Q.term_set_query(self.schema, "id_hash", hashes), 0.0)
+        # One term query per hit (a direct look-up each): a term set over an integer field
+        # walks its whole term dictionary (1.2 against 0.3 ms at 20k documents, and growing).
+        window = Q.boolean_query(
+            [(Occur.Should, Q.term_query(self.schema, "id_hash", h)) for h in hashes]
+        )
+        only = Q.const_score_query(window, 0.0)
         clauses = [(Occur.Must, only)] + [
             (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST)) for p in pairs
         ]
