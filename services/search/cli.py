@@ -28,6 +28,14 @@ from typing import Any
 from lgsp.cli import Subparsers, config_option, settings_from_args
 
 TOKEN_ENV = "SEARCH_ACCESS_TOKEN"
+MAX_LIMIT = 100
+# Facets printed under the hits: (field, heading).
+FACETS = (
+    ("document_type_code", "Loại văn bản"),
+    ("agency_code", "Cơ quan ban hành"),
+    ("direction", "Văn bản đi/đến"),
+    ("year", "Năm"),
+)
 _EM = re.compile(r"</?em>")
 
 
@@ -46,7 +54,15 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--from", dest="date_from", help="issued on or after YYYY-MM-DD")
     p.add_argument("--to", dest="date_to", help="issued on or before YYYY-MM-DD")
     p.add_argument("--sort", choices=["relevance", "date"], default="relevance")
-    p.add_argument("--limit", type=int, default=10, help="hits to show (1-100)")
+    p.add_argument("--limit", type=_limit, default=10, help="hits to show (1-100)")
+    p.add_argument("--direction", choices=["outgoing", "incoming"], help="văn bản đi / đến")
+    p.add_argument(
+        "--priority",
+        action="append",
+        default=[],
+        choices=["normal", "urgent", "very_urgent", "flash"],
+    )
+    p.add_argument("--no-facets", action="store_true", help="do not count and print facets")
     p.add_argument("--json", action="store_true", help="print the response as JSON")
     p.add_argument("--token", help=f"access token (default: ${TOKEN_ENV})")
     p.add_argument("--username", help="sign in as this user (password prompted)")
@@ -55,6 +71,17 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument("--address", help="search service host:port (default: from the settings)")
     p.add_argument("--keep", type=int, default=2, help="reindex: generations to keep")
     p.set_defaults(handler=_run)
+
+
+def _limit(text: str) -> int:
+    """--limit: a whole number from 1 to 100, refused otherwise (not silently clamped)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= n <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"{n} is outside 1-{MAX_LIMIT}")
+    return n
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -123,6 +150,10 @@ def _request(args: argparse.Namespace, query: str) -> Any:
                 range=pb.RangeFilter(gte=args.date_from or "", lte=args.date_to or ""),
             )
         )
+    if args.direction:
+        filters.append(pb.Filter(field="direction", terms=pb.TermsFilter(values=[args.direction])))
+    if args.priority:
+        filters.append(pb.Filter(field="priority", terms=pb.TermsFilter(values=args.priority)))
     sort = []
     if args.sort == "date":
         sort = [pb.SortOrder(field="promulgation_date", direction=pb.SORT_DIRECTION_DESCENDING)]
@@ -130,8 +161,9 @@ def _request(args: argparse.Namespace, query: str) -> Any:
         query=query,
         filters=filters,
         sort=sort,
-        page_size=max(1, min(args.limit, 100)),
+        page_size=args.limit,
         highlight=True,
+        facets=[] if args.no_facets else [pb.FacetRequest(field=f, size=5) for f, _ in FACETS],
     )
 
 
@@ -176,6 +208,8 @@ def format_results(res: Any, color: bool = False) -> str:
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if color else (lambda s: s)
     more = "+" if res.total_size_is_lower_bound else ""
     lines = [f"{res.total_size}{more} văn bản ({res.took_ms} ms)"]
+    if res.suggested_query:
+        lines.append(f"Có phải bạn muốn tìm: {bold(res.suggested_query)}?")
     for i, h in enumerate(res.hits, 1):
         date = h.fields.get("issued_date", "")
         meta = " · ".join(
@@ -200,6 +234,11 @@ def format_results(res: Any, color: bool = False) -> str:
         lines.append(f"     id {h.id}")
     if res.next_page_token:
         lines.append("(còn nữa: thu hẹp truy vấn hoặc tăng --limit)")
+    headings = dict(FACETS)
+    for facet in res.facets:
+        if facet.values:
+            counts = ", ".join(f"{v.label or v.value} ({v.count})" for v in facet.values)
+            lines.append(f"{bold(headings.get(facet.field, facet.field))}: {counts}")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from . import spelling
 from . import text as tx
 from .cursor import CursorCodec
 from .errors import SearchInputError
@@ -73,6 +74,9 @@ class IndexedDocument:
     # The agencies whose officials may read it (the search projection sets them from the
     # documents service's rule); None: its agency, sender and recipients.
     reader_agency_codes: tuple[str, ...] | None = None
+    direction: str = ""  # outgoing | incoming (DIRECTIONS)
+    priority: str = ""  # normal | urgent | very_urgent | flash (PRIORITIES)
+    arrival_date: date | None = None  # incoming: the day it arrived (Vietnam time)
 
 
 # Keyword fields usable in filters and facets; "year" is derived from issued_date.
@@ -86,10 +90,25 @@ KEYWORD_FIELDS = (
     "recipient_agency_codes",
     "year",
 )
+# Keyword fields added later (an engine adds them after the ones above: an index built before
+# them lacks them, see TantivyIndex), with the values they may hold (a filter on another
+# value is a mistake worth telling, not an empty page).
+DIRECTIONS = ("outgoing", "incoming")
+PRIORITIES = ("normal", "urgent", "very_urgent", "flash")
+CLOSED_FIELDS = {"direction": DIRECTIONS, "priority": PRIORITIES}
+LATER_KEYWORD_FIELDS = tuple(CLOSED_FIELDS)
+FACET_FIELDS = (*KEYWORD_FIELDS, *LATER_KEYWORD_FIELDS)
 # Range fields and the engine field holding them as integers (days / seconds since epoch).
-RANGE_FIELDS = {"issued_date": "issued_day", "updated_time": "updated_ts"}
+RANGE_FIELDS = {
+    "issued_date": "issued_day",
+    "updated_time": "updated_ts",
+    "arrival_date": "arrival_day",
+}
+# The engine fields added with LATER_KEYWORD_FIELDS.
+LATER_FIELDS = (*LATER_KEYWORD_FIELDS, "arrival_day", "arrival_date")
+DAY_FIELDS = ("issued_day", "arrival_day")  # ranges counted in days (the others in seconds)
 BOOL_FIELDS = ("public",)
-FILTER_FIELDS = (*KEYWORD_FIELDS, *RANGE_FIELDS, *BOOL_FIELDS)
+FILTER_FIELDS = (*FACET_FIELDS, *RANGE_FIELDS, *BOOL_FIELDS)
 SORT_FIELDS = ("relevance", "issued_date", "updated_time")
 # Sort field -> the engine's composite integer key (date in the high bits, id hash below).
 SORT_KEYS = {"issued_date": "k_issued", "updated_time": "k_updated"}
@@ -155,6 +174,10 @@ def engine_fields(doc: IndexedDocument) -> dict[str, Any]:
         READERS: readers(doc),
         "issued_date": doc.issued_date.isoformat() if doc.issued_date else "",
         "updated_time": _utc(doc.updated_time).isoformat() if doc.updated_time else "",
+        "direction": doc.direction,
+        "priority": doc.priority,
+        "arrival_date": doc.arrival_date.isoformat() if doc.arrival_date else "",
+        "arrival_day": (doc.arrival_date - _EPOCH).days if doc.arrival_date else None,
         "issued_day": day,
         "updated_ts": ts,
         "version": int(doc.version),
@@ -237,6 +260,9 @@ class Hit:
     signer_name: str
     issued_date: str
     highlights: tuple[tx.Highlight, ...] = ()
+    direction: str = ""
+    priority: str = ""
+    arrival_date: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +273,7 @@ class SearchResult:
     facets: tuple[Facet, ...]
     next_cursor: str  # "" on the last page
     took_ms: float
+    suggested_query: str = ""  # did you mean: the query with mistyped words corrected
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,6 +395,11 @@ class EngineIndex(SearchIndex):
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int
     ) -> list[dict[str, Any]]: ...
 
+    @abc.abstractmethod
+    def _vocabulary(self, word: str, caller: Caller) -> list[tuple[str, int]]:
+        """(indexed word, documents the caller may read holding it) for the words that may be
+        within two edits of `word` (folded), `word` itself included if indexed."""
+
     # --- search ---
 
     def search(self, query: SearchQuery, caller: Caller) -> SearchResult:
@@ -395,6 +427,9 @@ class EngineIndex(SearchIndex):
         hits = tuple(
             _hit(r, sort.field == "relevance", query.highlight, terms, phrases) for r in page
         )
+        fixed = ""
+        if total == 0 and node is not None and state is None:
+            fixed = spelling.suggest(query.text, node, lambda w: self._vocabulary(w, caller))
         return SearchResult(
             hits=hits,
             total=total,
@@ -402,6 +437,7 @@ class EngineIndex(SearchIndex):
             facets=facet_out,
             next_cursor=self._cursors.encode(next_state, fingerprint) if next_state else "",
             took_ms=(time.perf_counter() - started) * 1000,
+            suggested_query=fixed,
         )
 
     def _relevance_page(
@@ -567,6 +603,9 @@ def _hit(
         signer_name=d.get("signer_name", ""),
         issued_date=d.get("issued_date", ""),
         highlights=tuple(highlights),
+        direction=d.get("direction", ""),
+        priority=d.get("priority", ""),
+        arrival_date=d.get("arrival_date", ""),
     )
 
 
@@ -582,8 +621,10 @@ def _page_size(n: int) -> int:
 def _validate_facets(facets: Sequence[FacetRequest]) -> tuple[FacetRequest, ...]:
     out = []
     for f in facets[:20]:
-        if f.field not in KEYWORD_FIELDS:
-            raise SearchInputError("facets", f"cannot count {f.field!r}; use {KEYWORD_FIELDS}")
+        if f.field not in FACET_FIELDS:
+            raise SearchInputError(
+                "facets", f"cannot count {f.field[:50]!r}; countable: {', '.join(FACET_FIELDS)}"
+            )
         if f.size < 0:
             raise SearchInputError("facets", "size must not be negative")
         out.append(FacetRequest(f.field, 10 if f.size == 0 else min(f.size, MAX_FACET_SIZE)))
@@ -595,7 +636,7 @@ def _validate_filters(filters: Sequence[Filter]) -> tuple[ValidFilter, ...]:
     if len(filters) > 32:
         raise SearchInputError("filters", "more than 32 filters")
     for f in filters:
-        if f.field in KEYWORD_FIELDS:
+        if f.field in FACET_FIELDS:
             if not f.values:
                 raise SearchInputError("filters", f"{f.field}: give at least one value")
             if len(f.values) > MAX_FILTER_VALUES:
@@ -605,6 +646,11 @@ def _validate_filters(filters: Sequence[Filter]) -> tuple[ValidFilter, ...]:
             if any(len(v) > MAX_VALUE_CHARS for v in f.values):
                 raise SearchInputError("filters", f"{f.field}: value too long")
             values = tuple(tx.nfc(v) for v in f.values)
+            allowed = CLOSED_FIELDS.get(f.field)
+            if allowed is not None and (bad := [v for v in values if v not in allowed]):
+                raise SearchInputError(
+                    "filters", f"{f.field}: {bad[0][:40]!r} is not one of {', '.join(allowed)}"
+                )
             out.append(ValidFilter(f.field, values=values, negate=f.negate))
         elif f.field in RANGE_FIELDS:
             lo = _bound(f.field, f.gte, upper=False) if f.gte else None
@@ -624,11 +670,13 @@ def _validate_filters(filters: Sequence[Filter]) -> tuple[ValidFilter, ...]:
 
 
 def _bound(name: str, value: str, upper: bool) -> int:
-    """A date bound as the engine's integer: days (issued_date) or seconds (updated_time)."""
+    """A date bound as the engine's integer: days (issued_date, arrival_date) or seconds
+    (updated_time)."""
+    days = RANGE_FIELDS[name] in DAY_FIELDS
     try:
         if len(value) == 10:
             d = date.fromisoformat(value)
-            if name == "issued_date":
+            if days:
                 return (d - _EPOCH).days
             t = datetime(d.year, d.month, d.day, tzinfo=UTC)
             return int((t + timedelta(days=1)).timestamp()) - 1 if upper else int(t.timestamp())
@@ -637,7 +685,7 @@ def _bound(name: str, value: str, upper: bool) -> int:
         raise SearchInputError(
             "filters", f"{name}: {value[:40]!r} is not a date (YYYY-MM-DD)"
         ) from None
-    if name == "issued_date":
+    if days:
         return (t.date() - _EPOCH).days
     return int(t.timestamp())
 

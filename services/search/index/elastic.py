@@ -7,6 +7,7 @@ query_string with user text.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Iterable
 from itertools import islice
@@ -20,6 +21,7 @@ from elasticsearch.helpers import streaming_bulk
 from .base import (
     EXACT_TOTAL_UP_TO,
     KEYWORD_FIELDS,
+    LATER_KEYWORD_FIELDS,
     READERS,
     Caller,
     EngineIndex,
@@ -33,10 +35,20 @@ from .base import (
     engine_fields,
     rights_terms,
 )
-from .query import And, Node, Not, Notation, Or, Phrase, Term
-from .tantivy_index import NOTATION_BOOST, STORED, TEXT_FIELDS, TIE_BREAKER
+from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_pairs
+from .tantivy_index import (
+    ADJACENCY_BOOST,
+    ALL_TEXT,
+    ALL_TEXT_REPEATS,
+    EXACT_BOOST,
+    NOTATION_BOOST,
+    STORED,
+    TEXT_FIELDS,
+    TIE_BREAKER,
+)
 
 DEFAULT_INDEX = "lgsp-documents"
+log = logging.getLogger(__name__)
 
 SETTINGS = {
     "analysis": {
@@ -45,19 +57,34 @@ SETTINGS = {
                 "type": "custom",
                 "tokenizer": "standard",
                 "filter": ["lowercase", "asciifolding"],
-            }
+            },
+            "vi_lower": {"type": "custom", "tokenizer": "standard", "filter": ["lowercase"]},
         }
     }
 }
 _TEXT = {"type": "text", "analyzer": "vi_fold"}
+# The words of every text field in one field scored by BM25, weighted by repeating a field's
+# value (ALL_TEXT_REPEATS), as tantivy's all_text: the two engines rank alike. Each value is
+# a value of its own (a gap of 100 positions: no phrase runs across). `.exact`: the words as
+# typed, diacritics kept, for the bonus of a word typed with diacritics (tantivy: all_exact).
+_ALL_TEXT = {
+    "type": "text",
+    "analyzer": "vi_fold",
+    "position_increment_gap": 100,
+    "fields": {"exact": {"type": "text", "analyzer": "vi_lower", "index_options": "freqs"}},
+}
 MAPPINGS: dict[str, Any] = {
     "dynamic": "strict",
+    "_source": {"excludes": ["all_text"]},  # the fields it repeats are there already
     "properties": {
         "id": {"type": "keyword"},
         **{name: _TEXT for name, _ in TEXT_FIELDS},
+        ALL_TEXT: _ALL_TEXT,
         "number_key": {"type": "keyword"},  # folded by us, so no normalizer is needed
-        **{name: {"type": "keyword"} for name in KEYWORD_FIELDS},
+        **{name: {"type": "keyword"} for name in (*KEYWORD_FIELDS, *LATER_KEYWORD_FIELDS)},
         "issued_date": {"type": "keyword", "index": False},
+        "arrival_date": {"type": "keyword", "index": False},
+        "arrival_day": {"type": "integer"},
         "updated_time": {"type": "keyword", "index": False},
         "public": {"type": "boolean"},
         READERS: {"type": "keyword"},
@@ -69,6 +96,11 @@ MAPPINGS: dict[str, Any] = {
         "k_updated": {"type": "long"},
     },
 }
+
+
+def _first(response: dict[str, Any]) -> dict[str, Any]:
+    """The one index's part of a per-index response ({name: {...}})."""
+    return next(iter(response.values()), {})
 
 
 class PlainJsonNode(Urllib3HttpNode):
@@ -111,8 +143,39 @@ class ElasticIndex(EngineIndex):
             url, node_class=PlainJsonNode, basic_auth=auth, request_timeout=30
         )
         self.index = index
+        # False for an index created before ALL_TEXT: its documents lack it, so it is searched
+        # best field wins over the separate fields, until rebuilt.
+        self.combined = True
         if not self.client.indices.exists(index=index):
             self.client.indices.create(index=index, settings=SETTINGS, mappings=MAPPINGS)
+        else:  # fields added since it was created; documents written before lack them
+            mapping = self.client.indices.get_mapping(index=index)
+            props = _first(dict(mapping)).get("mappings", {}).get("properties", {})
+            self.combined = ALL_TEXT in props
+            if not self.combined:
+                log.warning(
+                    "the search index %s was created before the %s field: it is searched field by"
+                    " field, without the adjacency and diacritics bonuses, until it is rebuilt",
+                    index,
+                    ALL_TEXT,
+                )
+            self._add_fields()
+
+    def _add_fields(self) -> None:
+        """Adds what the mapping gained since the index was created (new keyword fields, the
+        `.exact` sub-fields, their analyzer); existing documents get them when re-indexed."""
+        settings = self.client.indices.get_settings(index=self.index)
+        analyzers = (
+            _first(dict(settings)).get("settings", {}).get("index", {})
+            .get("analysis", {}).get("analyzer", {})
+        )  # fmt: skip
+        if "vi_lower" not in analyzers:  # analyzers are added to a closed index only
+            self.client.indices.close(index=self.index)
+            try:
+                self.client.indices.put_settings(index=self.index, settings=SETTINGS)
+            finally:
+                self.client.indices.open(index=self.index)
+        self.client.indices.put_mapping(index=self.index, properties=MAPPINGS["properties"])
 
     # --- writes ---
 
@@ -120,6 +183,9 @@ class ElasticIndex(EngineIndex):
         def actions() -> Iterable[dict[str, Any]]:
             for d in docs:
                 fields = engine_fields(d)
+                fields[ALL_TEXT] = [
+                    fields[f] for f, n in ALL_TEXT_REPEATS if fields[f] for _ in range(n)
+                ]
                 yield {
                     "_index": self.index,
                     "_id": d.id,
@@ -163,26 +229,37 @@ class ElasticIndex(EngineIndex):
 
     # --- queries ---
 
+    @staticmethod
+    def _fields(kind: str, text: str, suffix: str = "", boost: float = 1.0) -> dict[str, Any]:
+        """`kind` (match, match_phrase) of `text` over the text fields, best field wins."""
+        return {
+            "dis_max": {
+                "queries": [
+                    {kind: {f + suffix: {"query": text, "boost": w * boost}}}
+                    for f, w in TEXT_FIELDS
+                ],
+                "tie_breaker": TIE_BREAKER,
+            }
+        }
+
+    def _words(
+        self, kind: str, text: str, exact: bool = False, boost: float = 1.0
+    ) -> dict[str, Any]:
+        """`kind` (match, match_phrase) of `text`: over ALL_TEXT, or the older best field."""
+        if not self.combined:
+            return self._fields(kind, text, boost=boost)
+        field = ALL_TEXT + (".exact" if exact else "")
+        return {kind: {field: {"query": text, "boost": boost}}}
+
     def _text(self, node: Node) -> dict[str, Any]:
         if isinstance(node, Term):
-            return {
-                "dis_max": {
-                    "queries": [
-                        {"match": {f: {"query": node.token, "boost": w}}} for f, w in TEXT_FIELDS
-                    ],
-                    "tie_breaker": TIE_BREAKER,
-                }
-            }
+            word = self._words("match", node.token)
+            if not (node.exact and self.combined):
+                return word
+            exact = self._words("match", node.exact, exact=True, boost=EXACT_BOOST)
+            return {"bool": {"must": [word], "should": [exact]}}
         if isinstance(node, Phrase):
-            text = " ".join(node.tokens)
-            return {
-                "dis_max": {
-                    "queries": [
-                        {"match_phrase": {f: {"query": text, "boost": w}}} for f, w in TEXT_FIELDS
-                    ],
-                    "tie_breaker": TIE_BREAKER,
-                }
-            }
+            return self._words("match_phrase", " ".join(node.tokens))
         if isinstance(node, Notation):
             cited = self._text(
                 Phrase(node.tokens) if len(node.tokens) > 1 else Term(node.tokens[0])
@@ -192,7 +269,17 @@ class ElasticIndex(EngineIndex):
         if isinstance(node, And):
             must = [self._text(i) for i in node.items if not isinstance(i, Not)]
             must_not = [self._text(i.item) for i in node.items if isinstance(i, Not)]
-            return {"bool": {"must": must or [{"match_all": {}}], "must_not": must_not}}
+            should = [
+                self._words("match_phrase", " ".join(p), boost=ADJACENCY_BOOST)
+                for p in adjacent_pairs(node.items)
+            ]
+            return {
+                "bool": {
+                    "must": must or [{"match_all": {}}],
+                    "must_not": must_not,
+                    "should": should,
+                }
+            }
         if isinstance(node, Or):
             return {
                 "bool": {"should": [self._text(i) for i in node.items], "minimum_should_match": 1}
@@ -239,6 +326,8 @@ class ElasticIndex(EngineIndex):
         if plan.sort_key is None:
             body["sort"] = [{"_score": "desc"}, {"id_hash": "asc"}]
             body["from"] = plan.start
+            # Global term statistics across shards: scores do not depend on the shard layout.
+            body["search_type"] = "dfs_query_then_fetch"
         else:
             body["sort"] = [{plan.sort_key: "desc" if plan.descending else "asc"}]
         if plan.facets:
@@ -266,6 +355,28 @@ class ElasticIndex(EngineIndex):
             for f in plan.facets
         )
         return RawResult(hits, total, facets, lower_bound)
+
+    def _vocabulary(self, word: str, caller: Caller) -> list[tuple[str, int]]:
+        """The term suggester's neighbours of `word` (and `word`), each counted in the documents
+        the caller may read: the suggester itself looks at the whole index, so a word only
+        other agencies' documents hold comes back with 0 and is never suggested."""
+        field = ALL_TEXT if self.combined else "subject"
+        res = self.client.search(
+            index=self.index,
+            size=0,
+            suggest={
+                "fix": {
+                    "text": word,
+                    "term": {"field": field, "suggest_mode": "always", "max_edits": 2, "size": 5},
+                }
+            },
+        )
+        options = [o["text"] for s in res.get("suggest", {}).get("fix", []) for o in s["options"]]
+        out = []
+        for term in dict.fromkeys([word, *options]):
+            query = {"bool": {"must": [{"term": {field: term}}], "filter": self._rights(caller)}}
+            out.append((term, int(self.client.count(index=self.index, query=query)["count"])))
+        return out
 
     def _suggest(
         self, words: list[str], prefix: str, notation: str | None, caller: Caller, limit: int

@@ -7,21 +7,25 @@
     28/2018/QĐ-TTg               a number and notation: exact match on that field, boosted
 
 Matching folds case and diacritics. Anything that does not parse degrades to plain words
-(an unbalanced quote or parenthesis, a dangling operator); only a query that is too long or
-has too many words is refused, with a clear message.
+(an unbalanced quote or parenthesis, a dangling operator); a query that is too long, has
+too many words, or has nothing searchable at all (`*:*`, emoji, punctuation) is refused,
+with a clear message.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from itertools import pairwise
 
 from . import text as tx
+from .abbreviations import ABBREVIATIONS, EXPANSIONS, LONGEST
 from .errors import SearchInputError
 
 MAX_QUERY_CHARS = 1000
 MAX_CLAUSES = 64
 MAX_DEPTH = 8
+MAX_PAIRS = 8  # adjacency bonuses per AND (each is one phrase clause)
 
 # Number and notation as Nghị định 30/2020 writes them: "123/QĐ-UBND", "28/2018/QĐ-TTg".
 NOTATION = re.compile(r"^\d+/(?:\d{4}/)?[^\W\d_][\w.]*(?:-[\w.]+)*$")
@@ -30,6 +34,9 @@ NOTATION = re.compile(r"^\d+/(?:\d{4}/)?[^\W\d_][\w.]*(?:-[\w.]+)*$")
 @dataclass(frozen=True, slots=True)
 class Term:
     token: str  # folded
+    # As typed, lowercased, when typed with diacritics ("số"): an exact match ranks above a
+    # folded one (sở, sơ). "" when typed without them.
+    exact: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,10 +184,10 @@ class _Parser:
         if not quoted and NOTATION.match(value):
             node: Node | None = Notation(tx.fold(value), tuple(tx.tokens(value)))
         else:
-            words = tx.tokens(value)
+            words = tx.typed_tokens(value)
             if not words:
                 return None  # punctuation only: nothing to match
-            node = Term(words[0]) if len(words) == 1 else Phrase(tuple(words))
+            node = Term(*words[0]) if len(words) == 1 else Phrase(tuple(w for w, _ in words))
         self.leaves += 1
         if self.leaves > MAX_CLAUSES:
             raise SearchInputError("query", f"more than {MAX_CLAUSES} words or phrases")
@@ -188,11 +195,22 @@ class _Parser:
 
 
 def parse(text: str) -> Node | None:
-    """The query tree of `text`; None when it asks for nothing (match every document)."""
+    """The query tree of `text`; None when it is empty (match every document).
+
+    A query that is not empty but holds nothing to match (`*:*`, emoji, punctuation, a lone
+    `-` or operator) is refused: answering it with every document would hide the mistake
+    behind a plausible page of results."""
     if len(text) > MAX_QUERY_CHARS:
         raise SearchInputError("query", f"longer than {MAX_QUERY_CHARS} characters")
-    node = _Parser(_lex(tx.clean(text))).parse_or(0)
-    return _simplify(node)
+    cleaned = tx.clean(text)
+    node = _expand(_simplify(_Parser(_lex(cleaned)).parse_or(0)))
+    if node is None and text.strip():
+        raise SearchInputError(
+            "query",
+            "nothing searchable: give at least one word or number (symbols, punctuation and"
+            " operators alone match nothing); leave the query empty to list everything",
+        )
+    return node
 
 
 def _simplify(node: Node | None) -> Node | None:
@@ -211,6 +229,64 @@ def _simplify(node: Node | None) -> Node | None:
         inner = _simplify(node.item)
         return None if inner is None else Not(inner)
     return node
+
+
+def _expand(node: Node | None) -> Node | None:
+    """Abbreviations both ways (abbreviations.py): a word that is one also matches its
+    expansion as a phrase; words (a run of unquoted ones, or a quoted phrase) that spell an
+    expansion also match its abbreviation. Either side alone finds the document."""
+    if isinstance(node, Term) and node.token in EXPANSIONS:
+        return Or((node, Phrase(EXPANSIONS[node.token])))
+    if isinstance(node, Phrase) and node.tokens in ABBREVIATIONS:
+        return Or((node, Term(ABBREVIATIONS[node.tokens])))
+    if isinstance(node, Not):
+        inner = _expand(node.item)
+        return None if inner is None else Not(inner)
+    if isinstance(node, Or):
+        return Or(tuple(x for i in node.items if (x := _expand(i)) is not None))
+    if isinstance(node, And):
+        return _expand_and(node.items)
+    return node
+
+
+def _expand_and(items: tuple[Node, ...]) -> Node:
+    out: list[Node] = []
+    i = 0
+    while i < len(items):
+        run = _expansion_at(items, i)
+        if run:
+            words = items[i : i + run]
+            tokens = tuple(w.token for w in words if isinstance(w, Term))
+            out.append(Or((And(words), Term(ABBREVIATIONS[tokens]))))
+            i += run
+        else:
+            x = _expand(items[i])
+            if x is not None:
+                out.append(x)
+            i += 1
+    return out[0] if len(out) == 1 else And(tuple(out))
+
+
+def _expansion_at(items: tuple[Node, ...], i: int) -> int:
+    """The length of the longest run of unquoted words from `i` spelling an expansion."""
+    for n in range(min(LONGEST, len(items) - i), 1, -1):
+        run = items[i : i + n]
+        if all(isinstance(w, Term) for w in run):
+            if tuple(w.token for w in run if isinstance(w, Term)) in ABBREVIATIONS:
+                return n
+    return 0
+
+
+def adjacent_pairs(items: tuple[Node, ...]) -> list[tuple[str, str]]:
+    """The pairs of words typed next to each other, unquoted, among an AND's items: `chuyen
+    doi so` -> (chuyen, doi), (doi, so). Documents where a pair stands together earn a bonus
+    (Vietnamese words are several syllables); a quoted phrase, an operator or an exclusion
+    between two words breaks the pair."""
+    pairs = []
+    for a, b in pairwise(items):
+        if isinstance(a, Term) and isinstance(b, Term) and a.token != b.token:
+            pairs.append((a.token, b.token))
+    return list(dict.fromkeys(pairs))[:MAX_PAIRS]
 
 
 def positive_terms(

@@ -32,6 +32,17 @@ def tokens(text: str) -> list[str]:
     return [fold(m.group()) for m in _WORD.finditer(nfc(text))]
 
 
+def typed_tokens(text: str) -> list[tuple[str, str]]:
+    """(folded, as typed) for each token of `text`: as typed is lowercased NFC with its
+    diacritics, or "" when it has none (folding does not change it)."""
+    out = []
+    for m in _WORD.finditer(nfc(text)):
+        lower = m.group().lower()
+        folded = lower.translate(_TABLE)
+        out.append((folded, lower if lower != folded else ""))
+    return out
+
+
 def token_spans(text: str) -> list[tuple[int, int, str]]:
     """(start, end, folded token) over `text` (already NFC), offsets in characters."""
     return [(m.start(), m.end(), fold(m.group())) for m in _WORD.finditer(text)]
@@ -125,8 +136,9 @@ def highlight(
 ) -> Highlight | None:
     """Mark the tokens of `text` equal to a term, and runs equal to a phrase; None if none.
 
-    With `max_chars`, the fragment is a window of that many characters around the first
-    match in the first `SCAN_CHARS`, cut at word boundaries; only the window is marked.
+    With `max_chars`, the fragment is the window of that many characters, within the first
+    `SCAN_CHARS`, holding the most distinct query words (then the most matches): the densest
+    passage, not the first mention. It is cut at word boundaries; only the window is marked.
     The text keeps its diacritics: matching is diacritic- and case-insensitive on the
     original, no folded copy is made.
     """
@@ -141,10 +153,10 @@ def highlight(
     if max_chars is None or len(text) <= max_chars:
         whole = tuple(m.span() for m in pattern.finditer(text))
         return Highlight(field, text, whole) if whole else None
-    first = pattern.search(text)
-    if first is None:
+    found = [m.span() for m in pattern.finditer(text)]
+    if not found:
         return None
-    lo, hi = _window(text, first.start(), max_chars)
+    lo, hi = _window(text, _densest(text, found, max_chars), max_chars)
     # Spans inside the window only; a match cut by the window's end is cut with it.
     spans = [
         (max(s, lo), min(e, hi)) for s, e in (m.span() for m in pattern.finditer(text, lo, hi))
@@ -152,15 +164,37 @@ def highlight(
     return _fragment(field, text, lo, hi, spans)
 
 
+def _densest(text: str, spans: list[tuple[int, int]], max_chars: int) -> int:
+    """The start of the match that opens the best window: most distinct words matched, then
+    most matches, then earliest. One pass (two pointers) over the matches."""
+    keys = [fold(text[s:e]) for s, e in spans]
+    reach = max_chars - max_chars // 5  # _window puts a fifth of the room before the match
+    best, best_score = spans[0][0], (0, 0)
+    j = 0
+    for i, (start, _) in enumerate(spans):
+        j = max(j, i + 1)
+        while j < len(spans) and spans[j][1] <= start + reach:
+            j += 1
+        score = (len(set(keys[i:j])), j - i)
+        if score > best_score:
+            best, best_score = start, score
+    return best
+
+
+# A word's characters: a window never starts or ends inside one.
+_WORDCHAR = re.compile(r"[^\W_]")
+
+
 def _window(text: str, first: int, max_chars: int) -> tuple[int, int]:
     lo = max(0, first - max_chars // 5)
-    if lo > 0:  # start at a word boundary
-        space = text.rfind(" ", 0, lo + 1)
-        lo = space + 1 if space >= 0 and first - space < max_chars // 2 else lo
+    while lo > 0 and lo < first and _WORDCHAR.match(text[lo - 1]):
+        lo += 1  # inside a word: start at the next word (never past the match)
     hi = min(len(text), lo + max_chars)
     if hi < len(text):
-        space = text.rfind(" ", lo, hi)
-        hi = space if space > first else hi
+        cut = hi
+        while cut > first and _WORDCHAR.match(text[cut - 1]) and _WORDCHAR.match(text[cut]):
+            cut -= 1  # inside a word: end before it
+        hi = cut if cut > first else hi
     return lo, hi
 
 
@@ -195,5 +229,5 @@ def _highlight_slow(
             merged.append((start, end))
     if max_chars is None or len(text) <= max_chars:
         return Highlight(field, text, tuple(merged))
-    lo, hi = _window(text, merged[0][0], max_chars)
+    lo, hi = _window(text, _densest(text, merged, max_chars), max_chars)
     return _fragment(field, text, lo, hi, [(s, min(e, hi)) for s, e in merged if lo <= s < hi])

@@ -30,7 +30,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
 from google.protobuf.message import Message
@@ -51,6 +51,15 @@ CONFIDENTIALITY = {
     pb.CONFIDENTIALITY_SECRET: "secret",
     pb.CONFIDENTIALITY_TOP_SECRET: "top_secret",
 }
+
+PRIORITY = {
+    pb.PRIORITY_UNSPECIFIED: "normal",
+    pb.PRIORITY_NORMAL: "normal",
+    pb.PRIORITY_URGENT: "urgent",
+    pb.PRIORITY_VERY_URGENT: "very_urgent",
+    pb.PRIORITY_FLASH: "flash",
+}
+VN = timezone(timedelta(hours=7))  # an arrival date is the day in Vietnam
 
 Action = Literal["upsert", "delete", "none"]
 
@@ -84,6 +93,7 @@ class DocState:
         d = dataclasses.asdict(self.doc)
         d["issued_date"] = self.doc.issued_date.isoformat() if self.doc.issued_date else None
         d["updated_time"] = self.doc.updated_time.isoformat() if self.doc.updated_time else None
+        d["arrival_date"] = self.doc.arrival_date.isoformat() if self.doc.arrival_date else None
         d.pop("body_text")
         return json.dumps(
             {
@@ -101,6 +111,8 @@ class DocState:
         d: dict[str, Any] = raw["doc"]
         d["issued_date"] = date.fromisoformat(d["issued_date"]) if d["issued_date"] else None
         d["updated_time"] = datetime.fromisoformat(d["updated_time"]) if d["updated_time"] else None
+        # Absent in a state stored before these fields: the defaults (the next event sets them).
+        d["arrival_date"] = date.fromisoformat(d["arrival_date"]) if d.get("arrival_date") else None
         d["recipient_agency_codes"] = tuple(d["recipient_agency_codes"])
         if d.get("reader_agency_codes") is not None:  # absent in a state stored before readers
             d["reader_agency_codes"] = tuple(d["reader_agency_codes"])
@@ -138,6 +150,13 @@ def from_document(m: pb.Document, at: datetime) -> IndexedDocument:
         confidentiality=confidentiality,
         issued_date=issued,
         updated_time=at,
+        direction="incoming" if incoming else "outgoing",
+        priority=PRIORITY.get(m.priority, "normal"),
+        arrival_date=(
+            m.arrival_time.ToDatetime(tzinfo=UTC).astimezone(VN).date()
+            if incoming and m.HasField("arrival_time")
+            else None
+        ),
     )
 
 

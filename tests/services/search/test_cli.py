@@ -15,11 +15,14 @@ from services.search.cli import format_results, render
 from tests.integration.test_search_service import draft, eventually, search_platform
 
 LGSP = str(Path(sys.executable).parent / "lgsp")
+ROOT = str(Path(__file__).resolve().parents[3])
 
 
 async def _cli(tmp_path: Path, *args: str, token: str = "") -> tuple[int, str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LGSP_")}
     env["LGSP_PLATFORM_DATA_DIR"] = str(tmp_path)
+    # This checkout's code, whichever checkout the virtualenv was installed from.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (ROOT, env.get("PYTHONPATH"))))
     if token:
         env["SEARCH_ACCESS_TOKEN"] = token
     proc = await asyncio.create_subprocess_exec(
@@ -73,3 +76,21 @@ def test_format_results_renders_highlights_for_a_terminal() -> None:
     plain = format_results(res)
     assert "01/QĐ-UBND · 2026-01-02 · A" in plain and "về cải cách & số hóa" in plain
     assert "\x1b[1;33mcải cách\x1b[0m" in render("<em>cải cách</em>", color=True)
+
+
+def test_format_results_prints_facets_with_labels() -> None:
+    res = spb.SearchResponse(total_size=3, took_ms=1)
+    facet = res.facets.add(field="document_type_code")
+    facet.values.add(value="QĐ", label="Quyết định", count=2)
+    facet.values.add(value="XX", count=1)  # no label known: the code
+    res.facets.add(field="year")  # nothing counted: not printed
+    res.suggested_query = "truc tuyen"
+    out = format_results(res)
+    assert "Có phải bạn muốn tìm: truc tuyen?" in out
+    assert "Loại văn bản: Quyết định (2), XX (1)" in out and "Năm" not in out
+
+
+async def test_bad_limits_are_refused_not_clamped(tmp_path: Path) -> None:
+    for bad in ("0", "-5", "101", "ten"):
+        code, out, err = await _cli(tmp_path, "cai cach", f"--limit={bad}", token="t")
+        assert code == 2 and "--limit" in err and out == "", (bad, err)

@@ -40,3 +40,29 @@ def test_highlight_matches_diacritics_case_and_d_on_the_original() -> None:
     assert h is not None and h.spans == ((0, 5), (6, 11), (12, 17))
     slow = tx.highlight("s", "Æble và đường", frozenset({"duong", "aeble"}), ())
     assert slow is not None and slow.html() == "<mark>Æble</mark> và <mark>đường</mark>"
+
+
+def test_snippet_is_the_densest_passage_cut_at_word_boundaries() -> None:
+    body = (
+        "Quyết định số 12/QĐ-UBND của Sở Thông tin và Truyền thông. "
+        + "Nội dung khác về công tác văn thư lưu trữ của cơ quan. " * 8
+        + "Triển khai chữ ký số cho cán bộ; chữ ký số có giá trị pháp lý. "
+        + "Phần kết thúc văn bản. " * 20
+    )
+    h = tx.highlight("body_text", body, frozenset({"ky", "so"}), (), 120)
+    assert h is not None
+    html = h.html()
+    assert "chữ <mark>ký</mark> <mark>số</mark>" in html  # not "Quyết định số … Sở"
+    assert "Quyết định" not in html
+    words = set(body.replace(";", " ").replace(".", " ").split())
+    inner = h.fragment.strip("…").strip()
+    first, last = inner.split()[0], inner.split()[-1].rstrip(";.,")
+    assert first.rstrip(";.,") in words and last in words  # no word cut in half
+
+
+def test_window_never_starts_inside_a_word() -> None:
+    text = "x" * 50 + " " + "Nghịđịnhdàiquáchừng" * 3 + " cải cách " + "đuôi " * 100
+    h = tx.highlight("body_text", text, frozenset({"cai"}), (), 60)
+    assert h is not None and h.fragment.startswith("…")
+    start = h.fragment[1:]
+    assert start.startswith(("cải", "Nghị")) or text[text.index(start) - 1] == " "

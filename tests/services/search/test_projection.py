@@ -171,3 +171,22 @@ def test_readers_meet_rights_only_where_get_document_would_answer() -> None:
     assert not sees(official(STP, "leader")) and not sees(official(UBND, "one_stop_officer"))
     s = run(ev.DocumentIssued(document=doc()), sent(STP))
     assert sees(official(STP, "specialist")) and not sees(official(SNV, "leader"))
+
+
+def test_direction_priority_and_arrival_date_come_from_the_document() -> None:
+    # 2026-03-01 20:00 UTC is 2 March in Vietnam: the arrival date is the Vietnamese day.
+    arrived = Timestamp(seconds=int(datetime(2026, 3, 1, 20, tzinfo=UTC).timestamp()))
+    m = doc(**_incoming(), priority=pb.PRIORITY_VERY_URGENT)
+    m.arrival_time.CopyFrom(arrived)
+    s = run(ev.DocumentReceived(document=m))
+    assert (s.doc.direction, s.doc.priority, str(s.doc.arrival_date)) == (
+        "incoming", "very_urgent", "2026-03-02",
+    )  # fmt: skip
+    assert DocState.from_json(s.to_json(), {}).doc == s.doc
+    out = run(ev.DocumentIssued(document=doc()))
+    assert (out.doc.direction, out.doc.priority) == ("outgoing", "normal")
+    assert out.doc.arrival_date is None
+    raw = json.loads(s.to_json())
+    for name in ("direction", "priority", "arrival_date"):
+        del raw["doc"][name]  # as stored before these fields
+    assert DocState.from_json(json.dumps(raw), {}).doc.direction == ""

@@ -455,6 +455,7 @@ class SearchResponse(_message.Message):
     TOTAL_SIZE_IS_LOWER_BOUND_FIELD_NUMBER: _builtins.int
     FACETS_FIELD_NUMBER: _builtins.int
     TOOK_MS_FIELD_NUMBER: _builtins.int
+    SUGGESTED_QUERY_FIELD_NUMBER: _builtins.int
     next_page_token: _builtins.str
     """Token for the next page; empty on the last page."""
     total_size: _builtins.int
@@ -463,6 +464,11 @@ class SearchResponse(_message.Message):
     """Whether total_size is a lower bound (counting stopped early on very large results)."""
     took_ms: _builtins.int
     """Time the index took, in milliseconds."""
+    suggested_query: _builtins.str
+    """Did you mean: when nothing matched because a word is in no document the caller may read,
+    the query with that word replaced by the nearest indexed word (1-2 edits, folded:
+    "truc tuyn" -> "truc tuyen"); empty otherwise.
+    """
     @_builtins.property
     def hits(self) -> _containers.RepeatedCompositeFieldContainer[Global___SearchHit]:
         """The hits of this page."""
@@ -480,10 +486,11 @@ class SearchResponse(_message.Message):
         total_size_is_lower_bound: _builtins.bool = ...,
         facets: _abc.Iterable[Global___Facet] | None = ...,
         took_ms: _builtins.int = ...,
+        suggested_query: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["facets", b"facets", "hits", b"hits", "next_page_token", b"next_page_token", "took_ms", b"took_ms", "total_size", b"total_size", "total_size_is_lower_bound", b"total_size_is_lower_bound"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["facets", b"facets", "hits", b"hits", "next_page_token", b"next_page_token", "suggested_query", b"suggested_query", "took_ms", b"took_ms", "total_size", b"total_size", "total_size_is_lower_bound", b"total_size_is_lower_bound"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
