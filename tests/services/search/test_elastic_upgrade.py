@@ -9,7 +9,7 @@ import uuid
 from services.search.index import Caller, IndexedDocument, SearchQuery
 from services.search.index.elastic import MAPPINGS, SETTINGS, ElasticIndex
 
-A = "000.00.02.H30"
+A = "000.00.02.H27"
 
 
 def test_an_index_from_before_keeps_answering(osmem: str) -> None:

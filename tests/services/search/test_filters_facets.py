@@ -27,7 +27,7 @@ from services.search.index import (
 )
 from services.search.index.tantivy_index import TantivyIndex, build_schema
 
-A, B = "000.00.02.H30", "000.00.03.H30"
+A, B = "000.00.02.H27", "000.00.03.H27"
 D = IndexedDocument
 DOCS = [
     D("out-flash", "1/QĐ-SNV", "Quyết định khẩn về phòng chống lụt bão", doc_type="QĐ",

@@ -7,7 +7,7 @@ import pytest
 
 from services.search.index import Caller, IndexedDocument, SearchIndex, SearchQuery
 
-A = "000.00.02.H30"
+A = "000.00.02.H27"
 
 
 def _doc(doc_id: str, subject: str, body: str) -> IndexedDocument:
@@ -85,7 +85,7 @@ def test_did_you_mean_from_the_words_the_caller_may_read(index: SearchIndex) -> 
                 "hidden",
                 subject="Kế hoạch tuyệt mật về khoáng sản",
                 version=1,
-                agency_code="000.00.99.H30",
+                agency_code="000.00.99.H27",
             ),
         ]
     )
@@ -95,6 +95,6 @@ def test_did_you_mean_from_the_words_the_caller_may_read(index: SearchIndex) -> 
     assert index.search(SearchQuery("truc tuyen"), Caller(A)).suggested_query == ""  # found
     # The other agency's word is never suggested to A; its owner gets it.
     assert index.search(SearchQuery("khoangg"), Caller(A)).suggested_query == ""
-    assert index.search(SearchQuery("khoangg"), Caller("000.00.99.H30")).suggested_query == (
+    assert index.search(SearchQuery("khoangg"), Caller("000.00.99.H27")).suggested_query == (
         "khoang"
     )
