@@ -113,6 +113,11 @@ def component_env(
     # The console must not trace itself into itself.
     env.update(settings.process_env(component.name, telemetry=component.kind != "console"))
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the prefixed log as they are written
+    # gRPC's C core logs to stderr on its own (plain text, read once at import): at its
+    # default it writes a line for every failed TLS handshake, so a port scan floods the log.
+    # Its levels are DEBUG, INFO, ERROR; an operator's own GRPC_VERBOSITY wins.
+    level = settings.platform.third_party_log_level
+    env.setdefault("GRPC_VERBOSITY", level if level in ("DEBUG", "INFO") else "ERROR")
     paths = [str(component.root)]
     lgsp_root = str(Path(__file__).resolve().parent.parent)
     if lgsp_root not in paths:
