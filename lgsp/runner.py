@@ -516,10 +516,11 @@ def _describe(code: int | None) -> str:
 def listen_table(settings: Settings, components: Sequence[Component]) -> str:
     """Name, what it is, where it listens: printed once everything has been started."""
     rows: list[tuple[str, str, str]] = []
-    tls = {"http": "https", "grpc": "grpcs"} if settings.tls.enabled else {}
+    from lgsp.tls import scheme
+
     for c in components:
         eps = settings.endpoints(c.name)
-        where = ", ".join(f"{tls.get(e.protocol, e.protocol)}://{e.address}" for e in eps) or "-"
+        where = ", ".join(f"{scheme(settings, e.protocol)}://{e.address}" for e in eps) or "-"
         rows.append((c.name, c.description, where))
     headers = ("NAME", "WHAT", "LISTENS ON")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]
