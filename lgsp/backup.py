@@ -111,12 +111,15 @@ def backup(
     settings: Settings, dest: Path, *, say: Callable[[str], None] = lambda line: None
 ) -> dict[str, object]:
     """Save every item into `dest` (created; must be empty); the manifest written."""
+    todo = items(settings)
+    for item in todo:  # a folder saved into itself would be copied level after level
+        if item.kind == "tree" and dest.resolve().is_relative_to(item.source.resolve()):
+            raise BackupError(f"{dest} is inside {item.name} ({item.source}), which it saves")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise BackupError(f"{dest} is not empty")
     data_dir = settings.data_dir
     if not data_dir.is_dir():
         raise BackupError(f"data directory {data_dir} does not exist (wrong --config?)")
-    todo = items(settings)
     present = [item for item in todo if item.source.exists()]
     if not present:
         raise BackupError(f"{data_dir} holds none of the platform's stores (wrong --config?)")

@@ -1,5 +1,6 @@
-"""`lgsp restore` given a backup someone changed: every malformed or hostile manifest is refused
-with a clear error before any store is replaced (the SHA-256s check damage, not intent)."""
+"""Hostile inputs to `lgsp backup` and `lgsp restore`: a backup someone changed (every malformed
+or hostile manifest is refused with a clear error before any store is replaced; the SHA-256s
+check damage, not intent), a backup folder inside a store."""
 
 from __future__ import annotations
 
@@ -122,3 +123,15 @@ def test_the_command_names_a_malformed_manifest_without_a_traceback(
     )
     assert done.returncode == 1
     assert "manifest.json: items" in done.stderr and "unexpected" not in done.stderr
+
+
+def test_a_backup_inside_a_store_is_refused(tmp_path: Path) -> None:
+    """A backup folder inside a folder it saves (attachments, the CA, the search index) would
+    be copied into itself, level after level."""
+    live = tmp_path / "live"
+    (live / "ca").mkdir(parents=True)
+    (live / "ca" / "root.pem").write_text("certificate")
+    for inside in (live / "ca" / "bk", live / "ca"):
+        with pytest.raises(BackupError, match=r"inside documents/ca"):
+            backup(_settings(live), inside)
+    assert sorted(p.name for p in (live / "ca").iterdir()) == ["root.pem"]
