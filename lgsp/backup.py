@@ -115,7 +115,9 @@ def backup(
     for item in todo:  # a folder saved into itself would be copied level after level
         if item.kind == "tree" and dest.resolve().is_relative_to(item.source.resolve()):
             raise BackupError(f"{dest} is inside {item.name} ({item.source}), which it saves")
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    if dest.exists() and not dest.is_dir():
+        raise BackupError(f"{dest} is a file, not a folder")
+    if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
     data_dir = settings.data_dir
     if not data_dir.is_dir():
@@ -370,6 +372,8 @@ def _entries(manifest: dict[str, object]) -> list[dict[str, str]]:
         isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in saved
     ):
         raise BackupError(f"{MANIFEST}: items is not a list of stores with their names")
+    if not saved:  # a backup always holds a store (backup refuses a data directory without)
+        raise BackupError(f"{MANIFEST}: items names no store; nothing to restore")
     for entry in saved:
         for key in ("kind", "sha256"):
             if not isinstance(entry.get(key), str):

@@ -74,6 +74,7 @@ HOSTILE: list[tuple[str, Callable[[object], object], str]] = [
     ("a name that is not text", _set("documents/ca", "name", 7), "manifest.json: items"),
     ("a tree said to be a file", _set("documents/ca", "kind", "file"), "documents/ca: .*tree"),
     ("a database said to be a tree", _set("documents/documents.db", "kind", "tree"), "sqlite"),
+    ("no stores", lambda m: {**m, "items": []}, "names no store"),  # type: ignore[dict-item]
     ("a path out of the backup", _set("documents/ca", "name", "../../etc"), "no such store"),
 ]
 
@@ -135,3 +136,12 @@ def test_a_backup_inside_a_store_is_refused(tmp_path: Path) -> None:
         with pytest.raises(BackupError, match=r"inside documents/ca"):
             backup(_settings(live), inside)
     assert sorted(p.name for p in (live / "ca").iterdir()) == ["root.pem"]
+
+
+def test_a_file_is_no_backup_folder(tmp_path: Path) -> None:
+    live = tmp_path / "live"
+    live.mkdir()
+    (live / "gateway-log-signing-key.pem").write_text("key")
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(BackupError, match="a-file is a file, not a folder"):
+        backup(_settings(live), tmp_path / "a-file")
