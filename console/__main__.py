@@ -14,6 +14,7 @@ import uvicorn
 from console.app import create_app
 from lgsp.config import ConfigError, load_settings
 from lgsp.http_server import run_quietly
+from lgsp.logs import setup_logging
 from lgsp.tls import uvicorn_ssl
 
 
@@ -30,6 +31,15 @@ def main() -> int:
     except ConfigError as exc:
         print(f"console: configuration error:\n{exc}", file=sys.stderr)
         return 2
+    # The platform's logging (JSON when asked, libraries at the third-party level): without
+    # it the console's own INFO lines (sign-ins, replays) were lost and uvicorn wrote one
+    # plain-text line per request.
+    setup_logging(
+        "console",
+        settings.platform.log_level,
+        json={"json": True, "text": False}.get(settings.platform.log_format),
+        third_party_level=settings.platform.third_party_log_level,
+    )
     app = create_app(settings)
     logging.getLogger("uvicorn.access").addFilter(_QuietOtlp())
     print(f"operator console on {settings.console_url}", flush=True)
@@ -38,7 +48,8 @@ def main() -> int:
             app,
             host=settings.platform.host,
             port=settings.console.port,
-            log_level=settings.platform.log_level.lower(),
+            log_config=None,  # the handlers are lgsp.logs' (above); uvicorn's own loggers
+            log_level=settings.platform.third_party_log_level.lower(),  # are a library's
             timeout_graceful_shutdown=5,
             **uvicorn_ssl(settings),
         )

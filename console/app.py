@@ -30,6 +30,7 @@ from console.store import SpanStore
 from console.templating import templates
 from lgsp import otlp_token
 from lgsp.config import Endpoint, Settings, mask_url, peer
+from lgsp.tls import TLS_SCHEMES
 
 log = logging.getLogger("console")
 
@@ -124,7 +125,8 @@ def create_app(
             "OTLP endpoint (processes export to)": settings.telemetry.otlp_endpoint,
         }
         count = await run_in_threadpool(store.count_spans)
-        context = pages.overview(rows, lag, count, summary)
+        schemes = TLS_SCHEMES if settings.tls.enabled else None
+        context = pages.overview(rows, lag, count, summary, schemes)
         return templates.TemplateResponse(request, "overview.html", context)
 
     async def traces(request: Request) -> Response:

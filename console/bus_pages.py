@@ -78,8 +78,8 @@ def routes(settings: Settings, lag_reader: LagReader) -> dict[str, Handler]:
         )
         return HTMLResponse(html)
 
-    async def dead_letters_page(request: Request) -> Response:
-        error = ""
+    async def waiting() -> tuple[dict[str, list[deadletters.DeadLetter]], str]:
+        """The letters waiting by topic, or why they cannot be read."""
         by_topic: dict[str, list[deadletters.DeadLetter]] = {}
         b = bus()
         try:
@@ -88,9 +88,13 @@ def routes(settings: Settings, lag_reader: LagReader) -> dict[str, Handler]:
             ):
                 by_topic.setdefault(d.message.topic, []).append(d)
         except Exception as exc:  # the page says it rather than failing
-            error = f"cannot read the dead letters: {exc}"
+            return by_topic, f"cannot read the dead letters: {exc}"
         finally:
             await b.close()
+        return by_topic, ""
+
+    async def dead_letters_page(request: Request) -> Response:
+        by_topic, error = await waiting()
         replayed = request.query_params.get("replayed")
         notice = (
             f"replayed {replayed} dead letter(s) of {request.query_params.get('topic', '')}"
@@ -128,19 +132,24 @@ def routes(settings: Settings, lag_reader: LagReader) -> dict[str, Handler]:
                 b, [topic], poll_timeout=POLL_TIMEOUT, join_timeout=JOIN_TIMEOUT
             )
         except deadletters.DeadLetterError as exc:
+            refused = str(exc)
+        else:
+            refused = ""
+        finally:
+            await b.close()
+        if refused:  # nothing was replayed: the letters are shown still waiting
+            by_topic, error = await waiting()
             return HTMLResponse(
                 render(
                     request,
                     "deadletters.html",
                     title="Dead letters",
-                    topics=[],
+                    topics=sorted(by_topic.items()),
                     notice="",
-                    error=str(exc),
+                    error=f"{refused}; {error}" if error else refused,
                 ),
                 status_code=409,
             )
-        finally:
-            await b.close()
         log.info("replayed %d dead letter(s) of %s from the console", len(done), topic)
         query = urlencode({"replayed": len(done), "topic": topic})
         return RedirectResponse(f"/deadletters?{query}", status_code=303)

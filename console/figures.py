@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import grpc
@@ -24,6 +24,7 @@ from lgsp.api.documents.v1 import documents_pb2, documents_pb2_grpc
 from lgsp.api.dossiers.v1 import dossiers_pb2, dossiers_pb2_grpc
 from lgsp.config import Settings, peer
 from lgsp.grpc.client import channel, channel_credentials
+from lgsp.workdays import local_date
 
 TIMEOUT_S = 5.0
 
@@ -129,7 +130,9 @@ def page(source: FiguresSource) -> Any:
     """The GET /figures handler."""
 
     async def figures_page(request: Request) -> Response:
-        start, end, error = _period(request, date.today())
+        # The province's date (UTC+7), not the server's: a server on UTC is a day behind from
+        # 17:00 to 24:00 and would leave out what was issued and received today.
+        start, end, error = _period(request, local_date(datetime.now(UTC)))
         docs = await source.documents(start, end)
         dossiers = await source.dossiers(start, end)
         html = render(

@@ -7,7 +7,7 @@ import html
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from console.health import Probe
@@ -41,15 +41,19 @@ def overview(
     lag: dict[tuple[str, str, int], int] | str,
     span_count: int,
     settings_summary: dict[str, str],
+    schemes: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The overview's context for templates/overview.html. rows: (component, description,
     installed note, probes); lag: records behind per (group, topic, partition), or why it could
-    not be read. Dead-letter topics are shown apart: their lag is what waits for a replay."""
+    not be read; schemes: how a protocol is written (lgsp.tls.TLS_SCHEMES under TLS).
+    Dead-letter topics are shown apart: their lag is what waits for a replay."""
+    schemes = schemes or {}
     health = []
     for name, what, note, probes in rows:
         shown = [
             {
-                "label": f"{p.endpoint.protocol}://{p.endpoint.address}",
+                "label": f"{schemes.get(p.endpoint.protocol, p.endpoint.protocol)}://"
+                f"{p.endpoint.address}",
                 "state": p.detail if p.state != "up" else f"up ({p.detail})",
                 "css": p.state if p.state in {"up", "down", "degraded"} else "unknown",
             }

@@ -111,12 +111,17 @@ def backup(
     settings: Settings, dest: Path, *, say: Callable[[str], None] = lambda line: None
 ) -> dict[str, object]:
     """Save every item into `dest` (created; must be empty); the manifest written."""
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+    todo = items(settings)
+    for item in todo:  # a folder saved into itself would be copied level after level
+        if item.kind == "tree" and dest.resolve().is_relative_to(item.source.resolve()):
+            raise BackupError(f"{dest} is inside {item.name} ({item.source}), which it saves")
+    if dest.exists() and not dest.is_dir():
+        raise BackupError(f"{dest} is a file, not a folder")
+    if dest.exists() and any(dest.iterdir()):
         raise BackupError(f"{dest} is not empty")
     data_dir = settings.data_dir
     if not data_dir.is_dir():
         raise BackupError(f"data directory {data_dir} does not exist (wrong --config?)")
-    todo = items(settings)
     present = [item for item in todo if item.source.exists()]
     if not present:
         raise BackupError(f"{data_dir} holds none of the platform's stores (wrong --config?)")
@@ -216,14 +221,9 @@ def restore(
     if read_state(settings) is not None:
         raise BackupError("an `lgsp up` runs on this data directory: stop it first")
     where = {item.name: item for item in items(settings)}
-    saved = manifest["items"]
-    assert isinstance(saved, list)
-    for entry in saved:  # every hash first: a damaged backup restores nothing
-        if entry["name"] not in where:
-            raise BackupError(f"{entry['name']}: no such store in this configuration")
-        now = _describe(entry["name"], source / entry["name"], entry["kind"])
-        if now["sha256"] != entry["sha256"]:
-            raise BackupError(f"{entry['name']}: damaged (its SHA-256 does not match)")
+    saved = _entries(manifest)
+    for entry in saved:  # every check first: a damaged or changed backup restores nothing
+        _check(entry, where, source)
     busy = _open_by(where[e["name"]].source for e in saved)
     if busy:
         path, pid, what = busy
@@ -241,7 +241,7 @@ def restore(
         # Each store is copied beside its place and renamed into it: whole or not at all.
         tmp = target.with_name(f".{target.name}.restoring")
         _remove(tmp)
-        if entry["kind"] == "tree":
+        if where[entry["name"]].kind == "tree":
             shutil.copytree(copy, tmp)
         else:
             shutil.copy2(copy, tmp)
@@ -358,9 +358,47 @@ def _manifest(source: Path) -> dict[str, object]:
         manifest = json.loads((source / MANIFEST).read_text())
     except (OSError, ValueError) as exc:
         raise BackupError(f"{source}: no readable {MANIFEST} ({exc})") from None
-    if manifest.get("format") != FORMAT:
-        raise BackupError(f"{source}: not an LGSP backup ({manifest.get('format')!r})")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else type(manifest).__name__
+        raise BackupError(f"{source}: not an LGSP backup ({found!r})")
     return dict(manifest)
+
+
+def _entries(manifest: dict[str, object]) -> list[dict[str, str]]:
+    """The manifest's items, each with a text name, kind and hash: it is read from a folder
+    anyone may have changed, so its shape is checked before any of it is used."""
+    saved = manifest.get("items")
+    if not isinstance(saved, list) or not all(
+        isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in saved
+    ):
+        raise BackupError(f"{MANIFEST}: items is not a list of stores with their names")
+    if not saved:  # a backup always holds a store (backup refuses a data directory without)
+        raise BackupError(f"{MANIFEST}: items names no store; nothing to restore")
+    for entry in saved:
+        for key in ("kind", "sha256"):
+            if not isinstance(entry.get(key), str):
+                raise BackupError(f"{entry['name']}: {MANIFEST} gives no {key}")
+    return saved
+
+
+def _check(entry: dict[str, str], where: dict[str, Item], source: Path) -> None:
+    """One saved store is what this configuration keeps under its name, of the same kind,
+    without links (a link would copy whatever it points at), and undamaged."""
+    name = entry["name"]
+    item = where.get(name)
+    if item is None:
+        raise BackupError(f"{name}: no such store in this configuration")
+    if entry["kind"] != item.kind:
+        raise BackupError(f"{name}: the manifest says {entry['kind']}, the store is a {item.kind}")
+    copy = source / name
+    expected = copy.is_dir() and not copy.is_symlink() if item.kind == "tree" else copy.is_file()
+    if not expected:
+        raise BackupError(f"{name}: missing from the backup, or not a {item.kind}")
+    inside = [copy, *copy.rglob("*")] if item.kind == "tree" else [copy]
+    if any(p.is_symlink() for p in inside):
+        raise BackupError(f"{name}: the backup holds a link; a backup holds files only")
+    if _describe(name, copy, item.kind)["sha256"] != entry["sha256"]:
+        raise BackupError(f"{name}: damaged (its SHA-256 does not match)")
 
 
 def _has_data(path: Path) -> bool:

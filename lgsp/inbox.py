@@ -58,6 +58,7 @@ __all__ = [
     "Handler",
     "PermanentError",
     "ReceivedEvent",
+    "dead_letter_headers",
     "ensure_topics",
     "is_processed",
     "record_processed",
@@ -330,19 +331,8 @@ class EventProcessor:
     async def _dead_letter(
         self, record: Record, *, reason: str, error: BaseException, attempts: int
     ) -> None:
-        headers = dict(record.headers)
-        tb = "".join(traceback.format_exception(error))
-        headers.update(
-            {
-                DLQ_REASON: reason.encode(),
-                DLQ_ERROR: f"{type(error).__name__}: {error}"[:_MAX_HEADER_TEXT].encode(),
-                _DLQ_TRACEBACK: tb[-_MAX_HEADER_TEXT:].encode(),
-                DLQ_ATTEMPTS: str(attempts).encode(),
-                DLQ_CONSUMER: self.consumer_name.encode(),
-                DLQ_ORIGINAL_TOPIC: record.topic.encode(),
-                DLQ_ORIGINAL_PARTITION: str(record.partition).encode(),
-                DLQ_ORIGINAL_OFFSET: str(record.offset).encode(),
-            }
+        headers = dead_letter_headers(
+            record, consumer=self.consumer_name, reason=reason, error=error, attempts=attempts
         )
         topic = events.dlq_topic(record.topic)
         attempt = 0
@@ -357,6 +347,28 @@ class EventProcessor:
                     # Not committing the offset is the only safe answer: redelivered later.
                     raise BusError(f"dead-letter publish to {topic} failed: {e}") from e
                 await asyncio.sleep(backoff_delay(attempt, self.backoff_base, self.backoff_max))
+
+
+def dead_letter_headers(
+    record: Record, *, consumer: str, reason: str, error: BaseException, attempts: int = 1
+) -> dict[str, bytes]:
+    """The record's headers with why and where from: what `<topic>.dlq` holds, for every
+    consumer that dead-letters (a replay sends a letter back to its dlq_original_topic)."""
+    headers = dict(record.headers)
+    tb = "".join(traceback.format_exception(error))
+    headers.update(
+        {
+            DLQ_REASON: reason.encode(),
+            DLQ_ERROR: f"{type(error).__name__}: {error}"[:_MAX_HEADER_TEXT].encode(),
+            _DLQ_TRACEBACK: tb[-_MAX_HEADER_TEXT:].encode(),
+            DLQ_ATTEMPTS: str(attempts).encode(),
+            DLQ_CONSUMER: consumer.encode(),
+            DLQ_ORIGINAL_TOPIC: record.topic.encode(),
+            DLQ_ORIGINAL_PARTITION: str(record.partition).encode(),
+            DLQ_ORIGINAL_OFFSET: str(record.offset).encode(),
+        }
+    )
+    return headers
 
 
 async def ensure_topics(bus: Bus, topics: Iterable[str], *, with_dlq: bool = True) -> None:

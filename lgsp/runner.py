@@ -113,6 +113,11 @@ def component_env(
     # The console must not trace itself into itself.
     env.update(settings.process_env(component.name, telemetry=component.kind != "console"))
     env["PYTHONUNBUFFERED"] = "1"  # lines reach the prefixed log as they are written
+    # gRPC's C core logs to stderr on its own (plain text, read once at import): at its
+    # default it writes a line for every failed TLS handshake, so a port scan floods the log.
+    # Its levels are DEBUG, INFO, ERROR; an operator's own GRPC_VERBOSITY wins.
+    level = settings.platform.third_party_log_level
+    env.setdefault("GRPC_VERBOSITY", level if level in ("DEBUG", "INFO") else "ERROR")
     paths = [str(component.root)]
     lgsp_root = str(Path(__file__).resolve().parent.parent)
     if lgsp_root not in paths:
@@ -511,10 +516,11 @@ def _describe(code: int | None) -> str:
 def listen_table(settings: Settings, components: Sequence[Component]) -> str:
     """Name, what it is, where it listens: printed once everything has been started."""
     rows: list[tuple[str, str, str]] = []
-    tls = {"http": "https", "grpc": "grpcs"} if settings.tls.enabled else {}
+    from lgsp.tls import scheme
+
     for c in components:
         eps = settings.endpoints(c.name)
-        where = ", ".join(f"{tls.get(e.protocol, e.protocol)}://{e.address}" for e in eps) or "-"
+        where = ", ".join(f"{scheme(settings, e.protocol)}://{e.address}" for e in eps) or "-"
         rows.append((c.name, c.description, where))
     headers = ("NAME", "WHAT", "LISTENS ON")
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(3)]

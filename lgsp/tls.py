@@ -58,6 +58,16 @@ _lock = threading.Lock()
 _cache: dict[tuple[str, tuple[str, ...]], TlsFiles] = {}
 
 
+# The scheme a listener is reached with under [tls] enabled (mail's SMTP and IMAP ports stay
+# as they are: STARTTLS on the plain ports, IMAPS its own).
+TLS_SCHEMES = {"http": "https", "grpc": "grpcs"}
+
+
+def scheme(settings: Settings, protocol: str) -> str:
+    """How an endpoint of `protocol` is written for people: https and grpcs under TLS."""
+    return TLS_SCHEMES.get(protocol, protocol) if settings.tls.enabled else protocol
+
+
 @dataclass(frozen=True)
 class TlsFiles:
     """The PEM files one process serves and verifies with."""

@@ -133,3 +133,21 @@ async def test_console_serves_its_process_metrics(client: httpx.AsyncClient) -> 
     assert reply.status_code == 200
     names = {f.name for f in text_string_to_metric_families(reply.text)}
     assert "process_cpu_seconds" in names or "python_info" in names
+
+
+async def test_a_refused_replay_still_shows_the_letters_waiting(
+    settings: Settings, client: httpx.AsyncClient
+) -> None:
+    """A replay refused (a letter that names no original topic) replays nothing: the page
+    must not then say that none are waiting."""
+    await dead_letter(settings, 1)
+    bus = open_bus(settings.bus.url)
+    try:
+        await bus.publish(DLQ, b"k", b"orphan", {DLQ_CONSUMER: b"someone"})
+    finally:
+        await bus.close()
+    reply = await client.post("/deadletters/replay", data={"topic": DLQ})
+    assert reply.status_code == 409
+    assert "name no original topic" in reply.text
+    assert "none waiting" not in reply.text
+    assert f'<h2 id="{DLQ}">{DLQ} <span class="muted">(2 waiting)</span></h2>' in reply.text

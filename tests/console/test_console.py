@@ -365,3 +365,17 @@ def test_service_map_page_draws_a_call_between_services(
     assert page.status_code == 200
     assert "<td>gw-map</td><td>docs-map</td>" in page.text.replace("\n", "")
     assert "<svg" in page.text and "gw-map → docs-map: 1 call(s)" in page.text
+
+
+async def test_the_health_table_names_tls_endpoints_with_their_tls_schemes(tmp_path: Path) -> None:
+    """Under [tls] every listener speaks TLS: the operator reads https:// and grpcs://, as
+    `lgsp up` prints them, not the plain schemes a client could not connect with."""
+    settings = load_settings(
+        env={"LGSP_PLATFORM_DATA_DIR": str(tmp_path), "LGSP_TLS_ENABLED": "true"}
+    )
+    page = await overview_page(settings)
+    documents = settings.endpoints("documents")[0]
+    identity_http = next(e for e in settings.endpoints("identity") if e.protocol == "http")
+    assert f"<code>grpcs://{documents.address}</code>" in page
+    assert f"<code>https://{identity_http.address}</code>" in page
+    assert "<code>grpc://" not in page and "<code>http://" not in page

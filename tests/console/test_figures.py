@@ -161,3 +161,36 @@ async def test_a_service_that_is_down_is_said_not_fatal(tmp_path: Path, token_ur
     reply = await get(settings, "/figures")
     assert reply.status_code == 200
     assert "documents: UNAVAILABLE" in reply.text and "dossiers: UNAVAILABLE" in reply.text
+
+
+async def test_the_default_period_ends_on_the_provinces_date_not_the_servers(
+    tmp_path: Path,
+    token_url: str,
+    services: tuple[int, int, Documents],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server on UTC (containers are) is a day behind Vietnam from 17:00 to 24:00: the
+    figures by default must still count what the province issued today."""
+    import time
+    from datetime import UTC, datetime
+
+    from lgsp.workdays import local_date
+
+    province_today = local_date(datetime.now(UTC))
+    # A zone whose date differs from the province's right now (UTC-12 or UTC+14).
+    for zone in ("Etc/GMT+12", "Etc/GMT-14"):
+        monkeypatch.setenv("TZ", zone)
+        time.tzset()
+        if datetime.now().date() != province_today:
+            break
+    try:
+        docs_port, dossiers_port, docs = services
+        settings = console_settings(tmp_path, token_url, docs_port, dossiers_port)
+        reply = await get(settings, "/figures")
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert reply.status_code == 200
+    ((request, _auth),) = docs.calls
+    assert request.to_date == province_today.isoformat()
+    assert request.from_date == f"{province_today.year}-01-01"

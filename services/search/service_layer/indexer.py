@@ -29,6 +29,7 @@ from opentelemetry.trace import SpanKind
 from lgsp import events, telemetry
 from lgsp.api.events.v1.barrier_pb2 import ReplayBarrier
 from lgsp.bus import Bus, Consumer, Message, TopicPartition
+from lgsp.inbox import dead_letter_headers
 from services.search.adapters.extract import Limits, extract_text
 from services.search.adapters.state import StateStore
 from services.search.index import IndexedDocument, SearchIndex
@@ -240,10 +241,8 @@ class Indexer:
     async def _dead_letter(self, record: Message, error: Exception) -> None:
         if self.bus is None:
             return
-        headers = dict(record.headers)
-        headers["dlq_reason"] = getattr(error, "reason", "malformed").encode()
-        headers["dlq_error"] = f"{type(error).__name__}: {error}"[:4000].encode()
-        headers["dlq_consumer"] = b"search-indexer"
+        reason = getattr(error, "reason", "malformed")
+        headers = dead_letter_headers(record, consumer="search-indexer", reason=reason, error=error)
         try:
             await self.bus.publish(events.dlq_topic(record.topic), record.key, record.value,
                                    headers)  # fmt: skip
