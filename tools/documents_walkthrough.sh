@@ -12,8 +12,8 @@ IDP=${IDP:-http://127.0.0.1:8180}
 DOCS=${DOCS:-http://127.0.0.1:50052}
 AXIS=${AXIS:-http://127.0.0.1:8203}
 SVC=lgsp.api.documents.v1.DocumentService
-token() {  # an official's access token (password grant of the lgsp-web client)
-  curl -sf -d grant_type=password -d client_id=lgsp-web -d "username=$1" \
+token() {  # an official's access token (password grant of admin-cli; public clients take none)
+  curl -sf -d grant_type=password -d client_id=admin-cli -d "username=$1" \
     --data-urlencode "password=$(jq -r --arg u "$1" '.passwords[$u]' "$DATA/identity-demo.json")" \
     "$IDP/realms/lgsp/protocol/openid-connect/token" | jq -r .access_token
 }
