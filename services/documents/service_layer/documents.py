@@ -655,6 +655,10 @@ class DocumentsApp:
         self._check_agency(doc.agency_code, "document.agency_code")
         if not doc.sender_agency_name.strip():
             raise InvalidField("document.sender_agency_name", "the sender's name is required")
+        # Optional (a citizen's letter has none); when given, it is what finds the document
+        # again when its electronic copy arrives, so it must be a real identifier code.
+        if doc.sender_agency_code and (problem := agency_code_problem(doc.sender_agency_code)):
+            raise InvalidField("document.sender_agency_code", f"the sender's code {problem}")
         check_arrival(doc, self.today())
         if document_type(doc.type_code) is None:
             raise InvalidField(

@@ -69,6 +69,10 @@ async def test_register_incoming_refuses_bad_numbers_and_dates_naming_the_field(
         ({"number_notation": "12"}, "document.number_notation"),
         ({"promulgation_date": (today + timedelta(days=1)).isoformat()}, "promulgation_date"),
         ({"due_date": (today - timedelta(days=1)).isoformat()}, "document.due_date"),
+        # A sender's code, when given, is an identifier code: it is what finds the document
+        # again when its electronic copy arrives.
+        ({"sender_agency_code": "not a code"}, "document.sender_agency_code"),
+        ({"sender_agency_code": "000.00.00.h27"}, "document.sender_agency_code"),
     ]
     for change, field in cases:
         doc = pb.Document()
