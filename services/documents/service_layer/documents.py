@@ -44,10 +44,11 @@ from services.documents.adapters.repository import (
     day_bounds,
 )
 from services.documents.domain import policy
-from services.documents.domain.arrival import check_arrival, check_dates
+from services.documents.domain.arrival import check_arrival, check_dates, same_document
 from services.documents.domain.delegation import Delegation, Scope, check_grant
 from services.documents.domain.document_types import check_issuer, document_type
 from services.documents.domain.errors import (
+    AlreadyRegistered,
     InvalidField,
     InvalidTransition,
     NotVisible,
@@ -669,6 +670,18 @@ class DocumentsApp:
         with self._uow() as (uow, repo):
             if request_id and (earlier := repo.get_by_request(doc.agency_code, f"in:{request_id}")):
                 return earlier
+            if doc.sender_agency_code:  # the same letter entered again: one arrival number
+                for earlier in repo.find_incoming(
+                    doc.agency_code, doc.sender_agency_code, doc.number_notation
+                ):
+                    if same_document(
+                        earlier, doc.sender_agency_code, doc.number_notation, doc.promulgation_date
+                    ):
+                        raise AlreadyRegistered(
+                            f"{doc.number_notation} of {doc.sender_agency_code} dated "
+                            f"{doc.promulgation_date} is in the incoming book already: arrival "
+                            f"number {earlier.arrival_number}, document {earlier.id}"
+                        )
             stored = self.exchange.register(
                 uow,
                 repo,

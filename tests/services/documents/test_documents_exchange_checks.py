@@ -88,6 +88,41 @@ async def test_register_incoming_refuses_bad_numbers_and_dates_naming_the_field(
     assert ok.document.arrival_number == 1  # nothing refused took a number
 
 
+async def test_register_incoming_does_not_number_the_same_paper_document_twice(env: Env) -> None:
+    """A clerk entering the same letter again (sender, number and notation, date) under a
+    new request id gets ALREADY_EXISTS naming the entry, not a second arrival number."""
+    paper = pb.Document(
+        agency_code=STP,
+        document_type_code="CV",
+        number_notation="45/UBND-VX",
+        subject="Về việc tăng cường phòng chống dịch",
+        sender_agency_code=UBND,
+        sender_agency_name="Ủy ban nhân dân tỉnh Hà Tĩnh",
+        promulgation_date=env.app.today().isoformat(),
+    )
+    first = await env.as_("stp-vt").RegisterIncoming(
+        pb.RegisterIncomingRequest(document=paper, request_id="paper-1")
+    )
+    again = pb.Document()
+    again.CopyFrom(paper)
+    again.subject = "Tăng cường phòng chống dịch"  # typed again, a little differently
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await env.as_("stp-vt").RegisterIncoming(
+            pb.RegisterIncomingRequest(document=again, request_id="paper-2")
+        )
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "arrival number 1" in (e.value.details() or "")
+    assert [d.id for d in await incoming_of_stp(env)] == [first.document.id]
+    # Another date is another document; so is one from another sender.
+    other = pb.Document()
+    other.CopyFrom(paper)
+    other.sender_agency_code = SNV
+    second = await env.as_("stp-vt").RegisterIncoming(
+        pb.RegisterIncomingRequest(document=other, request_id="paper-3")
+    )
+    assert second.document.arrival_number == 2
+
+
 async def test_recall_of_a_finished_document_is_refused_with_16_both_ways(env: Env) -> None:
     sent, inc = await sent_to_stp(env)
     inc = (
