@@ -87,9 +87,14 @@ sys.stdout.buffer.write(edxml.build_status(edxml.Status(
     status_code=edxml.StatusCode.ACCEPTED, description="Đã tiếp nhận",
     timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0))))
 PY
-sleep 8  # the poller's round (axis_poll_seconds = 5) brings it in
-call lanbt.stp GetDocument '{"id": "'$ID'"}' \
-  | jq -c '[.document.recipients[] | select(.agencyCode == "000.00.00.G15") | {agencyCode, lastIncomingStatus}]'
+# The poller's next round brings it in: 5 s while the province exchanges, up to 30 s when quiet.
+for _ in $(seq 20); do
+  G15=$(call lanbt.stp GetDocument '{"id": "'$ID'"}' \
+    | jq -c '[.document.recipients[] | select(.agencyCode == "000.00.00.G15") | {agencyCode, lastIncomingStatus}]')
+  grep -q ACCEPTED <<<"$G15" && break
+  sleep 2
+done
+echo "$G15"
 echo "13. a paper letter registered by hand (văn thư anpt.syt)"
 call anpt.syt RegisterIncoming '{"request_id": "paper-'$RANDOM'", "document": {"agency_code": "'$SYT'",
   "document_type_code": "CV", "number_notation": "45/UBND-VX",
