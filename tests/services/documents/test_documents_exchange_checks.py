@@ -9,13 +9,14 @@ import asyncio
 import re
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import grpc
 import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.db import UnitOfWork
+from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
 from services.documents.adapters.repository import Repository
 from services.documents.transport import BusTransport, Delivery
@@ -327,3 +328,35 @@ async def test_the_electronic_copy_of_a_document_registered_from_paper_is_not_nu
     assert [d.id for d in await incoming_of_stp(env)] == [paper.id]
     notes = [e for e in await history(env, "stp-vt", paper.id) if e.action == "duplicate_arrival"]
     assert len(notes) == 1
+
+
+async def test_a_status_for_last_years_document_of_the_same_number_is_not_taken_for_this_one(
+    env: Env,
+) -> None:
+    """Numbers restart every year (one book per agency and year): a status naming 01/… of
+    last year must not land on this year's 01/…, which has its own recipients' answers."""
+    sent, _ = await sent_to_stp(env)
+    this_year = date.fromisoformat(sent.promulgation_date)
+
+    def status(code: edxml.StatusCode, on: date, note: str) -> None:
+        answer = edxml.Status(
+            response_for=edxml.ResponseFor(
+                organ_id=UBND, code=sent.number_notation, promulgation_date=on
+            ),
+            from_=edxml.Organization(organ_id=STP, organ_name="Sở Tư pháp"),
+            status_code=code,
+            description=note,
+            timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0),
+        )
+        with UnitOfWork(env.runtime.engine, source="documents") as uow:
+            BusTransport().send(
+                uow, Delivery(str(uuid.uuid4()), STP, UBND, edxml.build_status(answer))
+            )
+            uow.commit()
+        env.runtime.after_commit()
+
+    status(edxml.StatusCode.DONE, this_year.replace(year=this_year.year - 1), "năm trước")
+    status(edxml.StatusCode.ACCEPTED, this_year, "Đã tiếp nhận")  # the same partition: after
+    await eventually(lambda: _status_is(env, sent.id, pb.INCOMING_STATUS_ACCEPTED))
+    actions = [e.action for e in await history(env, "ubnd-vt", sent.id)]
+    assert "recipient_status_06" not in actions
