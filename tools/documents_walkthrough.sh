@@ -96,7 +96,9 @@ for _ in $(seq 20); do
 done
 echo "$G15"
 echo "13. a paper letter registered by hand (văn thư anpt.syt)"
-call anpt.syt RegisterIncoming '{"request_id": "paper-'$RANDOM'", "document": {"agency_code": "'$SYT'",
+# A fixed request_id: run again, the same entry comes back (the same letter under a new id
+# would be ALREADY_EXISTS: one arrival number per document).
+call anpt.syt RegisterIncoming '{"request_id": "walkthrough-paper-1", "document": {"agency_code": "'$SYT'",
   "document_type_code": "CV", "number_notation": "45/UBND-VX",
   "subject": "Về việc tăng cường phòng chống dịch", "sender_agency_code": "000.00.61.H27",
   "sender_agency_name": "Ủy ban nhân dân phường Thành Sen", "promulgation_date": "2026-12-01"}}' \
