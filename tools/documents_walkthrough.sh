@@ -12,8 +12,8 @@ IDP=${IDP:-http://127.0.0.1:8180}
 DOCS=${DOCS:-http://127.0.0.1:50052}
 AXIS=${AXIS:-http://127.0.0.1:8203}
 SVC=lgsp.api.documents.v1.DocumentService
-token() {  # an official's access token (password grant of the lgsp-web client)
-  curl -sf -d grant_type=password -d client_id=lgsp-web -d "username=$1" \
+token() {  # an official's access token (password grant of admin-cli; public clients take none)
+  curl -sf -d grant_type=password -d client_id=admin-cli -d "username=$1" \
     --data-urlencode "password=$(jq -r --arg u "$1" '.passwords[$u]' "$DATA/identity-demo.json")" \
     "$IDP/realms/lgsp/protocol/openid-connect/token" | jq -r .access_token
 }
@@ -87,11 +87,18 @@ sys.stdout.buffer.write(edxml.build_status(edxml.Status(
     status_code=edxml.StatusCode.ACCEPTED, description="Đã tiếp nhận",
     timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0))))
 PY
-sleep 8  # the poller's round (axis_poll_seconds = 5) brings it in
-call lanbt.stp GetDocument '{"id": "'$ID'"}' \
-  | jq -c '[.document.recipients[] | select(.agencyCode == "000.00.00.G15") | {agencyCode, lastIncomingStatus}]'
+# The poller's next round brings it in: 5 s while the province exchanges, up to 30 s when quiet.
+for _ in $(seq 20); do
+  G15=$(call lanbt.stp GetDocument '{"id": "'$ID'"}' \
+    | jq -c '[.document.recipients[] | select(.agencyCode == "000.00.00.G15") | {agencyCode, lastIncomingStatus}]')
+  grep -q ACCEPTED <<<"$G15" && break
+  sleep 2
+done
+echo "$G15"
 echo "13. a paper letter registered by hand (văn thư anpt.syt)"
-call anpt.syt RegisterIncoming '{"request_id": "paper-'$RANDOM'", "document": {"agency_code": "'$SYT'",
+# A fixed request_id: run again, the same entry comes back (the same letter under a new id
+# would be ALREADY_EXISTS: one arrival number per document).
+call anpt.syt RegisterIncoming '{"request_id": "walkthrough-paper-1", "document": {"agency_code": "'$SYT'",
   "document_type_code": "CV", "number_notation": "45/UBND-VX",
   "subject": "Về việc tăng cường phòng chống dịch", "sender_agency_code": "000.00.61.H27",
   "sender_agency_name": "Ủy ban nhân dân phường Thành Sen", "promulgation_date": "2026-12-01"}}' \

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import random
 from collections.abc import Callable
@@ -294,17 +295,19 @@ class AxisExchange:
 
     def _import(self, agency_code: str, package: AxisPackage) -> bool:
         """The package as an ExchangeMessage for `agency_code`, once; False if seen before."""
+        # One package (one id) waits in the mailbox of each To; each agency's copy is its own.
+        key = f"{package.package_id}@{agency_code}"
+        if len(key) > 64:  # processed_events.event_id; an axis's ids need not be UUIDs
+            key = hashlib.sha256(key.encode()).hexdigest()
         with UnitOfWork(self.engine, source="documents") as uow:
-            if is_processed(uow.session, INBOX_CONSUMER, package.package_id):
+            if is_processed(uow.session, INBOX_CONSUMER, key):
                 return False
             # A document keeps the sender's DocumentId: statuses sent back must name it.
             message_id = package.message_id or package.package_id
             self.transport.bus.send(
                 uow, Delivery(message_id, package.sender, agency_code, package.body)
             )
-            record_processed(
-                uow.session, INBOX_CONSUMER, package.package_id, f"axis.{package.kind}"
-            )
+            record_processed(uow.session, INBOX_CONSUMER, key, f"axis.{package.kind}")
             uow.commit()
         log.info(
             "%s %s from %s for %s imported from the national document axis",

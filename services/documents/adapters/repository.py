@@ -145,13 +145,19 @@ class Repository:
         ).scalar_one_or_none()
         return _load(body) if body is not None else None
 
-    def find_outgoing(self, agency_code: str, number_notation: str) -> Document | None:
+    def find_outgoing(
+        self, agency_code: str, number_notation: str, year: int | None = None
+    ) -> Document | None:
+        """The agency's latest outgoing document of that number (of that book year, when
+        given: numbers restart every year)."""
+        year_filter = () if year is None else (t.documents.c.book_year == year,)
         rows = self.conn.execute(
             sa.select(t.documents.c.body)
             .where(
                 t.documents.c.agency_code == agency_code,
                 t.documents.c.direction == int(Direction.OUTGOING),
                 t.documents.c.number_notation == number_notation,
+                *year_filter,
             )
             .order_by(t.documents.c.created_at.desc())
             .limit(1)

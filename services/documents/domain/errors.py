@@ -40,5 +40,9 @@ class NotVisible(DomainError):
         self.resource = resource
 
 
+class AlreadyRegistered(DomainError):
+    """The document is in the book already (→ ALREADY_EXISTS)."""
+
+
 class StaleVersion(DomainError):
     """The etag sent is not the current one (→ ABORTED)."""

@@ -20,13 +20,15 @@ from datetime import date
 from lxml import etree
 
 from lgsp.agency_code import is_agency_code
+from lgsp.multipart import MultipartError, looks_like_mime, split
 
 from .codec import DEFAULT_LIMITS
 from .errors import EdxmlError
 
 _DECLARATION = re.compile(rb"<!\s*(DOCTYPE|ENTITY)", re.IGNORECASE)
-# Where the XML starts: a declaration or the first edXML element (MIME headers come before).
-_XML_START = re.compile(rb"<\?xml|<(?:[\w.-]+:)?edXML", re.IGNORECASE)
+# Where the XML starts: a declaration or the first edXML element (MIME headers come before;
+# a tag, so `start="<edxml@…>"` and a Content-ID `<edxml@…>` are not taken for it).
+_XML_START = re.compile(rb"<\?xml|<(?:[\w.-]+:)?edXML(?:Envelope)?[\s>/]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID = 100
 MAX_TEXT = 200
@@ -55,6 +57,7 @@ class Salvaged:
 def salvage(data: bytes, error: EdxmlError) -> Salvaged | None:
     if len(data) > DEFAULT_LIMITS.max_package_bytes or b"\x00" in data:
         return None
+    data = _xml_part(data)
     if _DECLARATION.search(data):
         return None
     start = _XML_START.search(data)
@@ -103,6 +106,17 @@ def salvage(data: bytes, error: EdxmlError) -> Salvaged | None:
         ),
         error=error,
     )
+
+
+def _xml_part(data: bytes) -> bytes:
+    """The root part of a MIME package (decoded, whatever its transfer encoding); the bytes
+    themselves when they are not MIME or too broken to split (then the XML is looked for)."""
+    if not looks_like_mime(data):
+        return data
+    try:
+        return split(data, max_parts=DEFAULT_LIMITS.max_attachments + 1).root.decode()
+    except MultipartError:
+        return data
 
 
 def _local(el: etree._Element) -> str:

@@ -2,8 +2,8 @@
 
 Domain refusals become the platform's errors here: InvalidField → INVALID_ARGUMENT naming the
 field, InvalidTransition → FAILED_PRECONDITION, Forbidden → PERMISSION_DENIED, NotVisible →
-NOT_FOUND, StaleVersion → ABORTED, a file over the size limit → RESOURCE_EXHAUSTED naming
-the field.
+NOT_FOUND, StaleVersion → ABORTED, AlreadyRegistered → ALREADY_EXISTS, a file over the size
+limit → RESOURCE_EXHAUSTED naming the field.
 
 Use cases run on DocumentsApp's own worker threads (`app.run`); the file use cases
 (DocumentFiles) stay on the loop and hand their database steps to those threads."""
@@ -96,6 +96,8 @@ def to_service_error(e: de.DomainError) -> errors.ServiceError:
         return errors.NotFound(e.message, resource_type=e.resource)
     if isinstance(e, de.StaleVersion):
         return errors.Aborted(e.message)
+    if isinstance(e, de.AlreadyRegistered):
+        return errors.AlreadyExists(e.message, resource_type="document")
     return errors.FailedPrecondition(e.message)
 
 

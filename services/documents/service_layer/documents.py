@@ -44,10 +44,11 @@ from services.documents.adapters.repository import (
     day_bounds,
 )
 from services.documents.domain import policy
-from services.documents.domain.arrival import check_arrival, check_dates
+from services.documents.domain.arrival import check_arrival, check_dates, same_document
 from services.documents.domain.delegation import Delegation, Scope, check_grant
 from services.documents.domain.document_types import check_issuer, document_type
 from services.documents.domain.errors import (
+    AlreadyRegistered,
     InvalidField,
     InvalidTransition,
     NotVisible,
@@ -655,6 +656,10 @@ class DocumentsApp:
         self._check_agency(doc.agency_code, "document.agency_code")
         if not doc.sender_agency_name.strip():
             raise InvalidField("document.sender_agency_name", "the sender's name is required")
+        # Optional (a citizen's letter has none); when given, it is what finds the document
+        # again when its electronic copy arrives, so it must be a real identifier code.
+        if doc.sender_agency_code and (problem := agency_code_problem(doc.sender_agency_code)):
+            raise InvalidField("document.sender_agency_code", f"the sender's code {problem}")
         check_arrival(doc, self.today())
         if document_type(doc.type_code) is None:
             raise InvalidField(
@@ -665,6 +670,18 @@ class DocumentsApp:
         with self._uow() as (uow, repo):
             if request_id and (earlier := repo.get_by_request(doc.agency_code, f"in:{request_id}")):
                 return earlier
+            if doc.sender_agency_code:  # the same letter entered again: one arrival number
+                for earlier in repo.find_incoming(
+                    doc.agency_code, doc.sender_agency_code, doc.number_notation
+                ):
+                    if same_document(
+                        earlier, doc.sender_agency_code, doc.number_notation, doc.promulgation_date
+                    ):
+                        raise AlreadyRegistered(
+                            f"{doc.number_notation} of {doc.sender_agency_code} dated "
+                            f"{doc.promulgation_date} is in the incoming book already: arrival "
+                            f"number {earlier.arrival_number}, document {earlier.id}"
+                        )
             stored = self.exchange.register(
                 uow,
                 repo,

@@ -490,7 +490,12 @@ class Receiving:
         status: edxml.Status,
         now: datetime,
     ) -> None:
-        doc = repo.find_outgoing(delivery.to_agency_code, status.response_for.code)
+        # By number and year: a number names one document of the agency's book of a year.
+        doc = repo.find_outgoing(
+            delivery.to_agency_code,
+            status.response_for.code,
+            status.response_for.promulgation_date.year,
+        )
         if doc is None:
             log.warning(
                 "status %s for unknown document %s", status.status_code, status.response_for.code

@@ -4,6 +4,7 @@ packages (edxml/salvage.py), hostile inputs included."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from datetime import UTC, date, datetime
 
 import pytest
@@ -174,6 +175,31 @@ def test_salvage_reads_any_namespace_a_mime_part_and_broken_xml() -> None:
     assert found is not None and found.sender == SENDER
     truncated = package_xml().replace(b"</edXML:edXMLHeader></edXML:edXMLEnvelope>", b"")
     assert salvage(truncated, ERROR) is not None  # recover mode
+
+
+def test_salvage_reads_a_mime_package_whose_xml_part_is_named_edxml() -> None:
+    """The usual ministry MIME: start="<edxml@…>" and its Content-ID, which are not the XML."""
+    boundary = b"----=_Part_0_1794570932"
+    head = (
+        b'MIME-Version: 1.0\r\nContent-Type: multipart/related; type="application/xml"; '
+        b'boundary="' + boundary + b'"; start="<edxml@btp.gov.vn>"\r\n\r\n--' + boundary
+    )
+    plain = (
+        head + b"\r\nContent-Type: application/xml; charset=UTF-8\r\n"
+        b"Content-ID: <edxml@btp.gov.vn>\r\n\r\n" + package_xml() + b"\r\n--" + boundary + b"--\r\n"
+    )
+    found = salvage(plain, ERROR)
+    assert found is not None and found.sender == SENDER
+    encoded = (
+        head + b"\r\nContent-Type: application/xml; charset=UTF-8\r\n"
+        b"Content-Transfer-Encoding: base64\r\nContent-ID: <edxml@btp.gov.vn>\r\n\r\n"
+        + base64.encodebytes(package_xml())
+        + b"\r\n--"
+        + boundary
+        + b"--\r\n"
+    )
+    found = salvage(encoded, ERROR)
+    assert found is not None and found.document_id == "000.00.00.H09,2026/02/30,45/UBND-NN"
 
 
 @pytest.mark.parametrize(

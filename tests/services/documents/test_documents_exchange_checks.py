@@ -9,13 +9,14 @@ import asyncio
 import re
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 
 import grpc
 import pytest
 
 from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.db import UnitOfWork
+from lgsp.workdays import PROVINCE_TZ
 from services.documents import edxml
 from services.documents.adapters.repository import Repository
 from services.documents.transport import BusTransport, Delivery
@@ -69,6 +70,10 @@ async def test_register_incoming_refuses_bad_numbers_and_dates_naming_the_field(
         ({"number_notation": "12"}, "document.number_notation"),
         ({"promulgation_date": (today + timedelta(days=1)).isoformat()}, "promulgation_date"),
         ({"due_date": (today - timedelta(days=1)).isoformat()}, "document.due_date"),
+        # A sender's code, when given, is an identifier code: it is what finds the document
+        # again when its electronic copy arrives.
+        ({"sender_agency_code": "not a code"}, "document.sender_agency_code"),
+        ({"sender_agency_code": "000.00.00.h27"}, "document.sender_agency_code"),
     ]
     for change, field in cases:
         doc = pb.Document()
@@ -82,6 +87,41 @@ async def test_register_incoming_refuses_bad_numbers_and_dates_naming_the_field(
     assert await incoming_of_stp(env) == []
     ok = await env.as_("stp-vt").RegisterIncoming(pb.RegisterIncomingRequest(document=base))
     assert ok.document.arrival_number == 1  # nothing refused took a number
+
+
+async def test_register_incoming_does_not_number_the_same_paper_document_twice(env: Env) -> None:
+    """A clerk entering the same letter again (sender, number and notation, date) under a
+    new request id gets ALREADY_EXISTS naming the entry, not a second arrival number."""
+    paper = pb.Document(
+        agency_code=STP,
+        document_type_code="CV",
+        number_notation="45/UBND-VX",
+        subject="Về việc tăng cường phòng chống dịch",
+        sender_agency_code=UBND,
+        sender_agency_name="Ủy ban nhân dân tỉnh Hà Tĩnh",
+        promulgation_date=env.app.today().isoformat(),
+    )
+    first = await env.as_("stp-vt").RegisterIncoming(
+        pb.RegisterIncomingRequest(document=paper, request_id="paper-1")
+    )
+    again = pb.Document()
+    again.CopyFrom(paper)
+    again.subject = "Tăng cường phòng chống dịch"  # typed again, a little differently
+    with pytest.raises(grpc.aio.AioRpcError) as e:
+        await env.as_("stp-vt").RegisterIncoming(
+            pb.RegisterIncomingRequest(document=again, request_id="paper-2")
+        )
+    assert e.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "arrival number 1" in (e.value.details() or "")
+    assert [d.id for d in await incoming_of_stp(env)] == [first.document.id]
+    # Another date is another document; so is one from another sender.
+    other = pb.Document()
+    other.CopyFrom(paper)
+    other.sender_agency_code = SNV
+    second = await env.as_("stp-vt").RegisterIncoming(
+        pb.RegisterIncomingRequest(document=other, request_id="paper-3")
+    )
+    assert second.document.arrival_number == 2
 
 
 async def test_recall_of_a_finished_document_is_refused_with_16_both_ways(env: Env) -> None:
@@ -288,3 +328,35 @@ async def test_the_electronic_copy_of_a_document_registered_from_paper_is_not_nu
     assert [d.id for d in await incoming_of_stp(env)] == [paper.id]
     notes = [e for e in await history(env, "stp-vt", paper.id) if e.action == "duplicate_arrival"]
     assert len(notes) == 1
+
+
+async def test_a_status_for_last_years_document_of_the_same_number_is_not_taken_for_this_one(
+    env: Env,
+) -> None:
+    """Numbers restart every year (one book per agency and year): a status naming 01/… of
+    last year must not land on this year's 01/…, which has its own recipients' answers."""
+    sent, _ = await sent_to_stp(env)
+    this_year = date.fromisoformat(sent.promulgation_date)
+
+    def status(code: edxml.StatusCode, on: date, note: str) -> None:
+        answer = edxml.Status(
+            response_for=edxml.ResponseFor(
+                organ_id=UBND, code=sent.number_notation, promulgation_date=on
+            ),
+            from_=edxml.Organization(organ_id=STP, organ_name="Sở Tư pháp"),
+            status_code=code,
+            description=note,
+            timestamp=datetime.now(PROVINCE_TZ).replace(microsecond=0),
+        )
+        with UnitOfWork(env.runtime.engine, source="documents") as uow:
+            BusTransport().send(
+                uow, Delivery(str(uuid.uuid4()), STP, UBND, edxml.build_status(answer))
+            )
+            uow.commit()
+        env.runtime.after_commit()
+
+    status(edxml.StatusCode.DONE, this_year.replace(year=this_year.year - 1), "năm trước")
+    status(edxml.StatusCode.ACCEPTED, this_year, "Đã tiếp nhận")  # the same partition: after
+    await eventually(lambda: _status_is(env, sent.id, pb.INCOMING_STATUS_ACCEPTED))
+    actions = [e.action for e in await history(env, "ubnd-vt", sent.id)]
+    assert "recipient_status_06" not in actions

@@ -39,6 +39,10 @@ async def sent_to_stp(env: Env) -> tuple[pb.Document, pb.Document]:
         )
     ).document
     incoming = await eventually(lambda: incoming_of_stp(env))
+    # The status 01 coming back changes the sender's document (its etag): wait for it and
+    # read it again, so a step the caller takes next does not race it (ABORTED).
+    await eventually(lambda: _is(env, sent.id, pb.INCOMING_STATUS_ARRIVED))
+    sent = (await env.as_("ubnd-vt").GetDocument(pb.GetDocumentRequest(id=sent.id))).document
     return sent, incoming[0]
 
 

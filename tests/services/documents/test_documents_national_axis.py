@@ -98,7 +98,10 @@ async def incoming(env: Env, agency: str, user: str) -> list[pb.Document]:
     return list(page.documents)
 
 
-def outside_package(subject: str = "Về việc phối hợp quản lý tài nguyên rừng giáp ranh") -> bytes:
+def outside_package(
+    subject: str = "Về việc phối hợp quản lý tài nguyên rừng giáp ranh",
+    to: tuple[tuple[str, str], ...] = ((UBND, "Ủy ban nhân dân tỉnh Hà Tĩnh"),),
+) -> bytes:
     header = edxml.MessageHeader(
         # As senders often write it; the axis's directory names the code in full.
         from_=edxml.Organization(
@@ -106,7 +109,7 @@ def outside_package(subject: str = "Về việc phối hợp quản lý tài ngu
             organ_name="UBND Nghệ An",
             organization_in_charge="Chính phủ",
         ),
-        to=(edxml.Organization(organ_id=UBND, organ_name="Ủy ban nhân dân tỉnh Hà Tĩnh"),),
+        to=tuple(edxml.Organization(organ_id=code, organ_name=name) for code, name in to),
         code=edxml.Code(code_number="45", code_notation="UBND-NN"),
         promulgation_info=edxml.PromulgationInfo(place="Nghệ An", promulgation_date=date.today()),
         document_type=edxml.DocumentType(type=2, type_name="Công văn"),
@@ -218,6 +221,30 @@ async def test_a_package_from_another_province_is_registered_once_and_01_goes_ba
 
         assert await eventually(reported) == ["01"]
         assert len(await incoming(env, UBND, "ubnd-vt")) == 1
+
+
+async def test_a_package_for_two_agencies_of_the_province_reaches_both(
+    tmp_path: Path, axis_mock: MockProcess, axis: DocumentAxisClient
+) -> None:
+    """The axis delivers one package (one package id) to each To's mailbox: each agency
+    registers its own copy, and each answers 01."""
+    async with running_env(tmp_path / "documents", _settings(axis_mock, 3600)) as env:
+        exchange = axis_exchange(env)
+        await eventually(lambda: _opened(axis, STP))
+        sent = await axis.send_package(
+            outside_package(to=((UBND, "Ủy ban nhân dân tỉnh Hà Tĩnh"), (STP, "Sở Tư pháp")))
+        )
+        assert await exchange.poll_round() == 2
+        env.runtime.after_commit()
+        [to_ubnd] = await eventually(lambda: incoming(env, UBND, "ubnd-vt"))
+        [to_stp] = await eventually(lambda: incoming(env, STP, "stp-vt"))
+        assert to_ubnd.number_notation == to_stp.number_notation == "45/UBND-NN"
+
+        async def reporters() -> list[str]:
+            found = sorted(s.reporter for s in await axis.statuses(sent.package_id))
+            return found if len(found) == 2 else []
+
+        assert await eventually(reporters) == sorted([UBND, STP])
 
 
 async def _opened(axis: DocumentAxisClient, code: str) -> bool:
