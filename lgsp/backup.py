@@ -12,13 +12,18 @@ kind needs:
   left out; a `check` may confirm that the copy is whole (a search index whose segments were
   merged away during the copy is copied again).
 
-Consistency across stores: a service's outbox row and the bus record it became must not be
-lost between two copies taken at different times. The bus is therefore copied twice: first,
-before every service database, for its consumer groups' committed offsets; last, after them,
-for its records. The restored bus holds the late records with the early offsets, so every
-event a copied outbox marks as sent is on the restored bus, and every consumer resumes at or
-before the point its copied database reflects (it sees a few events again and skips them by
-their ids: delivery is at least once). An unsent outbox row is published again at start.
+Consistency across stores: the backup holds the embedded bus still while it copies. It takes
+the bus's write lock (``BEGIN IMMEDIATE``: readers go on, every publish, offset commit and
+heartbeat waits, up to the bus's 30 s busy timeout) and copies the bus and then every service
+store under it. So every event on the copied bus came from an outbox row the copied databases
+hold; every store derived from events (the search index, a consumer's tables) reflects only
+events on the copied bus; every outbox row a copy marks as sent has its event on the copied
+bus, and a row not yet sent is published at start. A consumer resumes at its committed offset
+and sees again what it applied but had not committed (it skips those by their ids). The
+attachments are copied last, after the lock: files are written once, before the row naming
+them commits, so every file a copied row names is there. (An earlier version copied the bus
+twice, offsets first and records last; under load the records then held events of documents
+the copied documents database did not, and search found documents that did not exist.)
 
 The copy is made in ``DIR.partial`` and renamed to DIR once the manifest is written: an
 interrupted backup (Ctrl-C, a full disk) never leaves a folder that looks complete. Every
@@ -41,7 +46,7 @@ import os
 import shutil
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -88,7 +93,7 @@ def items(settings: Settings) -> list[Item]:
     if bus is not None:
         found.append(Item("bus.db", bus, "sqlite"))
     if settings.attachments.backend == "disk":
-        found.append(Item("attachments", Path(settings.attachments.dir), "tree"))
+        found.append(Item(ATTACHMENTS, Path(settings.attachments.dir), "tree"))
     for name, plugin in discover().items():
         database = sqlite_path(settings.service(name).database_url)
         if database is not None:
@@ -100,6 +105,7 @@ def items(settings: Settings) -> list[Item]:
 
 
 BUS = "bus.db"
+ATTACHMENTS = "attachments"
 # What the console keeps is not saved: its traces are a day of diagnostics (up to 200k spans,
 # they would be most of a backup and describe the platform before the restore, not after),
 # and its session key and OTLP token are remade on first start, which every process of the
@@ -144,29 +150,19 @@ def backup(
 def _save(todo: list[Item], work: Path, say: Callable[[str], None]) -> dict[str, object]:
     started = time.time()
     saved = []
-    offsets: list[tuple[object, ...]] | None = None
+    present = [item for item in todo if item.source.exists()]
     for item in todo:
-        if not item.source.exists():
+        if item not in present:
             say(f"  {item.name}: not there yet, skipped")
-            continue
-        target = work / item.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if item.kind == "sqlite":
-            _sqlite_copy(item, target)
-            if item.name == BUS:  # the committed offsets as of now, before any service
-                offsets = _bus_offsets(target)
-                continue  # its records are copied after every service (below)
-        elif item.kind == "file":
-            shutil.copy2(item.source, target)
-        else:
-            _tree_copy(item, target)
-        saved.append(_saved(item, target, say))
-    bus = next((i for i in todo if i.name == BUS and i.source.exists()), None)
-    if bus is not None:
-        target = work / BUS
-        _sqlite_copy(bus, target)  # the records, the latest
-        _set_bus_offsets(target, offsets)
-        saved.insert(0, _saved(bus, target, say))
+    bus = next((i for i in present if i.name == BUS), None)
+    # Written once, before the rows that name them commit: copied after the lock.
+    late = [i for i in present if i.name == ATTACHMENTS]
+    with _bus_held(bus.source if bus is not None else None):
+        for item in present:
+            if item not in late:
+                saved.append(_copy(item, work, say))
+    for item in late:
+        saved.append(_copy(item, work, say))
     say(f"  {NOT_SAVED}")
     return {
         "format": FORMAT,
@@ -177,6 +173,37 @@ def _save(todo: list[Item], work: Path, say: Callable[[str], None]) -> dict[str,
     }
 
 
+def _copy(item: Item, work: Path, say: Callable[[str], None]) -> dict[str, object]:
+    target = work / item.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if item.kind == "sqlite":
+        _sqlite_copy(item, target)
+        if item.name == BUS:
+            _forget_members(target)
+    elif item.kind == "file":
+        shutil.copy2(item.source, target)
+    else:
+        _tree_copy(item, target)
+    return _saved(item, target, say)
+
+
+@contextlib.contextmanager
+def _bus_held(path: Path | None) -> Iterator[None]:
+    """The embedded bus's write lock for the duration: nothing is published or committed on
+    it while the stores are copied (readers, and the copies, go on)."""
+    if path is None:
+        yield
+        return
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        yield
+    finally:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
+        conn.close()
+
+
 def _saved(item: Item, target: Path, say: Callable[[str], None]) -> dict[str, object]:
     entry = _describe(item.name, target, item.kind)
     entry["source"] = str(item.source)
@@ -184,27 +211,14 @@ def _saved(item: Item, target: Path, say: Callable[[str], None]) -> dict[str, ob
     return entry
 
 
-def _bus_offsets(copy: Path) -> list[tuple[object, ...]] | None:
-    with contextlib.closing(sqlite3.connect(copy)) as conn:
-        try:
-            return list(conn.execute("SELECT * FROM bus_offsets"))
-        except sqlite3.OperationalError:  # no consumer ever committed: nothing to carry
-            return None
-
-
-def _set_bus_offsets(copy: Path, offsets: list[tuple[object, ...]] | None) -> None:
-    """The early copy's committed offsets into the late copy of the bus, without the group
-    members of the running platform (they would hold their partitions in the restored one
-    until their session timed out)."""
-    if offsets is None:
-        return
+def _forget_members(copy: Path) -> None:
+    """The running platform's consumer-group members out of the copy of the bus (they would
+    hold their partitions in the restored one until their session timed out); the committed
+    offsets stay."""
     with contextlib.closing(sqlite3.connect(copy)) as conn, conn:
-        conn.execute("DELETE FROM bus_members")
-        conn.execute("DELETE FROM bus_owners")
-        conn.execute("DELETE FROM bus_offsets")
-        if offsets:
-            marks = ", ".join("?" * len(offsets[0]))
-            conn.executemany(f"INSERT INTO bus_offsets VALUES ({marks})", offsets)
+        for table in ("bus_members", "bus_owners"):
+            with contextlib.suppress(sqlite3.OperationalError):  # no group ever joined
+                conn.execute(f"DELETE FROM {table}")
 
 
 def restore(
