@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import tantivy
 
 from .base import (
+    COPY_PREFIX,
     KEYWORD_FIELDS,
     LATER_FIELDS,
     LATER_KEYWORD_FIELDS,
@@ -36,6 +37,7 @@ from .base import (
     RawResult,
     ValidFilter,
     engine_fields,
+    hiding_terms,
     id_hash,
     rights_terms,
 )
@@ -470,7 +472,8 @@ class TantivyIndex(EngineIndex):
         for name in STORED_TEXT:
             fields[name] = fields[name].encode() if fields[name] else None
         if self.reader_keys:
-            fields[READER_KEYS] = reader_keys(fields[READERS], fields["doc_type"], fields["year"])
+            own = [r for r in fields[READERS] if not r.startswith(COPY_PREFIX)]
+            fields[READER_KEYS] = reader_keys(own, fields["doc_type"], fields["year"])
         if self.later and self.exact_words:
             fields[ALL_EXACT] = fields[ALL_TEXT]
         else:
@@ -585,7 +588,12 @@ class TantivyIndex(EngineIndex):
         confidentiality levels the caller may read."""
         Q = tantivy.Query
         terms = Q.term_set_query(self.schema, READERS, rights_terms(caller))
-        return [(tantivy.Occur.Must, Q.const_score_query(terms, 0.0))]
+        return [(tantivy.Occur.Must, Q.const_score_query(terms, 0.0)), self._copies(caller)]
+
+    def _copies(self, caller: Caller) -> tuple[Any, tantivy.Query]:
+        """Leaves out the copies the caller finds as another copy (base.COPY_PREFIX)."""
+        hidden = tantivy.Query.term_set_query(self.schema, READERS, hiding_terms(caller))
+        return (tantivy.Occur.MustNot, hidden)
 
     def _access(
         self, caller: Caller, filters: tuple[ValidFilter, ...], compound: bool = True
@@ -630,7 +638,7 @@ class TantivyIndex(EngineIndex):
         exact_years = span is not None and years is not None and _whole_years(*span)
         rest = [f for f in filters if f is not types and not (f is days and exact_years)]
         keyed = Q.const_score_query(Q.term_set_query(self.schema, READER_KEYS, keys), 0.0)
-        return [(Must, keyed), *(self._filter(f) for f in rest)]
+        return [(Must, keyed), self._copies(caller), *(self._filter(f) for f in rest)]
 
     def _filter(self, f: ValidFilter) -> tuple[Any, tantivy.Query]:
         Q, s = tantivy.Query, self.schema
