@@ -37,7 +37,7 @@ from .base import (
     rights_terms,
 )
 from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_pairs
-from .tantivy_index import (
+from .tantivy_schema import (
     ADJACENCY_BOOST,
     ALL_TEXT,
     ALL_TEXT_REPEATS,
