@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import re
 import secrets
 import threading
@@ -276,8 +277,6 @@ class TantivyIndex(TantivyQueries, EngineIndex):
                         query, k, count=count_here, order_by_field=plan.sort_key, order=order
                     )
                 hits = res.hits
-                if rescore and hits:  # (first-pass score, bonus, address)
-                    hits = self._rescore(searcher, hits, pairs, scorings[i])
                 if count_here:
                     total = int(res.count or 0)  # type: ignore[attr-defined]  # stubs lack it
             out: dict[str, Any] = {}
@@ -288,7 +287,22 @@ class TantivyIndex(TantivyQueries, EngineIndex):
         per_shard = self._map(run)
         searchers = [p[0] for p in per_shard]
         if rescore:
-            rows = with_bonus([p[1] for p in per_shard])
+            # Only the RESCORE_WINDOW best first-pass hits of all shards keep a bonus
+            # (with_bonus), so only they are rescored: about 1/shards of each shard's window
+            # (a shard's share of the best 100 rather than its own best 100: 0.85 -> ~0.45 ms
+            # per shard at 60k documents). The rest keep bonus 0, as with_bonus would give.
+            firsts = sorted((score for p in per_shard for score, _ in p[1]), reverse=True)
+            floor = firsts[RESCORE_WINDOW - 1] if len(firsts) >= RESCORE_WINDOW else -math.inf
+
+            def second(i: int, shard: Shard) -> list[tuple[float, float, Any]]:
+                hits = per_shard[i][1]  # best first: the window's part is a prefix
+                inside = [h for h in hits if h[0] >= floor]
+                rest = [(score, 0.0, a) for score, a in hits[len(inside) :]]
+                if not inside:
+                    return rest
+                return self._rescore(searchers[i], inside, pairs, scorings[i]) + rest
+
+            rows = with_bonus(self._map(second))
         else:
             rows = [
                 (value, i, rank, addr)

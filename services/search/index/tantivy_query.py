@@ -107,8 +107,11 @@ class TantivyQueries:
 
     def _copies(self, caller: Caller) -> tuple[Any, tantivy.Query]:
         """Leaves out the copies the caller finds as another copy (base.COPY_PREFIX)."""
-        hidden = tantivy.Query.term_set_query(self.schema, READERS, hiding_terms(caller))
-        return (tantivy.Occur.MustNot, hidden)
+        # A union of term queries, not a term set: a term set fills a bitset of the whole
+        # segment even when its terms have no postings (0.8 against 0.05 ms at 60k documents).
+        Q, Should = tantivy.Query, tantivy.Occur.Should
+        hidden = [(Should, Q.term_query(self.schema, READERS, t)) for t in hiding_terms(caller)]
+        return (tantivy.Occur.MustNot, Q.boolean_query(hidden))
 
     def _access(
         self, caller: Caller, filters: tuple[ValidFilter, ...], compound: bool = True
