@@ -15,11 +15,18 @@ from lgsp.api.documents.v1 import documents_pb2 as pb
 from lgsp.api.documents.v1 import events_pb2 as ev
 from lgsp.bus import Message
 from services.search.adapters.state import StateStore
-from services.search.index import Caller, FacetRequest, IndexedDocument, SearchQuery, open_index
+from services.search.index import (
+    Caller,
+    FacetRequest,
+    Filter,
+    IndexedDocument,
+    SearchQuery,
+    open_index,
+)
 from services.search.index.base import copy_key, hidden_by
 from services.search.service_layer.copies import copies_of
 from services.search.service_layer.indexer import TOPIC, Indexer
-from services.search.service_layer.projection import OWN
+from services.search.service_layer.projection import OWN, DocState
 
 UBND, STP, SNV = "000.00.00.H27", "000.01.30.H27", "000.02.30.H27"
 DAY = date(2026, 3, 2)
@@ -69,6 +76,14 @@ def test_each_official_finds_one_copy_and_only_one_they_may_read(index) -> None:
     assert sorted(h.id for h in res.hits) == ["other", "out"] and res.total == 2
     counts = {v.value: v.count for v in res.facets[0].values}
     assert counts == {"outgoing": 1, "incoming": 1}
+    # The same with filters (tantivy then matches rights × type × year as one compound key).
+    typed = SearchQuery(
+        "chuyển đổi số", filters=(Filter("doc_type", ("QĐ",)), Filter("year", ("2026",)))
+    )
+    assert [h.id for h in index.search(typed, Caller(OWN + STP)).hits] == ["out"]
+    year = Filter("issued_date", gte="2026-01-01", lte="2026-12-31")
+    dated = SearchQuery("", filters=(Filter("doc_type", ("QĐ",)), year))
+    assert index.search(dated, above).total == 2
     # A copy's hiding terms are not rights: they let no one read anything.
     assert ids(index, Caller("~n:" + OWN + UBND)) == ([], 0)
 
@@ -164,3 +179,24 @@ def test_the_indexer_groups_copies_across_partitions_and_follows_changes(tmp_pat
     finally:
         store.close()
         ix.close()
+
+
+def test_a_state_store_from_before_copies_gains_their_key(tmp_path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "state.db")
+    old.executescript(
+        "CREATE TABLE doc_state (id TEXT PRIMARY KEY, data TEXT NOT NULL);"
+        "CREATE TABLE attachment_text (document_id TEXT NOT NULL, attachment_id TEXT NOT NULL,"
+        " text TEXT NOT NULL, PRIMARY KEY (document_id, attachment_id));"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    )
+    old.close()
+    store = StateStore(tmp_path / "state.db")
+    try:
+        sent = copy("out", UBND, (OWN + UBND,), incoming=False)
+        store.put(DocState(sent, searchable=True, offset=3))
+        store.commit()
+        assert [s.doc.id for s in store.copies(copy_key(sent))] == ["out"]
+    finally:
+        store.close()
