@@ -48,7 +48,9 @@ from services.search.index import Caller, Filter, IndexedDocument, SearchQuery
 from services.search.index import text as tx
 from services.search.index.query import parse
 from services.search.index.resident import LEVELS
-from services.search.index.tantivy_index import ALL_TEXT, DEFAULT_SHARDS, TantivyIndex
+from services.search.index.tantivy_index import TantivyIndex
+from services.search.index.tantivy_layout import DEFAULT_SHARDS
+from services.search.index.tantivy_schema import ALL_TEXT
 from services.search.settings import SearchSettings
 
 GOAL_RATE = 5_000

@@ -85,7 +85,10 @@ def wire_service(
 
     return Wiring(
         servicers=[
-            (search_pb2_grpc.add_SearchServiceServicer_to_server, SearchServicer(index, agencies))
+            (
+                search_pb2_grpc.add_SearchServiceServicer_to_server,
+                SearchServicer(index, agencies, serving.copies),
+            )
         ],
         subscriptions=subscriptions,
         authenticator=authenticator or authenticator_from_settings(settings),

@@ -204,6 +204,27 @@ def render(fragment: str, color: bool) -> str:
     return " ".join(html.unescape(text).split())
 
 
+def _sent_and_received(h: Any) -> str:
+    """Where the document went, from its other copies the caller may read (one hit for the
+    sender's and the recipients' copies)."""
+    parts = []
+    if h.sent_to_agency_codes:
+        parts.append("Gửi đến: " + ", ".join(h.sent_to_agency_codes))
+    received = [c for c in h.copies if c.direction == "incoming"]
+    if received:
+        parts.append(
+            "Bản đến tại: "
+            + ", ".join(
+                f"{c.agency_code} ({c.arrival_date})" if c.arrival_date else c.agency_code
+                for c in received
+            )
+        )
+    sender = next((c for c in h.copies if c.direction == "outgoing"), None)
+    if sender is not None:
+        parts.append(f"Bản gửi đi: {sender.agency_code}")
+    return " · ".join(parts)
+
+
 def format_results(res: Any, color: bool = False) -> str:
     bold = (lambda s: f"\x1b[1m{s}\x1b[0m") if color else (lambda s: s)
     more = "+" if res.total_size_is_lower_bound else ""
@@ -231,6 +252,8 @@ def format_results(res: Any, color: bool = False) -> str:
         )
         if snippet:
             lines.append(f"     … {render(snippet, color)} …")
+        if where := _sent_and_received(h):
+            lines.append(f"     {where}")
         lines.append(f"     id {h.id}")
     if res.next_page_token:
         lines.append("(còn nữa: thu hẹp truy vấn hoặc tăng --limit)")

@@ -11,6 +11,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
+from services.search.index.base import copy_key
 from services.search.service_layer.projection import DocState
 
 _SCHEMA = """
@@ -28,6 +29,10 @@ class StateStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(doc_state)")}
+        if "copy_key" not in columns:  # a store written before copies were grouped
+            self._db.execute("ALTER TABLE doc_state ADD COLUMN copy_key TEXT")
+        self._db.execute("CREATE INDEX IF NOT EXISTS doc_state_copy ON doc_state(copy_key)")
         self._lock = threading.Lock()
         self._in_tx = False
 
@@ -49,13 +54,35 @@ class StateStore:
             )
         return DocState.from_json(row[0], texts)
 
+    def docs(self, ids: list[str]) -> dict[str, DocState]:
+        """The stored states of `ids` (those known), without their attachments' text."""
+        out: dict[str, DocState] = {}
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                rows = self._db.execute(
+                    f"SELECT id, data FROM doc_state WHERE id IN ({','.join('?' * len(part))})",
+                    part,
+                ).fetchall()
+                out.update({r[0]: DocState.from_json(r[1], {}) for r in rows})
+        return out
+
+    def copies(self, key: str) -> list[DocState]:
+        """The stored states of the copies of one document (base.copy_key), without their
+        attachments' text (the caller re-reads a copy it re-indexes)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM doc_state WHERE copy_key=?", (key,)
+            ).fetchall()
+        return [DocState.from_json(r[0], {}) for r in rows]
+
     def put(self, state: DocState) -> None:
         with self._lock:
             self._begin()
             self._db.execute(
-                "INSERT INTO doc_state(id, data) VALUES(?, ?) "
-                "ON CONFLICT(id) DO UPDATE SET data=excluded.data",
-                (state.doc.id, state.to_json()),
+                "INSERT INTO doc_state(id, data, copy_key) VALUES(?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET data=excluded.data, copy_key=excluded.copy_key",
+                (state.doc.id, state.to_json(), copy_key(state.doc) or None),
             )
             self._db.executemany(
                 "INSERT OR REPLACE INTO attachment_text(document_id, attachment_id, text) "

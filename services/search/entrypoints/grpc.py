@@ -21,6 +21,7 @@ from lgsp.api.search.v1 import search_pb2 as pb
 from lgsp.auth import current_principal
 from lgsp.grpc.errors import InvalidArgument
 from services.search.index import (
+    Caller,
     Facet,
     FacetRequest,
     Filter,
@@ -30,6 +31,7 @@ from services.search.index import (
     Sort,
 )
 from services.search.index.query import parse
+from services.search.service_layer.copies import Copies
 from services.search.service_layer.labels import Labels
 from services.search.service_layer.rights import AgencyTree, caller_of
 
@@ -158,7 +160,7 @@ def _wants_documents(collections: Iterable[int]) -> bool:
     return not wanted or bool(wanted & {pb.COLLECTION_UNSPECIFIED, pb.COLLECTION_DOCUMENTS})
 
 
-def hit_to_proto(h: Hit) -> pb.SearchHit:
+def hit_to_proto(h: Hit, copies: Copies | None = None) -> pb.SearchHit:
     m = pb.SearchHit(
         id=h.id,
         collection=pb.COLLECTION_DOCUMENTS,
@@ -183,6 +185,18 @@ def hit_to_proto(h: Hit) -> pb.SearchHit:
     ):
         if value:
             m.fields[name] = value
+    if copies is not None:
+        m.copies.extend(
+            pb.DocumentCopy(
+                id=c.id,
+                agency_code=c.agency_code,
+                direction=c.direction,
+                status=c.status,
+                arrival_date=c.arrival_date,
+            )
+            for c in copies.others
+        )
+        m.sent_to_agency_codes.extend(copies.sent_to)
     for hl in h.highlights:
         m.highlights.append(
             pb.Highlight(field=HIGHLIGHT_NAMES.get(hl.field, hl.field), fragments=[hl.html("em")])
@@ -220,9 +234,13 @@ def facets_to_proto(
 
 class SearchServicer:
     def __init__(
-        self, index: Callable[[], SearchIndex], agencies: AgencyTree | None = None
+        self,
+        index: Callable[[], SearchIndex],
+        agencies: AgencyTree | None = None,
+        copies: Callable[[list[str], Caller], dict[str, Copies]] | None = None,
     ) -> None:
         self._index = index  # the serving index at call time (a rebuild swaps it)
+        self._copies = copies  # the other copies of each hit's document (copies.py)
         self._agencies = agencies  # a role held in an agency reads the agencies below it
         directory = agencies if isinstance(agencies, AgencyDirectory) else None
         self._labels = Labels(directory)  # agency names: the directory at call time
@@ -247,8 +265,11 @@ class SearchServicer:
         if not _wants_documents(request.collections) or none_match:
             return pb.SearchResponse(facets=[pb.Facet(field=name) for name in asked])
         res = await asyncio.to_thread(self._index().search, query, caller)
+        copies: dict[str, Copies] = {}
+        if self._copies is not None and res.hits:
+            copies = await asyncio.to_thread(self._copies, [h.id for h in res.hits], caller)
         return pb.SearchResponse(
-            hits=[hit_to_proto(h) for h in res.hits],
+            hits=[hit_to_proto(h, copies.get(h.id)) for h in res.hits],
             next_page_token=res.next_cursor,
             total_size=res.total,
             total_size_is_lower_bound=res.total_is_lower_bound,

@@ -46,6 +46,13 @@ NORMAL = "normal"  # the confidentiality of an unrestricted document
 # (normal) or "c" (any confidentiality above normal). A search is one term set over it.
 READERS = "readers"
 PUBLIC_READER = "*public*"
+# The copies of one document (the sender's outgoing one, each recipient's incoming one) are
+# one document to an official: a copy holds, in READERS, COPY_PREFIX + each readers term of
+# the copies before it (`IndexedDocument.hidden_by`), and every search excludes
+# COPY_PREFIX + the caller's rights terms. So a caller finds the first copy they may read and
+# no other: the collapse is a filter, exact for each caller (a copy the caller may not read
+# hides nothing), and totals, facets and pages count documents, not copies.
+COPY_PREFIX = "~"
 
 
 # --- documents ---------------------------------------------------------------------------------
@@ -77,6 +84,10 @@ class IndexedDocument:
     direction: str = ""  # outgoing | incoming (DIRECTIONS)
     priority: str = ""  # normal | urgent | very_urgent | flash (PRIORITIES)
     arrival_date: date | None = None  # incoming: the day it arrived (Vietnam time)
+    # The readers terms (see readers()) of the copies of this document that come before it
+    # (copy_order): whoever matches one of them finds that copy instead, so each official
+    # finds one hit per document (see COPY_PREFIX).
+    hidden_by: tuple[str, ...] = ()
 
 
 # Keyword fields usable in filters and facets; "year" is derived from issued_date.
@@ -139,6 +150,35 @@ def readers(doc: IndexedDocument) -> list[str]:
     return sorted(level + a for a in who)
 
 
+def copy_key(doc: IndexedDocument) -> str:
+    """What the copies of one document share — its sender, number and date, as edXML
+    identifies a document — or "" (a draft, a document without number or date: no copies)."""
+    number = tx.fold(doc.number_notation.strip())
+    if not (doc.sender_agency_code and number and doc.issued_date):
+        return ""
+    return f"{doc.sender_agency_code}|{number}|{doc.issued_date.isoformat()}"
+
+
+def copy_order(doc: IndexedDocument) -> tuple[int, str]:
+    """The copies of a document in the order they hide each other: the sender's first."""
+    return (0 if doc.direction != "incoming" else 1, doc.id)
+
+
+def hidden_by(copies: Sequence[IndexedDocument]) -> dict[str, tuple[str, ...]]:
+    """Each copy's `hidden_by`: the readers terms of the copies before it (copy_order)."""
+    out: dict[str, tuple[str, ...]] = {}
+    before: dict[str, None] = {}
+    for d in sorted(copies, key=copy_order):
+        out[d.id] = tuple(sorted(before))
+        before.update(dict.fromkeys(readers(d)))
+    return out
+
+
+def hiding_terms(caller: Caller) -> list[str]:
+    """The READERS terms of copies a caller finds elsewhere (see COPY_PREFIX)."""
+    return [COPY_PREFIX + t for t in rights_terms(caller)]
+
+
 def rights_terms(caller: Caller) -> list[str]:
     """The readers terms a caller may see: their agencies (if any) and public, at the normal
     level, and at the confidential level too when their role allows it. No agency code
@@ -171,7 +211,7 @@ def engine_fields(doc: IndexedDocument) -> dict[str, Any]:
         "confidentiality": doc.confidentiality or NORMAL,
         "year": str(doc.issued_date.year) if doc.issued_date else "",
         "public": bool(doc.public),
-        READERS: readers(doc),
+        READERS: readers(doc) + [COPY_PREFIX + t for t in doc.hidden_by],
         "issued_date": doc.issued_date.isoformat() if doc.issued_date else "",
         "updated_time": _utc(doc.updated_time).isoformat() if doc.updated_time else "",
         "direction": doc.direction,

@@ -33,10 +33,11 @@ from .base import (
     RawResult,
     ValidFilter,
     engine_fields,
+    hiding_terms,
     rights_terms,
 )
 from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_pairs
-from .tantivy_index import (
+from .tantivy_schema import (
     ADJACENCY_BOOST,
     ALL_TEXT,
     ALL_TEXT_REPEATS,
@@ -290,7 +291,9 @@ class ElasticIndex(EngineIndex):
     @staticmethod
     def _rights(caller: Caller) -> list[dict[str, Any]]:
         # One terms filter on the readers field (see base.READERS), cached by the engine.
-        return [{"terms": {READERS: rights_terms(caller)}}]
+        # The copies the caller finds as another copy are left out (base.COPY_PREFIX).
+        hidden = {"bool": {"must_not": [{"terms": {READERS: hiding_terms(caller)}}]}}
+        return [{"terms": {READERS: rights_terms(caller)}}, hidden]
 
     @staticmethod
     def _filter(f: ValidFilter) -> dict[str, Any]:

@@ -14,6 +14,7 @@ interval while a backlog goes through in large batches.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections import Counter
@@ -33,6 +34,7 @@ from lgsp.inbox import dead_letter_headers
 from services.search.adapters.extract import Limits, extract_text
 from services.search.adapters.state import StateStore
 from services.search.index import IndexedDocument, SearchIndex
+from services.search.index.base import copy_key, hidden_by
 from services.search.service_layer import projection as pj
 
 log = logging.getLogger(__name__)
@@ -185,6 +187,7 @@ class Indexer:
         cache: dict[str, pj.DocState | None] = {}
         touched: dict[str, pj.DocState] = {}  # states to store
         actions: dict[str, pj.Action] = {}  # the last index action per document
+        groups: set[str] = set()  # the copy keys (base.copy_key) the batch's documents had
         for d in decoded:
             with _tracer.start_as_current_span(
                 f"{events.type_name(d.payload)} index",
@@ -196,6 +199,8 @@ class Indexer:
             ):  # fmt: skip
                 if d.subject not in cache:
                     cache[d.subject] = self.state.get(d.subject)
+                    if (old := cache[d.subject]) is not None:
+                        groups.add(copy_key(old.doc))
                 at = datetime.fromtimestamp(d.time_s, UTC)
                 try:
                     new, action = pj.apply(
@@ -216,6 +221,8 @@ class Indexer:
                 if action != "none":
                     actions[d.subject] = action
                 self.counts["applied"] += 1
+        groups.update(copy_key(st.doc) for st in touched.values())
+        self._hide_copies(groups - {""}, touched, actions)
         upserts: list[IndexedDocument] = []
         deletes: list[str] = []
         for doc_id, action in actions.items():
@@ -237,6 +244,32 @@ class Indexer:
         now = time.time()
         self.lags = [now - d.time_s for d in decoded][-1000:]
         self.counts["committed-batches"] += 1
+
+    def _hide_copies(
+        self, keys: set[str], touched: dict[str, pj.DocState], actions: dict[str, pj.Action]
+    ) -> None:
+        """Re-derives `hidden_by` of every copy of the documents the batch touched (their
+        copy key before and after), so that each official finds one copy of a document
+        (base.COPY_PREFIX); a copy whose `hidden_by` changed is re-indexed."""
+        for st in touched.values():
+            if st.doc.hidden_by and not copy_key(st.doc):  # no longer a copy of anything
+                st.doc = dataclasses.replace(st.doc, hidden_by=())
+                if actions.get(st.doc.id) != "delete" and st.searchable:
+                    actions[st.doc.id] = "upsert"
+        for key in sorted(keys):
+            members = {s.doc.id: s for s in self.state.copies(key) if s.doc.id not in touched}
+            members.update({i: s for i, s in touched.items() if copy_key(s.doc) == key})
+            copies = {i: s for i, s in members.items() if s.searchable}
+            for doc_id, hiders in hidden_by([s.doc for s in copies.values()]).items():
+                st = copies[doc_id]
+                if st.doc.hidden_by == hiders:
+                    continue
+                if doc_id not in touched:  # re-read with its attachments' text
+                    st = self.state.get(doc_id) or st
+                st.doc = dataclasses.replace(st.doc, hidden_by=hiders)
+                touched[doc_id] = st
+                if actions.get(doc_id) != "delete":
+                    actions[doc_id] = "upsert"
 
     async def _dead_letter(self, record: Message, error: Exception) -> None:
         if self.bus is None:

@@ -116,6 +116,7 @@ class DocState:
         d["recipient_agency_codes"] = tuple(d["recipient_agency_codes"])
         if d.get("reader_agency_codes") is not None:  # absent in a state stored before readers
             d["reader_agency_codes"] = tuple(d["reader_agency_codes"])
+        d["hidden_by"] = tuple(d.get("hidden_by", ()))
         return cls(
             IndexedDocument(**d),
             raw["searchable"],

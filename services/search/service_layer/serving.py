@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import threading
 import time
 import uuid
@@ -27,7 +28,8 @@ from lgsp.inbox import ensure_topics, publish_barrier
 from services.search.adapters.extract import Limits
 from services.search.adapters.generations import Generations
 from services.search.adapters.state import StateStore
-from services.search.index import SearchIndex
+from services.search.index import Caller, SearchIndex
+from services.search.service_layer.copies import Copies, copies_of
 from services.search.service_layer.indexer import TOPIC, AttachmentReader, Indexer
 
 log = logging.getLogger(__name__)
@@ -88,6 +90,17 @@ class Serving:
             self.index = index
             self.indexer = self._indexer(index, state)
         return self.index
+
+    def copies(self, hit_ids: list[str], caller: Caller) -> dict[str, Copies]:
+        """The other copies of each hit's document the caller may read (copies.py), from the
+        serving generation's state store; none while it is being switched."""
+        indexer = self.indexer
+        if indexer is None or not hit_ids:
+            return {}
+        try:
+            return copies_of(indexer.state, hit_ids, caller)
+        except sqlite3.ProgrammingError:  # closed by a switch in between: the hits stand alone
+            return {}
 
     def _indexer(self, index: SearchIndex, state: StateStore, bus: Bus | None = None) -> Indexer:
         return Indexer(

@@ -78,6 +78,20 @@ def test_format_results_renders_highlights_for_a_terminal() -> None:
     assert "\x1b[1;33mcải cách\x1b[0m" in render("<em>cải cách</em>", color=True)
 
 
+def test_format_results_says_where_a_document_was_sent_and_received() -> None:
+    res = spb.SearchResponse(total_size=2, took_ms=1)
+    sent = res.hits.add(id="out", title="Về chuyển đổi số", reference="5/QĐ-UBND")
+    sent.sent_to_agency_codes.extend(["STP", "SNV"])
+    sent.copies.add(id="in-stp", agency_code="STP", direction="incoming", arrival_date="2026-03-03")
+    received = res.hits.add(id="in-snv", title="Về chuyển đổi số", reference="5/QĐ-UBND")
+    received.copies.add(id="out", agency_code="UBND", direction="outgoing")
+    res.hits.add(id="d9", title="Một văn bản", reference="9/CV-X")  # no copies: no line
+    lines = format_results(res).splitlines()
+    assert "Gửi đến: STP, SNV · Bản đến tại: STP (2026-03-03)" in lines[3]
+    assert "Bản gửi đi: UBND" in format_results(res)
+    assert not any("Gửi" in line or "Bản" in line for line in lines[-3:])
+
+
 def test_format_results_prints_facets_with_labels() -> None:
     res = spb.SearchResponse(total_size=3, took_ms=1)
     facet = res.facets.add(field="document_type_code")

@@ -25,7 +25,8 @@ from services.search.index import (
     SearchInputError,
     SearchQuery,
 )
-from services.search.index.tantivy_index import TantivyIndex, build_schema
+from services.search.index.tantivy_index import TantivyIndex
+from services.search.index.tantivy_schema import build_schema
 
 A, B = "000.00.02.H27", "000.00.03.H27"
 D = IndexedDocument

@@ -1,5 +1,5 @@
 """Scores do not depend on the shard layout: each shard's words are scaled to global IDF
-(tantivy_index._GlobalIdf), so a sharded index scores as one index over the same documents."""
+(tantivy_scoring.GlobalIdf), so a sharded index scores as one index over the same documents."""
 
 from __future__ import annotations
 

@@ -26,12 +26,8 @@ from services.search.index import (
 )
 from services.search.index.base import Plan, _validate_filters
 from services.search.index.query import parse
-from services.search.index.tantivy_index import (
-    SEP,
-    TantivyIndex,
-    build_schema,
-    reader_keys,
-)
+from services.search.index.tantivy_index import TantivyIndex
+from services.search.index.tantivy_schema import SEP, build_schema, reader_keys
 
 DOCS = list(documents(3_000))
 TEXTS = [

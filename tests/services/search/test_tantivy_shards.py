@@ -31,7 +31,8 @@ from services.search.index import (
 )
 from services.search.index.base import Plan, id_hash
 from services.search.index.query import parse
-from services.search.index.tantivy_index import TantivyIndex, build_schema
+from services.search.index.tantivy_index import TantivyIndex
+from services.search.index.tantivy_schema import build_schema
 from services.search.service_layer.reindex import rebuild
 
 A, B = "000.00.02.H27", "000.00.03.H27"

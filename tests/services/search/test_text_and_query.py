@@ -9,7 +9,7 @@ from services.search.index import SearchInputError, spelling
 from services.search.index import text as tx
 from services.search.index.cursor import CursorCodec
 from services.search.index.query import And, Not, Notation, Or, Phrase, Term, adjacent_pairs, parse
-from services.search.index.tantivy_index import analyzer
+from services.search.index.tantivy_schema import analyzer
 
 
 def test_fold_matches_tantivy_ascii_fold_on_the_corpus() -> None:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1flgsp/api/search/v1/search.proto\x12\x12lgsp.api.search.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1d\n\x0bTermsFilter\x12\x0e\n\x06values\x18\x01 \x03(\t\"\'\n\x0bRangeFilter\x12\x0b\n\x03gte\x18\x01 \x01(\t\x12\x0b\n\x03lte\x18\x02 \x01(\t\"\x98\x01\n\x06\x46ilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x30\n\x05terms\x18\x02 \x01(\x0b\x32\x1f.lgsp.api.search.v1.TermsFilterH\x00\x12\x30\n\x05range\x18\x03 \x01(\x0b\x32\x1f.lgsp.api.search.v1.RangeFilterH\x00\x12\x0e\n\x06negate\x18\x04 \x01(\x08\x42\x0b\n\tcondition\"P\n\tSortOrder\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x34\n\tdirection\x18\x02 \x01(\x0e\x32!.lgsp.api.search.v1.SortDirection\"+\n\x0c\x46\x61\x63\x65tRequest\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x05\"9\n\nFacetValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"F\n\x05\x46\x61\x63\x65t\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12.\n\x06values\x18\x02 \x03(\x0b\x32\x1e.lgsp.api.search.v1.FacetValue\"-\n\tHighlight\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\tfragments\x18\x02 \x03(\t\"\xd8\x02\n\tSearchHit\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\ncollection\x18\x02 \x01(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05title\x18\x04 \x01(\t\x12\x11\n\treference\x18\x05 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nhighlights\x18\x08 \x03(\x0b\x32\x1d.lgsp.api.search.v1.Highlight\x12\x39\n\x06\x66ields\x18\t \x03(\x0b\x32).lgsp.api.search.v1.SearchHit.FieldsEntry\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x99\x02\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x33\n\x0b\x63ollections\x18\x02 \x03(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12+\n\x07\x66ilters\x18\x03 \x03(\x0b\x32\x1a.lgsp.api.search.v1.Filter\x12\x30\n\x06\x66\x61\x63\x65ts\x18\x04 \x03(\x0b\x32 .lgsp.api.search.v1.FacetRequest\x12+\n\x04sort\x18\x05 \x03(\x0b\x32\x1d.lgsp.api.search.v1.SortOrder\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x11\n\thighlight\x18\x08 \x01(\x08\"\xe2\x01\n\x0eSearchResponse\x12+\n\x04hits\x18\x01 \x03(\x0b\x32\x1d.lgsp.api.search.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12!\n\x19total_size_is_lower_bound\x18\x04 \x01(\x08\x12)\n\x06\x66\x61\x63\x65ts\x18\x05 \x03(\x0b\x32\x19.lgsp.api.search.v1.Facet\x12\x0f\n\x07took_ms\x18\x06 \x01(\x05\x12\x17\n\x0fsuggested_query\x18\x07 \x01(\t\"y\n\x0eSuggestRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x33\n\x0b\x63ollections\x18\x02 \x03(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x13\n\x0b\x61gency_code\x18\x04 \x01(\t\"o\n\nSuggestion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bhighlighted\x18\x02 \x01(\t\x12\x32\n\ncollection\x18\x03 \x01(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12\n\n\x02id\x18\x04 \x01(\t\"F\n\x0fSuggestResponse\x12\x33\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x1e.lgsp.api.search.v1.Suggestion\"\xb5\x01\n\x10GetFacetsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x33\n\x0b\x63ollections\x18\x02 \x03(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12+\n\x07\x66ilters\x18\x03 \x03(\x0b\x32\x1a.lgsp.api.search.v1.Filter\x12\x30\n\x06\x66\x61\x63\x65ts\x18\x04 \x03(\x0b\x32 .lgsp.api.search.v1.FacetRequest\"R\n\x11GetFacetsResponse\x12)\n\x06\x66\x61\x63\x65ts\x18\x01 \x03(\x0b\x32\x19.lgsp.api.search.v1.Facet\x12\x12\n\ntotal_size\x18\x02 \x01(\x03*[\n\nCollection\x12\x1a\n\x16\x43OLLECTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OLLECTION_DOCUMENTS\x10\x01\x12\x17\n\x13\x43OLLECTION_DOSSIERS\x10\x02*l\n\rSortDirection\x12\x1e\n\x1aSORT_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18SORT_DIRECTION_ASCENDING\x10\x01\x12\x1d\n\x19SORT_DIRECTION_DESCENDING\x10\x02\x32\x8e\x02\n\rSearchService\x12O\n\x06Search\x12!.lgsp.api.search.v1.SearchRequest\x1a\".lgsp.api.search.v1.SearchResponse\x12R\n\x07Suggest\x12\".lgsp.api.search.v1.SuggestRequest\x1a#.lgsp.api.search.v1.SuggestResponse\x12X\n\tGetFacets\x12$.lgsp.api.search.v1.GetFacetsRequest\x1a%.lgsp.api.search.v1.GetFacetsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1flgsp/api/search/v1/search.proto\x12\x12lgsp.api.search.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x1d\n\x0bTermsFilter\x12\x0e\n\x06values\x18\x01 \x03(\t\"\'\n\x0bRangeFilter\x12\x0b\n\x03gte\x18\x01 \x01(\t\x12\x0b\n\x03lte\x18\x02 \x01(\t\"\x98\x01\n\x06\x46ilter\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x30\n\x05terms\x18\x02 \x01(\x0b\x32\x1f.lgsp.api.search.v1.TermsFilterH\x00\x12\x30\n\x05range\x18\x03 \x01(\x0b\x32\x1f.lgsp.api.search.v1.RangeFilterH\x00\x12\x0e\n\x06negate\x18\x04 \x01(\x08\x42\x0b\n\tcondition\"P\n\tSortOrder\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x34\n\tdirection\x18\x02 \x01(\x0e\x32!.lgsp.api.search.v1.SortDirection\"+\n\x0c\x46\x61\x63\x65tRequest\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x0c\n\x04size\x18\x02 \x01(\x05\"9\n\nFacetValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05label\x18\x02 \x01(\t\x12\r\n\x05\x63ount\x18\x03 \x01(\x03\"F\n\x05\x46\x61\x63\x65t\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12.\n\x06values\x18\x02 \x03(\x0b\x32\x1e.lgsp.api.search.v1.FacetValue\"-\n\tHighlight\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x11\n\tfragments\x18\x02 \x03(\t\"\xa8\x03\n\tSearchHit\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\ncollection\x18\x02 \x01(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12\r\n\x05score\x18\x03 \x01(\x02\x12\r\n\x05title\x18\x04 \x01(\t\x12\x11\n\treference\x18\x05 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x06 \x01(\t\x12(\n\x04time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\nhighlights\x18\x08 \x03(\x0b\x32\x1d.lgsp.api.search.v1.Highlight\x12\x39\n\x06\x66ields\x18\t \x03(\x0b\x32).lgsp.api.search.v1.SearchHit.FieldsEntry\x12\x30\n\x06\x63opies\x18\n \x03(\x0b\x32 .lgsp.api.search.v1.DocumentCopy\x12\x1c\n\x14sent_to_agency_codes\x18\x0b \x03(\t\x1a-\n\x0b\x46ieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"h\n\x0c\x44ocumentCopy\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x61gency_code\x18\x02 \x01(\t\x12\x11\n\tdirection\x18\x03 \x01(\t\x12\x0e\n\x06status\x18\x04 \x01(\t\x12\x14\n\x0c\x61rrival_date\x18\x05 \x01(\t\"\x99\x02\n\rSearchRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x33\n\x0b\x63ollections\x18\x02 \x03(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12+\n\x07\x66ilters\x18\x03 \x03(\x0b\x32\x1a.lgsp.api.search.v1.Filter\x12\x30\n\x06\x66\x61\x63\x65ts\x18\x04 \x03(\x0b\x32 .lgsp.api.search.v1.FacetRequest\x12+\n\x04sort\x18\x05 \x03(\x0b\x32\x1d.lgsp.api.search.v1.SortOrder\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\x12\x11\n\thighlight\x18\x08 \x01(\x08\"\xe2\x01\n\x0eSearchResponse\x12+\n\x04hits\x18\x01 \x03(\x0b\x32\x1d.lgsp.api.search.v1.SearchHit\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x03\x12!\n\x19total_size_is_lower_bound\x18\x04 \x01(\x08\x12)\n\x06\x66\x61\x63\x65ts\x18\x05 \x03(\x0b\x32\x19.lgsp.api.search.v1.Facet\x12\x0f\n\x07took_ms\x18\x06 \x01(\x05\x12\x17\n\x0fsuggested_query\x18\x07 \x01(\t\"y\n\x0eSuggestRequest\x12\x0e\n\x06prefix\x18\x01 \x01(\t\x12\x33\n\x0b\x63ollections\x18\x02 \x03(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x13\n\x0b\x61gency_code\x18\x04 \x01(\t\"o\n\nSuggestion\x12\x0c\n\x04text\x18\x01 \x01(\t\x12\x13\n\x0bhighlighted\x18\x02 \x01(\t\x12\x32\n\ncollection\x18\x03 \x01(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12\n\n\x02id\x18\x04 \x01(\t\"F\n\x0fSuggestResponse\x12\x33\n\x0bsuggestions\x18\x01 \x03(\x0b\x32\x1e.lgsp.api.search.v1.Suggestion\"\xb5\x01\n\x10GetFacetsRequest\x12\r\n\x05query\x18\x01 \x01(\t\x12\x33\n\x0b\x63ollections\x18\x02 \x03(\x0e\x32\x1e.lgsp.api.search.v1.Collection\x12+\n\x07\x66ilters\x18\x03 \x03(\x0b\x32\x1a.lgsp.api.search.v1.Filter\x12\x30\n\x06\x66\x61\x63\x65ts\x18\x04 \x03(\x0b\x32 .lgsp.api.search.v1.FacetRequest\"R\n\x11GetFacetsResponse\x12)\n\x06\x66\x61\x63\x65ts\x18\x01 \x03(\x0b\x32\x19.lgsp.api.search.v1.Facet\x12\x12\n\ntotal_size\x18\x02 \x01(\x03*[\n\nCollection\x12\x1a\n\x16\x43OLLECTION_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43OLLECTION_DOCUMENTS\x10\x01\x12\x17\n\x13\x43OLLECTION_DOSSIERS\x10\x02*l\n\rSortDirection\x12\x1e\n\x1aSORT_DIRECTION_UNSPECIFIED\x10\x00\x12\x1c\n\x18SORT_DIRECTION_ASCENDING\x10\x01\x12\x1d\n\x19SORT_DIRECTION_DESCENDING\x10\x02\x32\x8e\x02\n\rSearchService\x12O\n\x06Search\x12!.lgsp.api.search.v1.SearchRequest\x1a\".lgsp.api.search.v1.SearchResponse\x12R\n\x07Suggest\x12\".lgsp.api.search.v1.SuggestRequest\x1a#.lgsp.api.search.v1.SuggestResponse\x12X\n\tGetFacets\x12$.lgsp.api.search.v1.GetFacetsRequest\x1a%.lgsp.api.search.v1.GetFacetsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +34,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SEARCHHIT_FIELDSENTRY']._loaded_options = None
   _globals['_SEARCHHIT_FIELDSENTRY']._serialized_options = b'8\001'
-  _globals['_COLLECTION']._serialized_start=2056
-  _globals['_COLLECTION']._serialized_end=2147
-  _globals['_SORTDIRECTION']._serialized_start=2149
-  _globals['_SORTDIRECTION']._serialized_end=2257
+  _globals['_COLLECTION']._serialized_start=2242
+  _globals['_COLLECTION']._serialized_end=2333
+  _globals['_SORTDIRECTION']._serialized_start=2335
+  _globals['_SORTDIRECTION']._serialized_end=2443
   _globals['_TERMSFILTER']._serialized_start=88
   _globals['_TERMSFILTER']._serialized_end=117
   _globals['_RANGEFILTER']._serialized_start=119
@@ -55,23 +55,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_HIGHLIGHT']._serialized_start=573
   _globals['_HIGHLIGHT']._serialized_end=618
   _globals['_SEARCHHIT']._serialized_start=621
-  _globals['_SEARCHHIT']._serialized_end=965
-  _globals['_SEARCHHIT_FIELDSENTRY']._serialized_start=920
-  _globals['_SEARCHHIT_FIELDSENTRY']._serialized_end=965
-  _globals['_SEARCHREQUEST']._serialized_start=968
-  _globals['_SEARCHREQUEST']._serialized_end=1249
-  _globals['_SEARCHRESPONSE']._serialized_start=1252
-  _globals['_SEARCHRESPONSE']._serialized_end=1478
-  _globals['_SUGGESTREQUEST']._serialized_start=1480
-  _globals['_SUGGESTREQUEST']._serialized_end=1601
-  _globals['_SUGGESTION']._serialized_start=1603
-  _globals['_SUGGESTION']._serialized_end=1714
-  _globals['_SUGGESTRESPONSE']._serialized_start=1716
-  _globals['_SUGGESTRESPONSE']._serialized_end=1786
-  _globals['_GETFACETSREQUEST']._serialized_start=1789
-  _globals['_GETFACETSREQUEST']._serialized_end=1970
-  _globals['_GETFACETSRESPONSE']._serialized_start=1972
-  _globals['_GETFACETSRESPONSE']._serialized_end=2054
-  _globals['_SEARCHSERVICE']._serialized_start=2260
-  _globals['_SEARCHSERVICE']._serialized_end=2530
+  _globals['_SEARCHHIT']._serialized_end=1045
+  _globals['_SEARCHHIT_FIELDSENTRY']._serialized_start=1000
+  _globals['_SEARCHHIT_FIELDSENTRY']._serialized_end=1045
+  _globals['_DOCUMENTCOPY']._serialized_start=1047
+  _globals['_DOCUMENTCOPY']._serialized_end=1151
+  _globals['_SEARCHREQUEST']._serialized_start=1154
+  _globals['_SEARCHREQUEST']._serialized_end=1435
+  _globals['_SEARCHRESPONSE']._serialized_start=1438
+  _globals['_SEARCHRESPONSE']._serialized_end=1664
+  _globals['_SUGGESTREQUEST']._serialized_start=1666
+  _globals['_SUGGESTREQUEST']._serialized_end=1787
+  _globals['_SUGGESTION']._serialized_start=1789
+  _globals['_SUGGESTION']._serialized_end=1900
+  _globals['_SUGGESTRESPONSE']._serialized_start=1902
+  _globals['_SUGGESTRESPONSE']._serialized_end=1972
+  _globals['_GETFACETSREQUEST']._serialized_start=1975
+  _globals['_GETFACETSREQUEST']._serialized_end=2156
+  _globals['_GETFACETSRESPONSE']._serialized_start=2158
+  _globals['_GETFACETSRESPONSE']._serialized_end=2240
+  _globals['_SEARCHSERVICE']._serialized_start=2446
+  _globals['_SEARCHSERVICE']._serialized_end=2716
 # @@protoc_insertion_point(module_scope)

@@ -336,6 +336,8 @@ class SearchHit(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     HIGHLIGHTS_FIELD_NUMBER: _builtins.int
     FIELDS_FIELD_NUMBER: _builtins.int
+    COPIES_FIELD_NUMBER: _builtins.int
+    SENT_TO_AGENCY_CODES_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Id of the item in its service (document id or dossier id)."""
     collection: Global___Collection.ValueType
@@ -360,6 +362,18 @@ class SearchHit(_message.Message):
     def fields(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """Other stored fields by name (document_type_code, status, signer_name…), as text."""
 
+    @_builtins.property
+    def copies(self) -> _containers.RepeatedCompositeFieldContainer[Global___DocumentCopy]:
+        """The sender's and the recipients' copies of one document are one hit (the first copy
+        the caller may read: the sender's, then the recipients' in id order). The other copies
+        of it the caller may read: where it was sent from and received. Never a copy the caller
+        may not read.
+        """
+
+    @_builtins.property
+    def sent_to_agency_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The agencies the document was sent to, when the caller may read the sender's copy."""
+
     def __init__(
         self,
         *,
@@ -372,14 +386,56 @@ class SearchHit(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         highlights: _abc.Iterable[Global___Highlight] | None = ...,
         fields: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        copies: _abc.Iterable[Global___DocumentCopy] | None = ...,
+        sent_to_agency_codes: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "collection", b"collection", "fields", b"fields", "highlights", b"highlights", "id", b"id", "reference", b"reference", "score", b"score", "time", b"time", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "collection", b"collection", "copies", b"copies", "fields", b"fields", "highlights", b"highlights", "id", b"id", "reference", b"reference", "score", b"score", "sent_to_agency_codes", b"sent_to_agency_codes", "time", b"time", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SearchHit: _TypeAlias = SearchHit  # noqa: Y015
+
+@_typing.final
+class DocumentCopy(_message.Message):
+    """DocumentCopy is one agency's copy of a document: the sender's outgoing one or a
+    recipient's incoming one.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    AGENCY_CODE_FIELD_NUMBER: _builtins.int
+    DIRECTION_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ARRIVAL_DATE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    """Id of the copy in the documents service."""
+    agency_code: _builtins.str
+    """Identifier code of the agency holding it."""
+    direction: _builtins.str
+    """"outgoing" (the sender's) or "incoming" (a recipient's)."""
+    status: _builtins.str
+    """Its status in that agency (as SearchHit.fields["status"])."""
+    arrival_date: _builtins.str
+    """Incoming: the day it arrived, YYYY-MM-DD (Vietnam time); empty otherwise."""
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        agency_code: _builtins.str = ...,
+        direction: _builtins.str = ...,
+        status: _builtins.str = ...,
+        arrival_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_code", b"agency_code", "arrival_date", b"arrival_date", "direction", b"direction", "id", b"id", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DocumentCopy: _TypeAlias = DocumentCopy  # noqa: Y015
 
 @_typing.final
 class SearchRequest(_message.Message):
