@@ -103,6 +103,7 @@ def wire(
     grants = Grants(storage, keys, logins, cache, base_url, sso=sso_lifetimes)
     sessions = Sessions(storage, keys, cache, base_url)
     sso = SingleSignOn(storage, keys, base_url, sso_lifetimes)
+    storage.on_sessions_ended = sso.notify_later
     agencies, users, roles = Agencies(storage), Users(storage), Roles(storage)
     groups, clients = Groups(storage), Clients(storage)
     app = OidcApp(

@@ -177,6 +177,7 @@ class Logins:
             )
             uow.commit()
         self.committed()
+        self.storage.announce_ended(uow)  # a lock ended the account's sessions
 
     def refused_at_commit(
         self,

@@ -8,6 +8,7 @@ and a logout token to each client that registered a back-channel logout URI."""
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -23,6 +24,7 @@ from services.identity.service_layer import ended
 from services.identity.service_layer.keys import KeyStore
 
 Row = Any
+log = logging.getLogger("services.identity.sso")
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TTL = 120
 
@@ -41,6 +43,10 @@ class SingleSignOn:
         self.base_url = base_url
         self.lifetimes = lifetimes
         self.deliver = deliver
+        # Account changes (disable, delete, lock, password reset) hand their ended sessions
+        # here: the logout tokens go out in the background, so an admin call or a refused
+        # sign-in never waits on a slow client.
+        self._background = ThreadPoolExecutor(2, thread_name_prefix="backchannel")
 
     def find(self, realm: str, cookie: str) -> Row | None:
         """The live SSO session a cookie names in this realm (its account still active)."""
@@ -134,6 +140,21 @@ class SingleSignOn:
         with self.storage.read() as r:
             targets = r.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
         self.notify(realm, gone, targets)
+
+    def notify_later(self, gone: list[Row]) -> None:
+        """Back-channel logout, in the background, for client sessions an account change
+        ended (Storage.on_sessions_ended)."""
+        by_realm: dict[str, list[Row]] = {}
+        for g in gone:
+            by_realm.setdefault(g["realm"], []).append(g)
+        for realm, rows in by_realm.items():
+            self._background.submit(self._notify_logged, realm, rows)
+
+    def _notify_logged(self, realm: str, rows: list[Row]) -> None:
+        try:
+            self.notify_ended(realm, rows)
+        except Exception:  # a worker thread: nobody else would see it
+            log.exception("back-channel logout of %d sessions failed", len(rows))
 
     def logout_token(self, realm: str, session: Row, now: float) -> str:
         """OIDC Back-Channel Logout §2.4: sub and sid (the `sid` of that client's tokens)."""
