@@ -92,9 +92,8 @@ class OidcApp:
             self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
         )
         self.client_roles = AdminClientRoles(self.admin.admin_actor, ClientRoles(storage))
-        self.group_tree = AdminGroupTree(
-            self.admin.admin_actor, GroupTree(storage), sessions.base_url
-        )
+        self.admin.tree = GroupTree(storage)
+        self.group_tree = AdminGroupTree(self.admin.admin_actor, self.admin.tree, sessions.base_url)
 
     async def healthz(self, request: Request) -> Response:
         await asyncio.to_thread(self.storage.ping)

@@ -4,6 +4,7 @@ python-keycloak's own KeycloakAdmin method against the running identity service.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,13 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import pytest_asyncio
-from keycloak import KeycloakAdmin, KeycloakOpenID
+from keycloak import KeycloakAdmin, KeycloakOpenID, urls_patterns
 from keycloak.exceptions import (
     KeycloakAuthenticationError,
     KeycloakDeleteError,
     KeycloakGetError,
     KeycloakPostError,
     KeycloakPutError,
+    raise_error_from_response,
 )
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
@@ -508,6 +510,74 @@ async def test_group_tree_and_group_realm_roles_reach_tokens(run: tuple[Running,
         kc.delete_group_realm_roles(child, [{"name": "leader"}])
         claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
         assert "leader" not in claims["realm_access"]["roles"]
+
+    await asyncio.to_thread(flow)
+
+
+def move_group(kc: KeycloakAdmin, group_id: str, parent: str | None) -> None:
+    """Keycloak moves a group by POSTing it to its new parent's children (or to groups, for
+    the top): 204. python-keycloak's create_group expects the 201 of a new group, so the
+    move goes through its connection and response check directly."""
+    url = (
+        urls_patterns.URL_ADMIN_GROUP_CHILD.format(**{"realm-name": "lgsp", "id": parent})
+        if parent
+        else urls_patterns.URL_ADMIN_GROUPS.format(**{"realm-name": "lgsp"})
+    )
+    raw = kc.connection.raw_post(url, data=json.dumps({"id": group_id, "name": "ignored"}))
+    raise_error_from_response(raw, KeycloakPostError, expected_codes=[204])
+
+
+async def test_a_group_moves_under_another_parent_and_never_into_its_own_subtree(
+    run: tuple[Running, str],
+) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        tag = uuid.uuid4().hex[:4]
+        a = kc.create_group({"name": f"a-{tag}", "attributes": {"agency_code": [JUSTICE]}})
+        b = kc.create_group({"name": f"b-{tag}", "attributes": {"agency_code": [JUSTICE]}})
+        assert a and b
+        child = kc.create_group({"name": f"con-{tag}"}, parent=a)
+        grandchild = kc.create_group({"name": f"chau-{tag}"}, parent=child)
+        assert child and grandchild
+        move_group(kc, child, b)  # with its own subgroup
+        assert kc.get_group(child)["parentId"] == b
+        assert [c["id"] for c in kc.get_group_children(b)] == [child]
+        assert kc.get_group_children(a) == []
+        assert kc.get_group_by_path(f"/b-{tag}/con-{tag}/chau-{tag}")["id"] == grandchild
+        # Cycles: under itself, under its own child.
+        for parent in (child, grandchild):
+            with pytest.raises(KeycloakPostError) as cycle:
+                move_group(kc, child, parent)
+            assert cycle.value.response_code == 400 and b'"field":"id"' in cycle.value.response_body
+        assert kc.get_group(child)["parentId"] == b
+        # Another agency's group, an unknown group, a malformed id.
+        other = kc.create_group({"name": f"tc-{tag}", "attributes": {"agency_code": [FINANCE]}})
+        assert other
+        with pytest.raises(KeycloakPostError) as agency:
+            move_group(kc, child, other)
+        assert agency.value.response_code == 400
+        with pytest.raises(KeycloakPostError) as unknown:
+            move_group(kc, str(uuid.uuid4()), b)
+        assert unknown.value.response_code == 404
+        raw = kc.connection.raw_post(
+            urls_patterns.URL_ADMIN_GROUP_CHILD.format(**{"realm-name": "lgsp", "id": b}),
+            data=json.dumps({"id": ["x"] * 1000}),
+        )
+        assert raw.status_code == 400 and raw.json()["field"] == "id"
+        # Too deep: six levels under b (depth 7) cannot take child's two levels.
+        parent = b
+        for i in range(6):
+            parent = kc.create_group({"name": f"d{i}-{tag}"}, parent=parent) or ""
+        with pytest.raises(KeycloakPostError) as deep:
+            move_group(kc, child, parent)
+        assert deep.value.response_code == 400
+        # Back to the top.
+        move_group(kc, child, None)
+        top = kc.get_group(child)
+        assert top["parentId"] is None and top["path"] == f"/con-{tag}"
+        assert kc.get_group_by_path(f"/con-{tag}/chau-{tag}")["id"] == grandchild
 
     await asyncio.to_thread(flow)
 
