@@ -116,6 +116,15 @@ client_role_grants = sa.Table(
     sa.Index("ix_client_role_grants_holder", "holder_kind", "holder_id"),
 )
 
+# Composite client roles: holding the parent holds the child (resource_access expands them).
+client_role_composites = sa.Table(
+    "client_role_composites",
+    metadata,
+    sa.Column("parent_id", sa.String(36), sa.ForeignKey("client_roles.id", ondelete="CASCADE")),
+    sa.Column("child_id", sa.String(36), sa.ForeignKey("client_roles.id", ondelete="CASCADE")),
+    sa.PrimaryKeyConstraint("parent_id", "child_id", name="pk_client_role_composites"),
+)
+
 groups = sa.Table(
     "groups",
     metadata,

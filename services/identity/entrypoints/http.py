@@ -177,6 +177,11 @@ class OidcApp:
             Route(f"{admin}/clients/{{id}}/roles/{{role_name}}", c.role, methods=["GET", "DELETE"]),
             Route(f"{admin}/clients/{{id}}/roles/{{role_name}}/users", c.members),
             Route(
+                f"{admin}/clients/{{id}}/roles/{{role_name}}/composites",
+                c.composites,
+                methods=["GET", "POST", "DELETE"],
+            ),
+            Route(
                 f"{admin}/users/{{id}}/role-mappings/clients/{{client_id}}",
                 c.user_mappings,
                 methods=["GET", "POST", "DELETE"],

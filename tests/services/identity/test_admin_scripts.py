@@ -391,6 +391,78 @@ async def test_client_roles_assigned_to_users_and_groups_reach_tokens(
     await asyncio.to_thread(flow)
 
 
+async def test_composite_client_roles_reach_tokens_and_refuse_cycles(
+    run: tuple[Running, str],
+) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        qlvb = kc.get_client_id("qlvb")
+        tag = uuid.uuid4().hex[:4]
+        other_id = f"hs{tag}"
+        kc.create_client({"clientId": other_id, "name": "Hồ sơ"})
+        other = kc.get_client_id(other_id)
+        assert qlvb and other
+        lead, read, sign, view = f"lanh-dao-{tag}", f"doc-{tag}", f"ky-{tag}", f"xem-{tag}"
+        for client, role in ((qlvb, lead), (qlvb, read), (qlvb, sign), (other, view)):
+            kc.create_client_role(client, {"name": role})
+        # lead ⊃ {read, sign}; sign ⊃ view (another client's role, by its id).
+        kc.add_composite_client_roles_to_role(
+            qlvb, lead, [kc.get_client_role(qlvb, read), {"name": sign}]
+        )
+        kc.add_composite_client_roles_to_role(qlvb, sign, [kc.get_client_role(other, view)])
+        got = kc.get_composite_client_roles_of_role(qlvb, lead)
+        assert sorted(x["name"] for x in got) == [read, sign]
+        assert {x["containerId"] for x in got} == {qlvb}
+        assert [x["containerId"] for x in kc.get_composite_client_roles_of_role(qlvb, sign)] == [
+            other
+        ]
+        uid, name = new_user(kc)
+        kc.assign_client_role(uid, qlvb, [kc.get_client_role(qlvb, lead)])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert claims["resource_access"] == {
+            "qlvb": {"roles": sorted([lead, read, sign])},
+            other_id: {"roles": [view]},
+        }
+        # Cycles (directly, and through another client's role) change nothing.
+        for parent_client, parent, child in (
+            (qlvb, lead, lead),
+            (qlvb, read, lead),
+            (other, view, lead),
+        ):
+            with pytest.raises(KeycloakPostError) as cycle:
+                kc.add_composite_client_roles_to_role(
+                    parent_client, parent, [kc.get_client_role(qlvb, child)]
+                )
+            assert cycle.value.response_code == 400
+            assert b'"field":"composites"' in cycle.value.response_body
+        assert kc.get_composite_client_roles_of_role(qlvb, read) == []
+        # Bad children: unknown, a realm role, not a list of roles.
+        for bad, code in (
+            ([{"name": "khong-co"}], 404),
+            ([{"id": str(uuid.uuid4())}], 404),
+            ([{"name": "leader", "clientRole": False}], 400),
+        ):
+            with pytest.raises(KeycloakPostError) as refused:
+                kc.add_composite_client_roles_to_role(qlvb, read, bad)
+            assert refused.value.response_code == code
+        url = urls_patterns.URL_ADMIN_CLIENT_ROLES_COMPOSITE_CLIENT_ROLE.format(
+            **{"realm-name": "lgsp", "id": qlvb, "role-name": read}
+        )
+        for body in ("[]", '"x"', json.dumps([{"name": "x"}] * 101)):
+            assert kc.connection.raw_post(url, data=body).status_code == 400
+        # Taken out: the token no longer carries the child (nor what it contained).
+        kc.remove_composite_client_roles_from_role(qlvb, lead, [{"name": sign}])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert claims["resource_access"] == {"qlvb": {"roles": sorted([lead, read])}}
+        # Deleting a child role drops its composite edges.
+        kc.delete_client_role(qlvb, read)
+        assert kc.get_composite_client_roles_of_role(qlvb, lead) == []
+
+    await asyncio.to_thread(flow)
+
+
 async def test_private_key_jwt_client_authentication(run: tuple[Running, str]) -> None:
     """A client registers its public key (update_client, Keycloak's jwks.string) and from
     then on proves itself with signed assertions (RFC 7523), never with the secret."""
