@@ -370,6 +370,50 @@ class Users(DirectoryUseCases):
             self.commit(uow)
         return out
 
+    def verify_profile(self, user_id: str, last_name: str, first_name: str, email: str) -> Row:
+        """The official confirms (or corrects) name and email at sign-in (the VERIFY_PROFILE
+        required action, on the login page once the password was found right). Keycloak's
+        default user profile asks for all three. Returns the account as it is now."""
+        first, last = rules.person_names(first_name, last_name)
+        if not first:
+            raise Invalid("firstName", "is required")
+        mail = model.check_email(email, "email", required=True)
+        row = self.row(user_id)
+        if "VERIFY_PROFILE" not in (row["required_actions"] or "").split():
+            raise FailedPrecondition("VERIFY_PROFILE is not pending")
+        actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
+        rest = [a for a in row["required_actions"].split() if a != "VERIFY_PROFILE"]
+        values = {
+            "first_name": first,
+            "last_name": last,
+            "display_name": f"{last} {first}".strip(),  # Vietnamese order: family name first
+            "email": mail,
+        }
+        changed = [k for k, v in values.items() if row[k] != v]
+        with self.change() as uow:
+            r = uow.repos
+            r.accounts.update(
+                user_id,
+                required_actions=" ".join(rest),
+                search_text=rules.user_search_text(row["username"], values["display_name"], mail),
+                updated_at=now(),
+                version=row["version"] + 1,
+                **values,
+            )
+            msg = account_message(r, r.accounts.require(user_id))
+            event = ev.UserUpdated(user=msg, changed_fields=changed, actor_id=user_id)
+            self.record(
+                uow,
+                actor,
+                "user.verify_profile",
+                user_id,
+                event if row["realm"] == REALM and changed else None,
+                fields=changed,
+            )
+            out = r.accounts.require(user_id)
+            self.commit(uow)
+        return out
+
     def end_sessions(self, actor: Actor, user_id: str, realm: str | None = None) -> list[Row]:
         """An administrator signs an account out everywhere (its SSO sessions too); the
         client sessions that ended (for their back-channel logout)."""

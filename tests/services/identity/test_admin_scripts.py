@@ -201,32 +201,94 @@ async def test_required_actions_are_stored_and_enforced(run: tuple[Running, str]
     await asyncio.to_thread(flow)
 
 
-async def test_required_actions_refuse_the_login_page(run: tuple[Running, str]) -> None:
+async def test_verify_profile_on_the_login_page(run: tuple[Running, str]) -> None:
+    """VERIFY_PROFILE at sign-in, after UPDATE_PASSWORD (Keycloak's order): the page shows
+    the stored name and email; a bad field is named and keeps what was typed; a forged
+    pending token is refused; confirming stores the profile, clears the action and signs in."""
+    import re
+
     r, _ = run
     kc = kc_admin(r)
-    uid, name = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["VERIFY_PROFILE"])
+    uid, name = await asyncio.to_thread(
+        new_user,
+        kc,
+        JUSTICE,
+        email="bich.tt@hatinh.gov.vn",
+        requiredActions=["UPDATE_PASSWORD", "VERIFY_PROFILE"],
+    )
+    other, _ = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["VERIFY_PROFILE"])
+    cid = f"p{uid[:6]}"
     await asyncio.to_thread(
         kc.create_client,
-        {"clientId": f"p{uid[:6]}", "publicClient": True, "redirectUris": ["https://c.example/cb"]},
+        {"clientId": cid, "publicClient": True, "redirectUris": ["https://c.example/cb"]},
     )
     from tests.services.identity.test_oidc import login_form, pkce
 
     auth = f"{r.base_url}/realms/lgsp/protocol/openid-connect/auth"
+    verifier, challenge = pkce()
     params = {
-        "client_id": f"p{uid[:6]}",
+        "client_id": cid,
         "redirect_uri": "https://c.example/cb",
         "response_type": "code",
         "scope": "openid",
-        "code_challenge": pkce()[1],
+        "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
+
+    def fields(page: httpx.Response) -> dict[str, str]:
+        found = re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+        return {k: v.replace("&amp;", "&") for k, v in found}
+
+    def shown(page: httpx.Response, field: str) -> str:
+        found = re.search(rf'name="{field}" value="([^"]*)"', page.text)
+        assert found is not None, field
+        return found.group(1)
+
+    new = "Mat-Khau-Moi-2026!"
     async with httpx.AsyncClient() as browser:
         token = await login_form(browser, auth, params)
         page = await browser.post(
             auth, data={**params, "form_token": token, "username": name, "password": PASSWORD}
         )
-    assert page.status_code == 401 and "location" not in page.headers
-    assert "chưa hoàn tất thiết lập" in page.text
+        assert page.status_code == 200 and "Đổi mật khẩu" in page.text
+        page = await browser.post(
+            auth, data={**fields(page), "new_password": new, "confirm_password": new}
+        )
+        assert page.status_code == 200 and "Xác nhận thông tin cá nhân" in page.text
+        assert "Họ và tên đệm" in page.text and "Thư điện tử" in page.text
+        assert shown(page, "lastName") == "Trần Thị" and shown(page, "firstName") == "Bích"
+        assert shown(page, "email") == "bich.tt@hatinh.gov.vn"
+        form = fields(page)
+        typed = {"lastName": "Trần Thị", "firstName": "Ngọc Bích", "email": "khong-phai-thu"}
+        bad = await browser.post(auth, data={**form, **typed})
+        assert bad.status_code == 400 and "Địa chỉ thư điện tử không hợp lệ." in bad.text
+        assert shown(bad, "firstName") == "Ngọc Bích" and 'aria-invalid="true"' in bad.text
+        nameless = await browser.post(auth, data={**form, **typed, "firstName": " "})
+        assert nameless.status_code == 400 and "Vui lòng nhập tên" in nameless.text
+        # Another account's id in the pending token: refused, nothing stored for it.
+        issued, _, mac = form["pending_profile"].split(".")
+        forged = {**form, "pending_profile": f"{issued}.{other}.{mac}"}
+        refused = await browser.post(auth, data={**forged, **typed, "email": "x@hatinh.gov.vn"})
+        assert refused.status_code == 403
+        done = await browser.post(
+            auth, data={**fields(bad), **typed, "email": "Bich.NTT@HaTinh.gov.vn"}
+        )
+        assert done.status_code == 302, done.text[:300]
+        code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
+    public = KeycloakOpenID(server_url=r.base_url, realm_name="lgsp", client_id=cid)
+    tok = await asyncio.to_thread(
+        public.token,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=params["redirect_uri"],
+        code_verifier=verifier,
+    )
+    ident = await asyncio.to_thread(public.decode_token, tok["id_token"], validate=False)
+    assert ident["sub"] == uid and ident["email"] == "bich.ntt@hatinh.gov.vn"
+    assert ident["name"] == "Trần Thị Ngọc Bích"
+    rep = await asyncio.to_thread(kc.get_user, uid)
+    assert rep["requiredActions"] == [] and rep["firstName"] == "Ngọc Bích"
+    assert (await asyncio.to_thread(kc.get_user, other))["requiredActions"] == ["VERIFY_PROFILE"]
 
 
 async def test_credentials(run: tuple[Running, str]) -> None:
