@@ -314,3 +314,15 @@ revoked_tokens = sa.Table(
     sa.Column("jti", sa.String(64), primary_key=True),
     sa.Column("expires_at", sa.Float, nullable=False),
 )
+
+
+# A realm's settings changed over the admin REST API (domain/realm_settings.py), as JSON over
+# the configured defaults; no row: the defaults.
+realm_settings = sa.Table(
+    "realm_settings",
+    metadata,
+    sa.Column("realm", sa.String(64), primary_key=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)

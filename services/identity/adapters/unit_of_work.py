@@ -23,6 +23,7 @@ from services.identity.adapters.client_roles import ClientRoleRepository
 from services.identity.adapters.clients import ClientRepository
 from services.identity.adapters.groups import GroupRepository
 from services.identity.adapters.keys import KeyRepository
+from services.identity.adapters.realm_settings import RealmSettingsRepository
 from services.identity.adapters.roles import GrantRepository, RealmRoleRepository
 from services.identity.adapters.sessions import SessionRepository
 from services.identity.domain.errors import AlreadyExists, Stale
@@ -45,6 +46,7 @@ class Repositories:
         self.client_roles = ClientRoleRepository(session)
         self.sessions = SessionRepository(session)
         self.keys = KeyRepository(session)
+        self.realm_settings = RealmSettingsRepository(session)
         self.audit = AuditLog(session)
         self.requests = RequestLog(session)
 

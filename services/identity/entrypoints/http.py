@@ -36,6 +36,7 @@ from services.identity.service_layer.group_tree import GroupTree
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
+from services.identity.service_layer.realm_settings import RealmPolicies
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
 from services.identity.service_layer.sso import SingleSignOn
@@ -89,7 +90,14 @@ class OidcApp:
         self.authorize = AuthorizationEndpoint(keys, logins, grants, sessions, clients, sso, users)
         self.admin = AdminRest(users, roles, groups, clients, sessions, sso)
         self.realm = AdminRealm(
-            self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
+            self.admin.admin_actor,
+            users,
+            roles,
+            clients,
+            sessions,
+            sso,
+            AuditTrail(storage),
+            grants.policies or RealmPolicies(storage),
         )
         self.client_roles = AdminClientRoles(self.admin.admin_actor, ClientRoles(storage))
         self.admin.tree = GroupTree(storage)
@@ -154,7 +162,7 @@ class OidcApp:
             Route(f"{admin}/clients/{{id}}/service-account-user", a.service_account_user),
             # admin_realm.py: what issue 19 added
             Route("/admin/serverinfo", m.server_info),
-            Route(admin, m.realm),
+            Route(admin, m.realm, methods=["GET", "PUT"]),
             Route(f"{admin}/events", m.events),
             Route(f"{admin}/admin-events", m.admin_events),
             Route(f"{admin}/users/{{id}}/sessions", m.user_sessions),

@@ -22,6 +22,7 @@ from services.identity.domain import sessions as rules
 from services.identity.domain.model import Status
 from services.identity.service_layer import ended
 from services.identity.service_layer.keys import KeyStore
+from services.identity.service_layer.realm_settings import RealmPolicies
 
 Row = Any
 log = logging.getLogger("services.identity.sso")
@@ -37,12 +38,14 @@ class SingleSignOn:
         base_url: str,
         lifetimes: rules.SsoLifetimes,
         deliver: Callable[[str, str, str], bool] = backchannel.deliver,
+        policies: RealmPolicies | None = None,
     ) -> None:
         self.storage = storage
         self.keys = keys
         self.base_url = base_url
         self.lifetimes = lifetimes
         self.deliver = deliver
+        self.policies = policies
         # Account changes (disable, delete, lock, password reset) hand their ended sessions
         # here: the logout tokens go out in the background, so an admin call or a refused
         # sign-in never waits on a slow client.
@@ -59,7 +62,7 @@ class SingleSignOn:
                 return None
             if not hmac.compare_digest(row["secret_hash"], security.hash_secret(secret)):
                 return None
-            if not rules.sso_active(row, self.lifetimes, time.time()):
+            if not rules.sso_active(row, self.lifetimes_of(realm, r), time.time()):
                 return None
             if r.accounts.status(row["user_id"]) != Status.ACTIVE:
                 return None
@@ -77,12 +80,16 @@ class SingleSignOn:
             "secret_hash": security.hash_secret(secret),
             "created_at": now,
             "last_seen_at": now,
-            "expires_at": now + self.lifetimes.max,
+            "expires_at": now + self.lifetimes_of(realm).max,
             "revoked_at": None,
             "revoked_reason": "",
             **auth.stored(),
         }
         return row, f"{row['id']}.{secret}"
+
+    def lifetimes_of(self, realm: str, r: Any = None) -> rules.SsoLifetimes:
+        """The realm's SSO lifetimes in force (changed over REST, else the configured ones)."""
+        return self.policies.current(realm, r).sso if self.policies else self.lifetimes
 
     def again(self, row: Row, auth: rules.Authentication) -> dict[str, Any]:
         """The same SSO session after the user signed in again (prompt=login, max_age)."""

@@ -27,9 +27,16 @@ from services.identity.service_layer.common import (
     page,
     require_agency_admin,
 )
+from services.identity.service_layer.realm_settings import RealmPolicies
 
 
 class Users(DirectoryUseCases):
+    # The realms' settings (password policy) when they can change over REST (bootstrap).
+    policies: RealmPolicies | None = None
+
+    def _policy(self, realm: str) -> model.PasswordPolicy:
+        return self.policies.current(realm).password if self.policies else model.POLICY
+
     @staticmethod
     def _administered(r: Repositories, actor: Actor, user_id: str, realm: str | None = None) -> Row:
         """The account, if the actor administers its agency."""
@@ -54,7 +61,9 @@ class Users(DirectoryUseCases):
         """Create an account; returns it and the generated one-time password (if any)."""
         username = model.check_username(u.username, "user.username")
         if password:
-            model.check_password(password, "initial_password", username=username)
+            model.check_password(
+                password, "initial_password", username=username, policy=self._policy(realm)
+            )
         first, last = rules.person_names(first_name, last_name)
         rules.check_request_id(request_id)
         if not u.display_name and (first or last):
@@ -282,7 +291,9 @@ class Users(DirectoryUseCases):
         row = self.row(user_id, realm)
         one_time = ""
         if password:
-            model.check_password(password, "password", username=row["username"])
+            model.check_password(
+                password, "password", username=row["username"], policy=self._policy(row["realm"])
+            )
         else:
             one_time = password = security.new_secret(12)
             temporary = True
@@ -324,7 +335,9 @@ class Users(DirectoryUseCases):
         row = self.row(user_id)
         if not row["password_temporary"]:
             raise FailedPrecondition("the password is not temporary")
-        model.check_password(password, "password", username=row["username"])
+        model.check_password(
+            password, "password", username=row["username"], policy=self._policy(row["realm"])
+        )
         pw_hash = security.hash_password(password)
         actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
         with self.change() as uow:

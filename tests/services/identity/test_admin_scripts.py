@@ -381,6 +381,121 @@ async def test_realm_server_info_and_client_scopes(run: tuple[Running, str]) -> 
     await asyncio.to_thread(flow)
 
 
+SETTABLE = (
+    "accessTokenLifespan",
+    "ssoSessionIdleTimeout",
+    "ssoSessionMaxLifespan",
+    "bruteForceProtected",
+    "failureFactor",
+    "waitIncrementSeconds",
+    "maxFailureWaitSeconds",
+    "passwordPolicy",
+)
+
+
+async def test_update_realm_settings_apply_at_once(run: tuple[Running, str]) -> None:
+    """update_realm: token lifetime, brute-force detection, password policy and SSO
+    lifetimes are stored, in force from the next request, validated field by field, and
+    audited as an admin event; only a platform administrator may change them."""
+    r, secret = run
+    kc = kc_admin(r)
+
+    def put_refused(payload: dict[str, Any]) -> str:
+        with pytest.raises(KeycloakPutError) as refused:
+            kc.update_realm("lgsp", payload)
+        assert refused.value.response_code == 400, payload
+        return str(json.loads(refused.value.response_body)["field"])
+
+    def flow() -> None:
+        before = kc.get_realm("lgsp")
+        original = {k: before[k] for k in SETTABLE}
+        try:
+            # A script's GET → change → PUT round trip.
+            kc.update_realm(
+                "lgsp",
+                {
+                    **before,
+                    "accessTokenLifespan": 120,
+                    "ssoSessionIdleTimeout": 600,
+                    "failureFactor": 2,
+                    "passwordPolicy": "length(14) and notUsername(undefined)",
+                },
+            )
+            after = kc.get_realm("lgsp")
+            assert after["accessTokenLifespan"] == 120 and after["failureFactor"] == 2
+            assert after["ssoSessionIdleTimeout"] == 600
+            assert after["passwordPolicy"].startswith("length(14) and maxLength(128)")
+            assert r.identity.sso.lifetimes_of("lgsp").idle == 600
+            # The token lifetime, at once.
+            uid, name = new_user(kc)
+            claims = oidc(r, secret).decode_token(
+                oidc(r, secret).token(name, PASSWORD)["access_token"]
+            )
+            assert claims["exp"] - claims["iat"] == 120
+            # The password policy: 13 characters are now too short, 14 are enough.
+            with pytest.raises(KeycloakPutError) as short:
+                kc.set_user_password(uid, "Mat-Khau-Ngan", temporary=False)
+            assert short.value.response_code == 400
+            kc.set_user_password(uid, "Mat-Khau-Du-Dai", temporary=False)
+            # Brute-force detection: the second wrong password locks the account.
+            for _ in range(2):
+                with pytest.raises(KeycloakAuthenticationError):
+                    oidc(r, secret).token(name, "Sai-Mat-Khau-1!")
+            with pytest.raises(KeycloakAuthenticationError):
+                oidc(r, secret).token(name, "Mat-Khau-Du-Dai")
+            # Turned off: wrong passwords lock nobody.
+            kc.update_realm("lgsp", {"bruteForceProtected": False})
+            other, other_name = new_user(kc)
+            for _ in range(4):
+                with pytest.raises(KeycloakAuthenticationError):
+                    oidc(r, secret).token(other_name, "Sai-Mat-Khau-1!")
+            assert oidc(r, secret).token(other_name, PASSWORD)["access_token"]
+            # Validation: each bad value named, nothing stored.
+            assert put_refused({"accessTokenLifespan": 5}) == "accessTokenLifespan"
+            assert put_refused({"accessTokenLifespan": "300"}) == "accessTokenLifespan"
+            assert put_refused({"ssoSessionIdleTimeout": 7200, "ssoSessionMaxLifespan": 3600}) in {
+                "ssoSessionIdleTimeout",
+                "ssoSessionMaxLifespan",
+            }
+            assert put_refused({"failureFactor": 0}) == "failureFactor"
+            assert put_refused({"bruteForceProtected": "yes"}) == "bruteForceProtected"
+            assert put_refused({"passwordPolicy": "regexPattern(.*)"}) == "passwordPolicy"
+            assert put_refused({"passwordPolicy": "length(4)"}) == "passwordPolicy"
+            assert put_refused({"passwordPolicy": "hashAlgorithm(md5)"}) == "passwordPolicy"
+            assert put_refused({"waitIncrementSeconds": 60, "maxFailureWaitSeconds": 120}) == (
+                "maxFailureWaitSeconds"
+            )
+            assert put_refused({"displayName": "Tỉnh khác"}) == "displayName"
+            assert put_refused({"smtpServer": {"host": "x"}}) == "smtpServer"
+            assert put_refused({"permanentLockout": True}) == "permanentLockout"
+            assert kc.get_realm("lgsp")["accessTokenLifespan"] == 120
+            # Audited as an admin event naming what changed.
+            events = kc.get_admin_events({"resourceTypes": "REALM", "operationTypes": "UPDATE"})
+            assert any(
+                "bruteForceProtected" in e["details"].get("fields", "")
+                and e["resourcePath"] == "realms/lgsp"
+                for e in events
+            )
+            # An agency administrator of the realm may not change them.
+            admin_id, admin_name = new_user(kc)
+            kc.assign_realm_roles(admin_id, [kc.get_realm_role("agency_admin")])
+            tok = oidc(r, secret).token(admin_name, PASSWORD)["access_token"]
+            resp = httpx.put(
+                f"{r.base_url}/admin/realms/lgsp",
+                json={"accessTokenLifespan": 3600},
+                headers={"Authorization": f"Bearer {tok}"},
+            )
+            assert resp.status_code == 403, resp.text
+            with pytest.raises(KeycloakPutError) as unknown:
+                kc.update_realm("khong-co", {"accessTokenLifespan": 300})
+            assert unknown.value.response_code in (403, 404)
+        finally:
+            kc.update_realm("lgsp", original)
+        assert {k: kc.get_realm("lgsp")[k] for k in SETTABLE} == original
+
+    await asyncio.to_thread(flow)
+
+
 async def test_officials_tokens_administer_none_of_it(run: tuple[Running, str]) -> None:
     r, secret = run
     kc = kc_admin(r)
