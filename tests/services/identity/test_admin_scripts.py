@@ -445,7 +445,7 @@ async def test_update_realm_settings_apply_at_once(run: tuple[Running, str]) -> 
                 oidc(r, secret).token(name, "Mat-Khau-Du-Dai")
             # Turned off: wrong passwords lock nobody.
             kc.update_realm("lgsp", {"bruteForceProtected": False})
-            other, other_name = new_user(kc)
+            _, other_name = new_user(kc)
             for _ in range(4):
                 with pytest.raises(KeycloakAuthenticationError):
                     oidc(r, secret).token(other_name, "Sai-Mat-Khau-1!")
