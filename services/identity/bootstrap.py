@@ -27,6 +27,7 @@ from lgsp.plugins import Wiring
 from lgsp.tls import uvicorn_ssl
 from services.identity.adapters.unit_of_work import Storage
 from services.identity.domain.access import ADMIN_CLI, MASTER, REALM, SYSTEM
+from services.identity.domain.realm_settings import RealmSettings
 from services.identity.domain.sessions import DEFAULT_SSO, SsoLifetimes
 from services.identity.entrypoints.grpc import (
     AdminServicer,
@@ -42,6 +43,7 @@ from services.identity.service_layer.grants import Grants
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
+from services.identity.service_layer.realm_settings import RealmPolicies
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
 from services.identity.service_layer.sso import SingleSignOn
@@ -96,14 +98,20 @@ def wire(
     sso_lifetimes: SsoLifetimes = DEFAULT_SSO,
 ) -> Identity:
     storage = Storage(engine, after_commit=after_commit)
+    # The realms' settings: the configured ones, unless an administrator changed them.
+    policies = RealmPolicies(
+        storage, RealmSettings(sso_idle=sso_lifetimes.idle, sso_max=sso_lifetimes.max)
+    )
     keys = KeyStore(storage)
     keys.load(force=True)  # creates the first key now, never inside a token transaction
     cache = DirectoryCache(storage)
-    logins = Logins(storage, app_password_verifies=app_passwords_per_user)
-    grants = Grants(storage, keys, logins, cache, base_url, sso=sso_lifetimes)
+    logins = Logins(storage, app_password_verifies=app_passwords_per_user, policies=policies)
+    grants = Grants(storage, keys, logins, cache, base_url, sso=sso_lifetimes, policies=policies)
     sessions = Sessions(storage, keys, cache, base_url)
-    sso = SingleSignOn(storage, keys, base_url, sso_lifetimes)
+    sso = SingleSignOn(storage, keys, base_url, sso_lifetimes, policies=policies)
+    storage.on_sessions_ended = sso.notify_later
     agencies, users, roles = Agencies(storage), Users(storage), Roles(storage)
+    users.policies = policies
     groups, clients = Groups(storage), Clients(storage)
     app = OidcApp(
         storage,

@@ -65,6 +65,25 @@ class GroupRepository:
         q = sa.select(t.groups).where(t.groups.c.parent_id == group_id).order_by(t.groups.c.name)
         return list(self.s.execute(q).mappings().all())
 
+    def ancestry(self, row: Row) -> list[str]:
+        """The ids of a group and of its parents up to the top (at most 32 levels)."""
+        ids, parent = [row["id"]], row["parent_id"]
+        for _ in range(32):
+            if not parent:
+                break
+            ids.append(parent)
+            parent = self.require(parent)["parent_id"]
+        return ids
+
+    def height(self, group_id: str, limit: int) -> int:
+        """How many levels a group's subtree spans (1: no subgroups), counted up to limit."""
+        level, ids = 0, [group_id]
+        while ids and level < limit:
+            level += 1
+            q = sa.select(t.groups.c.id).where(t.groups.c.parent_id.in_(ids))
+            ids = list(self.s.execute(q).scalars())
+        return level
+
     def path(self, row: Row) -> str:
         """ "/parent/child" (Keycloak's group path), walking up at most 32 levels."""
         names, parent = [row["name"]], row["parent_id"]

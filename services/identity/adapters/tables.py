@@ -116,6 +116,15 @@ client_role_grants = sa.Table(
     sa.Index("ix_client_role_grants_holder", "holder_kind", "holder_id"),
 )
 
+# Composite client roles: holding the parent holds the child (resource_access expands them).
+client_role_composites = sa.Table(
+    "client_role_composites",
+    metadata,
+    sa.Column("parent_id", sa.String(36), sa.ForeignKey("client_roles.id", ondelete="CASCADE")),
+    sa.Column("child_id", sa.String(36), sa.ForeignKey("client_roles.id", ondelete="CASCADE")),
+    sa.PrimaryKeyConstraint("parent_id", "child_id", name="pk_client_role_composites"),
+)
+
 groups = sa.Table(
     "groups",
     metadata,
@@ -304,4 +313,16 @@ revoked_tokens = sa.Table(
     metadata,
     sa.Column("jti", sa.String(64), primary_key=True),
     sa.Column("expires_at", sa.Float, nullable=False),
+)
+
+
+# A realm's settings changed over the admin REST API (domain/realm_settings.py), as JSON over
+# the configured defaults; no row: the defaults.
+realm_settings = sa.Table(
+    "realm_settings",
+    metadata,
+    sa.Column("realm", sa.String(64), primary_key=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
 )

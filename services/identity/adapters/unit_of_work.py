@@ -23,6 +23,7 @@ from services.identity.adapters.client_roles import ClientRoleRepository
 from services.identity.adapters.clients import ClientRepository
 from services.identity.adapters.groups import GroupRepository
 from services.identity.adapters.keys import KeyRepository
+from services.identity.adapters.realm_settings import RealmSettingsRepository
 from services.identity.adapters.roles import GrantRepository, RealmRoleRepository
 from services.identity.adapters.sessions import SessionRepository
 from services.identity.domain.errors import AlreadyExists, Stale
@@ -45,6 +46,7 @@ class Repositories:
         self.client_roles = ClientRoleRepository(session)
         self.sessions = SessionRepository(session)
         self.keys = KeyRepository(session)
+        self.realm_settings = RealmSettingsRepository(session)
         self.audit = AuditLog(session)
         self.requests = RequestLog(session)
 
@@ -63,6 +65,9 @@ class IdentityUnitOfWork(UnitOfWork):
         super().__init__(engine, source=SOURCE, session_factory=session_factory)
         self.races = races
         self._repos: Repositories | None = None
+        # Client sessions an account change ended (disable, delete, lock, password reset):
+        # their back-channel logout tokens go out once this commits.
+        self.ended_sessions: list[Any] = []
 
     def __enter__(self) -> Self:
         super().__enter__()
@@ -110,6 +115,9 @@ class Storage:
     def __init__(self, engine: Engine, after_commit: Callable[[], None] = lambda: None) -> None:
         self.engine = engine
         self.after_commit = after_commit
+        # Told of the client sessions a committed account change ended (the SSO service sends
+        # their back-channel logout tokens; wired in bootstrap).
+        self.on_sessions_ended: Callable[[list[Any]], None] = lambda rows: None
         # Bumped by every committed directory change: the token service's caches compare it,
         # so a change made here takes effect on the very next token request.
         self.generation = 0
@@ -131,6 +139,13 @@ class Storage:
         uow.commit()
         self.generation += 1
         self.after_commit()
+        self.announce_ended(uow)
+
+    def announce_ended(self, uow: UnitOfWork) -> None:
+        """After a commit: the client sessions it ended, to the back-channel logout."""
+        rows = getattr(uow, "ended_sessions", None)
+        if rows:
+            self.on_sessions_ended(list(rows))
 
     def key_change(self) -> IdentityUnitOfWork:
         """A unit of work for the signing keys (outside the token path's queue: keys are

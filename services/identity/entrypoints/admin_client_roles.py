@@ -18,12 +18,12 @@ from services.identity.entrypoints.web import json_body, text
 from services.identity.service_layer.client_roles import ClientRoles
 
 
-def client_role_rep(client: Any, row: Any) -> dict[str, Any]:
+def client_role_rep(client: Any, row: Any, composite: bool = False) -> dict[str, Any]:
     return {
         "id": row["id"],
         "name": row["name"],
         "description": row["description"],
-        "composite": False,
+        "composite": composite,
         "clientRole": True,
         "containerId": client["id"],
     }
@@ -63,6 +63,27 @@ class AdminClientRoles:
             self.roles.members, realm, request.path_params["id"], request.path_params["role_name"]
         )
         return JSONResponse([user_rep(r) for r in rows])
+
+    async def composites(self, request: Request) -> Response:
+        """Keycloak's clients/{id}/roles/{name}/composites (client roles as children)."""
+        realm, actor = await self.admin_actor(request)
+        internal, name = request.path_params["id"], request.path_params["role_name"]
+        if request.method == "GET":
+            rows = await asyncio.to_thread(self.roles.composites, realm, internal, name)
+            return JSONResponse([client_role_rep(c, r) for c, r in rows])
+        body = await json_body(request, list)
+        if not body or len(body) > 100 or not all(isinstance(r, dict) for r in body):
+            raise de.Invalid("composites", "a list of 1 to 100 roles")
+        await asyncio.to_thread(
+            self.roles.change_composites,
+            actor,
+            realm,
+            internal,
+            name,
+            body,
+            request.method == "POST",
+        )
+        return Response(status_code=204)
 
     async def user_mappings(self, request: Request) -> Response:
         return await self._mappings(request, USER)

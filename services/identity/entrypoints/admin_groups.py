@@ -11,7 +11,7 @@ from starlette.responses import JSONResponse, Response
 from services.identity.domain import errors as de
 from services.identity.domain import model
 from services.identity.entrypoints.admin_realm import AdminCheck
-from services.identity.entrypoints.admin_rest import role_rep
+from services.identity.entrypoints.admin_rest import group_id, role_rep
 from services.identity.entrypoints.web import json_body, text
 from services.identity.service_layer.group_tree import GroupTree, group_path_rep
 
@@ -34,6 +34,9 @@ class AdminGroupTree:
         gid = request.path_params["id"]
         if request.method == "POST":
             body = await json_body(request)
+            if body.get("id") is not None:  # an existing group moves here (Keycloak)
+                await asyncio.to_thread(self.tree.move, actor, realm, group_id(body), gid)
+                return Response(status_code=204)
             child = await asyncio.to_thread(
                 self.tree.create_child, actor, gid, text(body, "name"), text(body, "description")
             )

@@ -16,13 +16,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from services.identity.domain import errors as de
-from services.identity.domain import model, security
+from services.identity.domain import model
 from services.identity.domain import sessions as rules
 from services.identity.domain.access import MASTER, Actor, actor_from_claims
 from services.identity.entrypoints.admin_rest import client_rep, role_rep, user_rep, window
 from services.identity.entrypoints.web import attribute, bearer, client_ctx, json_body, text
 from services.identity.service_layer.audit_trail import SIGN_IN_ACTIONS, AuditTrail
 from services.identity.service_layer.clients import Clients
+from services.identity.service_layer.realm_settings import RealmPolicies
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
 from services.identity.service_layer.sso import SingleSignOn
@@ -48,6 +49,7 @@ _RESOURCES = {
     "client": ("CLIENT", "clients"),
     "agency": ("REALM", "agencies"),
     "app_password": ("USER", "users"),
+    "realm": ("REALM", "realms"),
 }
 
 
@@ -166,6 +168,7 @@ class AdminRealm:
         sessions: Sessions,
         sso: SingleSignOn,
         audit: AuditTrail,
+        policies: RealmPolicies,
     ) -> None:
         self.admin_actor = admin_actor
         self.users = users
@@ -174,48 +177,45 @@ class AdminRealm:
         self.sessions = sessions
         self.sso = sso
         self.audit = audit
+        self.policies = policies
 
     # --- the realm and the server ---------------------------------------------------------
 
     async def realm(self, request: Request) -> Response:
-        """The realm representation with the settings that apply (read-only: they come from
-        the configuration and the domain's rules, not from the admin API)."""
-        realm, _ = await self.admin_actor(request)
-        policy, lockout = model.POLICY, security.LockoutPolicy()
-        return JSONResponse(
-            {
-                "id": realm,
-                "realm": realm,
-                "displayName": "Hà Tĩnh" if realm != MASTER else "master",
-                "enabled": True,
-                "sslRequired": "external",
-                "accessTokenLifespan": rules.ACCESS_TTL,
-                "accessCodeLifespan": rules.CODE_TTL,
-                "ssoSessionIdleTimeout": self.sso.lifetimes.idle,
-                "ssoSessionMaxLifespan": self.sso.lifetimes.max,
-                "clientSessionIdleTimeout": rules.REFRESH_TTL,
-                "revokeRefreshToken": True,
-                "refreshTokenMaxReuse": 0,
-                "bruteForceProtected": True,
-                "permanentLockout": False,
-                "failureFactor": lockout.max_failures,
-                "waitIncrementSeconds": int(lockout.lock_seconds),
-                "maxFailureWaitSeconds": int(lockout.lock_seconds),
-                "passwordPolicy": (
-                    f"length({policy.min_length}) and maxLength({policy.max_length}) and "
-                    "notUsername(undefined) and passwordBlacklist(common) and "
-                    "hashAlgorithm(argon2)"
-                ),
-                "otpPolicyType": "totp",
-                "otpPolicyAlgorithm": "HmacSHA1",
-                "otpPolicyDigits": 6,
-                "otpPolicyPeriod": 30,
-                "otpPolicyLookAheadWindow": 1,
-                "eventsEnabled": True,
-                "adminEventsEnabled": True,
-                "defaultSignatureAlgorithm": "RS256",
-            }
-        )
+        """The realm representation with the settings that apply; PUT (update_realm)
+        changes those of them domain/realm_settings.py lists, validated, audited as an admin
+        event, in force from the next request."""
+        realm, actor = await self.admin_actor(request)
+        current = await asyncio.to_thread(self.policies.current, realm)
+        fixed = self._fixed(realm)
+        if request.method == "PUT":
+            body = await json_body(request)
+            await asyncio.to_thread(self.policies.update, actor, realm, body, fixed)
+            return Response(status_code=204)
+        return JSONResponse({**fixed, **current.representation()})
+
+    @staticmethod
+    def _fixed(realm: str) -> dict[str, Any]:
+        """The representation's fields that are not settable here."""
+        return {
+            "id": realm,
+            "realm": realm,
+            "displayName": "Hà Tĩnh" if realm != MASTER else "master",
+            "enabled": True,
+            "sslRequired": "external",
+            "accessCodeLifespan": rules.CODE_TTL,
+            "clientSessionIdleTimeout": rules.REFRESH_TTL,
+            "revokeRefreshToken": True,
+            "refreshTokenMaxReuse": 0,
+            "otpPolicyType": "totp",
+            "otpPolicyAlgorithm": "HmacSHA1",
+            "otpPolicyDigits": 6,
+            "otpPolicyPeriod": 30,
+            "otpPolicyLookAheadWindow": 1,
+            "eventsEnabled": True,
+            "adminEventsEnabled": True,
+            "defaultSignatureAlgorithm": "RS256",
+        }
 
     async def server_info(self, request: Request) -> Response:
         token = bearer(request)

@@ -27,6 +27,7 @@ from services.identity.entrypoints.web import (
     text,
 )
 from services.identity.service_layer.clients import Clients
+from services.identity.service_layer.group_tree import GroupTree
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
@@ -158,6 +159,14 @@ def user_change(uid: str, body: dict[str, Any]) -> tuple[pb.User, list[str], dic
     return u, mask, extra
 
 
+def group_id(body: dict[str, object]) -> str:
+    """The `id` of a group POSTed to move it."""
+    gid = body.get("id")
+    if not isinstance(gid, str) or not 0 < len(gid) <= 64:
+        raise de.Invalid("id", "must be a group id")
+    return gid
+
+
 class AdminRest:
     def __init__(
         self,
@@ -169,6 +178,7 @@ class AdminRest:
         sso: SingleSignOn | None = None,
     ) -> None:
         self.sso = sso
+        self.tree: GroupTree | None = None  # set by the app: moving a group to the top
         self.users = users
         self.roles = roles
         self.groups = groups
@@ -359,6 +369,10 @@ class AdminRest:
         realm, actor = await self.admin_actor(request)
         if request.method == "POST":
             body = await json_body(request)
+            if body.get("id") is not None and self.tree is not None:  # moved to the top
+                gid = group_id(body)
+                await asyncio.to_thread(self.tree.move, actor, realm, gid, None)
+                return Response(status_code=204)
             g = pb.Group(
                 name=text(body, "name"),
                 agency_code=attribute(body.get("attributes") or {}, "agency_code"),

@@ -5,8 +5,6 @@ form; prompt, max_age, login_hint), and the UPDATE_PASSWORD required action."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import secrets
 import time
 from typing import Any
@@ -20,13 +18,22 @@ from services.identity.domain import security
 from services.identity.domain import sessions as rules
 from services.identity.domain.directory import required_actions
 from services.identity.domain.model import Status, check_redirect_uri
+from services.identity.entrypoints import required_action_pages as pages
+from services.identity.entrypoints.form_tokens import (
+    FORM_TOKEN_FIELD,
+    FORM_TOKEN_TTL,
+    PENDING_FIELD,
+    TOTP_PENDING_FIELD,
+    TOTP_SECRET_FIELD,
+    form_token,
+    form_token_ok,
+    pending_user,
+)
 from services.identity.entrypoints.login_page import (
     MESSAGES,
     content_security_policy,
     error_page,
     login_page,
-    password_page,
-    totp_page,
 )
 from services.identity.entrypoints.web import client_ctx, read_form, realm_of
 from services.identity.service_layer.clients import Clients
@@ -39,82 +46,6 @@ from services.identity.service_layer.users import Users
 
 LOGIN_COOKIE = "lgsp_login"
 SSO_COOKIE = "LGSP_SSO"  # "<SSO session id>.<secret>" (Keycloak's KEYCLOAK_IDENTITY)
-FORM_TOKEN_FIELD = "form_token"
-FORM_TOKEN_TTL = 1800  # a login page left open longer than this must be reloaded
-_BOUND = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce")
-
-
-def _form_mac(key: bytes, nonce: str, issued: str, realm: str, hidden: dict[str, str]) -> str:
-    bound = "\0".join([nonce, issued, realm, *(hidden.get(k, "") for k in _BOUND)])
-    bound += "\0" + hidden.get("code_challenge", "")
-    return hmac.new(key, bound.encode(), hashlib.sha256).hexdigest()
-
-
-def form_token(key: bytes, nonce: str, realm: str, hidden: dict[str, str], now: float) -> str:
-    issued = str(int(now))
-    return f"{issued}.{_form_mac(key, nonce, issued, realm, hidden)}"
-
-
-PENDING_FIELD = "pending"
-TOTP_PENDING_FIELD = "pending_totp"
-TOTP_SECRET_FIELD = "totp_secret"
-PENDING_TTL = 600  # the new password must be chosen within this time of the temporary one
-
-
-def pending_token(
-    key: bytes,
-    nonce: str,
-    user_id: str,
-    realm: str,
-    hidden: dict[str, str],
-    now: float,
-    purpose: str = "update-password",
-) -> str:
-    """Signed: this browser (its login cookie) signed in as `user_id` for this request at
-    `now`, and a required action (`purpose`, with what it shows, e.g. the TOTP secret) is
-    what is left."""
-    issued = str(int(now))
-    mac = hmac.new(
-        key,
-        f"{purpose}\0{user_id}\0{_form_mac(key, nonce, issued, realm, hidden)}".encode(),
-        hashlib.sha256,
-    ).hexdigest()
-    return f"{issued}.{user_id}.{mac}"
-
-
-def pending_user(
-    keys: list[bytes],
-    nonce: str,
-    token: str,
-    realm: str,
-    hidden: dict[str, str],
-    purpose: str = "update-password",
-) -> str | None:
-    issued, _, rest = token.partition(".")
-    user_id, _, mac = rest.partition(".")
-    if not issued.isdigit() or len(user_id) != 36 or len(mac) != 64:
-        return None
-    if not 0 <= time.time() - int(issued) <= PENDING_TTL:
-        return None
-    for key in keys:
-        want = pending_token(key, nonce, user_id, realm, hidden, int(issued), purpose)
-        if hmac.compare_digest(want.rsplit(".", 1)[1], mac):
-            return user_id
-    return None
-
-
-def form_token_ok(
-    keys: list[bytes], nonce: str, token: str, realm: str, hidden: dict[str, str]
-) -> bool:
-    """The token was made by this provider, for this cookie and authorization request, and
-    within FORM_TOKEN_TTL."""
-    issued, _, mac = token.partition(".")
-    if not nonce or not issued.isdigit() or len(mac) != 64:
-        return False
-    age = time.time() - int(issued)
-    if not -60 <= age <= FORM_TOKEN_TTL:
-        return False
-    return any(hmac.compare_digest(_form_mac(k, nonce, issued, realm, hidden), mac) for k in keys)
 
 
 def _actions(user: Any) -> set[str]:
@@ -268,11 +199,9 @@ class AuthorizationEndpoint:
                     except de.DomainError:  # no longer temporary: sign in as usual
                         return self._login_form(request, action, realm, hidden, form_keys, nonce)
                 if problem:
-                    return self._password_form(
-                        request, action, realm, hidden, form_keys, nonce, uid, MESSAGES[problem]
+                    return pages.password_form(
+                        action, realm, hidden, form_keys, nonce, uid, MESSAGES[problem]
                     )
-                if _actions(user) == {"CONFIGURE_TOTP"}:  # next: the second factor
-                    return self._totp_form(request, action, realm, hidden, form_keys, nonce, user)
             elif params.get(TOTP_PENDING_FIELD):
                 # CONFIGURE_TOTP: the password was right moments ago; the official proves the
                 # authenticator app holds the secret shown (bound to the pending token).
@@ -298,8 +227,7 @@ class AuthorizationEndpoint:
                     )
                 if not security.verify_totp(secret, params.get("totp", "")):
                     user = await asyncio.to_thread(self.users.row, uid)
-                    return self._totp_form(
-                        request,
+                    return pages.totp_form(
                         action,
                         realm,
                         hidden,
@@ -313,6 +241,43 @@ class AuthorizationEndpoint:
                     user = await asyncio.to_thread(self.users.configure_totp, uid, secret)
                 except de.DomainError:  # done meanwhile: sign in as usual
                     return self._login_form(request, action, realm, hidden, form_keys, nonce)
+            elif params.get(pages.PROFILE_PENDING_FIELD):
+                # VERIFY_PROFILE: the password was right moments ago; the official confirms
+                # (or corrects) name and email.
+                uid = pending_user(
+                    form_keys,
+                    nonce,
+                    params[pages.PROFILE_PENDING_FIELD],
+                    realm,
+                    hidden,
+                    pages.PROFILE_PURPOSE,
+                )
+                if uid is None:
+                    return self._login_form(
+                        request,
+                        action,
+                        realm,
+                        hidden,
+                        form_keys,
+                        nonce,
+                        MESSAGES["form"],
+                        status=403,
+                    )
+                profile = {k: params.get(k, "") for k in pages.PROFILE_FIELDS}
+                try:
+                    user = await asyncio.to_thread(
+                        self.users.verify_profile,
+                        uid,
+                        profile["lastName"],
+                        profile["firstName"],
+                        profile["email"],
+                    )
+                except de.Invalid as bad:
+                    return pages.profile_form(
+                        action, realm, hidden, form_keys, nonce, uid, profile, bad.field
+                    )
+                except de.DomainError:  # done meanwhile: sign in as usual
+                    return self._login_form(request, action, realm, hidden, form_keys, nonce)
             else:
                 user = await asyncio.to_thread(
                     self.logins.check_password,
@@ -323,14 +288,13 @@ class AuthorizationEndpoint:
                     client["client_id"],
                     ctx,
                 )
-                pending = _actions(user)
-                if pending and pending <= {"UPDATE_PASSWORD", "CONFIGURE_TOTP"}:
+                if _actions(user) & set(pages.ORDER):
                     await asyncio.to_thread(self.logins.release, user)
-                    if "UPDATE_PASSWORD" in pending:
-                        return self._password_form(
-                            request, action, realm, hidden, form_keys, nonce, user["id"]
-                        )
-                    return self._totp_form(request, action, realm, hidden, form_keys, nonce, user)
+            # The required actions left, one page each (UPDATE_PASSWORD, CONFIGURE_TOTP,
+            # VERIFY_PROFILE); the sign-in goes on once none is.
+            page = pages.next_page(action, realm, hidden, form_keys, nonce, user)
+            if page is not None:
+                return page
             await asyncio.to_thread(self.grants.require_set_up, user)
             auth = rules.Authentication.password(time.time(), bool(user["totp_secret"]))
             new_cookie = ""
@@ -404,69 +368,6 @@ class AuthorizationEndpoint:
             ctx,
             sso,
             signed_in=False,
-        )
-
-    def _totp_form(
-        self,
-        request: Request,
-        action: str,
-        realm: str,
-        hidden: dict[str, str],
-        keys: list[bytes],
-        nonce: str,
-        user: Any,
-        error: str = "",
-        secret: str = "",
-    ) -> Response:
-        secret = secret or security.new_totp_secret()
-        now = time.time()
-        purpose = f"configure-totp\0{secret}"
-        fields = {
-            **hidden,
-            FORM_TOKEN_FIELD: form_token(keys[0], nonce, realm, hidden, now),
-            TOTP_PENDING_FIELD: pending_token(
-                keys[0], nonce, user["id"], realm, hidden, now, purpose
-            ),
-            TOTP_SECRET_FIELD: secret,
-        }
-        uri = security.totp_uri(secret, user["username"])
-        target = urlsplit(hidden.get("redirect_uri", ""))
-        origin = f"{target.scheme}://{target.netloc}" if target.netloc else ""
-        return HTMLResponse(
-            totp_page(action, fields, secret, uri, error),
-            status_code=400 if error else 200,
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": content_security_policy(origin),
-            },
-        )
-
-    def _password_form(
-        self,
-        request: Request,
-        action: str,
-        realm: str,
-        hidden: dict[str, str],
-        keys: list[bytes],
-        nonce: str,
-        user_id: str,
-        error: str = "",
-    ) -> Response:
-        now = time.time()
-        fields = {
-            **hidden,
-            FORM_TOKEN_FIELD: form_token(keys[0], nonce, realm, hidden, now),
-            PENDING_FIELD: pending_token(keys[0], nonce, user_id, realm, hidden, now),
-        }
-        target = urlsplit(hidden.get("redirect_uri", ""))
-        origin = f"{target.scheme}://{target.netloc}" if target.netloc else ""
-        return HTMLResponse(
-            password_page(action, fields, error),
-            status_code=400 if error else 200,
-            headers={
-                "Cache-Control": "no-store",
-                "Content-Security-Policy": content_security_policy(origin),
-            },
         )
 
     @staticmethod

@@ -36,6 +36,7 @@ from services.identity.service_layer.group_tree import GroupTree
 from services.identity.service_layer.groups import Groups
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import Logins
+from services.identity.service_layer.realm_settings import RealmPolicies
 from services.identity.service_layer.roles import Roles
 from services.identity.service_layer.sessions import Sessions
 from services.identity.service_layer.sso import SingleSignOn
@@ -89,12 +90,18 @@ class OidcApp:
         self.authorize = AuthorizationEndpoint(keys, logins, grants, sessions, clients, sso, users)
         self.admin = AdminRest(users, roles, groups, clients, sessions, sso)
         self.realm = AdminRealm(
-            self.admin.admin_actor, users, roles, clients, sessions, sso, AuditTrail(storage)
+            self.admin.admin_actor,
+            users,
+            roles,
+            clients,
+            sessions,
+            sso,
+            AuditTrail(storage),
+            grants.policies or RealmPolicies(storage),
         )
         self.client_roles = AdminClientRoles(self.admin.admin_actor, ClientRoles(storage))
-        self.group_tree = AdminGroupTree(
-            self.admin.admin_actor, GroupTree(storage), sessions.base_url
-        )
+        self.admin.tree = GroupTree(storage)
+        self.group_tree = AdminGroupTree(self.admin.admin_actor, self.admin.tree, sessions.base_url)
 
     async def healthz(self, request: Request) -> Response:
         await asyncio.to_thread(self.storage.ping)
@@ -155,7 +162,7 @@ class OidcApp:
             Route(f"{admin}/clients/{{id}}/service-account-user", a.service_account_user),
             # admin_realm.py: what issue 19 added
             Route("/admin/serverinfo", m.server_info),
-            Route(admin, m.realm),
+            Route(admin, m.realm, methods=["GET", "PUT"]),
             Route(f"{admin}/events", m.events),
             Route(f"{admin}/admin-events", m.admin_events),
             Route(f"{admin}/users/{{id}}/sessions", m.user_sessions),
@@ -177,6 +184,11 @@ class OidcApp:
             Route(f"{admin}/clients/{{id}}/roles", c.roles_, methods=["GET", "POST"]),
             Route(f"{admin}/clients/{{id}}/roles/{{role_name}}", c.role, methods=["GET", "DELETE"]),
             Route(f"{admin}/clients/{{id}}/roles/{{role_name}}/users", c.members),
+            Route(
+                f"{admin}/clients/{{id}}/roles/{{role_name}}/composites",
+                c.composites,
+                methods=["GET", "POST", "DELETE"],
+            ),
             Route(
                 f"{admin}/users/{{id}}/role-mappings/clients/{{client_id}}",
                 c.user_mappings,

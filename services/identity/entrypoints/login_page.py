@@ -12,7 +12,7 @@ main{max-width:380px;margin:8vh auto;background:#fff;padding:2rem;border-radius:
 box-shadow:0 2px 12px rgba(0,0,0,.08)}
 h1{font-size:1.25rem;color:#a50e0e;margin:0 0 .25rem}p.sub{color:#555;margin:0 0 1.5rem}
 label{display:block;margin:.75rem 0 .25rem;font-weight:600}
-input[type=text],input[type=password]{width:100%;padding:.6rem;box-sizing:border-box;
+input[type=text],input[type=password],input[type=email]{width:100%;padding:.6rem;box-sizing:border-box;
 border:1px solid #ccc;border-radius:4px}
 button{margin-top:1.25rem;width:100%;padding:.7rem;background:#a50e0e;color:#fff;border:0;
 border-radius:4px;font-size:1rem}.err{background:#fdecea;color:#8a1c1c;padding:.6rem;
@@ -121,6 +121,51 @@ Authenticator…), rồi nhập mã 6 chữ số ứng dụng hiển thị.</p>
 {fields}
 <label for="totp">Mã xác thực</label>
 <input type="text" id="totp" name="totp" inputmode="numeric" autocomplete="one-time-code" required>
+<button type="submit">Xác nhận và đăng nhập</button>
+</form>
+</main></body></html>"""
+
+
+# VERIFY_PROFILE: what is wrong with each field, in Vietnamese.
+PROFILE_ERRORS = {
+    "lastName": "Họ và tên đệm không hợp lệ (tối đa 100 ký tự, không có ký tự điều khiển).",
+    "firstName": "Vui lòng nhập tên (tối đa 100 ký tự, không có ký tự điều khiển).",
+    "email": "Địa chỉ thư điện tử không hợp lệ.",
+}
+
+
+def profile_page(
+    action: str, hidden: dict[str, str], values: dict[str, str], bad_field: str = ""
+) -> str:
+    """The VERIFY_PROFILE required action: the official confirms or corrects name and email."""
+    fields = "".join(
+        f'<input type="hidden" name="{escape(k)}" value="{escape(v)}">' for k, v in hidden.items()
+    )
+    message = PROFILE_ERRORS.get(bad_field, "Thông tin chưa hợp lệ." if bad_field else "")
+    err = f'<p class="err" role="alert">{escape(message)}</p>' if message else ""
+
+    def box(name: str, label: str, kind: str, complete: str) -> str:
+        invalid = ' aria-invalid="true"' if name == bad_field else ""
+        return (
+            f'<label for="{name}">{label}</label>\n<input type="{kind}" id="{name}" '
+            f'name="{name}" value="{escape(values.get(name, ""))}" autocomplete="{complete}"'
+            f"{invalid} required>"
+        )
+
+    return f"""<!doctype html>
+<html lang="vi"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<title>Xác nhận thông tin cá nhân — LGSP</title><style>{_STYLE}</style></head>
+<body><main>
+<h1>Xác nhận thông tin cá nhân</h1>
+<p class="sub">Vui lòng kiểm tra họ tên và địa chỉ thư điện tử của bạn, sửa nếu chưa đúng,
+rồi xác nhận để tiếp tục.</p>
+{err}
+<form method="post" action="{escape(action)}">
+{fields}
+{box("lastName", "Họ và tên đệm", "text", "family-name")}
+{box("firstName", "Tên", "text", "given-name")}
+{box("email", "Thư điện tử", "email", "email")}
 <button type="submit">Xác nhận và đăng nhập</button>
 </form>
 </main></body></html>"""

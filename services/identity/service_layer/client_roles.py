@@ -111,3 +111,79 @@ class ClientRoles(DirectoryUseCases):
             client = self._client(r, realm, internal_id)
             role = self._role(r, realm, client, name)
             return [r.accounts.one(uid) for uid in r.client_roles.holders(role["id"])]
+
+    # --- composite client roles -----------------------------------------------------------
+
+    def composites(self, realm: str, internal_id: str, name: str) -> list[tuple[Row, Row]]:
+        """(client, role) of each child of a client role."""
+        with self.storage.read() as r:
+            client = self._client(r, realm, internal_id)
+            role = self._role(r, realm, client, name)
+            out = []
+            for child in r.client_roles.children(role["id"]):
+                owner = r.clients.get(realm, child["client_id"])
+                out.append((owner if owner is not None else {"id": ""}, child))
+            return out
+
+    def change_composites(
+        self,
+        actor: Actor,
+        realm: str,
+        internal_id: str,
+        name: str,
+        children: Sequence[dict[str, Any]],
+        add: bool,
+    ) -> None:
+        """Keycloak's clients/{id}/roles/{name}/composites: holding the role holds its child
+        client roles too (of any client in the realm). Only platform admins; all or nothing;
+        a role cannot contain itself, directly or through others. Realm roles as children
+        are refused: a realm role is held in an agency, a client role in none."""
+        require_platform_admin(actor)
+        with self.change() as uow:
+            r = uow.repos
+            client = self._client(r, realm, internal_id)
+            parent = self._role(r, realm, client, name)
+            for rep in children:
+                child = self._child(r, realm, client, rep)
+                if add:
+                    graph = r.client_roles.composites(realm)
+                    if child["id"] == parent["id"] or parent["id"] in model.expand_roles(
+                        {child["id"]}, graph
+                    ):
+                        raise Invalid(
+                            "composites", f"{child['name']} would contain {name} (a cycle)"
+                        )
+                    r.client_roles.add_composite(parent["id"], child["id"])
+                else:
+                    r.client_roles.remove_composite(parent["id"], child["id"])
+            action = "role.add_composites" if add else "role.remove_composites"
+            self.record(
+                uow,
+                actor,
+                action,
+                f"{client['client_id']}/{name}",
+                None,
+                roles=[str(rep.get("name") or rep.get("id")) for rep in children],
+            )
+            self.commit(uow)
+
+    def _child(self, r: Repositories, realm: str, client: Row, rep: dict[str, Any]) -> Row:
+        """The client role a RoleRepresentation names: by `id`, else by `name` in the client
+        `containerId` (default: the parent's client)."""
+        if rep.get("clientRole") is False:
+            raise Invalid("composites", "only client roles can be children of a client role")
+        rid, name = rep.get("id"), rep.get("name")
+        if rid is not None:
+            if not isinstance(rid, str) or len(rid) > 64:
+                raise Invalid("composites", "a role id is a string")
+            row = r.client_roles.by_id(realm, rid)
+            if row is None:
+                raise NotFound(f"client role {rid} not found")
+            return row
+        if not isinstance(name, str) or not name or len(name) > 64:
+            raise Invalid("composites", "each role needs an id or a name")
+        container = rep.get("containerId")
+        if container is not None and not isinstance(container, str):
+            raise Invalid("composites", "containerId is a client id")
+        owner = self._client(r, realm, container) if container else client
+        return self._role(r, realm, owner, name)

@@ -54,7 +54,11 @@ def account_ended(
     uow: UnitOfWork, ended: Iterable[Row], user_id: str, realm: str, now: float
 ) -> None:
     """An account disabled, deleted, locked or its password reset: its sessions end and its
-    tokens (with or without a session) are refused."""
+    tokens (with or without a session) are refused; once committed, the clients that
+    registered for it get a back-channel logout token for each session (Storage.announce_ended)."""
+    ended = list(ended)
+    if isinstance(getattr(uow, "ended_sessions", None), list):
+        uow.ended_sessions.extend(ended)  # type: ignore[attr-defined]
     sessions_ended(uow, ended, ACCOUNT_CHANGED, now)
     if realm == REALM:
         subject_revoked(uow, user_id, ACCOUNT_CHANGED, now)

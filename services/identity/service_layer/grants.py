@@ -30,6 +30,7 @@ from services.identity.service_layer import ended
 from services.identity.service_layer.cache import DirectoryCache
 from services.identity.service_layer.keys import KeyStore
 from services.identity.service_layer.logins import ClientContext, Logins
+from services.identity.service_layer.realm_settings import RealmPolicies
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
@@ -47,6 +48,7 @@ class Grants:
         base_url: str,
         access_ttl: int = rules.ACCESS_TTL,
         sso: rules.SsoLifetimes = rules.DEFAULT_SSO,
+        policies: RealmPolicies | None = None,
     ) -> None:
         self.storage = storage
         self.keys = keys
@@ -55,6 +57,8 @@ class Grants:
         self.base_url = base_url
         self.access_ttl = access_ttl
         self.sso = sso
+        # The realm's settings (token and SSO lifetimes) when they can change over REST.
+        self.policies = policies
 
     def _response(
         self,
@@ -68,7 +72,11 @@ class Grants:
         amr: list[str] | None = None,
         auth: rules.Authentication | None = None,
     ) -> dict[str, Any]:
-        ttl = client["token_ttl"] or self.access_ttl
+        ttl = client["token_ttl"] or (
+            self.policies.current(realm, r).access_token_lifespan
+            if self.policies
+            else self.access_ttl
+        )
         access, ident = rules.claims(
             rules.issuer(self.base_url, realm),
             realm,
@@ -293,7 +301,7 @@ class Grants:
             elif (
                 not rules.session_active(rt["session_revoked_at"], rt["session_expires_at"], now)
                 or rt["expires_at"] <= now
-                or (rt["sso_session_id"] and not self._sso_alive(rt, now))
+                or (rt["sso_session_id"] and not self._sso_alive(r, realm, rt, now))
             ):
                 raise GrantRefused("Session not active")
             else:
@@ -320,14 +328,15 @@ class Grants:
             raise GrantRefused("Refresh token reused: session revoked")
         return out
 
-    def _sso_alive(self, rt: Row, now: float) -> bool:
+    def _sso_alive(self, r: Repositories, realm: str, rt: Row, now: float) -> bool:
+        lifetimes = self.policies.current(realm, r).sso if self.policies else self.sso
         return rules.sso_active(
             {
                 "revoked_at": rt["sso_revoked_at"],
                 "expires_at": rt["sso_expires_at"],
                 "last_seen_at": rt["sso_last_seen_at"],
             },
-            self.sso,
+            lifetimes,
             now,
         )
 

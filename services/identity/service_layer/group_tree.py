@@ -51,6 +51,44 @@ class GroupTree(DirectoryUseCases):
             self.commit(uow)
         return gid
 
+    def move(self, actor: Actor, realm: str, group_id: str, parent_id: str | None) -> None:
+        """Keycloak's POST of an existing group to `groups/{parent}/children` (or to
+        `groups`: back to the top). Within its agency (a group's roles are held in its
+        agency), never under itself or its own subgroups, at most MAX_DEPTH deep."""
+        with self.change() as uow:
+            r = uow.repos
+            row = r.groups.require(group_id)
+            if row["realm"] != realm:
+                raise NotFound(f"group {group_id} not found", kind="group", name=group_id)
+            require_agency_admin(r, actor, row["agency_code"])
+            depth = 0
+            if parent_id is not None:
+                parent = r.groups.require(parent_id)
+                if parent["realm"] != realm:
+                    raise NotFound(f"group {parent_id} not found", kind="group", name=parent_id)
+                if parent["agency_code"] != row["agency_code"]:
+                    raise Invalid("parent", "a group moves only within its agency")
+                if group_id in r.groups.ancestry(parent):
+                    raise Invalid("id", "a group cannot move under itself or its own subgroups")
+                depth = r.groups.path(parent).count("/")
+            if depth + r.groups.height(group_id, MAX_DEPTH + 1) > MAX_DEPTH:
+                raise Invalid("parent", f"groups nest at most {MAX_DEPTH} deep")
+            if row["parent_id"] == parent_id:
+                return
+            r.groups.update(
+                group_id, parent_id=parent_id, updated_at=now(), version=row["version"] + 1
+            )
+            self.record(
+                uow,
+                actor,
+                "group.move",
+                group_id,
+                None,
+                parent=parent_id or "",
+                was=row["parent_id"] or "",
+            )
+            self.commit(uow)
+
     def view(self, group_id: str) -> tuple[Row, str, list[Row]]:
         """(group, its path, its children)."""
         with self.storage.read() as r:

@@ -24,6 +24,7 @@ from services.identity.domain.errors import (
 from services.identity.domain.model import Status
 from services.identity.service_layer import ended
 from services.identity.service_layer.app_passwords import DEFAULT_PER_USER
+from services.identity.service_layer.realm_settings import RealmPolicies
 
 Row = Any  # a stored record (SQLAlchemy RowMapping)
 
@@ -72,6 +73,11 @@ class Logins:
     # argon2 verifies a wrong app password costs: the most an account may hold
     # (identity.app_passwords_per_user).
     app_password_verifies: int = DEFAULT_PER_USER
+    # The realm's settings (brute-force detection) when they can change over REST.
+    policies: RealmPolicies | None = None
+
+    def lockout_of(self, realm: str, r: Any = None) -> security.LockoutPolicy:
+        return self.policies.current(realm, r).lockout if self.policies else self.lockout
 
     def committed(self) -> None:
         """Login events wake the relay like any other event. (Leaving them to its 0.5 s poll
@@ -149,7 +155,8 @@ class Logins:
         with self.storage.token_change() as uow:
             failures = attempt or 0
             now = time.time()
-            lock_until = self.lockout.after_failure(failures, now) if attempt else None
+            lockout = self.lockout_of(realm, uow.repos)
+            lock_until = lockout.after_failure(failures, now) if attempt else None
             if user is not None and lock_until is not None:
                 if uow.repos.accounts.lock(user["id"], lock_until):
                     if realm == REALM:
@@ -177,6 +184,7 @@ class Logins:
             )
             uow.commit()
         self.committed()
+        self.storage.announce_ended(uow)  # a lock ended the account's sessions
 
     def refused_at_commit(
         self,
@@ -226,10 +234,9 @@ class Logins:
             user = None  # service accounts never sign in with a password
         attempt = None
         if user is not None:
+            limit = self.lockout_of(a.realm).max_failures
             with self.storage.token_change() as uow:
-                attempt = uow.repos.accounts.reserve_attempt(
-                    user["id"], self.lockout.max_failures, time.time()
-                )
+                attempt = uow.repos.accounts.reserve_attempt(user["id"], limit, time.time())
                 uow.commit()
         # No slot (unknown, locked or disabled): checked against the dummy hash all the same.
         proof = verify(user if attempt else None)

@@ -8,6 +8,7 @@ and a logout token to each client that registered a back-channel logout URI."""
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -21,8 +22,10 @@ from services.identity.domain import sessions as rules
 from services.identity.domain.model import Status
 from services.identity.service_layer import ended
 from services.identity.service_layer.keys import KeyStore
+from services.identity.service_layer.realm_settings import RealmPolicies
 
 Row = Any
+log = logging.getLogger("services.identity.sso")
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TTL = 120
 
@@ -35,12 +38,18 @@ class SingleSignOn:
         base_url: str,
         lifetimes: rules.SsoLifetimes,
         deliver: Callable[[str, str, str], bool] = backchannel.deliver,
+        policies: RealmPolicies | None = None,
     ) -> None:
         self.storage = storage
         self.keys = keys
         self.base_url = base_url
         self.lifetimes = lifetimes
         self.deliver = deliver
+        self.policies = policies
+        # Account changes (disable, delete, lock, password reset) hand their ended sessions
+        # here: the logout tokens go out in the background, so an admin call or a refused
+        # sign-in never waits on a slow client.
+        self._background = ThreadPoolExecutor(2, thread_name_prefix="backchannel")
 
     def find(self, realm: str, cookie: str) -> Row | None:
         """The live SSO session a cookie names in this realm (its account still active)."""
@@ -53,7 +62,7 @@ class SingleSignOn:
                 return None
             if not hmac.compare_digest(row["secret_hash"], security.hash_secret(secret)):
                 return None
-            if not rules.sso_active(row, self.lifetimes, time.time()):
+            if not rules.sso_active(row, self.lifetimes_of(realm, r), time.time()):
                 return None
             if r.accounts.status(row["user_id"]) != Status.ACTIVE:
                 return None
@@ -71,12 +80,16 @@ class SingleSignOn:
             "secret_hash": security.hash_secret(secret),
             "created_at": now,
             "last_seen_at": now,
-            "expires_at": now + self.lifetimes.max,
+            "expires_at": now + self.lifetimes_of(realm).max,
             "revoked_at": None,
             "revoked_reason": "",
             **auth.stored(),
         }
         return row, f"{row['id']}.{secret}"
+
+    def lifetimes_of(self, realm: str, r: Any = None) -> rules.SsoLifetimes:
+        """The realm's SSO lifetimes in force (changed over REST, else the configured ones)."""
+        return self.policies.current(realm, r).sso if self.policies else self.lifetimes
 
     def again(self, row: Row, auth: rules.Authentication) -> dict[str, Any]:
         """The same SSO session after the user signed in again (prompt=login, max_age)."""
@@ -134,6 +147,21 @@ class SingleSignOn:
         with self.storage.read() as r:
             targets = r.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
         self.notify(realm, gone, targets)
+
+    def notify_later(self, gone: list[Row]) -> None:
+        """Back-channel logout, in the background, for client sessions an account change
+        ended (Storage.on_sessions_ended)."""
+        by_realm: dict[str, list[Row]] = {}
+        for g in gone:
+            by_realm.setdefault(g["realm"], []).append(g)
+        for realm, rows in by_realm.items():
+            self._background.submit(self._notify_logged, realm, rows)
+
+    def _notify_logged(self, realm: str, rows: list[Row]) -> None:
+        try:
+            self.notify_ended(realm, rows)
+        except Exception:  # a worker thread: nobody else would see it
+            log.exception("back-channel logout of %d sessions failed", len(rows))
 
     def logout_token(self, realm: str, session: Row, now: float) -> str:
         """OIDC Back-Channel Logout §2.4: sub and sid (the `sid` of that client's tokens)."""

@@ -27,9 +27,16 @@ from services.identity.service_layer.common import (
     page,
     require_agency_admin,
 )
+from services.identity.service_layer.realm_settings import RealmPolicies
 
 
 class Users(DirectoryUseCases):
+    # The realms' settings (password policy) when they can change over REST (bootstrap).
+    policies: RealmPolicies | None = None
+
+    def _policy(self, realm: str) -> model.PasswordPolicy:
+        return self.policies.current(realm).password if self.policies else model.POLICY
+
     @staticmethod
     def _administered(r: Repositories, actor: Actor, user_id: str, realm: str | None = None) -> Row:
         """The account, if the actor administers its agency."""
@@ -54,7 +61,9 @@ class Users(DirectoryUseCases):
         """Create an account; returns it and the generated one-time password (if any)."""
         username = model.check_username(u.username, "user.username")
         if password:
-            model.check_password(password, "initial_password", username=username)
+            model.check_password(
+                password, "initial_password", username=username, policy=self._policy(realm)
+            )
         first, last = rules.person_names(first_name, last_name)
         rules.check_request_id(request_id)
         if not u.display_name and (first or last):
@@ -282,7 +291,9 @@ class Users(DirectoryUseCases):
         row = self.row(user_id, realm)
         one_time = ""
         if password:
-            model.check_password(password, "password", username=row["username"])
+            model.check_password(
+                password, "password", username=row["username"], policy=self._policy(row["realm"])
+            )
         else:
             one_time = password = security.new_secret(12)
             temporary = True
@@ -324,7 +335,9 @@ class Users(DirectoryUseCases):
         row = self.row(user_id)
         if not row["password_temporary"]:
             raise FailedPrecondition("the password is not temporary")
-        model.check_password(password, "password", username=row["username"])
+        model.check_password(
+            password, "password", username=row["username"], policy=self._policy(row["realm"])
+        )
         pw_hash = security.hash_password(password)
         actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
         with self.change() as uow:
@@ -366,6 +379,50 @@ class Users(DirectoryUseCases):
                 version=row["version"] + 1,
             )
             self.record(uow, actor, "user.totp_enable", user_id, None, by="required action")
+            out = r.accounts.require(user_id)
+            self.commit(uow)
+        return out
+
+    def verify_profile(self, user_id: str, last_name: str, first_name: str, email: str) -> Row:
+        """The official confirms (or corrects) name and email at sign-in (the VERIFY_PROFILE
+        required action, on the login page once the password was found right). Keycloak's
+        default user profile asks for all three. Returns the account as it is now."""
+        first, last = rules.person_names(first_name, last_name)
+        if not first:
+            raise Invalid("firstName", "is required")
+        mail = model.check_email(email, "email", required=True)
+        row = self.row(user_id)
+        if "VERIFY_PROFILE" not in (row["required_actions"] or "").split():
+            raise FailedPrecondition("VERIFY_PROFILE is not pending")
+        actor = Actor(id=user_id, realm=row["realm"], name=row["username"])
+        rest = [a for a in row["required_actions"].split() if a != "VERIFY_PROFILE"]
+        values = {
+            "first_name": first,
+            "last_name": last,
+            "display_name": f"{last} {first}".strip(),  # Vietnamese order: family name first
+            "email": mail,
+        }
+        changed = [k for k, v in values.items() if row[k] != v]
+        with self.change() as uow:
+            r = uow.repos
+            r.accounts.update(
+                user_id,
+                required_actions=" ".join(rest),
+                search_text=rules.user_search_text(row["username"], values["display_name"], mail),
+                updated_at=now(),
+                version=row["version"] + 1,
+                **values,
+            )
+            msg = account_message(r, r.accounts.require(user_id))
+            event = ev.UserUpdated(user=msg, changed_fields=changed, actor_id=user_id)
+            self.record(
+                uow,
+                actor,
+                "user.verify_profile",
+                user_id,
+                event if row["realm"] == REALM and changed else None,
+                fields=changed,
+            )
             out = r.accounts.require(user_id)
             self.commit(uow)
         return out

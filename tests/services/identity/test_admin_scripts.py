@@ -4,6 +4,7 @@ python-keycloak's own KeycloakAdmin method against the running identity service.
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,13 +13,14 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 import pytest_asyncio
-from keycloak import KeycloakAdmin, KeycloakOpenID
+from keycloak import KeycloakAdmin, KeycloakOpenID, urls_patterns
 from keycloak.exceptions import (
     KeycloakAuthenticationError,
     KeycloakDeleteError,
     KeycloakGetError,
     KeycloakPostError,
     KeycloakPutError,
+    raise_error_from_response,
 )
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
@@ -199,32 +201,94 @@ async def test_required_actions_are_stored_and_enforced(run: tuple[Running, str]
     await asyncio.to_thread(flow)
 
 
-async def test_required_actions_refuse_the_login_page(run: tuple[Running, str]) -> None:
+async def test_verify_profile_on_the_login_page(run: tuple[Running, str]) -> None:
+    """VERIFY_PROFILE at sign-in, after UPDATE_PASSWORD (Keycloak's order): the page shows
+    the stored name and email; a bad field is named and keeps what was typed; a forged
+    pending token is refused; confirming stores the profile, clears the action and signs in."""
+    import re
+
     r, _ = run
     kc = kc_admin(r)
-    uid, name = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["VERIFY_PROFILE"])
+    uid, name = await asyncio.to_thread(
+        new_user,
+        kc,
+        JUSTICE,
+        email="bich.tt@hatinh.gov.vn",
+        requiredActions=["UPDATE_PASSWORD", "VERIFY_PROFILE"],
+    )
+    other, _ = await asyncio.to_thread(new_user, kc, JUSTICE, requiredActions=["VERIFY_PROFILE"])
+    cid = f"p{uid[:6]}"
     await asyncio.to_thread(
         kc.create_client,
-        {"clientId": f"p{uid[:6]}", "publicClient": True, "redirectUris": ["https://c.example/cb"]},
+        {"clientId": cid, "publicClient": True, "redirectUris": ["https://c.example/cb"]},
     )
     from tests.services.identity.test_oidc import login_form, pkce
 
     auth = f"{r.base_url}/realms/lgsp/protocol/openid-connect/auth"
+    verifier, challenge = pkce()
     params = {
-        "client_id": f"p{uid[:6]}",
+        "client_id": cid,
         "redirect_uri": "https://c.example/cb",
         "response_type": "code",
         "scope": "openid",
-        "code_challenge": pkce()[1],
+        "code_challenge": challenge,
         "code_challenge_method": "S256",
     }
+
+    def fields(page: httpx.Response) -> dict[str, str]:
+        found = re.findall(r'type="hidden" name="([^"]+)" value="([^"]*)"', page.text)
+        return {k: v.replace("&amp;", "&") for k, v in found}
+
+    def shown(page: httpx.Response, field: str) -> str:
+        found = re.search(rf'name="{field}" value="([^"]*)"', page.text)
+        assert found is not None, field
+        return found.group(1)
+
+    new = "Mat-Khau-Moi-2026!"
     async with httpx.AsyncClient() as browser:
         token = await login_form(browser, auth, params)
         page = await browser.post(
             auth, data={**params, "form_token": token, "username": name, "password": PASSWORD}
         )
-    assert page.status_code == 401 and "location" not in page.headers
-    assert "chưa hoàn tất thiết lập" in page.text
+        assert page.status_code == 200 and "Đổi mật khẩu" in page.text
+        page = await browser.post(
+            auth, data={**fields(page), "new_password": new, "confirm_password": new}
+        )
+        assert page.status_code == 200 and "Xác nhận thông tin cá nhân" in page.text
+        assert "Họ và tên đệm" in page.text and "Thư điện tử" in page.text
+        assert shown(page, "lastName") == "Trần Thị" and shown(page, "firstName") == "Bích"
+        assert shown(page, "email") == "bich.tt@hatinh.gov.vn"
+        form = fields(page)
+        typed = {"lastName": "Trần Thị", "firstName": "Ngọc Bích", "email": "khong-phai-thu"}
+        bad = await browser.post(auth, data={**form, **typed})
+        assert bad.status_code == 400 and "Địa chỉ thư điện tử không hợp lệ." in bad.text
+        assert shown(bad, "firstName") == "Ngọc Bích" and 'aria-invalid="true"' in bad.text
+        nameless = await browser.post(auth, data={**form, **typed, "firstName": " "})
+        assert nameless.status_code == 400 and "Vui lòng nhập tên" in nameless.text
+        # Another account's id in the pending token: refused, nothing stored for it.
+        issued, _, mac = form["pending_profile"].split(".")
+        forged = {**form, "pending_profile": f"{issued}.{other}.{mac}"}
+        refused = await browser.post(auth, data={**forged, **typed, "email": "x@hatinh.gov.vn"})
+        assert refused.status_code == 403
+        done = await browser.post(
+            auth, data={**fields(bad), **typed, "email": "Bich.NTT@HaTinh.gov.vn"}
+        )
+        assert done.status_code == 302, done.text[:300]
+        code = parse_qs(urlsplit(done.headers["location"]).query)["code"][0]
+    public = KeycloakOpenID(server_url=r.base_url, realm_name="lgsp", client_id=cid)
+    tok = await asyncio.to_thread(
+        public.token,
+        grant_type="authorization_code",
+        code=code,
+        redirect_uri=params["redirect_uri"],
+        code_verifier=verifier,
+    )
+    ident = await asyncio.to_thread(public.decode_token, tok["id_token"], validate=False)
+    assert ident["sub"] == uid and ident["email"] == "bich.ntt@hatinh.gov.vn"
+    assert ident["name"] == "Trần Thị Ngọc Bích"
+    rep = await asyncio.to_thread(kc.get_user, uid)
+    assert rep["requiredActions"] == [] and rep["firstName"] == "Ngọc Bích"
+    assert (await asyncio.to_thread(kc.get_user, other))["requiredActions"] == ["VERIFY_PROFILE"]
 
 
 async def test_credentials(run: tuple[Running, str]) -> None:
@@ -317,6 +381,121 @@ async def test_realm_server_info_and_client_scopes(run: tuple[Running, str]) -> 
     await asyncio.to_thread(flow)
 
 
+SETTABLE = (
+    "accessTokenLifespan",
+    "ssoSessionIdleTimeout",
+    "ssoSessionMaxLifespan",
+    "bruteForceProtected",
+    "failureFactor",
+    "waitIncrementSeconds",
+    "maxFailureWaitSeconds",
+    "passwordPolicy",
+)
+
+
+async def test_update_realm_settings_apply_at_once(run: tuple[Running, str]) -> None:
+    """update_realm: token lifetime, brute-force detection, password policy and SSO
+    lifetimes are stored, in force from the next request, validated field by field, and
+    audited as an admin event; only a platform administrator may change them."""
+    r, secret = run
+    kc = kc_admin(r)
+
+    def put_refused(payload: dict[str, Any]) -> str:
+        with pytest.raises(KeycloakPutError) as refused:
+            kc.update_realm("lgsp", payload)
+        assert refused.value.response_code == 400, payload
+        return str(json.loads(refused.value.response_body)["field"])
+
+    def flow() -> None:
+        before = kc.get_realm("lgsp")
+        original = {k: before[k] for k in SETTABLE}
+        try:
+            # A script's GET → change → PUT round trip.
+            kc.update_realm(
+                "lgsp",
+                {
+                    **before,
+                    "accessTokenLifespan": 120,
+                    "ssoSessionIdleTimeout": 600,
+                    "failureFactor": 2,
+                    "passwordPolicy": "length(14) and notUsername(undefined)",
+                },
+            )
+            after = kc.get_realm("lgsp")
+            assert after["accessTokenLifespan"] == 120 and after["failureFactor"] == 2
+            assert after["ssoSessionIdleTimeout"] == 600
+            assert after["passwordPolicy"].startswith("length(14) and maxLength(128)")
+            assert r.identity.sso.lifetimes_of("lgsp").idle == 600
+            # The token lifetime, at once.
+            uid, name = new_user(kc)
+            claims = oidc(r, secret).decode_token(
+                oidc(r, secret).token(name, PASSWORD)["access_token"]
+            )
+            assert claims["exp"] - claims["iat"] == 120
+            # The password policy: 13 characters are now too short, 14 are enough.
+            with pytest.raises(KeycloakPutError) as short:
+                kc.set_user_password(uid, "Mat-Khau-Ngan", temporary=False)
+            assert short.value.response_code == 400
+            kc.set_user_password(uid, "Mat-Khau-Du-Dai", temporary=False)
+            # Brute-force detection: the second wrong password locks the account.
+            for _ in range(2):
+                with pytest.raises(KeycloakAuthenticationError):
+                    oidc(r, secret).token(name, "Sai-Mat-Khau-1!")
+            with pytest.raises(KeycloakAuthenticationError):
+                oidc(r, secret).token(name, "Mat-Khau-Du-Dai")
+            # Turned off: wrong passwords lock nobody.
+            kc.update_realm("lgsp", {"bruteForceProtected": False})
+            _, other_name = new_user(kc)
+            for _ in range(4):
+                with pytest.raises(KeycloakAuthenticationError):
+                    oidc(r, secret).token(other_name, "Sai-Mat-Khau-1!")
+            assert oidc(r, secret).token(other_name, PASSWORD)["access_token"]
+            # Validation: each bad value named, nothing stored.
+            assert put_refused({"accessTokenLifespan": 5}) == "accessTokenLifespan"
+            assert put_refused({"accessTokenLifespan": "300"}) == "accessTokenLifespan"
+            assert put_refused({"ssoSessionIdleTimeout": 7200, "ssoSessionMaxLifespan": 3600}) in {
+                "ssoSessionIdleTimeout",
+                "ssoSessionMaxLifespan",
+            }
+            assert put_refused({"failureFactor": 0}) == "failureFactor"
+            assert put_refused({"bruteForceProtected": "yes"}) == "bruteForceProtected"
+            assert put_refused({"passwordPolicy": "regexPattern(.*)"}) == "passwordPolicy"
+            assert put_refused({"passwordPolicy": "length(4)"}) == "passwordPolicy"
+            assert put_refused({"passwordPolicy": "hashAlgorithm(md5)"}) == "passwordPolicy"
+            assert put_refused({"waitIncrementSeconds": 60, "maxFailureWaitSeconds": 120}) == (
+                "maxFailureWaitSeconds"
+            )
+            assert put_refused({"displayName": "Tỉnh khác"}) == "displayName"
+            assert put_refused({"smtpServer": {"host": "x"}}) == "smtpServer"
+            assert put_refused({"permanentLockout": True}) == "permanentLockout"
+            assert kc.get_realm("lgsp")["accessTokenLifespan"] == 120
+            # Audited as an admin event naming what changed.
+            events = kc.get_admin_events({"resourceTypes": "REALM", "operationTypes": "UPDATE"})
+            assert any(
+                "bruteForceProtected" in e["details"].get("fields", "")
+                and e["resourcePath"] == "realms/lgsp"
+                for e in events
+            )
+            # An agency administrator of the realm may not change them.
+            admin_id, admin_name = new_user(kc)
+            kc.assign_realm_roles(admin_id, [kc.get_realm_role("agency_admin")])
+            tok = oidc(r, secret).token(admin_name, PASSWORD)["access_token"]
+            resp = httpx.put(
+                f"{r.base_url}/admin/realms/lgsp",
+                json={"accessTokenLifespan": 3600},
+                headers={"Authorization": f"Bearer {tok}"},
+            )
+            assert resp.status_code == 403, resp.text
+            with pytest.raises(KeycloakPutError) as unknown:
+                kc.update_realm("khong-co", {"accessTokenLifespan": 300})
+            assert unknown.value.response_code in (403, 404)
+        finally:
+            kc.update_realm("lgsp", original)
+        assert {k: kc.get_realm("lgsp")[k] for k in SETTABLE} == original
+
+    await asyncio.to_thread(flow)
+
+
 async def test_officials_tokens_administer_none_of_it(run: tuple[Running, str]) -> None:
     r, secret = run
     kc = kc_admin(r)
@@ -385,6 +564,78 @@ async def test_client_roles_assigned_to_users_and_groups_reach_tokens(
         kc.delete_client_role(qlvb, f"{role}-ky")
         tok = oidc(r, secret).token(name, PASSWORD)
         assert "resource_access" not in oidc(r, secret).decode_token(tok["access_token"])
+
+    await asyncio.to_thread(flow)
+
+
+async def test_composite_client_roles_reach_tokens_and_refuse_cycles(
+    run: tuple[Running, str],
+) -> None:
+    r, secret = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        qlvb = kc.get_client_id("qlvb")
+        tag = uuid.uuid4().hex[:4]
+        other_id = f"hs{tag}"
+        kc.create_client({"clientId": other_id, "name": "Hồ sơ"})
+        other = kc.get_client_id(other_id)
+        assert qlvb and other
+        lead, read, sign, view = f"lanh-dao-{tag}", f"doc-{tag}", f"ky-{tag}", f"xem-{tag}"
+        for client, role in ((qlvb, lead), (qlvb, read), (qlvb, sign), (other, view)):
+            kc.create_client_role(client, {"name": role})
+        # lead ⊃ {read, sign}; sign ⊃ view (another client's role, by its id).
+        kc.add_composite_client_roles_to_role(
+            qlvb, lead, [kc.get_client_role(qlvb, read), {"name": sign}]
+        )
+        kc.add_composite_client_roles_to_role(qlvb, sign, [kc.get_client_role(other, view)])
+        got = kc.get_composite_client_roles_of_role(qlvb, lead)
+        assert sorted(x["name"] for x in got) == [read, sign]
+        assert {x["containerId"] for x in got} == {qlvb}
+        assert [x["containerId"] for x in kc.get_composite_client_roles_of_role(qlvb, sign)] == [
+            other
+        ]
+        uid, name = new_user(kc)
+        kc.assign_client_role(uid, qlvb, [kc.get_client_role(qlvb, lead)])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert claims["resource_access"] == {
+            "qlvb": {"roles": sorted([lead, read, sign])},
+            other_id: {"roles": [view]},
+        }
+        # Cycles (directly, and through another client's role) change nothing.
+        for parent_client, parent, child in (
+            (qlvb, lead, lead),
+            (qlvb, read, lead),
+            (other, view, lead),
+        ):
+            with pytest.raises(KeycloakPostError) as cycle:
+                kc.add_composite_client_roles_to_role(
+                    parent_client, parent, [kc.get_client_role(qlvb, child)]
+                )
+            assert cycle.value.response_code == 400
+            assert b'"field":"composites"' in cycle.value.response_body
+        assert kc.get_composite_client_roles_of_role(qlvb, read) == []
+        # Bad children: unknown, a realm role, not a list of roles.
+        for bad, code in (
+            ([{"name": "khong-co"}], 404),
+            ([{"id": str(uuid.uuid4())}], 404),
+            ([{"name": "leader", "clientRole": False}], 400),
+        ):
+            with pytest.raises(KeycloakPostError) as refused:
+                kc.add_composite_client_roles_to_role(qlvb, read, bad)
+            assert refused.value.response_code == code
+        url = urls_patterns.URL_ADMIN_CLIENT_ROLES_COMPOSITE_CLIENT_ROLE.format(
+            **{"realm-name": "lgsp", "id": qlvb, "role-name": read}
+        )
+        for body in ("[]", '"x"', json.dumps([{"name": "x"}] * 101)):
+            assert kc.connection.raw_post(url, data=body).status_code == 400
+        # Taken out: the token no longer carries the child (nor what it contained).
+        kc.remove_composite_client_roles_from_role(qlvb, lead, [{"name": sign}])
+        claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
+        assert claims["resource_access"] == {"qlvb": {"roles": sorted([lead, read])}}
+        # Deleting a child role drops its composite edges.
+        kc.delete_client_role(qlvb, read)
+        assert kc.get_composite_client_roles_of_role(qlvb, lead) == []
 
     await asyncio.to_thread(flow)
 
@@ -508,6 +759,74 @@ async def test_group_tree_and_group_realm_roles_reach_tokens(run: tuple[Running,
         kc.delete_group_realm_roles(child, [{"name": "leader"}])
         claims = oidc(r, secret).decode_token(oidc(r, secret).token(name, PASSWORD)["access_token"])
         assert "leader" not in claims["realm_access"]["roles"]
+
+    await asyncio.to_thread(flow)
+
+
+def move_group(kc: KeycloakAdmin, group_id: str, parent: str | None) -> None:
+    """Keycloak moves a group by POSTing it to its new parent's children (or to groups, for
+    the top): 204. python-keycloak's create_group expects the 201 of a new group, so the
+    move goes through its connection and response check directly."""
+    url = (
+        urls_patterns.URL_ADMIN_GROUP_CHILD.format(**{"realm-name": "lgsp", "id": parent})
+        if parent
+        else urls_patterns.URL_ADMIN_GROUPS.format(**{"realm-name": "lgsp"})
+    )
+    raw = kc.connection.raw_post(url, data=json.dumps({"id": group_id, "name": "ignored"}))
+    raise_error_from_response(raw, KeycloakPostError, expected_codes=[204])
+
+
+async def test_a_group_moves_under_another_parent_and_never_into_its_own_subtree(
+    run: tuple[Running, str],
+) -> None:
+    r, _ = run
+    kc = kc_admin(r)
+
+    def flow() -> None:
+        tag = uuid.uuid4().hex[:4]
+        a = kc.create_group({"name": f"a-{tag}", "attributes": {"agency_code": [JUSTICE]}})
+        b = kc.create_group({"name": f"b-{tag}", "attributes": {"agency_code": [JUSTICE]}})
+        assert a and b
+        child = kc.create_group({"name": f"con-{tag}"}, parent=a)
+        grandchild = kc.create_group({"name": f"chau-{tag}"}, parent=child)
+        assert child and grandchild
+        move_group(kc, child, b)  # with its own subgroup
+        assert kc.get_group(child)["parentId"] == b
+        assert [c["id"] for c in kc.get_group_children(b)] == [child]
+        assert kc.get_group_children(a) == []
+        assert kc.get_group_by_path(f"/b-{tag}/con-{tag}/chau-{tag}")["id"] == grandchild
+        # Cycles: under itself, under its own child.
+        for parent in (child, grandchild):
+            with pytest.raises(KeycloakPostError) as cycle:
+                move_group(kc, child, parent)
+            assert cycle.value.response_code == 400 and b'"field":"id"' in cycle.value.response_body
+        assert kc.get_group(child)["parentId"] == b
+        # Another agency's group, an unknown group, a malformed id.
+        other = kc.create_group({"name": f"tc-{tag}", "attributes": {"agency_code": [FINANCE]}})
+        assert other
+        with pytest.raises(KeycloakPostError) as agency:
+            move_group(kc, child, other)
+        assert agency.value.response_code == 400
+        with pytest.raises(KeycloakPostError) as unknown:
+            move_group(kc, str(uuid.uuid4()), b)
+        assert unknown.value.response_code == 404
+        raw = kc.connection.raw_post(
+            urls_patterns.URL_ADMIN_GROUP_CHILD.format(**{"realm-name": "lgsp", "id": b}),
+            data=json.dumps({"id": ["x"] * 1000}),
+        )
+        assert raw.status_code == 400 and raw.json()["field"] == "id"
+        # Too deep: six levels under b (depth 7) cannot take child's two levels.
+        parent = b
+        for i in range(6):
+            parent = kc.create_group({"name": f"d{i}-{tag}"}, parent=parent) or ""
+        with pytest.raises(KeycloakPostError) as deep:
+            move_group(kc, child, parent)
+        assert deep.value.response_code == 400
+        # Back to the top.
+        move_group(kc, child, None)
+        top = kc.get_group(child)
+        assert top["parentId"] is None and top["path"] == f"/con-{tag}"
+        assert kc.get_group_by_path(f"/con-{tag}/chau-{tag}")["id"] == grandchild
 
     await asyncio.to_thread(flow)
 

@@ -21,7 +21,7 @@ import pytest_asyncio
 import sqlalchemy as sa
 from joserfc import jwt
 from keycloak import KeycloakOpenID
-from keycloak.exceptions import KeycloakPostError
+from keycloak.exceptions import KeycloakAuthenticationError, KeycloakPostError
 
 from lgsp.api.identity.v1 import identity_pb2 as pb
 from lgsp.db import outbox_table
@@ -533,3 +533,60 @@ async def test_an_admin_signing_an_official_out_ends_the_sso_session_too(sso: Ss
     _, token = sso.rp.logout_tokens[before]
     lt = jwt.decode(token, sso.run.identity.keys.keyset()).claims
     assert lt["sid"] == claims(sso, tok_a["access_token"])["sid"] and lt["sub"] == uid
+
+
+async def _logout_token_for(sso: Sso, before: int, sid: str) -> dict[str, Any]:
+    """The logout token app-a's back channel got for `sid` (sent in the background)."""
+    for _ in range(100):
+        for _, token in sso.rp.logout_tokens[before:]:
+            lt = dict(jwt.decode(token, sso.run.identity.keys.keyset()).claims)
+            if lt["sid"] == sid:
+                return lt
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no logout token for {sid}")
+
+
+@pytest.mark.parametrize("change", ["disable", "delete", "reset", "lock"])
+async def test_an_account_disabled_deleted_reset_or_locked_logs_out_through_the_back_channel(
+    sso: Sso, change: str
+) -> None:
+    from keycloak import KeycloakAdmin
+
+    from tests.services.identity.conftest import ADMIN_PASSWORD
+
+    uid, username, _ = await asyncio.to_thread(official, sso)
+    kc = KeycloakAdmin(
+        server_url=sso.run.base_url,
+        username="admin",
+        password=ADMIN_PASSWORD,
+        realm_name="lgsp",
+        user_realm_name="master",
+        client_id="admin-cli",
+    )
+    async with httpx.AsyncClient(follow_redirects=True) as browser:
+        tok_a, _ = await both_signed_in(sso, browser, username)
+        # A second session of the same account, by the password grant: every one is told.
+        direct = await asyncio.to_thread(sso.kc("app-a").token, username, PASSWORD)
+        before = len(sso.rp.logout_tokens)
+        if change == "disable":
+            await asyncio.to_thread(kc.update_user, uid, {"enabled": False})
+        elif change == "delete":
+            await asyncio.to_thread(kc.delete_user, uid)
+        elif change == "reset":
+            await asyncio.to_thread(kc.set_user_password, uid, "Mat-Khau-Moi-2026!", False)
+        else:
+            for _ in range(5):
+                with pytest.raises(KeycloakAuthenticationError):
+                    await asyncio.to_thread(sso.kc("app-a").token, username, "Sai-Mat-Khau-1!")
+        for tok in (tok_a, direct):
+            sid = claims(sso, tok["access_token"])["sid"]
+            lt = await _logout_token_for(sso, before, sid)
+            assert lt["sub"] == uid and lt["aud"] == "app-a" and BACKCHANNEL_EVENT in lt["events"]
+        q = landed(await authorize(browser, sso, params(sso, "app-b", prompt="none")), sso, "b")
+        assert q["error"] == "login_required"
+    # app-b registered no back channel: nothing was sent for its session.
+    sids = {
+        jwt.decode(tk, sso.run.identity.keys.keyset()).claims["sid"]
+        for _, tk in sso.rp.logout_tokens[before:]
+    }
+    assert sids == {claims(sso, t["access_token"])["sid"] for t in (tok_a, direct)}

@@ -120,6 +120,7 @@ def test_concurrent_wrong_passwords_are_each_counted(ident: Identity) -> None:
     from services.identity.domain.security import AddressThrottle, LockoutPolicy
 
     d, tk = ident.storage, ident.logins
+    tk.policies = None  # this test's own lockout, not the realm's settings
     tk.lockout = LockoutPolicy(max_failures=1000)  # count only: no lock in the way
     tk.throttle = AddressThrottle(limit=1000)
     user, _ = ident.users.create(SYSTEM, official("nguyenvanan.stp"), password=PASSWORD)
