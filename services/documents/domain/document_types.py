@@ -29,6 +29,9 @@ from __future__ import annotations
 import enum
 import unicodedata
 from dataclasses import dataclass
+from typing import Any
+
+from lgsp.document_types import NAMES
 
 from .errors import InvalidField
 
@@ -82,45 +85,48 @@ class DocumentKind:
         return kind in self.issued_by
 
 
+def _kind(code: str, abbreviation: str, **rules: Any) -> DocumentKind:
+    """A type named as the platform's vocabulary names it (lgsp.document_types)."""
+    return DocumentKind(code, NAMES[code], abbreviation, **rules)
+
+
 ADMINISTRATIVE_TYPES: tuple[DocumentKind, ...] = (
-    DocumentKind("NQ", "Nghị quyết", "NQ", issued_by=COUNCIL),
-    DocumentKind("QĐ", "Quyết định", "QĐ"),
-    DocumentKind("CT", "Chỉ thị", "CT", issued_by=COMMITTEE),
-    DocumentKind("QC", "Quy chế", "QC"),
-    DocumentKind("QyĐ", "Quy định", "QyĐ"),
-    DocumentKind("TC", "Thông cáo", "TC"),
-    DocumentKind("TB", "Thông báo", "TB"),
-    DocumentKind("HD", "Hướng dẫn", "HD"),
-    DocumentKind("CTr", "Chương trình", "CTr"),
-    DocumentKind("KH", "Kế hoạch", "KH"),
-    DocumentKind("PA", "Phương án", "PA"),
-    DocumentKind("ĐA", "Đề án", "ĐA"),
-    DocumentKind("DA", "Dự án", "DA"),
-    DocumentKind("BC", "Báo cáo", "BC"),
-    DocumentKind("BB", "Biên bản", "BB"),
-    DocumentKind("TTr", "Tờ trình", "TTr"),
-    DocumentKind("HĐ", "Hợp đồng", "HĐ"),
-    DocumentKind("CV", "Công văn", ""),
-    DocumentKind("CĐ", "Công điện", "CĐ"),
-    DocumentKind("BGN", "Bản ghi nhớ", "BGN"),
-    DocumentKind("BTT", "Bản thỏa thuận", "BTT"),
-    DocumentKind("GUQ", "Giấy ủy quyền", "GUQ"),
-    DocumentKind("GM", "Giấy mời", "GM"),
-    DocumentKind("GGT", "Giấy giới thiệu", "GGT"),
-    DocumentKind("GNP", "Giấy nghỉ phép", "GNP"),
-    DocumentKind("PG", "Phiếu gửi", "PG"),
-    DocumentKind("PC", "Phiếu chuyển", "PC"),
-    DocumentKind("PB", "Phiếu báo", "PB"),
-    DocumentKind("TCg", "Thư công", ""),
+    _kind("NQ", "NQ", issued_by=COUNCIL),
+    _kind("QĐ", "QĐ"),
+    _kind("CT", "CT", issued_by=COMMITTEE),
+    _kind("QC", "QC"),
+    _kind("QyĐ", "QyĐ"),
+    _kind("TC", "TC"),
+    _kind("TB", "TB"),
+    _kind("HD", "HD"),
+    _kind("CTr", "CTr"),
+    _kind("KH", "KH"),
+    _kind("PA", "PA"),
+    _kind("ĐA", "ĐA"),
+    _kind("DA", "DA"),
+    _kind("BC", "BC"),
+    _kind("BB", "BB"),
+    _kind("TTr", "TTr"),
+    _kind("HĐ", "HĐ"),
+    _kind("CV", ""),
+    _kind("CĐ", "CĐ"),
+    _kind("BGN", "BGN"),
+    _kind("BTT", "BTT"),
+    _kind("GUQ", "GUQ"),
+    _kind("GM", "GM"),
+    _kind("GGT", "GGT"),
+    _kind("GNP", "GNP"),
+    _kind("PG", "PG"),
+    _kind("PC", "PC"),
+    _kind("PB", "PB"),
+    _kind("TCg", ""),
 )
 
 LEGAL_TYPES: tuple[DocumentKind, ...] = (
-    DocumentKind("NQ-QPPL", "Nghị quyết (quy phạm pháp luật)", "NQ", legal=True, issued_by=COUNCIL),
-    DocumentKind(
-        "QĐ-QPPL", "Quyết định (quy phạm pháp luật)", "QĐ", legal=True, issued_by=COMMITTEE
-    ),
-    DocumentKind("NĐ", "Nghị định", "NĐ", legal=True, issued_by=CENTRAL_ONLY),
-    DocumentKind("TT", "Thông tư", "TT", legal=True, issued_by=CENTRAL_ONLY),
+    _kind("NQ-QPPL", "NQ", legal=True, issued_by=COUNCIL),
+    _kind("QĐ-QPPL", "QĐ", legal=True, issued_by=COMMITTEE),
+    _kind("NĐ", "NĐ", legal=True, issued_by=CENTRAL_ONLY),
+    _kind("TT", "TT", legal=True, issued_by=CENTRAL_ONLY),
 )
 
 DOCUMENT_TYPES: dict[str, DocumentKind] = {t.code: t for t in ADMINISTRATIVE_TYPES + LEGAL_TYPES}

@@ -1,27 +1,16 @@
 """Human labels for facet values: agency names from the directory, document type names, and
 the Vietnamese names of statuses, directions, priorities and confidentiality levels.
 
-The document types are those of Nghị định 30/2020/NĐ-CP (Article 7, Appendix III) as the
-documents service codes them (services/documents/domain/document_types.py; copied, not
-imported: services share contracts, not code). A code nobody knows gets no label: the value
-itself is shown.
+The document types' names are the platform's one vocabulary (lgsp.document_types), the one
+the documents service issues by. A code nobody knows gets no label: the value itself is
+shown.
 """
 
 from __future__ import annotations
 
 from lgsp.agencies import AgencyDirectory
+from lgsp.document_types import NAMES as DOCUMENT_TYPE_NAMES
 
-DOCUMENT_TYPE_NAMES = {
-    "NQ": "Nghị quyết", "QĐ": "Quyết định", "CT": "Chỉ thị", "QC": "Quy chế",
-    "QyĐ": "Quy định", "TC": "Thông cáo", "TB": "Thông báo", "HD": "Hướng dẫn",
-    "CTr": "Chương trình", "KH": "Kế hoạch", "PA": "Phương án", "ĐA": "Đề án", "DA": "Dự án",
-    "BC": "Báo cáo", "BB": "Biên bản", "TTr": "Tờ trình", "HĐ": "Hợp đồng", "CV": "Công văn",
-    "CĐ": "Công điện", "BGN": "Bản ghi nhớ", "BTT": "Bản thỏa thuận", "GUQ": "Giấy ủy quyền",
-    "GM": "Giấy mời", "GGT": "Giấy giới thiệu", "GNP": "Giấy nghỉ phép", "PG": "Phiếu gửi",
-    "PC": "Phiếu chuyển", "PB": "Phiếu báo", "TCg": "Thư công",
-    "NQ-QPPL": "Nghị quyết (quy phạm pháp luật)", "QĐ-QPPL": "Quyết định (quy phạm pháp luật)",
-    "NĐ": "Nghị định", "TT": "Thông tư",
-}  # fmt: skip
 # The index's status values (projection.outgoing_status / incoming_status); incoming ones
 # carry their edXML code (QCVN 102:2016).
 STATUS_NAMES = {
