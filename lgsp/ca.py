@@ -246,46 +246,13 @@ class DevCA:
         except ValueError as exc:
             raise CAError(str(exc)) from None
         key = _new_key()
-        start = (not_before or _now() - dt.timedelta(minutes=5)).replace(microsecond=0)
-        serial = x509.random_serial_number()
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self.intermediate_cert.subject)
-            .public_key(key.public_key())
-            .serial_number(serial)
-            .not_valid_before(start)
-            .not_valid_after(start + dt.timedelta(days=valid_days))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=True,  # non-repudiation: signatures on documents
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(
-                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
-            )
-            .add_extension(
-                x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                    self.intermediate_key.public_key()
-                ),
-                critical=False,
-            )
+        builder = self._leaf(
+            subject,
+            key,
+            valid_days,
+            not_before,
+            usage={"content_commitment": True},  # non-repudiation: signatures on documents
+            purposes=[ExtendedKeyUsageOID.EMAIL_PROTECTION, ExtendedKeyUsageOID.CLIENT_AUTH],
         )
         builder = builder.add_extension(
             _crl_distribution_point(f"{self.crl_base_url}intermediate.crl"), critical=False
@@ -301,17 +268,7 @@ class DevCA:
             issued.mkdir(exist_ok=True)
             _write_public(issued / f"{credential.serial}.pem", credential.cert_pem())
             _write_private(issued / f"{credential.serial}.p12", credential.pkcs12())
-            index = self._index()
-            index[credential.serial] = {
-                "kind": kind,
-                "subject": cert.subject.rfc4514_string(),
-                "agency_code": agency_code,
-                "user_id": user_id,
-                "not_after": cert.not_valid_after_utc.isoformat(),
-                "revoked_at": None,
-                "reason": None,
-            }
-            self._save_index(index)
+            self._record(credential, kind, agency_code, user_id)
         return credential
 
     def issue_server(
@@ -328,7 +285,6 @@ class DevCA:
             except ValueError:
                 names.append(x509.DNSName(host))
         key = _new_key()
-        start = (not_before or _now() - dt.timedelta(minutes=5)).replace(microsecond=0)
         subject = x509.Name(
             [
                 x509.NameAttribute(NameOID.ORGANIZATION_NAME, "LGSP (development only)"),
@@ -336,6 +292,49 @@ class DevCA:
             ]
         )
         cert = (
+            self._leaf(
+                subject,
+                key,
+                valid_days,
+                not_before,
+                usage={"key_encipherment": True},
+                purposes=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            )
+            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .sign(self.intermediate_key, hashes.SHA256())
+        )
+        credential = Credential(cert, key, (self.intermediate_cert,))
+        with _locked(self.directory):
+            self._record(credential, "server", "", "")
+        return credential
+
+    def _leaf(
+        self,
+        subject: x509.Name,
+        key: rsa.RSAPrivateKey,
+        valid_days: int,
+        not_before: dt.datetime | None,
+        *,
+        usage: dict[str, bool],
+        purposes: list[x509.ObjectIdentifier],
+    ) -> x509.CertificateBuilder:
+        """An end-entity certificate under the intermediate: validity from `not_before` (five
+        minutes ago: clocks drift), digital signature plus `usage`, the extended `purposes`."""
+        start = (not_before or _now() - dt.timedelta(minutes=5)).replace(microsecond=0)
+        flags = dict.fromkeys(
+            (
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "key_cert_sign",
+                "crl_sign",
+                "encipher_only",
+                "decipher_only",
+            ),
+            False,
+        )
+        return (
             x509.CertificateBuilder()
             .subject_name(subject)
             .issuer_name(self.intermediate_cert.subject)
@@ -345,26 +344,9 @@ class DevCA:
             .not_valid_after(start + dt.timedelta(days=valid_days))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    content_commitment=False,
-                    key_encipherment=True,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    key_cert_sign=False,
-                    crl_sign=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
+                x509.KeyUsage(digital_signature=True, **{**flags, **usage}), critical=True
             )
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
+            .add_extension(x509.ExtendedKeyUsage(purposes), critical=False)
             .add_extension(
                 x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
             )
@@ -374,22 +356,21 @@ class DevCA:
                 ),
                 critical=False,
             )
-            .sign(self.intermediate_key, hashes.SHA256())
         )
-        credential = Credential(cert, key, (self.intermediate_cert,))
-        with _locked(self.directory):
-            index = self._index()
-            index[credential.serial] = {
-                "kind": "server",
-                "subject": cert.subject.rfc4514_string(),
-                "agency_code": "",
-                "user_id": "",
-                "not_after": cert.not_valid_after_utc.isoformat(),
-                "revoked_at": None,
-                "reason": None,
-            }
-            self._save_index(index)
-        return credential
+
+    def _record(self, credential: Credential, kind: str, agency_code: str, user_id: str) -> None:
+        """Into the index of issued certificates (the caller holds the directory's lock)."""
+        index = self._index()
+        index[credential.serial] = {
+            "kind": kind,
+            "subject": credential.certificate.subject.rfc4514_string(),
+            "agency_code": agency_code,
+            "user_id": user_id,
+            "not_after": credential.certificate.not_valid_after_utc.isoformat(),
+            "revoked_at": None,
+            "reason": None,
+        }
+        self._save_index(index)
 
     # --- looking up ---------------------------------------------------------------------------
 
