@@ -355,6 +355,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         cpu: dict[str, float] = {}
         full = summary(run_tantivy(ix, sets, highlight=True, lower_bounds=lower))
         bare = summary(run_tantivy(ix, sets, highlight=False, cpu=cpu))
+        # Reference in this process: the same index and queries with issue 18's ranking
+        # options off (adjacency and subject bonuses, exact words, global IDF).
+        options = ("adjacency", "subject_phrases", "exact_words", "global_idf")
+        for name in options:
+            setattr(ix, name, False)
+        plain = summary(run_tantivy(ix, sets, highlight=False))
+        for name in options:
+            setattr(ix, name, True)
         print(
             f"\nquery latency, ms, {nq} queries per kind, rights-filtered, top 20 and total"
             f" (tantivy: always exact; {ix.shards} shard(s) searched in parallel):"
@@ -372,6 +380,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f" {'OK' if met else 'MISSED':<6}| {t50:7.2f}/{t95:<7.2f}"
                   f"      {f50:7.2f}/{f95:<7.2f}"
                   f"  {f95 / t95:6.1f}×")  # fmt: skip
+        print(
+            "ranking options off (same index, no highlights), p50/p95 ms, and the p95 ratio"
+            " on ÷ off: "
+            + ", ".join(
+                f"{k} {plain[k][0]:.2f}/{plain[k][1]:.2f} ×{bare[k][1] / plain[k][1]:.2f}"
+                for k in sets
+            )
+        )
         segments = [shard.index.searcher().num_segments for shard in ix._shards]
         print(
             "process CPU per query, no highlights (all threads): "

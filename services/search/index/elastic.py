@@ -36,7 +36,7 @@ from .base import (
     hiding_terms,
     rights_terms,
 )
-from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_pairs
+from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_phrases, subject_runs
 from .tantivy_schema import (
     ADJACENCY_BOOST,
     ALL_TEXT,
@@ -44,6 +44,7 @@ from .tantivy_schema import (
     EXACT_BOOST,
     NOTATION_BOOST,
     STORED,
+    SUBJECT_BOOST,
     TEXT_FIELDS,
     TIE_BREAKER,
 )
@@ -272,7 +273,7 @@ class ElasticIndex(EngineIndex):
             must_not = [self._text(i.item) for i in node.items if isinstance(i, Not)]
             should = [
                 self._words("match_phrase", " ".join(p), boost=ADJACENCY_BOOST)
-                for p in adjacent_pairs(node.items)
+                for p in adjacent_phrases(node.items)
             ]
             return {
                 "bool": {
@@ -310,6 +311,13 @@ class ElasticIndex(EngineIndex):
 
     def build_query(self, plan: Plan) -> dict[str, Any]:
         main = self._text(plan.node) if plan.node is not None else {"match_all": {}}
+        if plan.sort_key is None and (runs := subject_runs(plan.node)):
+            # Words typed together standing together in the subject (query.subject_runs).
+            bonus = [
+                {"match_phrase": {"subject": {"query": " ".join(r), "boost": SUBJECT_BOOST}}}
+                for r in runs
+            ]
+            main = {"bool": {"must": [main], "should": bonus}}
         flt = self._rights(plan.caller)
         flt += [self._filter(f) for f in plan.filters if not f.negate]
         must_not = [self._filter(f) for f in plan.filters if f.negate]

@@ -25,7 +25,8 @@ from .errors import SearchInputError
 MAX_QUERY_CHARS = 1000
 MAX_CLAUSES = 64
 MAX_DEPTH = 8
-MAX_PAIRS = 8  # adjacency bonuses per AND (each is one phrase clause)
+MAX_PAIRS = 8  # adjacency pairs per AND (each is one phrase clause)
+MAX_RUNS = 8  # subject bonuses per query (each is one phrase clause on the subject)
 
 # Number and notation as Nghị định 30/2020 writes them: "123/QĐ-UBND", "28/2018/QĐ-TTg".
 NOTATION = re.compile(r"^\d+/(?:\d{4}/)?[^\W\d_][\w.]*(?:-[\w.]+)*$")
@@ -277,16 +278,54 @@ def _expansion_at(items: tuple[Node, ...], i: int) -> int:
     return 0
 
 
-def adjacent_pairs(items: tuple[Node, ...]) -> list[tuple[str, str]]:
-    """The pairs of words typed next to each other, unquoted, among an AND's items: `chuyen
-    doi so` -> (chuyen, doi), (doi, so). Documents where a pair stands together earn a bonus
-    (Vietnamese words are several syllables); a quoted phrase, an operator or an exclusion
-    between two words breaks the pair."""
+def adjacent_phrases(items: tuple[Node, ...]) -> list[tuple[str, ...]]:
+    """The words typed next to each other, unquoted, among an AND's items, as the phrases
+    that earn a bonus where they stand together (Vietnamese words are several syllables):
+    each pair, and each run of three or more whole: `chuyen doi so` -> (chuyen, doi),
+    (doi, so), (chuyen, doi, so). A quoted phrase, an operator or an exclusion between two
+    words breaks them (word_runs)."""
     pairs = []
     for a, b in pairwise(items):
         if isinstance(a, Term) and isinstance(b, Term) and a.token != b.token:
             pairs.append((a.token, b.token))
-    return list(dict.fromkeys(pairs))[:MAX_PAIRS]
+    runs = [r for r in word_runs(items) if len(r) > 2]
+    return list(dict.fromkeys([*pairs[:MAX_PAIRS], *runs]))
+
+
+def word_runs(items: tuple[Node, ...]) -> list[tuple[str, ...]]:
+    """The runs of two or more words typed next to each other, unquoted, among an AND's
+    items: `ke hoach -nam chuyen doi so` -> (ke, hoach), (chuyen, doi, so). A quoted
+    phrase, an operator or an exclusion ends a run."""
+    out: dict[tuple[str, ...], None] = {}
+    run: list[str] = []
+    for item in (*items, None):
+        if isinstance(item, Term):
+            run.append(item.token)
+            continue
+        if len(run) > 1:
+            out[tuple(run)] = None
+        run = []
+    return list(out)[:MAX_RUNS]
+
+
+def subject_runs(node: Node | None) -> list[tuple[str, ...]]:
+    """Every word run (word_runs) and quoted phrase a hit may match (not under NOT). A
+    document whose subject holds one is about it: both engines add an optional phrase
+    clause on the subject for each (SUBJECT_BOOST), which scores and never filters."""
+    out: dict[tuple[str, ...], None] = {}
+
+    def walk(n: Node) -> None:
+        if isinstance(n, Phrase):
+            out[n.tokens] = None
+        elif isinstance(n, And):
+            out.update(dict.fromkeys(word_runs(n.items)))
+        if isinstance(n, And | Or):
+            for item in n.items:
+                walk(item)
+
+    if node is not None:
+        walk(node)
+    return list(out)[:MAX_RUNS]
 
 
 def positive_terms(

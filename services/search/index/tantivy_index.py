@@ -95,6 +95,7 @@ class TantivyIndex(TantivyQueries, EngineIndex):
         # The ranking options, each on by default; benchmarks switch them off to measure them.
         self.global_idf = True  # False: each shard's own statistics
         self.adjacency = True  # False: no bonus for adjacent words
+        self.subject_phrases = True  # False: no bonus for words together in the subject
         self.exact_words = True  # False: all_exact left empty, no typed-diacritics bonus
         self._dir = Path(directory) if directory is not None else None
         if self._dir is not None:
@@ -181,7 +182,9 @@ class TantivyIndex(TantivyQueries, EngineIndex):
             own = [r for r in fields[READERS] if not r.startswith(COPY_PREFIX)]
             fields[READER_KEYS] = reader_keys(own, fields["doc_type"], fields["year"])
         if self.later and self.exact_words:
-            fields[ALL_EXACT] = fields[ALL_TEXT]
+            # Each part once: the bonus only tells look-alikes apart (all_text weighs the
+            # parts), and the repeats cost a quarter of the indexing rate (docs/search.md).
+            fields[ALL_EXACT] = [fields[f] for f, _ in ALL_TEXT_REPEATS if fields[f]]
         else:
             for name in LATER_FIELDS:
                 fields.pop(name, None)
@@ -334,7 +337,7 @@ class TantivyIndex(TantivyQueries, EngineIndex):
         return RawResult(hits, total, facets)
 
     def _rescore(
-        self, searcher: Any, hits: list[Any], pairs: list[tuple[str, str]], sc: Scoring
+        self, searcher: Any, hits: list[Any], pairs: list[tuple[str, ...]], sc: Scoring
     ) -> list[Any]:
         """The adjacency bonus of a shard's top hits, (first-pass score, bonus, address) each:
         a rescoring window, as Elasticsearch's `rescore`. An optional two-word phrase reads

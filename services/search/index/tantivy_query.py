@@ -17,7 +17,7 @@ from .base import (
     rights_terms,
 )
 from .errors import SearchInputError
-from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_pairs
+from .query import And, Node, Not, Notation, Or, Phrase, Term, adjacent_phrases, word_runs
 from .tantivy_schema import (
     ADJACENCY_BOOST,
     ALL_EXACT,
@@ -26,6 +26,7 @@ from .tantivy_schema import (
     NOTATION_BOOST,
     READER_KEYS,
     SEP,
+    SUBJECT_BOOST,
 )
 from .tantivy_scoring import Scale, scaled
 
@@ -42,6 +43,7 @@ class TantivyQueries:
     plain_plan: bool
     adjacency: bool
     exact_words: bool
+    subject_phrases: bool
 
     def _phrase(self, words: tuple[str, ...], sc: Scale = None) -> tantivy.Query:
         """The words in this order, anywhere in the text (tantivy intersects the words'
@@ -49,7 +51,14 @@ class TantivyQueries:
         q = tantivy.Query.phrase_query(self.schema, ALL_TEXT, list(words))
         return scaled(q, sc, ALL_TEXT, words)
 
-    def _text(self, node: Node, sc: Scale = None) -> tantivy.Query:
+    def subject_phrase(self, words: tuple[str, ...], sc: Scale = None) -> tantivy.Query:
+        """The words in this order in the subject (its own field, positions indexed)."""
+        q = tantivy.Query.phrase_query(self.schema, "subject", list(words))
+        return scaled(q, sc, "subject", words)
+
+    def _text(self, node: Node, sc: Scale = None, bonus: bool = True) -> tantivy.Query:
+        """`node` as a query; `bonus=False` (under NOT, where nothing is scored) leaves the
+        subject bonuses out."""
         Q, s, Occur = tantivy.Query, self.schema, tantivy.Occur
         if isinstance(node, Term):
             word = scaled(Q.term_query(s, ALL_TEXT, node.token), sc, ALL_TEXT, (node.token,))
@@ -60,42 +69,58 @@ class TantivyQueries:
                 [(Occur.Must, word), (Occur.Should, Q.boost_query(exact, EXACT_BOOST))]
             )
         if isinstance(node, Phrase):
-            return self._phrase(node.tokens, sc)
+            phrase = self._phrase(node.tokens, sc)
+            if not (bonus and self.subject_phrases):
+                return phrase
+            return Q.boolean_query([(Occur.Must, phrase), self._subject_bonus(node.tokens, sc)])
         if isinstance(node, Notation):
             key = scaled(Q.term_query(s, "number_key", node.key), sc, "number_key", (node.key,))
             exact = Q.boost_query(key, NOTATION_BOOST)
             cited = (
-                self._text(Phrase(node.tokens), sc)
+                self._phrase(node.tokens, sc)
                 if len(node.tokens) > 1
                 else self._text(Term(node.tokens[0]), sc)
             )
             return Q.boolean_query([(Occur.Should, exact), (Occur.Should, cited)])
         if isinstance(node, And):
-            return self._all_of(node.items, adjacent_pairs(node.items), sc)
+            return self._all_of(node.items, node.items, sc, bonus)
         if isinstance(node, Or):
-            return Q.boolean_query([(Occur.Should, self._text(i, sc)) for i in node.items])
+            return Q.boolean_query([(Occur.Should, self._text(i, sc, bonus)) for i in node.items])
         assert isinstance(node, Not)
         return Q.boolean_query(
-            [(Occur.Must, Q.all_query()), (Occur.MustNot, self._text(node.item, sc))]
+            [(Occur.Must, Q.all_query()), (Occur.MustNot, self._text(node.item, sc, False))]
         )
 
+    def _subject_bonus(self, words: tuple[str, ...], sc: Scale) -> tuple[Any, tantivy.Query]:
+        """An optional phrase on the subject (query.subject_runs). In the first pass, not on
+        the rescoring window: its postings are the subject's (short), and a document about
+        the words must reach the window first — with common syllables (`nhà ở xã hội`) the
+        first pass alone often ranked it below the 100th hit."""
+        q = tantivy.Query.boost_query(self.subject_phrase(words, sc), SUBJECT_BOOST)
+        return tantivy.Occur.Should, q
+
     def _all_of(
-        self, items: tuple[Node, ...], pairs: list[tuple[str, str]], sc: Scale = None
+        self, items: tuple[Node, ...], typed: tuple[Node, ...], sc: Scale, bonus: bool = True
     ) -> tantivy.Query:
-        """Every item, and a bonus for each pair of words typed together that stands together
-        in the text (an optional phrase of two: scores, never filters)."""
+        """Every item, and the bonuses of the words as typed (`typed`: the AND's items
+        before its exclusions were moved out): each pair of words typed together that
+        stands together in the text (an optional phrase of two), each run of them that
+        stands in the subject. Bonuses score, never filter."""
         Q, Occur = tantivy.Query, tantivy.Occur
         clauses = [
-            (Occur.MustNot, self._text(i.item, sc)) if isinstance(i, Not)
-            else (Occur.Must, self._text(i, sc))
+            (Occur.MustNot, self._text(i.item, sc, False)) if isinstance(i, Not)
+            else (Occur.Must, self._text(i, sc, bonus))
             for i in items
         ]  # fmt: skip
         if all(o == Occur.MustNot for o, _ in clauses):
             clauses.append((Occur.Must, Q.all_query()))
-        clauses += [
-            (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST))
-            for p in (pairs if self.adjacency and (sc is None or sc.pairs) else ())
-        ]
+        if bonus and self.adjacency and (sc is None or sc.pairs):
+            clauses += [
+                (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST))
+                for p in adjacent_phrases(typed)
+            ]
+        if bonus and self.subject_phrases:
+            clauses += [self._subject_bonus(r, sc) for r in word_runs(typed)]
         return Q.boolean_query(clauses)
 
     def _rights(self, caller: Caller) -> list[tuple[Any, tantivy.Query]]:
@@ -217,12 +242,12 @@ class TantivyQueries:
             positive = tuple(i for i in node.items if not isinstance(i, Not))
             excluded = [i.item for i in node.items if isinstance(i, Not)]
             if positive and excluded:
-                # The pairs as typed: `a -b c` has none, though a and c are now neighbours.
-                words = self._all_of(positive, adjacent_pairs(node.items), sc)
+                # The bonuses as typed: `a -b c` has none, though a and c are now neighbours.
+                words = self._all_of(positive, node.items, sc)
                 return Q.boolean_query(
                     [
                         (Must, words),
-                        *((MustNot, self._text(e, sc)) for e in excluded),
+                        *((MustNot, self._text(e, sc, False)) for e in excluded),
                         *filters,
                     ]
                 )

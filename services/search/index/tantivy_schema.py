@@ -26,7 +26,10 @@ NOTATION_BOOST = 10.0
 # Bonuses, relative to a word's own BM25 score: two words typed together that stand together
 # (an optional phrase of the two), and a word typed with diacritics found as typed.
 ADJACENCY_BOOST = 2.0
-EXACT_BOOST = 1.0
+EXACT_BOOST = 0.3
+# And words typed together (or a quoted phrase) standing together in the subject: the
+# document is about them (query.subject_runs). Measured with bench/search_relevance.py.
+SUBJECT_BOOST = 2.0
 # Stored only (not indexed on their own: the combined field finds their words).
 STORED_TEXT = ("summary", "body_text")
 # The fields a hit's words are counted in, and their weights, for engines that score several

@@ -9,7 +9,7 @@ from typing import Any
 
 import tantivy
 
-from .query import And, Node, Or, adjacent_pairs
+from .query import And, Node, Or, adjacent_phrases
 
 RESCORE_WINDOW = 100  # the best first-pass hits of all shards the adjacency bonus is scored on
 
@@ -35,13 +35,14 @@ def scaled(q: tantivy.Query, sc: Scale, field: str, terms: Sequence[str]) -> tan
     return q if factor == 1.0 else tantivy.Query.boost_query(q, factor)
 
 
-def all_pairs(node: Node | None) -> list[tuple[str, str]]:
-    """Every adjacent pair (query.adjacent_pairs) of the ANDs a hit may match (not under NOT)."""
-    out: dict[tuple[str, str], None] = {}
+def all_pairs(node: Node | None) -> list[tuple[str, ...]]:
+    """Every adjacency phrase (query.adjacent_phrases: pairs and longer runs) of the ANDs a
+    hit may match (not under NOT)."""
+    out: dict[tuple[str, ...], None] = {}
 
     def walk(n: Node) -> None:
         if isinstance(n, And):
-            out.update(dict.fromkeys(adjacent_pairs(n.items)))
+            out.update(dict.fromkeys(adjacent_phrases(n.items)))
         if isinstance(n, And | Or):
             for item in n.items:
                 walk(item)

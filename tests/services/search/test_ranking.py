@@ -50,6 +50,28 @@ def test_syllables_standing_together_rank_first(ix: SearchIndex) -> None:
     assert _ids(ix, '"chuyen doi so"') == ["together"]
 
 
+def test_words_together_in_the_subject_rank_first(index: SearchIndex) -> None:
+    """A document titled with the words typed together is about them: it ranks above one
+    that mentions them more often in its body, and above one whose subject holds them
+    apart; the bonus ranks and never filters."""
+    index.upsert(
+        [
+            _doc("titled", "Kế hoạch chuyển đổi số năm 2026", "Triển khai theo kế hoạch."),
+            _doc("mentions", "Báo cáo công tác tháng", "Chuyển đổi số. Chuyển đổi số cấp xã. "
+                 "Chuyển đổi số trong trường học, chuyển đổi số y tế, chuyển đổi số."),
+            _doc("apart", "Chuyển giao, đổi mới, số hóa hồ sơ", "Chuyển đổi số tại sở."),
+            _doc("elsewhere", "Kế hoạch năm 2026", "Số liệu chuyển đổi trong năm."),
+        ]
+    )  # fmt: skip
+    index.commit()
+    for typed in ("chuyển đổi số", "chuyen doi so", '"chuyen doi so"', "ke hoach chuyen doi so"):
+        ranked = _ids(index, typed)
+        assert ranked[0] == "titled", (typed, ranked)
+    assert set(_ids(index, "chuyen doi so")) == {"titled", "mentions", "apart", "elsewhere"}
+    # An excluded word ends a run: no bonus for words that were not typed together.
+    assert set(_ids(index, "chuyen doi -nam so")) == {"mentions", "apart"}
+
+
 def test_typed_diacritics_rank_the_exact_word_first(ix: SearchIndex) -> None:
     folded = set(_ids(ix, "so thong bao"))
     assert {"so-dept", "so-number"} <= folded  # folding keeps recall

@@ -8,7 +8,17 @@ from bench.corpus import documents
 from services.search.index import SearchInputError, spelling
 from services.search.index import text as tx
 from services.search.index.cursor import CursorCodec
-from services.search.index.query import And, Not, Notation, Or, Phrase, Term, adjacent_pairs, parse
+from services.search.index.query import (
+    And,
+    Not,
+    Notation,
+    Or,
+    Phrase,
+    Term,
+    adjacent_phrases,
+    parse,
+    subject_runs,
+)
 from services.search.index.tantivy_schema import analyzer
 
 
@@ -56,16 +66,33 @@ def test_nothing_searchable_is_refused(text: str) -> None:
     assert "nothing searchable" in e.value.violations[0][1]
 
 
-def test_adjacent_pairs_are_the_words_typed_together() -> None:
-    def pairs(text: str) -> list[tuple[str, str]]:
+def test_adjacent_phrases_are_the_words_typed_together() -> None:
+    def phrases(text: str) -> list[tuple[str, ...]]:
         node = parse(text)
-        return adjacent_pairs(node.items) if isinstance(node, And) else []
+        return adjacent_phrases(node.items) if isinstance(node, And) else []
 
-    assert pairs("chữ ký số") == [("chu", "ky"), ("ky", "so")]
-    assert pairs('cai "hanh chinh" cach') == []  # a phrase between breaks the pairs
-    assert pairs("chu -ky so") == []
-    assert pairs("so so so") == []
-    assert pairs("a OR b") == []
+    assert phrases("chữ ký số") == [("chu", "ky"), ("ky", "so"), ("chu", "ky", "so")]
+    assert phrases("mã độc") == [("ma", "doc")]
+    assert phrases('cai "hanh chinh" cach') == []  # a phrase between breaks the pairs
+    assert phrases("chu -ky so") == []
+    assert phrases("so so so") == [("so", "so", "so")]  # no pair of a word with itself
+    assert phrases("a OR b") == []
+
+
+def test_subject_runs_are_the_words_typed_together_and_the_phrases() -> None:
+    def runs(text: str) -> list[tuple[str, ...]]:
+        return subject_runs(parse(text))
+
+    assert runs("chữ ký số") == [("chu", "ky", "so")]
+    assert runs("chu -ky so") == []  # an exclusion ends a run; excluded words earn nothing
+    assert set(runs('"ky so" van ban')) == {("ky", "so"), ("van", "ban")}
+    assert runs("ngan sach OR (dat dai -du lich)") == [("ngan", "sach"), ("dat", "dai")]
+    assert runs("NOT chu ky") == []
+    assert runs("so") == []
+    assert runs("28/2018/QĐ-TTg") == []
+    # An abbreviation's expansion is a run of its own inside the OR it becomes.
+    assert ("cai", "cach", "hanh", "chinh") in runs("CCHC")
+    assert len(runs(" ".join(f"w{i} x{i} -y{i}" for i in range(12)))) == 8  # MAX_RUNS
 
 
 def test_abbreviations_expand_both_ways() -> None:
