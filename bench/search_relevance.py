@@ -1,7 +1,7 @@
 """Relevance of both engines on a judged query set: nDCG@10 and top-1, side by side.
 
 The corpus is the generated archive (bench/corpus.py: Vietnamese administrative documents
-built from 35 topics' key phrases). The queries (QUERIES, 60) are key phrases an official
+built from 35 topics' key phrases). The queries (QUERIES, 64) are key phrases an official
 types: with diacritics, without, in capitals, a few with a word left out or reordered. Each
 names the phrase it means; a document is judged by where that phrase stands in it, words
 together and diacritics as written (case aside), which no engine option sees directly:
@@ -123,6 +123,7 @@ class Scores:
     # mention the phrase (twice or more above once above its syllables apart), which the
     # subject bonus does not decide. Queries with no such document count as 1.
     body_ndcg: float = 0.0
+    firsts: tuple[str, ...] = ()  # the first hit's id per query ("" when none)
 
 
 def _phrase_pattern(phrase: str) -> re.Pattern[str]:
@@ -158,18 +159,19 @@ def evaluate(
     docs: Sequence[IndexedDocument],
     queries: Sequence[tuple[str, str]] = QUERIES,
 ) -> Scores:
-    per_query, below, top1 = [], [], 0
+    per_query, below, firsts, top1 = [], [], [], 0
     for text, phrase in queries:
         grades = judge(docs, phrase)
         res = ix.search(SearchQuery(text, page_size=DEPTH, highlight=False), EVERYONE)
         ranked = [h.id for h in res.hits]
         per_query.append(ndcg(ranked[:K], grades))
+        firsts.append(ranked[0] if ranked else "")
         best = max(grades.values(), default=0)
         top1 += bool(ranked) and best > 0 and grades.get(ranked[0], 0) == best
         rest = {i: g for i, g in grades.items() if g < 3}
         below.append(ndcg([i for i in ranked if grades.get(i) != 3], rest) if rest else 1.0)
     n = len(queries)
-    return Scores(sum(per_query) / n, top1 / n, tuple(per_query), sum(below) / n)
+    return Scores(sum(per_query) / n, top1 / n, tuple(per_query), sum(below) / n, tuple(firsts))
 
 
 def corpus(n: int) -> list[IndexedDocument]:
@@ -232,6 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f" {a.top1 - b.top1:+7.1%} {a.body_ndcg - b.body_ndcg:+18.3f}"
         f"   (goal: within {GOAL_GAP} nDCG@10: {'OK' if gap <= GOAL_GAP else 'MISSED'})"
     )
+    same = sum(x == y for x, y in zip(a.firsts, b.firsts, strict=True))
+    print(f"the same first hit on both engines: {same} of {len(QUERIES)} queries")
     worst = sorted(zip(a.per_query, b.per_query, QUERIES, strict=True))[:5]
     print("lowest nDCG (tantivy, elasticsearch, query):")
     for x, y, (text, _) in worst:

@@ -70,7 +70,7 @@ class TantivyQueries:
             )
         if isinstance(node, Phrase):
             phrase = self._phrase(node.tokens, sc)
-            if not (bonus and self.subject_phrases):
+            if not (bonus and self.subject_phrases and (sc is None or sc.pairs)):
                 return phrase
             return Q.boolean_query([(Occur.Must, phrase), self._subject_bonus(node.tokens, sc)])
         if isinstance(node, Notation):
@@ -92,10 +92,8 @@ class TantivyQueries:
         )
 
     def _subject_bonus(self, words: tuple[str, ...], sc: Scale) -> tuple[Any, tantivy.Query]:
-        """An optional phrase on the subject (query.subject_runs). In the first pass, not on
-        the rescoring window: its postings are the subject's (short), and a document about
-        the words must reach the window first — with common syllables (`nhà ở xã hội`) the
-        first pass alone often ranked it below the 100th hit."""
+        """An optional phrase on the subject (query.subject_runs), scored on the rescoring
+        window as the adjacency phrases are (TantivyIndex._rescore)."""
         q = tantivy.Query.boost_query(self.subject_phrase(words, sc), SUBJECT_BOOST)
         return tantivy.Occur.Should, q
 
@@ -119,7 +117,7 @@ class TantivyQueries:
                 (Occur.Should, Q.boost_query(self._phrase(p, sc), ADJACENCY_BOOST))
                 for p in adjacent_phrases(typed)
             ]
-        if bonus and self.subject_phrases:
+        if bonus and self.subject_phrases and (sc is None or sc.pairs):
             clauses += [self._subject_bonus(r, sc) for r in word_runs(typed)]
         return Q.boolean_query(clauses)
 

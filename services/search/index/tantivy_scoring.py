@@ -17,8 +17,9 @@ RESCORE_WINDOW = 100  # the best first-pass hits of all shards the adjacency bon
 @dataclass(frozen=True, slots=True)
 class Scoring:
     """How one shard's query scores: `factor(field, terms)` scales a word or phrase query
-    (global IDF, see GlobalIdf); `pairs=False` leaves the adjacency clauses out (they are
-    scored afterwards on the top hits only, see TantivyIndex._rescore)."""
+    (global IDF, see GlobalIdf); `pairs=False` leaves the bonus clauses out, adjacency and
+    subject (the search scores them afterwards on the top hits only, see
+    TantivyIndex._rescore; `pairs=True` is the plan as one query, for comparisons)."""
 
     factor: Callable[[str, Sequence[str]], float] | None = None
     pairs: bool = True
