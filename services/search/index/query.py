@@ -15,6 +15,7 @@ with a clear message.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -308,24 +309,38 @@ def word_runs(items: tuple[Node, ...]) -> list[tuple[str, ...]]:
     return list(out)[:MAX_RUNS]
 
 
-def subject_runs(node: Node | None) -> list[tuple[str, ...]]:
-    """Every word run (word_runs) and quoted phrase a hit may match (not under NOT). A
-    document whose subject holds one is about it: both engines add an optional phrase
-    clause on the subject for each (SUBJECT_BOOST), which scores and never filters."""
+def _scored(
+    node: Node | None, of_and: Callable[[tuple[Node, ...]], list[tuple[str, ...]]], quoted: bool
+) -> list[tuple[str, ...]]:
+    """`of_and` of every AND a hit may match (not under NOT), and each quoted phrase if
+    `quoted`: the phrases a bonus is scored for, each once, in query order."""
     out: dict[tuple[str, ...], None] = {}
 
     def walk(n: Node) -> None:
-        if isinstance(n, Phrase):
+        if quoted and isinstance(n, Phrase):
             out[n.tokens] = None
         elif isinstance(n, And):
-            out.update(dict.fromkeys(word_runs(n.items)))
+            out.update(dict.fromkeys(of_and(n.items)))
         if isinstance(n, And | Or):
             for item in n.items:
                 walk(item)
 
     if node is not None:
         walk(node)
-    return list(out)[:MAX_RUNS]
+    return list(out)
+
+
+def all_adjacent_phrases(node: Node | None) -> list[tuple[str, ...]]:
+    """Every adjacency phrase (adjacent_phrases) of the ANDs a hit may match: an OR
+    branch's phrase can reward a hit of the other branch."""
+    return _scored(node, adjacent_phrases, quoted=False)
+
+
+def subject_runs(node: Node | None) -> list[tuple[str, ...]]:
+    """Every word run (word_runs) and quoted phrase a hit may match (not under NOT). A
+    document whose subject holds one is about it: both engines add an optional phrase
+    clause on the subject for each (SUBJECT_BOOST), which scores and never filters."""
+    return _scored(node, word_runs, quoted=True)[:MAX_RUNS]
 
 
 def positive_terms(

@@ -30,7 +30,7 @@ from .base import (
     id_hash,
     rights_terms,
 )
-from .query import subject_runs
+from .query import all_adjacent_phrases, subject_runs
 from .resident import ResidentFiles
 from .tantivy_facets import facet_aggs, merge_buckets, merge_counts
 from .tantivy_layout import DEFAULT_SHARDS, MAX_SHARDS, ShardDirectory
@@ -49,7 +49,7 @@ from .tantivy_schema import (
     exact_analyzer,
     reader_keys,
 )
-from .tantivy_scoring import RESCORE_WINDOW, GlobalIdf, Scoring, all_pairs, with_bonus
+from .tantivy_scoring import RESCORE_WINDOW, GlobalIdf, Scoring, with_bonus
 from .tantivy_shard import BATCH, Shard, chunks, write_part
 
 VOCABULARY_LIMIT = 5000  # did you mean: the most frequent words of a prefix looked at
@@ -252,7 +252,7 @@ class TantivyIndex(TantivyQueries, EngineIndex):
         searchers = [s.index.searcher() for s in self._shards]
         # The adjacency bonus is scored on each shard's top hits only (see _rescore).
         relevance = plan.sort_key is None
-        pairs = all_pairs(plan.node) if self.adjacency and relevance else []
+        pairs = all_adjacent_phrases(plan.node) if self.adjacency and relevance else []
         runs = subject_runs(plan.node) if self.subject_phrases and relevance else []
         rescore = bool(pairs or runs) and plan.limit > 0
         # The bonuses are never in the first pass: they are scored on the window, and a

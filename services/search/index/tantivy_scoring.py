@@ -1,4 +1,4 @@
-"""How the tantivy engine scores: global IDF over the shards, the adjacency bonus on a window."""
+"""How the tantivy engine scores: global IDF over the shards, the bonuses on a window."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import tantivy
-
-from .query import And, Node, Or, adjacent_phrases
 
 # The best first-pass hits of all shards the bonuses (adjacency, subject) are scored on: the
 # first two pages of 20. Each hit costs a term look-up per bonus clause and segment (100:
@@ -37,23 +35,6 @@ def scaled(q: tantivy.Query, sc: Scale, field: str, terms: Sequence[str]) -> tan
         return q
     factor = sc.factor(field, terms)
     return q if factor == 1.0 else tantivy.Query.boost_query(q, factor)
-
-
-def all_pairs(node: Node | None) -> list[tuple[str, ...]]:
-    """Every adjacency phrase (query.adjacent_phrases: pairs and longer runs) of the ANDs a
-    hit may match (not under NOT)."""
-    out: dict[tuple[str, ...], None] = {}
-
-    def walk(n: Node) -> None:
-        if isinstance(n, And):
-            out.update(dict.fromkeys(adjacent_phrases(n.items)))
-        if isinstance(n, And | Or):
-            for item in n.items:
-                walk(item)
-
-    if node is not None:
-        walk(node)
-    return list(out)
 
 
 def _bm25_idf(docs: int, df: int) -> float:
