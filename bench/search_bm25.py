@@ -27,7 +27,7 @@ import json
 import math
 import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import tantivy
 
@@ -127,26 +127,14 @@ def server_scores(url: str, words: list[str]) -> dict[str, float]:
         _call(url, "DELETE", f"/{index}")
 
 
-@contextlib.contextmanager
-def _osmem() -> Iterator[str]:
-    from tests.fixtures import free_port
-    from tests.fixtures.osmem import start_osmem
-
-    port = free_port()
-    proc = start_osmem(port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(5)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search_bm25", description=__doc__)
     parser.add_argument("--es", help="Elasticsearch/OpenSearch URL (default: start osmem)")
     args = parser.parse_args(argv)
+    from tests.fixtures.osmem import osmem_server  # only when no --es: pytest comes with it
+
     with contextlib.ExitStack() as stack:
-        url = args.es or stack.enter_context(_osmem())
+        url = args.es or stack.enter_context(osmem_server())
         name = "server" if args.es else "osmem"
         for kind, words in QUERIES:
             ref, tv, es = lucene(words), tantivy_scores(words), server_scores(url, words)

@@ -29,7 +29,7 @@ import math
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bench.corpus import AGENCY_CODES, documents
@@ -178,21 +178,6 @@ def corpus(n: int) -> list[IndexedDocument]:
     return list(documents(n))
 
 
-@contextlib.contextmanager
-def _osmem() -> Iterator[str]:
-    """An osmem server (the OpenSearch-API emulator the tests use) on a free port."""
-    from tests.fixtures.osmem import start_osmem
-    from tests.support import free_port
-
-    port = free_port()
-    proc = start_osmem(port)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.search_relevance", description=__doc__)
     parser.add_argument("--docs", type=int, default=2_000)
@@ -214,8 +199,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["tantivy, no subject bonus"] = evaluate(tantivy, docs)
     tantivy.adjacency = tantivy.global_idf = tantivy.exact_words = False
     before = evaluate(tantivy, docs)  # the ranking options of issue 18 switched off
+    from tests.fixtures.osmem import osmem_server  # only when no --es: pytest comes with it
+
     with contextlib.ExitStack() as stack:
-        url = args.es or stack.enter_context(_osmem())
+        url = args.es or stack.enter_context(osmem_server())
         es = ElasticIndex(url, index=f"relevance-{uuid.uuid4().hex[:8]}")
         stack.callback(es.drop)
         started = time.perf_counter()
