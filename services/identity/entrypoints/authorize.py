@@ -158,14 +158,20 @@ class AuthorizationEndpoint:
         action = str(request.url.replace(query=""))
         form_keys = await asyncio.to_thread(self.keys.form_keys)
         nonce = request.cookies.get(LOGIN_COOKIE, "")
+
+        def refused() -> Response:
+            """The sign-in page again, 403: a form or pending token this provider did not
+            serve to this browser for this request."""
+            return self._login_form(
+                request, action, realm, hidden, form_keys, nonce, MESSAGES["form"], status=403
+            )
+
         if request.method == "POST" and not form_token_ok(
             form_keys, nonce, params.get(FORM_TOKEN_FIELD, ""), realm, hidden
         ):
             # A POST that did not come from a page this provider served (cross-site forgery,
             # or a form left open too long): the credentials are not even looked at.
-            return self._login_form(
-                request, action, realm, hidden, form_keys, nonce, MESSAGES["form"], status=403
-            )
+            return refused()
         if request.method == "GET":
             hint = params.get("login_hint", "")[:64]
             return self._login_form(request, action, realm, hidden, form_keys, nonce, "", hint)
@@ -177,16 +183,7 @@ class AuthorizationEndpoint:
                 # pending token says so, for this browser and request); the new one replaces it.
                 uid = pending_user(form_keys, nonce, params[PENDING_FIELD], realm, hidden)
                 if uid is None:
-                    return self._login_form(
-                        request,
-                        action,
-                        realm,
-                        hidden,
-                        form_keys,
-                        nonce,
-                        MESSAGES["form"],
-                        status=403,
-                    )
+                    return refused()
                 new = params.get("new_password", "")
                 problem = "password mismatch" if new != params.get("confirm_password") else ""
                 if not problem:
@@ -215,16 +212,7 @@ class AuthorizationEndpoint:
                     f"configure-totp\0{secret}",
                 )
                 if uid is None or not security.is_totp_secret(secret):
-                    return self._login_form(
-                        request,
-                        action,
-                        realm,
-                        hidden,
-                        form_keys,
-                        nonce,
-                        MESSAGES["form"],
-                        status=403,
-                    )
+                    return refused()
                 if not security.verify_totp(secret, params.get("totp", "")):
                     user = await asyncio.to_thread(self.users.row, uid)
                     return pages.totp_form(
@@ -253,16 +241,7 @@ class AuthorizationEndpoint:
                     pages.PROFILE_PURPOSE,
                 )
                 if uid is None:
-                    return self._login_form(
-                        request,
-                        action,
-                        realm,
-                        hidden,
-                        form_keys,
-                        nonce,
-                        MESSAGES["form"],
-                        status=403,
-                    )
+                    return refused()
                 profile = {k: params.get(k, "") for k in pages.PROFILE_FIELDS}
                 try:
                     user = await asyncio.to_thread(
