@@ -100,16 +100,12 @@ class SingleSignOn:
     def end(self, realm: str, sso_id: str, reason: str = "logout") -> int:
         """End an SSO session and every client session started from it; returns how many
         client sessions ended."""
-        with self.storage.token_change() as uow:
-            now = time.time()
-            gone = uow.repos.sessions.end_sso(sso_id, reason, now)
-            ended.sessions_ended(uow, gone, ended.LOGOUT, now)
-            self._audit(uow, gone, reason, sso_session=sso_id)
-            targets = uow.repos.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
-            uow.commit()
-        self.storage.after_commit()
-        self.notify(realm, gone, targets)
-        return len(gone)
+        return self._end(
+            realm,
+            lambda uow, now: uow.repos.sessions.end_sso(sso_id, reason, now),
+            reason,
+            sso_session=sso_id,
+        )
 
     def end_by_session(self, realm: str, sid: str, reason: str = "logout") -> int:
         """A logout naming one client session (an ID token's `sid`, a refresh token): the
@@ -121,11 +117,27 @@ class SingleSignOn:
             return 0
         if row["sso_session_id"]:
             return self.end(realm, row["sso_session_id"], reason)
+        return self._end(
+            realm,
+            lambda uow, now: uow.repos.sessions.revoke(sid, reason, now),
+            reason,
+            session=sid,
+        )
+
+    def _end(
+        self,
+        realm: str,
+        remove: Callable[[Any, float], list[Row]],
+        reason: str,
+        **details: str,
+    ) -> int:
+        """`remove(uow, now)` ends sessions; each ended one is published and audited, and
+        its clients with a back-channel logout URI are told after the commit."""
         with self.storage.token_change() as uow:
             now = time.time()
-            gone = uow.repos.sessions.revoke(sid, reason, now)
+            gone = remove(uow, now)
             ended.sessions_ended(uow, gone, ended.LOGOUT, now)
-            self._audit(uow, gone, reason, session=sid)
+            self._audit(uow, gone, reason, **details)
             targets = uow.repos.clients.backchannel_uris(realm, {g["client_id"] for g in gone})
             uow.commit()
         self.storage.after_commit()
